@@ -1,0 +1,192 @@
+"""The YAML configuration of a scan, validated with pydantic.
+
+Every model forbids unknown keys, so a typo is an error rather than a silently ignored setting.
+Relative paths (shards, banks, workspace) are resolved against the directory of the config file.
+
+Example::
+
+    dataset:
+      name: laion400m-sample
+      shards: ["data/*.parquet"]
+      format: parquet
+      columns: {url: URL, caption: TEXT}
+    workspace: ./work
+    banks:
+      - {name: watchlist, path: banks/urls.txt, signal_type: url_md5, source: "Example Hotline", version: "2026-11"}
+    detectors:
+      url_hashlist: {}
+      license_gaps: {allow: [CC0-1.0, CC-BY-4.0]}
+      dedup: {on: [url, caption]}
+    release:
+      variants:
+        research: {remove: [hash_match, duplicate.url]}
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scrutineer.errors import ConfigError
+
+Format = Literal["parquet", "csv", "tsv", "jsonl", "coco", "hf"]
+CanonicalColumn = Literal["sample_id", "url", "caption", "license"]
+SignalType = Literal["url_md5", "md5", "sha1", "sha256"]
+
+SUFFIX_FORMATS: dict[str, Format] = {
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "coco",
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HFOptions(Strict):
+    """Options passed to ``datasets.load_dataset(..., streaming=True)`` for ``format: hf``."""
+
+    split: str = Field("train", description="Split to stream.")
+    name: str | None = Field(None, description="Dataset configuration name on the Hub.")
+    revision: str | None = Field(None, description="Git revision of a Hub dataset; part of its fingerprint.")
+
+
+class DatasetConfig(Strict):
+    """Where the shards are and how to read them."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Dataset name; the release is RE-<name>-<variant>.")
+    shards: list[str] = Field(min_length=1, description="Paths or globs relative to the config file (for hf: local files or Hub ids).")
+    format: Format | None = Field(None, description="Shard format; inferred from the file suffix when omitted.")
+    columns: dict[CanonicalColumn, str] = Field(
+        default_factory=dict,
+        description="Source column for each canonical name. Unmapped names fall back to common LAION/COCO spellings.",
+    )
+    header: bool | None = Field(None, description="CSV/TSV: whether the first line is a header (default: true unless `names` is given).")
+    names: list[str] | None = Field(None, description="CSV/TSV: column names of a headerless file, in order.")
+    quoting: bool | None = Field(
+        None,
+        description="CSV/TSV: whether double quotes delimit fields. Default true for csv, false for tsv "
+        "(QUOTE_NONE, as CC3M's caption<TAB>url file needs).",
+    )
+    hf: HFOptions = Field(default_factory=HFOptions)
+    batch_rows: int = Field(131_072, gt=0, description="Rows per Arrow record batch; bounds memory per shard task.")
+
+
+class BankConfig(Strict):
+    """A hash bank (hash list) file: one lowercase hex digest per line, or a CSV with a `hash` column."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    path: Path
+    signal_type: SignalType = Field(description="HMA/ThreatExchange signal type name of the entries.")
+    source: str = Field(description="Who supplied the list (a hotline, a watchdog).")
+    version: str = Field(description="The supplier's version label for this list.")
+
+
+class VariantConfig(Strict):
+    """One release variant: the finding reasons (or reason prefixes) whose rows are removed."""
+
+    remove: list[str] = Field(min_length=1, description="Reason codes or dotted prefixes, e.g. `hash_match` or `duplicate.url`.")
+
+
+class ReleaseConfig(Strict):
+    variants: dict[str, VariantConfig] = Field(default_factory=dict)
+
+
+class Config(Strict):
+    """A whole scan configuration; see the module docstring for an example."""
+
+    dataset: DatasetConfig
+    workspace: Path = Field(Path("work"), description="Holds scrutineer.duckdb, shards/, runs/, releases/, takedown/, reports/.")
+    banks: list[BankConfig] = Field(default_factory=list)
+    detectors: dict[str, dict[str, Any]] = Field(min_length=1, description="Detector name -> its parameters.")
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    workers: int = Field(2, gt=0, description="Shard tasks run at once (threads).")
+    config_path: Path | None = Field(None, exclude=True)
+
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _none_params(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: (v if v is not None else {}) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _unique_banks(self) -> Config:
+        names = [b.name for b in self.banks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"bank names must be unique, repeated: {dupes}")
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+    def detector_params(self) -> dict[str, Any]:
+        """Validated parameters per configured detector, as the detectors' ``Params`` models.
+
+        Raises:
+            ConfigError: an unknown detector name (the message lists the known ones) or bad params.
+        """
+        from scrutineer.detectors.registry import get_detector_class
+
+        out = {}
+        for name, raw in self.detectors.items():
+            cls = get_detector_class(name)
+            try:
+                out[name] = cls.Params.model_validate(raw)
+            except ValidationError as e:
+                raise ConfigError(f"detectors.{name}: {e}") from None
+        return out
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML with 1.2 booleans: only true/false are booleans, so ``dedup: {on: [url]}`` keeps its
+    ``on`` key (YAML 1.1 reads on/off/yes/no as booleans)."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _Yaml12Loader.yaml_implicit_resolvers.setdefault(_first, []).append(
+        ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"))
+    )
+
+
+def _resolve(cfg: Config, base: Path) -> Config:
+    banks = [b.model_copy(update={"path": (base / b.path).resolve()}) for b in cfg.banks]
+    return cfg.model_copy(update={"workspace": (base / cfg.workspace).resolve(), "banks": banks})
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config; resolve its relative paths against the file's directory.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, unknown keys, bad values, unknown detector.
+    """
+    path = Path(path).resolve()
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        cfg = Config.model_validate({**raw, "config_path": path})
+    except ValidationError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    cfg = _resolve(cfg, path.parent)
+    cfg.detector_params()  # fail now on unknown detectors or bad params
+    return cfg

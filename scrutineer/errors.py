@@ -1,0 +1,28 @@
+"""Scrutineer's exceptions, mapped to what the run does about them.
+
+- :class:`ConfigError` — the configuration (or a bank file it names) is wrong. Fatal: the run
+  aborts before any shard is read.
+- :class:`ShardError` — one shard cannot be read or processed (corrupt file, malformed row).
+  That shard fails, the failure is recorded in the ``shards`` table, and the run goes on; the run
+  ends ``partial``.
+- :class:`RetryableError` — a transient condition (a file on shared storage briefly missing).
+  Left to Prefect's task retries.
+
+Per-row problems (an unparsable licence, a missing URL) are never exceptions: they are findings.
+"""
+
+
+class ScrutineerError(Exception):
+    """Base class of every error Scrutineer raises on purpose."""
+
+
+class ConfigError(ScrutineerError):
+    """The configuration or a file it names is invalid; the run must not start."""
+
+
+class ShardError(ScrutineerError):
+    """One shard failed; the message names the file (and the row, where known)."""
+
+
+class RetryableError(ScrutineerError):
+    """A transient failure worth retrying."""

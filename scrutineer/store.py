@@ -1,0 +1,72 @@
+"""The store: one DuckDB file per workspace (``<workspace>/scrutineer.duckdb``), one writer.
+
+Only the flow's driver process opens it read-write; shard tasks write parquet files and the driver
+loads them. Tables:
+
+- ``runs``: run_id, dataset, started_at, finished_at, status (running|completed|partial|failed),
+  tool_version, config (JSON, resolved), detectors (JSON: name, version, params), banks (JSON).
+- ``shards``: run_id, shard_id, location, format, sha256, fingerprint, rows, status
+  (done|skipped|failed), error, seconds.
+- ``findings``: run_id, shard_id, row_index, sample_id, url, detector, detector_version, reason,
+  action, score, evidence (JSON text), restricted.
+- ``banks``: name, source, version, signal_type, sha256 (of the list file), entries, registered_at.
+- ``bank_entries``: bank_sha256, signal_type, hash. Restricted: never exported.
+- ``releases``: release_id, run_id, variant, path, created_at, manifest_sha256.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+DB_NAME = "scrutineer.duckdb"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, dataset VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+    status VARCHAR, tool_version VARCHAR, config JSON, detectors JSON, banks JSON
+);
+CREATE TABLE IF NOT EXISTS shards (
+    run_id VARCHAR, shard_id VARCHAR, location VARCHAR, format VARCHAR, sha256 VARCHAR,
+    fingerprint VARCHAR, rows BIGINT, status VARCHAR, error VARCHAR, seconds DOUBLE,
+    PRIMARY KEY (run_id, shard_id)
+);
+CREATE TABLE IF NOT EXISTS findings (
+    run_id VARCHAR, shard_id VARCHAR, row_index BIGINT, sample_id VARCHAR, url VARCHAR,
+    detector VARCHAR, detector_version VARCHAR, reason VARCHAR, action VARCHAR, score DOUBLE,
+    evidence JSON, restricted BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS banks (
+    name VARCHAR, source VARCHAR, version VARCHAR, signal_type VARCHAR, sha256 VARCHAR,
+    entries BIGINT, registered_at TIMESTAMPTZ, PRIMARY KEY (name, sha256)
+);
+CREATE TABLE IF NOT EXISTS bank_entries (bank_sha256 VARCHAR, signal_type VARCHAR, hash VARCHAR);
+CREATE TABLE IF NOT EXISTS releases (
+    release_id VARCHAR PRIMARY KEY, run_id VARCHAR, variant VARCHAR, path VARCHAR,
+    created_at TIMESTAMPTZ, manifest_sha256 VARCHAR
+);
+"""
+
+
+def connect(workspace: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (and create, if needed) the workspace's store.
+
+    Raises:
+        duckdb.IOException: another process holds the database (DuckDB allows one writer).
+    """
+    workspace.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(workspace / DB_NAME), read_only=read_only)
+    if not read_only:
+        con.execute(SCHEMA)
+    return con
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[str, str] | None:
+    """(run_id, status) of the dataset's most recent finished run (completed or partial), or None."""
+    rows = con.sql(
+        "SELECT run_id, status FROM runs WHERE dataset = ? AND status IN ('completed', 'partial') "
+        "ORDER BY finished_at DESC LIMIT 1",
+        params=[dataset],
+    ).fetchall()
+    return rows[0] if rows else None
