@@ -1,0 +1,80 @@
+"""The run report: one self-contained HTML file per scan (no scripts, no external assets), plus
+a CSV of findings counts. Public: restricted findings appear as counts only, never their URLs.
+
+Written to ``<workspace>/reports/<run_id>.html`` and ``<run_id>-findings.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import jinja2
+
+from scrutineer import store
+from scrutineer.config import Config
+from scrutineer.errors import ConfigError
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("scrutineer.reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+
+def write_report(cfg: Config, run_id: str | None = None) -> Path:
+    """Render the report of ``run_id`` (default: the dataset's latest finished scan).
+
+    Returns:
+        The HTML file's path.
+
+    Raises:
+        ConfigError: no such run.
+    """
+    con = store.connect(cfg.workspace)
+    try:
+        if run_id is None:
+            run = store.latest_run(con, cfg.dataset.name)
+            if run is None:
+                raise ConfigError(f"no finished scan of {cfg.dataset.name!r} in {cfg.workspace}")
+            run_id = run[0]
+        runs = con.sql("SELECT run_id, dataset, started_at, finished_at, status, tool_version, detectors, banks FROM runs WHERE run_id = ?", params=[run_id]).fetchall()
+        if not runs:
+            raise ConfigError(f"no run {run_id!r} in {cfg.workspace}")
+        run = dict(zip(["run_id", "dataset", "started_at", "finished_at", "status", "tool_version", "detectors", "banks"], runs[0]))
+        run["detectors"] = json.loads(run["detectors"])
+        run["banks"] = json.loads(run["banks"])
+        reasons = con.sql(
+            "SELECT reason, bool_or(restricted) AS restricted, count(*) AS n, count(DISTINCT (shard_id, row_index)) AS samples "
+            "FROM findings WHERE run_id = ? GROUP BY reason ORDER BY reason",
+            params=[run_id],
+        ).fetchall()
+        shards = con.sql(
+            "SELECT shard_id, format, status, rows, error, round(seconds, 2) FROM shards WHERE run_id = ? ORDER BY shard_id",
+            params=[run_id],
+        ).fetchall()
+        licences = con.sql(
+            "SELECT coalesce(evidence->>'spdx', evidence->>'license', '(none)') AS licence, reason, count(*) AS n "
+            "FROM findings WHERE run_id = ? AND detector = 'license_gaps' GROUP BY ALL ORDER BY n DESC LIMIT 25",
+            params=[run_id],
+        ).fetchall()
+        clusters = con.sql(
+            "SELECT reason, evidence->>'kept_sample_id' AS kept, count(*) AS copies FROM findings "
+            "WHERE run_id = ? AND detector = 'dedup' GROUP BY ALL ORDER BY copies DESC, kept LIMIT 20",
+            params=[run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    total_rows = sum(s[3] or 0 for s in shards)
+    peak = max([r[2] for r in reasons] or [1])
+    out = cfg.workspace / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    html = _ENV.get_template("report.html.j2").render(
+        run=run, reasons=reasons, shards=shards, licences=licences, clusters=clusters, total_rows=total_rows, peak=peak
+    )
+    path = out / f"{run_id}.html"
+    path.write_text(html, encoding="utf-8")
+    with open(out / f"{run_id}-findings.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["reason", "restricted", "findings", "samples"])
+        w.writerows(reasons)
+    return path

@@ -1,0 +1,146 @@
+"""Takedown manifest (restricted): the URLs a hash bank matched, grouped by registrable domain
+and host, ready to send to a host's abuse contact or a hotline.
+
+Written as ``<workspace>/takedown/<dataset>.csv`` and ``.json``. One row per restricted finding of
+the dataset's latest finished scan, sorted by registrable domain, host, URL and reason. The
+registrable domain comes from tldextract with its bundled Public Suffix List snapshot (no network).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+from datetime import UTC, datetime
+from functools import cache
+from itertools import groupby
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import tldextract
+
+from scrutineer import store
+from scrutineer.config import Config
+from scrutineer.errors import ConfigError
+
+COLUMNS = [
+    "registrable_domain",
+    "host",
+    "url",
+    "reason",
+    "bank",
+    "bank_version",
+    "sample_id",
+    "shard_id",
+    "row_index",
+    "first_seen",
+]
+
+
+@cache
+def _extractor() -> tldextract.TLDExtract:
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def host_and_domain(url: str) -> tuple[str, str]:
+    """(host, registrable domain) of a URL; an IP address or a bare host is its own domain."""
+    try:
+        host = (urlsplit(url.strip()).hostname or "").rstrip(".")
+    except ValueError:
+        host = ""
+    ext = _extractor()(host)
+    return host, ext.top_domain_under_public_suffix or host
+
+
+def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
+    """(run_id, rows) for the dataset's latest finished scan; rows are dicts keyed by :data:`COLUMNS`.
+
+    Raises:
+        ConfigError: no finished scan in the workspace.
+    """
+    con = store.connect(cfg.workspace)
+    try:
+        run = store.latest_run(con, cfg.dataset.name)
+        if run is None:
+            raise ConfigError(f"no finished scan of {cfg.dataset.name!r} in {cfg.workspace}; run `scrutineer scan` first")
+        run_id = run[0]
+        found = con.sql(
+            """
+            SELECT f.url, f.reason, f.evidence->>'bank' AS bank, f.evidence->>'bank_version' AS bank_version,
+                   f.sample_id, f.shard_id, f.row_index,
+                   (SELECT min(r.started_at) FROM findings g JOIN runs r USING (run_id)
+                     WHERE r.dataset = ? AND g.url = f.url AND g.reason = f.reason AND g.restricted) AS first_seen
+            FROM findings f WHERE f.run_id = ? AND f.restricted
+            """,
+            params=[cfg.dataset.name, run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    rows = []
+    for url, reason, bank, bank_version, sample_id, shard_id, row_index, first_seen in found:
+        host, domain = host_and_domain(url or "")
+        rows.append(
+            {
+                "registrable_domain": domain,
+                "host": host,
+                "url": url,
+                "reason": reason,
+                "bank": bank,
+                "bank_version": bank_version,
+                "sample_id": sample_id,
+                "shard_id": shard_id,
+                "row_index": row_index,
+                "first_seen": first_seen.isoformat(timespec="seconds") if first_seen else None,
+            }
+        )
+    rows.sort(key=lambda r: (r["registrable_domain"], r["host"], r["url"] or "", r["reason"], r["shard_id"], r["row_index"]))
+    return run_id, rows
+
+
+def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
+    """Write the takedown manifest as CSV and JSON (each atomically).
+
+    Returns:
+        (csv path, json path, number of rows).
+
+    Raises:
+        ConfigError: no finished scan in the workspace.
+    """
+    run_id, rows = takedown_rows(cfg)
+    out = cfg.workspace / "takedown"
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    doc = {
+        "dataset": cfg.dataset.name,
+        "run_id": run_id,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "restricted": True,
+        "items": len(rows),
+        "domains": [
+            {
+                "registrable_domain": domain,
+                "items": len(in_domain),
+                "hosts": [
+                    {"host": host, "items": [{k: r[k] for k in COLUMNS[2:]} for r in in_host]}
+                    for host, in_host in ((h, list(g)) for h, g in groupby(in_domain, key=lambda r: r["host"]))
+                ],
+            }
+            for domain, in_domain in ((d, list(g)) for d, g in groupby(rows, key=lambda r: r["registrable_domain"]))
+        ],
+    }
+    csv_path = out / f"{cfg.dataset.name}.csv"
+    json_path = out / f"{cfg.dataset.name}.json"
+    _atomic_write(csv_path, buf.getvalue())
+    _atomic_write(json_path, json.dumps(doc, indent=2) + "\n")
+    return csv_path, json_path, len(rows)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,185 @@
+"""The ``scrutineer`` command line (typer + rich).
+
+Exit status: 0 success; 1 error (bad config, bad bank file, no scan to release); 3 the scan
+finished but some shards failed (``partial``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from scrutineer.config import Config, load_config
+from scrutineer.errors import ScrutineerError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audit image-text datasets and publish clean RE- releases.")
+out = Console()
+err = Console(stderr=True)
+EXIT_PARTIAL = 3
+
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", exists=True, dir_okay=False)]
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ScrutineerError as e:
+        _fail(e)
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _scan(cfg: Config) -> dict:
+    from scrutineer.flows import configure_prefect
+
+    configure_prefect(cfg.workspace)
+    from scrutineer.flows.scan import run_scan
+
+    return run_scan(cfg)
+
+
+@app.command()
+def scan(
+    config: ConfigArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and shards; scan nothing.")] = False,
+) -> None:
+    """Run every configured detector over every shard and load the findings into DuckDB."""
+    cfg = _load(config)
+    if dry_run:
+        from scrutineer.sources import list_shards
+
+        try:
+            shards = list_shards(cfg)
+        except ScrutineerError as e:
+            _fail(e)
+        resolved = cfg.model_dump(mode="json")
+        resolved["detectors"] = {k: v.model_dump(mode="json") for k, v in cfg.detector_params().items()}
+        resolved["shards_resolved"] = [{"shard_id": s.shard_id, "path": s.location, "format": s.format} for s in shards]
+        out.print(yaml.safe_dump(resolved, sort_keys=False), end="", highlight=False, markup=False)
+        return
+    try:
+        summary = _scan(cfg)
+    except ScrutineerError as e:
+        _fail(e)
+    table = Table(title=f"run {summary['run_id']}: {summary['status']}")
+    table.add_column("reason")
+    table.add_column("findings", justify="right")
+    for reason, n in summary["findings"].items():
+        table.add_row(reason, str(n))
+    out.print(table)
+    for s in summary["shards"]:
+        if s["status"] == "failed":
+            err.print(f"[red]failed shard[/] {s['shard_id']}: {s['error']}", highlight=False, soft_wrap=True)
+    out.print(f"findings: {cfg.workspace / 'scrutineer.duckdb'} (table findings, run_id = '{summary['run_id']}')", highlight=False)
+    if summary["status"] != "completed":
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def release(
+    config: ConfigArg,
+    variant: Annotated[str, typer.Option("--variant", help="Release variant name from release.variants.")],
+) -> None:
+    """Write RE-<dataset>-<variant>/ from the latest completed scan."""
+    from scrutineer.release import build_release
+
+    cfg = _load(config)
+    try:
+        path = build_release(cfg, variant)
+    except ScrutineerError as e:
+        _fail(e)
+    manifest = json.loads((path / "manifest.json").read_text())
+    out.print(f"release: {path} ({manifest['rows']['input']} rows in, {manifest['removed']['rows']} removed, {manifest['rows']['output']} out)", highlight=False)
+
+
+@app.command()
+def takedown(config: ConfigArg) -> None:
+    """Write the takedown manifest (restricted) as CSV and JSON, grouped by registrable domain."""
+    from scrutineer.reports.takedown import write_takedown
+
+    cfg = _load(config)
+    try:
+        csv_path, json_path, n = write_takedown(cfg)
+    except ScrutineerError as e:
+        _fail(e)
+    out.print(f"takedown manifest: {csv_path} and {json_path} ({n} URLs)", highlight=False)
+
+
+@app.command()
+def report(
+    config: ConfigArg,
+    run_id: Annotated[str | None, typer.Option(help="Run to report on (default: the latest finished).")] = None,
+) -> None:
+    """Write the HTML report of a scan (public: restricted findings as counts only)."""
+    from scrutineer.reports.html import write_report
+
+    cfg = _load(config)
+    try:
+        path = write_report(cfg, run_id)
+    except ScrutineerError as e:
+        _fail(e)
+    out.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run on the store, read-only.")]) -> None:
+    """Run a read-only SQL query on the workspace's DuckDB store and print the result."""
+    import duckdb
+
+    from scrutineer import store
+
+    cfg = _load(config)
+    try:
+        con = store.connect(cfg.workspace, read_only=True)
+        rel = con.sql(sql)
+        table = Table(*rel.columns)
+        for row in rel.fetchall():
+            table.add_row(*("" if v is None else str(v) for v in row))
+    except duckdb.Error as e:
+        _fail(e)
+    out.print(table)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to build the demo dataset and workspace.")] = Path("scrutineer-demo"),
+) -> None:
+    """Build a small synthetic LAION-style dataset, then scan, release, takedown and report it."""
+    from scrutineer.demo import build_demo
+    from scrutineer.release import build_release
+    from scrutineer.reports.html import write_report
+    from scrutineer.reports.takedown import write_takedown
+
+    config_path = build_demo(directory.resolve())
+    out.print(f"demo dataset and config: {config_path}", highlight=False)
+    cfg = _load(config_path)
+    try:
+        summary = _scan(cfg)
+        releases = [build_release(cfg, v) for v in cfg.release.variants]
+        csv_path, json_path, n = write_takedown(cfg)
+        report_path = write_report(cfg, summary["run_id"])
+    except ScrutineerError as e:
+        _fail(e)
+    table = Table(title=f"demo scan {summary['run_id']}: {summary['status']}")
+    table.add_column("reason")
+    table.add_column("findings", justify="right")
+    for reason, count in summary["findings"].items():
+        table.add_row(reason, str(count))
+    out.print(table)
+    out.print(f"findings:  {cfg.workspace / 'scrutineer.duckdb'}  (try: scrutineer query {config_path} \"SELECT reason, count(*) FROM findings GROUP BY reason\")", highlight=False, soft_wrap=True)
+    for path in releases:
+        out.print(f"release:   {path}", highlight=False, soft_wrap=True)
+    out.print(f"takedown:  {csv_path} ({n} URLs, restricted)", highlight=False, soft_wrap=True)
+    out.print(f"report:    {report_path}", highlight=False, soft_wrap=True)
+
+

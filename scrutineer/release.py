@@ -1,0 +1,308 @@
+"""RE- releases: the input dataset minus the rows a variant's policy removes.
+
+``<workspace>/releases/RE-<dataset>-<variant>/`` holds:
+
+- ``data/<shard_id>``: every input shard at the same relative path, in the same format, with the
+  same column names, types and order (parquet keeps its schema metadata, pandas' included), the
+  removed rows gone and the order kept. (``hf`` shards are written as parquet.)
+- ``removed.parquet``: ``sample_id, shard_id, row_index`` of every removed row, all reasons merged
+  into one list so that no restricted sample can be singled out; no URLs, no reasons.
+- ``manifest.json``: tool version, time, run id, policy, detectors (versions, params), banks
+  (name, source, version, sha256, entry count, never entries), removal counts per policy entry,
+  and each input and output shard with its sha256 and row count.
+- ``README.md``: a dataset card with Hugging Face YAML front matter.
+
+The directory is built under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from scrutineer import __version__, store
+from scrutineer.config import Config
+from scrutineer.errors import ConfigError
+from scrutineer.policy import reason_filter_sql
+from scrutineer.sources import Shard, csv_dialect, iter_jsonl_lines, iter_raw_batches, load_coco
+
+
+class ReleaseError(ConfigError):
+    """The release cannot be built (no finished scan, a partial scan, a shard changed since)."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def release_name(cfg: Config, variant: str) -> str:
+    return f"RE-{cfg.dataset.name}-{variant}"
+
+
+def build_release(cfg: Config, variant: str) -> Path:
+    """Write the variant's release from the dataset's latest completed scan.
+
+    Returns:
+        The release directory.
+
+    Raises:
+        ReleaseError: unknown variant, no completed scan, or a shard's bytes changed since the scan.
+        ShardError: a shard cannot be read.
+    """
+    if variant not in cfg.release.variants:
+        raise ReleaseError(f"unknown release variant {variant!r}; configured: {sorted(cfg.release.variants) or 'none'}")
+    patterns = cfg.release.variants[variant].remove
+    con = store.connect(cfg.workspace)
+    try:
+        run = store.latest_run(con, cfg.dataset.name)
+        if run is None:
+            raise ReleaseError(f"no finished scan of {cfg.dataset.name!r} in {cfg.workspace}; run `scrutineer scan` first")
+        run_id, status = run
+        if status != "completed":
+            raise ReleaseError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before releasing")
+        where, params = reason_filter_sql(patterns)
+        removed = con.sql(
+            f"SELECT DISTINCT sample_id, shard_id, row_index FROM findings WHERE run_id = ? AND {where} "
+            "ORDER BY shard_id, row_index",
+            params=[run_id, *params],
+        ).to_arrow_table()
+        by_pattern = {}
+        for p in patterns:
+            w, ps = reason_filter_sql([p])
+            by_pattern[p] = con.sql(
+                f"SELECT count(*) FROM (SELECT DISTINCT shard_id, row_index FROM findings WHERE run_id = ? AND {w})",
+                params=[run_id, *ps],
+            ).fetchall()[0][0]
+        shards = con.sql(
+            "SELECT shard_id, location, format, sha256, rows FROM shards WHERE run_id = ? ORDER BY shard_id", params=[run_id]
+        ).fetchall()
+        detectors, banks = con.sql("SELECT detectors, banks FROM runs WHERE run_id = ?", params=[run_id]).fetchall()[0]
+
+        name = release_name(cfg, variant)
+        out = cfg.workspace / "releases" / name
+        tmp = out.with_name(f".{name}.tmp-{secrets.token_hex(4)}")
+        (tmp / "data").mkdir(parents=True)
+        try:
+            entries = []
+            for shard_id, location, fmt, sha256, rows in shards:
+                shard = Shard(shard_id, location, fmt)
+                if shard.sha256() != sha256:
+                    raise ReleaseError(f"{location} changed since scan {run_id}; rescan before releasing")
+                drop = removed.filter(pc.equal(removed["shard_id"], shard_id))["row_index"].to_numpy()
+                rel_out = shard_id if fmt != "hf" or shard_id.endswith(".parquet") else _hf_out_name(shard_id)
+                dest = tmp / "data" / rel_out
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                rows_in, rows_out = write_filtered(shard, cfg, drop, dest)
+                entries.append(
+                    {
+                        "shard_id": shard_id,
+                        "format": fmt,
+                        "input": {"sha256": sha256, "rows": rows_in},
+                        "output": {"path": f"data/{rel_out}", "sha256": file_sha256(dest), "rows": rows_out},
+                        "removed_rows": rows_in - rows_out,
+                    }
+                )
+            pq.write_table(removed, tmp / "removed.parquet")
+            manifest = {
+                "release": name,
+                "dataset": cfg.dataset.name,
+                "variant": variant,
+                "tool": {"name": "scrutineer", "version": __version__},
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "run_ids": [run_id],
+                "policy": {"remove": patterns},
+                "detectors": json.loads(detectors),
+                "banks": json.loads(banks),
+                "removed": {
+                    "rows": removed.num_rows,
+                    "by_policy_entry": by_pattern,
+                    "file": {"path": "removed.parquet", "sha256": file_sha256(tmp / "removed.parquet")},
+                },
+                "rows": {"input": sum(e["input"]["rows"] for e in entries), "output": sum(e["output"]["rows"] for e in entries)},
+                "shards": entries,
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            (tmp / "README.md").write_text(_CARD.render(m=manifest, config=cfg))
+            _replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        con.execute(
+            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?)",
+            [f"{name}@{manifest['created_at']}-{secrets.token_hex(2)}", run_id, variant, str(out), datetime.now(UTC), file_sha256(out / "manifest.json")],
+        )
+    finally:
+        con.close()
+    return out
+
+
+def _hf_out_name(shard_id: str) -> str:
+    return shard_id.replace("/", "__") + ".parquet"
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def write_filtered(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple[int, int]:
+    """Copy a shard to ``dest`` without the rows whose ``row_index`` is in ``drop``.
+
+    Args:
+        drop: sorted int64 row indices to leave out.
+
+    Returns:
+        (rows in, rows out).
+
+    Raises:
+        ShardError: the shard cannot be read.
+    """
+    writers = {"parquet": _write_arrow, "hf": _write_arrow, "csv": _write_csv, "tsv": _write_csv, "jsonl": _write_jsonl, "coco": _write_coco}
+    return writers[shard.format](shard, cfg, drop, dest)
+
+
+def _kept(batches: Iterator[pa.RecordBatch], drop: np.ndarray) -> Iterator[tuple[int, pa.RecordBatch]]:
+    start = 0
+    for batch in batches:
+        idx = np.arange(start, start + batch.num_rows)
+        keep = ~np.isin(idx, drop, assume_unique=True)
+        start += batch.num_rows
+        yield batch.num_rows, batch.filter(pa.array(keep))
+
+
+def _write_arrow(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple[int, int]:
+    schema = pq.read_schema(shard.location) if shard.format == "parquet" else None
+    rows_in = rows_out = 0
+    writer = None
+    try:
+        for n, batch in _kept(iter_raw_batches(shard, cfg.dataset), drop):
+            if writer is None:
+                writer = pq.ParquetWriter(dest, schema or batch.schema)
+            rows_in += n
+            rows_out += batch.num_rows
+            writer.write_table(pa.Table.from_batches([batch]).cast(writer.schema))
+        if writer is None:
+            writer = pq.ParquetWriter(dest, schema or pa.schema([]))
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows_in, rows_out
+
+
+def _write_csv(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple[int, int]:
+    delimiter, header, quoting = csv_dialect(shard, cfg.dataset)
+    rows_in = rows_out = 0
+    writer = None
+    try:
+        for n, batch in _kept(iter_raw_batches(shard, cfg.dataset), drop):
+            if writer is None:
+                writer = pacsv.CSVWriter(
+                    dest,
+                    batch.schema,
+                    write_options=pacsv.WriteOptions(
+                        include_header=header, delimiter=delimiter, quoting_style="needed" if quoting else "none"
+                    ),
+                )
+            rows_in += n
+            rows_out += batch.num_rows
+            writer.write_batch(batch)
+        if writer is None:
+            dest.write_bytes(b"")
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows_in, rows_out
+
+
+def _write_jsonl(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple[int, int]:
+    dropped = set(drop.tolist())
+    rows_in = rows_out = 0
+    with open(dest, "wb") as out:
+        for row_index, (_, line) in enumerate(iter_jsonl_lines(shard.location)):
+            rows_in += 1
+            if row_index not in dropped:
+                out.write(line if line.endswith(b"\n") else line + b"\n")
+                rows_out += 1
+    return rows_in, rows_out
+
+
+def _write_coco(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple[int, int]:
+    """Annotations (rows) removed; an image goes too once every one of its captions is removed."""
+    doc = load_coco(shard.location)
+    dropped = set(drop.tolist())
+    anns = doc["annotations"]
+    kept = [a for i, a in enumerate(anns) if i not in dropped]
+    had = {a.get("image_id") for a in anns}
+    still = {a.get("image_id") for a in kept}
+    doc["images"] = [img for img in doc["images"] if img.get("id") not in had or img.get("id") in still]
+    doc["annotations"] = kept
+    dest.write_text(json.dumps(doc, ensure_ascii=False))
+    return len(anns), len(kept)
+
+
+_CARD = jinja2.Environment(autoescape=False, keep_trailing_newline=True).from_string(
+    """---
+pretty_name: "{{ m.release }}"
+tags:
+- scrutineer
+- filtered
+configs:
+- config_name: default
+  data_files: "data/**"
+---
+
+# {{ m.release }}
+
+A filtered re-release of `{{ m.dataset }}` produced by Scrutineer {{ m.tool.version }} on {{ m.created_at }}
+from scan `{{ m.run_ids[0] }}`, variant `{{ m.variant }}`.
+
+The shards under `data/` have the same paths, columns and row order as the input; only the rows listed
+in `removed.parquet` (sample_id, shard_id, row_index) are gone. `manifest.json` gives the sha256 of every
+input and output shard so anyone holding the original can verify what changed.
+
+## Removal policy
+
+Rows with a finding whose reason matches one of these were removed:
+{% for p in m.policy.remove %}
+- `{{ p }}`: {{ m.removed.by_policy_entry[p] }} rows
+{%- endfor %}
+
+Rows in: {{ m.rows.input }}. Rows removed: {{ m.removed.rows }}. Rows out: {{ m.rows.output }}.
+A row removed for several reasons is counted once in the total; reasons are merged into one list on purpose,
+so that no sample matched by a hash list can be singled out.
+
+## Detectors
+{% for name, d in m.detectors.items() %}
+- `{{ name }}` version {{ d.version }}
+{%- endfor %}
+{% if m.banks %}
+## Hash lists
+
+Matched by hash only; the list entries are not published.
+{% for b in m.banks %}
+- `{{ b.name }}` from {{ b.source }}, version {{ b.version }}, {{ b.entries }} entries, file sha256 `{{ b.sha256 }}`
+{%- endfor %}
+{% endif %}"""
+)
