@@ -11,7 +11,7 @@ from scrutineer.errors import ConfigError
 
 # A URL is hashed in DuckDB when it is printable ASCII of the simple shape (lower() then agrees
 # with Python's); otherwise in Python with the reference normalisation.
-_SIMPLE = f"regexp_full_match(url, '[\\x21-\\x7e]*') AND regexp_full_match(lower(url), '{URL_MD5_SIMPLE_REGEX}')"
+SIMPLE_URL_SQL = f"regexp_full_match(url, '[\\x21-\\x7e]*') AND regexp_full_match(lower(url), '{URL_MD5_SIMPLE_REGEX}')"
 
 
 class UrlHashlist(Detector):
@@ -49,12 +49,12 @@ class UrlHashlist(Detector):
         fast = self.con.sql(
             f"""
             SELECT b.row_index, b.sample_id, b.url, k.bank, k.bank_version
-            FROM (SELECT * FROM batch WHERE url IS NOT NULL AND {_SIMPLE}) b
+            FROM (SELECT * FROM batch WHERE url IS NOT NULL AND {SIMPLE_URL_SQL}) b
             JOIN bank k ON k.hash = md5(regexp_replace(lower(b.url), '{URL_MD5_SCHEME_REGEX}', ''))
             """
         ).to_arrow_table()
         other = self.con.sql(
-            f"SELECT row_index, sample_id, url FROM batch WHERE url IS NOT NULL AND NOT ({_SIMPLE})"
+            f"SELECT row_index, sample_id, url FROM batch WHERE url IS NOT NULL AND NOT ({SIMPLE_URL_SQL})"
         ).to_arrow_table()
         self.con.unregister("batch")
         slow_rows: dict[str, list] = {k: [] for k in ("row_index", "sample_id", "url", "bank", "bank_version")}

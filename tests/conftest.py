@@ -1,0 +1,44 @@
+"""Shared fixtures: the real data in ../shared/data, a quiet embedded Prefect, config writing."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+# Prefect reads its settings when first imported: one API-server database for the whole session
+# (and for the CLI subprocesses the tests start, which inherit the environment).
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="scrutineer-test-prefect-"))
+from scrutineer.flows import configure_prefect  # noqa: E402
+
+configure_prefect(Path(os.environ["PREFECT_HOME"]))
+
+SHARED = Path(os.environ.get("SCRUTINEER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$SCRUTINEER_SHARED_DATA``); tests needing it skip without it."""
+    if not (SHARED / "metadata").is_dir():
+        pytest.skip(f"real test data not found at {SHARED}; set SCRUTINEER_SHARED_DATA")
+    return SHARED
+
+
+def write_config(directory: Path, config: dict) -> Path:
+    """Write ``config`` as ``directory/config.yaml`` (workspace defaults to ``directory/work``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"workspace": str(directory / "work"), **config}
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def scan(path: Path) -> dict:
+    """Load a config and run the scan flow in this process."""
+    from scrutineer.config import load_config
+    from scrutineer.flows.scan import run_scan
+
+    return run_scan(load_config(path))

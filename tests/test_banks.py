@@ -1,0 +1,109 @@
+import csv
+import hashlib
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from scrutineer.banks import URL_MD5_SCHEME_REGEX, Bank, load_bank, url_md5, url_md5_normalize
+from scrutineer.config import BankConfig
+from scrutineer.errors import ConfigError
+from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.url_hashlist import SIMPLE_URL_SQL, UrlHashlist
+
+
+def bank_config(path, signal_type="url_md5"):
+    return BankConfig(name="b", path=path, signal_type=signal_type, source="test", version="1")
+
+
+def test_url_md5_follows_hma_normalisation():
+    # HMA lowercases the whole URL and drops the first "scheme://".
+    assert url_md5("HTTPS://WWW.Example.COM/Path?Q=1") == hashlib.md5(b"www.example.com/path?q=1").hexdigest()
+    assert url_md5("http://example.com/a") == url_md5("https://example.com/a")
+    # urlparse().geturl() drops an empty query and fragment, as HMA does.
+    assert url_md5_normalize("http://example.com/a?") == "example.com/a"
+    assert url_md5_normalize("http://example.com/a#") == "example.com/a"
+    assert url_md5_normalize("example.com/a") == "example.com/a"
+
+
+EDGE_URLS = [
+    "http://example.com/a?",
+    "http://example.com/a#frag",
+    "http://example.com/a;p?q=1",
+    "HTTP://EXAMPLE.COM/Ünïcode/Straße.jpg",
+    "https://example.com/a b.jpg",
+    "https://[::1]/x",
+    "https://[bad/x",
+    "//example.com/x",
+    "ftp://example.com/file",
+    "http://example.com/a?x=1?y=2",
+    "http://example.com/İ.jpg",
+]
+
+
+def test_fast_duckdb_path_agrees_with_reference_on_real_urls(shared_data):
+    urls = []
+    for name in ("laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"):
+        urls += pq.read_table(shared_data / "metadata" / name)["URL"].to_pylist()
+    with open(shared_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv", newline="") as f:
+        urls += [row[1] for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    urls += EDGE_URLS
+    urls += [u.upper() for u in urls[:500]]
+    # Every URL on a bank must be found, whichever path (DuckDB or Python) hashes it.
+    bank = Bank(bank_config("x"), "0" * 64, pa.array(sorted({url_md5(u) for u in urls})))
+    det = UrlHashlist(None, DetectContext("s", [bank]))
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "row_index": pa.array(range(len(urls)), pa.int64()),
+            "sample_id": pa.array([str(i) for i in range(len(urls))]),
+            "url": pa.array(urls),
+            "caption": pa.nulls(len(urls), pa.string()),
+            "license": pa.nulls(len(urls), pa.string()),
+        }
+    )
+    found = det.detect(batch)
+    assert sorted(set(found["row_index"].to_pylist())) == list(range(len(urls)))
+    # and the DuckDB expression alone equals the reference on the simple ones
+    con = duckdb.connect()
+    con.register("u", pa.table({"url": urls}))
+    simple = con.sql(
+        f"SELECT url, md5(regexp_replace(lower(url), '{URL_MD5_SCHEME_REGEX}', '')) FROM u WHERE {SIMPLE_URL_SQL}"
+    ).fetchall()
+    assert len(simple) > 10_000
+    assert all(h == url_md5(u) for u, h in simple)
+
+
+def test_bank_file_formats(tmp_path):
+    digest = url_md5("http://example.com/x")
+    txt = tmp_path / "b.txt"
+    txt.write_text(f"# a comment\n\n{digest}\n{digest}\n")
+    bank = load_bank(bank_config(txt))
+    assert bank.entries.to_pylist() == [digest]
+    assert bank.sha256 == hashlib.sha256(txt.read_bytes()).hexdigest()
+    assert bank.public()["entries"] == 1 and digest not in str(bank.public())
+    c = tmp_path / "b.csv"
+    c.write_text(f"hash,note\n{digest},seen 2026\n")
+    assert load_bank(bank_config(c)).entries.to_pylist() == [digest]
+
+
+@pytest.mark.parametrize(
+    "content, line",
+    [
+        ("# ok\nd41d8cd98f00b204e9800998ecf8427e\nNOT-HEX\n", 3),
+        ("D41D8CD98F00B204E9800998ECF8427E\n", 1),  # upper case is not the HMA hash string
+        ("d41d8cd98f00b204e9800998ecf8427e00\n", 1),  # wrong length
+    ],
+)
+def test_invalid_bank_line_names_file_and_line(tmp_path, content, line):
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=rf"bad\.txt:{line}: not a url_md5 hash"):
+        load_bank(bank_config(path))
+
+
+def test_sha256_bank_checks_length(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_text(hashlib.md5(b"x").hexdigest() + "\n")
+    with pytest.raises(ConfigError, match="s.txt:1: not a sha256 hash"):
+        load_bank(bank_config(path, "sha256"))
