@@ -1,0 +1,80 @@
+"""Conformance kit for detector authors: a pytest mixin every detector's tests inherit.
+
+Usage::
+
+    class TestMyDetector(DetectorConformance):
+        detector_class = MyDetector
+        params = {"threshold": 3}
+
+Override :meth:`context` (e.g. to supply hash banks) or :meth:`sample_batch` (rows your detector
+flags) as needed. The mixin checks the rules of ``detectors/base.py``: one name everywhere, a
+version, parameters that reject unknown keys, findings in ``FINDINGS_SCHEMA`` naming the detector
+and rows of the batch, nothing for an empty batch, the same answer twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from scrutineer.detectors.base import FINDINGS_SCHEMA, DetectContext, Detector
+from scrutineer.detectors.registry import get_detector_class
+from scrutineer.sources import DETECT_SCHEMA
+
+
+class DetectorConformance:
+    detector_class: ClassVar[type[Detector]]
+    params: ClassVar[dict[str, Any]] = {}
+
+    def context(self) -> DetectContext:
+        return DetectContext(shard_id="shard-0", banks=[])
+
+    def sample_batch(self) -> pa.RecordBatch:
+        urls = ["http://a.example/1.jpg", "HTTP://A.EXAMPLE/1.jpg", "https://b.example/2.png", None]
+        return pa.RecordBatch.from_pydict(
+            {
+                "row_index": pa.array([0, 1, 2, 3], pa.int64()),
+                "sample_id": pa.array(["s0", "s1", "s2", "s3"]),
+                "url": pa.array(urls, pa.string()),
+                "caption": pa.array(["a cat", "A  cat", "", None], pa.string()),
+                "license": pa.array(["CC-BY-4.0", "?", None, "CC BY-NC 2.0"], pa.string()),
+            },
+            schema=DETECT_SCHEMA,
+        )
+
+    def make(self) -> Detector:
+        cls = self.detector_class
+        return cls(cls.Params.model_validate(self.params), self.context())
+
+    def test_registered_under_its_name(self):
+        assert get_detector_class(self.detector_class.name) is self.detector_class
+
+    def test_has_a_version(self):
+        assert isinstance(self.detector_class.version, str) and self.detector_class.version
+
+    def test_params_reject_unknown_keys(self):
+        import pydantic
+        import pytest
+
+        with pytest.raises(pydantic.ValidationError):
+            self.detector_class.Params.model_validate({**self.params, "no_such_setting": 1})
+
+    def test_findings_follow_the_schema(self):
+        batch = self.sample_batch()
+        found = self.make().detect(batch)
+        assert found.schema == FINDINGS_SCHEMA
+        assert set(found["detector"].to_pylist()) <= {self.detector_class.name}
+        assert set(found["detector_version"].to_pylist()) <= {self.detector_class.version}
+        assert set(found["shard_id"].to_pylist()) <= {self.context().shard_id}
+        assert set(found["row_index"].to_pylist()) <= set(batch["row_index"].to_pylist())
+        assert found["reason"].null_count == 0
+
+    def test_empty_batch_gives_no_findings(self):
+        empty = DETECT_SCHEMA.empty_table().to_batches()
+        batch = empty[0] if empty else pa.RecordBatch.from_pylist([], schema=DETECT_SCHEMA)
+        assert self.make().detect(batch).num_rows == 0
+
+    def test_same_answer_twice(self):
+        det = self.make()
+        assert det.detect(self.sample_batch()).equals(det.detect(self.sample_batch()))

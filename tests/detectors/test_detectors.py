@@ -1,0 +1,63 @@
+import pyarrow as pa
+import pytest
+
+from scrutineer.banks import Bank, url_md5
+from scrutineer.config import BankConfig
+from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.conformance import DetectorConformance
+from scrutineer.detectors.dedup import Dedup
+from scrutineer.detectors.license_gaps import LicenseGaps
+from scrutineer.detectors.registry import get_detector_class
+from scrutineer.detectors.url_hashlist import UrlHashlist
+from scrutineer.errors import ConfigError
+
+
+def url_bank(*urls):
+    cfg = BankConfig(name="watch", path="unused.txt", signal_type="url_md5", source="test", version="v7")
+    return Bank(cfg, "f" * 64, pa.array(sorted({url_md5(u) for u in urls})))
+
+
+class TestUrlHashlist(DetectorConformance):
+    detector_class = UrlHashlist
+
+    def context(self):
+        return DetectContext("shard-0", [url_bank("https://a.example/1.jpg")])
+
+    def test_matches_hma_normalised_urls_only(self):
+        found = self.make().detect(self.sample_batch())
+        # rows 0 and 1 differ from the listed URL only in scheme and host case
+        assert found["row_index"].to_pylist() == [0, 1]
+        assert set(found["reason"].to_pylist()) == {"hash_match.url"}
+        assert all(found["restricted"].to_pylist())
+        assert found["evidence"][0].as_py() == '{"bank":"watch","bank_version":"v7"}'
+
+    def test_needs_a_url_bank(self):
+        with pytest.raises(ConfigError, match="url_md5"):
+            UrlHashlist(UrlHashlist.Params(), DetectContext("s", []))
+
+
+class TestLicenseGaps(DetectorConformance):
+    detector_class = LicenseGaps
+    params = {"allow": ["CC-BY-4.0"]}
+
+    def test_reasons(self):
+        found = self.make().detect(self.sample_batch())
+        assert dict(zip(found["row_index"].to_pylist(), found["reason"].to_pylist())) == {
+            1: "license.unknown",
+            2: "license.missing",
+            3: "license.disallowed",
+        }
+        assert not any(found["restricted"].to_pylist())
+
+    def test_allow_list_must_hold_spdx_ids(self):
+        with pytest.raises(ValueError, match="not SPDX license ids"):
+            LicenseGaps.Params(allow=["CC BY 4.0"])
+
+
+class TestDedup(DetectorConformance):
+    detector_class = Dedup
+
+
+def test_unknown_detector_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown detector 'nsfw'; available: .*dedup.*license_gaps.*url_hashlist"):
+        get_detector_class("nsfw")
