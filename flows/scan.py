@@ -38,6 +38,7 @@ from scrutineer.config import Config
 from scrutineer.detectors.base import FINDINGS_SCHEMA, DetectContext
 from scrutineer.detectors.registry import get_detector_class
 from scrutineer.errors import RetryableError, ShardError
+from scrutineer.files import sweep_temporaries, temporary_sibling
 from scrutineer.sources import Shard, iter_detect_batches, list_shards
 
 
@@ -110,7 +111,7 @@ def scan_shard(shard: Shard, plan: ScanPlan) -> ShardResult:
     if (out / "stats.json").exists():
         stats = json.loads((out / "stats.json").read_text())
         return ShardResult(shard, "skipped", sha256, fp, stats["rows"], time.perf_counter() - started, reasons=stats["reasons"])
-    tmp = plan.shard_root / f".{fp}.tmp-{secrets.token_hex(4)}"
+    tmp = temporary_sibling(out)
     tmp.mkdir(parents=True)
     try:
         rows, reasons = _run_detectors(shard, plan, tmp)
@@ -220,8 +221,9 @@ def scan_flow(config: Config) -> dict:
     shards = list_shards(config)
     run_id = new_run_id()
     started = datetime.now(UTC)
-    con = store.connect(ws)
+    con = store.connect(ws)  # holds the workspace: DuckDB admits one writer process
     try:
+        sweep_temporaries(plan.shard_root)
         register_banks(con, banks)
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, NULL, 'running', ?, ?, ?, ?)",

@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import secrets
 from datetime import UTC, datetime
 from functools import cache
 from itertools import groupby
@@ -24,6 +22,7 @@ import tldextract
 from scrutineer import store
 from scrutineer.config import Config
 from scrutineer.errors import ConfigError
+from scrutineer.files import atomic_write_text
 
 COLUMNS = [
     "registrable_domain",
@@ -135,12 +134,7 @@ def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
     }
     csv_path = out / f"{cfg.dataset.name}.csv"
     json_path = out / f"{cfg.dataset.name}.json"
-    _atomic_write(csv_path, buf.getvalue())
-    _atomic_write(json_path, json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(csv_path, buf.getvalue())
+    atomic_write_text(json_path, json.dumps(doc, indent=2) + "\n")
     return csv_path, json_path, len(rows)
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -17,9 +17,7 @@ The directory is built under a temporary name and renamed into place.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -36,20 +34,13 @@ import pyarrow.parquet as pq
 from scrutineer import __version__, store
 from scrutineer.config import Config
 from scrutineer.errors import ConfigError
+from scrutineer.files import file_sha256, replace_dir, sweep_temporaries, temporary_sibling
 from scrutineer.policy import reason_filter_sql
 from scrutineer.sources import Shard, csv_dialect, iter_jsonl_lines, iter_raw_batches, load_coco
 
 
 class ReleaseError(ConfigError):
     """The release cannot be built (no finished scan, a partial scan, a shard changed since)."""
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def release_name(cfg: Config, variant: str) -> str:
@@ -97,7 +88,9 @@ def build_release(cfg: Config, variant: str) -> Path:
 
         name = release_name(cfg, variant)
         out = cfg.workspace / "releases" / name
-        tmp = out.with_name(f".{name}.tmp-{secrets.token_hex(4)}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(out.parent)
+        tmp = temporary_sibling(out)
         (tmp / "data").mkdir(parents=True)
         try:
             entries = []
@@ -140,7 +133,7 @@ def build_release(cfg: Config, variant: str) -> Path:
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
             (tmp / "README.md").write_text(_CARD.render(m=manifest, config=cfg))
-            _replace_dir(tmp, out)
+            replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -155,16 +148,6 @@ def build_release(cfg: Config, variant: str) -> Path:
 
 def _hf_out_name(shard_id: str) -> str:
     return shard_id.replace("/", "__") + ".parquet"
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
-        os.rename(out, old)
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def write_filtered(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple[int, int]:

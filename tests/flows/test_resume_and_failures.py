@@ -1,0 +1,134 @@
+"""A scan killed with SIGKILL resumes to the same findings; a corrupt shard fails alone."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import scan, write_config
+
+from scrutineer.banks import url_md5
+from scrutineer.config import load_config
+from scrutineer.errors import ConfigError
+from scrutineer.release import build_release
+
+SCRUTINEER = [str(Path(sys.executable).parent / "scrutineer")]
+
+
+def make_shards(directory: Path, shards: int, rows: int) -> list[str]:
+    """LAION-shaped parquet shards with URL and caption duplicates across shards."""
+    directory.mkdir(parents=True, exist_ok=True)
+    urls = []
+    for s in range(shards):
+        n = [s * rows + i for i in range(rows)]
+        table = pa.table(
+            {
+                "URL": [f"https://img{k % 7}.example.com/{k % (rows * shards // 3)}.jpg" for k in n],
+                "TEXT": [f"caption {k % 997}" for k in n],
+                "LICENSE": [["CC-BY-4.0", "?", None, "CC BY-NC 2.0"][k % 4] for k in n],
+            }
+        )
+        pq.write_table(table, directory / f"part-{s:03d}.parquet")
+        urls += table["URL"].to_pylist()
+    return urls
+
+
+def base_config(data: Path, bank: Path, **dataset) -> dict:
+    return {
+        "dataset": {"name": "synthetic", "shards": [str(data / "*.parquet")], **dataset},
+        "banks": [{"name": "w", "path": str(bank), "signal_type": "url_md5", "source": "test", "version": "1"}],
+        "detectors": {"url_hashlist": {}, "license_gaps": {"allow": ["CC-BY-4.0"]}, "dedup": {}},
+        "release": {"variants": {"clean": {"remove": ["hash_match", "duplicate"]}}},
+        "workers": 1,
+    }
+
+
+def all_findings(workspace: Path, run_id: str) -> list[tuple]:
+    con = duckdb.connect(str(workspace / "scrutineer.duckdb"), read_only=True)
+    try:
+        return con.sql(
+            "SELECT * EXCLUDE (run_id) FROM findings WHERE run_id = ? ORDER BY ALL", params=[run_id]
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_same_findings(tmp_path):
+    data = tmp_path / "data"
+    urls = make_shards(data, shards=8, rows=40_000)
+    bank = tmp_path / "bank.txt"
+    bank.write_text("\n".join(url_md5(u) for u in urls[::5000]) + "\n")
+    # small batches make each shard take a while, so the kill lands mid-run
+    killed = write_config(tmp_path / "killed", base_config(data, bank, batch_rows=500))
+    proc = subprocess.Popen([*SCRUTINEER, "scan", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shard_root = tmp_path / "killed" / "work" / "shards"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        done = [p for p in shard_root.glob("*") if not p.name.startswith(".")] if shard_root.exists() else []
+        if len(done) >= 2:
+            break
+        assert proc.poll() is None, "the scan finished before it could be killed"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(done) < 8, "the kill came after every shard was done"
+
+    resumed = scan(killed)
+    assert resumed["status"] == "completed"
+    statuses = [s["status"] for s in resumed["shards"]]
+    assert statuses.count("skipped") >= 2 and "done" in statuses
+    assert not [p for p in shard_root.glob(".*")], "temporary shard directories left behind"
+
+    clean = write_config(tmp_path / "clean", base_config(data, bank, batch_rows=500))
+    uninterrupted = scan(clean)
+    got = all_findings(tmp_path / "killed" / "work", resumed["run_id"])
+    want = all_findings(tmp_path / "clean" / "work", uninterrupted["run_id"])
+    assert got == want
+    assert {r[6] for r in got} >= {"hash_match.url", "duplicate.url", "duplicate.caption", "license.unknown"}
+
+
+def test_corrupt_shard_fails_alone_and_the_run_is_partial(tmp_path):
+    data = tmp_path / "data"
+    make_shards(data, shards=3, rows=1000)
+    corrupt = data / "part-001.parquet"
+    corrupt.write_bytes(corrupt.read_bytes()[:300] + b"\x00garbage" * 50)
+    bank = tmp_path / "bank.txt"
+    bank.write_text(url_md5("https://img1.example.com/1.jpg") + "\n")
+    config = write_config(tmp_path, base_config(data, bank))
+    result = subprocess.run([*SCRUTINEER, "scan", str(config)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 3, result.stderr
+    assert "part-001.parquet" in result.stderr
+    cfg = load_config(config)
+    con = duckdb.connect(str(cfg.workspace / "scrutineer.duckdb"), read_only=True)
+    shards = con.sql("SELECT shard_id, status, error FROM shards ORDER BY shard_id").fetchall()
+    per_shard = dict(con.sql("SELECT shard_id, count(*) FROM findings GROUP BY 1").fetchall())
+    con.close()
+    assert [(s, st) for s, st, _ in shards] == [("part-000.parquet", "done"), ("part-001.parquet", "failed"), ("part-002.parquet", "done")]
+    assert str(corrupt) in shards[1][2]
+    assert set(per_shard) == {"part-000.parquet", "part-002.parquet"}
+    with pytest.raises(ConfigError, match="partial"):
+        build_release(cfg, "clean")
+
+    # repair the shard: the rerun redoes only that one and completes
+    make_shards(data, shards=3, rows=1000)
+    rerun = scan(config)
+    assert rerun["status"] == "completed"
+    assert [s["status"] for s in rerun["shards"]] == ["skipped", "done", "skipped"]
+
+
+def test_malformed_csv_row_fails_its_shard_naming_the_row(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("url,caption\nhttp://a.example/1.jpg,one\n")
+    (data / "b.csv").write_text("url,caption\nhttp://a.example/2.jpg,two\nhttp://a.example/3.jpg,three,extra\n")
+    config = write_config(tmp_path, {"dataset": {"name": "csvs", "shards": [str(data / "*.csv")]}, "detectors": {"dedup": {}}})
+    summary = scan(config)
+    assert summary["status"] == "partial"
+    failed = [s for s in summary["shards"] if s["status"] == "failed"]
+    assert len(failed) == 1 and f"{data / 'b.csv'}: line 3" in failed[0]["error"]
