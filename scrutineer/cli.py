@@ -65,7 +65,7 @@ def scan(
         resolved = cfg.model_dump(mode="json")
         resolved["detectors"] = {k: v.model_dump(mode="json") for k, v in cfg.detector_params().items()}
         resolved["shards_resolved"] = [{"shard_id": s.shard_id, "path": s.location, "format": s.format} for s in shards]
-        out.print(yaml.safe_dump(resolved, sort_keys=False), end="", highlight=False, markup=False)
+        typer.echo(yaml.safe_dump(resolved, sort_keys=False, width=1_000_000), nl=False)
         return
     try:
         summary = _scan(cfg)

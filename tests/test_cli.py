@@ -1,0 +1,99 @@
+"""The command line: dry run, config errors, query, and the README's demo command."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import write_config
+from typer.testing import CliRunner
+
+from scrutineer.cli import app
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+def test_example_configs_resolve(config, shared_data):
+    result = runner.invoke(app, ["scan", str(config), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.output)
+    assert resolved["shards_resolved"], "the example's globs found no shard"
+    assert Path(resolved["workspace"]).is_absolute()
+
+
+def test_dry_run_prints_defaults_and_touches_nothing(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"url": "http://x.org/a.jpg"}\n')
+    config = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["d.jsonl"]}, "detectors": {"dedup": None}})
+    result = runner.invoke(app, ["scan", str(config), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.output)
+    assert resolved["detectors"] == {"dedup": {"on": ["url", "caption"]}}
+    assert resolved["dataset"]["batch_rows"] == 131072
+    assert resolved["shards_resolved"] == [{"shard_id": "d.jsonl", "path": str(tmp_path / "d.jsonl"), "format": "jsonl"}]
+    assert not (tmp_path / "work" / "scrutineer.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dedup": {}}, "extra": 1}, "extra\n  Extra inputs are not permitted"),
+        ({"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"nsfw": {}}}, "unknown detector 'nsfw'; available: dedup, license_gaps, url_hashlist"),
+        ({"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dedup": {"on": ["pixels"]}}}, "detectors.dedup"),
+        ({"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"license_gaps": {"allow": ["CC BY"]}}}, "not SPDX license ids"),
+    ],
+)
+def test_config_errors_exit_1_with_a_message(tmp_path, config, message):
+    path = write_config(tmp_path, config)
+    result = runner.invoke(app, ["scan", str(path), "--dry-run"])
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_missing_shard_glob_is_reported(tmp_path):
+    path = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["nothing/*.parquet"]}, "detectors": {"dedup": {}}})
+    result = runner.invoke(app, ["scan", str(path), "--dry-run"])
+    assert result.exit_code == 1 and "'nothing/*.parquet' matches no file" in result.output
+
+
+def test_release_before_scan_is_an_error(tmp_path):
+    path = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dedup": {}}, "release": {"variants": {"v": {"remove": ["duplicate"]}}}})
+    result = runner.invoke(app, ["release", str(path), "--variant", "v"])
+    assert result.exit_code == 1 and "no finished scan" in result.output
+    result = runner.invoke(app, ["release", str(path), "--variant", "nope"])
+    assert result.exit_code == 1 and "unknown release variant 'nope'" in result.output
+
+
+def test_demo_runs_offline_without_shared_data(tmp_path):
+    """The README's first command: build, scan, release, takedown and report the bundled demo."""
+    env = {**os.environ, "SCRUTINEER_SHARED_DATA": str(tmp_path / "absent")}
+    exe = Path(sys.executable).parent / "scrutineer"
+    result = subprocess.run([str(exe), "demo", "--dir", str(tmp_path / "demo")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    work = tmp_path / "demo" / "work"
+    for line, path in [
+        ("findings:", work / "scrutineer.duckdb"),
+        ("release:", work / "releases" / "RE-demo-laion-research" / "manifest.json"),
+        ("takedown:", work / "takedown" / "demo-laion.csv"),
+        ("report:", next((work / "reports").glob("*.html"))),
+    ]:
+        assert line in result.stdout and path.exists()
+    assert "hash_match.url" in result.stdout
+    # the takedown manifest lists the upper-cased spelling the bank matched through HMA normalisation
+    assert "HTTPS://" in (work / "takedown" / "demo-laion.csv").read_text()
+    # the public report names no listed URL
+    listed = [line.split(",")[2] for line in (work / "takedown" / "demo-laion.csv").read_text().splitlines()[1:]]
+    report = next((work / "reports").glob("*.html")).read_text()
+    assert listed and not any(u in report for u in listed)
+    # research-safe removes a superset of research
+    import pyarrow.parquet as pq
+
+    research = set(pq.read_table(work / "releases" / "RE-demo-laion-research" / "removed.parquet")["sample_id"].to_pylist())
+    safe = set(pq.read_table(work / "releases" / "RE-demo-laion-research-safe" / "removed.parquet")["sample_id"].to_pylist())
+    assert research < safe
+    # query works on the store
+    q = subprocess.run([str(exe), "query", str(tmp_path / "demo" / "demo.yaml"), "SELECT count(*) AS n FROM findings WHERE reason = 'hash_match.url'"], capture_output=True, text=True, timeout=120)
+    assert q.returncode == 0 and "4" in q.stdout
