@@ -18,7 +18,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,7 +81,6 @@ class ShardResult:
     rows: int | None = None
     seconds: float = 0.0
     error: str | None = None
-    reasons: dict[str, int] = field(default_factory=dict)
 
 
 def _retryable(task, task_run, state) -> bool:
@@ -110,7 +109,7 @@ def scan_shard(shard: Shard, plan: ScanPlan) -> ShardResult:
     out = plan.shard_root / fp
     if (out / "stats.json").exists():
         stats = json.loads((out / "stats.json").read_text())
-        return ShardResult(shard, "skipped", sha256, fp, stats["rows"], time.perf_counter() - started, reasons=stats["reasons"])
+        return ShardResult(shard, "skipped", sha256, fp, stats["rows"], time.perf_counter() - started)
     tmp = temporary_sibling(out)
     tmp.mkdir(parents=True)
     try:
@@ -125,7 +124,7 @@ def scan_shard(shard: Shard, plan: ScanPlan) -> ShardResult:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ShardResult(shard, "done", sha256, fp, rows, time.perf_counter() - started, reasons=reasons)
+    return ShardResult(shard, "done", sha256, fp, rows, time.perf_counter() - started)
 
 
 def _run_detectors(shard: Shard, plan: ScanPlan, out: Path) -> tuple[int, dict[str, int]]:
