@@ -5,6 +5,10 @@ A detector *reports*; it never drops rows (releases filter, by policy). It sees
 that batch as a ``pa.Table`` in :data:`FINDINGS_SCHEMA` (sparse: one row per finding).
 Corpus-level work (grouping duplicates across shards) goes in :meth:`Detector.signatures`
 (per batch, written per shard) and :meth:`Detector.finalize` (once, in DuckDB).
+
+A shard task calls :meth:`Detector.detect` and :meth:`Detector.signatures` from several threads at
+once, each call with its own batch: keep per-call state local, and use :meth:`Detector.sql` for
+DuckDB work (a fresh cursor per call on the detector's private in-memory database).
 """
 
 from __future__ import annotations
@@ -15,12 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    import duckdb
-
     from scrutineer.banks import Bank
 
 #: Columns of a finding. ``evidence`` is a JSON object as text; ``restricted`` findings (hash-bank
@@ -74,10 +77,26 @@ class Detector(ABC):
     def __init__(self, params: BaseModel, ctx: DetectContext) -> None:
         self.params = params
         self.ctx = ctx
+        # One DuckDB thread per query: a shard task already runs batches in parallel (a query
+        # over one Arrow record batch runs on one thread anyway).
+        self.db = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
         self.setup()
 
     def setup(self) -> None:
-        """Load what :meth:`detect` needs (banks, tables). Runs once per shard task."""
+        """Load what :meth:`detect` needs (banks, tables into ``self.db``). Runs once per shard task."""
+
+    def sql(self, query: str, **tables: pa.RecordBatch | pa.Table) -> pa.Table:
+        """Run ``query`` on this detector's in-memory DuckDB with ``tables`` visible by name.
+
+        Safe to call from several threads at once. Returns the result as a ``pa.Table``.
+        """
+        cur = self.db.cursor()
+        try:
+            for name, table in tables.items():
+                cur.register(name, table)
+            return cur.sql(query).to_arrow_table()
+        finally:
+            cur.close()
 
     @abstractmethod
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
@@ -87,16 +106,16 @@ class Detector(ABC):
         """Per-row data kept for :meth:`finalize` (written per shard as parquet). None = nothing."""
         return None
 
-    def finalize(self, con: duckdb.DuckDBPyConnection, signatures: str) -> pa.Table | None:
-        """Corpus-level findings computed in DuckDB once every shard is done.
+    def finalize(self, signatures: str) -> str | None:
+        """Corpus-level findings, computed in the store once every shard is done.
 
         Args:
-            con: a connection to the store.
-            signatures: a DuckDB relation expression (``read_parquet([...])``) over every shard's
+            signatures: a DuckDB table expression (``read_parquet([...])``) over every shard's
                 signatures, each with a ``shard_id`` column added.
 
         Returns:
-            Findings in :data:`FINDINGS_SCHEMA`, or None.
+            A DuckDB ``SELECT`` whose columns are those of :data:`FINDINGS_SCHEMA`, in order (the
+            driver inserts its rows into ``findings`` without leaving DuckDB), or None.
         """
         return None
 

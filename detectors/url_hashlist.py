@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
-from scrutineer.banks import URL_MD5_SCHEME_REGEX, URL_MD5_SIMPLE_REGEX, url_md5
+from scrutineer.banks import URL_MD5_SIMPLE_REGEX, url_md5
 from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 from scrutineer.errors import ConfigError
 
-# A URL is hashed in DuckDB when it is printable ASCII of the simple shape (lower() then agrees
-# with Python's); otherwise in Python with the reference normalisation.
-SIMPLE_URL_SQL = f"regexp_full_match(url, '[\\x21-\\x7e]*') AND regexp_full_match(lower(url), '{URL_MD5_SIMPLE_REGEX}')"
+#: True for URLs DuckDB can hash exactly as HMA does (see ``URL_MD5_SIMPLE_REGEX``); the md5 is
+#: then that of ``lower(url)`` from just after its ``://``.
+SIMPLE_URL_SQL = f"regexp_full_match(url, '{URL_MD5_SIMPLE_REGEX}')"
+URL_MD5_SQL = "md5(lower(url[strpos(url, '://') + 3:]))"
 
 
 class UrlHashlist(Detector):
@@ -28,7 +28,7 @@ class UrlHashlist(Detector):
         banks = [b for b in self.ctx.banks if b.config.signal_type == "url_md5"]
         if not banks:
             raise ConfigError("url_hashlist needs at least one bank with signal_type: url_md5")
-        self.bank = pa.concat_tables(
+        bank = pa.concat_tables(
             pa.table(
                 {
                     "hash": b.entries,
@@ -38,36 +38,37 @@ class UrlHashlist(Detector):
             )
             for b in banks
         )
+        self.db.register("bank_arrow", bank)
+        self.db.execute("CREATE TABLE bank AS SELECT * FROM bank_arrow")
+        self.db.unregister("bank_arrow")
         self.by_hash: dict[str, list[tuple[str, str]]] = {}
-        for h, name, version in zip(*(self.bank.column(c).to_pylist() for c in ("hash", "bank", "bank_version"))):
+        for h, name, version in zip(*(bank.column(c).to_pylist() for c in ("hash", "bank", "bank_version"))):
             self.by_hash.setdefault(h, []).append((name, version))
-        self.con = duckdb.connect()
-        self.con.register("bank", self.bank)
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
-        self.con.register("batch", batch)
-        fast = self.con.sql(
+        # One pass: matches among simple URLs, plus every other URL for the Python path.
+        rows = self.sql(
             f"""
-            SELECT b.row_index, b.sample_id, b.url, k.bank, k.bank_version
-            FROM (SELECT * FROM batch WHERE url IS NOT NULL AND {SIMPLE_URL_SQL}) b
-            JOIN bank k ON k.hash = md5(regexp_replace(lower(b.url), '{URL_MD5_SCHEME_REGEX}', ''))
-            """
-        ).to_arrow_table()
-        other = self.con.sql(
-            f"SELECT row_index, sample_id, url FROM batch WHERE url IS NOT NULL AND NOT ({SIMPLE_URL_SQL})"
-        ).to_arrow_table()
-        self.con.unregister("batch")
-        slow_rows: dict[str, list] = {k: [] for k in ("row_index", "sample_id", "url", "bank", "bank_version")}
-        for r, s, u in zip(*(other.column(c).to_pylist() for c in ("row_index", "sample_id", "url"))):
-            for name, version in self.by_hash.get(url_md5(u), ()):
-                for key, value in zip(slow_rows, (r, s, u, name, version)):
-                    slow_rows[key].append(value)
-        matches = pa.concat_tables([fast, pa.table(slow_rows, schema=fast.schema)]).sort_by("row_index")
-        if matches.num_rows == 0:
+            WITH b AS (SELECT row_index, sample_id, url, {SIMPLE_URL_SQL} AS simple FROM batch WHERE url IS NOT NULL)
+            SELECT b.row_index, b.sample_id, b.url, b.simple, k.bank, k.bank_version
+            FROM b LEFT JOIN bank k ON b.simple AND k.hash = {URL_MD5_SQL.replace("url", "b.url")}
+            WHERE NOT b.simple OR k.hash IS NOT NULL
+            """,
+            batch=batch,
+        )
+        if rows.num_rows == 0:
+            return empty_findings()
+        matches: dict[str, list] = {k: [] for k in ("row_index", "sample_id", "url", "bank", "bank_version")}
+        for r, s, u, simple, bank, version in zip(*(col.to_pylist() for col in rows.columns)):
+            hits = [(bank, version)] if simple else self.by_hash.get(url_md5(u), [])
+            for name, ver in hits:
+                for key, value in zip(matches, (r, s, u, name, ver)):
+                    matches[key].append(value)
+        found = pa.table(matches, schema=rows.drop_columns(["simple"]).schema).sort_by([("row_index", "ascending"), ("bank", "ascending")])
+        if found.num_rows == 0:
             return empty_findings()
         evidence = pa.array(
-            [evidence_json(bank=b, bank_version=v) for b, v in zip(matches["bank"].to_pylist(), matches["bank_version"].to_pylist())],
+            [evidence_json(bank=b, bank_version=v) for b, v in zip(found["bank"].to_pylist(), found["bank_version"].to_pylist())],
             pa.string(),
         )
-        return self.findings(matches, "hash_match.url", "takedown", evidence, restricted=True)
-
+        return self.findings(found, "hash_match.url", "takedown", evidence, restricted=True)

@@ -18,6 +18,8 @@ import os
 import secrets
 import shutil
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,27 +130,45 @@ def scan_shard(shard: Shard, plan: ScanPlan) -> ShardResult:
 
 
 def _run_detectors(shard: Shard, plan: ScanPlan, out: Path) -> tuple[int, dict[str, int]]:
+    """Stream the shard through every detector, ``threads_per_shard`` batches at a time; outputs
+    are written in batch order, so they do not depend on thread timing."""
     ctx = DetectContext(shard_id=shard.shard_id, banks=plan.banks)
     detectors = [get_detector_class(name)(params, ctx) for name, params in plan.params.items()]
+    shard_id = pa.scalar(shard.shard_id)
+
+    def process(batch: pa.RecordBatch) -> tuple[int, list[pa.Table], dict[str, pa.Table]]:
+        found = [t for t in (d.detect(batch) for d in detectors) if t.num_rows]
+        sigs = {}
+        for d in detectors:
+            sig = d.signatures(batch)
+            if sig is not None:
+                sigs[d.name] = sig.append_column("shard_id", pa.repeat(shard_id, sig.num_rows))
+        return batch.num_rows, found, sigs
+
     findings = pq.ParquetWriter(out / "findings.parquet", FINDINGS_SCHEMA)
     sig_writers: dict[str, pq.ParquetWriter] = {}
     rows = 0
     reasons: dict[str, int] = {}
+    threads = plan.config.threads_per_shard
     try:
-        for batch in iter_detect_batches(shard, plan.config.dataset):
-            rows += batch.num_rows
-            for det in detectors:
-                found = det.detect(batch)
-                if found.num_rows:
-                    findings.write_table(found)
-                    for item in found.group_by("reason").aggregate([("reason", "count")]).to_pylist():
-                        reasons[item["reason"]] = reasons.get(item["reason"], 0) + item["reason_count"]
-                sig = det.signatures(batch)
-                if sig is not None:
-                    sig = sig.append_column("shard_id", pa.repeat(pa.scalar(shard.shard_id), sig.num_rows))
-                    if det.name not in sig_writers:
-                        sig_writers[det.name] = pq.ParquetWriter(out / f"signatures-{det.name}.parquet", sig.schema)
-                    sig_writers[det.name].write_table(sig)
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"shard-{shard.shard_id}") as pool:
+            pending: deque[Future] = deque()
+            batches = iter_detect_batches(shard, plan.config.dataset)
+            while True:
+                while len(pending) < threads + 1 and (batch := next(batches, None)) is not None:
+                    pending.append(pool.submit(process, batch))
+                if not pending:
+                    break
+                n, found, sigs = pending.popleft().result()
+                rows += n
+                for table in found:
+                    findings.write_table(table)
+                    for reason, count in zip(*table.group_by("reason").aggregate([("reason", "count")]).columns):
+                        reasons[reason.as_py()] = reasons.get(reason.as_py(), 0) + count.as_py()
+                for name, sig in sigs.items():
+                    if name not in sig_writers:
+                        sig_writers[name] = pq.ParquetWriter(out / f"signatures-{name}.parquet", sig.schema)
+                    sig_writers[name].write_table(sig)
     finally:
         findings.close()
         for w in sig_writers.values():
@@ -220,7 +240,7 @@ def scan_flow(config: Config) -> dict:
     shards = list_shards(config)
     run_id = new_run_id()
     started = datetime.now(UTC)
-    con = store.connect(ws)  # holds the workspace: DuckDB admits one writer process
+    con = store.connect(ws, memory_limit=config.memory_limit)  # holds the workspace: DuckDB admits one writer process
     try:
         sweep_temporaries(plan.shard_root)
         register_banks(con, banks)
@@ -294,11 +314,9 @@ def _load(con, run_id: str, plan: ScanPlan, results: list[ShardResult], status: 
             sig_files = [str(p) for p in sig_files if p.exists()]
             if not sig_files:
                 continue
-            extra = det.finalize(con, f"read_parquet({_sql_list(sig_files)})")
-            if extra is not None and extra.num_rows:
-                con.register("extra_findings", extra)
-                con.execute("INSERT INTO findings SELECT ?, * FROM extra_findings", [run_id])
-                con.unregister("extra_findings")
+            query = det.finalize(f"read_parquet({_sql_list(sig_files)})")
+            if query is not None:
+                con.execute(f"INSERT INTO findings SELECT ?, * FROM ({query})", [run_id])
         con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, datetime.now(UTC), run_id])
         con.execute("COMMIT")
     except BaseException:

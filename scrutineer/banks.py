@@ -48,10 +48,12 @@ def url_md5(url: str) -> str:
     return hashlib.md5(url_md5_normalize(url).encode("utf-8")).hexdigest()
 
 
-#: URLs for which ``lower(url)`` with the leading ``scheme://`` cut is exactly what
-#: :func:`url_md5_normalize` returns: a scheme, no whitespace or control characters, no ``#``,
-#: ``;``, ``[`` or ``]``, and a query that is absent or non-empty. The rest go through Python.
-URL_MD5_SIMPLE_REGEX = r"^[a-z][a-z0-9+.-]*://[^\s\x00-\x1f\x7f#;\[\]?]*(\?[^\s\x00-\x1f\x7f#;\[\]]+)?$"
+#: URLs for which ``lower(url)`` with its leading ``scheme://`` cut is exactly what
+#: :func:`url_md5_normalize` returns: printable ASCII only (so every engine lowercases alike), a
+#: scheme, no ``#``, ``;``, ``[`` or ``]``, and a query that is absent or non-empty. Other URLs are
+#: hashed with :func:`url_md5` itself.
+_SIMPLE_CHARS = r"\x21\x22\x24-\x3a\x3c-\x3e\x40-\x5a\x5c\x5e-\x7e"  # printable ASCII but # ; ? [ ]
+URL_MD5_SIMPLE_REGEX = rf"^[A-Za-z][A-Za-z0-9+.-]*://[{_SIMPLE_CHARS}]*(\?[{_SIMPLE_CHARS}\x3f]+)?$"
 URL_MD5_SCHEME_REGEX = r"^[a-z][a-z0-9+.-]*://"
 
 

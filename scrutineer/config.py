@@ -109,6 +109,8 @@ class Config(Strict):
     detectors: dict[str, dict[str, Any]] = Field(min_length=1, description="Detector name -> its parameters.")
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
     workers: int = Field(2, gt=0, description="Shard tasks run at once (threads).")
+    threads_per_shard: int = Field(2, gt=0, description="Batches of one shard processed at once (threads).")
+    memory_limit: str = Field("1GB", description="DuckDB memory_limit of the store; larger work spills to disk.")
     config_path: Path | None = Field(None, exclude=True)
 
     @field_validator("detectors", mode="before")

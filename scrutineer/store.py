@@ -8,7 +8,7 @@ loads them. Tables:
 - ``shards``: run_id, shard_id, location, format, sha256, fingerprint, rows, status
   (done|skipped|failed), error, seconds.
 - ``findings``: run_id, shard_id, row_index, sample_id, url, detector, detector_version, reason,
-  action, score, evidence (JSON text), restricted.
+  action, score, evidence (a JSON object as text: query it with ``evidence->>'key'``), restricted.
 - ``banks``: name, source, version, signal_type, sha256 (of the list file), entries, registered_at.
 - ``bank_entries``: bank_sha256, signal_type, hash. Restricted: never exported.
 - ``releases``: release_id, run_id, variant, path, created_at, manifest_sha256.
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS shards (
 CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR, shard_id VARCHAR, row_index BIGINT, sample_id VARCHAR, url VARCHAR,
     detector VARCHAR, detector_version VARCHAR, reason VARCHAR, action VARCHAR, score DOUBLE,
-    evidence JSON, restricted BOOLEAN
+    evidence VARCHAR, restricted BOOLEAN
 );
 CREATE TABLE IF NOT EXISTS banks (
     name VARCHAR, source VARCHAR, version VARCHAR, signal_type VARCHAR, sha256 VARCHAR,
@@ -49,14 +49,26 @@ CREATE TABLE IF NOT EXISTS releases (
 """
 
 
-def connect(workspace: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
     """Open (and create, if needed) the workspace's store.
+
+    Args:
+        memory_limit: DuckDB's ``memory_limit``; bigger joins and sorts spill to
+            ``<workspace>/.duckdb_tmp``.
 
     Raises:
         duckdb.IOException: another process holds the database (DuckDB allows one writer).
     """
     workspace.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(workspace / DB_NAME), read_only=read_only)
+    con = duckdb.connect(
+        str(workspace / DB_NAME),
+        read_only=read_only,
+        config={
+            "memory_limit": memory_limit,
+            "temp_directory": str(workspace / ".duckdb_tmp"),
+            "preserve_insertion_order": False,
+        },
+    )
     if not read_only:
         con.execute(SCHEMA)
     return con

@@ -6,11 +6,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scrutineer.banks import URL_MD5_SCHEME_REGEX, Bank, load_bank, url_md5, url_md5_normalize
+from scrutineer.banks import Bank, load_bank, url_md5, url_md5_normalize
 from scrutineer.config import BankConfig
 from scrutineer.errors import ConfigError
 from scrutineer.detectors.base import DetectContext
-from scrutineer.detectors.url_hashlist import SIMPLE_URL_SQL, UrlHashlist
+from scrutineer.detectors.url_hashlist import SIMPLE_URL_SQL, URL_MD5_SQL, UrlHashlist
 
 
 def bank_config(path, signal_type="url_md5"):
@@ -68,7 +68,7 @@ def test_fast_duckdb_path_agrees_with_reference_on_real_urls(shared_data):
     con = duckdb.connect()
     con.register("u", pa.table({"url": urls}))
     simple = con.sql(
-        f"SELECT url, md5(regexp_replace(lower(url), '{URL_MD5_SCHEME_REGEX}', '')) FROM u WHERE {SIMPLE_URL_SQL}"
+        f"SELECT url, {URL_MD5_SQL} FROM u WHERE {SIMPLE_URL_SQL}"
     ).fetchall()
     assert len(simple) > 10_000
     assert all(h == url_md5(u) for u, h in simple)
