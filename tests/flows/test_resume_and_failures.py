@@ -66,7 +66,8 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_findings(tmp_path):
     bank.write_text("\n".join(url_md5(u) for u in urls[::5000]) + "\n")
     # small batches make each shard take a while, so the kill lands mid-run
     killed = write_config(tmp_path / "killed", base_config(data, bank, batch_rows=500))
-    proc = subprocess.Popen([*SCRUTINEER, "scan", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # its own process group, so the kill also takes Prefect's API server subprocess with it
+    proc = subprocess.Popen([*SCRUTINEER, "scan", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     shard_root = tmp_path / "killed" / "work" / "shards"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -75,7 +76,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_findings(tmp_path):
             break
         assert proc.poll() is None, "the scan finished before it could be killed"
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert len(done) < 8, "the kill came after every shard was done"
 
