@@ -4,8 +4,8 @@ What it measures, on one synthetic LAION-shaped parquet file of ``--rows`` rows 
 
 1. **Pipeline**: ``run_scan`` (Prefect flow, one shard task, findings loaded into the store), run in
    this process, wall seconds from ``load_config`` to the returned summary. Prefect's fixed start-up
-   cost (import + temporary API server on a fresh ``PREFECT_HOME`` + one trivial flow) is timed in a
-   subprocess and printed on its own line; the headline figures include it.
+   cost (import + temporary API server + one trivial flow, same ``PREFECT_HOME`` as the scan) is
+   timed in a subprocess first and printed on its own line; the headline figures include it.
 2. **Raw**: one DuckDB connection doing the same work on the same file: URL MD5 semi-joined with the
    bank, licence classification of the distinct values, exact URL and caption duplicates keeping the
    first row, materialised as a ``findings`` table (row_index, sample_id, url, reason, evidence).
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -64,18 +65,26 @@ BANK_URLS = 1_000
 BANK_RANDOM = 100_000
 BANK = {"name": "bench-watchlist", "source": "Scrutineer bench (synthetic)", "version": "bench-1"}
 ALLOW = ["CC0-1.0", "CC-BY-4.0"]
+SCHEMA = pa.schema(
+    [
+        ("SAMPLE_ID", pa.string()),
+        ("URL", pa.string()),
+        ("TEXT", pa.string()),
+        ("LICENSE", pa.string()),
+        ("WIDTH", pa.int32()),
+        ("HEIGHT", pa.int32()),
+        ("similarity", pa.float32()),
+    ]
+)
 
 # --- data generation (runs in a subprocess: --generate-only) -------------------------------------
-
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def _mix(x: np.ndarray, salt: int) -> np.ndarray:
     """splitmix64 of ``x + salt`` (uint64 in, uint64 out, wrapping arithmetic)."""
     z = x.astype(np.uint64) + np.uint64((0x9E3779B97F4A7C15 * (salt + 1)) & 0xFFFFFFFFFFFFFFFF)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return (z ^ (z >> np.uint64(31))) & _M64
+    return z ^ (z >> np.uint64(31))
 
 
 def _uniform(x: np.ndarray, salt: int) -> np.ndarray:
@@ -125,10 +134,10 @@ def _urls(ids: np.ndarray, salt: int) -> pa.Array:
 
 
 def _vocabulary() -> pa.Array:
-    """1,600 made-up two-syllable words."""
+    """About 1,600 made-up two-syllable words, sorted and distinct."""
     syllables = ("ka lo mi re su ta ne ri po va de lu sa mo bi te ga fu no ki "
                  "ra se to mu pa li ho ze ya wi ru da co ne be xo qui dra sti lan").split()
-    return pa.array([a + b for a in syllables for b in syllables])
+    return pa.array(sorted({a + b for a in syllables for b in syllables}))
 
 
 def _captions(ids: np.ndarray, salt: int, vocab: pa.Array) -> pa.Array:
@@ -158,7 +167,8 @@ def _row_group(start: int, stop: int, seed: int, vocab: pa.Array) -> pa.Table:
             "WIDTH": pa.array((64 + _mix(rows, salt + 500) % np.uint64(4033)).astype(np.int32)),
             "HEIGHT": pa.array((64 + _mix(rows, salt + 501) % np.uint64(4033)).astype(np.int32)),
             "similarity": pa.array((0.28 + 0.17 * _uniform(rows, salt + 502)).astype(np.float32)),
-        }
+        },
+        schema=SCHEMA,
     )
 
 
@@ -170,7 +180,7 @@ def generate(parquet_path: Path, bank_path: Path, rows: int, seed: int) -> None:
     banked_rows = np.sort(rng.choice(rows, size=min(BANK_URLS, rows), replace=False))
     banked_urls: list[str] = []
     vocab = _vocabulary()
-    with pq.ParquetWriter(parquet_path, _row_group(0, 1, seed, vocab).schema) as writer:
+    with pq.ParquetWriter(parquet_path, SCHEMA) as writer:
         for start in range(0, rows, ROW_GROUP_ROWS):
             stop = min(start + ROW_GROUP_ROWS, rows)
             table = _row_group(start, stop, seed, vocab)
@@ -186,11 +196,12 @@ def generate(parquet_path: Path, bank_path: Path, rows: int, seed: int) -> None:
 # --- Prefect's fixed cost (runs in a subprocess: --prefect-probe) ---------------------------------
 
 
-def prefect_probe(workspace: Path) -> dict:
-    """Seconds to import prefect and to run one trivial flow on a fresh ``PREFECT_HOME``."""
+def prefect_probe() -> dict:
+    """Seconds to import prefect and to run one trivial flow, with the ``PREFECT_HOME`` the scan
+    uses (run first, it also creates that home's database if it is new, as a user's first scan would)."""
     from scrutineer.flows import configure_prefect
 
-    configure_prefect(workspace)
+    configure_prefect()
     t0 = time.perf_counter()
     from prefect import flow
 
@@ -229,7 +240,7 @@ def run_pipeline(config_path: Path) -> tuple[float, float, float, dict[str, int]
     from scrutineer.flows import configure_prefect
 
     cfg = load_config(config_path)
-    configure_prefect(cfg.workspace)
+    configure_prefect()
     from scrutineer.flows.scan import run_scan
 
     t1 = time.perf_counter()
@@ -329,6 +340,10 @@ def run_raw(parquet_path: Path, bank_path: Path, db_path: Path) -> tuple[float, 
 # --- driver -------------------------------------------------------------------------------------
 
 
+#: What a run writes in the workdir (removed afterwards unless --keep).
+ARTEFACTS = ("laion-bench.parquet", "bank-url-md5.txt", "bench.yaml", "workspace", "raw.duckdb", "raw.duckdb.wal")
+
+
 def _run_self(*args: str) -> str:
     return subprocess.run([sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True).stdout
 
@@ -337,14 +352,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000, help="rows in the generated parquet file (default 10M)")
     ap.add_argument("--workdir", type=Path, help="where data, config and databases go (default: a temporary dir)")
-    ap.add_argument("--keep", action="store_true", help="keep the workdir (a temporary one is deleted otherwise)")
+    ap.add_argument("--keep", action="store_true", help="keep the generated files (deleted otherwise)")
     ap.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
     ap.add_argument("--generate-only", action="store_true", help="only write the parquet file and the bank, then exit")
-    ap.add_argument("--prefect-probe", type=Path, metavar="WORKSPACE", help=argparse.SUPPRESS)
+    ap.add_argument("--prefect-probe", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.prefect_probe:
-        print(json.dumps(prefect_probe(args.prefect_probe)))
+        print(json.dumps(prefect_probe()))
         return
 
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="scrutineer-bench-"))).resolve()
@@ -357,7 +372,14 @@ def main() -> None:
         _bench(args, workdir, parquet_path, bank_path)
     finally:
         if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+            for name in ARTEFACTS:
+                path = workdir / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            if args.workdir is None:
+                workdir.rmdir()
 
 
 def _bench(args: argparse.Namespace, workdir: Path, parquet_path: Path, bank_path: Path) -> None:
@@ -365,15 +387,14 @@ def _bench(args: argparse.Namespace, workdir: Path, parquet_path: Path, bank_pat
     _run_self("--generate-only", "--rows", str(args.rows), "--seed", str(args.seed), "--workdir", str(workdir))
     print(f"generated {args.rows:,} rows ({parquet_path.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - t0:.1f} s: {workdir}")
 
-    probe_ws = workdir / "prefect-probe"
-    shutil.rmtree(probe_ws, ignore_errors=True)
     t0 = time.perf_counter()
-    probe = json.loads(_run_self("--prefect-probe", str(probe_ws)))
+    probe = json.loads(_run_self("--prefect-probe"))
     probe_wall = time.perf_counter() - t0
 
     workspace, config_path = workdir / "workspace", workdir / "bench.yaml"
     shutil.rmtree(workspace, ignore_errors=True)  # a finished shard would otherwise be skipped
     write_config(config_path, parquet_path, bank_path, workspace)
+    load = os.getloadavg()[0]
     scan_s, run_scan_s, shard_s, scan_counts = run_pipeline(config_path)
     peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -381,12 +402,12 @@ def _bench(args: argparse.Namespace, workdir: Path, parquet_path: Path, bank_pat
 
     rows = args.rows
     pipe_tp, raw_tp = rows / scan_s, rows / raw_s
-    print(f"rows                      {rows:>14,}")
+    print(f"rows                      {rows:>14,}     (1-min load average before the scan: {load:.2f} on {os.cpu_count()} CPUs)")
     print(f"pipeline wall             {scan_s:>14.2f} s   {pipe_tp:>12,.0f} rows/s   (run_scan alone {run_scan_s:.2f} s)")
     print(f"  shard task              {shard_s:>14.2f} s   (read + detect + write shard outputs; the rest is start-up, store load, dedup)")
     print(
         f"  prefect fixed cost      {probe['import_s'] + probe['flow_s']:>14.2f} s   "
-        f"(import {probe['import_s']:.2f} s + trivial flow on a fresh PREFECT_HOME {probe['flow_s']:.2f} s; "
+        f"(import {probe['import_s']:.2f} s + trivial flow {probe['flow_s']:.2f} s; "
         f"subprocess wall {probe_wall:.2f} s)"
     )
     print(f"raw duckdb wall           {raw_s:>14.2f} s   {raw_tp:>12,.0f} rows/s")

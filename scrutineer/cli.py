@@ -42,7 +42,7 @@ def _fail(e: Exception) -> None:
 def _scan(cfg: Config) -> dict:
     from scrutineer.flows import configure_prefect
 
-    configure_prefect(cfg.workspace)
+    configure_prefect()
     from scrutineer.flows.scan import run_scan
 
     return run_scan(cfg)

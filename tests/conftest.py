@@ -14,7 +14,7 @@ import yaml
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="scrutineer-test-prefect-"))
 from scrutineer.flows import configure_prefect  # noqa: E402
 
-configure_prefect(Path(os.environ["PREFECT_HOME"]))
+configure_prefect()
 
 SHARED = Path(os.environ.get("SCRUTINEER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
