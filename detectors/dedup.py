@@ -9,18 +9,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scrutineer.detectors.base import Detector, empty_findings
 
-#: The parts of ``url`` that :data:`CANONICAL_URL_SQL` reads: ``_u`` (trimmed) and ``_p``, its
-#: ``scheme://host`` prefix ('' when it has no scheme). No capture groups: they cost 1.3x here.
-URL_PARTS_SQL = "trim(url) AS _u, regexp_extract(trim(url), '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*') AS _p"
+_PREFIX = "regexp_extract(trim(url), '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*')"  # 'scheme://host', '' if none
 
-#: The canonical URL (over :data:`URL_PARTS_SQL`): surrounding whitespace and the ``#fragment``
-#: dropped, the scheme dropped (http and https copies are one image), the host lowercased and a
-#: default port (``:80``, ``:443``) dropped; path and query keep their case (RFC 3986
-#: §6.2.2–6.2.3 normalisations, plus scheme-insensitivity). A URL without a scheme is only trimmed
-#: and cut at ``#``. Null when nothing is left.
+#: The canonical URL, a DuckDB expression over ``url``: surrounding whitespace and the
+#: ``#fragment`` dropped, the scheme dropped (http and https copies are one image), the host
+#: lowercased and a default port (``:80``, ``:443``) dropped; path and query keep their case
+#: (RFC 3986 §6.2.2–6.2.3 normalisations, plus scheme-insensitivity). A URL without a scheme is
+#: only trimmed and cut at ``#``. Null when nothing is left. URLs already in that form (99% of
+#: web URLs: lowercase host, no port, no fragment, no whitespace) take a path 2x cheaper.
 CANONICAL_URL_SQL = (
-    "nullif(CASE WHEN _p = '' THEN split_part(_u, '#', 1) "
-    "ELSE regexp_replace(lower(_p[strpos(_p, '://') + 3:]), ':(80|443)$', '') || split_part(_u[length(_p) + 1:], '#', 1) END, '')"
+    "CASE WHEN regexp_full_match(url, '[A-Za-z][A-Za-z0-9+.-]*://[a-z0-9.-]+([/?][^#\\s]*)?') "
+    "THEN url[strpos(url, '://') + 3:] "
+    f"ELSE nullif(CASE WHEN {_PREFIX} = '' THEN split_part(trim(url), '#', 1) "
+    f"ELSE regexp_replace(lower({_PREFIX}[strpos({_PREFIX}, '://') + 3:]), ':(80|443)$', '') "
+    f"|| split_part(trim(url)[length({_PREFIX}) + 1:], '#', 1) END, '') END"
 )
 
 #: The caption key: lowercased, runs of ASCII whitespace collapsed to one space, trimmed.
@@ -63,7 +65,7 @@ class Dedup(Detector):
 
     def signatures(self, batch: pa.RecordBatch) -> pa.Table:
         keys = ", ".join(f"md5_number({KEYS[k]}) AS {k}_key" for k in self.params.on)
-        return self.sql(f"SELECT row_index, sample_id, url, {keys} FROM (SELECT *, {URL_PARTS_SQL} FROM batch)", batch=batch)
+        return self.sql(f"SELECT row_index, sample_id, url, {keys} FROM batch", batch=batch)
 
     def finalize(self, signatures: str) -> str:
         # Count first on the 128-bit keys, then pick the kept sample among duplicated keys only:
