@@ -135,7 +135,7 @@ class Detector(ABC):
         n = rows.num_rows
 
         def col(value, typ):
-            return value if isinstance(value, (pa.Array, pa.ChunkedArray)) else pa.array([value] * n, typ)
+            return value if isinstance(value, (pa.Array, pa.ChunkedArray)) else pa.repeat(pa.scalar(value, typ), n)
 
         return pa.Table.from_pydict(
             {

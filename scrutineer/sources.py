@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -368,7 +369,7 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig) -> Iterator[pa.RecordBa
         if mapping is None:
             mapping = column_mapping(shard, ds, batch.schema.names)
         n = batch.num_rows
-        row_index = pa.array(range(start, start + n), pa.int64())
+        row_index = pa.array(np.arange(start, start + n, dtype=np.int64))
         cols = {"row_index": row_index}
         for canon in CANONICAL:
             src = mapping[canon]
