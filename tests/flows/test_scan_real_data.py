@@ -177,6 +177,8 @@ def test_cc3m_tsv_scan_and_byte_faithful_release(tmp_path, shared_data):
     assert removed == {r for _, r in dup_url | dup_cap}
     lines = path.read_bytes().splitlines(keepends=True)
     assert (release / "data" / path.name).read_bytes() == b"".join(line for i, line in enumerate(lines) if i not in removed)
+    csv_path, _, n = write_takedown(cfg)  # no hash list configured: an empty, well-formed manifest
+    assert n == 0 and csv_path.read_text().startswith("registrable_domain,host,url,")
 
 
 def test_coco_licence_findings_match_the_json(tmp_path, shared_data):
@@ -217,3 +219,5 @@ def test_coco_licence_findings_match_the_json(tmp_path, shared_data):
     assert all(image_licence[a["image_id"]] in allowed for a in out["annotations"])
     assert {img["id"] for img in out["images"]} == {a["image_id"] for a in out["annotations"]}
     assert len(out["annotations"]) == per_id[allowed[0]]
+    _, json_path, n = write_takedown(cfg)
+    assert n == 0 and json.loads(json_path.read_text())["domains"] == []
