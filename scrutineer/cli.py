@@ -7,7 +7,8 @@ finished but some shards failed (``partial``).
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -27,16 +28,23 @@ EXIT_PARTIAL = 3
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", exists=True, dir_okay=False)]
 
 
-def _load(path: Path) -> Config:
+@contextmanager
+def _reported(*errors: type[Exception]) -> Iterator[None]:
+    """Turn Scrutineer's errors (and ``errors``) into a one-line message and exit status 1."""
     try:
-        return load_config(path)
-    except ScrutineerError as e:
-        _fail(e)
+        yield
+    except (ScrutineerError, *errors) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
-def _fail(e: Exception) -> None:
-    err.print(f"[red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(1)
+def _findings_table(summary: dict, title: str) -> Table:
+    table = Table(title=f"{title} {summary['run_id']}: {summary['status']}")
+    table.add_column("reason")
+    table.add_column("findings", justify="right")
+    for reason, n in summary["findings"].items():
+        table.add_row(reason, str(n))
+    return table
 
 
 def _scan(cfg: Config) -> dict:
@@ -54,29 +62,21 @@ def scan(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and shards; scan nothing.")] = False,
 ) -> None:
     """Run every configured detector over every shard and load the findings into DuckDB."""
-    cfg = _load(config)
+    with _reported():
+        cfg = load_config(config)
     if dry_run:
         from scrutineer.sources import list_shards
 
-        try:
+        with _reported():
             shards = list_shards(cfg)
-        except ScrutineerError as e:
-            _fail(e)
         resolved = cfg.model_dump(mode="json")
         resolved["detectors"] = {k: v.model_dump(mode="json") for k, v in cfg.detector_params().items()}
         resolved["shards_resolved"] = [{"shard_id": s.shard_id, "path": s.location, "format": s.format} for s in shards]
         typer.echo(yaml.safe_dump(resolved, sort_keys=False, width=1_000_000), nl=False)
         return
-    try:
+    with _reported():
         summary = _scan(cfg)
-    except ScrutineerError as e:
-        _fail(e)
-    table = Table(title=f"run {summary['run_id']}: {summary['status']}")
-    table.add_column("reason")
-    table.add_column("findings", justify="right")
-    for reason, n in summary["findings"].items():
-        table.add_row(reason, str(n))
-    out.print(table)
+    out.print(_findings_table(summary, "run"))
     for s in summary["shards"]:
         if s["status"] == "failed":
             err.print(f"[red]failed shard[/] {s['shard_id']}: {s['error']}", highlight=False, soft_wrap=True)
@@ -93,11 +93,8 @@ def release(
     """Write RE-<dataset>-<variant>/ from the latest completed scan."""
     from scrutineer.release import build_release
 
-    cfg = _load(config)
-    try:
-        path = build_release(cfg, variant)
-    except ScrutineerError as e:
-        _fail(e)
+    with _reported():
+        path = build_release(load_config(config), variant)
     manifest = json.loads((path / "manifest.json").read_text())
     out.print(f"release: {path} ({manifest['rows']['input']} rows in, {manifest['removed']['rows']} removed, {manifest['rows']['output']} out)", highlight=False)
 
@@ -107,11 +104,8 @@ def takedown(config: ConfigArg) -> None:
     """Write the takedown manifest (restricted) as CSV and JSON, grouped by registrable domain."""
     from scrutineer.reports.takedown import write_takedown
 
-    cfg = _load(config)
-    try:
-        csv_path, json_path, n = write_takedown(cfg)
-    except ScrutineerError as e:
-        _fail(e)
+    with _reported():
+        csv_path, json_path, n = write_takedown(load_config(config))
     out.print(f"takedown manifest: {csv_path} and {json_path} ({n} URLs)", highlight=False)
 
 
@@ -123,11 +117,8 @@ def report(
     """Write the HTML report of a scan (public: restricted findings as counts only)."""
     from scrutineer.reports.html import write_report
 
-    cfg = _load(config)
-    try:
-        path = write_report(cfg, run_id)
-    except ScrutineerError as e:
-        _fail(e)
+    with _reported():
+        path = write_report(load_config(config), run_id)
     out.print(f"report: {path}", highlight=False)
 
 
@@ -138,15 +129,12 @@ def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run
 
     from scrutineer import store
 
-    cfg = _load(config)
-    try:
-        con = store.connect(cfg.workspace, read_only=True)
+    with _reported(duckdb.Error):
+        con = store.connect(load_config(config).workspace, read_only=True)
         rel = con.sql(sql)
         table = Table(*rel.columns)
         for row in rel.fetchall():
             table.add_row(*("" if v is None else str(v) for v in row))
-    except duckdb.Error as e:
-        _fail(e)
     out.print(table)
 
 
@@ -162,20 +150,13 @@ def demo(
 
     config_path = build_demo(directory.resolve())
     out.print(f"demo dataset and config: {config_path}", highlight=False)
-    cfg = _load(config_path)
-    try:
+    with _reported():
+        cfg = load_config(config_path)
         summary = _scan(cfg)
         releases = [build_release(cfg, v) for v in cfg.release.variants]
         csv_path, json_path, n = write_takedown(cfg)
         report_path = write_report(cfg, summary["run_id"])
-    except ScrutineerError as e:
-        _fail(e)
-    table = Table(title=f"demo scan {summary['run_id']}: {summary['status']}")
-    table.add_column("reason")
-    table.add_column("findings", justify="right")
-    for reason, count in summary["findings"].items():
-        table.add_row(reason, str(count))
-    out.print(table)
+    out.print(_findings_table(summary, "demo scan"))
     out.print(f"findings:  {cfg.workspace / 'scrutineer.duckdb'}  (try: scrutineer query {config_path} \"SELECT reason, count(*) FROM findings GROUP BY reason\")", highlight=False, soft_wrap=True)
     for path in releases:
         out.print(f"release:   {path}", highlight=False, soft_wrap=True)

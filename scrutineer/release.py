@@ -103,6 +103,8 @@ def build_release(cfg: Config, variant: str) -> Path:
                 dest = tmp / "data" / rel_out
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 rows_in, rows_out = write_filtered(shard, cfg, drop, dest)
+                if rows_in != rows:
+                    raise ReleaseError(f"{location}: read {rows_in} rows where scan {run_id} read {rows}")
                 entries.append(
                     {
                         "shard_id": shard_id,
