@@ -72,7 +72,6 @@ class Detector(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = NoParams
-    needs: ClassVar[Literal["metadata", "content"]] = "metadata"
 
     def __init__(self, params: BaseModel, ctx: DetectContext) -> None:
         self.params = params

@@ -1,0 +1,1 @@
+"""Outputs built from the store: the takedown manifest and the HTML run report."""
