@@ -320,11 +320,11 @@ def _load(con, run_id: str, plan: ScanPlan, results: list[ShardResult], status: 
         if files:
             con.execute(f"INSERT INTO findings SELECT ?, * FROM read_parquet({_sql_list(files)})", [run_id])
         for name, params in plan.params.items():
-            det = get_detector_class(name)(params, DetectContext(shard_id="", banks=plan.banks))
             sig_files = [plan.shard_root / r.fingerprint / f"signatures-{name}.parquet" for r in ok]
             sig_files = [str(p) for p in sig_files if p.exists()]
             if not sig_files:
-                continue
+                continue  # only detectors that kept signatures have a corpus-level step
+            det = get_detector_class(name)(params, DetectContext(shard_id="", banks=plan.banks))
             query = det.finalize(f"read_parquet({_sql_list(sig_files)})")
             if query is not None:
                 con.execute(f"INSERT INTO findings SELECT ?, * FROM ({query})", [run_id])
