@@ -267,9 +267,13 @@ def scan_flow(config: Config) -> dict:
                 json.dumps([b.public() for b in banks]),
             ],
         )
-        results = _run_shards(shards, plan, console)
-        status = "partial" if any(r.status == "failed" for r in results) else "completed"
-        _load(con, run_id, plan, results, status)
+        try:
+            results = _run_shards(shards, plan, console)
+            status = "partial" if any(r.status == "failed" for r in results) else "completed"
+            _load(con, run_id, plan, results, status)
+        except BaseException:
+            con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ?", [datetime.now(UTC), run_id])
+            raise
         counts = dict(
             con.sql(
                 "SELECT reason, count(*) FROM findings WHERE run_id = ? GROUP BY reason ORDER BY reason", params=[run_id]
