@@ -49,10 +49,11 @@ class UrlHashlist(Detector):
         # One pass: matches among simple URLs, plus every other URL for the Python path.
         rows = self.sql(
             f"""
-            WITH b AS (SELECT row_index, sample_id, url, {SIMPLE_URL_SQL} AS simple FROM batch WHERE url IS NOT NULL)
-            SELECT b.row_index, b.sample_id, b.url, b.simple, k.bank, k.bank_version
-            FROM b LEFT JOIN bank k ON b.simple AND k.hash = {URL_MD5_SQL.replace("url", "b.url")}
-            WHERE NOT b.simple OR k.hash IS NOT NULL
+            WITH b AS (SELECT row_index, sample_id, url, {SIMPLE_URL_SQL} AS simple FROM batch WHERE url IS NOT NULL),
+                 h AS (SELECT *, CASE WHEN simple THEN {URL_MD5_SQL} END AS hash FROM b)
+            SELECT h.row_index, h.sample_id, h.url, h.simple, k.bank, k.bank_version
+            FROM h LEFT JOIN bank k USING (hash)
+            WHERE NOT h.simple OR k.bank IS NOT NULL
             """,
             batch=batch,
         )
