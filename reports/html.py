@@ -37,31 +37,29 @@ def write_report(cfg: Config, run_id: str | None = None) -> Path:
             if run is None:
                 raise ConfigError(f"no finished scan of {cfg.dataset.name!r} in {cfg.workspace}")
             run_id = run[0]
-        runs = con.sql("SELECT run_id, dataset, started_at, finished_at, status, tool_version, detectors, banks FROM runs WHERE run_id = ?", params=[run_id]).fetchall()
+
+        def rows(query: str) -> list[tuple]:
+            return con.sql(query, params=[run_id]).fetchall()
+
+        runs = rows("SELECT run_id, dataset, started_at, finished_at, status, tool_version, detectors, banks FROM runs WHERE run_id = ?")
         if not runs:
             raise ConfigError(f"no run {run_id!r} in {cfg.workspace}")
         run = dict(zip(["run_id", "dataset", "started_at", "finished_at", "status", "tool_version", "detectors", "banks"], runs[0]))
         run["detectors"] = json.loads(run["detectors"])
         run["banks"] = json.loads(run["banks"])
-        reasons = con.sql(
+        reasons = rows(
             "SELECT reason, bool_or(restricted) AS restricted, count(*) AS n, count(DISTINCT (shard_id, row_index)) AS samples "
-            "FROM findings WHERE run_id = ? GROUP BY reason ORDER BY reason",
-            params=[run_id],
-        ).fetchall()
-        shards = con.sql(
-            "SELECT shard_id, format, status, rows, error, round(seconds, 2) FROM shards WHERE run_id = ? ORDER BY shard_id",
-            params=[run_id],
-        ).fetchall()
-        licences = con.sql(
+            "FROM findings WHERE run_id = ? GROUP BY reason ORDER BY reason"
+        )
+        shards = rows("SELECT shard_id, format, status, rows, error, round(seconds, 2) FROM shards WHERE run_id = ? ORDER BY shard_id")
+        licences = rows(
             "SELECT coalesce(evidence->>'spdx', evidence->>'license', '(none)') AS licence, reason, count(*) AS n "
-            "FROM findings WHERE run_id = ? AND detector = 'license_gaps' GROUP BY ALL ORDER BY n DESC LIMIT 25",
-            params=[run_id],
-        ).fetchall()
-        clusters = con.sql(
+            "FROM findings WHERE run_id = ? AND detector = 'license_gaps' GROUP BY ALL ORDER BY n DESC LIMIT 25"
+        )
+        clusters = rows(
             "SELECT reason, evidence->>'kept_sample_id' AS kept, count(*) AS copies FROM findings "
-            "WHERE run_id = ? AND detector = 'dedup' GROUP BY ALL ORDER BY copies DESC, kept LIMIT 20",
-            params=[run_id],
-        ).fetchall()
+            "WHERE run_id = ? AND detector = 'dedup' GROUP BY ALL ORDER BY copies DESC, kept LIMIT 20"
+        )
     finally:
         con.close()
     total_rows = sum(s[3] or 0 for s in shards)

@@ -43,10 +43,6 @@ class ReleaseError(ConfigError):
     """The release cannot be built (no finished scan, a partial scan, a shard changed since)."""
 
 
-def release_name(cfg: Config, variant: str) -> str:
-    return f"RE-{cfg.dataset.name}-{variant}"
-
-
 def build_release(cfg: Config, variant: str) -> Path:
     """Write the variant's release from the dataset's latest completed scan.
 
@@ -86,7 +82,7 @@ def build_release(cfg: Config, variant: str) -> Path:
         ).fetchall()
         detectors, banks = con.sql("SELECT detectors, banks FROM runs WHERE run_id = ?", params=[run_id]).fetchall()[0]
 
-        name = release_name(cfg, variant)
+        name = f"RE-{cfg.dataset.name}-{variant}"
         out = cfg.workspace / "releases" / name
         out.parent.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out.parent)
