@@ -1,3 +1,6 @@
+import re
+
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -5,7 +8,7 @@ from scrutineer.banks import Bank, url_md5
 from scrutineer.config import BankConfig
 from scrutineer.detectors.base import DetectContext
 from scrutineer.detectors.conformance import DetectorConformance
-from scrutineer.detectors.dedup import Dedup
+from scrutineer.detectors.dedup import CAPTION_KEY_SQL, Dedup
 from scrutineer.detectors.license_gaps import LicenseGaps
 from scrutineer.detectors.registry import get_detector_class
 from scrutineer.detectors.url_hashlist import UrlHashlist
@@ -56,6 +59,18 @@ class TestLicenseGaps(DetectorConformance):
 
 class TestDedup(DetectorConformance):
     detector_class = Dedup
+
+    def test_caption_key_normalises_whitespace_like_python_re(self):
+        captions = [
+            "A  Red\tCar ", " a red car", "a\u00a0red\u3000car", "a\x85red\x1fcar", "a\u2028red car\u2003",
+            "Ünï  Cödé", "zero\u200bwidth", "", " \t\n", None, "x\x0bY",
+        ]
+        con = duckdb.connect()
+        con.register("t", pa.table({"caption": pa.array(captions, pa.string())}))
+        got = [k for (k,) in con.sql(f"SELECT {CAPTION_KEY_SQL} FROM t").fetchall()]
+        expected = [re.sub(r"\s+", " ", c.lower()).strip(" ") or None if c is not None else None for c in captions]
+        assert got == expected
+        assert got[:5] == ["a red car"] * 5  # the same caption once whitespace is normalised
 
 
 def test_unknown_detector_lists_the_known_ones():

@@ -28,7 +28,7 @@ def pandas_duplicates(df: pd.DataFrame, url: str, caption: str) -> tuple[set, se
     parts = s.str.extract(r"^[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*)(.*)$")
     canon = (parts[0].str.lower().str.replace(r":(80|443)$", "", regex=True) + parts[1]).where(parts[0].notna(), s)
     canon = canon.where(canon != "")
-    cap = df[caption].str.lower().str.replace(r"[ \t\n\r\f\v]+", " ", regex=True).str.strip(" ")
+    cap = df[caption].str.lower().str.replace(r"\s+", " ", regex=True).str.strip(" ")
     cap = cap.where(cap != "")
     key = list(zip(df["shard"], df["row"]))
     dup_url = {k for k, d, v in zip(key, canon.duplicated(keep="first"), canon.notna()) if d and v}
