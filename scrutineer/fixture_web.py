@@ -1,0 +1,282 @@
+"""A local test web: a real HTTP server (aiohttp, in its own process) serving images and the
+failures a crawler meets, on several loopback addresses that stand for distinct hosts.
+
+The demo, the tests and ``bench/fetch_hash.py`` fetch from it; it binds loopback addresses only.
+Images are held in memory: files read from ``--images`` directories and/or ``--synthetic N``
+generated JPEGs (``synthetic-00000.jpg`` …, the same bytes for the same index, see
+:func:`synthetic_jpeg`).
+
+Routes, on every host (``{name}`` is an image name):
+
+==========================  ==========================================================
+``/img/{name}``             the image (200, ``Content-Type`` from the suffix)
+``/gone/{name}``            410 Gone
+``/missing/{name}``         404 (so is every unknown path)
+``/error/{name}``           503, always
+``/busy/{name}?times=N``    429 with ``Retry-After: 1`` for the first N requests, then the image
+``/slow/{name}?seconds=S``  the image after S seconds
+``/parking/{name}``         200 ``text/html``: a parked-domain page where an image was expected
+``/redirect?to=URL``        302 to URL (another host, a parking page, a private address …)
+``/noai/{name}``            the image with ``X-Robots-Tag: noai, noimageai``
+``/private/{name}``         the image, but ``/robots.txt`` disallows ``/private/`` for Scrutineer
+``/robots.txt``             ``User-agent: Scrutineer`` / ``Disallow: /private/``
+``/_stats``                 JSON: requests per host and path, the most requests in flight at
+                            once per host (``max_in_flight``), each request's time
+``/_reset`` (POST)          zero the counters
+==========================  ==========================================================
+
+Run ``python -m scrutineer.fixture_web --hosts 127.0.0.2 127.0.0.3 --images DIR``; it prints
+``ready <port>`` once every host listens. :class:`FixtureWeb` does that from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import mimetypes
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+
+ROBOTS_TXT = "User-agent: Scrutineer\nDisallow: /private/\n\nUser-agent: *\nAllow: /\n"
+PARKING_HTML = "<!doctype html><html><head><title>This domain may be for sale</title></head><body>Parked.</body></html>"
+
+
+def synthetic_jpeg(index: int, size: int = 256, quality: int = 85) -> bytes:
+    """A distinct, deterministic JPEG (``size`` x ``size`` pixels, ~15-25 KB at the defaults):
+    smooth colour fields and a few shapes drawn from a generator seeded with ``index``."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(index)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    channels = []
+    for _ in range(3):
+        fx, fy, phase = rng.uniform(0.5, 6.0), rng.uniform(0.5, 6.0), rng.uniform(0, 2 * np.pi)
+        channels.append(127 + 100 * np.sin(2 * np.pi * (fx * x + fy * y) + phase))
+    pixels = np.stack(channels, axis=2) + rng.normal(0, 12, (size, size, 3))
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, y0 = rng.integers(0, size - 32, 2)
+        w, h = rng.integers(16, size // 2, 2)
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([int(x0), int(y0), int(x0 + w), int(y0 + h)], fill=colour)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def _load_images(dirs: list[Path], synthetic: int) -> dict[str, tuple[bytes, str]]:
+    images: dict[str, tuple[bytes, str]] = {}
+    for d in dirs:
+        for path in sorted(d.iterdir()):
+            kind = mimetypes.guess_type(path.name)[0]
+            if path.is_file() and kind and kind.startswith("image/"):
+                images[path.name] = (path.read_bytes(), kind)
+    for i in range(synthetic):
+        images[f"synthetic-{i:05d}.jpg"] = (synthetic_jpeg(i), "image/jpeg")
+    return images
+
+
+def _app(images: dict[str, tuple[bytes, str]]):
+    from aiohttp import web
+
+    requests: Counter = Counter()
+    in_flight: Counter = Counter()
+    max_in_flight: Counter = Counter()
+    busy_seen: Counter = Counter()
+    log: list[tuple[str, str, float]] = []
+
+    @web.middleware
+    async def count(request, handler):
+        host = request.transport.get_extra_info("sockname")[0] if request.transport else "?"
+        if not request.path.startswith("/_"):
+            requests[(host, request.path)] += 1
+            log.append((host, request.path_qs, time.time()))
+        in_flight[host] += 1
+        max_in_flight[host] = max(max_in_flight[host], in_flight[host])
+        try:
+            return await handler(request)
+        finally:
+            in_flight[host] -= 1
+
+    def image(request, headers=None):
+        name = request.match_info["name"]
+        if name not in images:
+            raise web.HTTPNotFound()
+        body, kind = images[name]
+        return web.Response(body=body, content_type=kind, headers=headers)
+
+    async def img(request):
+        return image(request)
+
+    async def noai(request):
+        return image(request, {"X-Robots-Tag": "noai, noimageai"})
+
+    async def gone(request):
+        return web.Response(status=410, text="gone")
+
+    async def error(request):
+        return web.Response(status=503, text="unavailable")
+
+    async def busy(request):
+        key = request.transport.get_extra_info("sockname")[0], request.path
+        busy_seen[key] += 1
+        if busy_seen[key] <= int(request.query.get("times", "1")):
+            return web.Response(status=429, headers={"Retry-After": "1"}, text="slow down")
+        return image(request)
+
+    async def slow(request):
+        await asyncio.sleep(float(request.query.get("seconds", "2")))
+        return image(request)
+
+    async def parking(request):
+        return web.Response(text=PARKING_HTML, content_type="text/html")
+
+    async def redirect(request):
+        raise web.HTTPFound(request.query["to"])
+
+    async def robots(request):
+        return web.Response(text=ROBOTS_TXT)
+
+    async def stats(request):
+        by_host: dict[str, dict[str, int]] = defaultdict(dict)
+        for (host, path), n in requests.items():
+            by_host[host][path] = n
+        return web.json_response(
+            {"requests": sum(requests.values()), "by_host": by_host, "max_in_flight": dict(max_in_flight), "log": log}
+        )
+
+    async def reset(request):
+        for c in (requests, max_in_flight, busy_seen):
+            c.clear()
+        log.clear()
+        return web.json_response({"ok": True})
+
+    app = web.Application(middlewares=[count])
+    app.add_routes(
+        [
+            web.get("/img/{name}", img),
+            web.get("/gone/{name}", gone),
+            web.get("/error/{name}", error),
+            web.get("/busy/{name}", busy),
+            web.get("/slow/{name}", slow),
+            web.get("/parking/{name}", parking),
+            web.get("/redirect", redirect),
+            web.get("/noai/{name}", noai),
+            web.get("/private/{name}", img),
+            web.get("/robots.txt", robots),
+            web.get("/_stats", stats),
+            web.post("/_reset", reset),
+        ]
+    )
+    return app
+
+
+async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]]) -> None:
+    from aiohttp import web
+
+    runner = web.AppRunner(_app(images), access_log=None)
+    await runner.setup()
+    for _ in range(50):  # one port free on every host address
+        port = random.randint(20000, 60000)
+        sites = [web.TCPSite(runner, host, port) for host in hosts]
+        try:
+            for site in sites:
+                await site.start()
+        except OSError:
+            for site in sites:
+                await site.stop()
+            continue
+        break
+    else:
+        raise SystemExit("no port free on every host")
+    print(f"ready {port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+class FixtureWeb:
+    """Start the fixture server in its own process; a context manager.
+
+    Args:
+        hosts: loopback addresses to listen on (each stands for a different host).
+        images: directories whose image files are served under ``/img/<file name>``.
+        synthetic: how many :func:`synthetic_jpeg` images to serve as well.
+
+    Raises:
+        RuntimeError: the server did not start within 120 seconds (its stderr is included).
+    """
+
+    def __init__(self, hosts: list[str], images: list[Path] = (), synthetic: int = 0) -> None:
+        self.hosts = list(hosts)
+        self.args = [sys.executable, "-m", "scrutineer.fixture_web", "--hosts", *self.hosts, "--synthetic", str(synthetic)]
+        for d in images:
+            self.args += ["--images", str(d)]
+        self.port: int | None = None
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> FixtureWeb:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        line = self.process.stdout.readline()
+        if not line.startswith("ready "):
+            self.process.kill()
+            raise RuntimeError(f"fixture web server did not start: {line!r} {self.process.stderr.read()[-2000:]}")
+        self.port = int(line.split()[1])
+
+    def stop(self) -> None:
+        """Stop the server (a running fetch then sees connections refused)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def url(self, path: str, host: int = 0) -> str:
+        """``http://<hosts[host]>:<port><path>``."""
+        return f"http://{self.hosts[host]}:{self.port}{path}"
+
+    def stats(self) -> dict:
+        return httpx.get(self.url("/_stats"), timeout=10).json()
+
+    def reset(self) -> None:
+        httpx.post(self.url("/_reset"), timeout=10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hosts", nargs="+", default=["127.0.0.1"], help="loopback addresses to listen on")
+    ap.add_argument("--images", type=Path, action="append", default=[], help="a directory of images to serve")
+    ap.add_argument("--synthetic", type=int, default=0, help="how many synthetic JPEGs to serve")
+    args = ap.parse_args()
+    for host in args.hosts:
+        if not host.startswith("127."):
+            raise SystemExit(f"{host}: the fixture web server binds loopback addresses only")
+    asyncio.run(_serve(args.hosts, _load_images(args.images, args.synthetic)))
+
+
+if __name__ == "__main__":
+    main()
