@@ -12,15 +12,12 @@ import csv
 import io
 import json
 from datetime import UTC, datetime
-from functools import cache
 from itertools import groupby
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import tldextract
 
 from scrutineer import store
 from scrutineer.config import Config
+from scrutineer.domains import host_and_domain
 from scrutineer.errors import ConfigError
 from scrutineer.files import atomic_write_text
 
@@ -36,21 +33,6 @@ COLUMNS = [
     "row_index",
     "first_seen",
 ]
-
-
-@cache
-def _extractor() -> tldextract.TLDExtract:
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
-def host_and_domain(url: str) -> tuple[str, str]:
-    """(host, registrable domain) of a URL; an IP address or a bare host is its own domain."""
-    try:
-        host = (urlsplit(url.strip()).hostname or "").rstrip(".")
-    except ValueError:
-        host = ""
-    ext = _extractor()(host)
-    return host, ext.top_domain_under_public_suffix or host
 
 
 def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:

@@ -24,7 +24,7 @@ from scrutineer.config import BankConfig
 from scrutineer.errors import ConfigError
 
 #: Hex digest length per signal type (characters).
-HEX_LENGTHS = {"url_md5": 32, "md5": 32, "sha1": 40, "sha256": 64}
+HEX_LENGTHS = {"url_md5": 32, "md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "phash": 16}
 _HEX = re.compile(r"[0-9a-f]+")
 
 

@@ -35,7 +35,7 @@ from scrutineer.errors import ConfigError
 
 Format = Literal["parquet", "csv", "tsv", "jsonl", "coco", "hf"]
 CanonicalColumn = Literal["sample_id", "url", "caption", "license"]
-SignalType = Literal["url_md5", "md5", "sha1", "sha256"]
+SignalType = Literal["url_md5", "md5", "sha1", "sha256", "pdq", "phash"]
 
 SUFFIX_FORMATS: dict[str, Format] = {
     ".parquet": "parquet",
@@ -90,6 +90,44 @@ class BankConfig(Strict):
     version: str = Field(description="The supplier's version label for this list.")
 
 
+class BreakerConfig(Strict):
+    """When connection-level failures (refused, reset, DNS) spread over many hosts, the network is
+    down, not the links: the fetch stops and its checks are inconclusive (DESIGN.md "Fetching")."""
+
+    failures: int = Field(20, gt=0, description="Consecutive connection-level failures, with no success between them ...")
+    hosts: int = Field(5, gt=0, description="... spread over at least this many distinct hosts, open the breaker.")
+
+
+class FetchConfig(Strict):
+    """How images are fetched (DESIGN.md "Fetching"). Times are seconds, sizes bytes."""
+
+    user_agent: str = Field("Scrutineer/0.1 (+{contact})", description="User-Agent; `{contact}` is replaced by `contact`.")
+    contact: str = Field("https://github.com/scrutineer/scrutineer", description="URL or address where site owners reach the operator.")
+    robots_agent: str = Field("Scrutineer", description="Product token matched against robots.txt User-agent lines (RFC 9309).")
+    concurrency: int = Field(64, gt=0, description="Requests in flight at once, in all.")
+    per_domain: int = Field(4, gt=0, description="Requests in flight at once per registrable domain.")
+    min_interval: float = Field(0.0, ge=0, description="Seconds between the starts of two requests to one registrable domain.")
+    connect_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(20.0, gt=0)
+    total_timeout: float = Field(60.0, gt=0, description="Whole request, body included.")
+    max_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Bodies larger than this are not read (status not_image).")
+    max_redirects: int = Field(5, ge=0, le=5)
+    retries: int = Field(3, ge=0, description="Retries of transient failures (429, 5xx, timeouts, resets).")
+    backoff: float = Field(1.0, gt=0, description="First retry delay; doubles each retry, with full jitter.")
+    max_backoff: float = Field(60.0, gt=0, description="Longest wait before a retry, Retry-After included; longer = give up (transient).")
+    respect_robots: bool = True
+    allow_private_networks: bool = Field(False, description="Allow loopback/private/link-local/reserved addresses (tests, the demo).")
+    allowed_networks: list[str] = Field(
+        default_factory=list, description="CIDR networks allowed although private (e.g. a mirror on the LAN); the rest stay refused."
+    )
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    hash_workers: int = Field(2, gt=0, description="Processes hashing image bytes (PDQ, pHash).")
+
+    @property
+    def user_agent_header(self) -> str:
+        return self.user_agent.format(contact=self.contact)
+
+
 class VariantConfig(Strict):
     """One release variant: the finding reasons (or reason prefixes) whose rows are removed."""
 
@@ -108,6 +146,7 @@ class Config(Strict):
     banks: list[BankConfig] = Field(default_factory=list)
     detectors: dict[str, dict[str, Any]] = Field(min_length=1, description="Detector name -> its parameters.")
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    fetch: FetchConfig = Field(default_factory=FetchConfig)
     workers: int = Field(2, gt=0, description="Shard tasks run at once (threads).")
     threads_per_shard: int = Field(2, gt=0, description="Batches of one shard processed at once (threads).")
     memory_limit: str = Field("1GB", description="DuckDB memory_limit of the store; larger work spills to disk.")

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import mimetypes
 import os
 import random
@@ -44,6 +43,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -230,7 +230,7 @@ class FixtureWeb:
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> FixtureWeb:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -74,7 +74,7 @@ def hash_content(body: bytes) -> ContentHashes:
                 rgb = image.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return _with(exact, decode_error=f"image larger than {MAX_IMAGE_PIXELS:,} pixels (decompression-bomb limit)")
-    except Exception as e:  # Pillow raises many types for bad data; none of them carry the bytes
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad data; none carry the bytes
         return _with(exact, decode_error=f"not a decodable image: {type(e).__name__}")
     vector, quality = pdqhash.compute(np.asarray(rgb))
     return _with(

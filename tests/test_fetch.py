@@ -1,0 +1,162 @@
+"""The fetcher against the fixture web server (a real aiohttp server in its own process)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+import pytest
+
+from scrutineer.config import FetchConfig
+from scrutineer.fetch import Fetcher, NetworkDown, refused_address
+from scrutineer.fixture_web import FixtureWeb
+
+HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+@pytest.fixture(scope="module")
+def web(shared_data):
+    with FixtureWeb(HOSTS, images=[shared_data / "images" / "skimage"]) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters(web):
+    web.reset()
+
+
+def cfg(**overrides) -> FetchConfig:
+    base = {"allow_private_networks": True, "retries": 2, "backoff": 0.05, "connect_timeout": 2, "read_timeout": 5}
+    return FetchConfig(**{**base, **overrides})
+
+
+def fetch_all(config: FetchConfig, urls: list[str]):
+    async def run():
+        async with Fetcher(config) as f:
+            return await asyncio.gather(*(f.fetch(u) for u in urls))
+
+    return asyncio.run(run())
+
+
+def test_status_classes(web, shared_data):
+    urls = {
+        "alive": web.url("/img/coins.png"),
+        "dead-410": web.url("/gone/coins.png"),
+        "dead-404": web.url("/missing/coins.png"),
+        "not_image": web.url("/parking/coins.png"),
+        "moved-host": web.url("/redirect?to=" + web.url("/img/coins.png", host=1)),
+        "moved-html": web.url("/redirect?to=" + web.url("/parking/x", host=0)),
+        "blocked-robots": web.url("/private/coins.png"),
+        "invalid": "ftp://127.0.0.2/coins.png",
+        "transient": web.url("/error/coins.png"),
+        "nxdomain": "http://no-such-host.invalid/a.jpg",
+    }
+    got = dict(zip(urls, fetch_all(cfg(), list(urls.values()))))
+    assert {k: r.status for k, r in got.items()} == {
+        "alive": "alive",
+        "dead-410": "dead",
+        "dead-404": "dead",
+        "not_image": "not_image",
+        "moved-host": "moved",
+        "moved-html": "moved",
+        "blocked-robots": "blocked",
+        "invalid": "invalid",
+        "transient": "transient",
+        "nxdomain": "dead",
+    }
+    assert hashlib.sha256(got["alive"].body).digest() == hashlib.sha256((shared_data / "images/skimage/coins.png").read_bytes()).digest()
+    assert got["moved-host"].final_url == web.url("/img/coins.png", host=1)
+    assert got["transient"].attempts == 3  # first try + 2 retries
+    assert "NXDOMAIN" in got["nxdomain"].error
+    requests = web.stats()["by_host"]["127.0.0.2"]
+    assert "/private/coins.png" not in requests  # robots.txt was read and obeyed
+    assert requests["/robots.txt"] == 1  # once per origin
+
+
+def test_x_robots_tag_is_recorded(web):
+    (r,) = fetch_all(cfg(), [web.url("/noai/coins.png")])
+    assert r.status == "alive" and r.x_robots_tag == "noai, noimageai"
+
+
+def test_user_agent_names_scrutineer_and_the_contact(web):
+    config = cfg(contact="mailto:abuse@example.org")
+    assert "Scrutineer" in config.user_agent_header and "mailto:abuse@example.org" in config.user_agent_header
+
+
+def test_per_domain_concurrency_is_never_exceeded(web):
+    urls = [web.url(f"/slow/coins.png?seconds=0.2&n={i}", host=i % 2) for i in range(24)]
+    results = fetch_all(cfg(per_domain=3, concurrency=64), urls)
+    assert {r.status for r in results} == {"alive"}
+    in_flight = web.stats()["max_in_flight"]
+    # 127.0.0.2 also answers the test's own /_reset and /_stats calls, which are never concurrent with the run
+    assert in_flight["127.0.0.2"] <= 3 and in_flight["127.0.0.3"] <= 3
+    assert max(in_flight.values()) == 3  # the limit was reached, so it was what held requests back
+
+
+def test_min_interval_spaces_requests_to_a_domain(web):
+    urls = [web.url(f"/img/coins.png?n={i}", host=2) for i in range(4)]
+    fetch_all(cfg(min_interval=0.3), urls)
+    times = sorted(t for host, path, t in web.stats()["log"] if host == "127.0.0.4" and path.startswith("/img/"))
+    assert len(times) == 4
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.25  # server clock; some scheduling slack
+
+
+def test_retry_after_is_respected(web):
+    started = time.time()
+    (r,) = fetch_all(cfg(), [web.url("/busy/coins.png?times=1")])
+    assert r.status == "alive" and r.attempts == 2
+    times = [t for _, path, t in web.stats()["log"] if path.startswith("/busy/")]
+    assert len(times) == 2 and times[1] - times[0] >= 0.95  # Retry-After: 1
+    assert time.time() - started >= 1.0
+
+
+def test_retry_after_beyond_max_backoff_gives_up_as_transient(web):
+    (r,) = fetch_all(cfg(max_backoff=0.5), [web.url("/busy/coins.png?times=5")])
+    assert r.status == "transient" and r.attempts == 1 and "max_backoff" in r.error
+
+
+def test_ssrf_guard_refuses_loopback_by_default(web):
+    (r,) = fetch_all(FetchConfig(), [web.url("/img/coins.png")])
+    assert r.status == "blocked" and "SSRF" in r.error
+    assert web.stats()["requests"] == 0  # not even robots.txt was asked
+
+
+def test_ssrf_guard_refuses_a_redirect_to_a_private_address(web):
+    # 127.0.0.2 stands for a public host (allowed explicitly); it redirects to 127.0.0.3
+    target = web.url("/img/coins.png", host=1)
+    (r,) = fetch_all(FetchConfig(allowed_networks=["127.0.0.2/32"]), [web.url("/redirect?to=" + target)])
+    assert r.status == "blocked" and "SSRF" in r.error
+    assert "127.0.0.3" not in web.stats()["by_host"]
+
+
+def test_refused_addresses():
+    for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "::1", "fe80::1", "0.0.0.0", "::ffff:127.0.0.1", "240.0.0.1"]:
+        assert refused_address(ip), ip
+    for ip in ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]:
+        assert not refused_address(ip), ip
+
+
+def test_network_cut_mid_run_opens_the_breaker(shared_data):
+    server = FixtureWeb(HOSTS, images=[shared_data / "images" / "skimage"])
+    server.start()
+    urls = [server.url(f"/slow/coins.png?seconds=0.5&n={i}", host=i % 3) for i in range(60)]
+    config = cfg(per_domain=2, retries=1, breaker={"failures": 6, "hosts": 3})
+
+    async def run():
+        async with Fetcher(config) as f:
+            tasks = [asyncio.ensure_future(f.fetch(u)) for u in urls]
+            await asyncio.sleep(1.2)  # some complete, then the network goes away
+            server.stop()
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        server.stop()
+    down = [r for r in results if isinstance(r, NetworkDown)]
+    done = [r for r in results if not isinstance(r, BaseException)]
+    assert down, "the breaker never opened"
+    assert "inconclusive" in str(down[0])
+    assert any(r.status == "alive" for r in done)
+    assert not any(r.status == "dead" for r in done)
