@@ -72,6 +72,10 @@ class Detector(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = NoParams
+    #: ``metadata``: :meth:`detect` sees ``DETECT_SCHEMA`` batches of the shard. ``content``: it
+    #: sees ``flows.content.CONTENT_SCHEMA`` batches (each sample's fetch record and hashes),
+    #: and the scan fetches and hashes the shard's URLs for it.
+    needs: ClassVar[Literal["metadata", "content"]] = "metadata"
 
     def __init__(self, params: BaseModel, ctx: DetectContext) -> None:
         self.params = params

@@ -30,7 +30,17 @@ class DetectorConformance:
     def context(self) -> DetectContext:
         return DetectContext(shard_id="shard-0", banks=[])
 
+    def schema(self) -> pa.Schema:
+        """The batch schema the detector sees (``needs``: metadata or content)."""
+        if self.detector_class.needs == "content":
+            from scrutineer.flows.content import CONTENT_SCHEMA
+
+            return CONTENT_SCHEMA
+        return DETECT_SCHEMA
+
     def sample_batch(self) -> pa.RecordBatch:
+        if self.detector_class.needs == "content":
+            return self.content_sample_batch()
         urls = ["http://a.example/1.jpg", "HTTP://A.EXAMPLE/1.jpg", "https://b.example/2.png", None]
         return pa.RecordBatch.from_pydict(
             {
@@ -41,6 +51,36 @@ class DetectorConformance:
                 "license": pa.array(["CC-BY-4.0", "?", None, "CC BY-NC 2.0"], pa.string()),
             },
             schema=DETECT_SCHEMA,
+        )
+
+    def content_sample_batch(self) -> pa.RecordBatch:
+        """Rows as the content stage gives them: an image, a dead link, a moved one, a timeout."""
+        from scrutineer.flows.content import CONTENT_SCHEMA
+
+        n = 4
+        return pa.RecordBatch.from_pydict(
+            {
+                "row_index": [0, 1, 2, 3],
+                "sample_id": ["s0", "s1", "s2", "s3"],
+                "url": [f"http://a.example/{i}.jpg" for i in range(n)],
+                "status": ["alive", "dead", "moved", "transient"],
+                "http_status": [200, 404, 200, None],
+                "final_url": ["http://a.example/0.jpg", "http://a.example/1.jpg", "http://b.example/parked", None],
+                "content_type": ["image/jpeg", "text/html", "text/html", None],
+                "error": [None, "HTTP 404", None, "timeout"],
+                "x_robots_tag": [None] * n,
+                "checks": [1, 2, 1, 1],
+                "bytes": [1234, None, 300, None],
+                "md5": ["0" * 32, None, "1" * 32, None],
+                "sha1": ["0" * 40, None, "1" * 40, None],
+                "sha256": ["0" * 64, None, "1" * 64, None],
+                "pdq": ["f" * 64, None, None, None],
+                "pdq_quality": [100, None, None, None],
+                "phash": ["8" * 16, None, None, None],
+                "width": [64, None, None, None],
+                "height": [64, None, None, None],
+            },
+            schema=CONTENT_SCHEMA,
         )
 
     def make(self) -> Detector:
@@ -71,8 +111,7 @@ class DetectorConformance:
         assert found["reason"].null_count == 0
 
     def test_empty_batch_gives_no_findings(self):
-        empty = DETECT_SCHEMA.empty_table().to_batches()
-        batch = empty[0] if empty else pa.RecordBatch.from_pylist([], schema=DETECT_SCHEMA)
+        batch = pa.RecordBatch.from_pylist([], schema=self.schema())
         assert self.make().detect(batch).num_rows == 0
 
     def test_same_answer_twice(self):

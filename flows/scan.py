@@ -12,14 +12,18 @@ A shard that fails (:class:`~scrutineer.errors.ShardError`) is recorded and the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 import secrets
 import shutil
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,18 +33,29 @@ import pyarrow.parquet as pq
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    temporary_settings,
+)
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from scrutineer.detectors.base import FINDINGS_SCHEMA, DetectContext
+from scrutineer.detectors.registry import get_detector_class
+from scrutineer.flows import content
 
 from scrutineer import __version__, store
 from scrutineer.banks import Bank, load_banks
 from scrutineer.config import Config
-from scrutineer.detectors.base import FINDINGS_SCHEMA, DetectContext
-from scrutineer.detectors.registry import get_detector_class
-from scrutineer.errors import RetryableError, ShardError
+from scrutineer.errors import NetworkDownError, RetryableError, ShardError
 from scrutineer.files import sweep_temporaries, temporary_sibling
 from scrutineer.sources import Shard, iter_detect_batches, list_shards
 
@@ -53,6 +68,11 @@ class ScanPlan:
     banks: list[Bank]
     params: dict[str, BaseModel]
     shard_root: Path
+    hash_pool: Executor | None = None  # processes hashing image bytes, when a content detector runs
+
+    def names(self, needs: str) -> list[str]:
+        """Configured detectors that see ``needs`` (metadata|content) batches."""
+        return [n for n in self.params if get_detector_class(n).needs == needs]
 
     def detectors_public(self) -> dict[str, dict]:
         return {
@@ -69,6 +89,7 @@ class ScanPlan:
             "read": ds.model_dump(mode="json", include={"columns", "header", "names", "quoting", "hf"}),
             "detectors": self.detectors_public(),
             "banks": sorted(b.sha256 for b in self.banks),
+            "fetch": self.config.fetch.model_dump(mode="json") if self.names("content") else None,
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -78,7 +99,7 @@ class ShardResult:
     """What a shard task reports back: paths and counts, never tables."""
 
     shard: Shard
-    status: str  # done | skipped | failed
+    status: str  # done | skipped | failed | inconclusive (network down)
     sha256: str | None = None
     fingerprint: str | None = None
     rows: int | None = None
@@ -137,7 +158,7 @@ def _run_detectors(shard: Shard, plan: ScanPlan, out: Path) -> tuple[int, dict[s
     """Stream the shard through every detector, ``threads_per_shard`` batches at a time; outputs
     are written in batch order, so they do not depend on thread timing."""
     ctx = DetectContext(shard_id=shard.shard_id, banks=plan.banks)
-    detectors = [get_detector_class(name)(params, ctx) for name, params in plan.params.items()]
+    detectors = [get_detector_class(name)(plan.params[name], ctx) for name in plan.names("metadata")]
     shard_id = pa.scalar(shard.shard_id)
 
     def process(batch: pa.RecordBatch) -> tuple[int, list[pa.Table], dict[str, pa.Table]]:
@@ -174,11 +195,43 @@ def _run_detectors(shard: Shard, plan: ScanPlan, out: Path) -> tuple[int, dict[s
                     if name not in sig_writers:
                         sig_writers[name] = pq.ParquetWriter(out / f"signatures-{name}.parquet", sig.schema, use_dictionary=["shard_id"])
                     sig_writers[name].write_table(sig)
+        if plan.names("content"):
+            for table in _run_content(shard, plan, out):
+                findings.write_table(table)
+                for reason, count in zip(*table.group_by("reason").aggregate([("reason", "count")]).columns):
+                    reasons[reason.as_py()] = reasons.get(reason.as_py(), 0) + count.as_py()
     finally:
         findings.close()
         for w in sig_writers.values():
             w.close()
     return rows, reasons
+
+
+def _run_content(shard: Shard, plan: ScanPlan, out: Path):
+    """Fetch and hash the shard's URLs batch by batch (each distinct URL once per shard), write
+    ``fetches.parquet`` and ``content_hashes.parquet``, and yield the content detectors' findings.
+
+    Raises:
+        NetworkDownError: the network went down; the shard's outputs are discarded by the caller.
+    """
+    ctx = DetectContext(shard_id=shard.shard_id, banks=plan.banks)
+    detectors = [get_detector_class(name)(plan.params[name], ctx) for name in plan.names("content")]
+    checked: dict[str, content.Checked] = {}
+    with (
+        pq.ParquetWriter(out / "fetches.parquet", content.FETCHES_SCHEMA) as fetches,
+        pq.ParquetWriter(out / "content_hashes.parquet", content.CONTENT_HASHES_SCHEMA) as hashes,
+    ):
+        for batch in iter_detect_batches(shard, plan.config.dataset):
+            new = list(dict.fromkeys(u for u in batch.column("url").to_pylist() if u and u not in checked))
+            now = asyncio.run(content.check_urls(new, plan.config.fetch, plan.hash_pool))
+            fetches.write_table(content.fetch_rows(shard.shard_id, now))
+            checked.update(now)
+            rows = content.content_batch(batch, checked)
+            hashes.write_table(content.hash_rows(shard.shard_id, rows))
+            for d in detectors:
+                found = d.detect(rows)
+                if found.num_rows:
+                    yield found
 
 
 def new_run_id() -> str:
@@ -268,8 +321,14 @@ def scan_flow(config: Config) -> dict:
             ],
         )
         try:
-            results = _run_shards(shards, plan, console)
-            status = "partial" if any(r.status == "failed" for r in results) else "completed"
+            with _hash_pool(plan) as pool:
+                results = _run_shards(shards, dataclasses.replace(plan, hash_pool=pool), console)
+            if any(r.status == "inconclusive" for r in results):
+                status = "inconclusive"
+            elif any(r.status == "failed" for r in results):
+                status = "partial"
+            else:
+                status = "completed"
             _load(con, run_id, plan, results, status)
         except BaseException:
             con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ?", [datetime.now(UTC), run_id])
@@ -291,6 +350,20 @@ def scan_flow(config: Config) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _hash_pool(plan: ScanPlan):
+    """Processes for :func:`scrutineer.hashing.hash_content` when a content detector runs (started
+    with ``forkserver``: forking a process that runs threads is unsafe), else None."""
+    if not plan.names("content"):
+        yield None
+        return
+    pool = ProcessPoolExecutor(plan.config.fetch.hash_workers, mp_context=multiprocessing.get_context("forkserver"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 def _run_shards(shards: list[Shard], plan: ScanPlan, console: Console) -> list[ShardResult]:
     results: dict[str, ShardResult] = {}
     futures = {scan_shard.submit(s, plan): s for s in shards}
@@ -300,19 +373,21 @@ def _run_shards(shards: list[Shard], plan: ScanPlan, console: Console) -> list[S
             shard = futures[fut]
             try:
                 res = fut.result()
+            except NetworkDownError as e:
+                res = ShardResult(shard, "inconclusive", error=f"{shard.location}: {e}")
             except ShardError as e:
                 res = ShardResult(shard, "failed", error=str(e))
             except Exception as e:  # an unexpected bug still fails only this shard
                 res = ShardResult(shard, "failed", error=f"{shard.location}: {type(e).__name__}: {e}")
             results[shard.shard_id] = res
             progress.update(bar, advance=1, last=f"{shard.shard_id}: {res.status}")
-            if res.status == "failed":
-                console.print(f"[red]shard failed[/]: {res.error}")
+            if res.status in ("failed", "inconclusive"):
+                console.print(f"[red]shard {res.status}[/]: {res.error}")
     return [results[s.shard_id] for s in shards]
 
 
 def _load(con, run_id: str, plan: ScanPlan, results: list[ShardResult], status: str) -> None:
-    ok = [r for r in results if r.status != "failed"]
+    ok = [r for r in results if r.status in ("done", "skipped")]
     con.execute("BEGIN TRANSACTION")
     try:
         for r in results:
@@ -323,6 +398,10 @@ def _load(con, run_id: str, plan: ScanPlan, results: list[ShardResult], status: 
         files = [str(plan.shard_root / r.fingerprint / "findings.parquet") for r in ok]
         if files:
             con.execute(f"INSERT INTO findings SELECT ?, * FROM read_parquet({_sql_list(files)})", [run_id])
+        for table in ("fetches", "content_hashes"):
+            files = [str(p) for r in ok if (p := plan.shard_root / r.fingerprint / f"{table}.parquet").exists()]
+            if files:
+                con.execute(f"INSERT INTO {table} SELECT ?, * FROM read_parquet({_sql_list(files)})", [run_id])
         for name, params in plan.params.items():
             sig_files = [plan.shard_root / r.fingerprint / f"signatures-{name}.parquet" for r in ok]
             sig_files = [str(p) for p in sig_files if p.exists()]

@@ -121,6 +121,8 @@ class FetchConfig(Strict):
         default_factory=list, description="CIDR networks allowed although private (e.g. a mirror on the LAN); the rest stay refused."
     )
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    dead_checks: int = Field(2, ge=1, description="Checks of a URL that looks dead (404, 410, NXDOMAIN) before the run stops re-checking.")
+    recheck_interval: float = Field(5.0, ge=0, description="Seconds between two checks of a URL that looks dead.")
     hash_workers: int = Field(2, gt=0, description="Processes hashing image bytes (PDQ, pHash).")
 
     @property

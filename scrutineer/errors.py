@@ -4,7 +4,7 @@
   aborts before any shard is read.
 - :class:`ShardError` — one shard cannot be read or processed (corrupt file, malformed row).
   That shard fails, the failure is recorded in the ``shards`` table, and the run goes on; the run
-  ends ``partial``.
+  ends ``partial`` (``inconclusive`` when the network went down: :class:`NetworkDownError`).
 - :class:`RetryableError` — a transient condition (a file on shared storage briefly missing).
   Left to Prefect's task retries.
 
@@ -22,6 +22,11 @@ class ConfigError(ScrutineerError):
 
 class ShardError(ScrutineerError):
     """One shard failed; the message names the file (and the row, where known)."""
+
+
+class NetworkDownError(ShardError):
+    """The fetcher's circuit breaker opened: the shard's link checks are inconclusive, nothing
+    from it is stored, and a rerun checks it again. The run ends ``inconclusive``."""
 
 
 class RetryableError(ScrutineerError):

@@ -9,6 +9,12 @@ loads them. Tables:
   (done|skipped|failed), error, seconds.
 - ``findings``: run_id, shard_id, row_index, sample_id, url, detector, detector_version, reason,
   action, score, evidence (a JSON object as text: query it with ``evidence->>'key'``), restricted.
+- ``fetches``: run_id, shard_id, url, fetched_at, status (alive|dead|moved|not_image|transient|
+  blocked|invalid), http_status, final_url, content_type, bytes, elapsed (seconds), attempts,
+  error, x_robots_tag. One row per check of a URL.
+- ``content_hashes``: run_id, shard_id, row_index, sample_id, url, md5, sha1, sha256, pdq,
+  pdq_quality, phash, width, height, bytes. One row per sample whose bytes were hashed. Restricted
+  like ``findings``; the bytes themselves are never stored.
 - ``banks``: name, source, version, signal_type, sha256 (of the list file), entries, registered_at.
 - ``bank_entries``: bank_sha256, signal_type, hash. Restricted: never exported.
 - ``releases``: release_id, run_id, variant, path, created_at, manifest_sha256.
@@ -36,6 +42,16 @@ CREATE TABLE IF NOT EXISTS findings (
     run_id VARCHAR, shard_id VARCHAR, row_index BIGINT, sample_id VARCHAR, url VARCHAR,
     detector VARCHAR, detector_version VARCHAR, reason VARCHAR, action VARCHAR, score DOUBLE,
     evidence VARCHAR, restricted BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS fetches (
+    run_id VARCHAR, shard_id VARCHAR, url VARCHAR, fetched_at TIMESTAMPTZ, status VARCHAR,
+    http_status INTEGER, final_url VARCHAR, content_type VARCHAR, bytes BIGINT, elapsed DOUBLE,
+    attempts INTEGER, error VARCHAR, x_robots_tag VARCHAR
+);
+CREATE TABLE IF NOT EXISTS content_hashes (
+    run_id VARCHAR, shard_id VARCHAR, row_index BIGINT, sample_id VARCHAR, url VARCHAR,
+    md5 VARCHAR, sha1 VARCHAR, sha256 VARCHAR, pdq VARCHAR, pdq_quality INTEGER, phash VARCHAR,
+    width INTEGER, height INTEGER, bytes BIGINT
 );
 CREATE TABLE IF NOT EXISTS banks (
     name VARCHAR, source VARCHAR, version VARCHAR, signal_type VARCHAR, sha256 VARCHAR,

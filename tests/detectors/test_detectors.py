@@ -8,6 +8,8 @@ from scrutineer.banks import Bank, url_md5
 from scrutineer.config import BankConfig
 from scrutineer.detectors.base import DetectContext
 from scrutineer.detectors.conformance import DetectorConformance
+from scrutineer.detectors.content_hashlist import ContentHashlist
+from scrutineer.detectors.dead_links import DeadLinks
 from scrutineer.detectors.dedup import CAPTION_KEY_SQL, Dedup
 from scrutineer.detectors.license_gaps import LicenseGaps
 from scrutineer.detectors.registry import get_detector_class
@@ -71,6 +73,52 @@ class TestDedup(DetectorConformance):
         expected = [re.sub(r"\s+", " ", c.lower()).strip(" ") or None if c is not None else None for c in captions]
         assert got == expected
         assert got[:5] == ["a red car"] * 5  # the same caption once whitespace is normalised
+
+
+def content_bank(signal_type, *hashes):
+    cfg = BankConfig(name=f"{signal_type}-list", path="unused.txt", signal_type=signal_type, source="test", version="v1")
+    return Bank(cfg, "e" * 64, pa.array(sorted(hashes)))
+
+
+class TestContentHashlist(DetectorConformance):
+    detector_class = ContentHashlist
+
+    def context(self):
+        near = "%064x" % (int("f" * 64, 16) ^ (2**31 - 1))  # 31 bits from row 0's PDQ
+        return DetectContext("shard-0", [content_bank("md5", "1" * 32), content_bank("pdq", near), content_bank("phash", "9" * 16)])
+
+    def test_exact_and_perceptual_matches(self):
+        found = self.make().detect(self.sample_batch())
+        got = {(r, reason) for r, reason in zip(found["row_index"].to_pylist(), found["reason"].to_pylist())}
+        assert got == {(2, "hash_match.md5"), (0, "hash_match.pdq")}  # phash 8888.. vs 9999..: 16 bits apart
+        assert all(found["restricted"].to_pylist())
+        assert '"distance":31' in found.filter(pa.compute.equal(found["reason"], "hash_match.pdq"))["evidence"][0].as_py()
+
+    def test_low_quality_pdq_never_matches(self):
+        det = ContentHashlist(ContentHashlist.Params(pdq_min_quality=50), self.context())
+        batch = self.sample_batch()
+        low = batch.set_column(batch.schema.get_field_index("pdq_quality"), "pdq_quality", pa.array([49, None, None, None], pa.int32()))
+        assert "hash_match.pdq" not in det.detect(low)["reason"].to_pylist()
+
+    def test_needs_a_content_bank(self):
+        with pytest.raises(ConfigError, match="content_hashlist needs"):
+            ContentHashlist(ContentHashlist.Params(), DetectContext("s", [url_bank("https://a.example/")]))
+
+
+class TestDeadLinks(DetectorConformance):
+    detector_class = DeadLinks
+
+    def test_reasons(self):
+        found = self.make().detect(self.sample_batch())
+        assert dict(zip(found["row_index"].to_pylist(), found["reason"].to_pylist())) == {
+            1: "link.dead",
+            2: "link.moved",
+            3: "link.transient",
+        }
+
+    def test_one_failed_check_is_not_link_rot(self):
+        found = DeadLinks(DeadLinks.Params(min_checks=3), self.context()).detect(self.sample_batch())
+        assert "link.dead" not in found["reason"].to_pylist()
 
 
 def test_unknown_detector_lists_the_known_ones():

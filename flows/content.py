@@ -1,0 +1,176 @@
+"""The content stage of a shard task: fetch each distinct URL, hash the bytes in a process pool,
+and hand content detectors one row per sample (DESIGN.md "What flows where").
+
+Bytes live in memory from the fetcher to :func:`scrutineer.hashing.hash_content` in a worker
+process, and are dropped as soon as the hashes come back; only fetch records and hashes leave
+this module. A URL that looks dead (404, 410, NXDOMAIN) is checked ``fetch.dead_checks`` times,
+``fetch.recheck_interval`` seconds apart; :data:`CONTENT_SCHEMA`'s ``checks`` says how many
+checks agreed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from scrutineer.config import FetchConfig
+from scrutineer.errors import NetworkDownError
+from scrutineer.fetch import Fetched, Fetcher, NetworkDown
+from scrutineer.hashing import ContentHashes, hash_content
+
+FETCHES_SCHEMA = pa.schema(
+    [
+        ("shard_id", pa.string()),
+        ("url", pa.string()),
+        ("fetched_at", pa.timestamp("us", tz="UTC")),
+        ("status", pa.string()),
+        ("http_status", pa.int32()),
+        ("final_url", pa.string()),
+        ("content_type", pa.string()),
+        ("bytes", pa.int64()),
+        ("elapsed", pa.float64()),
+        ("attempts", pa.int32()),
+        ("error", pa.string()),
+        ("x_robots_tag", pa.string()),
+    ]
+)
+HASH_COLUMNS = [
+    ("md5", pa.string()),
+    ("sha1", pa.string()),
+    ("sha256", pa.string()),
+    ("pdq", pa.string()),
+    ("pdq_quality", pa.int32()),
+    ("phash", pa.string()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+]
+#: What a content detector's ``detect`` receives: one row per sample, its URL's latest check and
+#: the hashes of the bytes (null when nothing was hashed).
+CONTENT_SCHEMA = pa.schema(
+    [
+        ("row_index", pa.int64()),
+        ("sample_id", pa.string()),
+        ("url", pa.string()),
+        ("status", pa.string()),
+        ("http_status", pa.int32()),
+        ("final_url", pa.string()),
+        ("content_type", pa.string()),
+        ("error", pa.string()),
+        ("x_robots_tag", pa.string()),
+        ("checks", pa.int32()),
+        ("bytes", pa.int64()),
+        *HASH_COLUMNS,
+    ]
+)
+#: ``content_hashes`` rows as a shard writes them.
+CONTENT_HASHES_SCHEMA = pa.schema(
+    [("shard_id", pa.string()), ("row_index", pa.int64()), ("sample_id", pa.string()), ("url", pa.string()), *HASH_COLUMNS, ("bytes", pa.int64())]
+)
+
+
+@dataclass
+class Checked:
+    """A URL's outcome in this run: every check made, and the hashes of its bytes if any."""
+
+    checks: list[Fetched]
+    hashes: ContentHashes | None
+
+    @property
+    def last(self) -> Fetched:
+        return self.checks[-1]
+
+    @property
+    def agreeing(self) -> int:
+        """How many of the latest checks share the last check's status."""
+        n = 0
+        for f in reversed(self.checks):
+            if f.status != self.last.status:
+                break
+            n += 1
+        return n
+
+
+async def _check(fetcher: Fetcher, url: str, cfg: FetchConfig, pool: Executor) -> Checked:
+    checks = [await fetcher.fetch(url)]
+    while checks[-1].status == "dead" and len(checks) < cfg.dead_checks:
+        await asyncio.sleep(cfg.recheck_interval)
+        checks.append(await fetcher.fetch(url))
+    last, hashes = checks[-1], None
+    if last.body is not None:
+        body, last.body = last.body, None  # the only reference leaves with the worker call
+        hashes = await asyncio.get_running_loop().run_in_executor(pool, hash_content, body)
+        del body
+        if hashes.decode_error and last.status == "alive":
+            last.status, last.error = "not_image", hashes.decode_error
+    return Checked(checks, hashes)
+
+
+async def check_urls(urls: list[str], cfg: FetchConfig, pool: Executor) -> dict[str, Checked]:
+    """Check every URL (politely, concurrently) and hash what it serves.
+
+    Raises:
+        NetworkDownError: the fetcher's circuit breaker opened; nothing from this call is usable.
+    """
+    async with Fetcher(cfg) as fetcher:
+        tasks = [asyncio.ensure_future(_check(fetcher, u, cfg, pool)) for u in urls]
+        try:
+            results = await asyncio.gather(*tasks)
+        except NetworkDown as e:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise NetworkDownError(str(e)) from None
+    return dict(zip(urls, results))
+
+
+def content_batch(batch: pa.RecordBatch, checked: dict[str, Checked]) -> pa.RecordBatch:
+    """:data:`CONTENT_SCHEMA` rows for a :data:`~scrutineer.sources.DETECT_SCHEMA` batch."""
+    cols: dict[str, list] = {f.name: [] for f in CONTENT_SCHEMA}
+    for row_index, sample_id, url in zip(*(batch.column(c).to_pylist() for c in ("row_index", "sample_id", "url"))):
+        c = checked.get(url) if url else None
+        f = c.last if c else None
+        h = c.hashes if c else None
+        values = {
+            "row_index": row_index,
+            "sample_id": sample_id,
+            "url": url,
+            "status": f.status if f else "invalid",
+            "http_status": f.http_status if f else None,
+            "final_url": f.final_url if f else None,
+            "content_type": f.content_type if f else None,
+            "error": f.error if f else "no URL",
+            "x_robots_tag": f.x_robots_tag if f else None,
+            "checks": c.agreeing if c else 1,
+            "bytes": f.bytes if f else None,
+        }
+        for name, _ in HASH_COLUMNS:
+            values[name] = getattr(h, name) if h and not (h.decode_error and name not in ("md5", "sha1", "sha256")) else None
+        for name, value in values.items():
+            cols[name].append(value)
+    return pa.RecordBatch.from_pydict(cols, schema=CONTENT_SCHEMA)
+
+
+def fetch_rows(shard_id: str, checked: dict[str, Checked]) -> pa.Table:
+    """Every check as :data:`FETCHES_SCHEMA` rows."""
+    rows = [
+        {
+            "shard_id": shard_id,
+            "url": url,
+            **{k: getattr(f, k) for k in ("fetched_at", "status", "http_status", "final_url", "content_type", "bytes", "elapsed", "attempts", "error", "x_robots_tag")},
+        }
+        for url, c in checked.items()
+        for f in c.checks
+    ]
+    return pa.Table.from_pylist(rows, schema=FETCHES_SCHEMA)
+
+
+def hash_rows(shard_id: str, content: pa.RecordBatch) -> pa.Table:
+    """``content_hashes`` rows: the samples of a content batch whose bytes were hashed."""
+    table = pa.Table.from_batches([content]).filter(pa.compute.is_valid(content.column("sha256")))
+    return pa.table(
+        {"shard_id": pa.repeat(pa.scalar(shard_id), table.num_rows), **{n: table.column(n) for n in CONTENT_HASHES_SCHEMA.names[1:]}},
+        schema=CONTENT_HASHES_SCHEMA,
+    )

@@ -1,0 +1,162 @@
+"""Fetch, hash and match real images served by the fixture web server, end to end through the
+scan flow: content hashes, hash-bank matches, link statuses, hash-and-drop."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from scrutineer import store
+from scrutineer.fixture_web import FixtureWeb
+from scrutineer.hashing import hash_content, hamming
+from tests.conftest import scan, write_config
+
+HOSTS = ["127.0.0.5", "127.0.0.6", "127.0.0.7"]
+UKBENCH = "ukbench_imagededup"
+#: PDQ is not invariant to mirroring or rotation (Meta's PDQ docs: match those with the dihedral
+#: hashes). Measured distances to ukbench00120.jpg: hflip 124 bits, rotation 140 bits.
+PDQ_MISSES = {"ukbench00120_hflip.jpg", "ukbench00120_rotation.jpg"}
+
+
+@pytest.fixture(scope="module")
+def images(shared_data) -> dict[str, Path]:
+    dirs = [shared_data / "images" / d for d in ("skimage", UKBENCH)]
+    return {p.name: p for d in dirs for p in sorted(d.iterdir()) if p.suffix in (".png", ".jpg")}
+
+
+@pytest.fixture(scope="module")
+def content_scan(tmp_path_factory, shared_data, images):
+    tmp = tmp_path_factory.mktemp("content")
+    started = time.time()
+    with FixtureWeb(HOSTS, images=[shared_data / "images" / d for d in ("skimage", UKBENCH)]) as web:
+        rows = [{"key": f"img-{i}", "url": web.url(f"/img/{name}", host=i % 3), "caption": name} for i, name in enumerate(images)]
+        rows += [
+            {"key": "gone", "url": web.url("/gone/coins.png"), "caption": "gone"},
+            {"key": "parked", "url": web.url("/redirect?to=" + web.url("/parking/x", host=1)), "caption": "parked"},
+            {"key": "page", "url": web.url("/parking/y", host=2), "caption": "page"},
+            {"key": "again", "url": web.url("/img/coins.png", host=1), "caption": "same URL as a row above"},
+        ]
+        shard = tmp / "data" / "part-0.jsonl"
+        shard.parent.mkdir()
+        shard.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        original = hash_content(images["ukbench00120.jpg"].read_bytes())
+        banks = tmp / "banks"
+        banks.mkdir()
+        (banks / "md5.txt").write_text(hashlib.md5(images["astronaut.png"].read_bytes()).hexdigest() + "\n")
+        (banks / "sha256.txt").write_text(hashlib.sha256(images["coins.png"].read_bytes()).hexdigest() + "\n")
+        (banks / "pdq.txt").write_text(original.pdq + "\n")
+        config = write_config(
+            tmp,
+            {
+                "dataset": {"name": "content-test", "shards": [str(shard)], "columns": {"sample_id": "key"}},
+                "banks": [
+                    {"name": "md5-list", "path": str(banks / "md5.txt"), "signal_type": "md5", "source": "test", "version": "1"},
+                    {"name": "sha-list", "path": str(banks / "sha256.txt"), "signal_type": "sha256", "source": "test", "version": "1"},
+                    {"name": "pdq-list", "path": str(banks / "pdq.txt"), "signal_type": "pdq", "source": "test", "version": "1"},
+                ],
+                "detectors": {"content_hashlist": {}, "dead_links": {}},
+                "fetch": {"allow_private_networks": True, "recheck_interval": 0.2, "backoff": 0.05},
+            },
+        )
+        summary = scan(config)
+        requests = web.stats()["requests"]
+    return {"config": config, "summary": summary, "workspace": tmp / "work", "rows": rows, "original": original, "requests": requests, "started": started}
+
+
+def query(ws: Path, sql: str, params=()):
+    con = store.connect(ws, read_only=True)
+    try:
+        return con.sql(sql, params=list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def test_scan_completes(content_scan):
+    assert content_scan["summary"]["status"] == "completed", content_scan["summary"]
+
+
+def test_hashes_equal_hashing_the_files(content_scan, images):
+    got = {name: (md5, sha256) for name, md5, sha256 in query(content_scan["workspace"], "SELECT split_part(url, '/', -1), md5, sha256 FROM content_hashes WHERE url LIKE '%/img/%'")}
+    assert set(got) == set(images)
+    for name, path in images.items():
+        data = path.read_bytes()
+        assert got[name] == (hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()), name
+
+
+def test_near_duplicates_match_by_pdq_within_the_default_threshold(content_scan):
+    pdq = dict(query(content_scan["workspace"], "SELECT split_part(url, '/', -1), pdq FROM content_hashes"))
+    original = content_scan["original"].pdq
+    for name in ("ukbench00120_gray.jpg", "ukbench00120_resize.jpg"):
+        assert hamming(original, pdq[name]) <= 31, name
+    for name in PDQ_MISSES:
+        assert hamming(original, pdq[name]) > 31, name
+    flagged = {
+        sid: json.loads(ev)
+        for sid, ev in query(content_scan["workspace"], "SELECT sample_id, evidence FROM findings WHERE reason = 'hash_match.pdq'")
+    }
+    names = {r["key"]: r["caption"] for r in content_scan["rows"]}
+    assert {names[s] for s in flagged} == {"ukbench00120.jpg", "ukbench00120_gray.jpg", "ukbench00120_resize.jpg"}
+    assert all(e["bank"] == "pdq-list" and e["distance"] <= 31 for e in flagged.values())
+
+
+def test_exact_digest_matches_are_restricted_takedowns(content_scan):
+    rows = query(
+        content_scan["workspace"],
+        "SELECT reason, caption, action, restricted FROM findings f JOIN (SELECT unnest(?) AS key, unnest(?) AS caption) r ON f.sample_id = r.key WHERE reason IN ('hash_match.md5', 'hash_match.sha256')",
+        [[r["key"] for r in content_scan["rows"]], [r["caption"] for r in content_scan["rows"]]],
+    )
+    assert sorted(rows) == sorted(
+        [
+            ("hash_match.md5", "astronaut.png", "takedown", True),
+            ("hash_match.sha256", "coins.png", "takedown", True),
+            ("hash_match.sha256", "same URL as a row above", "takedown", True),
+        ]
+    )
+
+
+def test_link_statuses(content_scan):
+    found = dict(query(content_scan["workspace"], "SELECT sample_id, reason FROM findings WHERE detector = 'dead_links'"))
+    assert found == {"gone": "link.dead", "parked": "link.moved", "page": "link.not_image"}
+    checks = query(content_scan["workspace"], "SELECT count(*) FROM fetches WHERE url LIKE '%/gone/coins.png'")[0][0]
+    assert checks == 2  # dead only after two agreeing checks
+
+
+def test_each_distinct_url_is_fetched_once(content_scan):
+    urls = [r["url"] for r in content_scan["rows"]]
+    distinct = len(set(urls))
+    # plus one robots.txt per host, the dead link's second check and the redirect's second hop
+    assert content_scan["requests"] == distinct + len(HOSTS) + 1 + 1
+
+
+def _slices(data: bytes, size: int = 4096) -> list[bytes]:
+    """4 KB slices of ``data`` that could only come from it (constant runs, e.g. a PNG's zero
+    padding, would also be found in any database file)."""
+    slices = [data[i : i + size] for i in range(0, max(len(data) - size, 0) + 1, size)]
+    return [s for s in slices if len(set(s)) >= 64]
+
+
+def test_hash_and_drop_no_image_bytes_anywhere(content_scan, images):
+    needles = [s for p in images.values() for s in _slices(p.read_bytes())]
+    assert len(needles) > 100
+    # the workspace (store, shard outputs), and every file the scan created or changed in the
+    # system temp directory (Prefect's home and logs are there in tests)
+    roots = [content_scan["workspace"], Path(tempfile.gettempdir())]
+    checked = 0
+    for root in roots:
+        for path in root.rglob("*"):
+            if not path.is_file() or path.is_symlink():
+                continue
+            if content_scan["workspace"] not in path.parents and path.stat().st_mtime < content_scan["started"]:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            checked += 1
+            assert not any(n in data for n in needles), f"image bytes found in {path}"
+    assert checked > 0
