@@ -238,25 +238,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def register_banks(con, banks: list[Bank]) -> None:
-    """Record each bank (and its entries, once per file sha256) in the store."""
-    now = datetime.now(UTC)
-    for b in banks:
-        c = b.config
-        known = con.sql("SELECT count(*) FROM banks WHERE name = ? AND sha256 = ?", params=[c.name, b.sha256]).fetchall()[0][0]
-        if not known:
-            con.execute(
-                "INSERT INTO banks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [c.name, c.source, c.version, c.signal_type, b.sha256, len(b.entries), now],
-            )
-        has_entries = con.sql("SELECT count(*) FROM bank_entries WHERE bank_sha256 = ?", params=[b.sha256]).fetchall()[0][0]
-        if not has_entries:
-            entries = pa.table({"hash": b.entries})
-            con.register("new_entries", entries)
-            con.execute("INSERT INTO bank_entries SELECT ?, ?, hash FROM new_entries", [b.sha256, c.signal_type])
-            con.unregister("new_entries")
-
-
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("[bold]scan[/]"),
@@ -307,7 +288,7 @@ def scan_flow(config: Config) -> dict:
     con = store.connect(ws, memory_limit=config.memory_limit)  # holds the workspace: DuckDB admits one writer process
     try:
         sweep_temporaries(plan.shard_root)
-        register_banks(con, banks)
+        store.register_banks(con, banks)
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, NULL, 'running', ?, ?, ?, ?)",
             [

@@ -123,6 +123,45 @@ def report(
 
 
 @app.command()
+def rematch(config: ConfigArg) -> None:
+    """Match new or changed content hash banks against every stored content hash (no fetching)."""
+    from scrutineer.rematch import rematch as run_rematch
+
+    with _reported():
+        result = run_rematch(load_config(config))
+    if not result["banks"]:
+        out.print("no new or changed content banks: nothing to re-match", highlight=False)
+        return
+    out.print(f"re-matched {', '.join(result['banks'])} against the hashes stored by run {result['run_id']}", highlight=False)
+    out.print(_findings_table({**result, "status": "rematch"}, "rematch of run"))
+
+
+@app.command()
+def banks(config: ConfigArg) -> None:
+    """List the configured hash banks: versions, entry counts, and whether the store has them."""
+    import duckdb
+
+    from scrutineer import store
+    from scrutineer.banks import load_banks
+
+    with _reported(duckdb.Error):
+        cfg = load_config(config)
+        loaded = load_banks(cfg.banks)
+        registered: set[tuple[str, str]] = set()
+        if (cfg.workspace / store.DB_NAME).exists():
+            con = store.connect(cfg.workspace, read_only=True)
+            try:
+                registered = set(con.sql("SELECT name, sha256 FROM banks").fetchall())
+            finally:
+                con.close()
+    table = Table("name", "signal type", "source", "version", "entries", "sha256", "in store")
+    for b in loaded:
+        p = b.public()
+        table.add_row(p["name"], p["signal_type"], p["source"], p["version"], f"{p['entries']:,}", p["sha256"][:12], "yes" if (p["name"], p["sha256"]) in registered else "no")
+    out.print(table)
+
+
+@app.command()
 def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run on the store, read-only.")]) -> None:
     """Run a read-only SQL query on the workspace's DuckDB store and print the result."""
     import duckdb

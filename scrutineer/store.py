@@ -22,9 +22,15 @@ loads them. Tables:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from scrutineer.banks import Bank
 
 DB_NAME = "scrutineer.duckdb"
 
@@ -98,3 +104,29 @@ def latest_run(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[str, str] 
         params=[dataset],
     ).fetchall()
     return rows[0] if rows else None
+
+
+def register_banks(con: duckdb.DuckDBPyConnection, banks: list[Bank]) -> list[Bank]:
+    """Record each bank (and its entries, once per file sha256) in the store.
+
+    Returns:
+        The banks that were not registered before (new, or a new version of the file).
+    """
+    new = []
+    now = datetime.now(UTC)
+    for b in banks:
+        c = b.config
+        known = con.sql("SELECT count(*) FROM banks WHERE name = ? AND sha256 = ?", params=[c.name, b.sha256]).fetchall()[0][0]
+        if not known:
+            new.append(b)
+            con.execute(
+                "INSERT INTO banks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [c.name, c.source, c.version, c.signal_type, b.sha256, len(b.entries), now],
+            )
+        has_entries = con.sql("SELECT count(*) FROM bank_entries WHERE bank_sha256 = ?", params=[b.sha256]).fetchall()[0][0]
+        if not has_entries:
+            entries = pa.table({"hash": b.entries})
+            con.register("new_entries", entries)
+            con.execute("INSERT INTO bank_entries SELECT ?, ?, hash FROM new_entries", [b.sha256, c.signal_type])
+            con.unregister("new_entries")
+    return new

@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from scrutineer import store
+from scrutineer.cli import app
 from scrutineer.fixture_web import FixtureWeb
 from scrutineer.hashing import hash_content, hamming
 from tests.conftest import scan, write_config
@@ -65,7 +68,10 @@ def content_scan(tmp_path_factory, shared_data, images):
         )
         summary = scan(config)
         requests = web.stats()["requests"]
-    return {"config": config, "summary": summary, "workspace": tmp / "work", "rows": rows, "original": original, "requests": requests, "started": started}
+        yield {
+            "config": config, "summary": summary, "workspace": tmp / "work", "rows": rows, "original": original,
+            "requests": requests, "started": started, "web": web, "banks": banks,
+        }
 
 
 def query(ws: Path, sql: str, params=()):
@@ -160,3 +166,31 @@ def test_hash_and_drop_no_image_bytes_anywhere(content_scan, images):
             checked += 1
             assert not any(n in data for n in needles), f"image bytes found in {path}"
     assert checked > 0
+
+
+def test_rematch_finds_new_bank_matches_without_any_request(content_scan, images):
+    web, config = content_scan["web"], content_scan["config"]
+    (content_scan["banks"] / "sha1.txt").write_text(hashlib.sha1(images["brick.png"].read_bytes()).hexdigest() + "\n")
+    (content_scan["banks"] / "phash.txt").write_text(hash_content(images["camera.png"].read_bytes()).phash + "\n")
+    cfg = yaml.safe_load(config.read_text())
+    cfg["banks"] += [
+        {"name": "sha1-list", "path": str(content_scan["banks"] / "sha1.txt"), "signal_type": "sha1", "source": "hotline", "version": "2026-12"},
+        {"name": "phash-list", "path": str(content_scan["banks"] / "phash.txt"), "signal_type": "phash", "source": "hotline", "version": "2026-12"},
+    ]
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    web.reset()
+
+    listed = CliRunner().invoke(app, ["banks", str(config)])
+    assert listed.exit_code == 0, listed.output
+    assert "sha1-list" in listed.output and "2026-12" in listed.output
+
+    result = CliRunner().invoke(app, ["rematch", str(config)])
+    assert result.exit_code == 0, result.output
+    assert web.stats()["requests"] == 0  # matched from the store: no HTTP request at all
+    names = {r["key"]: r["caption"] for r in content_scan["rows"]}
+    found = query(content_scan["workspace"], "SELECT sample_id, reason, evidence FROM findings WHERE evidence LIKE '%rematch%'")
+    assert {(names[s], r) for s, r, _ in found} == {("brick.png", "hash_match.sha1"), ("camera.png", "hash_match.phash")}
+    assert all(json.loads(e)["bank_version"] == "2026-12" for _, _, e in found)
+
+    again = CliRunner().invoke(app, ["rematch", str(config)])
+    assert again.exit_code == 0 and "nothing to re-match" in again.output
