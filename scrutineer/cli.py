@@ -1,7 +1,8 @@
 """The ``scrutineer`` command line (typer + rich).
 
 Exit status: 0 success; 1 error (bad config, bad bank file, no scan to release); 3 the scan
-finished but some shards failed (``partial``).
+finished but some shards failed (``partial``) or could not check their links because the network
+went down (``inconclusive``).
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def scan(
         summary = _scan(cfg)
     out.print(_findings_table(summary, "run"))
     for s in summary["shards"]:
-        if s["status"] == "failed":
-            err.print(f"[red]failed shard[/] {s['shard_id']}: {s['error']}", highlight=False, soft_wrap=True)
+        if s["status"] in ("failed", "inconclusive"):
+            err.print(f"[red]{s['status']} shard[/] {s['shard_id']}: {s['error']}", highlight=False, soft_wrap=True)
     out.print(f"findings: {cfg.workspace / 'scrutineer.duckdb'} (table findings, run_id = '{summary['run_id']}')", highlight=False)
     if summary["status"] != "completed":
         raise typer.Exit(EXIT_PARTIAL)

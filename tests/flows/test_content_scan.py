@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -194,3 +195,38 @@ def test_rematch_finds_new_bank_matches_without_any_request(content_scan, images
 
     again = CliRunner().invoke(app, ["rematch", str(config)])
     assert again.exit_code == 0 and "nothing to re-match" in again.output
+
+
+def test_network_cut_mid_scan_ends_inconclusive_with_no_dead_links(tmp_path, shared_data):
+    server = FixtureWeb(HOSTS, images=[shared_data / "images" / "skimage"])
+    server.start()
+    try:
+        rows = [{"key": f"k{i}", "url": server.url(f"/slow/coins.png?seconds=0.3&n={i}", host=i % 3)} for i in range(120)]
+        shard = tmp_path / "cut.jsonl"
+        shard.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        banks = tmp_path / "md5.txt"
+        banks.write_text("0" * 32 + "\n")
+        config = write_config(
+            tmp_path,
+            {
+                "dataset": {"name": "cut", "shards": [str(shard)], "columns": {"sample_id": "key"}},
+                "banks": [{"name": "b", "path": str(banks), "signal_type": "md5", "source": "test", "version": "1"}],
+                "detectors": {"content_hashlist": {}, "dead_links": {"min_checks": 1}},
+                "fetch": {"allow_private_networks": True, "per_domain": 2, "retries": 1, "backoff": 0.05, "breaker": {"failures": 6, "hosts": 3}},
+            },
+        )
+        result: dict = {}
+        scanner = threading.Thread(target=lambda: result.update(scan(config)))
+        scanner.start()
+        deadline = time.time() + 120
+        while time.time() < deadline and server.stats()["requests"] < 10:
+            time.sleep(0.1)
+        server.stop()  # the network goes away mid-run
+        scanner.join(180)
+    finally:
+        server.stop()
+    assert result["status"] == "inconclusive", result
+    assert result["shards"][0]["status"] == "inconclusive" and "network down" in result["shards"][0]["error"]
+    ws = tmp_path / "work"
+    assert query(ws, "SELECT count(*) FROM findings WHERE reason = 'link.dead'")[0][0] == 0
+    assert query(ws, "SELECT status FROM shards")[0][0] == "inconclusive"
