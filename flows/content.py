@@ -108,21 +108,20 @@ async def _check(fetcher: Fetcher, url: str, cfg: FetchConfig, pool: Executor) -
     return Checked(checks, hashes)
 
 
-async def check_urls(urls: list[str], cfg: FetchConfig, pool: Executor) -> dict[str, Checked]:
-    """Check every URL (politely, concurrently) and hash what it serves.
+async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: Executor) -> dict[str, Checked]:
+    """Check every URL with ``fetcher`` (politely, concurrently) and hash what it serves.
 
     Raises:
         NetworkDownError: the fetcher's circuit breaker opened; nothing from this call is usable.
     """
-    async with Fetcher(cfg) as fetcher:
-        tasks = [asyncio.ensure_future(_check(fetcher, u, cfg, pool)) for u in urls]
-        try:
-            results = await asyncio.gather(*tasks)
-        except NetworkDown as e:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise NetworkDownError(str(e)) from None
+    tasks = [asyncio.ensure_future(_check(fetcher, u, cfg, pool)) for u in urls]
+    try:
+        results = await asyncio.gather(*tasks)
+    except NetworkDown as e:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise NetworkDownError(str(e)) from None
     return dict(zip(urls, results))
 
 

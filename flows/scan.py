@@ -56,6 +56,7 @@ from scrutineer import __version__, store
 from scrutineer.banks import Bank, load_banks
 from scrutineer.config import Config
 from scrutineer.errors import NetworkDownError, RetryableError, ShardError
+from scrutineer.fetch import Fetcher
 from scrutineer.files import sweep_temporaries, temporary_sibling
 from scrutineer.sources import Shard, iter_detect_batches, list_shards
 
@@ -217,21 +218,30 @@ def _run_content(shard: Shard, plan: ScanPlan, out: Path):
     ctx = DetectContext(shard_id=shard.shard_id, banks=plan.banks)
     detectors = [get_detector_class(name)(plan.params[name], ctx) for name in plan.names("content")]
     checked: dict[str, content.Checked] = {}
+    fetch_cfg = plan.config.fetch
+    # One event loop and one fetcher for the whole shard: robots.txt, DNS answers, politeness
+    # clocks and the network-down breaker carry over from batch to batch.
     with (
+        asyncio.Runner() as loop,
         pq.ParquetWriter(out / "fetches.parquet", content.FETCHES_SCHEMA) as fetches,
         pq.ParquetWriter(out / "content_hashes.parquet", content.CONTENT_HASHES_SCHEMA) as hashes,
     ):
-        for batch in iter_detect_batches(shard, plan.config.dataset):
-            new = list(dict.fromkeys(u for u in batch.column("url").to_pylist() if u and u not in checked))
-            now = asyncio.run(content.check_urls(new, plan.config.fetch, plan.hash_pool))
-            fetches.write_table(content.fetch_rows(shard.shard_id, now))
-            checked.update(now)
-            rows = content.content_batch(batch, checked)
-            hashes.write_table(content.hash_rows(shard.shard_id, rows))
-            for d in detectors:
-                found = d.detect(rows)
-                if found.num_rows:
-                    yield found
+        fetcher = Fetcher(fetch_cfg)
+        loop.run(fetcher.__aenter__())
+        try:
+            for batch in iter_detect_batches(shard, plan.config.dataset):
+                new = list(dict.fromkeys(u for u in batch.column("url").to_pylist() if u and u not in checked))
+                now = loop.run(content.check_urls(fetcher, new, fetch_cfg, plan.hash_pool))
+                fetches.write_table(content.fetch_rows(shard.shard_id, now))
+                checked.update(now)
+                rows = content.content_batch(batch, checked)
+                hashes.write_table(content.hash_rows(shard.shard_id, rows))
+                for d in detectors:
+                    found = d.detect(rows)
+                    if found.num_rows:
+                        yield found
+        finally:
+            loop.run(fetcher.__aexit__(None, None, None))
 
 
 def new_run_id() -> str:

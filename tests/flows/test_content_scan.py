@@ -57,7 +57,7 @@ def content_scan(tmp_path_factory, shared_data, images):
         config = write_config(
             tmp,
             {
-                "dataset": {"name": "content-test", "shards": [str(shard)], "columns": {"sample_id": "key"}},
+                "dataset": {"name": "content-test", "shards": [str(shard)], "columns": {"sample_id": "key"}, "batch_rows": 5},
                 "banks": [
                     {"name": "md5-list", "path": str(banks / "md5.txt"), "signal_type": "md5", "source": "test", "version": "1"},
                     {"name": "sha-list", "path": str(banks / "sha256.txt"), "signal_type": "sha256", "source": "test", "version": "1"},
@@ -136,7 +136,8 @@ def test_link_statuses(content_scan):
 def test_each_distinct_url_is_fetched_once(content_scan):
     urls = [r["url"] for r in content_scan["rows"]]
     distinct = len(set(urls))
-    # plus one robots.txt per host, the dead link's second check and the redirect's second hop
+    # plus one robots.txt per host for the whole shard (it is read in batches of 5 rows), the
+    # dead link's second check and the redirect's second hop
     assert content_scan["requests"] == distinct + len(HOSTS) + 1 + 1
 
 
