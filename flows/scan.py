@@ -33,31 +33,21 @@ import pyarrow.parquet as pq
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.settings import (
-    PREFECT_API_URL,
-    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-    temporary_settings,
-)
+from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from scrutineer.detectors.base import FINDINGS_SCHEMA, DetectContext
-from scrutineer.detectors.registry import get_detector_class
-from scrutineer.flows import content
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scrutineer import __version__, store
 from scrutineer.banks import Bank, load_banks
 from scrutineer.config import Config
+from scrutineer.detectors.base import FINDINGS_SCHEMA, DetectContext
+from scrutineer.detectors.registry import get_detector_class
 from scrutineer.errors import NetworkDownError, RetryableError, ShardError
 from scrutineer.fetch import Fetcher
 from scrutineer.files import sweep_temporaries, temporary_sibling
+from scrutineer.flows import content
 from scrutineer.sources import Shard, iter_detect_batches, list_shards
 
 
