@@ -167,6 +167,12 @@ def _run_detectors(shard: Shard, plan: ScanPlan, out: Path) -> tuple[int, dict[s
     rows = 0
     reasons: dict[str, int] = {}
     threads = plan.config.threads_per_shard
+
+    def write_findings(table: pa.Table) -> None:
+        findings.write_table(table)
+        for reason, count in zip(*table.group_by("reason").aggregate([("reason", "count")]).columns):
+            reasons[reason.as_py()] = reasons.get(reason.as_py(), 0) + count.as_py()
+
     try:
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"shard-{shard.shard_id}") as pool:
             pending: deque[Future] = deque()
@@ -179,18 +185,14 @@ def _run_detectors(shard: Shard, plan: ScanPlan, out: Path) -> tuple[int, dict[s
                 n, found, sigs = pending.popleft().result()
                 rows += n
                 for table in found:
-                    findings.write_table(table)
-                    for reason, count in zip(*table.group_by("reason").aggregate([("reason", "count")]).columns):
-                        reasons[reason.as_py()] = reasons.get(reason.as_py(), 0) + count.as_py()
+                    write_findings(table)
                 for name, sig in sigs.items():
                     if name not in sig_writers:
                         sig_writers[name] = pq.ParquetWriter(out / f"signatures-{name}.parquet", sig.schema, use_dictionary=["shard_id"])
                     sig_writers[name].write_table(sig)
         if plan.names("content"):
             for table in _run_content(shard, plan, out):
-                findings.write_table(table)
-                for reason, count in zip(*table.group_by("reason").aggregate([("reason", "count")]).columns):
-                    reasons[reason.as_py()] = reasons.get(reason.as_py(), 0) + count.as_py()
+                write_findings(table)
     finally:
         findings.close()
         for w in sig_writers.values():
