@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
 from scrutineer.banks import Bank
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 from scrutineer.errors import ConfigError
-from scrutineer.matching import DEFAULT_THRESHOLDS, match
+from scrutineer.matching import DEFAULT_THRESHOLDS, BankIndex
 
 CONTENT_SIGNALS = ("md5", "sha1", "sha256", "pdq", "phash")
 
@@ -21,19 +21,25 @@ class ContentHashlistParams(BaseModel):
     phash_threshold: int = Field(DEFAULT_THRESHOLDS["phash"], ge=0, le=64, description="Bits of Hamming distance (inclusive).")
 
 
-def bank_matches(bank: Bank, content: pa.Table, params: ContentHashlistParams) -> list[tuple[int, int]]:
-    """(row position in ``content``, distance in bits) of every row whose hash matches ``bank``.
+def bank_index(bank: Bank) -> BankIndex:
+    """The bank's entries indexed for :func:`bank_matches` (build once per bank, search per batch)."""
+    return BankIndex(bank.config.signal_type, bank.entries.to_pylist())
+
+
+def bank_matches(index: BankIndex, content: pa.Table, params: ContentHashlistParams) -> list[tuple[int, int]]:
+    """(row position in ``content``, distance in bits) of every row whose hash matches the bank
+    behind ``index``.
 
     ``content`` has the hash columns of ``flows.content.CONTENT_SCHEMA`` (at least the bank's
     signal type, and ``pdq_quality`` for PDQ banks).
     """
-    signal = bank.config.signal_type
+    signal = index.signal_type
     queries = content.column(signal).to_pylist()
     if signal == "pdq":
         quality = content.column("pdq_quality").to_pylist()
         queries = [q if q is not None and (qq or 0) >= params.pdq_min_quality else None for q, qq in zip(queries, quality)]
     threshold = {"pdq": params.pdq_threshold, "phash": params.phash_threshold}.get(signal, 0)
-    return [(qi, d) for qi, _, d in match(signal, queries, bank.entries.to_pylist(), threshold)]
+    return [(qi, d) for qi, _, d in index.search(queries, threshold)]
 
 
 class ContentHashlist(Detector):
@@ -50,15 +56,16 @@ class ContentHashlist(Detector):
     needs = "content"
 
     def setup(self) -> None:
-        self.banks = [b for b in self.ctx.banks if b.config.signal_type in CONTENT_SIGNALS]
-        if not self.banks:
+        banks = [b for b in self.ctx.banks if b.config.signal_type in CONTENT_SIGNALS]
+        if not banks:
             raise ConfigError(f"content_hashlist needs at least one bank with signal_type in {list(CONTENT_SIGNALS)}")
+        self.indexes = [(b, bank_index(b)) for b in banks]
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         content = pa.Table.from_batches([batch])
         rows, evidence, reasons = [], [], []
-        for bank in self.banks:
-            for position, distance in bank_matches(bank, content, self.params):
+        for bank, index in self.indexes:
+            for position, distance in bank_matches(index, content, self.params):
                 rows.append(position)
                 reasons.append(f"hash_match.{bank.config.signal_type}")
                 evidence.append(

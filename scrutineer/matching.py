@@ -25,32 +25,43 @@ def _codes(hashes: Sequence[str], bits: int) -> np.ndarray:
     return np.frombuffer(bytes.fromhex("".join(hashes)), dtype=np.uint8).reshape(len(hashes), bits // 8)
 
 
-def match(signal_type: str, queries: Sequence[str | None], entries: Sequence[str], threshold: int = 0) -> Iterator[tuple[int, int, int]]:
-    """Yield ``(query index, entry index, distance in bits)`` for every query within ``threshold``
-    bits of an entry (exact types: equal strings, distance 0). None queries never match.
+class BankIndex:
+    """A bank's entries ready for matching, built once and searched many times: a dict for exact
+    signal types, a faiss ``IndexBinaryFlat`` for perceptual ones.
 
     Raises:
         ValueError: an unknown signal type, or hash strings of the wrong length.
     """
-    if signal_type in ("md5", "sha1", "sha256", "url_md5"):
-        position = {h: i for i, h in enumerate(entries)}
-        for qi, q in enumerate(queries):
-            if q is not None and q in position:
-                yield qi, position[q], 0
-        return
-    if signal_type not in BITS:
-        raise ValueError(f"unknown signal type {signal_type!r}")
-    if not entries:
-        return
-    import faiss
 
-    bits = BITS[signal_type]
-    index = faiss.IndexBinaryFlat(bits)
-    index.add(_codes(entries, bits))
-    present = [i for i, q in enumerate(queries) if q is not None]
-    for start in range(0, len(present), QUERY_CHUNK):
-        chunk = present[start : start + QUERY_CHUNK]
-        lims, distances, labels = index.range_search(_codes([queries[i] for i in chunk], bits), threshold + 1)
-        for j, qi in enumerate(chunk):
-            for k in range(lims[j], lims[j + 1]):
-                yield qi, int(labels[k]), int(distances[k])
+    def __init__(self, signal_type: str, entries: Sequence[str]) -> None:
+        self.signal_type = signal_type
+        if signal_type in ("md5", "sha1", "sha256", "url_md5"):
+            self.position = {h: i for i, h in enumerate(entries)}
+            return
+        if signal_type not in BITS:
+            raise ValueError(f"unknown signal type {signal_type!r}")
+        import faiss
+
+        self.bits = BITS[signal_type]
+        self.index = faiss.IndexBinaryFlat(self.bits)
+        if entries:
+            self.index.add(_codes(entries, self.bits))
+
+    def search(self, queries: Sequence[str | None], threshold: int = 0) -> Iterator[tuple[int, int, int]]:
+        """Yield ``(query index, entry index, distance in bits)`` for every query within
+        ``threshold`` bits of an entry (exact types: equal strings, distance 0). None queries
+        never match."""
+        if self.signal_type not in BITS:
+            for qi, q in enumerate(queries):
+                if q is not None and q in self.position:
+                    yield qi, self.position[q], 0
+            return
+        if self.index.ntotal == 0:
+            return
+        present = [i for i, q in enumerate(queries) if q is not None]
+        for start in range(0, len(present), QUERY_CHUNK):
+            chunk = present[start : start + QUERY_CHUNK]
+            lims, distances, labels = self.index.range_search(_codes([queries[i] for i in chunk], self.bits), threshold + 1)
+            for j, qi in enumerate(chunk):
+                for k in range(lims[j], lims[j + 1]):
+                    yield qi, int(labels[k]), int(distances[k])

@@ -20,6 +20,7 @@ from scrutineer.detectors.base import evidence_json
 from scrutineer.detectors.content_hashlist import (
     CONTENT_SIGNALS,
     ContentHashlist,
+    bank_index,
     bank_matches,
 )
 from scrutineer.errors import ConfigError
@@ -65,7 +66,7 @@ def _match_new_banks(con, run_id: str, banks: list[Bank], params) -> tuple[list[
     counts: dict[str, int] = {}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for bank in new:
-        hits = bank_matches(bank, content, params)
+        hits = bank_matches(bank_index(bank), content, params)
         if not hits:
             continue
         rows = content.take(pa.array([position for position, _ in hits], pa.int64()))
