@@ -46,10 +46,11 @@ from httpx_aiohttp import AiohttpTransport
 from protego import Protego
 
 from scrutineer.config import FetchConfig
-from scrutineer.domains import registrable_domain
+from scrutineer.domains import host_and_domain, registrable_domain
 
 STATUSES = ("alive", "dead", "moved", "not_image", "transient", "blocked", "invalid")
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 
 
 class NetworkDown(Exception):
@@ -187,7 +188,7 @@ class Fetcher:
             attempt += 1
             try:
                 async with asyncio.timeout(self.cfg.total_timeout):
-                    result = await self._follow(url)
+                    result = await self._attempt(url)
             except TimeoutError:
                 result = Fetched(url, "transient", fetched_at, error=f"no complete response within {self.cfg.total_timeout:g} s")
             self._record_connection(url, result)
@@ -206,9 +207,22 @@ class Fetcher:
 
     # --- one attempt, following redirects ----------------------------------------------------
 
-    async def _follow(self, url: str) -> Fetched:
+    async def _attempt(self, url: str) -> Fetched:
+        """One attempt at ``url``: follow its redirects, then classify what the last hop served."""
+        result, redirects = await self._follow(url, obey_robots=self.cfg.respect_robots)
+        if result.status == "alive":
+            kind = (result.content_type or "").split(";")[0].strip().lower()
+            if redirects and (host_and_domain(result.final_url)[1] != host_and_domain(url)[1] or not kind.startswith("image/")):
+                result.status = "moved"
+            elif kind and not kind.startswith("image/") and kind != "application/octet-stream":
+                result.status = "not_image"
+        return result
+
+    async def _follow(self, url: str, obey_robots: bool) -> tuple[Fetched, int]:
+        """GET ``url``, following up to ``max_redirects`` redirects. Every hop is checked: http(s)
+        only, the SSRF guard and DNS, and robots.txt when ``obey_robots``. Returns the last hop's
+        result and how many redirects were followed."""
         now = datetime.now(UTC)
-        first_domain = None
         current = url
         for hop in range(self.cfg.max_redirects + 1):
             try:
@@ -216,33 +230,26 @@ class Fetcher:
                 host = (parts.hostname or "").lower()
                 parts.port  # noqa: B018 - raises ValueError on a bad port
             except ValueError as e:
-                return Fetched(url, "invalid", now, final_url=current, error=f"unparsable URL: {e}")
+                return Fetched(url, "invalid", now, final_url=current, error=f"unparsable URL: {e}"), hop
             if parts.scheme not in ("http", "https") or not host:
-                return Fetched(url, "invalid", now, final_url=current, error="not an http(s) URL with a host")
-            domain = registrable_domain(host)
-            first_domain = first_domain or domain
+                return Fetched(url, "invalid", now, final_url=current, error="not an http(s) URL with a host"), hop
             refusal = await self._check_host(host)
             if refusal is not None:
                 status, error = refusal
-                return Fetched(url, status, now, final_url=current, error=error, connection_failed=status == "transient")
-            if self.cfg.respect_robots:
+                return Fetched(url, status, now, final_url=current, error=error, connection_failed=status == "transient"), hop
+            if obey_robots:
                 allowed = await self._robots_allow(parts.scheme, parts.netloc, current)
                 if allowed is None:
-                    return Fetched(url, "transient", now, final_url=current, error="robots.txt unreachable", connection_failed=True)
+                    return Fetched(url, "transient", now, final_url=current, error="robots.txt unreachable", connection_failed=True), hop
                 if not allowed:
-                    return Fetched(url, "blocked", now, final_url=current, error="disallowed by robots.txt")
-            result = await self._get(url, current, domain)
-            if result.http_status in (301, 302, 303, 307, 308) and result.final_url:
+                    return Fetched(url, "blocked", now, final_url=current, error="disallowed by robots.txt"), hop
+            result = await self._get(url, current, registrable_domain(host))
+            if result.http_status in REDIRECT_STATUSES and result.final_url:
                 current = result.final_url
                 continue
-            if result.status == "alive":
-                kind = (result.content_type or "").split(";")[0].strip().lower()
-                if hop and (domain != first_domain or not kind.startswith("image/")):
-                    result.status = "moved"
-                elif kind and not kind.startswith("image/") and kind != "application/octet-stream":
-                    result.status = "not_image"
-            return result
-        return Fetched(url, "transient", now, final_url=current, error=f"more than {self.cfg.max_redirects} redirects")
+            return result, hop
+        error = f"more than {self.cfg.max_redirects} redirects"
+        return Fetched(url, "transient", now, final_url=current, error=error), self.cfg.max_redirects
 
     async def _get(self, url: str, current: str, domain: str) -> Fetched:
         now = datetime.now(UTC)
@@ -306,7 +313,7 @@ class Fetcher:
                 yield
 
     def _pause_domain(self, url: str, seconds: float) -> None:
-        domain = registrable_domain((urlsplit(url).hostname or "").lower())
+        domain = host_and_domain(url)[1]
         self._next_start[domain] = max(self._next_start.get(domain, 0.0), time.monotonic() + seconds)
 
     async def _robots_allow(self, scheme: str, netloc: str, url: str) -> bool | None:
@@ -322,23 +329,16 @@ class Fetcher:
         return parser.can_fetch(url, self.cfg.robots_agent)
 
     async def _load_robots(self, origin: str) -> Protego | None:
-        """robots.txt of an origin per RFC 9309 §2.3.1: 2xx is parsed, 4xx allows all, 5xx
-        disallows all; redirects are followed (up to 5, each host checked). None = unreachable."""
-        url = f"{origin}/robots.txt"
-        for _ in range(5):
-            result = await self._get(url, url, registrable_domain((urlsplit(url).hostname or "").lower()))
-            if result.connection_failed:
-                return None
-            if result.http_status in (301, 302, 303, 307, 308) and result.final_url:
-                url = result.final_url
-                if await self._check_host((urlsplit(url).hostname or "").lower()) is not None:
-                    break
-                continue
-            if result.status == "alive" and result.body is not None:
-                return Protego.parse(result.body.decode("utf-8", errors="replace"))
-            if result.http_status is not None and 400 <= result.http_status < 500:
-                return Protego.parse("")
-            break
+        """robots.txt of an origin per RFC 9309 §2.3.1: 2xx is parsed, 4xx allows all, anything
+        else (5xx, a refused or unresolvable redirect target) disallows all; redirects are
+        followed like any fetch's. None = unreachable."""
+        result, _ = await self._follow(f"{origin}/robots.txt", obey_robots=False)
+        if result.connection_failed:
+            return None
+        if result.status == "alive" and result.body is not None:
+            return Protego.parse(result.body.decode("utf-8", errors="replace"))
+        if result.http_status is not None and 400 <= result.http_status < 500:
+            return Protego.parse("")
         return Protego.parse("User-agent: *\nDisallow: /\n")
 
     # --- SSRF guard and DNS -------------------------------------------------------------------
@@ -373,7 +373,7 @@ class Fetcher:
 
     def _record_connection(self, url: str, result: Fetched) -> None:
         if result.connection_failed or (result.status == "dead" and result.http_status is None):
-            self._failures.append((urlsplit(url).hostname or "").lower())
+            self._failures.append(host_and_domain(url)[0])
             hosts = len(set(self._failures))
             if len(self._failures) == self._failures.maxlen and hosts >= self.cfg.breaker.hosts:
                 self.network_down = True
