@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from scrutineer.config import FetchConfig
 from scrutineer.errors import NetworkDownError
@@ -130,23 +131,13 @@ def content_batch(batch: pa.RecordBatch, checked: dict[str, Checked]) -> pa.Reco
     cols: dict[str, list] = {f.name: [] for f in CONTENT_SCHEMA}
     for row_index, sample_id, url in zip(*(batch.column(c).to_pylist() for c in ("row_index", "sample_id", "url"))):
         c = checked.get(url) if url else None
-        f = c.last if c else None
-        h = c.hashes if c else None
-        values = {
-            "row_index": row_index,
-            "sample_id": sample_id,
-            "url": url,
-            "status": f.status if f else "invalid",
-            "http_status": f.http_status if f else None,
-            "final_url": f.final_url if f else None,
-            "content_type": f.content_type if f else None,
-            "error": f.error if f else "no URL",
-            "x_robots_tag": f.x_robots_tag if f else None,
-            "checks": c.agreeing if c else 1,
-            "bytes": f.bytes if f else None,
-        }
-        for name, _ in HASH_COLUMNS:
-            values[name] = getattr(h, name) if h and not (h.decode_error and name not in ("md5", "sha1", "sha256")) else None
+        values = {"row_index": row_index, "sample_id": sample_id, "url": url, "checks": c.agreeing if c else 1}
+        for name in ("status", "http_status", "final_url", "content_type", "error", "x_robots_tag", "bytes"):
+            values[name] = getattr(c.last, name) if c else None
+        for name, _ in HASH_COLUMNS:  # a body that did not decode has only its exact digests set
+            values[name] = getattr(c.hashes, name) if c and c.hashes else None
+        if c is None:
+            values["status"], values["error"] = "invalid", "no URL"
         for name, value in values.items():
             cols[name].append(value)
     return pa.RecordBatch.from_pydict(cols, schema=CONTENT_SCHEMA)
@@ -168,7 +159,7 @@ def fetch_rows(shard_id: str, checked: dict[str, Checked]) -> pa.Table:
 
 def hash_rows(shard_id: str, content: pa.RecordBatch) -> pa.Table:
     """``content_hashes`` rows: the samples of a content batch whose bytes were hashed."""
-    table = pa.Table.from_batches([content]).filter(pa.compute.is_valid(content.column("sha256")))
+    table = pa.Table.from_batches([content]).filter(pc.is_valid(content.column("sha256")))
     return pa.table(
         {"shard_id": pa.repeat(pa.scalar(shard_id), table.num_rows), **{n: table.column(n) for n in CONTENT_HASHES_SCHEMA.names[1:]}},
         schema=CONTENT_HASHES_SCHEMA,
