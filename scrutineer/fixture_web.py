@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import io
 import mimetypes
-import os
 import random
 import signal
 import subprocess
@@ -238,7 +237,7 @@ class FixtureWeb:
         self.stop()
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         if not line.startswith("ready "):
             self.process.kill()
