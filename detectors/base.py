@@ -77,6 +77,12 @@ class Detector(ABC):
     #: and the scan fetches and hashes the shard's URLs for it.
     needs: ClassVar[Literal["metadata", "content"]] = "metadata"
 
+    @property
+    def columns(self) -> list[str]:
+        """Source columns :meth:`detect` reads besides the canonical ones; the scan appends them,
+        as the source types them, after the batch's own columns. A shard lacking one fails."""
+        return []
+
     def __init__(self, params: BaseModel, ctx: DetectContext) -> None:
         self.params = params
         self.ctx = ctx

@@ -31,18 +31,24 @@ class DetectorConformance:
         return DetectContext(shard_id="shard-0", banks=[])
 
     def schema(self) -> pa.Schema:
-        """The batch schema the detector sees (``needs``: metadata or content)."""
+        """The batch schema the detector sees (``needs``: metadata or content), its extra source
+        columns (:attr:`Detector.columns`) appended as text."""
+        base = DETECT_SCHEMA
         if self.detector_class.needs == "content":
             from scrutineer.flows.content import CONTENT_SCHEMA
 
-            return CONTENT_SCHEMA
-        return DETECT_SCHEMA
+            base = CONTENT_SCHEMA
+        return pa.schema([*base, *(pa.field(c, pa.string()) for c in self.make().columns if c not in base.names)])
+
+    def extra_values(self) -> dict[str, list]:
+        """Values of the detector's extra source columns for :meth:`sample_batch` (default: null)."""
+        return {}
 
     def sample_batch(self) -> pa.RecordBatch:
         if self.detector_class.needs == "content":
             return self.content_sample_batch()
         urls = ["http://a.example/1.jpg", "HTTP://A.EXAMPLE/1.jpg", "https://b.example/2.png", None]
-        return pa.RecordBatch.from_pydict(
+        batch = pa.RecordBatch.from_pydict(
             {
                 "row_index": pa.array([0, 1, 2, 3], pa.int64()),
                 "sample_id": pa.array(["s0", "s1", "s2", "s3"]),
@@ -52,13 +58,21 @@ class DetectorConformance:
             },
             schema=DETECT_SCHEMA,
         )
+        return self._with_extra(batch)
+
+    def _with_extra(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        values = self.extra_values()
+        for field in self.schema():
+            if field.name not in batch.schema.names:
+                batch = batch.append_column(field, pa.array(values.get(field.name, [None] * batch.num_rows), field.type))
+        return batch
 
     def content_sample_batch(self) -> pa.RecordBatch:
         """Rows as the content stage gives them: an image, a dead link, a moved one, a timeout."""
         from scrutineer.flows.content import CONTENT_SCHEMA
 
         n = 4
-        return pa.RecordBatch.from_pydict(
+        batch = pa.RecordBatch.from_pydict(
             {
                 "row_index": [0, 1, 2, 3],
                 "sample_id": ["s0", "s1", "s2", "s3"],
@@ -82,6 +96,7 @@ class DetectorConformance:
             },
             schema=CONTENT_SCHEMA,
         )
+        return self._with_extra(batch)
 
     def make(self) -> Detector:
         cls = self.detector_class

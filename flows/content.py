@@ -1,5 +1,6 @@
-"""The content stage of a shard task: fetch each distinct URL, hash the bytes in a process pool,
-and hand content detectors one row per sample (DESIGN.md "What flows where").
+"""The content stage of a shard task: fetch each distinct URL (or, for a webdataset shard, read
+each sample's image from its tar), hash the bytes in a process pool, and hand content detectors
+one row per sample (DESIGN.md "What flows where").
 
 Bytes live in memory from the fetcher to :func:`scrutineer.hashing.hash_content` in a worker
 process, and are dropped as soon as the hashes come back; only fetch records and hashes leave
@@ -11,7 +12,8 @@ checks agreed.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
+from collections import deque
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -21,6 +23,8 @@ from scrutineer.config import FetchConfig
 from scrutineer.errors import NetworkDownError
 from scrutineer.fetch import Fetched, Fetcher, NetworkDown
 from scrutineer.hashing import ContentHashes, hash_content
+from scrutineer.sources import DETECT_SCHEMA
+from scrutineer.webdataset import TarImages
 
 FETCHES_SCHEMA = pa.schema(
     [
@@ -85,10 +89,10 @@ class Checked:
 
     @property
     def agreeing(self) -> int:
-        """How many of the latest checks share the last check's status."""
+        """How many of the latest checks share the last check's status (0 with no checks)."""
         n = 0
         for f in reversed(self.checks):
-            if f.status != self.last.status:
+            if f.status != self.checks[-1].status:
                 break
             n += 1
         return n
@@ -126,21 +130,56 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: 
     return dict(zip(urls, results))
 
 
-def content_batch(batch: pa.RecordBatch, checked: dict[str, Checked]) -> pa.RecordBatch:
-    """:data:`CONTENT_SCHEMA` rows for a :data:`~scrutineer.sources.DETECT_SCHEMA` batch."""
+def content_batch(batch: pa.RecordBatch, checked: dict[str, Checked], by: str = "url") -> pa.RecordBatch:
+    """:data:`CONTENT_SCHEMA` rows for a :data:`~scrutineer.sources.DETECT_SCHEMA` batch, each row's
+    outcome looked up in ``checked`` by its ``by`` column (``url`` for fetched content, ``key`` for
+    a webdataset tar). Columns of ``batch`` beyond ``DETECT_SCHEMA`` (a detector's extra source
+    columns) follow, unchanged. A row with no checks (read from a tar) has null fetch fields and
+    ``checks`` 0."""
     cols: dict[str, list] = {f.name: [] for f in CONTENT_SCHEMA}
-    for row_index, sample_id, url in zip(*(batch.column(c).to_pylist() for c in ("row_index", "sample_id", "url"))):
-        c = checked.get(url) if url else None
-        values = {"row_index": row_index, "sample_id": sample_id, "url": url, "checks": c.agreeing if c else 1}
+    columns = ("row_index", "sample_id", "url") if by == "url" else ("row_index", "sample_id", "url", by)
+    for row_index, sample_id, url, *key in zip(*(batch.column(c).to_pylist() for c in columns)):
+        lookup = key[0] if key else url
+        c = checked.get(lookup) if lookup else None
+        fetched = c.last if c and c.checks else None
+        values = {"row_index": row_index, "sample_id": sample_id, "url": url, "checks": c.agreeing if c else 0}
         for name in ("status", "http_status", "final_url", "content_type", "error", "x_robots_tag", "bytes"):
-            values[name] = getattr(c.last, name) if c else None
+            values[name] = getattr(fetched, name) if fetched else None
         for name, _ in HASH_COLUMNS:  # a body that did not decode has only its exact digests set
             values[name] = getattr(c.hashes, name) if c and c.hashes else None
-        if c is None:
-            values["status"], values["error"] = "invalid", "no URL"
+        if c and c.hashes:
+            values["bytes"] = c.hashes.bytes
+        if c is None and by == "url":
+            values["status"], values["error"], values["checks"] = "invalid", "no URL", 1
         for name, value in values.items():
             cols[name].append(value)
-    return pa.RecordBatch.from_pydict(cols, schema=CONTENT_SCHEMA)
+    content = pa.RecordBatch.from_pydict(cols, schema=CONTENT_SCHEMA)
+    for name in batch.schema.names[len(DETECT_SCHEMA) :]:
+        content = content.append_column(name, batch.column(name))
+    return content
+
+
+def hash_tar_rows(tar: TarImages, keys: list[str | None], pool: Executor, window: int) -> dict[str, Checked]:
+    """Hash the image of each key in ``tar`` in ``pool``, at most ``window`` bodies in memory at
+    once. Keys without an image member (img2dataset's failed downloads) are left out.
+
+    Raises:
+        ShardError: a member cannot be read.
+    """
+    out: dict[str, Checked] = {}
+    pending: deque[tuple[str, Future]] = deque()
+    for key in dict.fromkeys(k for k in keys if k is not None):
+        body = tar.read(key)
+        if body is None:
+            continue
+        pending.append((key, pool.submit(hash_content, body)))
+        del body
+        while len(pending) >= window:
+            done_key, fut = pending.popleft()
+            out[done_key] = Checked([], fut.result())
+    for done_key, fut in pending:
+        out[done_key] = Checked([], fut.result())
+    return out
 
 
 def fetch_rows(shard_id: str, checked: dict[str, Checked]) -> pa.Table:

@@ -49,6 +49,7 @@ from scrutineer.fetch import Fetcher
 from scrutineer.files import sweep_temporaries, temporary_sibling
 from scrutineer.flows import content
 from scrutineer.sources import Shard, iter_detect_batches, list_shards
+from scrutineer.webdataset import TarImages, tar_path, tar_sha256
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class ScanPlan:
             "read": ds.model_dump(mode="json", include={"columns", "header", "names", "quoting", "hf"}),
             "detectors": self.detectors_public(),
             "banks": sorted(b.sha256 for b in self.banks),
-            "fetch": self.config.fetch.model_dump(mode="json") if self.names("content") else None,
+            "fetch": self.config.fetch.model_dump(mode="json") if self.names("content") and shard.format != "webdataset" else None,
+            "tar": tar_sha256(shard.location) if self.names("content") and shard.format == "webdataset" else None,
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -201,39 +203,60 @@ def _run_detectors(shard: Shard, plan: ScanPlan, out: Path) -> tuple[int, dict[s
 
 
 def _run_content(shard: Shard, plan: ScanPlan, out: Path):
-    """Fetch and hash the shard's URLs batch by batch (each distinct URL once per shard), write
-    ``fetches.parquet`` and ``content_hashes.parquet``, and yield the content detectors' findings.
+    """Fetch and hash the shard's URLs batch by batch (each distinct URL once per shard) or, for a
+    webdataset shard, hash each row's image from its tar; write ``content_hashes.parquet`` (and,
+    when fetching, ``fetches.parquet``), and yield the content detectors' findings.
 
     Raises:
         NetworkDownError: the network went down; the shard's outputs are discarded by the caller.
+        ShardError: the shard or its tar is unreadable.
     """
     ctx = DetectContext(shard_id=shard.shard_id, banks=plan.banks)
     detectors = [get_detector_class(name)(plan.params[name], ctx) for name in plan.names("content")]
+    extra = [c for d in detectors for c in d.columns]
+    if shard.format == "webdataset":
+        batches = _tar_content(shard, plan, extra)
+    else:
+        batches = _fetched_content(shard, plan, extra, out)
+    with pq.ParquetWriter(out / "content_hashes.parquet", content.CONTENT_HASHES_SCHEMA) as hashes:
+        for rows in batches:
+            hashes.write_table(content.hash_rows(shard.shard_id, rows))
+            for d in detectors:
+                found = d.detect(rows)
+                if found.num_rows:
+                    yield found
+
+
+def _fetched_content(shard: Shard, plan: ScanPlan, extra: list[str], out: Path):
+    """Content batches of a shard whose images are fetched from their URLs; writes ``fetches.parquet``."""
     checked: dict[str, content.Checked] = {}
     fetch_cfg = plan.config.fetch
     # One event loop and one fetcher for the whole shard: robots.txt, DNS answers, politeness
     # clocks and the network-down breaker carry over from batch to batch.
-    with (
-        asyncio.Runner() as loop,
-        pq.ParquetWriter(out / "fetches.parquet", content.FETCHES_SCHEMA) as fetches,
-        pq.ParquetWriter(out / "content_hashes.parquet", content.CONTENT_HASHES_SCHEMA) as hashes,
-    ):
+    with asyncio.Runner() as loop, pq.ParquetWriter(out / "fetches.parquet", content.FETCHES_SCHEMA) as fetches:
         fetcher = Fetcher(fetch_cfg)
         loop.run(fetcher.__aenter__())
         try:
-            for batch in iter_detect_batches(shard, plan.config.dataset):
+            for batch in iter_detect_batches(shard, plan.config.dataset, extra):
                 new = list(dict.fromkeys(u for u in batch.column("url").to_pylist() if u and u not in checked))
                 now = loop.run(content.check_urls(fetcher, new, fetch_cfg, plan.hash_pool))
                 fetches.write_table(content.fetch_rows(shard.shard_id, now))
                 checked.update(now)
-                rows = content.content_batch(batch, checked)
-                hashes.write_table(content.hash_rows(shard.shard_id, rows))
-                for d in detectors:
-                    found = d.detect(rows)
-                    if found.num_rows:
-                        yield found
+                yield content.content_batch(batch, checked)
         finally:
             loop.run(fetcher.__aexit__(None, None, None))
+
+
+def _tar_content(shard: Shard, plan: ScanPlan, extra: list[str]):
+    """Content batches of an img2dataset webdataset shard: each row's image read from the tar
+    beside the parquet by its ``key``, with no HTTP."""
+    window = 4 * plan.config.fetch.hash_workers
+    with TarImages(tar_path(shard.location)) as tar:
+        for batch in iter_detect_batches(shard, plan.config.dataset, [*extra, "key"]):
+            keys = [None if k is None else str(k) for k in batch.column("key").to_pylist()]
+            hashed = content.hash_tar_rows(tar, keys, plan.hash_pool, window)
+            batch = batch.set_column(batch.schema.get_field_index("key"), "key", pa.array(keys, pa.string()))
+            yield content.content_batch(batch, hashed, by="key")
 
 
 def new_run_id() -> str:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from scrutineer.errors import ConfigError
 
-Format = Literal["parquet", "csv", "tsv", "jsonl", "coco", "hf"]
+Format = Literal["parquet", "csv", "tsv", "jsonl", "coco", "hf", "webdataset"]
 CanonicalColumn = Literal["sample_id", "url", "caption", "license"]
 SignalType = Literal["url_md5", "md5", "sha1", "sha256", "pdq", "phash"]
 
@@ -64,7 +64,11 @@ class DatasetConfig(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Dataset name; the release is RE-<name>-<variant>.")
     shards: list[str] = Field(min_length=1, description="Paths or globs relative to the config file (for hf: local files or Hub ids).")
-    format: Format | None = Field(None, description="Shard format; inferred from the file suffix when omitted.")
+    format: Format | None = Field(
+        None,
+        description="Shard format; inferred from the file suffix when omitted. `webdataset`: the shards are "
+        "img2dataset's per-shard .parquet files, and each one's images are read from the .tar beside it.",
+    )
     columns: dict[CanonicalColumn, str] = Field(
         default_factory=dict,
         description="Source column for each canonical name. Unmapped names fall back to common LAION/COCO spellings.",
@@ -167,6 +171,12 @@ class Config(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"bank names must be unique, repeated: {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _webdataset_has_no_links(self) -> Config:
+        if self.dataset.format == "webdataset" and "dead_links" in self.detectors:
+            raise ValueError("dead_links checks URLs on the web; a webdataset scan reads the bytes from its tars, with no HTTP")
         return self
 
     @property

@@ -4,7 +4,9 @@
 
 - ``data/<shard_id>``: every input shard at the same relative path, in the same format, with the
   same column names, types and order (parquet keeps its schema metadata, pandas' included), the
-  removed rows gone and the order kept. (``hf`` shards are written as parquet.)
+  removed rows gone and the order kept. (``hf`` shards are written as parquet. A ``webdataset``
+  release is its img2dataset parquet files: Scrutineer never writes image bytes, so the tars are
+  not rewritten; the removed keys tell a maintainer which members to drop.)
 - ``removed.parquet``: ``sample_id, shard_id, row_index`` of every removed row, all reasons merged
   into one list so that no restricted sample can be singled out; no URLs, no reasons.
 - ``manifest.json``: tool version, time, run id, policy, detectors (versions, params), banks
@@ -160,7 +162,7 @@ def write_filtered(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> t
     Raises:
         ShardError: the shard cannot be read.
     """
-    writers = {"parquet": _write_arrow, "hf": _write_arrow, "csv": _write_csv, "tsv": _write_csv, "jsonl": _write_jsonl, "coco": _write_coco}
+    writers = {"parquet": _write_arrow, "webdataset": _write_arrow, "hf": _write_arrow, "csv": _write_csv, "tsv": _write_csv, "jsonl": _write_jsonl, "coco": _write_coco}
     return writers[shard.format](shard, cfg, drop, dest)
 
 
@@ -174,7 +176,7 @@ def _kept(batches: Iterator[pa.RecordBatch], drop: np.ndarray) -> Iterator[tuple
 
 
 def _write_arrow(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple[int, int]:
-    schema = pq.read_schema(shard.location) if shard.format == "parquet" else None
+    schema = pq.read_schema(shard.location) if shard.format in ("parquet", "webdataset") else None
     rows_in = rows_out = 0
     writer = None
     try:

@@ -7,7 +7,9 @@ order (header lines and blank JSONL lines are not rows).
 
 Formats: ``parquet``; ``csv`` and ``tsv`` with or without a header (``quoting: false`` reads with
 ``QUOTE_NONE`` semantics); ``jsonl``; ``coco`` captions JSON (one row per caption); ``hf``
-(``datasets.load_dataset(..., streaming=True)``). Memory per shard is bounded by
+(``datasets.load_dataset(..., streaming=True)``); ``webdataset``: img2dataset's per-shard
+``.parquet`` (``url``, ``key``, ``caption``, ``status``, ...) read as parquet, its images coming
+from the ``.tar`` beside it (:mod:`scrutineer.webdataset`). Memory per shard is bounded by
 ``dataset.batch_rows`` except for ``coco``, whose JSON is parsed whole.
 """
 
@@ -18,7 +20,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ import pyarrow.parquet as pq
 
 from scrutineer.config import SUFFIX_FORMATS, Config, DatasetConfig, Format
 from scrutineer.errors import ConfigError, ShardError
+from scrutineer.files import file_sha256
 
 CANONICAL = ("sample_id", "url", "caption", "license")
 
@@ -73,24 +76,20 @@ class Shard:
         Raises:
             ShardError: the file cannot be read.
         """
-        h = hashlib.sha256()
         if not self.is_local:
-            h.update(self.location.encode())
-            return "hub:" + h.hexdigest()
+            return "hub:" + hashlib.sha256(self.location.encode()).hexdigest()
         try:
-            with open(self.location, "rb") as f:
-                while chunk := f.read(1 << 22):
-                    h.update(chunk)
+            return file_sha256(Path(self.location))
         except OSError as e:
             raise ShardError(f"{self.location}: cannot read: {e}") from None
-        return h.hexdigest()
 
 
 def list_shards(cfg: Config) -> list[Shard]:
     """The dataset's shards in ``shard_id`` order.
 
     Raises:
-        ConfigError: a pattern matches no file, or a format cannot be inferred.
+        ConfigError: a pattern matches no file, a format cannot be inferred, or a webdataset
+            pattern names ``.tar`` files instead of their ``.parquet`` siblings.
     """
     ds = cfg.dataset
     paths: list[Path] = []
@@ -105,6 +104,8 @@ def list_shards(cfg: Config) -> list[Shard]:
         else:
             raise ConfigError(f"dataset.shards: {pattern!r} matches no file (relative to {cfg.base_dir})")
     paths = sorted(dict.fromkeys(paths))
+    if ds.format == "webdataset" and (tars := [p.name for p in paths if p.suffix != ".parquet"]):
+        raise ConfigError(f"dataset.shards: a webdataset shard is img2dataset's .parquet file (its .tar sits beside it), not {tars[:3]}")
     root = Path(os.path.commonpath([p.parent for p in paths])) if paths else cfg.base_dir
     shards = [Shard(p.relative_to(root).as_posix(), str(p), _format_of(ds, p)) for p in paths]
     rev = f"@{ds.hf.revision}" if ds.hf.revision else ""
@@ -140,6 +141,7 @@ def iter_raw_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None 
     """
     readers = {
         "parquet": _parquet_batches,
+        "webdataset": _parquet_batches,
         "csv": _csv_batches,
         "tsv": _csv_batches,
         "jsonl": _jsonl_batches,
@@ -346,28 +348,31 @@ def column_mapping(shard: Shard, ds: DatasetConfig, names: list[str]) -> dict[st
     return mapping
 
 
-def iter_detect_batches(shard: Shard, ds: DatasetConfig) -> Iterator[pa.RecordBatch]:
-    """Stream a shard as ``DETECT_SCHEMA`` batches (row_index, sample_id, url, caption, license).
+def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
+    """Stream a shard as ``DETECT_SCHEMA`` batches (row_index, sample_id, url, caption, license),
+    followed by the source columns named in ``extra`` (as the source types them) that are not
+    already among those names.
 
     ``sample_id`` is the mapped key column as text, else ``"{shard_id}:{row_index}"``; canonical
-    columns the source lacks are null. Parquet shards read only the mapped columns.
+    columns the source lacks are null. Parquet shards read only the columns needed.
 
     Raises:
-        ShardError: as :func:`iter_raw_batches`, or a mapped column is missing.
+        ShardError: as :func:`iter_raw_batches`, or a mapped or ``extra`` column is missing.
     """
+    extra = [c for c in dict.fromkeys(extra) if c not in DETECT_SCHEMA.names]
     mapping: dict[str, str | None] | None = None
     projection = None
-    if shard.format == "parquet":
+    if shard.format in ("parquet", "webdataset"):
         try:
             names = pq.read_schema(shard.location).names
         except (pa.ArrowException, OSError) as e:
             raise ShardError(f"{shard.location}: unreadable parquet: {e}") from None
-        mapping = column_mapping(shard, ds, names)
-        projection = sorted({c for c in mapping.values() if c is not None})
+        mapping = _checked_mapping(shard, ds, names, extra)
+        projection = sorted({c for c in mapping.values() if c is not None} | set(extra))
     start = 0
     for batch in iter_raw_batches(shard, ds, projection):
         if mapping is None:
-            mapping = column_mapping(shard, ds, batch.schema.names)
+            mapping = _checked_mapping(shard, ds, batch.schema.names, extra)
         n = batch.num_rows
         row_index = pa.array(np.arange(start, start + n, dtype=np.int64))
         cols = {"row_index": row_index}
@@ -378,7 +383,17 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig) -> Iterator[pa.RecordBa
             prefix = pa.scalar(f"{shard.shard_id}:")
             cols["sample_id"] = pc.binary_join_element_wise(prefix, pc.cast(row_index, pa.string()), "")
         start += n
-        yield pa.RecordBatch.from_pydict(cols, schema=DETECT_SCHEMA)
+        detect = pa.RecordBatch.from_pydict(cols, schema=DETECT_SCHEMA)
+        for name in extra:
+            detect = detect.append_column(name, batch.column(name))
+        yield detect
+
+
+def _checked_mapping(shard: Shard, ds: DatasetConfig, names: list[str], extra: list[str]) -> dict[str, str | None]:
+    missing = [c for c in extra if c not in names]
+    if missing:
+        raise ShardError(f"{shard.location}: column(s) {missing} needed (by a detector, or as a webdataset's key) are not in {names}")
+    return column_mapping(shard, ds, names)
 
 
 def _as_string(col: pa.Array) -> pa.Array:

@@ -1,3 +1,4 @@
+import json
 import re
 
 import duckdb
@@ -14,6 +15,7 @@ from scrutineer.detectors.dedup import CAPTION_KEY_SQL, Dedup
 from scrutineer.detectors.license_gaps import LicenseGaps
 from scrutineer.detectors.registry import get_detector_class
 from scrutineer.detectors.url_hashlist import UrlHashlist
+from scrutineer.detectors.verify_hash import VerifyHash
 from scrutineer.errors import ConfigError
 
 
@@ -119,6 +121,26 @@ class TestDeadLinks(DetectorConformance):
     def test_one_failed_check_is_not_link_rot(self):
         found = DeadLinks(DeadLinks.Params(min_checks=3), self.context()).detect(self.sample_batch())
         assert "link.dead" not in found["reason"].to_pylist()
+
+
+class TestVerifyHash(DetectorConformance):
+    detector_class = VerifyHash
+    params = {"column": "sha256hash"}
+
+    def extra_values(self):
+        # row 0 as recorded (padded with whitespace: still equal), row 1 recorded but no bytes now,
+        # row 2 changed, row 3 nothing recorded
+        return {"sha256hash": [" " + "0" * 64 + "\n", "2" * 64, "3" * 64, None]}
+
+    def test_only_changed_bytes_are_flagged(self):
+        found = self.make().detect(self.sample_batch())
+        assert found["row_index"].to_pylist() == [2]
+        assert found["reason"].to_pylist() == ["content.hash_mismatch"]
+        assert json.loads(found["evidence"][0].as_py()) == {"algorithm": "sha256", "column": "sha256hash", "expected": "3" * 64, "actual": "1" * 64}
+
+    def test_other_algorithms(self):
+        det = VerifyHash(VerifyHash.Params(column="sha256hash", algorithm="md5"), self.context())
+        assert det.detect(self.sample_batch())["row_index"].to_pylist() == [0, 2]  # sha256 strings never equal md5s
 
 
 def test_unknown_detector_lists_the_known_ones():
