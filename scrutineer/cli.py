@@ -182,21 +182,29 @@ def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where to build the demo dataset and workspace.")] = Path("scrutineer-demo"),
 ) -> None:
-    """Build a small synthetic LAION-style dataset, then scan, release, takedown and report it."""
-    from scrutineer.demo import build_demo
+    """Serve a small synthetic LAION-style dataset from a local web server, scan it (fetching and
+    hashing every image), re-match a hash list that arrives later, then release, takedown and report."""
+    from scrutineer import demo as demo_data
     from scrutineer.release import build_release
+    from scrutineer.rematch import rematch as run_rematch
     from scrutineer.reports.html import write_report
     from scrutineer.reports.takedown import write_takedown
 
-    config_path = build_demo(directory.resolve())
-    out.print(f"demo dataset and config: {config_path}", highlight=False)
-    with _reported():
+    with _reported(), demo_data.web() as server:
+        config_path = demo_data.build_demo(directory.resolve(), server)
+        out.print(f"demo dataset and config: {config_path} (images served by {server.url('/')} on {len(demo_data.HOSTS)} loopback hosts)", highlight=False)
+        summary = _scan(load_config(config_path))
+        out.print(_findings_table(summary, "demo scan"))
+        requests = server.stats()["requests"]
+        bank = demo_data.add_later_bank(config_path)
         cfg = load_config(config_path)
-        summary = _scan(cfg)
+        result = run_rematch(cfg)
+        requests = server.stats()["requests"] - requests
+    out.print(_findings_table({**result, "status": f"{bank} re-matched, {requests} HTTP requests"}, "rematch of run"))
+    with _reported():
         releases = [build_release(cfg, v) for v in cfg.release.variants]
         csv_path, json_path, n = write_takedown(cfg)
         report_path = write_report(cfg, summary["run_id"])
-    out.print(_findings_table(summary, "demo scan"))
     out.print(f"findings:  {cfg.workspace / 'scrutineer.duckdb'}  (try: scrutineer query {config_path} \"SELECT reason, count(*) FROM findings GROUP BY reason\")", highlight=False, soft_wrap=True)
     for path in releases:
         out.print(f"release:   {path}", highlight=False, soft_wrap=True)

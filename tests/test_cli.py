@@ -1,6 +1,7 @@
 """The command line: dry run, config errors, query, and the README's demo command."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,8 @@ def test_release_before_scan_is_an_error(tmp_path):
 
 
 def test_demo_runs_offline_without_shared_data(tmp_path):
-    """The README's first command: build, scan, release, takedown and report the bundled demo."""
+    """The README's first command: serve, build, scan (fetching and hashing), re-match, release,
+    takedown and report the bundled demo."""
     env = {**os.environ, "SCRUTINEER_SHARED_DATA": str(tmp_path / "absent")}
     exe = Path(sys.executable).parent / "scrutineer"
     result = subprocess.run([str(exe), "demo", "--dir", str(tmp_path / "demo")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
@@ -81,9 +83,11 @@ def test_demo_runs_offline_without_shared_data(tmp_path):
         ("report:", next((work / "reports").glob("*.html"))),
     ]:
         assert line in result.stdout and path.exists()
-    assert "hash_match.url" in result.stdout
+    for reason in ("hash_match.url", "hash_match.md5", "hash_match.pdq", "link.dead", "link.moved", "hash_match.phash"):
+        assert reason in result.stdout, reason
+    assert "hotline-phash re-matched, 0 HTTP requests" in " ".join(result.stdout.split())
     # the takedown manifest lists the upper-cased spelling the bank matched through HMA normalisation
-    assert "HTTPS://" in (work / "takedown" / "demo-laion.csv").read_text()
+    assert "HTTP://" in (work / "takedown" / "demo-laion.csv").read_text()
     # the public report names no listed URL
     listed = [line.split(",")[2] for line in (work / "takedown" / "demo-laion.csv").read_text().splitlines()[1:]]
     report = next((work / "reports").glob("*.html")).read_text()
@@ -94,6 +98,7 @@ def test_demo_runs_offline_without_shared_data(tmp_path):
     research = set(pq.read_table(work / "releases" / "RE-demo-laion-research" / "removed.parquet")["sample_id"].to_pylist())
     safe = set(pq.read_table(work / "releases" / "RE-demo-laion-research-safe" / "removed.parquet")["sample_id"].to_pylist())
     assert research < safe
-    # query works on the store
-    q = subprocess.run([str(exe), "query", str(tmp_path / "demo" / "demo.yaml"), "SELECT count(*) AS n FROM findings WHERE reason = 'hash_match.url'"], capture_output=True, text=True, timeout=120)
-    assert q.returncode == 0 and "4" in q.stdout
+    # query works on the store, and agrees with the counts the demo printed
+    printed = re.search(r"link\.dead\s*│\s*(\d+)", result.stdout).group(1)
+    q = subprocess.run([str(exe), "query", str(tmp_path / "demo" / "demo.yaml"), "SELECT 'n=' || count(*) FROM findings WHERE reason = 'link.dead'"], capture_output=True, text=True, timeout=120)
+    assert q.returncode == 0 and f"n={printed}" in q.stdout
