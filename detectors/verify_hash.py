@@ -25,6 +25,10 @@ class VerifyHash(Detector):
     caption and labels may no longer describe it. Rows with no expected digest or no bytes get no
     finding (``dead_links`` reports those). Evidence ``{"column", "algorithm", "expected",
     "actual"}``; not restricted; action ``remove``.
+
+    img2dataset's own ``sha256`` output column is the digest of the bytes it downloaded; its tar
+    holds those bytes only with ``disable_all_reencoding=True`` (by default it re-encodes), so
+    point ``column`` at it for a webdataset scan only when the tars were written that way.
     """
 
     name = "verify_hash"
