@@ -16,7 +16,9 @@ CONTENT_SIGNALS = ("md5", "sha1", "sha256", "pdq", "phash")
 class ContentHashlistParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pdq_threshold: int = Field(DEFAULT_THRESHOLDS["pdq"], ge=0, le=256, description="Bits of Hamming distance (inclusive).")
+    pdq_threshold: int = Field(
+        DEFAULT_THRESHOLDS["pdq"], ge=0, le=31, description="Bits of Hamming distance (inclusive); at most 31, Meta's recommended cut-off."
+    )
     pdq_min_quality: int = Field(50, ge=0, le=100, description="PDQ hashes of lower quality never match (Meta's PDQ docs).")
     phash_threshold: int = Field(DEFAULT_THRESHOLDS["phash"], ge=0, le=64, description="Bits of Hamming distance (inclusive).")
 
