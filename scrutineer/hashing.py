@@ -6,6 +6,10 @@ its quality score, via ``pdqhash``) and pHash (64-bit DCT hash, via ``imagehash`
 never written anywhere and never appear in an error message. Hash strings follow HMA's signal
 types: lowercase hex; PDQ as 64 hex characters read first bit most significant (as HMA's
 ``pdq_hasher`` writes ``pdqhash.compute``'s vector); pHash as ``imagehash``'s 16-character string.
+
+JPEGs are decoded at full size: Pillow's ``draft()`` (DCT-domain downscaling) would make decoding
+several times cheaper, but at 1/2 scale it moved PDQ by 4-34 bits on the UKBench images in
+``../shared/data`` (pHash by 0-2), so a bank's PDQ entries, computed at full size, could be missed.
 """
 
 from __future__ import annotations
