@@ -146,3 +146,13 @@ def test_webdataset_has_no_dead_links(tmp_path, original):
     )
     with pytest.raises(ConfigError, match="dead_links checks URLs on the web"):
         load_config(config)
+
+
+def test_webdataset_shards_are_the_parquet_files(tmp_path, shared_data, original):
+    source = pq.read_table(shared_data / "metadata" / FIXTURE)
+    write_img2dataset_shard(tmp_path / "i2d", "00000", source, {})
+    config = verify_config(tmp_path, [str(tmp_path / "i2d" / "*.tar")], "webdataset", original)
+    from scrutineer.sources import list_shards
+
+    with pytest.raises(ConfigError, match=r"img2dataset's \.parquet file .*00000\.tar"):
+        list_shards(load_config(config))
