@@ -254,6 +254,13 @@ class FixtureWeb:
                 self.process.kill()
                 self.process.wait()
 
+    def cut(self) -> None:
+        """Kill the server at once (SIGKILL), as a network cut: open connections are reset and new
+        ones refused, with none of a graceful stop's draining of keep-alive connections."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def url(self, path: str, host: int = 0) -> str:
         """``http://<hosts[host]>:<port><path>``."""
         return f"http://{self.hosts[host]}:{self.port}{path}"

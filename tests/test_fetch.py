@@ -147,7 +147,7 @@ def test_network_cut_mid_run_opens_the_breaker(shared_data):
         async with Fetcher(config) as f:
             tasks = [asyncio.ensure_future(f.fetch(u)) for u in urls]
             await asyncio.sleep(1.2)  # some complete, then the network goes away
-            server.stop()
+            server.cut()
             return await asyncio.gather(*tasks, return_exceptions=True)
 
     try:

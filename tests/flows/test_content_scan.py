@@ -222,7 +222,7 @@ def test_network_cut_mid_scan_ends_inconclusive_with_no_dead_links(tmp_path, sha
         deadline = time.time() + 120
         while time.time() < deadline and server.stats()["requests"] < 10:
             time.sleep(0.1)
-        server.stop()  # the network goes away mid-run
+        server.cut()  # the network goes away mid-run
         scanner.join(180)
     finally:
         server.stop()
