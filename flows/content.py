@@ -4,9 +4,9 @@ one row per sample (DESIGN.md "What flows where").
 
 Bytes live in memory from the fetcher to :func:`scrutineer.hashing.hash_content` in a worker
 process, and are dropped as soon as the hashes come back; only fetch records and hashes leave
-this module. A URL that looks dead (404, 410, NXDOMAIN) is checked ``fetch.dead_checks`` times,
-``fetch.recheck_interval`` seconds apart; :data:`CONTENT_SCHEMA`'s ``checks`` says how many
-checks agreed.
+this module; at most ``2 * fetch.concurrency`` bodies exist at once. A URL that looks dead (404,
+410, NXDOMAIN) is checked ``fetch.dead_checks`` times, ``fetch.recheck_interval`` seconds apart;
+:data:`CONTENT_SCHEMA`'s ``checks`` says how many checks agreed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncio
 from collections import deque
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -98,36 +99,60 @@ class Checked:
         return n
 
 
-async def _check(fetcher: Fetcher, url: str, cfg: FetchConfig, pool: Executor) -> Checked:
-    checks = [await fetcher.fetch(url)]
-    while checks[-1].status == "dead" and len(checks) < cfg.dead_checks:
-        await asyncio.sleep(cfg.recheck_interval)
-        checks.append(await fetcher.fetch(url))
-    last, hashes = checks[-1], None
-    if last.body is not None:
-        body, last.body = last.body, None  # the only reference leaves with the worker call
-        hashes = await asyncio.get_running_loop().run_in_executor(pool, hash_content, body)
+async def _check_once(fetcher: Fetcher, url: str, checked: Checked, pool: Executor) -> None:
+    """Fetch ``url`` once into ``checked``; hash the body, if any, in ``pool``."""
+    fetched = await fetcher.fetch(url)
+    checked.checks.append(fetched)
+    if fetched.body is not None:
+        body, fetched.body = fetched.body, None  # the only reference leaves with the worker call
+        checked.hashes = await asyncio.get_running_loop().run_in_executor(pool, hash_content, body)
         del body
-        if hashes.decode_error and last.status == "alive":
-            last.status, last.error = "not_image", hashes.decode_error
-    return Checked(checks, hashes)
+        if checked.hashes.decode_error and fetched.status == "alive":
+            fetched.status, fetched.error = "not_image", checked.hashes.decode_error
+
+
+async def _each(items: list[str], step, workers: int) -> None:
+    """Await ``step(item)`` for every item, ``workers`` at a time (each worker takes the next item
+    when it finishes one). The first exception cancels the rest and propagates."""
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:  # one shared iterator: every item is taken exactly once
+            await step(item)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(workers, len(items)))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: Executor) -> dict[str, Checked]:
     """Check every URL with ``fetcher`` (politely, concurrently) and hash what it serves.
 
+    At most ``2 * fetch.concurrency`` URLs are in progress at once, so at most that many bodies
+    wait for the hashers however long the list. URLs that look dead are checked again after the
+    pass over the list, ``fetch.recheck_interval`` seconds after their previous check, until
+    ``fetch.dead_checks`` checks.
+
     Raises:
         NetworkDownError: the fetcher's circuit breaker opened; nothing from this call is usable.
     """
-    tasks = [asyncio.ensure_future(_check(fetcher, u, cfg, pool)) for u in urls]
+    checked = {u: Checked([], None) for u in urls}
+    pending = urls
     try:
-        results = await asyncio.gather(*tasks)
+        while pending:
+            await _each(pending, lambda u: _check_once(fetcher, u, checked[u], pool), 2 * cfg.concurrency)
+            pending = [u for u in pending if checked[u].last.status == "dead" and len(checked[u].checks) < cfg.dead_checks]
+            if pending:
+                since = (datetime.now(UTC) - max(checked[u].last.fetched_at for u in pending)).total_seconds()
+                await asyncio.sleep(max(0.0, cfg.recheck_interval - since))
     except NetworkDown as e:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         raise NetworkDownError(str(e)) from None
-    return dict(zip(urls, results))
+    return checked
 
 
 def content_batch(batch: pa.RecordBatch, checked: dict[str, Checked], by: str = "url") -> pa.RecordBatch:

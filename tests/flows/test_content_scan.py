@@ -3,11 +3,13 @@ scan flow: content hashes, hash-bank matches, link statuses, hash-and-drop."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,10 @@ from typer.testing import CliRunner
 
 from scrutineer import store
 from scrutineer.cli import app
+from scrutineer.config import FetchConfig
+from scrutineer.fetch import Fetcher
 from scrutineer.fixture_web import FixtureWeb
+from scrutineer.flows.content import check_urls
 from scrutineer.hashing import hash_content, hamming
 from tests.conftest import scan, write_config
 
@@ -231,3 +236,39 @@ def test_network_cut_mid_scan_ends_inconclusive_with_no_dead_links(tmp_path, sha
     ws = tmp_path / "work"
     assert query(ws, "SELECT count(*) FROM findings WHERE reason = 'link.dead'")[0][0] == 0
     assert query(ws, "SELECT status FROM shards")[0][0] == "inconclusive"
+
+
+class CountingPool(ThreadPoolExecutor):
+    """One hashing thread, slower than the fetcher, that records the most calls waiting at once."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.waiting = self.most_waiting = 0
+        self.lock = threading.Lock()
+
+    def submit(self, fn, *args):
+        def slow(*a):
+            time.sleep(0.01)
+            with self.lock:
+                self.waiting -= 1
+            return fn(*a)
+
+        with self.lock:
+            self.waiting += 1
+            self.most_waiting = max(self.most_waiting, self.waiting)
+        return super().submit(slow, *args)
+
+
+def test_bodies_waiting_for_the_hashers_are_bounded(shared_data):
+    """Fetching outpaces hashing here; at most 2 x concurrency bodies may wait, however many URLs."""
+    cfg = FetchConfig(allow_private_networks=True, concurrency=4, per_domain=4)
+    with FixtureWeb(HOSTS[:1], images=[shared_data / "images" / "skimage"]) as web, CountingPool() as pool:
+        urls = [web.url(f"/img/coins.png?n={i}") for i in range(60)]
+
+        async def run():
+            async with Fetcher(cfg) as fetcher:
+                return await check_urls(fetcher, urls, cfg, pool)
+
+        checked = asyncio.run(run())
+    assert all(c.hashes is not None for c in checked.values())
+    assert 2 <= pool.most_waiting <= 2 * cfg.concurrency
