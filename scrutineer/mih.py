@@ -8,9 +8,11 @@ query) finds every bank entry within 31 bits; each candidate is then checked wit
 popcount. A pair is reported only from the first chunk where the two differ by at most 1 bit, so
 no pair comes out twice. Exact for thresholds up to :data:`MAX_THRESHOLD` bits.
 
-Measured on 2 cores (bench/pdq_match.py): a 1M-entry bank against 1M queries in about two
-minutes, where faiss's exact ``IndexBinaryFlat`` needs about 20 and faiss's own
-``IndexBinaryMultiHash`` (hash-set based) is no faster than that.
+Measured on 2 cores (bench/pdq_match.py, uniform random codes): a 1M-entry bank against 1M
+queries in 54 s (320 MB peak), where faiss's exact ``IndexBinaryFlat`` needs about 15 minutes and
+faiss's own ``IndexBinaryMultiHash`` (a hash set of candidates per query) is no faster than that.
+Clustered codes (many pairs at 40-80 bits, 545,652 within 31) took 60 s, and a bank with 100
+heavily repeated entries (5.5M pairs returned) 55 s.
 """
 
 from __future__ import annotations
