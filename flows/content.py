@@ -12,8 +12,7 @@ this module; at most ``2 * fetch.concurrency`` bodies exist at once. A URL that 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,7 +24,6 @@ from scrutineer.errors import NetworkDownError
 from scrutineer.fetch import Fetched, Fetcher, NetworkDown
 from scrutineer.hashing import ContentHashes, hash_content
 from scrutineer.sources import DETECT_SCHEMA
-from scrutineer.webdataset import TarImages
 
 FETCHES_SCHEMA = pa.schema(
     [
@@ -182,29 +180,6 @@ def content_batch(batch: pa.RecordBatch, checked: dict[str, Checked], by: str = 
     for name in batch.schema.names[len(DETECT_SCHEMA) :]:
         content = content.append_column(name, batch.column(name))
     return content
-
-
-def hash_tar_rows(tar: TarImages, keys: list[str | None], pool: Executor, window: int) -> dict[str, Checked]:
-    """Hash the image of each key in ``tar`` in ``pool``, at most ``window`` bodies in memory at
-    once. Keys without an image member (img2dataset's failed downloads) are left out.
-
-    Raises:
-        ShardError: a member cannot be read.
-    """
-    out: dict[str, Checked] = {}
-    pending: deque[tuple[str, Future]] = deque()
-    for key in dict.fromkeys(k for k in keys if k is not None):
-        body = tar.read(key)
-        if body is None:
-            continue
-        pending.append((key, pool.submit(hash_content, body)))
-        del body
-        while len(pending) >= window:
-            done_key, fut = pending.popleft()
-            out[done_key] = Checked([], fut.result())
-    for done_key, fut in pending:
-        out[done_key] = Checked([], fut.result())
-    return out
 
 
 def fetch_rows(shard_id: str, checked: dict[str, Checked]) -> pa.Table:

@@ -49,7 +49,7 @@ from scrutineer.fetch import Fetcher
 from scrutineer.files import sweep_temporaries, temporary_sibling
 from scrutineer.flows import content
 from scrutineer.sources import Shard, iter_detect_batches, list_shards
-from scrutineer.webdataset import TarImages, tar_path, tar_sha256
+from scrutineer.webdataset import hash_tar, tar_path, tar_sha256
 
 
 @dataclass(frozen=True)
@@ -248,15 +248,13 @@ def _fetched_content(shard: Shard, plan: ScanPlan, extra: list[str], out: Path):
 
 
 def _tar_content(shard: Shard, plan: ScanPlan, extra: list[str]):
-    """Content batches of an img2dataset webdataset shard: each row's image read from the tar
-    beside the parquet by its ``key``, with no HTTP."""
-    window = 4 * plan.config.fetch.hash_workers
-    with TarImages(tar_path(shard.location)) as tar:
-        for batch in iter_detect_batches(shard, plan.config.dataset, [*extra, "key"]):
-            keys = [None if k is None else str(k) for k in batch.column("key").to_pylist()]
-            hashed = content.hash_tar_rows(tar, keys, plan.hash_pool, window)
-            batch = batch.set_column(batch.schema.get_field_index("key"), "key", pa.array(keys, pa.string()))
-            yield content.content_batch(batch, hashed, by="key")
+    """Content batches of an img2dataset webdataset shard: every image of the tar beside the
+    parquet hashed, then joined to the rows by ``key``, with no HTTP."""
+    hashes = hash_tar(tar_path(shard.location), plan.hash_pool, window=4 * plan.config.fetch.hash_workers)
+    hashed = {key: content.Checked([], h) for key, h in hashes.items()}
+    for batch in iter_detect_batches(shard, plan.config.dataset, [*extra, "key"]):
+        keys = pa.array([None if k is None else str(k) for k in batch.column("key").to_pylist()], pa.string())
+        yield content.content_batch(batch.set_column(batch.schema.get_field_index("key"), "key", keys), hashed, by="key")
 
 
 def new_run_id() -> str:

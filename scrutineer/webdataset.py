@@ -3,17 +3,21 @@
 img2dataset writes, per shard, ``NNNNN.tar`` (members ``<key>.jpg|png|webp`` with ``<key>.txt``
 and ``<key>.json`` beside each image) and ``NNNNN.parquet`` (one row per input sample: ``url``,
 ``key``, ``caption``, ``status``, ``error_message``, ...; failed samples have no tar members).
-Scrutineer reads the parquet as the shard's rows and looks each row's ``key`` up in the tar; the
-bytes go straight to the hashers and are never written anywhere.
+Scrutineer reads the parquet as the shard's rows, hashes every image of the tar (reading it once,
+in member order), and joins the hashes to the rows by ``key``; the bytes go straight to the
+hashers and are never written anywhere.
 """
 
 from __future__ import annotations
 
 import tarfile
+from collections import deque
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 from scrutineer.errors import ShardError
 from scrutineer.files import file_sha256
+from scrutineer.hashing import ContentHashes, hash_content
 
 #: Image member suffixes img2dataset writes (its ``output_format`` encodings).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -37,56 +41,46 @@ def tar_sha256(parquet: str | Path) -> str:
         raise ShardError(f"{path}: cannot read the webdataset tar: {type(e).__name__}: {e}") from None
 
 
-class TarImages:
-    """Random access to the image members of one tar, by sample key.
+def hash_tar(path: str | Path, pool: Executor, window: int) -> dict[str, ContentHashes]:
+    """Hash every image member of an img2dataset tar in ``pool``, keyed by sample key.
 
-    Opening reads the member headers only (one seek per member); :meth:`read` reads one member.
+    The tar is read once, as a stream in member order (img2dataset writes members in completion
+    order, not key order), so parsing its headers overlaps the hashing; at most ``window`` bodies
+    are in memory at once.
+
+    Returns:
+        ``{key: ContentHashes}`` for every ``<key>.jpg|jpeg|png|webp`` member.
 
     Raises:
-        ShardError: the tar is missing, unreadable, or holds two images for one key (naming the
-            tar and the member).
+        ShardError: the tar is missing, unreadable or truncated, or holds two images for one key
+            (naming the tar and, where known, the member).
     """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self._tar = tarfile.open(self.path, "r:")
-            members = self._tar.getmembers()
-        except (OSError, tarfile.TarError) as e:
-            raise ShardError(f"{self.path}: cannot read the webdataset tar: {type(e).__name__}: {e}") from None
-        self._images: dict[str, tarfile.TarInfo] = {}
-        for m in members:
-            name = m.name.rsplit("/", 1)[-1]
-            key, dot, suffix = name.partition(".")
-            if not m.isfile() or not dot or "." + suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            if key in self._images:
-                raise ShardError(f"{self.path}: member {m.name}: a second image for key {key!r}")
-            self._images[key] = m
-
-    def __enter__(self) -> TarImages:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._tar.close()
-
-    def __len__(self) -> int:
-        return len(self._images)
-
-    def read(self, key: str) -> bytes | None:
-        """The bytes of ``key``'s image member, or None when the tar has none (a failed download).
-
-        Raises:
-            ShardError: the member cannot be read (truncated tar).
-        """
-        member = self._images.get(key)
-        if member is None:
-            return None
-        try:
-            f = self._tar.extractfile(member)
-            body = f.read() if f else None
-        except (OSError, tarfile.TarError) as e:
-            raise ShardError(f"{self.path}: member {member.name}: {type(e).__name__}: {e}") from None
-        if body is None or len(body) != member.size:
-            raise ShardError(f"{self.path}: member {member.name}: truncated")
-        return body
+    path = Path(path)
+    pending: deque[tuple[str, Future]] = deque()
+    out: dict[str, ContentHashes] = {}
+    seen: set[str] = set()
+    member = None
+    try:
+        with tarfile.open(path, "r|") as tar:
+            for member in tar:
+                key, dot, suffix = member.name.rsplit("/", 1)[-1].partition(".")
+                if not member.isfile() or not dot or "." + suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                if key in seen:
+                    raise ShardError(f"{path}: member {member.name}: a second image for key {key!r}")
+                seen.add(key)
+                f = tar.extractfile(member)
+                body = f.read() if f else b""
+                if len(body) != member.size:
+                    raise ShardError(f"{path}: member {member.name}: truncated")
+                pending.append((key, pool.submit(hash_content, body)))
+                del body
+                while len(pending) >= window:
+                    done, future = pending.popleft()
+                    out[done] = future.result()
+    except (OSError, tarfile.TarError) as e:
+        where = f"after member {member.name}" if member is not None else "at its start"
+        raise ShardError(f"{path}: cannot read the webdataset tar {where}: {type(e).__name__}: {e}") from None
+    for done, future in pending:
+        out[done] = future.result()
+    return out
