@@ -3,7 +3,9 @@
 Times :class:`scrutineer.mih.MultiIndexHash` (what ``scrutineer rematch`` and ``content_hashlist``
 use for PDQ) on the whole M, and faiss's exhaustive ``IndexBinaryFlat`` on a slice of the queries,
 extrapolated to M; checks both return the same pairs on that slice and that every planted
-near-duplicate (1,000 queries 0-31 bits from a bank entry) is found. Codes are uniform random,
+near-duplicate (1,000 queries 0-31 bits from a bank entry) is found. Then times ``scrutineer
+rematch`` end to end on the same codes: M stored ``content_hashes`` rows in a workspace's store
+and an N-line PDQ bank file (load, register, match, insert findings). Codes are uniform random,
 as PDQ hashes of unrelated images roughly are. See bench/README.md.
 """
 
@@ -11,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import resource
+import tempfile
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -59,7 +64,42 @@ def main() -> None:
     exhaustive = {(q, int(labels[k])) for q in range(n) for k in range(lims[q], lims[q + 1])}
     same = exhaustive == {(q, e) for q, e in found if q < n}
     print(f"faiss IndexBinaryFlat: {n:,} queries in {seconds:.1f} s -> {seconds * args.queries / n / 60:.1f} min for {args.queries:,} "
-          f"(faiss threads {faiss.omp_get_max_threads()}); same pairs as multi-index hashing on that slice: {same}")
+          f"(faiss threads {faiss.omp_get_max_threads()}); same pairs as multi-index hashing on that slice: {same}", flush=True)
+    _rematch(bank, queries, len(found))
+
+
+def _rematch(bank: np.ndarray, queries: np.ndarray, expected: int) -> None:
+    """``scrutineer rematch`` of a new PDQ bank against a store holding ``queries`` as content hashes."""
+    import pyarrow as pa
+
+    from scrutineer import store
+    from scrutineer.config import load_config
+    from scrutineer.rematch import rematch
+
+    root = Path(tempfile.mkdtemp(prefix="scrutineer-bench-pdq-"))
+    (root / "bank.txt").write_text("\n".join(bytes(row).hex() for row in bank) + "\n")
+    (root / "config.yaml").write_text(
+        "dataset: {name: bench-pdq, shards: [none.parquet]}\nworkspace: work\ndetectors: {content_hashlist: {}}\n"
+        "banks: [{name: pdq-1m, path: bank.txt, signal_type: pdq, source: bench, version: '1'}]\n"
+    )
+    n = len(queries)
+    hashes = pa.table({
+        "run_id": pa.repeat(pa.scalar("bench"), n), "shard_id": pa.repeat(pa.scalar("s"), n),
+        "row_index": pa.array(np.arange(n)), "sample_id": pa.array([str(i) for i in range(n)]),
+        "url": pa.array([f"https://example.com/{i}.jpg" for i in range(n)]),
+        "pdq": pa.array([bytes(row).hex() for row in queries]), "pdq_quality": pa.repeat(pa.scalar(100, pa.int32()), n),
+    })
+    con = store.connect(root / "work")
+    con.execute("INSERT INTO runs (run_id, dataset, started_at, finished_at, status) VALUES ('bench', 'bench-pdq', ?, ?, 'completed')",
+                [datetime.now(UTC), datetime.now(UTC)])
+    con.register("hashes", hashes)
+    con.execute("INSERT INTO content_hashes BY NAME SELECT * FROM hashes")
+    con.close()
+    t0 = time.perf_counter()
+    result = rematch(load_config(root / "config.yaml"))
+    seconds = time.perf_counter() - t0
+    print(f"scrutineer rematch end to end: {len(bank):,}-entry bank file x {n:,} stored hashes in {seconds:.1f} s; "
+          f"{result['findings'].get('hash_match.pdq', 0):,} findings (expected {expected:,}); workspace {root}")
 
 
 if __name__ == "__main__":
