@@ -152,6 +152,7 @@ def _run_detectors(shard: Shard, plan: ScanPlan, out: Path) -> tuple[int, dict[s
     are written in batch order, so they do not depend on thread timing."""
     ctx = DetectContext(shard_id=shard.shard_id, banks=plan.banks)
     detectors = [get_detector_class(name)(plan.params[name], ctx) for name in plan.names("metadata")]
+    extra = [c for d in detectors for c in d.columns]
     shard_id = pa.scalar(shard.shard_id)
 
     def process(batch: pa.RecordBatch) -> tuple[int, list[pa.Table], dict[str, pa.Table]]:
@@ -178,7 +179,7 @@ def _run_detectors(shard: Shard, plan: ScanPlan, out: Path) -> tuple[int, dict[s
     try:
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"shard-{shard.shard_id}") as pool:
             pending: deque[Future] = deque()
-            batches = iter_detect_batches(shard, plan.config.dataset)
+            batches = iter_detect_batches(shard, plan.config.dataset, extra)
             while True:
                 while len(pending) < threads + 1 and (batch := next(batches, None)) is not None:
                     pending.append(pool.submit(process, batch))

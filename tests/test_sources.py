@@ -93,3 +93,21 @@ def test_shard_ids_are_relative_to_the_dataset_root(tmp_path):
         pq.write_table(pa.table({"url": ["http://x/1"]}), tmp_path / sub / "p.parquet")
     cfg = config(tmp_path, {"shards": ["**/*.parquet"]})
     assert [s.shard_id for s in list_shards(cfg)] == ["a/p.parquet", "b/c/p.parquet"]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_extra_columns_follow_the_canonical_ones(tmp_path, suffix):
+    """A detector's extra source columns arrive after DETECT_SCHEMA's, typed as the source types them."""
+    rows = [{"url": "https://a.example/1.jpg", "punsafe": 0.25, "sha256hash": "ab"}, {"url": "https://a.example/2.jpg", "punsafe": 0.5, "sha256hash": None}]
+    path = tmp_path / f"part{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = config(tmp_path, {"shards": [str(path)]})
+    [shard] = list_shards(cfg)
+    table = pa.Table.from_batches(list(iter_detect_batches(shard, cfg.dataset, ["punsafe", "url", "sha256hash"])))
+    assert table.column_names == ["row_index", "sample_id", "url", "caption", "license", "punsafe", "sha256hash"]
+    assert table["punsafe"].to_pylist() == [0.25, 0.5] and table.schema.field("punsafe").type == pa.float64()
+    with pytest.raises(ShardError, match=r"column\(s\) \['nsfw'\] needed"):
+        list(iter_detect_batches(shard, cfg.dataset, ["nsfw"]))
