@@ -160,9 +160,7 @@ def content_batch(batch: pa.RecordBatch, checked: dict[str, Checked], by: str = 
     columns) follow, unchanged. A row with no checks (read from a tar) has null fetch fields and
     ``checks`` 0."""
     cols: dict[str, list] = {f.name: [] for f in CONTENT_SCHEMA}
-    columns = ("row_index", "sample_id", "url") if by == "url" else ("row_index", "sample_id", "url", by)
-    for row_index, sample_id, url, *key in zip(*(batch.column(c).to_pylist() for c in columns)):
-        lookup = key[0] if key else url
+    for row_index, sample_id, url, lookup in zip(*(batch.column(c).to_pylist() for c in ("row_index", "sample_id", "url", by))):
         c = checked.get(lookup) if lookup else None
         fetched = c.last if c and c.checks else None
         values = {"row_index": row_index, "sample_id": sample_id, "url": url, "checks": c.agreeing if c else 0}

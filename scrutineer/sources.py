@@ -328,12 +328,16 @@ def _hf_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None) -> I
 COCO_COLUMNS = {"sample_id": "id", "url": "coco_url", "caption": "caption", "license": "license_url"}
 
 
-def column_mapping(shard: Shard, ds: DatasetConfig, names: list[str]) -> dict[str, str | None]:
+def column_mapping(shard: Shard, ds: DatasetConfig, names: list[str], extra: Sequence[str] = ()) -> dict[str, str | None]:
     """Source column for each canonical name (None where the source has none).
 
     Raises:
-        ShardError: a column named in ``dataset.columns`` is not in the shard, or no URL column exists.
+        ShardError: a column named in ``dataset.columns`` or in ``extra`` is not in the shard, or
+            no URL column exists.
     """
+    missing = [c for c in extra if c not in names]
+    if missing:
+        raise ShardError(f"{shard.location}: column(s) {missing} needed (by a detector, or as a webdataset's key) are not in {names}")
     mapping: dict[str, str | None] = {}
     for canon in CANONICAL:
         if canon in ds.columns:
@@ -367,12 +371,12 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = 
             names = pq.read_schema(shard.location).names
         except (pa.ArrowException, OSError) as e:
             raise ShardError(f"{shard.location}: unreadable parquet: {e}") from None
-        mapping = _checked_mapping(shard, ds, names, extra)
+        mapping = column_mapping(shard, ds, names, extra)
         projection = sorted({c for c in mapping.values() if c is not None} | set(extra))
     start = 0
     for batch in iter_raw_batches(shard, ds, projection):
         if mapping is None:
-            mapping = _checked_mapping(shard, ds, batch.schema.names, extra)
+            mapping = column_mapping(shard, ds, batch.schema.names, extra)
         n = batch.num_rows
         row_index = pa.array(np.arange(start, start + n, dtype=np.int64))
         cols = {"row_index": row_index}
@@ -387,13 +391,6 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = 
         for name in extra:
             detect = detect.append_column(name, batch.column(name))
         yield detect
-
-
-def _checked_mapping(shard: Shard, ds: DatasetConfig, names: list[str], extra: list[str]) -> dict[str, str | None]:
-    missing = [c for c in extra if c not in names]
-    if missing:
-        raise ShardError(f"{shard.location}: column(s) {missing} needed (by a detector, or as a webdataset's key) are not in {names}")
-    return column_mapping(shard, ds, names)
 
 
 def _as_string(col: pa.Array) -> pa.Array:
