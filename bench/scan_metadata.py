@@ -5,10 +5,13 @@ What it measures, on one synthetic LAION-shaped parquet file of ``--rows`` rows 
 1. **Pipeline**: ``run_scan`` (Prefect flow, one shard task, findings loaded into the store), run in
    this process, wall seconds from ``load_config`` to the returned summary. Prefect's fixed start-up
    cost (import + temporary API server + one trivial flow, same ``PREFECT_HOME`` as the scan) is
-   timed in a subprocess first and printed on its own line; the headline figures include it.
+   timed in a subprocess first and printed on its own line; the headline figures include it. With
+   ``--prefect-server`` the flow runs against a ``prefect server start`` launched before timing
+   (``PREFECT_API_URL`` set, as scheduled runs on a worker have), so no temporary server starts.
 2. **Raw**: one DuckDB connection doing the same work on the same file: URL MD5 semi-joined with the
    bank, licence classification of the distinct values, exact URL and caption duplicates keeping the
-   first row, materialised as a ``findings`` table (row_index, sample_id, url, reason, evidence).
+   first row, materialised as a ``findings`` table (row_index, sample_id, url, reason, evidence),
+   timed up to the connection's close (its checkpoint), as the pipeline's time includes its store's.
 
 It prints both wall times and throughputs, the ratio pipeline/raw throughput, finding counts per
 reason side by side, and the peak RSS of this process right after the scan (the data is generated
@@ -25,15 +28,18 @@ Usage::
 
     .venv/bin/python bench/scan_metadata.py                 # 10M rows, temporary workdir
     .venv/bin/python bench/scan_metadata.py --rows 200000 --workdir /tmp/bench --keep
+    .venv/bin/python bench/scan_metadata.py --prefect-server  # against a running Prefect server
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -330,7 +336,11 @@ def run_raw(parquet_path: Path, bank_path: Path, db_path: Path) -> tuple[float, 
         )
         con.execute(LICENCE_MAP_SQL, {"parquet": str(parquet_path)})
         con.execute(RAW_SQL, {"parquet": str(parquet_path), "bank": BANK["name"], "version": BANK["version"]})
-        seconds = time.perf_counter() - t0
+    finally:
+        con.close()  # the checkpoint that makes the findings durable, as the pipeline's store close does
+    seconds = time.perf_counter() - t0
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
         counts = dict(con.sql("SELECT reason, count(*) FROM findings GROUP BY reason").fetchall())
     finally:
         con.close()
@@ -341,7 +351,7 @@ def run_raw(parquet_path: Path, bank_path: Path, db_path: Path) -> tuple[float, 
 
 
 #: What a run writes in the workdir (removed afterwards unless --keep).
-ARTEFACTS = ("laion-bench.parquet", "bank-url-md5.txt", "bench.yaml", "workspace", "raw.duckdb", "raw.duckdb.wal")
+ARTEFACTS = ("laion-bench.parquet", "bank-url-md5.txt", "bench.yaml", "workspace", "raw.duckdb", "raw.duckdb.wal", "prefect-server-home")
 
 
 def _run_self(*args: str) -> str:
@@ -355,6 +365,10 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated files (deleted otherwise)")
     ap.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
     ap.add_argument("--generate-only", action="store_true", help="only write the parquet file and the bank, then exit")
+    ap.add_argument(
+        "--prefect-server", action="store_true",
+        help="run the flow against a running `prefect server start` (started here, before timing) instead of Prefect's temporary server",
+    )
     ap.add_argument("--prefect-probe", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -382,11 +396,58 @@ def main() -> None:
                 workdir.rmdir()
 
 
+@contextlib.contextmanager
+def _prefect_server(home: Path):
+    """A ``prefect server start`` on a free loopback port with its own ``PREFECT_HOME``, running
+    until the block exits, as scheduled runs have one. Yields its API URL.
+
+    Raises:
+        SystemExit: the server did not answer ``/api/health`` within 120 s.
+    """
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"prefect server did not start: {' '.join(cmd)}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def _bench(args: argparse.Namespace, workdir: Path, parquet_path: Path, bank_path: Path) -> None:
     t0 = time.perf_counter()
     _run_self("--generate-only", "--rows", str(args.rows), "--seed", str(args.seed), "--workdir", str(workdir))
     print(f"generated {args.rows:,} rows ({parquet_path.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - t0:.1f} s: {workdir}")
+    if not args.prefect_server:
+        print("prefect: a temporary API server per run (the default: PREFECT_API_URL unset)")
+        _timed(args, workdir, parquet_path, bank_path)
+        return
+    with _prefect_server(workdir / "prefect-server-home") as url:
+        os.environ["PREFECT_API_URL"] = url  # before this process or the probe imports prefect
+        print(f"prefect: a running `prefect server start` at {url} (PREFECT_API_URL set, as for scheduled runs)")
+        _timed(args, workdir, parquet_path, bank_path)
 
+
+def _timed(args: argparse.Namespace, workdir: Path, parquet_path: Path, bank_path: Path) -> None:
     t0 = time.perf_counter()
     probe = json.loads(_run_self("--prefect-probe"))
     probe_wall = time.perf_counter() - t0
