@@ -6,12 +6,14 @@ the fixture web on several loopback hosts, then, one after another:
 1. the transport comparison: the same httpx ``AsyncClient`` code fetching every URL (body read,
    nothing hashed) over httpx's default transport and over httpx-aiohttp's, at the same
    concurrency;
-2. ``scrutineer scan`` with ``content_hashlist`` (so MD5, SHA-1, SHA-256, PDQ and pHash of every
+2. hashing alone: ``hash_content`` over every body, already in memory, in 2 processes (no HTTP):
+   the ceiling of fetch + hash here;
+3. ``scrutineer scan`` with ``content_hashlist`` (so MD5, SHA-1, SHA-256, PDQ and pHash of every
    image), in a child process so its peak RSS (and its hash workers') is its own;
-3. img2dataset (in its own venv, ``bench/.venv-img2dataset`` by default, created on first use)
+4. img2dataset (in its own venv, ``bench/.venv-img2dataset`` by default, created on first use)
    downloading the same URL list with ``processes_count=2, thread_count=64``, decoding and
    re-encoding as its default ``resize_mode`` does;
-4. ``scrutineer scan`` of img2dataset's output (``format: webdataset``): every image it stored,
+5. ``scrutineer scan`` of img2dataset's output (``format: webdataset``): every image it stored,
    hashed from its tars with no HTTP.
 
 Prints images/s for each, the ratio Scrutineer / img2dataset (target >= 1.0) and Scrutineer's
@@ -68,7 +70,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--img2dataset-python", type=Path, default=None, help="a python with img2dataset (default: bench/.venv-img2dataset, created if missing)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["transports", "scrutineer", "img2dataset"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["transports", "hashing", "scrutineer", "img2dataset"])
     args = ap.parse_args()
 
     from scrutineer.fixture_web import FixtureWeb
@@ -90,6 +92,10 @@ def main() -> None:
                 web.reset()
                 results[name] = asyncio.run(_fetch_all(urls, args.concurrency, aiohttp=name == "httpx-aiohttp"))
                 _report(name, results[name])
+        if "hashing" not in args.skip:
+            results["hashing"] = _hashing_ceiling(asyncio.run(_bodies(urls, args.concurrency)))
+            _report("hashing alone (2 processes, no HTTP)", results["hashing"])
+            print(f"hash_content: {results['hashing']['ms_per_image']:.2f} ms of CPU per image in one process", flush=True)
         if "scrutineer" not in args.skip:
             web.reset()
             fetch = {"allow_private_networks": True, "concurrency": args.concurrency, "per_domain": max(1, args.concurrency // len(hosts))}
@@ -112,6 +118,9 @@ def main() -> None:
         s = results["scrutineer"]
         print(f"ratio scrutineer/img2dataset: {s['images'] / s['shard_seconds'] / i2d:.2f} (fetch+hash), "
               f"{s['images'] / s['scan_seconds'] / i2d:.2f} (whole scan)  [target >= 1.0]")
+    if "hashing" in results and "img2dataset" in results:
+        h = results["hashing"]
+        print(f"ratio hashing alone/img2dataset: {h['images'] / h['seconds'] / i2d:.2f}  (the ceiling of fetch+hash on this machine)")
     (work / "results.json").write_text(json.dumps(results, indent=2))
 
 
@@ -145,6 +154,43 @@ async def _fetch_all(urls: list[str], concurrency: int, aiohttp: bool) -> dict:
         await asyncio.gather(*(one(u) for u in urls))
     seconds = time.perf_counter() - t0
     return {"images": ok, "seconds": seconds, "client_cpu_ms_per_request": 1000 * (time.process_time() - cpu0) / len(urls)}
+
+
+async def _bodies(urls: list[str], concurrency: int) -> list[bytes]:
+    """Every URL's body, in memory (httpx over httpx-aiohttp)."""
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=30) as client:
+
+        async def one(url: str) -> bytes:
+            async with sem:
+                return (await client.get(url)).content
+
+        return await asyncio.gather(*(one(u) for u in urls))
+
+
+def _hashing_ceiling(bodies: list[bytes]) -> dict:
+    """``hash_content`` over bodies already in memory: in one process (CPU ms per image), then in a
+    pool of 2 processes started as the scan starts its own (images/s). No HTTP and no pipeline, so
+    fetch + hash cannot be faster than this here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from scrutineer.hashing import hash_content
+
+    sample = bodies[:500]
+    cpu0 = time.process_time()
+    for body in sample:
+        hash_content(body)
+    ms_per_image = 1000 * (time.process_time() - cpu0) / len(sample)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        list(pool.map(hash_content, bodies[:64], chunksize=8))  # workers up and imports done
+        t0 = time.perf_counter()
+        hashed = sum(h.pdq is not None for h in pool.map(hash_content, bodies, chunksize=32))
+        seconds = time.perf_counter() - t0
+    return {"images": hashed, "seconds": seconds, "ms_per_image": ms_per_image}
 
 
 def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict) -> dict:
