@@ -145,8 +145,8 @@ def scan_shard(shard: Shard, plan: ScanPlan) -> ShardResult:
 
 
 REPEATING_COLUMNS = ["shard_id", "detector", "detector_version", "reason", "action", "evidence"]
-#: Parquet options of a shard's findings and signatures: working files, read once by the store
-#: loader. Uncompressed and with statistics for ``row_index`` only, they are written 2-3x faster
+#: Parquet options of a shard's findings and signatures: working files that the store loader reads
+#: back. Uncompressed and with statistics for ``row_index`` only, they are written 2-3x faster
 #: than with pyarrow's defaults (snappy, statistics on every column) for ~1.5x the bytes; that was
 #: 5 s of a 48 s scan of 10M rows (bench/scan_metadata.py).
 SHARD_OUTPUT = {"compression": "none", "write_statistics": ["row_index"]}
