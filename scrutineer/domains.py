@@ -1,11 +1,13 @@
 """Hosts and registrable domains (eTLD+1) of URLs, from tldextract's bundled Public Suffix List
-snapshot (no network)."""
+snapshot (no network), and the part of a URL after its scheme."""
 
 from __future__ import annotations
 
 from functools import cache
 from urllib.parse import urlsplit
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import tldextract
 
 
@@ -28,3 +30,13 @@ def registrable_domain(host: str) -> str:
     """The registrable domain of a host (``cdn.images.example.co.uk`` → ``example.co.uk``); the
     host itself for IP addresses, ``localhost`` and other names without a public suffix."""
     return _extractor()(host).top_domain_under_public_suffix or host
+
+
+def after_scheme(urls: pa.Array) -> pa.Array:
+    """What follows the first ``://`` of each URL (``https://Example.com/a`` → ``Example.com/a``),
+    vectorised: a string ``pa.Array`` of the same length, nulls kept.
+
+    Raises:
+        pyarrow.ArrowInvalid: a non-null URL has no ``://`` (callers select URLs with a scheme first).
+    """
+    return pc.list_element(pc.split_pattern(urls, "://", max_splits=1), 1)

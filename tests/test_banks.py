@@ -1,16 +1,16 @@
 import csv
 import hashlib
 
-import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from scrutineer.banks import Bank, load_bank, url_md5, url_md5_normalize
+from scrutineer.banks import URL_MD5_SIMPLE_REGEX, Bank, load_bank, url_md5, url_md5_normalize
 from scrutineer.config import BankConfig
 from scrutineer.errors import ConfigError
 from scrutineer.detectors.base import DetectContext
-from scrutineer.detectors.url_hashlist import SIMPLE_URL_SQL, URL_MD5_SQL, UrlHashlist
+from scrutineer.detectors.url_hashlist import UrlHashlist
 
 
 def bank_config(path, signal_type="url_md5"):
@@ -42,7 +42,7 @@ EDGE_URLS = [
 ]
 
 
-def test_fast_duckdb_path_agrees_with_reference_on_real_urls(shared_data):
+def test_fast_path_agrees_with_reference_on_real_urls(shared_data):
     urls = []
     for name in ("laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"):
         urls += pq.read_table(shared_data / "metadata" / name)["URL"].to_pylist()
@@ -50,8 +50,12 @@ def test_fast_duckdb_path_agrees_with_reference_on_real_urls(shared_data):
         urls += [row[1] for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
     urls += EDGE_URLS
     urls += [u.upper() for u in urls[:500]]
-    # Every URL on a bank must be found, whichever path (DuckDB or Python) hashes it.
-    bank = Bank(bank_config("x"), "0" * 64, pa.array(sorted({url_md5(u) for u in urls})))
+    # Most real URLs take the Arrow + DuckDB path; the rest are hashed by url_md5 itself.
+    assert pc.sum(pc.match_substring_regex(pa.array(urls), URL_MD5_SIMPLE_REGEX)).as_py() > 10_000
+    # A bank of every other distinct url_md5: exactly the rows whose url_md5 is listed are found.
+    digests = [url_md5(u) for u in urls]
+    listed = set(sorted(set(digests))[::2])
+    bank = Bank(bank_config("x"), "0" * 64, pa.array(sorted(listed)))
     det = UrlHashlist(None, DetectContext("s", [bank]))
     batch = pa.RecordBatch.from_pydict(
         {
@@ -63,15 +67,7 @@ def test_fast_duckdb_path_agrees_with_reference_on_real_urls(shared_data):
         }
     )
     found = det.detect(batch)
-    assert sorted(set(found["row_index"].to_pylist())) == list(range(len(urls)))
-    # and the DuckDB expression alone equals the reference on the simple ones
-    con = duckdb.connect()
-    con.register("u", pa.table({"url": urls}))
-    simple = con.sql(
-        f"SELECT url, {URL_MD5_SQL} FROM u WHERE {SIMPLE_URL_SQL}"
-    ).fetchall()
-    assert len(simple) > 10_000
-    assert all(h == url_md5(u) for u, h in simple)
+    assert found["row_index"].to_pylist() == [i for i, d in enumerate(digests) if d in listed]
 
 
 def test_bank_file_formats(tmp_path):
