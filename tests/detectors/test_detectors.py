@@ -11,12 +11,13 @@ from scrutineer.detectors.base import DetectContext
 from scrutineer.detectors.conformance import DetectorConformance
 from scrutineer.detectors.content_hashlist import ContentHashlist
 from scrutineer.detectors.dead_links import DeadLinks
-from scrutineer.detectors.dedup import CAPTION_KEY_SQL, Dedup
+from scrutineer.detectors.dedup import Dedup
 from scrutineer.detectors.license_gaps import LicenseGaps
 from scrutineer.detectors.registry import get_detector_class
 from scrutineer.detectors.url_hashlist import UrlHashlist
 from scrutineer.detectors.verify_hash import VerifyHash
 from scrutineer.errors import ConfigError
+from scrutineer.sources import DETECT_SCHEMA
 
 
 def url_bank(*urls):
@@ -64,17 +65,46 @@ class TestLicenseGaps(DetectorConformance):
 class TestDedup(DetectorConformance):
     detector_class = Dedup
 
-    def test_caption_key_normalises_whitespace_like_python_re(self):
+    def test_keys_match_a_python_reference_on_both_paths(self):
+        # Each list mixes values the Arrow fast path keys with values only the SQL keys.
+        urls = [
+            "https://a.example/P?q=1", "HTTP://A.Example:443/P?q=1#frag", "http://a.example:80/P?q=1", " https://a.example/P?q=1 ",
+            "//a.example/x", "a.example/x#y", "https://a.example", "https://a.example/x y", "ftp://Files.Example/F", "", None, "https://b.example/Q", "https://B.example/Q",
+        ]
         captions = [
             "A  Red\tCar ", " a red car", "a\u00a0red\u3000car", "a\x85red\x1fcar", "a\u2028red car\u2003",
-            "Ünï  Cödé", "zero\u200bwidth", "", " \t\n", None, "x\x0bY",
+            "Ünï  Cödé", "zero\u200bwidth", "", " \t\n", None, "x\x0bY", "A Red Car", "a red car",
         ]
-        con = duckdb.connect()
-        con.register("t", pa.table({"caption": pa.array(captions, pa.string())}))
-        got = [k for (k,) in con.sql(f"SELECT {CAPTION_KEY_SQL} FROM t").fetchall()]
-        expected = [re.sub(r"\s+", " ", c.lower()).strip(" ") or None if c is not None else None for c in captions]
-        assert got == expected
-        assert got[:5] == ["a red car"] * 5  # the same caption once whitespace is normalised
+
+        def canonical_url(u):
+            s = u.strip(" ").split("#", 1)[0]
+            if m := re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*)(.*)$", s):
+                s = re.sub(r":(80|443)$", "", m[1].lower()) + m[2]
+            return s or None
+
+        def caption_key(c):
+            return re.sub(r"\s+", " ", c.lower()).strip(" ") or None
+
+        def md5_number(values):  # as the signatures carry it: DuckDB's UHUGEINT exported to Arrow
+            keys = pa.table({"v": pa.array(values, pa.string())})
+            return duckdb.sql("SELECT md5_number(v) AS k FROM keys").to_arrow_table()["k"].to_pylist()
+
+        batch = pa.RecordBatch.from_pydict(
+            {
+                "row_index": pa.array(range(len(urls)), pa.int64()),
+                "sample_id": pa.array([f"s{i}" for i in range(len(urls))]),
+                "url": pa.array(urls, pa.string()),
+                "caption": pa.array(captions, pa.string()),
+                "license": pa.nulls(len(urls), pa.string()),
+            },
+            schema=DETECT_SCHEMA,
+        )
+        sig = self.make().signatures(batch)
+        assert sig["url"].to_pylist() == urls and sig["row_index"].to_pylist() == list(range(len(urls)))
+        assert sig["url_key"].to_pylist() == md5_number([None if u is None else canonical_url(u) for u in urls])
+        assert sig["caption_key"].to_pylist() == md5_number([None if c is None else caption_key(c) for c in captions])
+        assert len(set(sig["url_key"].to_pylist()[:4])) == 1  # one URL, whichever path keyed each copy
+        assert len(set(sig["caption_key"].to_pylist()[:5] + sig["caption_key"].to_pylist()[-2:])) == 1  # one caption
 
 
 def content_bank(signal_type, *hashes):
