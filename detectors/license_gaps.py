@@ -71,7 +71,7 @@ class LicenseGaps(Detector):
         flagged = pc.is_valid(row_reasons)
         if not pc.any(flagged).as_py():
             return empty_findings()
-        rows = pa.Table.from_batches([batch]).filter(flagged)
+        rows = pa.Table.from_batches([batch.select(["row_index", "sample_id", "url"])]).filter(flagged)
         return self.findings(
             rows,
             reason=pc.filter(row_reasons, flagged),
