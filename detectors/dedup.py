@@ -86,8 +86,10 @@ class Dedup(Detector):
         return empty_findings()  # grouping is corpus-wide: see finalize()
 
     def signatures(self, batch: pa.RecordBatch) -> pa.Table:
-        """``row_index``, ``sample_id`` and ``url`` of every row, and per key in ``on`` a 128-bit
-        MD5 of it (``md5_number``, UHUGEINT): ``url_key``, ``caption_key``; null for no key."""
+        """``row_index``, ``sample_id`` and ``url`` of every row, and per key in ``on`` the 128-bit
+        MD5 of it, ``url_key`` and/or ``caption_key`` (null for no key): DuckDB's ``md5_number``
+        (UHUGEINT), which reaches Arrow as ``decimal128(38, 0)`` bit for bit, so digests of 2^127
+        and above read as negative numbers; grouping on them is exact."""
         on = self.params.on
         keyed = pa.table({**{k: batch.column(k) for k in on}, **{f"{k}_fast": _FAST_KEYS[k](batch.column(k)) for k in on}})
         # Per key, its fast path's value, else the SQL; a projection keeps its input's order

@@ -86,8 +86,9 @@ class TestDedup(DetectorConformance):
             return re.sub(r"\s+", " ", c.lower()).strip(" ") or None
 
         def md5_number(values):  # as the signatures carry it: DuckDB's UHUGEINT exported to Arrow
-            keys = pa.table({"v": pa.array(values, pa.string())})
-            return duckdb.sql("SELECT md5_number(v) AS k FROM keys").to_arrow_table()["k"].to_pylist()
+            con = duckdb.connect()
+            con.register("keys", pa.table({"v": pa.array(values, pa.string())}))
+            return con.sql("SELECT md5_number(v) AS k FROM keys").to_arrow_table()["k"].to_pylist()
 
         batch = pa.RecordBatch.from_pydict(
             {
