@@ -48,7 +48,7 @@ from scrutineer.errors import NetworkDownError, RetryableError, ShardError
 from scrutineer.fetch import Fetcher
 from scrutineer.files import sweep_temporaries, temporary_sibling
 from scrutineer.flows import content
-from scrutineer.sources import Shard, iter_detect_batches, list_shards
+from scrutineer.sources import Shard, as_string, iter_detect_batches, list_shards
 from scrutineer.webdataset import hash_tar, tar_path, tar_sha256
 
 
@@ -260,7 +260,7 @@ def _tar_content(shard: Shard, plan: ScanPlan, extra: list[str]):
     hashes = hash_tar(tar_path(shard.location), plan.hash_pool, window=4 * plan.config.fetch.hash_workers)
     hashed = {key: content.Checked([], h) for key, h in hashes.items()}
     for batch in iter_detect_batches(shard, plan.config.dataset, [*extra, "key"]):
-        keys = pa.array([None if k is None else str(k) for k in batch.column("key").to_pylist()], pa.string())
+        keys = as_string(batch.column("key"))
         yield content.content_batch(batch.set_column(batch.schema.get_field_index("key"), "key", keys), hashed, by="key")
 
 

@@ -382,7 +382,7 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = 
         cols = {"row_index": row_index}
         for canon in CANONICAL:
             src = mapping[canon]
-            cols[canon] = pa.nulls(n, pa.string()) if src is None else _as_string(batch.column(src))
+            cols[canon] = pa.nulls(n, pa.string()) if src is None else as_string(batch.column(src))
         if mapping["sample_id"] is None:
             prefix = pa.scalar(f"{shard.shard_id}:")
             cols["sample_id"] = pc.binary_join_element_wise(prefix, pc.cast(row_index, pa.string()), "")
@@ -393,7 +393,8 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = 
         yield detect
 
 
-def _as_string(col: pa.Array) -> pa.Array:
+def as_string(col: pa.Array) -> pa.Array:
+    """A column as ``pa.string()``: dictionary-decoded, large/view strings narrowed, others cast."""
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
     if pa.types.is_large_string(col.type) or pa.types.is_string_view(col.type):
