@@ -1,6 +1,6 @@
 """Fetch + hash throughput: Scrutineer against img2dataset on the same URLs from the same server.
 
-Serves N distinct synthetic JPEGs (~15-25 KB, :func:`scrutineer.fixture_web.synthetic_jpeg`) from
+Serves N distinct synthetic JPEGs (~15-25 KB, :func:`scrutineer.testing.fixture_web.synthetic_jpeg`) from
 the fixture web on several loopback hosts, then, one after another:
 
 1. the transport comparison: the same httpx ``AsyncClient`` code fetching every URL (body read,
@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["transports", "hashing", "scrutineer", "img2dataset"])
     args = ap.parse_args()
 
-    from scrutineer.fixture_web import FixtureWeb
+    from scrutineer.testing.fixture_web import FixtureWeb
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="scrutineer-bench-fetch-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -218,10 +218,10 @@ def _scan_child(config_path: str) -> None:
     """In the child: run the scan, print JSON figures on the last line of stdout."""
     from scrutineer import store
     from scrutineer.config import load_config
-    from scrutineer.flows import configure_prefect
+    from flows import configure_prefect
 
     configure_prefect()
-    from scrutineer.flows.scan import run_scan
+    from flows.scan import run_scan
 
     cfg = load_config(config_path)
     sampler = TreeRss()

@@ -205,7 +205,7 @@ def generate(parquet_path: Path, bank_path: Path, rows: int, seed: int) -> None:
 def prefect_probe() -> dict:
     """Seconds to import prefect and to run one trivial flow, with the ``PREFECT_HOME`` the scan
     uses (run first, it also creates that home's database if it is new, as a user's first scan would)."""
-    from scrutineer.flows import configure_prefect
+    from flows import configure_prefect
 
     configure_prefect()
     t0 = time.perf_counter()
@@ -243,11 +243,11 @@ def run_pipeline(config_path: Path) -> tuple[float, float, float, dict[str, int]
     as the store records them, findings per reason)."""
     t0 = time.perf_counter()
     from scrutineer.config import load_config
-    from scrutineer.flows import configure_prefect
+    from flows import configure_prefect
 
     cfg = load_config(config_path)
     configure_prefect()
-    from scrutineer.flows.scan import run_scan
+    from flows.scan import run_scan
 
     t1 = time.perf_counter()
     summary = run_scan(cfg)

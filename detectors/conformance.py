@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from scrutineer.detectors.base import FINDINGS_SCHEMA, DetectContext, Detector
-from scrutineer.detectors.registry import get_detector_class
+from detectors.base import FINDINGS_SCHEMA, DetectContext, Detector
+from detectors.registry import get_detector_class
 from scrutineer.sources import DETECT_SCHEMA
 
 
@@ -35,7 +35,7 @@ class DetectorConformance:
         columns (:attr:`Detector.columns`) appended as text."""
         base = DETECT_SCHEMA
         if self.detector_class.needs == "content":
-            from scrutineer.flows.content import CONTENT_SCHEMA
+            from flows.content import CONTENT_SCHEMA
 
             base = CONTENT_SCHEMA
         return pa.schema([*base, *(pa.field(c, pa.string()) for c in self.make().columns if c not in base.names)])
@@ -69,7 +69,7 @@ class DetectorConformance:
 
     def content_sample_batch(self) -> pa.RecordBatch:
         """Rows as the content stage gives them: an image, a dead link, a moved one, a timeout."""
-        from scrutineer.flows.content import CONTENT_SCHEMA
+        from flows.content import CONTENT_SCHEMA
 
         n = 4
         batch = pa.RecordBatch.from_pydict(

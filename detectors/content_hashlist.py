@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from detectors.base import Detector, empty_findings, evidence_json
 
 from scrutineer.banks import Bank
 from scrutineer.errors import ConfigError

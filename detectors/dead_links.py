@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from detectors.base import Detector, empty_findings, evidence_json
 
 #: Status class -> (reason, action). ``dead`` only counts once ``min_checks`` checks agree.
 REASONS = {

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from scrutineer.detectors.base import Detector, empty_findings
+from detectors.base import Detector, empty_findings
 from scrutineer.domains import after_scheme
 
 _PREFIX = "regexp_extract(trim(url), '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*')"  # 'scheme://host', '' if none

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from detectors.base import Detector, empty_findings, evidence_json
 from scrutineer.licenses import is_spdx_id, to_spdx
 
 

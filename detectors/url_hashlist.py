@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scrutineer.banks import URL_MD5_SIMPLE_REGEX, url_md5
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from detectors.base import Detector, empty_findings, evidence_json
 from scrutineer.domains import after_scheme
 from scrutineer.errors import ConfigError
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from detectors.base import Detector, empty_findings, evidence_json
 
 
 class VerifyHashParams(BaseModel):

@@ -42,12 +42,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from scrutineer import __version__, store
 from scrutineer.banks import Bank, load_banks
 from scrutineer.config import Config
-from scrutineer.detectors.base import FINDINGS_SCHEMA, DetectContext
-from scrutineer.detectors.registry import get_detector_class
+from detectors.base import FINDINGS_SCHEMA, DetectContext
+from detectors.registry import get_detector_class
 from scrutineer.errors import NetworkDownError, RetryableError, ShardError
 from scrutineer.fetch import Fetcher
 from scrutineer.files import sweep_temporaries, temporary_sibling
-from scrutineer.flows import content
+from flows import content
 from scrutineer.sources import Shard, as_string, iter_detect_batches, list_shards
 from scrutineer.webdataset import hash_tar, tar_path, tar_sha256
 

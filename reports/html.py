@@ -17,7 +17,7 @@ from scrutineer.config import Config
 from scrutineer.errors import ConfigError
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("scrutineer.reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
 )
 
 

@@ -49,10 +49,10 @@ def _findings_table(summary: dict, title: str) -> Table:
 
 
 def _scan(cfg: Config) -> dict:
-    from scrutineer.flows import configure_prefect
+    from flows import configure_prefect
 
     configure_prefect()
-    from scrutineer.flows.scan import run_scan
+    from flows.scan import run_scan
 
     return run_scan(cfg)
 
@@ -103,7 +103,7 @@ def release(
 @app.command()
 def takedown(config: ConfigArg) -> None:
     """Write the takedown manifest (restricted) as CSV and JSON, grouped by registrable domain."""
-    from scrutineer.reports.takedown import write_takedown
+    from reports.takedown import write_takedown
 
     with _reported():
         csv_path, json_path, n = write_takedown(load_config(config))
@@ -116,7 +116,7 @@ def report(
     run_id: Annotated[str | None, typer.Option(help="Run to report on (default: the latest finished).")] = None,
 ) -> None:
     """Write the HTML report of a scan (public: restricted findings as counts only)."""
-    from scrutineer.reports.html import write_report
+    from reports.html import write_report
 
     with _reported():
         path = write_report(load_config(config), run_id)
@@ -184,11 +184,11 @@ def demo(
 ) -> None:
     """Serve a small synthetic LAION-style dataset from a local web server, scan it (fetching and
     hashing every image), re-match a hash list that arrives later, then release, takedown and report."""
-    from scrutineer import demo as demo_data
+    from scrutineer.testing import demo as demo_data
     from scrutineer.release import build_release
     from scrutineer.rematch import rematch as run_rematch
-    from scrutineer.reports.html import write_report
-    from scrutineer.reports.takedown import write_takedown
+    from reports.html import write_report
+    from reports.takedown import write_takedown
 
     with _reported(), demo_data.web() as server:
         config_path = demo_data.build_demo(directory.resolve(), server)

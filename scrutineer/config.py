@@ -189,7 +189,7 @@ class Config(Strict):
         Raises:
             ConfigError: an unknown detector name (the message lists the known ones) or bad params.
         """
-        from scrutineer.detectors.registry import get_detector_class
+        from detectors.registry import get_detector_class
 
         out = {}
         for name, raw in self.detectors.items():

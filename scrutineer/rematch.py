@@ -16,8 +16,8 @@ import pyarrow as pa
 from scrutineer import store
 from scrutineer.banks import Bank, load_banks
 from scrutineer.config import Config
-from scrutineer.detectors.base import evidence_json
-from scrutineer.detectors.content_hashlist import (
+from detectors.base import evidence_json
+from detectors.content_hashlist import (
     CONTENT_SIGNALS,
     ContentHashlist,
     bank_index,

@@ -12,7 +12,7 @@ import yaml
 # Prefect reads its settings when first imported: one API-server database for the whole session
 # (and for the CLI subprocesses the tests start, which inherit the environment).
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="scrutineer-test-prefect-"))
-from scrutineer.flows import configure_prefect  # noqa: E402
+from flows import configure_prefect  # noqa: E402
 
 configure_prefect()
 
@@ -39,6 +39,6 @@ def write_config(directory: Path, config: dict) -> Path:
 def scan(path: Path) -> dict:
     """Load a config and run the scan flow in this process."""
     from scrutineer.config import load_config
-    from scrutineer.flows.scan import run_scan
+    from flows.scan import run_scan
 
     return run_scan(load_config(path))

@@ -9,8 +9,8 @@ import pytest
 from scrutineer.banks import URL_MD5_SIMPLE_REGEX, Bank, load_bank, url_md5, url_md5_normalize
 from scrutineer.config import BankConfig
 from scrutineer.errors import ConfigError
-from scrutineer.detectors.base import DetectContext
-from scrutineer.detectors.url_hashlist import UrlHashlist
+from detectors.base import DetectContext
+from detectors.url_hashlist import UrlHashlist
 
 
 def bank_config(path, signal_type="url_md5"):

@@ -10,7 +10,7 @@ import pytest
 
 from scrutineer.config import FetchConfig
 from scrutineer.fetch import Fetcher, NetworkDown, refused_address
-from scrutineer.fixture_web import FixtureWeb
+from scrutineer.testing.fixture_web import FixtureWeb
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 

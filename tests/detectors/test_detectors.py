@@ -7,15 +7,15 @@ import pytest
 
 from scrutineer.banks import Bank, url_md5
 from scrutineer.config import BankConfig
-from scrutineer.detectors.base import DetectContext
-from scrutineer.detectors.conformance import DetectorConformance
-from scrutineer.detectors.content_hashlist import ContentHashlist
-from scrutineer.detectors.dead_links import DeadLinks
-from scrutineer.detectors.dedup import Dedup
-from scrutineer.detectors.license_gaps import LicenseGaps
-from scrutineer.detectors.registry import get_detector_class
-from scrutineer.detectors.url_hashlist import UrlHashlist
-from scrutineer.detectors.verify_hash import VerifyHash
+from detectors.base import DetectContext
+from detectors.conformance import DetectorConformance
+from detectors.content_hashlist import ContentHashlist
+from detectors.dead_links import DeadLinks
+from detectors.dedup import Dedup
+from detectors.license_gaps import LicenseGaps
+from detectors.registry import get_detector_class
+from detectors.url_hashlist import UrlHashlist
+from detectors.verify_hash import VerifyHash
 from scrutineer.errors import ConfigError
 from scrutineer.sources import DETECT_SCHEMA
 

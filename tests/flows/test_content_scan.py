@@ -20,8 +20,8 @@ from scrutineer import store
 from scrutineer.cli import app
 from scrutineer.config import FetchConfig
 from scrutineer.fetch import Fetcher
-from scrutineer.fixture_web import FixtureWeb
-from scrutineer.flows.content import check_urls
+from scrutineer.testing.fixture_web import FixtureWeb
+from flows.content import check_urls
 from scrutineer.hashing import hash_content, hamming
 from tests.conftest import scan, write_config
 

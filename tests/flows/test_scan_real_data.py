@@ -16,7 +16,7 @@ from scrutineer.banks import url_md5
 from scrutineer.config import load_config
 from scrutineer.files import file_sha256
 from scrutineer.release import build_release
-from scrutineer.reports.takedown import write_takedown
+from reports.takedown import write_takedown
 
 LAION = ["laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"]
 

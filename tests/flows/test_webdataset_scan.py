@@ -15,7 +15,7 @@ import pytest
 
 from scrutineer.config import load_config
 from scrutineer.errors import ConfigError
-from scrutineer.fixture_web import FixtureWeb
+from scrutineer.testing.fixture_web import FixtureWeb
 from scrutineer.release import build_release
 from tests.conftest import scan, write_config
 from tests.flows.test_content_scan import query

@@ -25,7 +25,7 @@ Routes, on every host (``{name}`` is an image name):
 ``/_reset`` (POST)          zero the counters
 ==========================  ==========================================================
 
-Run ``python -m scrutineer.fixture_web --hosts 127.0.0.2 127.0.0.3 --images DIR``; it prints
+Run ``python -m scrutineer.testing.fixture_web --hosts 127.0.0.2 127.0.0.3 --images DIR``; it prints
 ``ready <port>`` once every host listens. :class:`FixtureWeb` does that from Python.
 """
 
@@ -223,7 +223,7 @@ class FixtureWeb:
 
     def __init__(self, hosts: list[str], images: list[Path] = (), synthetic: int = 0) -> None:
         self.hosts = list(hosts)
-        self.args = [sys.executable, "-m", "scrutineer.fixture_web", "--hosts", *self.hosts, "--synthetic", str(synthetic)]
+        self.args = [sys.executable, "-m", "scrutineer.testing.fixture_web", "--hosts", *self.hosts, "--synthetic", str(synthetic)]
         for d in images:
             self.args += ["--images", str(d)]
         self.port: int | None = None

@@ -1,5 +1,5 @@
 """The bundled demo: a small LAION-shaped dataset built at run time, offline, with no real data,
-whose images are served by the local fixture web (:mod:`scrutineer.fixture_web`).
+whose images are served by the local fixture web (:mod:`scrutineer.testing.fixture_web`).
 
 Two parquet shards of LAION-400M's shape (``SAMPLE_ID, URL, TEXT, LICENSE, WIDTH, HEIGHT``) with
 exact URL and caption duplicates (some across shards), a licence column with gaps (nulls, ``?``,
@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from scrutineer.banks import url_md5
-from scrutineer.fixture_web import FixtureWeb, synthetic_jpeg
+from scrutineer.testing.fixture_web import FixtureWeb, synthetic_jpeg
 from scrutineer.hashing import hash_content
 
 ROWS_PER_SHARD = 150
