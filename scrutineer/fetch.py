@@ -10,7 +10,8 @@ default transport costs ~5 ms of client CPU per request against ~0.3 ms for aioh
   full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015); ``Retry-After``
   (RFC 9110 §10.2.3) is honoured and pauses the whole domain;
 - robots.txt (RFC 9309, parsed by protego) for the configured product token: 4xx means allow
-  all, 5xx or unreachable means disallow all;
+  all, 5xx or unreachable means disallow all; it is loaded once per origin (and the DNS check once
+  per host) for every request waiting on it, and one request's timeout never cancels that load;
 - at most ``max_redirects`` (≤ 5) redirects, each hop checked again;
 - SSRF guard: only http/https, and hosts resolving to loopback, private, link-local, reserved,
   multicast or unspecified addresses are refused unless ``allow_private_networks``; the check
@@ -35,9 +36,10 @@ import random
 import socket
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Self
+from typing import Self, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -51,6 +53,7 @@ from scrutineer.domains import host_and_domain, registrable_domain
 STATUSES = ("alive", "dead", "moved", "not_image", "transient", "blocked", "invalid")
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+T = TypeVar("T")
 
 
 class NetworkDown(Exception):
@@ -168,6 +171,8 @@ class Fetcher:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        for task in (*self._robots.values(), *self._host_checks.values()):
+            task.cancel()  # a shared load outlives its waiters, not the fetcher
         await self._client.aclose()
         await self._session.close()
 
@@ -318,11 +323,9 @@ class Fetcher:
 
     async def _robots_allow(self, scheme: str, netloc: str, url: str) -> bool | None:
         """Whether robots.txt lets our product token fetch ``url``; None if it could not be reached
-        (connection-level failure: not cached, so a retry tries again)."""
+        (connection-level failure, or a load that failed: not cached, so a retry tries again)."""
         origin = f"{scheme}://{netloc}"
-        if origin not in self._robots:
-            self._robots[origin] = asyncio.ensure_future(self._load_robots(origin))
-        parser = await self._robots[origin]
+        parser = await self._shared(self._robots, origin, self._load_robots, failed=None)
         if parser is None:
             self._robots.pop(origin, None)
             return None
@@ -341,13 +344,27 @@ class Fetcher:
             return Protego.parse("")
         return Protego.parse("User-agent: *\nDisallow: /\n")
 
+    async def _shared(self, loads: dict[str, asyncio.Task], key: str, load: Callable[[str], Awaitable[T]], failed: T) -> T:
+        """What ``load(key)`` returns, loaded once for every waiter of ``key`` (robots.txt per
+        origin, the DNS check per host), or ``failed`` if that load raised or was cancelled.
+
+        The load is a task of its own, and waiting for it never cancels it (``asyncio.wait``, like
+        ``asyncio.shield``): one waiter's timeout or cancellation ends only its own wait, and the
+        other waiters still get the load's result. Callers forget the results they want retried.
+        """
+        if key not in loads:
+            loads[key] = asyncio.ensure_future(load(key))
+        task = loads[key]
+        await asyncio.wait([task])
+        if task.cancelled() or task.exception() is not None:
+            return failed
+        return task.result()
+
     # --- SSRF guard and DNS -------------------------------------------------------------------
 
     async def _check_host(self, host: str) -> tuple[str, str] | None:
         """None if the host may be fetched, else (status, error)."""
-        if host not in self._host_checks:
-            self._host_checks[host] = asyncio.ensure_future(self._resolve_and_check(host))
-        verdict = await self._host_checks[host]
+        verdict = await self._shared(self._host_checks, host, self._resolve_and_check, failed=("transient", "DNS check failed"))
         if verdict is not None and verdict[0] == "transient":
             self._host_checks.pop(host, None)  # a DNS hiccup is retried, not remembered
         return verdict

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from scrutineer.config import FetchConfig
 from scrutineer.fetch import Fetcher, NetworkDown, refused_address
 from scrutineer.testing.fixture_web import FixtureWeb
+from flows.content import check_urls
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+SLOW_ROBOTS = "127.0.0.5"  # its robots.txt answers after 3 s
 
 
 @pytest.fixture(scope="module")
 def web(shared_data):
-    with FixtureWeb(HOSTS, images=[shared_data / "images" / "skimage"]) as server:
+    with FixtureWeb([*HOSTS, SLOW_ROBOTS], images=[shared_data / "images" / "skimage"], slow_robots={SLOW_ROBOTS: 3}) as server:
         yield server
 
 
@@ -114,6 +117,25 @@ def test_retry_after_is_respected(web):
 def test_retry_after_beyond_max_backoff_gives_up_as_transient(web):
     (r,) = fetch_all(cfg(max_backoff=0.5), [web.url("/busy/coins.png?times=5")])
     assert r.status == "transient" and r.attempts == 1 and "max_backoff" in r.error
+
+
+def test_a_slow_robots_txt_neither_breaks_the_run_nor_stalls_other_hosts(web):
+    # Each first attempt on the slow host times out (2 s) waiting for robots.txt (3 s); the retries
+    # wait for the same robots.txt load, which must survive the first waiters' timeouts.
+    slow = [web.url(f"/img/coins.png?n={i}", host=3) for i in range(3)]
+    fast = web.url("/img/coins.png", host=1)
+    config = cfg(total_timeout=2, retries=1)
+
+    async def run():
+        async with Fetcher(config) as f:
+            return await check_urls(f, [*slow, fast], config, pool)
+
+    with ThreadPoolExecutor(1) as pool:
+        checked = asyncio.run(run())
+    assert {u: c.last.status for u, c in checked.items()} == dict.fromkeys([*slow, fast], "alive")
+    assert {c.last.attempts for u, c in checked.items() if u in slow} == {2}
+    assert checked[fast].last.elapsed < 2  # not held up by the slow host
+    assert web.stats()["by_host"][SLOW_ROBOTS]["/robots.txt"] == 1  # one load, shared by every waiter
 
 
 def test_ssrf_guard_refuses_loopback_by_default(web):

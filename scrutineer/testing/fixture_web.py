@@ -19,7 +19,8 @@ Routes, on every host (``{name}`` is an image name):
 ``/redirect?to=URL``        302 to URL (another host, a parking page, a private address …)
 ``/noai/{name}``            the image with ``X-Robots-Tag: noai, noimageai``
 ``/private/{name}``         the image, but ``/robots.txt`` disallows ``/private/`` for Scrutineer
-``/robots.txt``             ``User-agent: Scrutineer`` / ``Disallow: /private/``
+``/robots.txt``             ``User-agent: Scrutineer`` / ``Disallow: /private/``; after
+                            ``SECONDS`` on a host given as ``--slow-robots HOST=SECONDS``
 ``/_stats``                 JSON: requests per host and path, the most requests in flight at
                             once per host (``max_in_flight``), each request's time
 ``/_reset`` (POST)          zero the counters
@@ -87,7 +88,7 @@ def _load_images(dirs: list[Path], synthetic: int) -> dict[str, tuple[bytes, str
     return images
 
 
-def _app(images: dict[str, tuple[bytes, str]]):
+def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]):
     from aiohttp import web
 
     requests: Counter = Counter()
@@ -146,6 +147,7 @@ def _app(images: dict[str, tuple[bytes, str]]):
         raise web.HTTPFound(request.query["to"])
 
     async def robots(request):
+        await asyncio.sleep(slow_robots.get(request.transport.get_extra_info("sockname")[0], 0))
         return web.Response(text=ROBOTS_TXT)
 
     async def stats(request):
@@ -182,10 +184,10 @@ def _app(images: dict[str, tuple[bytes, str]]):
     return app
 
 
-async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]]) -> None:
+async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]) -> None:
     from aiohttp import web
 
-    runner = web.AppRunner(_app(images), access_log=None)
+    runner = web.AppRunner(_app(images, slow_robots), access_log=None)
     await runner.setup()
     for _ in range(50):  # one port free on every host address
         port = random.randint(20000, 60000)
@@ -216,16 +218,19 @@ class FixtureWeb:
         hosts: loopback addresses to listen on (each stands for a different host).
         images: directories whose image files are served under ``/img/<file name>``.
         synthetic: how many :func:`synthetic_jpeg` images to serve as well.
+        slow_robots: host -> seconds its ``/robots.txt`` takes to answer.
 
     Raises:
         RuntimeError: the server did not start within 120 seconds (its stderr is included).
     """
 
-    def __init__(self, hosts: list[str], images: list[Path] = (), synthetic: int = 0) -> None:
+    def __init__(self, hosts: list[str], images: list[Path] = (), synthetic: int = 0, slow_robots: dict[str, float] | None = None) -> None:
         self.hosts = list(hosts)
         self.args = [sys.executable, "-m", "scrutineer.testing.fixture_web", "--hosts", *self.hosts, "--synthetic", str(synthetic)]
         for d in images:
             self.args += ["--images", str(d)]
+        for host, seconds in (slow_robots or {}).items():
+            self.args += ["--slow-robots", f"{host}={seconds:g}"]
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
 
@@ -277,11 +282,13 @@ def main() -> None:
     ap.add_argument("--hosts", nargs="+", default=["127.0.0.1"], help="loopback addresses to listen on")
     ap.add_argument("--images", type=Path, action="append", default=[], help="a directory of images to serve")
     ap.add_argument("--synthetic", type=int, default=0, help="how many synthetic JPEGs to serve")
+    ap.add_argument("--slow-robots", action="append", default=[], metavar="HOST=SECONDS", help="answer HOST's /robots.txt after SECONDS")
     args = ap.parse_args()
     for host in args.hosts:
         if not host.startswith("127."):
             raise SystemExit(f"{host}: the fixture web server binds loopback addresses only")
-    asyncio.run(_serve(args.hosts, _load_images(args.images, args.synthetic)))
+    slow_robots = {host: float(seconds) for host, seconds in (item.split("=", 1) for item in args.slow_robots)}
+    asyncio.run(_serve(args.hosts, _load_images(args.images, args.synthetic), slow_robots))
 
 
 if __name__ == "__main__":
