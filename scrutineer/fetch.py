@@ -23,8 +23,16 @@ default transport costs ~5 ms of client CPU per request against ~0.3 ms for aioh
 Every result is a :class:`Fetched` with one status class: ``alive``, ``dead`` (404, 410,
 NXDOMAIN), ``moved`` (redirected to another registrable domain, or to HTML where an image was
 expected), ``not_image`` (a non-image body, or one over ``max_bytes``), ``transient``,
-``blocked`` (robots.txt, or 401/403/451) or ``invalid`` (unparsable URL, not http/https). The
-body is kept in memory only, for the hashers; it is never written or logged.
+``blocked`` (robots.txt, or 401/403/451) or ``invalid`` (unparsable URL, not http/https, a
+URL carrying credentials, or one the HTTP client refuses). The body is kept in memory only, for
+the hashers; it is never written or logged.
+
+:meth:`Fetcher.fetch` raises nothing but :class:`NetworkDown`: every transport error is a
+status. Connection failures and timeouts are ``transient``; so is a response aiohttp refuses to
+parse (a header line over its 8190-byte limit, a malformed status line), since a server may
+answer better later. A URL the HTTP client refuses (non-printable characters) is ``invalid``,
+and so is a URL, or a redirect target, carrying ``user:password@``: those credentials are never
+sent (httpx would send them as Basic authorization, which aiohttp then rejects anyway).
 """
 
 from __future__ import annotations
@@ -238,6 +246,8 @@ class Fetcher:
                 return Fetched(url, "invalid", now, final_url=current, error=f"unparsable URL: {e}"), hop
             if parts.scheme not in ("http", "https") or not host:
                 return Fetched(url, "invalid", now, final_url=current, error="not an http(s) URL with a host"), hop
+            if "@" in parts.netloc:
+                return Fetched(url, "invalid", now, final_url=current, error="URL carries credentials (user:password@)"), hop
             refusal = await self._check_host(host)
             if refusal is not None:
                 status, error = refusal
@@ -283,6 +293,11 @@ class Fetcher:
                     if body is None:
                         return Fetched(url, "not_image", now, error=f"body larger than {self.cfg.max_bytes:,} bytes", **base)
                     return Fetched(url, "alive", now, bytes=len(body), body=body, **base)
+            except httpx.InvalidURL as e:
+                return Fetched(url, "invalid", now, final_url=current, error=f"URL refused by the HTTP client: {e}")
+            except aiohttp.ClientError as e:  # outside httpx-aiohttp's exception map: an oversized or malformed response
+                reason = getattr(e, "message", type(e).__name__)
+                return Fetched(url, "transient", now, final_url=current, error=f"response refused by the HTTP client: {reason}")
             except httpx.HTTPError as e:
                 cause = e.__cause__
                 if isinstance(cause, aiohttp.ClientConnectorError) and isinstance(cause.os_error, RefusedAddress):

@@ -138,6 +138,22 @@ def test_a_slow_robots_txt_neither_breaks_the_run_nor_stalls_other_hosts(web):
     assert web.stats()["by_host"][SLOW_ROBOTS]["/robots.txt"] == 1  # one load, shared by every waiter
 
 
+def test_a_response_header_over_aiohttps_limit_is_transient(web):
+    (r,) = fetch_all(cfg(retries=0), [web.url("/big-header/coins.png")])  # 9000 bytes > 8190
+    assert r.status == "transient" and "8190 bytes" in r.error
+
+
+@pytest.mark.parametrize("respect_robots", [True, False])
+def test_urls_the_http_client_refuses_are_invalid(web, respect_robots):
+    config = cfg(respect_robots=respect_robots)
+    with_credentials = web.url("/img/coins.png", host=1).replace("://", "://user:secret@")
+    direct, redirected = fetch_all(config, [with_credentials, web.url("/redirect?to=" + with_credentials)])
+    assert direct.status == redirected.status == "invalid" and "credentials" in direct.error
+    assert "127.0.0.3" not in web.stats()["by_host"]  # the credentials were never sent
+    (r,) = fetch_all(config, [web.url("/img/co\x00ins.png")])
+    assert r.status == "invalid" and "non-printable" in r.error
+
+
 def test_ssrf_guard_refuses_loopback_by_default(web):
     (r,) = fetch_all(FetchConfig(), [web.url("/img/coins.png")])
     assert r.status == "blocked" and "SSRF" in r.error

@@ -18,6 +18,8 @@ Routes, on every host (``{name}`` is an image name):
 ``/parking/{name}``         200 ``text/html``: a parked-domain page where an image was expected
 ``/redirect?to=URL``        302 to URL (another host, a parking page, a private address …)
 ``/noai/{name}``            the image with ``X-Robots-Tag: noai, noimageai``
+``/big-header/{name}``      the image with an ``X-Padding`` header of ``?bytes=N`` bytes
+                            (default 9000, over aiohttp's 8190-byte limit)
 ``/private/{name}``         the image, but ``/robots.txt`` disallows ``/private/`` for Scrutineer
 ``/robots.txt``             ``User-agent: Scrutineer`` / ``Disallow: /private/``; after
                             ``SECONDS`` on a host given as ``--slow-robots HOST=SECONDS``
@@ -123,6 +125,9 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]):
     async def noai(request):
         return image(request, {"X-Robots-Tag": "noai, noimageai"})
 
+    async def big_header(request):
+        return image(request, {"X-Padding": "x" * int(request.query.get("bytes", "9000"))})
+
     async def gone(request):
         return web.Response(status=410, text="gone")
 
@@ -175,6 +180,7 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]):
             web.get("/parking/{name}", parking),
             web.get("/redirect", redirect),
             web.get("/noai/{name}", noai),
+            web.get("/big-header/{name}", big_header),
             web.get("/private/{name}", img),
             web.get("/robots.txt", robots),
             web.get("/_stats", stats),
