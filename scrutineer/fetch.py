@@ -8,7 +8,8 @@ default transport costs ~5 ms of client CPU per request against ~0.3 ms for aioh
   ``min_interval`` seconds between two request starts on one registrable domain;
 - retries of transient failures (429, 408, 5xx, timeouts, resets) with exponential backoff and
   full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015); ``Retry-After``
-  (RFC 9110 §10.2.3) is honoured and pauses the whole domain;
+  (RFC 9110 §10.2.3) is honoured and pauses the whole registrable domain of the hop that sent it;
+  a wait longer than ``max_backoff`` seconds gives up at once (``transient``) and pauses nothing;
 - robots.txt (RFC 9309, parsed by protego) for the configured product token: 4xx means allow
   all, 5xx or unreachable means disallow all; it is loaded once per origin (and the DNS check once
   per host) for every request waiting on it, and one request's timeout never cancels that load;
@@ -187,7 +188,9 @@ class Fetcher:
     # --- public ---------------------------------------------------------------------------
 
     async def fetch(self, url: str) -> Fetched:
-        """Fetch one URL, retrying transient failures.
+        """Fetch one URL, retrying transient failures up to ``retries`` times, each after a
+        backoff or the response's ``Retry-After``; if that wait would exceed ``max_backoff``
+        seconds, the transient result is returned at once.
 
         Raises:
             NetworkDown: the circuit breaker is open (before or during this fetch).
@@ -212,10 +215,11 @@ class Fetcher:
             delay = self.cfg.backoff * 2 ** (attempt - 1) * random.random()
             if result.retry_after is not None:
                 delay = result.retry_after
-                self._pause_domain(url, delay)
             if delay > self.cfg.max_backoff:
-                result.error = f"{result.error}; retry wait of {delay:g} s exceeds max_backoff"
+                result.error = f"{result.error}; retry wait of {delay:g} s exceeds max_backoff ({self.cfg.max_backoff:g} s)"
                 return result
+            if result.retry_after is not None:
+                self._pause_domain(result.final_url, delay)
             await asyncio.sleep(delay)
 
     # --- one attempt, following redirects ----------------------------------------------------
@@ -333,6 +337,9 @@ class Fetcher:
                 yield
 
     def _pause_domain(self, url: str, seconds: float) -> None:
+        """Start no request to ``url``'s registrable domain for ``seconds``: the ``Retry-After``
+        (RFC 9110 §10.2.3) of a response from ``url``, the hop that answered, not the URL that
+        redirected there."""
         domain = host_and_domain(url)[1]
         self._next_start[domain] = max(self._next_start.get(domain, 0.0), time.monotonic() + seconds)
 

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 
@@ -114,9 +115,35 @@ def test_retry_after_is_respected(web):
     assert time.time() - started >= 1.0
 
 
-def test_retry_after_beyond_max_backoff_gives_up_as_transient(web):
-    (r,) = fetch_all(cfg(max_backoff=0.5), [web.url("/busy/coins.png?times=5")])
-    assert r.status == "transient" and r.attempts == 1 and "max_backoff" in r.error
+def test_retry_after_beyond_max_backoff_gives_up_at_once_and_pauses_nothing(web):
+    config = cfg(max_backoff=5, total_timeout=2, retries=1)
+
+    async def run():
+        async with Fetcher(config) as f:
+            return await f.fetch(web.url("/busy/coins.png?times=5&retry_after=3600")), await f.fetch(web.url("/img/coins.png"))
+
+    busy, same_domain = asyncio.run(run())
+    assert busy.status == "transient" and busy.attempts == 1 and "max_backoff" in busy.error
+    assert same_domain.status == "alive"  # not held back for an hour
+
+
+def test_a_429_pauses_the_domain_that_answered_it(web):
+    # 127.0.0.2 redirects to 127.0.0.3, which answers 429 with Retry-After: 2
+    busy = web.url("/redirect?to=" + quote(web.url("/busy/coins.png?times=1&retry_after=2", host=1)))
+
+    async def run():
+        async with Fetcher(cfg(retries=1)) as f:
+            first = asyncio.ensure_future(f.fetch(busy))
+            await asyncio.sleep(0.5)  # the 429 has come back
+            await asyncio.gather(f.fetch(web.url("/img/coins.png", host=0)), f.fetch(web.url("/img/coins.png", host=1)))
+            return await first
+
+    assert asyncio.run(run()).attempts == 2
+    log = web.stats()["log"]
+    answered_429 = min(t for _, path, t in log if path.startswith("/busy/"))
+    served = {host: t for host, path, t in log if path.startswith("/img/")}
+    assert served["127.0.0.2"] - answered_429 < 1.5  # the redirecting domain was not paused
+    assert served["127.0.0.3"] - answered_429 >= 1.9  # the answering one was, for Retry-After's 2 s
 
 
 def test_a_slow_robots_txt_neither_breaks_the_run_nor_stalls_other_hosts(web):

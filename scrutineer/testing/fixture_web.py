@@ -13,7 +13,8 @@ Routes, on every host (``{name}`` is an image name):
 ``/gone/{name}``            410 Gone
 ``/missing/{name}``         404 (so is every unknown path)
 ``/error/{name}``           503, always
-``/busy/{name}?times=N``    429 with ``Retry-After: 1`` for the first N requests, then the image
+``/busy/{name}?times=N``    429 with ``Retry-After: 1`` (``&retry_after=S``: S) for the first N
+                            requests, then the image
 ``/slow/{name}?seconds=S``  the image after S seconds
 ``/parking/{name}``         200 ``text/html``: a parked-domain page where an image was expected
 ``/redirect?to=URL``        302 to URL (another host, a parking page, a private address …)
@@ -138,7 +139,7 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]):
         key = request.transport.get_extra_info("sockname")[0], request.path
         busy_seen[key] += 1
         if busy_seen[key] <= int(request.query.get("times", "1")):
-            return web.Response(status=429, headers={"Retry-After": "1"}, text="slow down")
+            return web.Response(status=429, headers={"Retry-After": request.query.get("retry_after", "1")}, text="slow down")
         return image(request)
 
     async def slow(request):
