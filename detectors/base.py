@@ -1,10 +1,18 @@
 """The detector interface: one base class, one abstract method.
 
-A detector *reports*; it never drops rows (releases filter, by policy). It sees
-``pyarrow.RecordBatch``es in :data:`scrutineer.sources.DETECT_SCHEMA` and returns the findings for
-that batch as a ``pa.Table`` in :data:`FINDINGS_SCHEMA` (sparse: one row per finding).
-Corpus-level work (grouping duplicates across shards) goes in :meth:`Detector.signatures`
-(per batch, written per shard) and :meth:`Detector.finalize` (once, in DuckDB).
+A detector *judges*; it never drops rows (releases filter, by policy). Its :meth:`Detector.detect`
+sees ``pyarrow.RecordBatch``es of a shard's observations, :data:`scrutineer.contract.DETECT` (the
+samples read) or, for ``needs = "content"``, :data:`scrutineer.contract.CONTENT` (each sample's
+fetch record and content hashes), followed by the source columns it asked for
+(:meth:`Detector.source_columns`). It returns the findings for that batch, a ``pa.Table`` in
+:data:`scrutineer.contract.FINDING` (sparse: one row per finding; build it with
+:meth:`Detector.findings`). Corpus-level work (grouping duplicates across shards) goes in
+:meth:`Detector.signatures` (per batch, kept per shard) and :meth:`Detector.finalize` (once per
+run, in the store).
+
+A detector's findings are cached per shard under a key of its name, version and parameters, the
+observations it judged and the banks of the signal types it uses (:attr:`Detector.signals`), so a
+change of any of these re-derives them from stored observations, and nothing else.
 
 A shard task calls :meth:`Detector.detect` and :meth:`Detector.signatures` from several threads at
 once, each call with its own batch: keep per-call state local, and use :meth:`Detector.sql` for
@@ -15,7 +23,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -23,28 +31,11 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from scrutineer.contract import FINDING
+
 if TYPE_CHECKING:
     from scrutineer.banks import Bank
-
-#: Columns of a finding. ``evidence`` is a JSON object as text; ``restricted`` findings (hash-bank
-#: matches) may only appear in the takedown manifest, never in a public output.
-FINDINGS_SCHEMA = pa.schema(
-    [
-        ("shard_id", pa.string()),
-        ("row_index", pa.int64()),
-        ("sample_id", pa.string()),
-        ("url", pa.string()),
-        ("detector", pa.string()),
-        ("detector_version", pa.string()),
-        ("reason", pa.string()),
-        ("action", pa.string()),
-        ("score", pa.float64()),
-        ("evidence", pa.string()),
-        ("restricted", pa.bool_()),
-    ]
-)
-
-Action = Literal["takedown", "remove", "review"]
+    from scrutineer.config import Config
 
 
 class NoParams(BaseModel):
@@ -55,7 +46,7 @@ class NoParams(BaseModel):
 
 @dataclass
 class DetectContext:
-    """What a detector may use: the shard being read and the loaded hash banks."""
+    """What a detector may use: the shard being judged and the loaded banks of its signal types."""
 
     shard_id: str
     banks: Sequence[Bank] = field(default_factory=list)
@@ -65,23 +56,39 @@ class Detector(ABC):
     """Base class of every detector.
 
     Subclasses set ``name`` (registry key = entry-point name = config key = ``findings.detector``),
-    ``version`` (bump when results can change: it is part of the resume fingerprint) and, when
-    they take parameters, ``Params`` (a pydantic model with ``extra="forbid"``).
+    ``version`` (bump when results can change: it is part of a judgement's key), ``reasons`` and,
+    when they take parameters, ``Params`` (a pydantic model with ``extra="forbid"`` and a
+    description on every field).
     """
 
     name: ClassVar[str]
     version: ClassVar[str]
+    #: Every reason code the detector can emit -> whether findings of it are restricted (hash-bank
+    #: matches: their URLs appear only in the takedown manifest; public outputs count them).
+    reasons: ClassVar[Mapping[str, bool]]
     Params: ClassVar[type[BaseModel]] = NoParams
-    #: ``metadata``: :meth:`detect` sees ``DETECT_SCHEMA`` batches of the shard. ``content``: it
-    #: sees ``flows.content.CONTENT_SCHEMA`` batches (each sample's fetch record and hashes),
-    #: and the scan fetches and hashes the shard's URLs for it.
+    #: ``metadata``: :meth:`detect` sees ``DETECT`` batches. ``content``: it sees ``CONTENT``
+    #: batches, and the scan fetches and hashes the shard's URLs (or reads its tar) for it.
     needs: ClassVar[Literal["metadata", "content"]] = "metadata"
+    #: Signal types of the banks it matches (:mod:`scrutineer.signals`); the config must give at
+    #: least one bank of them, and only those banks are part of its judgements' keys.
+    signals: ClassVar[frozenset[str]] = frozenset()
+    #: Schema of :meth:`signatures`: :data:`scrutineer.contract.SIGNATURE`'s columns, then its own.
+    signature_schema: ClassVar[pa.Schema | None] = None
 
-    @property
-    def columns(self) -> list[str]:
+    @classmethod
+    def source_columns(cls, params: BaseModel) -> list[str]:
         """Source columns :meth:`detect` reads besides the canonical ones; the scan appends them,
         as the source types them, after the batch's own columns. A shard lacking one fails."""
         return []
+
+    @classmethod
+    def check_config(cls, params: BaseModel, config: Config) -> None:
+        """Refuse settings elsewhere in the config that contradict ``params``.
+
+        Raises:
+            ConfigError: the contradiction, in one line.
+        """
 
     def __init__(self, params: BaseModel, ctx: DetectContext) -> None:
         self.params = params
@@ -109,58 +116,55 @@ class Detector(ABC):
 
     @abstractmethod
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
-        """Findings for one batch: a ``pa.Table`` in :data:`FINDINGS_SCHEMA`, possibly empty."""
+        """Findings for one batch: a ``pa.Table`` in :data:`~scrutineer.contract.FINDING`, possibly empty."""
 
     def signatures(self, batch: pa.RecordBatch) -> pa.Table | None:
-        """Per-row data kept for :meth:`finalize` (written per shard as parquet). None = nothing."""
+        """Per-row data kept for :meth:`finalize`, in :attr:`signature_schema`. None = nothing."""
         return None
 
     def finalize(self, signatures: str) -> str | None:
-        """Corpus-level findings, computed in the store once every shard is done.
+        """Corpus-level findings, computed in the store once every shard is judged.
 
         Args:
-            signatures: a DuckDB table expression (``read_parquet([...])``) over every shard's
-                signatures, each with a ``shard_id`` column added.
+            signatures: the name of a DuckDB view over every shard's signatures, with
+                ``shard_id`` and ``observation_id`` columns added.
 
         Returns:
-            A DuckDB ``SELECT`` whose columns are those of :data:`FINDINGS_SCHEMA`, in order (the
-            driver inserts its rows into ``findings`` without leaving DuckDB), or None.
+            A DuckDB ``SELECT`` with the columns of :data:`~scrutineer.contract.FINDING` and
+            ``observation_id`` (matched by name), or None.
         """
         return None
 
-    def findings(
-        self,
-        rows: pa.Table,
-        reason: str | pa.Array,
-        action: Action | pa.Array,
-        evidence: pa.Array,
-        restricted: bool,
-        score: pa.Array | None = None,
-    ) -> pa.Table:
-        """Build a :data:`FINDINGS_SCHEMA` table for ``rows`` (columns row_index, sample_id, url).
+    def findings(self, rows: pa.Table, reason: str | pa.Array, evidence: pa.Array) -> pa.Table:
+        """A :data:`~scrutineer.contract.FINDING` table for ``rows`` (columns row_index,
+        sample_id, url); ``restricted`` follows from each reason (:attr:`reasons`).
 
-        Scalars broadcast; ``evidence`` is an array of JSON texts, one per row.
+        Args:
+            reason: one reason code for every row, or one per row.
+            evidence: JSON texts, one per row.
+
+        Raises:
+            KeyError: a reason the detector does not declare.
         """
         n = rows.num_rows
-
-        def col(value, typ):
-            return value if isinstance(value, (pa.Array, pa.ChunkedArray)) else pa.repeat(pa.scalar(value, typ), n)
-
-        return pa.Table.from_pydict(
-            {
-                "shard_id": col(self.ctx.shard_id, pa.string()),
-                "row_index": rows.column("row_index"),
-                "sample_id": rows.column("sample_id"),
-                "url": rows.column("url"),
-                "detector": col(self.name, pa.string()),
-                "detector_version": col(self.version, pa.string()),
-                "reason": col(reason, pa.string()),
-                "action": col(action, pa.string()),
-                "score": score if score is not None else pa.nulls(n, pa.float64()),
-                "evidence": evidence,
-                "restricted": col(restricted, pa.bool_()),
-            },
-            schema=FINDINGS_SCHEMA,
+        if isinstance(reason, str):
+            restricted = pa.repeat(pa.scalar(self.reasons[reason]), n)
+            reason = pa.repeat(pa.scalar(reason, pa.string()), n)
+        else:
+            restricted = pa.array([self.reasons[r] for r in reason.to_pylist()], pa.bool_())
+        return pa.Table.from_arrays(
+            [
+                pa.repeat(pa.scalar(self.ctx.shard_id, pa.string()), n),
+                rows.column("row_index"),
+                rows.column("sample_id"),
+                rows.column("url"),
+                pa.repeat(pa.scalar(self.name, pa.string()), n),
+                pa.repeat(pa.scalar(self.version, pa.string()), n),
+                reason,
+                evidence,
+                restricted,
+            ],
+            schema=FINDING,
         )
 
 
@@ -170,4 +174,4 @@ def evidence_json(**fields) -> str:
 
 
 def empty_findings() -> pa.Table:
-    return FINDINGS_SCHEMA.empty_table()
+    return FINDING.empty_table()

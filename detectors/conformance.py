@@ -5,43 +5,49 @@ Usage::
     class TestMyDetector(DetectorConformance):
         detector_class = MyDetector
         params = {"threshold": 3}
+        expected = {(2, "my.reason")}   # (row_index, reason) the sample batch must give
 
-Override :meth:`context` (e.g. to supply hash banks) or :meth:`sample_batch` (rows your detector
-flags) as needed. The mixin checks the rules of ``detectors/base.py``: one name everywhere, a
-version, parameters that reject unknown keys, findings in ``FINDINGS_SCHEMA`` naming the detector
-and rows of the batch, nothing for an empty batch, the same answer twice.
+Override :meth:`context` (e.g. to supply hash banks), :meth:`sample_batch` (rows your detector
+flags) or :meth:`extra_values` (values of its source columns) as needed. ``expected`` is required
+and must not be empty: a detector is shown to find something, not only to stay quiet. The mixin
+checks the rules of ``detectors/base.py``: one name everywhere, a version, every reason declared
+and named in the class docstring, parameters that reject unknown keys and describe every field,
+findings in the contract's schema naming the detector and rows of the batch with ``restricted`` as
+declared, signatures and ``finalize`` output in the contract's schema, nothing for an empty batch,
+the same answer twice.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import duckdb
 import pyarrow as pa
 
-from detectors.base import FINDINGS_SCHEMA, DetectContext, Detector
+from detectors.base import DetectContext, Detector
 from detectors.registry import get_detector_class
-from scrutineer.sources import DETECT_SCHEMA
+from scrutineer.contract import CONTENT, DETECT, FINDING, JUDGEMENT, OBSERVATION_ID, SHARD_ID, SIGNATURE
 
 
 class DetectorConformance:
     detector_class: ClassVar[type[Detector]]
     params: ClassVar[dict[str, Any]] = {}
+    #: (row_index, reason) of every finding :meth:`sample_batch` gives, through ``detect`` and
+    #: ``finalize`` together.
+    expected: ClassVar[set[tuple[int, str]]]
 
     def context(self) -> DetectContext:
         return DetectContext(shard_id="shard-0", banks=[])
 
     def schema(self) -> pa.Schema:
-        """The batch schema the detector sees (``needs``: metadata or content), its extra source
-        columns (:attr:`Detector.columns`) appended as text."""
-        base = DETECT_SCHEMA
-        if self.detector_class.needs == "content":
-            from flows.content import CONTENT_SCHEMA
-
-            base = CONTENT_SCHEMA
-        return pa.schema([*base, *(pa.field(c, pa.string()) for c in self.make().columns if c not in base.names)])
+        """The batch schema the detector sees (``needs``: metadata or content), its source columns
+        (:meth:`Detector.source_columns`) appended as text."""
+        base = CONTENT if self.detector_class.needs == "content" else DETECT
+        extra = self.detector_class.source_columns(self.detector_class.Params.model_validate(self.params))
+        return pa.schema([*base, *(pa.field(c, pa.string()) for c in extra if c not in base.names)])
 
     def extra_values(self) -> dict[str, list]:
-        """Values of the detector's extra source columns for :meth:`sample_batch` (default: null)."""
+        """Values of the detector's source columns for :meth:`sample_batch` (default: null)."""
         return {}
 
     def sample_batch(self) -> pa.RecordBatch:
@@ -56,7 +62,7 @@ class DetectorConformance:
                 "caption": pa.array(["a cat", "A  cat", "", None], pa.string()),
                 "license": pa.array(["CC-BY-4.0", "?", None, "CC BY-NC 2.0"], pa.string()),
             },
-            schema=DETECT_SCHEMA,
+            schema=DETECT,
         )
         return self._with_extra(batch)
 
@@ -69,8 +75,6 @@ class DetectorConformance:
 
     def content_sample_batch(self) -> pa.RecordBatch:
         """Rows as the content stage gives them: an image, a dead link, a moved one, a timeout."""
-        from flows.content import CONTENT_SCHEMA
-
         n = 4
         batch = pa.RecordBatch.from_pydict(
             {
@@ -94,7 +98,7 @@ class DetectorConformance:
                 "width": [64, None, None, None],
                 "height": [64, None, None, None],
             },
-            schema=CONTENT_SCHEMA,
+            schema=CONTENT,
         )
         return self._with_extra(batch)
 
@@ -102,11 +106,43 @@ class DetectorConformance:
         cls = self.detector_class
         return cls(cls.Params.model_validate(self.params), self.context())
 
+    def judge(self, batch: pa.RecordBatch) -> pa.Table:
+        """Every finding of ``batch``: ``detect``'s, then ``finalize``'s over its signatures (as
+        the store runs it: a view with ``shard_id`` and ``observation_id`` added), each checked
+        against the contract."""
+        det = self.make()
+        found = det.detect(batch)
+        assert found.schema == FINDING, found.schema
+        signatures = det.signatures(batch)
+        if det.signature_schema is None:
+            assert signatures is None, "signatures without a signature_schema"
+            return found
+        assert det.signature_schema.names[: len(SIGNATURE)] == SIGNATURE.names
+        assert signatures.schema == det.signature_schema, signatures.schema
+        n = signatures.num_rows
+        view = signatures.append_column(SHARD_ID, pa.repeat(pa.scalar(det.ctx.shard_id), n)).append_column(
+            OBSERVATION_ID, pa.repeat(pa.scalar("observation-0"), n)
+        )
+        con = duckdb.connect()
+        con.register("signatures_view", view)
+        query = det.finalize("signatures_view")
+        if query is None:
+            return found
+        final = con.sql(query).to_arrow_table()
+        assert {(f.name, f.type) for f in final.schema} == {(f.name, f.type) for f in JUDGEMENT}, final.schema
+        return pa.concat_tables([found, final.select(FINDING.names).cast(FINDING)])
+
     def test_registered_under_its_name(self):
         assert get_detector_class(self.detector_class.name) is self.detector_class
 
     def test_has_a_version(self):
         assert isinstance(self.detector_class.version, str) and self.detector_class.version
+
+    def test_reasons_are_declared_and_documented(self):
+        cls = self.detector_class
+        assert cls.reasons, "declare reasons: every reason code -> restricted or not"
+        missing = [r for r in cls.reasons if f"``{r}``" not in (cls.__doc__ or "")]
+        assert not missing, f"reasons not named in {cls.__name__}'s docstring: {missing}"
 
     def test_params_reject_unknown_keys(self):
         import pydantic
@@ -115,20 +151,30 @@ class DetectorConformance:
         with pytest.raises(pydantic.ValidationError):
             self.detector_class.Params.model_validate({**self.params, "no_such_setting": 1})
 
-    def test_findings_follow_the_schema(self):
+    def test_params_are_described(self):
+        undescribed = [n for n, f in self.detector_class.Params.model_fields.items() if not f.description]
+        assert not undescribed, f"parameters without a description: {undescribed}"
+
+    def test_finds_the_expected_samples(self):
+        expected = getattr(self, "expected", None)
+        assert expected, "give positive examples: `expected`, the (row_index, reason) the sample batch must give"
+        found = self.judge(self.sample_batch())
+        assert set(zip(found["row_index"].to_pylist(), found["reason"].to_pylist())) == expected
+
+    def test_findings_follow_the_contract(self):
         batch = self.sample_batch()
-        found = self.make().detect(batch)
-        assert found.schema == FINDINGS_SCHEMA
-        assert set(found["detector"].to_pylist()) <= {self.detector_class.name}
-        assert set(found["detector_version"].to_pylist()) <= {self.detector_class.version}
-        assert set(found["shard_id"].to_pylist()) <= {self.context().shard_id}
+        found = self.judge(batch)
+        cls = self.detector_class
+        assert set(found["detector"].to_pylist()) == {cls.name}
+        assert set(found["detector_version"].to_pylist()) == {cls.version}
+        assert set(found["shard_id"].to_pylist()) == {self.context().shard_id}
         assert set(found["row_index"].to_pylist()) <= set(batch["row_index"].to_pylist())
-        assert found["reason"].null_count == 0
+        assert set(found["reason"].to_pylist()) <= set(cls.reasons)
+        assert found["restricted"].to_pylist() == [cls.reasons[r] for r in found["reason"].to_pylist()]
 
     def test_empty_batch_gives_no_findings(self):
         batch = pa.RecordBatch.from_pylist([], schema=self.schema())
-        assert self.make().detect(batch).num_rows == 0
+        assert self.judge(batch).num_rows == 0
 
     def test_same_answer_twice(self):
-        det = self.make()
-        assert det.detect(self.sample_batch()).equals(det.detect(self.sample_batch()))
+        assert self.judge(self.sample_batch()).equals(self.judge(self.sample_batch()))

@@ -2,83 +2,110 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
+
 from detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.matching import NearIndex
+from scrutineer.signals import CONTENT_SIGNALS, PDQ, PDQ_MIN_QUALITY, PHASH
 
-from scrutineer.banks import Bank
-from scrutineer.errors import ConfigError
-from scrutineer.matching import DEFAULT_THRESHOLDS, BankIndex
-
-CONTENT_SIGNALS = ("md5", "sha1", "sha256", "pdq", "phash")
+#: At most this many bank entries are named in one finding's evidence (nearest first).
+EVIDENCE_ENTRIES = 10
 
 
 class ContentHashlistParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pdq_threshold: int = Field(
-        DEFAULT_THRESHOLDS["pdq"], ge=0, le=31, description="Bits of Hamming distance (inclusive); at most 31, Meta's recommended cut-off."
+        PDQ.default_threshold, ge=0, le=PDQ.max_threshold, description=f"PDQ match distance, bits, inclusive. Default: {PDQ.threshold_source}."
     )
-    pdq_min_quality: int = Field(50, ge=0, le=100, description="PDQ hashes of lower quality never match (Meta's PDQ docs).")
-    phash_threshold: int = Field(DEFAULT_THRESHOLDS["phash"], ge=0, le=64, description="Bits of Hamming distance (inclusive).")
-
-
-def bank_index(bank: Bank) -> BankIndex:
-    """The bank's entries indexed for :func:`bank_matches` (build once per bank, search per batch)."""
-    return BankIndex(bank.config.signal_type, bank.entries.to_pylist())
-
-
-def bank_matches(index: BankIndex, content: pa.Table, params: ContentHashlistParams) -> list[tuple[int, int]]:
-    """(row position in ``content``, distance in bits) of every row whose hash matches the bank
-    behind ``index``.
-
-    ``content`` has the hash columns of ``flows.content.CONTENT_SCHEMA`` (at least the bank's
-    signal type, and ``pdq_quality`` for PDQ banks).
-    """
-    signal = index.signal_type
-    queries = content.column(signal).to_pylist()
-    if signal == "pdq":
-        quality = content.column("pdq_quality").to_pylist()
-        queries = [q if q is not None and (qq or 0) >= params.pdq_min_quality else None for q, qq in zip(queries, quality)]
-    threshold = {"pdq": params.pdq_threshold, "phash": params.phash_threshold}.get(signal, 0)
-    return [(qi, d) for qi, _, d in index.search(queries, threshold)]
+    pdq_min_quality: int = Field(PDQ_MIN_QUALITY, ge=0, le=100, description="PDQ hashes of lower quality never match (Meta's PDQ documentation).")
+    phash_threshold: int = Field(
+        PHASH.default_threshold, ge=0, le=PHASH.max_threshold, description=f"pHash match distance, bits, inclusive. Default: {PHASH.threshold_source}."
+    )
 
 
 class ContentHashlist(Detector):
-    """Flags ``hash_match.<signal>`` (md5, sha1, sha256, pdq, phash): the bytes a sample's URL
-    served hash to an entry of a bank of that signal type. Exact digests match by equality; PDQ
-    within ``pdq_threshold`` bits (and quality ≥ ``pdq_min_quality``); pHash within
-    ``phash_threshold`` bits. One finding per (row, bank); evidence ``{"bank", "bank_version",
-    "signal", "distance"}``; restricted, action ``takedown``.
+    """Flags ``hash_match.md5``, ``hash_match.sha1``, ``hash_match.sha256``, ``hash_match.pdq`` and
+    ``hash_match.phash``: the bytes a sample's URL served (or its tar held) hash to an entry of a
+    bank of that signal type. Exact digests match by a DuckDB join on the banks' entries; PDQ within
+    ``pdq_threshold`` bits (quality at least ``pdq_min_quality``) and pHash within
+    ``phash_threshold`` bits, by the index their signal type names (:mod:`scrutineer.signals`).
+
+    One finding per (row, bank); restricted. Evidence ``{"bank", "bank_version", "signal", "entry",
+    "distance"}`` names the nearest matching entry and its Hamming distance in bits (0 for exact
+    signals); for perceptual signals ``"entries"`` lists every entry within the threshold, nearest
+    first, as ``[entry, distance]`` pairs, at most :data:`EVIDENCE_ENTRIES` of them, and
+    ``"more"`` counts the rest.
     """
 
     name = "content_hashlist"
-    version = "1"
+    version = "2"
+    reasons = {f"hash_match.{s}": True for s in CONTENT_SIGNALS}
     Params = ContentHashlistParams
     needs = "content"
+    signals = frozenset(CONTENT_SIGNALS)
 
     def setup(self) -> None:
-        banks = [b for b in self.ctx.banks if b.config.signal_type in CONTENT_SIGNALS]
-        if not banks:
-            raise ConfigError(f"content_hashlist needs at least one bank with signal_type in {list(CONTENT_SIGNALS)}")
-        self.indexes = [(b, bank_index(b)) for b in banks]
+        exact = [b for b in self.ctx.banks if b.ref.signal.exact]
+        self.exact_signals = sorted({b.ref.signal_type for b in exact})
+        if exact:
+            entries = pa.concat_tables(
+                pa.table(
+                    {
+                        "signal": pa.repeat(pa.scalar(b.ref.signal_type), len(b.entries)),
+                        "hash": b.entries,
+                        "bank": pa.repeat(pa.scalar(b.ref.name), len(b.entries)),
+                        "bank_version": pa.repeat(pa.scalar(b.ref.version), len(b.entries)),
+                    }
+                )
+                for b in exact
+            )
+            self.db.register("entries_arrow", entries)
+            self.db.execute("CREATE TABLE bank_entries AS SELECT * FROM entries_arrow")
+            self.db.unregister("entries_arrow")
+        self.near = [(b, NearIndex(b.ref.signal, b.entries)) for b in self.ctx.banks if not b.ref.signal.exact]
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         content = pa.Table.from_batches([batch])
-        rows, evidence, reasons = [], [], []
-        for bank, index in self.indexes:
-            for position, distance in bank_matches(index, content, self.params):
-                rows.append(position)
-                reasons.append(f"hash_match.{bank.config.signal_type}")
-                evidence.append(
-                    evidence_json(bank=bank.config.name, bank_version=bank.config.version, signal=bank.config.signal_type, distance=distance)
-                )
-        if not rows:
+        found: list[tuple] = []  # (row, signal, bank, version, entry, distance, entries within the threshold, how many)
+        if self.exact_signals:
+            union = " UNION ALL ".join(f"SELECT i, '{s}' AS signal, {s} AS hash FROM content" for s in self.exact_signals)
+            indexed = content.select(self.exact_signals).append_column("i", pa.array(np.arange(content.num_rows)))
+            hits = self.sql(f"SELECT i, signal, bank, bank_version, hash FROM ({union}) JOIN bank_entries USING (signal, hash)", content=indexed)
+            found += [(i, s, b, v, h, 0, [], 1) for i, s, b, v, h in zip(*(hits.column(c).to_pylist() for c in ("i", "signal", "bank", "bank_version", "hash")))]
+        for bank, index in self.near:
+            found += self._near_matches(content, bank, index)
+        if not found:
             return empty_findings()
+        found.sort(key=lambda f: (f[0], f[1], f[2]))
+        evidence = []
+        for _, signal, bank, version, entry, distance, near, total in found:
+            extra = {"entries": near, "more": total - len(near)} if near else {}
+            evidence.append(evidence_json(bank=bank, bank_version=version, signal=signal, entry=entry, distance=distance, **extra))
         return self.findings(
-            content.take(pa.array(rows, pa.int64())),
-            reason=pa.array(reasons, pa.string()),
-            action="takedown",
+            content.take(pa.array([f[0] for f in found], pa.int64())),
+            reason=pa.array([f"hash_match.{f[1]}" for f in found], pa.string()),
             evidence=pa.array(evidence, pa.string()),
-            restricted=True,
         )
+
+    def _near_matches(self, content: pa.Table, bank, index: NearIndex) -> list[tuple]:
+        signal = bank.ref.signal_type
+        queries = content.column(signal).combine_chunks()
+        threshold = self.params.phash_threshold
+        if signal == "pdq":
+            threshold = self.params.pdq_threshold
+            good = pc.fill_null(pc.greater_equal(content.column("pdq_quality"), self.params.pdq_min_quality), False)
+            queries = pc.if_else(good, queries, pa.scalar(None, pa.string()))
+        rows, entries, distances = index.search(queries, threshold)  # by row, nearest first
+        out = []
+        if len(rows) == 0:
+            return out
+        starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+        for start, stop in zip(starts, np.r_[starts[1:], len(rows)]):
+            end = min(stop, start + EVIDENCE_ENTRIES)
+            near = [[bank.entries[int(e)].as_py(), int(d)] for e, d in zip(entries[start:end], distances[start:end])]
+            out.append((int(rows[start]), signal, bank.ref.name, bank.ref.version, near[0][0], near[0][1], near, int(stop - start)))
+        return out

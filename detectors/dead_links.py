@@ -7,13 +7,15 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.errors import ConfigError
 
-#: Status class -> (reason, action). ``dead`` only counts once ``min_checks`` checks agree.
+#: Fetch status class -> reason. ``dead`` only counts once ``min_checks`` checks agree.
 REASONS = {
-    "dead": ("link.dead", "remove"),
-    "moved": ("link.moved", "review"),
-    "not_image": ("link.not_image", "review"),
-    "transient": ("link.transient", "review"),
+    "dead": "link.dead",
+    "moved": "link.moved",
+    "not_image": "link.not_image",
+    "too_large": "link.too_large",
+    "transient": "link.transient",
 }
 
 
@@ -28,15 +30,26 @@ class DeadLinksParams(BaseModel):
 class DeadLinks(Detector):
     """Flags ``link.dead`` (404, 410 or NXDOMAIN on ``min_checks`` agreeing checks),
     ``link.moved`` (redirected to another registrable domain, or to HTML), ``link.not_image``
-    and ``link.transient`` (timeouts, 429, 5xx, resets after retries). Evidence
+    (the body is not an image), ``link.too_large`` (more than ``fetch.max_bytes`` bytes or
+    ``fetch.max_pixels`` pixels: not hashed, so not checked against perceptual banks) and
+    ``link.transient`` (timeouts, 429, 5xx, resets after retries). Evidence
     ``{"status", "http_status", "final_url", "error", "checks"}``; not restricted. A dead-looking
     link with fewer agreeing checks gets no finding: one failed check is not link rot.
     """
 
     name = "dead_links"
-    version = "1"
+    version = "2"
+    reasons = {reason: False for reason in REASONS.values()}
     Params = DeadLinksParams
     needs = "content"
+
+    @classmethod
+    def check_config(cls, params: DeadLinksParams, config) -> None:
+        if params.min_checks > config.fetch.dead_checks:
+            raise ConfigError(
+                f"detectors.dead_links.min_checks is {params.min_checks} but fetch.dead_checks is {config.fetch.dead_checks}: "
+                "a link is checked at most fetch.dead_checks times, so no link could ever be called dead"
+            )
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         status = batch.column("status")
@@ -50,10 +63,4 @@ class DeadLinks(Detector):
             evidence_json(status=s, http_status=h, final_url=f, error=e, checks=c)
             for s, h, f, e, c in zip(statuses, *(rows.column(n).to_pylist() for n in ("http_status", "final_url", "error", "checks")))
         ]
-        return self.findings(
-            rows,
-            reason=pa.array([REASONS[s][0] for s in statuses], pa.string()),
-            action=pa.array([REASONS[s][1] for s in statuses], pa.string()),
-            evidence=pa.array(evidence, pa.string()),
-            restricted=False,
-        )
+        return self.findings(rows, reason=pa.array([REASONS[s] for s in statuses], pa.string()), evidence=pa.array(evidence, pa.string()))

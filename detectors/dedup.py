@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, empty_findings
+from scrutineer.contract import SIGNATURE
 from scrutineer.domains import after_scheme
 
 _PREFIX = "regexp_extract(trim(url), '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*')"  # 'scheme://host', '' if none
@@ -80,7 +81,10 @@ class Dedup(Detector):
 
     name = "dedup"
     version = "2"
+    reasons = {"duplicate.url": False, "duplicate.caption": False}
     Params = DedupParams
+    #: The keys of every row: 128-bit MD5s (see :meth:`signatures`); a key not in ``on`` is null.
+    signature_schema = pa.schema([*SIGNATURE, *(pa.field(f"{k}_key", pa.decimal128(38, 0)) for k in KEYS)])
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         return empty_findings()  # grouping is corpus-wide: see finalize()
@@ -96,14 +100,10 @@ class Dedup(Detector):
         # (DuckDB's preserve_insertion_order, on by default).
         keys = ", ".join(f"md5_number(CASE WHEN {k}_fast IS NULL THEN {KEYS[k]} ELSE nullif({k}_fast, '') END) AS {k}_key" for k in on)
         hashed = self.sql(f"SELECT {keys} FROM keyed", keyed=keyed)
-        return pa.table(
-            {
-                "row_index": batch.column("row_index"),
-                "sample_id": batch.column("sample_id"),
-                "url": batch.column("url"),
-                **{f"{k}_key": hashed.column(f"{k}_key") for k in on},
-            }
-        )
+        columns = {"row_index": batch.column("row_index"), "sample_id": batch.column("sample_id"), "url": batch.column("url")}
+        for k in KEYS:
+            columns[f"{k}_key"] = hashed.column(f"{k}_key") if k in on else pa.nulls(batch.num_rows, pa.decimal128(38, 0))
+        return pa.table(columns, schema=self.signature_schema)
 
     def finalize(self, signatures: str) -> str:
         # Count on the 128-bit keys first, then read the rows of duplicated keys (any key) in one
@@ -119,10 +119,10 @@ class Dedup(Detector):
             f"""
             SELECT d.shard_id, d.row_index, d.sample_id, d.url,
                    '{self.name}' AS detector, '{self.version}' AS detector_version,
-                   'duplicate.{k}' AS reason, 'remove' AS action, NULL::DOUBLE AS score,
+                   'duplicate.{k}' AS reason,
                    json_object('kept_row_index', g.first.row_index, 'kept_sample_id', g.first.sample_id,
                                'kept_shard_id', g.first.shard_id)::VARCHAR AS evidence,
-                   false AS restricted
+                   false AS restricted, d.observation_id
             FROM candidates d
             JOIN (SELECT {k}_key AS k, min(struct_pack(shard_id, row_index, sample_id)) AS first
                   FROM candidates WHERE {k}_key IN (SELECT k FROM {k}_dup) GROUP BY 1) g ON d.{k}_key = g.k

@@ -40,6 +40,7 @@ class LicenseGaps(Detector):
 
     name = "license_gaps"
     version = "1"
+    reasons = {"license.missing": False, "license.unknown": False, "license.disallowed": False}
     Params = LicenseGapsParams
 
     def setup(self) -> None:
@@ -72,10 +73,4 @@ class LicenseGaps(Detector):
         if not pc.any(flagged).as_py():
             return empty_findings()
         rows = pa.Table.from_batches([batch.select(["row_index", "sample_id", "url"])]).filter(flagged)
-        return self.findings(
-            rows,
-            reason=pc.filter(row_reasons, flagged),
-            action=pc.if_else(pc.equal(pc.filter(row_reasons, flagged), "license.disallowed"), "remove", "review"),
-            evidence=pc.filter(pc.take(evidence, idx), flagged),
-            restricted=False,
-        )
+        return self.findings(rows, reason=pc.filter(row_reasons, flagged), evidence=pc.filter(pc.take(evidence, idx), flagged))

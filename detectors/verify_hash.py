@@ -24,7 +24,7 @@ class VerifyHash(Detector):
     ``verify_hash=(column, algorithm)``. The image changed since the dataset was built, so its
     caption and labels may no longer describe it. Rows with no expected digest or no bytes get no
     finding (``dead_links`` reports those). Evidence ``{"column", "algorithm", "expected",
-    "actual"}``; not restricted; action ``remove``.
+    "actual"}``; not restricted.
 
     img2dataset's own ``sha256`` output column is the digest of the bytes it downloaded; its tar
     holds those bytes only with ``disable_all_reencoding=True`` (by default it re-encodes), so
@@ -33,12 +33,13 @@ class VerifyHash(Detector):
 
     name = "verify_hash"
     version = "1"
+    reasons = {"content.hash_mismatch": False}
     Params = VerifyHashParams
     needs = "content"
 
-    @property
-    def columns(self) -> list[str]:
-        return [self.params.column]
+    @classmethod
+    def source_columns(cls, params: VerifyHashParams) -> list[str]:
+        return [params.column]
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         expected = pc.utf8_lower(pc.utf8_trim_whitespace(batch.column(self.params.column).cast(pa.string())))
@@ -51,4 +52,4 @@ class VerifyHash(Detector):
             evidence_json(column=self.params.column, algorithm=self.params.algorithm, expected=e, actual=a)
             for e, a in zip(rows.column("_expected").to_pylist(), rows.column(self.params.algorithm).to_pylist())
         ]
-        return self.findings(rows, reason="content.hash_mismatch", action="remove", evidence=pa.array(evidence, pa.string()), restricted=False)
+        return self.findings(rows, reason="content.hash_mismatch", evidence=pa.array(evidence, pa.string()))

@@ -1,18 +1,17 @@
 """The content stage of a shard task: fetch each distinct URL (or, for a webdataset shard, read
-each sample's image from its tar), hash the bytes in a process pool, and hand content detectors
-one row per sample (DESIGN.md "What flows where").
+each sample's image from its tar), hash the bytes in this process's hash pool, and make one
+:data:`~scrutineer.contract.CONTENT` row per sample (DESIGN.md "What flows where").
 
 Bytes live in memory from the fetcher to :func:`scrutineer.hashing.hash_content` in a worker
 process, and are dropped as soon as the hashes come back; only fetch records and hashes leave
 this module; at most ``2 * fetch.concurrency`` bodies exist at once. A URL that looks dead (404,
 410, NXDOMAIN) is checked ``fetch.dead_checks`` times, ``fetch.recheck_interval`` seconds apart;
-:data:`CONTENT_SCHEMA`'s ``checks`` says how many checks agreed.
+``checks`` says how many checks agreed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,59 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scrutineer.config import FetchConfig
+from scrutineer.contract import CONTENT, FETCH, HASHES
 from scrutineer.errors import NetworkDownError
 from scrutineer.fetch import Fetched, Fetcher, NetworkDown
-from scrutineer.hashing import ContentHashes, hash_content
-from scrutineer.sources import DETECT_SCHEMA
+from scrutineer.hashing import ContentHashes, HashPool
 
-FETCHES_SCHEMA = pa.schema(
-    [
-        ("shard_id", pa.string()),
-        ("url", pa.string()),
-        ("fetched_at", pa.timestamp("us", tz="UTC")),
-        ("status", pa.string()),
-        ("http_status", pa.int32()),
-        ("final_url", pa.string()),
-        ("content_type", pa.string()),
-        ("bytes", pa.int64()),
-        ("elapsed", pa.float64()),
-        ("attempts", pa.int32()),
-        ("error", pa.string()),
-        ("x_robots_tag", pa.string()),
-    ]
-)
-HASH_COLUMNS = [
-    ("md5", pa.string()),
-    ("sha1", pa.string()),
-    ("sha256", pa.string()),
-    ("pdq", pa.string()),
-    ("pdq_quality", pa.int32()),
-    ("phash", pa.string()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-]
-#: What a content detector's ``detect`` receives: one row per sample, its URL's latest check and
-#: the hashes of the bytes (null when nothing was hashed).
-CONTENT_SCHEMA = pa.schema(
-    [
-        ("row_index", pa.int64()),
-        ("sample_id", pa.string()),
-        ("url", pa.string()),
-        ("status", pa.string()),
-        ("http_status", pa.int32()),
-        ("final_url", pa.string()),
-        ("content_type", pa.string()),
-        ("error", pa.string()),
-        ("x_robots_tag", pa.string()),
-        ("checks", pa.int32()),
-        ("bytes", pa.int64()),
-        *HASH_COLUMNS,
-    ]
-)
-#: ``content_hashes`` rows as a shard writes them.
-CONTENT_HASHES_SCHEMA = pa.schema(
-    [("shard_id", pa.string()), ("row_index", pa.int64()), ("sample_id", pa.string()), ("url", pa.string()), *HASH_COLUMNS, ("bytes", pa.int64())]
-)
+#: Columns of a content row that come from the URL's (or tar member's) outcome.
+OUTCOME_COLUMNS = CONTENT.names[3:]
 
 
 @dataclass
@@ -97,16 +50,16 @@ class Checked:
         return n
 
 
-async def _check_once(fetcher: Fetcher, url: str, checked: Checked, pool: Executor) -> None:
+async def _check_once(fetcher: Fetcher, url: str, checked: Checked, pool: HashPool, max_pixels: int) -> None:
     """Fetch ``url`` once into ``checked``; hash the body, if any, in ``pool``."""
     fetched = await fetcher.fetch(url)
     checked.checks.append(fetched)
     if fetched.body is not None:
         body, fetched.body = fetched.body, None  # the only reference leaves with the worker call
-        checked.hashes = await asyncio.get_running_loop().run_in_executor(pool, hash_content, body)
+        checked.hashes = await asyncio.wrap_future(pool.submit(body, max_pixels))
         del body
-        if checked.hashes.decode_error and fetched.status == "alive":
-            fetched.status, fetched.error = "not_image", checked.hashes.decode_error
+        if checked.hashes.problem and fetched.status == "alive":
+            fetched.status, fetched.error = checked.hashes.problem, checked.hashes.error
 
 
 async def _each(items: list[str], step, workers: int) -> None:
@@ -128,7 +81,7 @@ async def _each(items: list[str], step, workers: int) -> None:
         raise
 
 
-async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: Executor) -> dict[str, Checked]:
+async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: HashPool) -> dict[str, Checked]:
     """Check every URL with ``fetcher`` (politely, concurrently) and hash what it serves.
 
     At most ``2 * fetch.concurrency`` URLs are in progress at once, so at most that many bodies
@@ -143,7 +96,7 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: 
     pending = urls
     try:
         while pending:
-            await _each(pending, lambda u: _check_once(fetcher, u, checked[u], pool), 2 * cfg.concurrency)
+            await _each(pending, lambda u: _check_once(fetcher, u, checked[u], pool, cfg.max_pixels), 2 * cfg.concurrency)
             pending = [u for u in pending if checked[u].last.status == "dead" and len(checked[u].checks) < cfg.dead_checks]
             if pending:
                 since = (datetime.now(UTC) - max(checked[u].last.fetched_at for u in pending)).total_seconds()
@@ -153,51 +106,53 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: 
     return checked
 
 
-def content_batch(batch: pa.RecordBatch, checked: dict[str, Checked], by: str = "url") -> pa.RecordBatch:
-    """:data:`CONTENT_SCHEMA` rows for a :data:`~scrutineer.sources.DETECT_SCHEMA` batch, each row's
-    outcome looked up in ``checked`` by its ``by`` column (``url`` for fetched content, ``key`` for
-    a webdataset tar). Columns of ``batch`` beyond ``DETECT_SCHEMA`` (a detector's extra source
-    columns) follow, unchanged. A row with no checks (read from a tar) has null fetch fields and
-    ``checks`` 0."""
-    cols: dict[str, list] = {f.name: [] for f in CONTENT_SCHEMA}
-    for row_index, sample_id, url, lookup in zip(*(batch.column(c).to_pylist() for c in ("row_index", "sample_id", "url", by))):
-        c = checked.get(lookup) if lookup else None
-        fetched = c.last if c and c.checks else None
-        values = {"row_index": row_index, "sample_id": sample_id, "url": url, "checks": c.agreeing if c else 0}
-        for name in ("status", "http_status", "final_url", "content_type", "error", "x_robots_tag", "bytes"):
-            values[name] = getattr(fetched, name) if fetched else None
-        for name, _ in HASH_COLUMNS:  # a body that did not decode has only its exact digests set
-            values[name] = getattr(c.hashes, name) if c and c.hashes else None
-        if c and c.hashes:
-            values["bytes"] = c.hashes.bytes
-        if c is None and by == "url":
-            values["status"], values["error"], values["checks"] = "invalid", "no URL", 1
-        for name, value in values.items():
-            cols[name].append(value)
-    content = pa.RecordBatch.from_pydict(cols, schema=CONTENT_SCHEMA)
-    for name in batch.schema.names[len(DETECT_SCHEMA) :]:
-        content = content.append_column(name, batch.column(name))
-    return content
+def _outcome(checked: Checked | None, hashes: ContentHashes | None) -> dict:
+    """One :data:`OUTCOME_COLUMNS` row: the last check (if any) and the hashes (if any)."""
+    last = checked.last if checked and checked.checks else None
+    row = {name: getattr(last, name) if last else None for name in ("status", "http_status", "final_url", "content_type", "error", "x_robots_tag", "bytes")}
+    row["checks"] = checked.agreeing if checked else 0
+    if hashes is not None:
+        row.update({f.name: getattr(hashes, f.name) for f in HASHES} | {"bytes": hashes.bytes})
+        if last is None and hashes.problem:  # read from a tar: the problem is the row's status
+            row["status"], row["error"] = hashes.problem, hashes.error
+    return row
 
 
-def fetch_rows(shard_id: str, checked: dict[str, Checked]) -> pa.Table:
-    """Every check as :data:`FETCHES_SCHEMA` rows."""
-    rows = [
-        {
-            "shard_id": shard_id,
-            "url": url,
-            **{k: getattr(f, k) for k in ("fetched_at", "status", "http_status", "final_url", "content_type", "bytes", "elapsed", "attempts", "error", "x_robots_tag")},
-        }
-        for url, c in checked.items()
-        for f in c.checks
-    ]
-    return pa.Table.from_pylist(rows, schema=FETCHES_SCHEMA)
+def content_batch(rows: pa.RecordBatch, outcomes: dict[str, dict], by: str) -> pa.RecordBatch:
+    """:data:`~scrutineer.contract.CONTENT` rows for a rows batch: each row's outcome looked up by
+    its ``by`` column (``url`` for fetched content, ``key`` for a webdataset tar) with Arrow's
+    ``index_in``/``take``. A row with no outcome has null outcome columns and ``checks`` 0; a row
+    with no URL, when fetching, is ``invalid`` ("no URL").
+
+    Args:
+        outcomes: ``{lookup value: row of OUTCOME_COLUMNS}`` (see :func:`fetch_outcomes`,
+            :func:`tar_outcomes`).
+    """
+    keys = list(outcomes)
+    table = pa.Table.from_pylist(list(outcomes.values()), schema=pa.schema([CONTENT.field(n) for n in OUTCOME_COLUMNS]))
+    at = pc.index_in(rows.column(by), value_set=pa.array(keys, pa.string()))
+    looked = table.take(at)
+    columns = {n: rows.column(n) for n in CONTENT.names[:3]} | {n: looked.column(n).combine_chunks() for n in OUTCOME_COLUMNS}
+    columns["checks"] = pc.fill_null(columns["checks"], 0)
+    if by == "url":
+        no_url = pc.is_null(rows.column("url"))
+        columns["status"] = pc.if_else(no_url, "invalid", columns["status"])
+        columns["error"] = pc.if_else(no_url, "no URL", columns["error"])
+        columns["checks"] = pc.if_else(no_url, 1, columns["checks"])
+    return pa.RecordBatch.from_arrays([columns[n] for n in CONTENT.names], schema=CONTENT)
 
 
-def hash_rows(shard_id: str, content: pa.RecordBatch) -> pa.Table:
-    """``content_hashes`` rows: the samples of a content batch whose bytes were hashed."""
-    table = pa.Table.from_batches([content]).filter(pc.is_valid(content.column("sha256")))
-    return pa.table(
-        {"shard_id": pa.repeat(pa.scalar(shard_id), table.num_rows), **{n: table.column(n) for n in CONTENT_HASHES_SCHEMA.names[1:]}},
-        schema=CONTENT_HASHES_SCHEMA,
-    )
+def fetch_outcomes(urls: list[str], checked: dict[str, Checked]) -> dict[str, dict]:
+    """Outcome rows of fetched URLs, by URL."""
+    return {u: _outcome(checked[u], checked[u].hashes) for u in urls}
+
+
+def tar_outcomes(keys: list[str], hashed: dict[str, ContentHashes]) -> dict[str, dict]:
+    """Outcome rows of webdataset samples, by key: their image's hashes, if the tar holds one."""
+    return {k: _outcome(None, hashed[k]) for k in keys if k in hashed}
+
+
+def fetch_rows(checked: dict[str, Checked]) -> pa.Table:
+    """Every check as :data:`~scrutineer.contract.FETCH` rows."""
+    rows = [{n: getattr(f, n) for n in FETCH.names} for c in checked.values() for f in c.checks]
+    return pa.Table.from_pylist(rows, schema=FETCH)

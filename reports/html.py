@@ -12,9 +12,9 @@ from pathlib import Path
 
 import jinja2
 
-from scrutineer import store
+from scrutineer import Workspace
 from scrutineer.config import Config
-from scrutineer.errors import ConfigError
+from scrutineer.errors import WorkspaceError
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
@@ -28,22 +28,19 @@ def write_report(cfg: Config, run_id: str | None = None) -> Path:
         The HTML file's path.
 
     Raises:
-        ConfigError: no such run.
+        WorkspaceError: no such run, or no finished one.
     """
-    con = store.connect(cfg.workspace)
-    try:
+    with Workspace(cfg.workspace) as ws:
+        con = ws.con
         if run_id is None:
-            run = store.latest_run(con, cfg.dataset.name)
-            if run is None:
-                raise ConfigError(f"no finished scan of {cfg.dataset.name!r} in {cfg.workspace}")
-            run_id = run[0]
+            run_id = ws.latest_run(cfg.dataset.name)
 
         def rows(query: str) -> list[tuple]:
             return con.sql(query, params=[run_id]).fetchall()
 
         runs = rows("SELECT run_id, dataset, started_at, finished_at, status, tool_version, detectors, banks FROM runs WHERE run_id = ?")
         if not runs:
-            raise ConfigError(f"no run {run_id!r} in {cfg.workspace}")
+            raise WorkspaceError(f"no run {run_id!r} in {cfg.workspace}")
         run = dict(zip(["run_id", "dataset", "started_at", "finished_at", "status", "tool_version", "detectors", "banks"], runs[0]))
         run["detectors"] = json.loads(run["detectors"])
         run["banks"] = json.loads(run["banks"])
@@ -60,8 +57,6 @@ def write_report(cfg: Config, run_id: str | None = None) -> Path:
             "SELECT reason, evidence->>'kept_sample_id' AS kept, count(*) AS copies FROM findings "
             "WHERE run_id = ? AND detector = 'dedup' GROUP BY ALL ORDER BY copies DESC, kept LIMIT 20"
         )
-    finally:
-        con.close()
     total_rows = sum(s[3] or 0 for s in shards)
     peak = max([r[2] for r in reasons] or [1])
     out = cfg.workspace / "reports"

@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
 
-from scrutineer import store
+from scrutineer import Workspace
 from scrutineer.config import Config
 from scrutineer.domains import host_and_domain
-from scrutineer.errors import ConfigError
 from scrutineer.files import atomic_write_text
 
 COLUMNS = [
@@ -39,15 +38,11 @@ def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
     """(run_id, rows) for the dataset's latest finished scan; rows are dicts keyed by :data:`COLUMNS`.
 
     Raises:
-        ConfigError: no finished scan in the workspace.
+        WorkspaceError: no finished scan in the workspace.
     """
-    con = store.connect(cfg.workspace)
-    try:
-        run = store.latest_run(con, cfg.dataset.name)
-        if run is None:
-            raise ConfigError(f"no finished scan of {cfg.dataset.name!r} in {cfg.workspace}; run `scrutineer scan` first")
-        run_id = run[0]
-        found = con.sql(
+    with Workspace(cfg.workspace) as ws:
+        run_id = ws.latest_run(cfg.dataset.name)
+        found = ws.sql(
             """
             SELECT f.url, f.reason, f.evidence->>'bank' AS bank, f.evidence->>'bank_version' AS bank_version,
                    f.sample_id, f.shard_id, f.row_index,
@@ -57,8 +52,6 @@ def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
             """,
             params=[cfg.dataset.name, run_id],
         ).fetchall()
-    finally:
-        con.close()
     rows = []
     for url, reason, bank, bank_version, sample_id, shard_id, row_index, first_seen in found:
         host, domain = host_and_domain(url or "")
@@ -87,7 +80,7 @@ def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
         (csv path, json path, number of rows).
 
     Raises:
-        ConfigError: no finished scan in the workspace.
+        WorkspaceError: no finished scan in the workspace.
     """
     run_id, rows = takedown_rows(cfg)
     out = cfg.workspace / "takedown"

@@ -1,12 +1,14 @@
-"""Hash banks (hash lists) supplied by hotlines and watchdogs, and their signal types.
+"""Hash banks (hash lists) supplied by hotlines and watchdogs.
 
-A bank file is either plain text, one lowercase hex digest per line (``#`` comments and blank
-lines ignored), or a CSV with a ``hash`` column. Signal types and hash strings follow Meta's
-Hasher-Matcher-Actioner / python-threatexchange (``signal_type/url_md5.py``, ``md5.py``):
-``url_md5`` is the MD5 of a URL normalised by :func:`url_md5_normalize`.
+A bank file is either plain text, one hex digest per line (``#`` comments and blank lines
+ignored), or a CSV with a ``hash`` column. Each entry is validated and normalised by its
+:class:`~scrutineer.signals.SignalType` (lowercase hex of the signal's width, as HMA stores it).
+``url_md5`` is the MD5 of a URL normalised by :func:`url_md5_normalize`, as HMA's URL MD5 signal.
 
-Bank entries are restricted data: they are kept in the store for matching and never written to a
-public output; manifests carry only a bank's name, source, version, entry count and file sha256.
+Bank entries are restricted data. A run *registers* each bank: the store's ``banks`` table records
+its name, source, version, signal type, entry count and file sha256, and its normalised entries
+are kept in ``<workspace>/banks/<sha256>.parquet``, where shard tasks on any machine read them.
+No public output carries an entry.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 from urllib.parse import urlparse
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from scrutineer.config import BankConfig
 from scrutineer.errors import ConfigError
-
-#: Hex digest length per signal type (characters).
-HEX_LENGTHS = {"url_md5": 32, "md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "phash": 16}
-_HEX = re.compile(r"[0-9a-f]+")
+from scrutineer.files import atomic_write_parquet
+from scrutineer.signals import SignalType, signal_type
 
 
 def url_md5_normalize(url: str) -> str:
@@ -57,40 +62,34 @@ URL_MD5_SIMPLE_REGEX = rf"^[A-Za-z][A-Za-z0-9+.-]*://[{_SIMPLE_CHARS}]*(\?[{_SIM
 URL_MD5_SCHEME_REGEX = r"^[a-z][a-z0-9+.-]*://"
 
 
-def validate_hash(signal_type: str, value: str) -> str:
-    """Check a hash string for a signal type.
+@dataclass(frozen=True)
+class BankRef:
+    """A registered bank, as plain values a shard task can carry anywhere: the config's labels and
+    the sha256 of the file, which names its entries file in the workspace."""
 
-    Returns:
-        The value, unchanged.
+    name: str
+    source: str
+    version: str
+    signal_type: str
+    sha256: str
+    entries: int
 
-    Raises:
-        ValueError: not lowercase hex of the signal type's length (the message says which).
-    """
-    want = HEX_LENGTHS[signal_type]
-    if len(value) != want or not _HEX.fullmatch(value):
-        raise ValueError(f"not a {signal_type} hash: expected {want} lowercase hex characters, got {value[:80]!r}")
-    return value
+    @property
+    def signal(self) -> SignalType:
+        return signal_type(self.signal_type)
+
+    def public(self) -> dict:
+        """What may appear in public outputs: never the entries."""
+        return {k: getattr(self, k) for k in ("name", "source", "version", "signal_type", "entries", "sha256")}
 
 
 @dataclass(frozen=True)
 class Bank:
-    """A loaded hash bank: its config, the file's sha256 and its entries (``pa.Array`` of str)."""
+    """A loaded bank: its :class:`BankRef` and its entries (``pa.Array`` of normalised hash
+    strings, sorted, distinct)."""
 
-    config: BankConfig
-    sha256: str
+    ref: BankRef
     entries: pa.Array
-
-    def public(self) -> dict:
-        """What may appear in public outputs: never the entries."""
-        c = self.config
-        return {
-            "name": c.name,
-            "source": c.source,
-            "version": c.version,
-            "signal_type": c.signal_type,
-            "entries": len(self.entries),
-            "sha256": self.sha256,
-        }
 
 
 def load_bank(cfg: BankConfig) -> Bank:
@@ -107,14 +106,15 @@ def load_bank(cfg: BankConfig) -> Bank:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"bank {cfg.name}: {cfg.path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    entries = []
+    signal = signal_type(cfg.signal_type)
+    entries = set()
     for line_no, value in _bank_lines(cfg, text):
         try:
-            entries.append(validate_hash(cfg.signal_type, value))
+            entries.add(signal.normalize(value))
         except ValueError as e:
             raise ConfigError(f"bank {cfg.name}: {cfg.path}:{line_no}: {e}") from None
-    unique = sorted(set(entries))
-    return Bank(cfg, hashlib.sha256(raw).hexdigest(), pa.array(unique, pa.string()))
+    ref = BankRef(cfg.name, cfg.source, cfg.version, cfg.signal_type, hashlib.sha256(raw).hexdigest(), len(entries))
+    return Bank(ref, pa.array(sorted(entries), pa.string()))
 
 
 def _bank_lines(cfg: BankConfig, text: str):
@@ -135,3 +135,32 @@ def _bank_lines(cfg: BankConfig, text: str):
 def load_banks(configs: list[BankConfig]) -> list[Bank]:
     """Load every configured bank (see :func:`load_bank`)."""
     return [load_bank(c) for c in configs]
+
+
+def entries_path(workspace: Path, sha256: str) -> Path:
+    """Where a registered bank's entries are kept."""
+    return workspace / "banks" / f"{sha256}.parquet"
+
+
+def register(con: duckdb.DuckDBPyConnection, workspace: Path, banks: list[Bank]) -> None:
+    """Record each bank in the store's ``banks`` table (once per name and file sha256) and keep its
+    entries in the workspace (once per sha256). Call while holding the store's write lock."""
+    now = datetime.now(UTC)
+    for bank in banks:
+        path = entries_path(workspace, bank.ref.sha256)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_parquet(pa.table({"hash": bank.entries}), path)
+        r = bank.ref
+        con.execute(
+            "INSERT INTO banks BY NAME SELECT ? AS name, ? AS source, ? AS version, ? AS signal_type, ? AS sha256, "
+            "? AS entries, ? AS registered_at ON CONFLICT DO NOTHING",
+            [r.name, r.source, r.version, r.signal_type, r.sha256, r.entries, now],
+        )
+
+
+@cache
+def registered_entries(path: Path) -> pa.Array:
+    """A registered bank's entries, read once per process (the file never changes: it is named by
+    the sha256 of the bank file it came from)."""
+    return pq.read_table(path).column("hash").combine_chunks()

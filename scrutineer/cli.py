@@ -48,13 +48,41 @@ def _findings_table(summary: dict, title: str) -> Table:
     return table
 
 
-def _scan(cfg: Config) -> dict:
+def _scan(cfg: Config, observe: bool = True) -> dict:
+    """Run a scan (or, ``observe=False``, a rematch) with a progress bar on stderr."""
     from flows import configure_prefect
 
     configure_prefect()
-    from flows.scan import run_scan
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return run_scan(cfg)
+    from flows.scan import run_scan
+    from scrutineer.sources import list_shards
+
+    total = len(list_shards(cfg))
+    with Progress(TextColumn(f"[bold]{'scan' if observe else 'rematch'}[/]"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err) as progress:
+        bar = progress.add_task("shards", total=total, last="")
+
+        def on_shard(result) -> None:
+            progress.update(bar, advance=1, last=f"{result.shard.shard_id}: {result.status}")
+            if result.error:
+                progress.console.print(f"[red]shard {result.status}[/]: {result.error}", highlight=False)
+
+        return run_scan(cfg, observe=observe, on_shard=on_shard)
+
+
+def _summary(summary: dict, cfg: Config) -> None:
+    out.print(_findings_table(summary, summary["kind"]))
+    for s in summary["shards"]:
+        if s["status"] in ("failed", "inconclusive"):
+            err.print(f"[red]{s['status']} shard[/] {s['shard_id']}: {s['error']}", highlight=False, soft_wrap=True)
+    counts = {}
+    for s in summary["shards"]:
+        counts[s["status"]] = counts.get(s["status"], 0) + 1
+    out.print("shards: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False)
+    out.print(f"findings: {cfg.workspace / 'scrutineer.duckdb'} (table findings, run_id = '{summary['run_id']}')", highlight=False)
+    if summary["status"] != "completed":
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 @app.command()
@@ -62,14 +90,17 @@ def scan(
     config: ConfigArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and shards; scan nothing.")] = False,
 ) -> None:
-    """Run every configured detector over every shard and load the findings into DuckDB."""
+    """Observe every shard not observed yet (read it; fetch and hash its images for content
+    detectors), judge it with every configured detector, and load the findings into DuckDB."""
+    from scrutineer.banks import load_banks
+    from scrutineer.sources import list_shards
+
     with _reported():
         cfg = load_config(config)
-    if dry_run:
-        from scrutineer.sources import list_shards
-
-        with _reported():
+        if dry_run:
+            load_banks(cfg.banks)
             shards = list_shards(cfg)
+    if dry_run:
         resolved = cfg.model_dump(mode="json")
         resolved["detectors"] = {k: v.model_dump(mode="json") for k, v in cfg.detector_params().items()}
         resolved["shards_resolved"] = [{"shard_id": s.shard_id, "path": s.location, "format": s.format} for s in shards]
@@ -77,13 +108,7 @@ def scan(
         return
     with _reported():
         summary = _scan(cfg)
-    out.print(_findings_table(summary, "run"))
-    for s in summary["shards"]:
-        if s["status"] in ("failed", "inconclusive"):
-            err.print(f"[red]{s['status']} shard[/] {s['shard_id']}: {s['error']}", highlight=False, soft_wrap=True)
-    out.print(f"findings: {cfg.workspace / 'scrutineer.duckdb'} (table findings, run_id = '{summary['run_id']}')", highlight=False)
-    if summary["status"] != "completed":
-        raise typer.Exit(EXIT_PARTIAL)
+    _summary(summary, cfg)
 
 
 @app.command()
@@ -125,53 +150,44 @@ def report(
 
 @app.command()
 def rematch(config: ConfigArg) -> None:
-    """Match new or changed content hash banks against every stored content hash (no fetching)."""
-    from scrutineer.rematch import rematch as run_rematch
-
+    """Re-judge every shard's stored observations with the current banks and detector parameters:
+    no shard is read and nothing is fetched. Judgements whose inputs did not change are reused."""
     with _reported():
-        result = run_rematch(load_config(config))
-    if not result["banks"]:
-        out.print("no new or changed content banks: nothing to re-match", highlight=False)
-        return
-    out.print(f"re-matched {', '.join(result['banks'])} against the hashes stored by run {result['run_id']}", highlight=False)
-    out.print(_findings_table({**result, "status": "rematch"}, "rematch of run"))
+        cfg = load_config(config)
+        summary = _scan(cfg, observe=False)
+    _summary(summary, cfg)
 
 
 @app.command()
 def banks(config: ConfigArg) -> None:
     """List the configured hash banks: versions, entry counts, and whether the store has them."""
-    import duckdb
-
-    from scrutineer import store
+    from scrutineer import Workspace, store
     from scrutineer.banks import load_banks
 
-    with _reported(duckdb.Error):
+    with _reported():
         cfg = load_config(config)
         loaded = load_banks(cfg.banks)
         registered: set[tuple[str, str]] = set()
         if (cfg.workspace / store.DB_NAME).exists():
-            con = store.connect(cfg.workspace, read_only=True)
-            try:
-                registered = set(con.sql("SELECT name, sha256 FROM banks").fetchall())
-            finally:
-                con.close()
+            with Workspace(cfg.workspace) as ws:
+                registered = set(ws.sql("SELECT name, sha256 FROM banks").fetchall())
     table = Table("name", "signal type", "source", "version", "entries", "sha256", "in store")
     for b in loaded:
-        p = b.public()
+        p = b.ref.public()
         table.add_row(p["name"], p["signal_type"], p["source"], p["version"], f"{p['entries']:,}", p["sha256"][:12], "yes" if (p["name"], p["sha256"]) in registered else "no")
     out.print(table)
 
 
 @app.command()
 def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run on the store, read-only.")]) -> None:
-    """Run a read-only SQL query on the workspace's DuckDB store and print the result."""
+    """Run a read-only SQL query on the workspace's DuckDB store and print the result. The query
+    reads the store and nothing else: DuckDB's access to other files is disabled."""
     import duckdb
 
-    from scrutineer import store
+    from scrutineer import Workspace
 
-    with _reported(duckdb.Error):
-        con = store.connect(load_config(config).workspace, read_only=True)
-        rel = con.sql(sql)
+    with _reported(duckdb.Error), Workspace(load_config(config).workspace) as ws:
+        rel = ws.sql(sql)
         table = Table(*rel.columns)
         for row in rel.fetchall():
             table.add_row(*("" if v is None else str(v) for v in row))
@@ -184,11 +200,10 @@ def demo(
 ) -> None:
     """Serve a small synthetic LAION-style dataset from a local web server, scan it (fetching and
     hashing every image), re-match a hash list that arrives later, then release, takedown and report."""
-    from scrutineer.testing import demo as demo_data
-    from scrutineer.release import build_release
-    from scrutineer.rematch import rematch as run_rematch
     from reports.html import write_report
     from reports.takedown import write_takedown
+    from scrutineer.release import build_release
+    from scrutineer.testing import demo as demo_data
 
     with _reported(), demo_data.web() as server:
         config_path = demo_data.build_demo(directory.resolve(), server)
@@ -198,17 +213,16 @@ def demo(
         requests = server.stats()["requests"]
         bank = demo_data.add_later_bank(config_path)
         cfg = load_config(config_path)
-        result = run_rematch(cfg)
+        result = _scan(cfg, observe=False)
         requests = server.stats()["requests"] - requests
-    out.print(_findings_table({**result, "status": f"{bank} re-matched, {requests} HTTP requests"}, "rematch of run"))
+    out.print(_findings_table({**result, "status": f"{bank} re-matched, {requests} HTTP requests"}, "rematch"))
     with _reported():
         releases = [build_release(cfg, v) for v in cfg.release.variants]
         csv_path, json_path, n = write_takedown(cfg)
-        report_path = write_report(cfg, summary["run_id"])
-    out.print(f"findings:  {cfg.workspace / 'scrutineer.duckdb'}  (try: scrutineer query {config_path} \"SELECT reason, count(*) FROM findings GROUP BY reason\")", highlight=False, soft_wrap=True)
+        report_path = write_report(cfg)
+    latest = f"SELECT reason, count(*) FROM findings WHERE run_id = '{result['run_id']}' GROUP BY reason"
+    out.print(f"findings:  {cfg.workspace / 'scrutineer.duckdb'}  (try: scrutineer query {config_path} \"{latest}\")", highlight=False, soft_wrap=True)
     for path in releases:
         out.print(f"release:   {path}", highlight=False, soft_wrap=True)
     out.print(f"takedown:  {csv_path} ({n} URLs, restricted)", highlight=False, soft_wrap=True)
     out.print(f"report:    {report_path}", highlight=False, soft_wrap=True)
-
-

@@ -28,14 +28,17 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import expandvars
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scrutineer.errors import ConfigError
+from scrutineer.hashing import MAX_PIXELS
+from scrutineer.signals import SIGNAL_TYPES
 
 Format = Literal["parquet", "csv", "tsv", "jsonl", "coco", "hf", "webdataset"]
 CanonicalColumn = Literal["sample_id", "url", "caption", "license"]
-SignalType = Literal["url_md5", "md5", "sha1", "sha256", "pdq", "phash"]
+SignalTypeName = Literal[tuple(SIGNAL_TYPES)]
 
 SUFFIX_FORMATS: dict[str, Format] = {
     ".parquet": "parquet",
@@ -80,16 +83,16 @@ class DatasetConfig(Strict):
         description="CSV/TSV: whether double quotes delimit fields. Default true for csv, false for tsv "
         "(QUOTE_NONE, as CC3M's caption<TAB>url file needs).",
     )
-    hf: HFOptions = Field(default_factory=HFOptions)
+    hf: HFOptions = Field(default_factory=HFOptions, description="Options for `format: hf`.")
     batch_rows: int = Field(131_072, gt=0, description="Rows per Arrow record batch; bounds memory per shard task.")
 
 
 class BankConfig(Strict):
-    """A hash bank (hash list) file: one lowercase hex digest per line, or a CSV with a `hash` column."""
+    """A hash bank (hash list) file: one hex digest per line, or a CSV with a `hash` column."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    path: Path
-    signal_type: SignalType = Field(description="HMA/ThreatExchange signal type name of the entries.")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Name of the bank in findings, manifests and reports.")
+    path: Path = Field(description="The bank file, relative to the config file.")
+    signal_type: SignalTypeName = Field(description="HMA/ThreatExchange signal type name of the entries (scrutineer/signals.py).")
     source: str = Field(description="Who supplied the list (a hotline, a watchdog).")
     version: str = Field(description="The supplier's version label for this list.")
 
@@ -111,20 +114,25 @@ class FetchConfig(Strict):
     concurrency: int = Field(64, gt=0, description="Requests in flight at once, in all.")
     per_domain: int = Field(4, gt=0, description="Requests in flight at once per registrable domain.")
     min_interval: float = Field(0.0, ge=0, description="Seconds between the starts of two requests to one registrable domain.")
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(20.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to open a connection.")
+    read_timeout: float = Field(20.0, gt=0, description="Seconds between two reads of a response.")
     total_timeout: float = Field(60.0, gt=0, description="Whole request, body included.")
-    max_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Bodies larger than this are not read (status not_image).")
-    max_redirects: int = Field(5, ge=0, le=5)
+    max_bytes: int = Field(
+        32 * 1024 * 1024, gt=0, description="Bodies (and webdataset tar members) larger than this are not read (status too_large)."
+    )
+    max_pixels: int = Field(
+        MAX_PIXELS, gt=0, description="Images with more pixels are not decoded, so get no perceptual hash (status too_large); bounds a hash worker's memory."
+    )
+    max_redirects: int = Field(5, ge=0, le=5, description="Redirects followed (RFC 9110 suggests no more than 5).")
     retries: int = Field(3, ge=0, description="Retries of transient failures (429, 5xx, timeouts, resets).")
     backoff: float = Field(1.0, gt=0, description="First retry delay; doubles each retry, with full jitter.")
     max_backoff: float = Field(60.0, gt=0, description="Longest wait before a retry, Retry-After included; longer = give up (transient).")
-    respect_robots: bool = True
+    respect_robots: bool = Field(True, description="Obey robots.txt for `robots_agent` (RFC 9309).")
     allow_private_networks: bool = Field(False, description="Allow loopback/private/link-local/reserved addresses (tests, the demo).")
     allowed_networks: list[str] = Field(
         default_factory=list, description="CIDR networks allowed although private (e.g. a mirror on the LAN); the rest stay refused."
     )
-    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig, description="When the network counts as down.")
     dead_checks: int = Field(2, ge=1, description="Checks of a URL that looks dead (404, 410, NXDOMAIN) before the run stops re-checking.")
     recheck_interval: float = Field(5.0, ge=0, description="Seconds between two checks of a URL that looks dead.")
     hash_workers: int = Field(2, gt=0, description="Processes hashing image bytes (PDQ, pHash).")
@@ -141,7 +149,9 @@ class VariantConfig(Strict):
 
 
 class ReleaseConfig(Strict):
-    variants: dict[str, VariantConfig] = Field(default_factory=dict)
+    """The release variants a maintainer can write."""
+
+    variants: dict[str, VariantConfig] = Field(default_factory=dict, description="Variant name -> what it removes.")
 
 
 class Config(Strict):
@@ -149,14 +159,14 @@ class Config(Strict):
 
     dataset: DatasetConfig
     workspace: Path = Field(Path("work"), description="Holds scrutineer.duckdb, shards/, runs/, releases/, takedown/, reports/.")
-    banks: list[BankConfig] = Field(default_factory=list)
+    banks: list[BankConfig] = Field(default_factory=list, description="Hash banks (hash lists) to match.")
     detectors: dict[str, dict[str, Any]] = Field(min_length=1, description="Detector name -> its parameters.")
-    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
-    fetch: FetchConfig = Field(default_factory=FetchConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig, description="Release variants.")
+    fetch: FetchConfig = Field(default_factory=FetchConfig, description="How images are fetched and hashed.")
     workers: int = Field(2, gt=0, description="Shard tasks run at once (threads).")
     threads_per_shard: int = Field(2, gt=0, description="Batches of one shard processed at once (threads).")
     memory_limit: str = Field("1GB", description="DuckDB memory_limit of the store; larger work spills to disk.")
-    config_path: Path | None = Field(None, exclude=True)
+    config_path: Path | None = Field(None, exclude=True, description="The file this config was read from (not part of the config).")
 
     @field_validator("detectors", mode="before")
     @classmethod
@@ -184,20 +194,27 @@ class Config(Strict):
         return self.config_path.parent if self.config_path else Path.cwd()
 
     def detector_params(self) -> dict[str, Any]:
-        """Validated parameters per configured detector, as the detectors' ``Params`` models.
+        """Validated parameters per configured detector, as the detectors' ``Params`` models,
+        checked against the rest of the config.
 
         Raises:
-            ConfigError: an unknown detector name (the message lists the known ones) or bad params.
+            ConfigError: an unknown detector name (the message lists the known ones), bad params,
+                a detector matching a signal type no configured bank has, or params the rest of the
+                config contradicts (:meth:`detectors.base.Detector.check_config`).
         """
         from detectors.registry import get_detector_class
 
         out = {}
+        types = {b.signal_type for b in self.banks}
         for name, raw in self.detectors.items():
             cls = get_detector_class(name)
             try:
                 out[name] = cls.Params.model_validate(raw)
             except ValidationError as e:
                 raise ConfigError(f"detectors.{name}: {e}") from None
+            if cls.signals and not cls.signals & types:
+                raise ConfigError(f"detectors.{name} matches banks of signal type {', '.join(sorted(cls.signals))}, and no bank has one")
+            cls.check_config(out[name], self)
         return out
 
 
@@ -216,9 +233,30 @@ for _first in "tTfF":
     )
 
 
+def _expand(value: str | Path, where: str) -> str:
+    """``$VAR``, ``${VAR}`` and ``${VAR:-default}`` in a path, as a POSIX shell expands them
+    (``expandvars``), so a config can say ``${SCRUTINEER_SHARED_DATA:-../shared/data}``.
+
+    Raises:
+        ConfigError: a variable that is not set and has no default.
+    """
+    try:
+        return expandvars.expandvars(str(value), nounset=True)
+    except expandvars.ExpandvarsException as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
 def _resolve(cfg: Config, base: Path) -> Config:
-    banks = [b.model_copy(update={"path": (base / b.path).resolve()}) for b in cfg.banks]
-    return cfg.model_copy(update={"workspace": (base / cfg.workspace).resolve(), "banks": banks})
+    """Expand variables in the config's paths and resolve relative ones against ``base``."""
+    banks = [b.model_copy(update={"path": (base / _expand(b.path, f"banks.{b.name}.path")).resolve()}) for b in cfg.banks]
+    shards = [_expand(p, "dataset.shards") for p in cfg.dataset.shards]
+    return cfg.model_copy(
+        update={
+            "workspace": (base / _expand(cfg.workspace, "workspace")).resolve(),
+            "banks": banks,
+            "dataset": cfg.dataset.model_copy(update={"shards": shards}),
+        }
+    )
 
 
 def load_config(path: str | Path) -> Config:

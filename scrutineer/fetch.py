@@ -23,7 +23,8 @@ default transport costs ~5 ms of client CPU per request against ~0.3 ms for aioh
 
 Every result is a :class:`Fetched` with one status class: ``alive``, ``dead`` (404, 410,
 NXDOMAIN), ``moved`` (redirected to another registrable domain, or to HTML where an image was
-expected), ``not_image`` (a non-image body, or one over ``max_bytes``), ``transient``,
+expected), ``not_image`` (a non-image body), ``too_large`` (a body over ``max_bytes``, or, once
+hashed, an image over ``max_pixels``), ``transient``,
 ``blocked`` (robots.txt, or 401/403/451) or ``invalid`` (unparsable URL, not http/https, a
 URL carrying credentials, or one the HTTP client refuses). The body is kept in memory only, for
 the hashers; it is never written or logged.
@@ -59,7 +60,6 @@ from protego import Protego
 from scrutineer.config import FetchConfig
 from scrutineer.domains import host_and_domain, registrable_domain
 
-STATUSES = ("alive", "dead", "moved", "not_image", "transient", "blocked", "invalid")
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 T = TypeVar("T")
@@ -295,7 +295,7 @@ class Fetcher:
                                        retry_after=_retry_after(r.headers.get("retry-after")), **base)
                     body = await self._read_capped(r)
                     if body is None:
-                        return Fetched(url, "not_image", now, error=f"body larger than {self.cfg.max_bytes:,} bytes", **base)
+                        return Fetched(url, "too_large", now, error=f"body larger than {self.cfg.max_bytes:,} bytes (fetch.max_bytes)", **base)
                     return Fetched(url, "alive", now, bytes=len(body), body=body, **base)
             except httpx.InvalidURL as e:
                 return Fetched(url, "invalid", now, final_url=current, error=f"URL refused by the HTTP client: {e}")

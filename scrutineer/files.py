@@ -10,6 +10,7 @@ import hashlib
 import os
 import secrets
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -53,3 +54,44 @@ def sweep_temporaries(directory: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+
+
+def atomic_write_parquet(table, path: Path, **options) -> None:
+    """Write an Arrow table as parquet to ``path`` atomically (see :func:`atomic_write_text`)."""
+    import pyarrow.parquet as pq
+
+    tmp = temporary_sibling(path)
+    try:
+        pq.write_table(table, tmp, **options)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's sha256 and the stat it was computed at (size in bytes, modification time in
+    nanoseconds, inode): while the stat is unchanged, the file is taken as unchanged, the
+    heuristic git's index and rsync's quick check use."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str
+
+
+def file_digest(path: str | Path, known: dict[str, FileDigest]) -> FileDigest:
+    """The digest of ``path``: ``known[path]`` while the file's stat is unchanged, else its bytes
+    hashed afresh.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    path = str(path)
+    st = os.stat(path)
+    seen = known.get(path)
+    if seen and (seen.size, seen.mtime_ns, seen.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
+        return seen
+    return FileDigest(path, st.st_size, st.st_mtime_ns, st.st_ino, file_sha256(Path(path)))

@@ -1,46 +1,62 @@
 """Content hashes of image bytes, computed in memory (DESIGN.md "Hash and drop").
 
 :func:`hash_content` takes the bytes as served and returns their exact digests (MD5, SHA-1,
-SHA-256) and, when they decode as an image, its perceptual hashes: PDQ (Meta's 256-bit hash with
-its quality score, via ``pdqhash``) and pHash (64-bit DCT hash, via ``imagehash``). The bytes are
-never written anywhere and never appear in an error message. Hash strings follow HMA's signal
-types: lowercase hex; PDQ as 64 hex characters read first bit most significant (as HMA's
-``pdq_hasher`` writes ``pdqhash.compute``'s vector); pHash as ``imagehash``'s 16-character string.
+SHA-256) and, when they decode as an image of at most ``max_pixels`` pixels, its perceptual hashes:
+PDQ (Meta's 256-bit hash with its quality score, via ``pdqhash``) and pHash (64-bit DCT hash, via
+``imagehash``). The bytes are never written anywhere and never appear in an error message. Hash
+strings follow HMA's signal types: lowercase hex; PDQ as 64 hex characters read first bit most
+significant (as HMA's ``pdq_hasher`` writes ``pdqhash.compute``'s vector); pHash as ``imagehash``'s
+16-character string.
 
 JPEGs are decoded at full size: Pillow's ``draft()`` (DCT-domain downscaling) would make decoding
 several times cheaper, but at 1/2 scale it moved PDQ by 4-34 bits on the UKBench images in
 ``../shared/data`` (pHash by 0-2), so a bank's PDQ entries, computed at full size, could be missed.
+
+Hashing runs in worker processes (:func:`hash_pool`: one pool per process, made on first use and
+never passed around), so decoding never holds the event loop or the GIL of the fetcher.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
+import os
+import threading
 import warnings
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: Pillow's decompression-bomb guard: images above this many pixels are refused (Pillow warns
-#: above it and raises above twice it; here both refuse). 89,478,485 is Pillow's own default.
-MAX_IMAGE_PIXELS = 89_478_485
+from scrutineer.children import die_with
+
+#: Default bound on decoded pixels. Hashing holds about 33 bytes per pixel at its peak (a 9000 x
+#: 9000 PNG of 236 KB took 2.7 GB), so 32 million pixels (a 6,500 x 5,000 photo) bound a hash
+#: worker near 1 GB. Pillow's own guard, 89,478,485 pixels, is far above what a worker can afford.
+MAX_PIXELS = 32_000_000
 
 
 @dataclass(frozen=True)
 class ContentHashes:
-    """Hashes of one body. ``decode_error`` is None when the bytes decoded as an image; then
-    ``pdq``, ``pdq_quality`` (0-100), ``phash``, ``width`` and ``height`` (pixels) are set."""
+    """Hashes of one body of ``bytes`` bytes. ``problem`` is None when the bytes decoded as an
+    image; then ``pdq``, ``pdq_quality`` (0-100), ``phash``, ``width`` and ``height`` (pixels) are
+    set. Otherwise ``problem`` is ``not_image`` (they did not decode) or ``too_large`` (more than
+    ``max_pixels`` pixels, or too many bytes to be read at all: then no digest is set either), and
+    ``error`` says why in words."""
 
-    md5: str
-    sha1: str
-    sha256: str
     bytes: int
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
     pdq: str | None = None
     pdq_quality: int | None = None
     phash: str | None = None
     width: int | None = None
     height: int | None = None
-    decode_error: str | None = None
+    problem: str | None = None
+    error: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -51,44 +67,46 @@ def pdq_hex(vector: np.ndarray) -> str:
     return np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes().hex()
 
 
-def hash_content(body: bytes) -> ContentHashes:
-    """Exact and perceptual hashes of ``body`` (an image as served, in memory).
-
-    Returns:
-        :class:`ContentHashes`. A body that is not a decodable image (HTML, truncated or corrupt
-        data, more than :data:`MAX_IMAGE_PIXELS` pixels) gets its exact digests and a
-        ``decode_error`` naming the problem (never the bytes); it does not raise.
-    """
-    exact = ContentHashes(
+def exact_hashes(body: bytes) -> ContentHashes:
+    """The exact digests of ``body`` only (no decoding)."""
+    return ContentHashes(
         md5=hashlib.md5(body).hexdigest(),
         sha1=hashlib.sha1(body).hexdigest(),
         sha256=hashlib.sha256(body).hexdigest(),
         bytes=len(body),
     )
+
+
+def hash_content(body: bytes, max_pixels: int = MAX_PIXELS) -> ContentHashes:
+    """Exact and perceptual hashes of ``body`` (an image as served, in memory).
+
+    Args:
+        body: the bytes.
+        max_pixels: images with more pixels are not decoded (read from the header first).
+
+    Returns:
+        :class:`ContentHashes`. A body that is not a decodable image (HTML, truncated or corrupt
+        data) or has too many pixels gets its exact digests and a ``problem``; it does not raise.
+    """
+    exact = exact_hashes(body)
     import imagehash
     import pdqhash
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
+            # Pillow checks the header's size at open: it warns above MAX_IMAGE_PIXELS, raises above twice it.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = max_pixels
             with Image.open(io.BytesIO(body)) as image:
                 width, height = image.size
                 rgb = image.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return _with(exact, decode_error=f"image larger than {MAX_IMAGE_PIXELS:,} pixels (decompression-bomb limit)")
+        return _with(exact, problem="too_large", error=f"image larger than {max_pixels:,} pixels (fetch.max_pixels)")
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad data; none carry the bytes
-        return _with(exact, decode_error=f"not a decodable image: {type(e).__name__}")
+        return _with(exact, problem="not_image", error=f"not a decodable image: {type(e).__name__}")
     vector, quality = pdqhash.compute(np.asarray(rgb))
-    return _with(
-        exact,
-        pdq=pdq_hex(vector),
-        pdq_quality=int(quality),
-        phash=str(imagehash.phash(rgb)),
-        width=width,
-        height=height,
-    )
+    return _with(exact, pdq=pdq_hex(vector), pdq_quality=int(quality), phash=str(imagehash.phash(rgb)), width=width, height=height)
 
 
 def _with(base: ContentHashes, **fields) -> ContentHashes:
@@ -98,3 +116,80 @@ def _with(base: ContentHashes, **fields) -> ContentHashes:
 def hamming(a: str, b: str) -> int:
     """Hamming distance in bits between two equal-length hex hash strings."""
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+class HashPool:
+    """Worker processes running :func:`hash_content`, which survive a dead worker.
+
+    A worker that dies (killed, or out of memory on a hostile image) breaks a
+    ``ProcessPoolExecutor`` for every call in flight. Then the pool is replaced, and each body that
+    was in flight is hashed again alone, in a process of its own: the innocent ones get their hashes,
+    and the one that kills its process too gets its exact digests and ``problem`` ``not_image``
+    ("the hashing process died").
+
+    Workers are started with ``forkserver`` (forking a process that runs threads is unsafe) and end
+    with the process that made the pool (:func:`scrutineer.children.die_with`).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._context = multiprocessing.get_context("forkserver")
+        self._lock = threading.Lock()
+        self._pool = self._new_pool(workers)
+        self._alone = ThreadPoolExecutor(1, thread_name_prefix="hash-alone")
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=self._context, initializer=die_with, initargs=(os.getpid(),))
+
+    def submit(self, body: bytes, max_pixels: int = MAX_PIXELS) -> Future:
+        """Hash ``body`` in a worker; a ``Future`` of :class:`ContentHashes` that never fails with
+        a broken pool."""
+        pool = self._pool
+        try:
+            inner = pool.submit(hash_content, body, max_pixels)
+        except BrokenProcessPool:
+            inner = Future()
+            inner.set_exception(BrokenProcessPool())
+        outer: Future = Future()
+
+        def done(f: Future) -> None:
+            if isinstance(f.exception(), BrokenProcessPool):
+                self._replace(pool)
+                self._alone.submit(lambda: outer.set_result(self._hash_alone(body, max_pixels)))
+            elif f.exception() is not None:
+                outer.set_exception(f.exception())
+            else:
+                outer.set_result(f.result())
+
+        inner.add_done_callback(done)
+        return outer
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken:
+                self._pool = self._new_pool(self.workers)
+                broken.shutdown(wait=False, cancel_futures=True)
+
+    def _hash_alone(self, body: bytes, max_pixels: int) -> ContentHashes:
+        with self._new_pool(1) as alone:
+            try:
+                return alone.submit(hash_content, body, max_pixels).result()
+            except BrokenProcessPool:
+                return _with(exact_hashes(body), problem="not_image", error="the hashing process died on this image")
+
+    def shutdown(self) -> None:
+        self._alone.shutdown(wait=True)
+        self._pool.shutdown(cancel_futures=True)
+
+
+_pool: HashPool | None = None
+_pool_lock = threading.Lock()
+
+
+def hash_pool(workers: int) -> HashPool:
+    """This process's :class:`HashPool`, made on first use with ``workers`` processes."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = HashPool(workers)
+        return _pool

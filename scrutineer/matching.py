@@ -1,82 +1,87 @@
-"""Matching content hashes against hash banks.
+"""Range search of perceptual hashes against a bank (exact signal types are matched by a DuckDB
+join on the bank's entries instead: see ``detectors/content_hashlist.py``).
 
-Exact signal types (``md5``, ``sha1``, ``sha256``) match by equality. Perceptual ones match within
-a Hamming distance, exactly: ``pdq`` (256 bits) by multi-index hashing
-(:class:`scrutineer.mih.MultiIndexHash`, exact up to 31 bits; a 1M-entry bank against 1M hashes
-in minutes on 2 cores, bench/pdq_match.py), ``phash`` (64 bits) by an exhaustive faiss
-``IndexBinaryFlat`` search (cheap at 8 bytes a code), in chunks of queries so memory stays bounded.
+Each perceptual :class:`~scrutineer.signals.SignalType` says how its banks are indexed: PDQ
+(256 bits) by multi-index hashing (:class:`scrutineer.mih.MultiIndexHash`, exact up to 31 bits; a
+1M-entry bank against 1M hashes in about a minute on 2 cores, bench/pdq_match.py), pHash (64 bits)
+by an exhaustive faiss ``IndexBinaryFlat`` search (cheap at 8 bytes a code), in chunks of queries so
+memory stays bounded. Both are exact: every entry within the threshold is found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-BITS = {"pdq": 256, "phash": 64}
-#: Default thresholds (bits of Hamming distance, inclusive). PDQ: 31 of 256 bits, with quality
-#: at least 50, as Meta's PDQ documentation recommends (facebook/ThreatExchange, ``pdq/``).
-#: pHash: 8 of 64 bits, a common near-duplicate cut-off for imagehash's pHash.
-DEFAULT_THRESHOLDS = {"pdq": 31, "phash": 8}
+from scrutineer.signals import SignalType
+
 QUERY_CHUNK = 65_536
 
 
-def _codes(hashes: Sequence[str], bits: int) -> np.ndarray:
+def codes(hashes: list[str], bits: int) -> np.ndarray:
     """``(n, bits // 8)`` uint8 matrix of hex hash strings, first hex digit most significant."""
     return np.frombuffer(bytes.fromhex("".join(hashes)), dtype=np.uint8).reshape(len(hashes), bits // 8)
 
 
-class BankIndex:
-    """A bank's entries ready for matching, built once and searched many times: a dict for exact
-    signal types, a :class:`~scrutineer.mih.MultiIndexHash` for PDQ, a faiss ``IndexBinaryFlat``
-    for pHash.
+class NearIndex:
+    """A perceptual bank's entries, indexed once and searched many times.
+
+    Args:
+        signal: a signal type whose ``index`` is ``multi-index hashing`` or ``exhaustive``.
+        entries: the bank's normalised hash strings.
 
     Raises:
-        ValueError: an unknown signal type, or hash strings of the wrong length.
+        ValueError: an exact signal type (those are joined, not searched).
     """
 
-    def __init__(self, signal_type: str, entries: Sequence[str]) -> None:
-        self.signal_type = signal_type
-        if signal_type in ("md5", "sha1", "sha256", "url_md5"):
-            self.position = {h: i for i, h in enumerate(entries)}
-            return
-        if signal_type not in BITS:
-            raise ValueError(f"unknown signal type {signal_type!r}")
-        self.bits = BITS[signal_type]
-        codes = _codes(entries, self.bits)
-        if signal_type == "pdq":
+    def __init__(self, signal: SignalType, entries: pa.Array) -> None:
+        if signal.exact:
+            raise ValueError(f"{signal.name} is matched by equality, not by range search")
+        self.signal = signal
+        self.size = len(entries)
+        bank = codes(entries.to_pylist(), signal.bits)
+        if signal.index == "multi-index hashing":
             from scrutineer.mih import MultiIndexHash
 
-            self.index = MultiIndexHash(codes)
-            return
-        import faiss
+            self.index = MultiIndexHash(bank)
+        else:
+            import faiss
 
-        self.index = faiss.IndexBinaryFlat(self.bits)
-        self.index.add(codes)
+            self.index = faiss.IndexBinaryFlat(signal.bits)
+            self.index.add(bank)
 
-    def search(self, queries: Sequence[str | None], threshold: int = 0) -> Iterator[tuple[int, int, int]]:
-        """Yield ``(query index, entry index, distance in bits)`` for every query within
-        ``threshold`` bits of an entry (exact types: equal strings, distance 0). None queries
-        never match.
+    def search(self, queries: pa.Array, threshold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (query, entry) pair within ``threshold`` bits.
+
+        Args:
+            queries: hash strings of this signal type; nulls never match.
+            threshold: bits of Hamming distance, inclusive, at most the signal's ``max_threshold``.
+
+        Returns:
+            int64 arrays ``(query position, entry position, distance in bits)``, ordered by query
+            position, then distance, then entry.
 
         Raises:
-            ValueError: a PDQ threshold above 31 bits (see :mod:`scrutineer.mih`)."""
-        if self.signal_type not in BITS:
-            for qi, q in enumerate(queries):
-                if q is not None and q in self.position:
-                    yield qi, self.position[q], 0
-            return
-        if self.index.ntotal == 0:
-            return
-        present = [i for i, q in enumerate(queries) if q is not None]
+            ValueError: ``threshold`` above the signal type's ``max_threshold``.
+        """
+        if not 0 <= threshold <= self.signal.max_threshold:
+            raise ValueError(f"{self.signal.name} is searched exactly up to {self.signal.max_threshold} bits, not {threshold}")
+        present = pc.indices_nonzero(pc.is_valid(queries)).to_numpy()
+        parts = [np.empty(0, np.int64)] * 3
+        if self.size == 0 or len(present) == 0:
+            return tuple(parts)
+        out = []
         for start in range(0, len(present), QUERY_CHUNK):
             chunk = present[start : start + QUERY_CHUNK]
-            codes = _codes([queries[i] for i in chunk], self.bits)
-            if self.signal_type == "pdq":
-                for j, entry, distance in zip(*(a.tolist() for a in self.index.search(codes, threshold))):
-                    yield chunk[j], entry, distance
-                continue
-            lims, distances, labels = self.index.range_search(codes, threshold + 1)  # faiss: distance < radius
-            for j, qi in enumerate(chunk):
-                for k in range(lims[j], lims[j + 1]):
-                    yield qi, int(labels[k]), int(distances[k])
+            q = codes(queries.take(pa.array(chunk)).to_pylist(), self.signal.bits)
+            if self.signal.index == "multi-index hashing":
+                qi, entry, distance = self.index.search(q, threshold)
+            else:
+                lims, distances, labels = self.index.range_search(q, threshold + 1)  # faiss: distance < radius
+                qi = np.repeat(np.arange(len(chunk)), np.diff(lims).astype(np.int64))
+                entry, distance = labels.astype(np.int64), distances.astype(np.int64)
+            out.append((chunk[qi], entry, distance))
+        qi, entry, distance = (np.concatenate([o[k] for o in out]) for k in range(3))
+        order = np.lexsort((entry, distance, qi))
+        return qi[order], entry[order], distance[order]

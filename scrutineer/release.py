@@ -60,10 +60,7 @@ def build_release(cfg: Config, variant: str) -> Path:
     patterns = cfg.release.variants[variant].remove
     con = store.connect(cfg.workspace)
     try:
-        run = store.latest_run(con, cfg.dataset.name)
-        if run is None:
-            raise ReleaseError(f"no finished scan of {cfg.dataset.name!r} in {cfg.workspace}; run `scrutineer scan` first")
-        run_id, status = run
+        run_id, status = store.latest_run(con, cfg.dataset.name, cfg.workspace)
         if status != "completed":
             raise ReleaseError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before releasing")
         where, params = reason_filter_sql(patterns)

@@ -32,8 +32,9 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from scrutineer.config import SUFFIX_FORMATS, Config, DatasetConfig, Format
+from scrutineer.contract import DETECT
 from scrutineer.errors import ConfigError, ShardError
-from scrutineer.files import file_sha256
+from scrutineer.files import FileDigest, file_digest
 
 CANONICAL = ("sample_id", "url", "caption", "license")
 
@@ -45,18 +46,6 @@ FALLBACK_COLUMNS: dict[str, tuple[str, ...]] = {
     "caption": ("caption", "TEXT", "text", "txt"),
     "license": ("license", "LICENSE"),
 }
-
-#: Schema of the batches detectors see.
-DETECT_SCHEMA = pa.schema(
-    [
-        ("row_index", pa.int64()),
-        ("sample_id", pa.string()),
-        ("url", pa.string()),
-        ("caption", pa.string()),
-        ("license", pa.string()),
-    ]
-)
-
 
 @dataclass(frozen=True)
 class Shard:
@@ -70,18 +59,28 @@ class Shard:
     def is_local(self) -> bool:
         return os.path.exists(self.location)
 
-    def sha256(self) -> str:
-        """sha256 of the shard's bytes (hex); for a Hub id, of ``id@revision`` as given in config.
+    def digest(self, known: dict[str, FileDigest]) -> FileDigest | None:
+        """The shard file's digest (:func:`scrutineer.files.file_digest`: its bytes are read only
+        when its stat differs from ``known``); None for a Hub id.
 
         Raises:
             ShardError: the file cannot be read.
         """
         if not self.is_local:
-            return "hub:" + hashlib.sha256(self.location.encode()).hexdigest()
+            return None
         try:
-            return file_sha256(Path(self.location))
+            return file_digest(self.location, known)
         except OSError as e:
             raise ShardError(f"{self.location}: cannot read: {e}") from None
+
+    def sha256(self, known: dict[str, FileDigest] | None = None) -> str:
+        """sha256 of the shard's bytes (hex); for a Hub id, of ``id@revision`` as given in config.
+
+        Raises:
+            ShardError: the file cannot be read.
+        """
+        digest = self.digest(known or {})
+        return digest.sha256 if digest else "hub:" + hashlib.sha256(self.location.encode()).hexdigest()
 
 
 def list_shards(cfg: Config) -> list[Shard]:
@@ -233,18 +232,23 @@ def iter_jsonl_lines(path: str) -> Iterator[tuple[int, bytes]]:
 
 
 def _jsonl_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+    """pyarrow parses each chunk of lines; only a chunk it refuses is scanned line by line, to name
+    the bad line."""
     chunk: list[tuple[int, bytes]] = []
 
     def parse(chunk: list[tuple[int, bytes]]) -> Iterator[pa.RecordBatch]:
-        for number, line in chunk:
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                raise ShardError(f"{shard.location}: line {number}: invalid JSON: {e.args[0]}") from None
-            if not isinstance(obj, dict):
-                raise ShardError(f"{shard.location}: line {number}: expected a JSON object")
         data = b"".join(line if line.endswith(b"\n") else line + b"\n" for _, line in chunk)
-        table = pajson.read_json(io.BytesIO(data))
+        try:
+            table = pajson.read_json(io.BytesIO(data))
+        except pa.ArrowInvalid as e:
+            for number, line in chunk:
+                try:
+                    obj = json.loads(line)
+                except ValueError as bad:
+                    raise ShardError(f"{shard.location}: line {number}: invalid JSON: {bad.args[0]}") from None
+                if not isinstance(obj, dict):
+                    raise ShardError(f"{shard.location}: line {number}: expected a JSON object")
+            raise ShardError(f"{shard.location}: lines {chunk[0][0]}-{chunk[-1][0]}: {e}") from None
         yield from table.to_batches(max_chunksize=ds.batch_rows)
 
     for item in iter_jsonl_lines(shard.location):
@@ -353,7 +357,7 @@ def column_mapping(shard: Shard, ds: DatasetConfig, names: list[str], extra: Seq
 
 
 def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
-    """Stream a shard as ``DETECT_SCHEMA`` batches (row_index, sample_id, url, caption, license),
+    """Stream a shard as ``DETECT`` batches (row_index, sample_id, url, caption, license),
     followed by the source columns named in ``extra`` (as the source types them) that are not
     already among those names.
 
@@ -363,7 +367,7 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = 
     Raises:
         ShardError: as :func:`iter_raw_batches`, or a mapped or ``extra`` column is missing.
     """
-    extra = [c for c in dict.fromkeys(extra) if c not in DETECT_SCHEMA.names]
+    extra = [c for c in dict.fromkeys(extra) if c not in DETECT.names]
     mapping: dict[str, str | None] | None = None
     projection = None
     if shard.format in ("parquet", "webdataset"):
@@ -387,7 +391,7 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = 
             prefix = pa.scalar(f"{shard.shard_id}:")
             cols["sample_id"] = pc.binary_join_element_wise(prefix, pc.cast(row_index, pa.string()), "")
         start += n
-        detect = pa.RecordBatch.from_pydict(cols, schema=DETECT_SCHEMA)
+        detect = pa.RecordBatch.from_pydict(cols, schema=DETECT)
         for name in extra:
             detect = detect.append_column(name, batch.column(name))
         yield detect

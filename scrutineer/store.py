@@ -1,132 +1,128 @@
 """The store: one DuckDB file per workspace (``<workspace>/scrutineer.duckdb``), one writer.
 
-Only the flow's driver process opens it read-write; shard tasks write parquet files and the driver
-loads them. Tables:
-
-- ``runs``: run_id, dataset, started_at, finished_at, status (running|completed|partial|failed),
-  tool_version, config (JSON, resolved), detectors (JSON: name, version, params), banks (JSON).
-- ``shards``: run_id, shard_id, location, format, sha256, fingerprint, rows, status
-  (done|skipped|failed), error, seconds.
-- ``findings``: run_id, shard_id, row_index, sample_id, url, detector, detector_version, reason,
-  action, score, evidence (a JSON object as text: query it with ``evidence->>'key'``), restricted.
-- ``fetches``: run_id, shard_id, url, fetched_at, status (alive|dead|moved|not_image|transient|
-  blocked|invalid), http_status, final_url, content_type, bytes, elapsed (seconds), attempts,
-  error, x_robots_tag. One row per check of a URL.
-- ``content_hashes``: run_id, shard_id, row_index, sample_id, url, md5, sha1, sha256, pdq,
-  pdq_quality, phash, width, height, bytes. One row per sample whose bytes were hashed. Restricted
-  like ``findings``; the bytes themselves are never stored.
-- ``banks``: name, source, version, signal_type, sha256 (of the list file), entries, registered_at.
-- ``bank_entries``: bank_sha256, signal_type, hash. Restricted: never exported.
-- ``releases``: release_id, run_id, variant, path, created_at, manifest_sha256.
+Only a run's driver process opens it read-write; shard tasks write parquet files and the driver
+loads them. Its tables and their columns are declared once, in :mod:`scrutineer.contract`, and
+their DDL is generated from there; this module opens the store, runs transactions and answers the
+questions every command asks (the latest finished run).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
-if TYPE_CHECKING:
-    from scrutineer.banks import Bank
+from scrutineer.contract import TABLES, ddl
+from scrutineer.errors import ConfigError, WorkspaceError
 
 DB_NAME = "scrutineer.duckdb"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY, dataset VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
-    status VARCHAR, tool_version VARCHAR, config JSON, detectors JSON, banks JSON
-);
-CREATE TABLE IF NOT EXISTS shards (
-    run_id VARCHAR, shard_id VARCHAR, location VARCHAR, format VARCHAR, sha256 VARCHAR,
-    fingerprint VARCHAR, rows BIGINT, status VARCHAR, error VARCHAR, seconds DOUBLE,
-    PRIMARY KEY (run_id, shard_id)
-);
-CREATE TABLE IF NOT EXISTS findings (
-    run_id VARCHAR, shard_id VARCHAR, row_index BIGINT, sample_id VARCHAR, url VARCHAR,
-    detector VARCHAR, detector_version VARCHAR, reason VARCHAR, action VARCHAR, score DOUBLE,
-    evidence VARCHAR, restricted BOOLEAN
-);
-CREATE TABLE IF NOT EXISTS fetches (
-    run_id VARCHAR, shard_id VARCHAR, url VARCHAR, fetched_at TIMESTAMPTZ, status VARCHAR,
-    http_status INTEGER, final_url VARCHAR, content_type VARCHAR, bytes BIGINT, elapsed DOUBLE,
-    attempts INTEGER, error VARCHAR, x_robots_tag VARCHAR
-);
-CREATE TABLE IF NOT EXISTS content_hashes (
-    run_id VARCHAR, shard_id VARCHAR, row_index BIGINT, sample_id VARCHAR, url VARCHAR,
-    md5 VARCHAR, sha1 VARCHAR, sha256 VARCHAR, pdq VARCHAR, pdq_quality INTEGER, phash VARCHAR,
-    width INTEGER, height INTEGER, bytes BIGINT
-);
-CREATE TABLE IF NOT EXISTS banks (
-    name VARCHAR, source VARCHAR, version VARCHAR, signal_type VARCHAR, sha256 VARCHAR,
-    entries BIGINT, registered_at TIMESTAMPTZ, PRIMARY KEY (name, sha256)
-);
-CREATE TABLE IF NOT EXISTS bank_entries (bank_sha256 VARCHAR, signal_type VARCHAR, hash VARCHAR);
-CREATE TABLE IF NOT EXISTS releases (
-    release_id VARCHAR PRIMARY KEY, run_id VARCHAR, variant VARCHAR, path VARCHAR,
-    created_at TIMESTAMPTZ, manifest_sha256 VARCHAR
-);
-"""
+#: Run statuses a release, report or rematch may start from.
+FINISHED = ("completed", "partial")
 
 
 def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
     """Open (and create, if needed) the workspace's store.
+
+    A writable store gets every contract table it lacks, and runs a process left ``running``
+    (killed: DuckDB's lock proves no other process holds the store) become ``interrupted``. A
+    read-only connection has DuckDB's external access disabled: it can read the store and nothing
+    else, and write nowhere (``COPY ... TO``, ``read_csv('/etc/passwd')`` fail).
 
     Args:
         memory_limit: DuckDB's ``memory_limit``; bigger joins and sorts spill to
             ``<workspace>/.duckdb_tmp``.
 
     Raises:
-        duckdb.IOException: another process holds the database (DuckDB allows one writer).
+        WorkspaceError: another process holds the store, the workspace path is not a directory,
+            or (read-only) there is no store yet.
+        ConfigError: the store was made by a Scrutineer whose tables differ from this one's.
     """
+    if workspace.exists() and not workspace.is_dir():
+        raise WorkspaceError(f"workspace {workspace} is not a directory")
+    if read_only and not (workspace / DB_NAME).exists():
+        raise WorkspaceError(f"no store in workspace {workspace}: run `scrutineer scan` first")
     workspace.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(
-        str(workspace / DB_NAME),
-        read_only=read_only,
-        config={
-            "memory_limit": memory_limit,
-            "temp_directory": str(workspace / ".duckdb_tmp"),
-            "preserve_insertion_order": False,
-        },
-    )
-    if not read_only:
-        con.execute(SCHEMA)
+    try:
+        con = duckdb.connect(
+            str(workspace / DB_NAME),
+            read_only=read_only,
+            config={  # DuckDB 2.0 refuses temp_directory unless enable_external_access comes first
+                "enable_external_access": not read_only,
+                "memory_limit": memory_limit,
+                "preserve_insertion_order": False,
+                "temp_directory": str(workspace / ".duckdb_tmp"),
+            },
+        )
+    except duckdb.IOException as e:
+        if "lock" in str(e).lower():
+            raise WorkspaceError(f"workspace {workspace} is in use by another Scrutineer process (a scan?); try again when it ends") from None
+        raise
+    try:
+        _check_tables(con, workspace)
+        if not read_only:
+            for table in TABLES.values():
+                con.execute(ddl(table))
+            con.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'", [datetime.now(UTC)])
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
-def latest_run(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[str, str] | None:
-    """(run_id, status) of the dataset's most recent finished run (completed or partial), or None."""
-    rows = con.sql(
-        "SELECT run_id, status FROM runs WHERE dataset = ? AND status IN ('completed', 'partial') "
-        "ORDER BY finished_at DESC LIMIT 1",
-        params=[dataset],
-    ).fetchall()
-    return rows[0] if rows else None
-
-
-def register_banks(con: duckdb.DuckDBPyConnection, banks: list[Bank]) -> list[Bank]:
-    """Record each bank (and its entries, once per file sha256) in the store.
-
-    Returns:
-        The banks that were not registered before (new, or a new version of the file).
-    """
-    new = []
-    now = datetime.now(UTC)
-    for b in banks:
-        c = b.config
-        known = con.sql("SELECT count(*) FROM banks WHERE name = ? AND sha256 = ?", params=[c.name, b.sha256]).fetchall()[0][0]
-        if not known:
-            new.append(b)
-            con.execute(
-                "INSERT INTO banks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [c.name, c.source, c.version, c.signal_type, b.sha256, len(b.entries), now],
+def _check_tables(con: duckdb.DuckDBPyConnection, workspace: Path) -> None:
+    have: dict[str, list[str]] = {}
+    for table, column in con.sql(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
+    ).fetchall():
+        have.setdefault(table, []).append(column)
+    for name, table in TABLES.items():
+        if name in have and have[name] != table.columns:
+            raise ConfigError(
+                f"workspace {workspace} was made by another version of Scrutineer: table {name} has columns {have[name]}, "
+                f"this version expects {table.columns}; use a new workspace"
             )
-        has_entries = con.sql("SELECT count(*) FROM bank_entries WHERE bank_sha256 = ?", params=[b.sha256]).fetchall()[0][0]
-        if not has_entries:
-            entries = pa.table({"hash": b.entries})
-            con.register("new_entries", entries)
-            con.execute("INSERT INTO bank_entries SELECT ?, ?, hash FROM new_entries", [b.sha256, c.signal_type])
-            con.unregister("new_entries")
-    return new
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN, then COMMIT, or ROLLBACK on any error and raise that error (never the rollback's own
+    failure: after a fatal error such as a full disk DuckDB has no transaction left to roll back)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # the error being raised says what went wrong
+        raise
+    con.execute("COMMIT")
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, dataset: str, workspace: Path) -> tuple[str, str]:
+    """(run_id, status) of the dataset's most recent finished run (completed or partial).
+
+    Raises:
+        WorkspaceError: the dataset has no finished run in this workspace.
+    """
+    rows = con.sql(
+        "SELECT run_id, status FROM runs WHERE dataset = ? AND list_contains(?, status) ORDER BY finished_at DESC LIMIT 1",
+        params=[dataset, list(FINISHED)],
+    ).fetchall()
+    if not rows:
+        raise WorkspaceError(f"no finished scan of {dataset!r} in {workspace}: run `scrutineer scan` first")
+    return rows[0]
+
+
+def insert_findings(con: duckdb.DuckDBPyConnection, run_id: str, select: str, params: list | None = None) -> None:
+    """Insert findings for ``run_id``: the one writer of the ``findings`` table, for detectors'
+    judgement files and corpus-level ``finalize`` steps alike.
+
+    Args:
+        select: a ``SELECT`` whose columns are those of the contract's ``findings`` table but
+            ``run_id``, matched by name.
+    """
+    con.execute(f"INSERT INTO findings BY NAME SELECT ? AS run_id, * FROM ({select})", [run_id, *(params or [])])

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import tarfile
 from collections import deque
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from pathlib import Path
 
 from scrutineer.errors import ShardError
-from scrutineer.files import file_sha256
-from scrutineer.hashing import ContentHashes, hash_content
+from scrutineer.files import FileDigest, file_digest
+from scrutineer.hashing import ContentHashes, HashPool
 
 #: Image member suffixes img2dataset writes (its ``output_format`` encodings).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -28,25 +28,27 @@ def tar_path(parquet: str | Path) -> Path:
     return Path(parquet).with_suffix(".tar")
 
 
-def tar_sha256(parquet: str | Path) -> str:
-    """sha256 (hex) of the tar beside an img2dataset parquet shard.
+def tar_digest(parquet: str | Path, known: dict[str, FileDigest]) -> FileDigest:
+    """The digest of the tar beside an img2dataset parquet shard (read only when its stat differs
+    from ``known``: :func:`scrutineer.files.file_digest`).
 
     Raises:
         ShardError: the tar is missing or unreadable (naming it).
     """
     path = tar_path(parquet)
     try:
-        return file_sha256(path)
+        return file_digest(path, known)
     except OSError as e:
         raise ShardError(f"{path}: cannot read the webdataset tar: {type(e).__name__}: {e}") from None
 
 
-def hash_tar(path: str | Path, pool: Executor, window: int) -> dict[str, ContentHashes]:
+def hash_tar(path: str | Path, pool: HashPool, window: int, max_bytes: int, max_pixels: int) -> dict[str, ContentHashes]:
     """Hash every image member of an img2dataset tar in ``pool``, keyed by sample key.
 
     The tar is read once, as a stream in member order (img2dataset writes members in completion
     order, not key order), so parsing its headers overlaps the hashing; at most ``window`` bodies
-    are in memory at once.
+    are in memory at once. A member larger than ``max_bytes`` is not read (as an HTTP body would
+    not be): its outcome has ``problem`` ``too_large`` and no digest.
 
     Returns:
         ``{key: ContentHashes}`` for every ``<key>.jpg|jpeg|png|webp`` member.
@@ -69,11 +71,14 @@ def hash_tar(path: str | Path, pool: Executor, window: int) -> dict[str, Content
                 if key in seen:
                     raise ShardError(f"{path}: member {member.name}: a second image for key {key!r}")
                 seen.add(key)
+                if member.size > max_bytes:
+                    out[key] = ContentHashes(member.size, problem="too_large", error=f"tar member larger than {max_bytes:,} bytes (fetch.max_bytes)")
+                    continue
                 f = tar.extractfile(member)
                 body = f.read() if f else b""
                 if len(body) != member.size:
                     raise ShardError(f"{path}: member {member.name}: truncated")
-                pending.append((key, pool.submit(hash_content, body)))
+                pending.append((key, pool.submit(body, max_pixels)))
                 del body
                 while len(pending) >= window:
                     done, future = pending.popleft()

@@ -100,5 +100,5 @@ def test_demo_runs_offline_without_shared_data(tmp_path):
     assert research < safe
     # query works on the store, and agrees with the counts the demo printed
     printed = re.search(r"link\.dead\s*│\s*(\d+)", result.stdout).group(1)
-    q = subprocess.run([str(exe), "query", str(tmp_path / "demo" / "demo.yaml"), "SELECT 'n=' || count(*) FROM findings WHERE reason = 'link.dead'"], capture_output=True, text=True, timeout=120)
+    q = subprocess.run([str(exe), "query", str(tmp_path / "demo" / "demo.yaml"), "SELECT 'n=' || count(*) FROM findings WHERE reason = 'link.dead' AND run_id = (SELECT run_id FROM runs ORDER BY finished_at DESC LIMIT 1)"], capture_output=True, text=True, timeout=120)
     assert q.returncode == 0 and f"n={printed}" in q.stdout

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
 
+from flows.content import check_urls
 from scrutineer.config import FetchConfig
 from scrutineer.fetch import Fetcher, NetworkDown, refused_address
+from scrutineer.hashing import hash_pool
 from scrutineer.testing.fixture_web import FixtureWeb
-from flows.content import check_urls
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 SLOW_ROBOTS = "127.0.0.5"  # its robots.txt answers after 3 s
@@ -155,10 +155,9 @@ def test_a_slow_robots_txt_neither_breaks_the_run_nor_stalls_other_hosts(web):
 
     async def run():
         async with Fetcher(config) as f:
-            return await check_urls(f, [*slow, fast], config, pool)
+            return await check_urls(f, [*slow, fast], config, hash_pool(1))
 
-    with ThreadPoolExecutor(1) as pool:
-        checked = asyncio.run(run())
+    checked = asyncio.run(run())
     assert {u: c.last.status for u, c in checked.items()} == dict.fromkeys([*slow, fast], "alive")
     assert {c.last.attempts for u, c in checked.items() if u in slow} == {2}
     assert checked[fast].last.elapsed < 2  # not held up by the slow host

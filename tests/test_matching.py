@@ -1,5 +1,6 @@
 """Perceptual matching is exact: multi-index hashing for PDQ returns exactly the pairs an
-exhaustive search (faiss ``IndexBinaryFlat``) returns, including at the threshold's edge."""
+exhaustive search (faiss ``IndexBinaryFlat``) returns, including at the threshold's edge; each
+signal type validates and normalises its hash strings."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import faiss
 import numpy as np
 import pytest
 
-from scrutineer.matching import BankIndex
+import pyarrow as pa
+
+from scrutineer.matching import NearIndex
 from scrutineer.mih import MAX_THRESHOLD, MultiIndexHash
+from scrutineer.signals import PDQ, PHASH, SIGNAL_TYPES
 
 
 def flip(code: np.ndarray, bits: list[int]) -> np.ndarray:
@@ -67,11 +71,30 @@ def test_threshold_beyond_the_pigeonhole_is_refused(planted):
         MultiIndexHash(bank).search(queries, MAX_THRESHOLD + 1)
 
 
-def test_bank_index_pdq_and_phash_by_hex_strings():
+def test_near_index_pdq_and_phash_by_hex_strings():
     rng = np.random.default_rng(3)
     entries = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(50)]
     near = bytes(flip(np.frombuffer(bytes.fromhex(entries[10]), np.uint8), [0, 77, 255])).hex()
-    assert list(BankIndex("pdq", entries).search([None, near, "0" * 64], 31)) == [(1, 10, 3)]
-    assert list(BankIndex("pdq", []).search([near], 31)) == []
-    phash = ["8" * 16, "f0f0f0f0f0f0f0f0"]
-    assert list(BankIndex("phash", phash).search(["9" * 16, "f0f0f0f0f0f0f0f1"], 8)) == [(1, 1, 1)]
+    found = NearIndex(PDQ, pa.array(entries)).search(pa.array([None, near, "0" * 64]), 31)
+    assert [a.tolist() for a in found] == [[1], [10], [3]]
+    assert [a.tolist() for a in NearIndex(PDQ, pa.array([], pa.string())).search(pa.array([near]), 31)] == [[], [], []]
+    phash = ["8" * 16, "f0f0f0f0f0f0f0f0", "f0f0f0f0f0f0f0f3"]
+    found = NearIndex(PHASH, pa.array(phash)).search(pa.array(["9" * 16, "f0f0f0f0f0f0f0f1"]), 8)
+    assert [a.tolist() for a in found] == [[1, 1], [1, 2], [1, 1]]  # nearest first
+
+
+def test_near_index_refuses_thresholds_it_is_not_exact_for():
+    with pytest.raises(ValueError, match="exactly up to 31 bits"):
+        NearIndex(PDQ, pa.array(["0" * 64])).search(pa.array(["0" * 64]), 32)
+
+
+@pytest.mark.parametrize("signal", list(SIGNAL_TYPES.values()), ids=list(SIGNAL_TYPES))
+def test_signal_types_normalise_hash_strings_as_hma_does(signal):
+    for example in signal.examples:
+        assert signal.normalize(example) == example
+        # HMA's validators strip and lowercase: upper case is the same hash
+        assert signal.normalize(f"  {example.upper()}\n") == example
+    with pytest.raises(ValueError, match=f"not a {signal.name} hash: expected {signal.bits // 4} hex characters"):
+        signal.normalize(signal.examples[0][:-1])
+    with pytest.raises(ValueError, match=f"not a {signal.name} hash"):
+        signal.normalize("g" * (signal.bits // 4))

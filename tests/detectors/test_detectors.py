@@ -5,8 +5,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from scrutineer.banks import Bank, url_md5
-from scrutineer.config import BankConfig
+from scrutineer.banks import Bank, BankRef, url_md5
 from detectors.base import DetectContext
 from detectors.conformance import DetectorConformance
 from detectors.content_hashlist import ContentHashlist
@@ -17,45 +16,38 @@ from detectors.registry import get_detector_class
 from detectors.url_hashlist import UrlHashlist
 from detectors.verify_hash import VerifyHash
 from scrutineer.errors import ConfigError
-from scrutineer.sources import DETECT_SCHEMA
+from scrutineer.contract import DETECT
+
+
+def bank(signal_type: str, hashes, name: str | None = None, version: str = "v1") -> Bank:
+    entries = pa.array(sorted(set(hashes)), pa.string())
+    ref = BankRef(name or f"{signal_type}-list", "test", version, signal_type, "e" * 64, len(entries))
+    return Bank(ref, entries)
 
 
 def url_bank(*urls):
-    cfg = BankConfig(name="watch", path="unused.txt", signal_type="url_md5", source="test", version="v7")
-    return Bank(cfg, "f" * 64, pa.array(sorted({url_md5(u) for u in urls})))
+    return bank("url_md5", [url_md5(u) for u in urls], name="watch", version="v7")
 
 
 class TestUrlHashlist(DetectorConformance):
     detector_class = UrlHashlist
+    # rows 0 and 1 differ from the listed URL only in scheme and host case
+    expected = {(0, "hash_match.url"), (1, "hash_match.url")}
 
     def context(self):
         return DetectContext("shard-0", [url_bank("https://a.example/1.jpg")])
 
-    def test_matches_hma_normalised_urls_only(self):
+    def test_evidence_names_the_bank_entry(self):
         found = self.make().detect(self.sample_batch())
-        # rows 0 and 1 differ from the listed URL only in scheme and host case
-        assert found["row_index"].to_pylist() == [0, 1]
-        assert set(found["reason"].to_pylist()) == {"hash_match.url"}
-        assert all(found["restricted"].to_pylist())
-        assert found["evidence"][0].as_py() == '{"bank":"watch","bank_version":"v7"}'
-
-    def test_needs_a_url_bank(self):
-        with pytest.raises(ConfigError, match="url_md5"):
-            UrlHashlist(UrlHashlist.Params(), DetectContext("s", []))
+        assert json.loads(found["evidence"][0].as_py()) == {
+            "bank": "watch", "bank_version": "v7", "signal": "url_md5", "entry": url_md5("http://a.example/1.jpg"), "distance": 0,
+        }
 
 
 class TestLicenseGaps(DetectorConformance):
     detector_class = LicenseGaps
     params = {"allow": ["CC-BY-4.0"]}
-
-    def test_reasons(self):
-        found = self.make().detect(self.sample_batch())
-        assert dict(zip(found["row_index"].to_pylist(), found["reason"].to_pylist())) == {
-            1: "license.unknown",
-            2: "license.missing",
-            3: "license.disallowed",
-        }
-        assert not any(found["restricted"].to_pylist())
+    expected = {(1, "license.unknown"), (2, "license.missing"), (3, "license.disallowed")}
 
     def test_allow_list_must_hold_spdx_ids(self):
         with pytest.raises(ValueError, match="not SPDX license ids"):
@@ -64,6 +56,8 @@ class TestLicenseGaps(DetectorConformance):
 
 class TestDedup(DetectorConformance):
     detector_class = Dedup
+    # row 1 repeats row 0's URL (scheme and host case aside) and caption (case and spaces aside)
+    expected = {(1, "duplicate.url"), (1, "duplicate.caption")}
 
     def test_keys_match_a_python_reference_on_both_paths(self):
         # Each list mixes values the Arrow fast path keys with values only the SQL keys.
@@ -98,7 +92,7 @@ class TestDedup(DetectorConformance):
                 "caption": pa.array(captions, pa.string()),
                 "license": pa.nulls(len(urls), pa.string()),
             },
-            schema=DETECT_SCHEMA,
+            schema=DETECT,
         )
         sig = self.make().signatures(batch)
         assert sig["url"].to_pylist() == urls and sig["row_index"].to_pylist() == list(range(len(urls)))
@@ -108,24 +102,25 @@ class TestDedup(DetectorConformance):
         assert len(set(sig["caption_key"].to_pylist()[:5] + sig["caption_key"].to_pylist()[-2:])) == 1  # one caption
 
 
-def content_bank(signal_type, *hashes):
-    cfg = BankConfig(name=f"{signal_type}-list", path="unused.txt", signal_type=signal_type, source="test", version="v1")
-    return Bank(cfg, "e" * 64, pa.array(sorted(hashes)))
-
-
 class TestContentHashlist(DetectorConformance):
     detector_class = ContentHashlist
+    # row 2's MD5 is listed; row 0's PDQ is 31 bits from a listed one; its pHash (8888..) is 16 bits
+    # from the listed 9999.., beyond the 10-bit default
+    expected = {(2, "hash_match.md5"), (0, "hash_match.pdq")}
+    near = "%064x" % (int("f" * 64, 16) ^ (2**31 - 1))
 
     def context(self):
-        near = "%064x" % (int("f" * 64, 16) ^ (2**31 - 1))  # 31 bits from row 0's PDQ
-        return DetectContext("shard-0", [content_bank("md5", "1" * 32), content_bank("pdq", near), content_bank("phash", "9" * 16)])
+        farther = "%064x" % (int("f" * 64, 16) ^ (2**20 - 1))  # 20 bits from row 0's PDQ
+        return DetectContext("shard-0", [bank("md5", ["1" * 32]), bank("pdq", [self.near, farther, "0" * 64]), bank("phash", ["9" * 16])])
 
-    def test_exact_and_perceptual_matches(self):
+    def test_evidence_names_every_entry_within_the_threshold_nearest_first(self):
         found = self.make().detect(self.sample_batch())
-        got = {(r, reason) for r, reason in zip(found["row_index"].to_pylist(), found["reason"].to_pylist())}
-        assert got == {(2, "hash_match.md5"), (0, "hash_match.pdq")}  # phash 8888.. vs 9999..: 16 bits apart
-        assert all(found["restricted"].to_pylist())
-        assert '"distance":31' in found.filter(pa.compute.equal(found["reason"], "hash_match.pdq"))["evidence"][0].as_py()
+        pdq = json.loads(found.filter(pa.compute.equal(found["reason"], "hash_match.pdq"))["evidence"][0].as_py())
+        farther = "%064x" % (int("f" * 64, 16) ^ (2**20 - 1))
+        assert pdq["entry"] == farther and pdq["distance"] == 20
+        assert pdq["entries"] == [[farther, 20], [self.near, 31]] and pdq["more"] == 0
+        md5 = json.loads(found.filter(pa.compute.equal(found["reason"], "hash_match.md5"))["evidence"][0].as_py())
+        assert md5 == {"bank": "md5-list", "bank_version": "v1", "signal": "md5", "entry": "1" * 32, "distance": 0}
 
     def test_low_quality_pdq_never_matches(self):
         det = ContentHashlist(ContentHashlist.Params(pdq_min_quality=50), self.context())
@@ -133,21 +128,10 @@ class TestContentHashlist(DetectorConformance):
         low = batch.set_column(batch.schema.get_field_index("pdq_quality"), "pdq_quality", pa.array([49, None, None, None], pa.int32()))
         assert "hash_match.pdq" not in det.detect(low)["reason"].to_pylist()
 
-    def test_needs_a_content_bank(self):
-        with pytest.raises(ConfigError, match="content_hashlist needs"):
-            ContentHashlist(ContentHashlist.Params(), DetectContext("s", [url_bank("https://a.example/")]))
-
 
 class TestDeadLinks(DetectorConformance):
     detector_class = DeadLinks
-
-    def test_reasons(self):
-        found = self.make().detect(self.sample_batch())
-        assert dict(zip(found["row_index"].to_pylist(), found["reason"].to_pylist())) == {
-            1: "link.dead",
-            2: "link.moved",
-            3: "link.transient",
-        }
+    expected = {(1, "link.dead"), (2, "link.moved"), (3, "link.transient")}
 
     def test_one_failed_check_is_not_link_rot(self):
         found = DeadLinks(DeadLinks.Params(min_checks=3), self.context()).detect(self.sample_batch())
@@ -157,16 +141,15 @@ class TestDeadLinks(DetectorConformance):
 class TestVerifyHash(DetectorConformance):
     detector_class = VerifyHash
     params = {"column": "sha256hash"}
+    expected = {(2, "content.hash_mismatch")}
 
     def extra_values(self):
         # row 0 as recorded (padded with whitespace: still equal), row 1 recorded but no bytes now,
         # row 2 changed, row 3 nothing recorded
         return {"sha256hash": [" " + "0" * 64 + "\n", "2" * 64, "3" * 64, None]}
 
-    def test_only_changed_bytes_are_flagged(self):
+    def test_evidence_gives_both_digests(self):
         found = self.make().detect(self.sample_batch())
-        assert found["row_index"].to_pylist() == [2]
-        assert found["reason"].to_pylist() == ["content.hash_mismatch"]
         assert json.loads(found["evidence"][0].as_py()) == {"algorithm": "sha256", "column": "sha256hash", "expected": "3" * 64, "actual": "1" * 64}
 
     def test_other_algorithms(self):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import tempfile
 import threading
 import time
@@ -116,17 +117,17 @@ def test_near_duplicates_match_by_pdq_within_the_default_threshold(content_scan)
     assert all(e["bank"] == "pdq-list" and e["distance"] <= 31 for e in flagged.values())
 
 
-def test_exact_digest_matches_are_restricted_takedowns(content_scan):
+def test_exact_digest_matches_are_restricted(content_scan):
     rows = query(
         content_scan["workspace"],
-        "SELECT reason, caption, action, restricted FROM findings f JOIN (SELECT unnest(?) AS key, unnest(?) AS caption) r ON f.sample_id = r.key WHERE reason IN ('hash_match.md5', 'hash_match.sha256')",
+        "SELECT reason, caption, restricted FROM findings f JOIN (SELECT unnest(?) AS key, unnest(?) AS caption) r ON f.sample_id = r.key WHERE reason IN ('hash_match.md5', 'hash_match.sha256')",
         [[r["key"] for r in content_scan["rows"]], [r["caption"] for r in content_scan["rows"]]],
     )
     assert sorted(rows) == sorted(
         [
-            ("hash_match.md5", "astronaut.png", "takedown", True),
-            ("hash_match.sha256", "coins.png", "takedown", True),
-            ("hash_match.sha256", "same URL as a row above", "takedown", True),
+            ("hash_match.md5", "astronaut.png", True),
+            ("hash_match.sha256", "coins.png", True),
+            ("hash_match.sha256", "same URL as a row above", True),
         ]
     )
 
@@ -160,18 +161,17 @@ def test_hash_and_drop_no_image_bytes_anywhere(content_scan, images):
     # system temp directory (Prefect's home and logs are there in tests)
     roots = [content_scan["workspace"], Path(tempfile.gettempdir())]
     checked = 0
-    for root in roots:
-        for path in root.rglob("*"):
-            if not path.is_file() or path.is_symlink():
+    # os.walk, not rglob: other processes' temporary directories may vanish during the walk
+    paths = [Path(d) / f for root in roots for d, _, files in os.walk(root) for f in files]
+    for path in paths:
+        try:
+            if path.is_symlink() or (content_scan["workspace"] not in path.parents and path.stat().st_mtime < content_scan["started"]):
                 continue
-            if content_scan["workspace"] not in path.parents and path.stat().st_mtime < content_scan["started"]:
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            checked += 1
-            assert not any(n in data for n in needles), f"image bytes found in {path}"
+            data = path.read_bytes()
+        except OSError:
+            continue
+        checked += 1
+        assert not any(n in data for n in needles), f"image bytes found in {path}"
     assert checked > 0
 
 
@@ -195,12 +195,16 @@ def test_rematch_finds_new_bank_matches_without_any_request(content_scan, images
     assert result.exit_code == 0, result.output
     assert web.stats()["requests"] == 0  # matched from the store: no HTTP request at all
     names = {r["key"]: r["caption"] for r in content_scan["rows"]}
-    found = query(content_scan["workspace"], "SELECT sample_id, reason, evidence FROM findings WHERE evidence LIKE '%rematch%'")
+    found = query(
+        content_scan["workspace"],
+        "SELECT sample_id, reason, evidence FROM findings WHERE run_id = (SELECT run_id FROM runs WHERE kind = 'rematch') "
+        "AND reason IN ('hash_match.sha1', 'hash_match.phash')",
+    )
     assert {(names[s], r) for s, r, _ in found} == {("brick.png", "hash_match.sha1"), ("camera.png", "hash_match.phash")}
     assert all(json.loads(e)["bank_version"] == "2026-12" for _, _, e in found)
 
     again = CliRunner().invoke(app, ["rematch", str(config)])
-    assert again.exit_code == 0 and "nothing to re-match" in again.output
+    assert again.exit_code == 0 and "1 reused" in again.output  # nothing changed: nothing re-judged
 
 
 def test_network_cut_mid_scan_ends_inconclusive_with_no_dead_links(tmp_path, shared_data):
@@ -239,24 +243,24 @@ def test_network_cut_mid_scan_ends_inconclusive_with_no_dead_links(tmp_path, sha
 
 
 class CountingPool(ThreadPoolExecutor):
-    """One hashing thread, slower than the fetcher, that records the most calls waiting at once."""
+    """One hashing thread, slower than the fetcher, that records the most bodies waiting at once."""
 
     def __init__(self) -> None:
         super().__init__(1)
         self.waiting = self.most_waiting = 0
         self.lock = threading.Lock()
 
-    def submit(self, fn, *args):
-        def slow(*a):
+    def submit(self, body, max_pixels):
+        def slow():
             time.sleep(0.01)
             with self.lock:
                 self.waiting -= 1
-            return fn(*a)
+            return hash_content(body, max_pixels)
 
         with self.lock:
             self.waiting += 1
             self.most_waiting = max(self.most_waiting, self.waiting)
-        return super().submit(slow, *args)
+        return super().submit(slow)
 
 
 def test_bodies_waiting_for_the_hashers_are_bounded(shared_data):

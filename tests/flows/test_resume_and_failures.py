@@ -53,7 +53,7 @@ def all_findings(workspace: Path, run_id: str) -> list[tuple]:
     con = duckdb.connect(str(workspace / "scrutineer.duckdb"), read_only=True)
     try:
         return con.sql(
-            "SELECT * EXCLUDE (run_id) FROM findings WHERE run_id = ? ORDER BY ALL", params=[run_id]
+            "SELECT reason, * EXCLUDE (run_id, reason) FROM findings WHERE run_id = ? ORDER BY ALL", params=[run_id]
         ).fetchall()
     finally:
         con.close()
@@ -68,10 +68,10 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_findings(tmp_path):
     killed = write_config(tmp_path / "killed", base_config(data, bank, batch_rows=500))
     # its own process group, so the kill also takes Prefect's API server subprocess with it
     proc = subprocess.Popen([*SCRUTINEER, "scan", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    shard_root = tmp_path / "killed" / "work" / "shards"
+    observed = tmp_path / "killed" / "work" / "observations"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        done = [p for p in shard_root.glob("*") if not p.name.startswith(".")] if shard_root.exists() else []
+        done = [p for p in observed.glob("*") if not p.name.startswith(".")] if observed.exists() else []
         if len(done) >= 2:
             break
         assert proc.poll() is None, "the scan finished before it could be killed"
@@ -83,15 +83,19 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_findings(tmp_path):
     resumed = scan(killed)
     assert resumed["status"] == "completed"
     statuses = [s["status"] for s in resumed["shards"]]
-    assert statuses.count("skipped") >= 2 and "done" in statuses
-    assert not [p for p in shard_root.glob(".*")], "temporary shard directories left behind"
+    assert statuses.count("reused") + statuses.count("judged") >= 2 and "observed" in statuses  # the stored ones are not read again
+    work = tmp_path / "killed" / "work"
+    assert not [p for d in ("observations", "judgements") for p in (work / d).glob(".*")], "temporary directories left behind"
+    con = duckdb.connect(str(work / "scrutineer.duckdb"), read_only=True)
+    assert con.sql("SELECT status FROM runs ORDER BY started_at").fetchall() == [("interrupted",), ("completed",)]
+    con.close()
 
     clean = write_config(tmp_path / "clean", base_config(data, bank, batch_rows=500))
     uninterrupted = scan(clean)
     got = all_findings(tmp_path / "killed" / "work", resumed["run_id"])
     want = all_findings(tmp_path / "clean" / "work", uninterrupted["run_id"])
     assert got == want
-    assert {r[6] for r in got} >= {"hash_match.url", "duplicate.url", "duplicate.caption", "license.unknown"}
+    assert {r[0] for r in got} >= {"hash_match.url", "duplicate.url", "duplicate.caption", "license.unknown"}
 
 
 def test_corrupt_shard_fails_alone_and_the_run_is_partial(tmp_path):
@@ -110,7 +114,7 @@ def test_corrupt_shard_fails_alone_and_the_run_is_partial(tmp_path):
     shards = con.sql("SELECT shard_id, status, error FROM shards ORDER BY shard_id").fetchall()
     per_shard = dict(con.sql("SELECT shard_id, count(*) FROM findings GROUP BY 1").fetchall())
     con.close()
-    assert [(s, st) for s, st, _ in shards] == [("part-000.parquet", "done"), ("part-001.parquet", "failed"), ("part-002.parquet", "done")]
+    assert [(s, st) for s, st, _ in shards] == [("part-000.parquet", "observed"), ("part-001.parquet", "failed"), ("part-002.parquet", "observed")]
     assert str(corrupt) in shards[1][2]
     assert set(per_shard) == {"part-000.parquet", "part-002.parquet"}
     with pytest.raises(ConfigError, match="partial"):
@@ -120,7 +124,7 @@ def test_corrupt_shard_fails_alone_and_the_run_is_partial(tmp_path):
     make_shards(data, shards=3, rows=1000)
     rerun = scan(config)
     assert rerun["status"] == "completed"
-    assert [s["status"] for s in rerun["shards"]] == ["skipped", "done", "skipped"]
+    assert [s["status"] for s in rerun["shards"]] == ["reused", "observed", "reused"]
 
 
 def test_malformed_csv_row_fails_its_shard_naming_the_row(tmp_path):

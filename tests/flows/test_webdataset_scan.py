@@ -131,7 +131,7 @@ def test_missing_or_truncated_tar_fails_only_that_shard(tmp_path, shared_data, o
 
     assert summary["status"] == "partial"
     by_shard = {s["shard_id"]: s for s in summary["shards"]}
-    assert by_shard["00000.parquet"]["status"] == "done"
+    assert by_shard["00000.parquet"]["status"] == "observed"
     assert by_shard["00001.parquet"]["status"] == "failed" and str(lost.with_suffix(".tar")) in by_shard["00001.parquet"]["error"]
     assert by_shard["00002.parquet"]["status"] == "failed" and str(cut.with_suffix(".tar")) in by_shard["00002.parquet"]["error"]
     assert query(tmp_path / "work", "SELECT shard_id, row_index FROM content_hashes") == [("00000.parquet", 0)]

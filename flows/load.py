@@ -1,0 +1,105 @@
+"""The load: what the shard tasks made, into the store, in one transaction (the driver is the
+store's only writer).
+
+For each shard: its row in ``shards``; its observations, once (``observations``, and for a
+content observation its ``fetches`` and ``content_hashes``); its file digests. Then the run's
+findings: every shard's judgements, and each detector's corpus-level ``finalize`` over every
+shard's signatures. A failed or inconclusive shard contributes its ``shards`` row only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from detectors.base import DetectContext
+from flows.plan import ScanPlan
+from flows.shard import ShardResult
+from scrutineer import store
+from scrutineer.contract import CONTENT_HASHES, FILE_DIGESTS, OBSERVATIONS, SHARDS
+
+
+def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: list[ShardResult], status: str) -> None:
+    """Load a run's shard results and set its final ``status``, all or nothing.
+
+    Raises:
+        duckdb.Error: the store cannot take it (a full disk, say); nothing of the run is loaded.
+    """
+    ok = [r for r in results if r.status in ("observed", "judged", "reused")]
+    with store.transaction(con):
+        _insert(con, "shards", SHARDS.schema, [_shard_row(run_id, r) for r in results])
+        _upsert_digests(con, [d for r in results for d in r.digests])
+        _load_observations(con, run_id, plan, ok)
+        files = [str(plan.judgement_dir(j) / "findings.parquet") for r in ok for j in r.judgements.values()]
+        if files:
+            store.insert_findings(con, run_id, "SELECT * FROM read_parquet(?)", [files])
+        for name, params in plan.params.items():
+            cls = plan.detector_class(name)
+            signatures = [str(p) for r in ok if (p := plan.judgement_dir(r.judgements[name]) / "signatures.parquet").exists()]
+            if cls.signature_schema is None or not signatures:
+                continue
+            view = f"signatures_{name}"
+            con.read_parquet(signatures).create_view(view, replace=True)
+            query = cls(params, DetectContext(shard_id="")).finalize(view)
+            if query is not None:
+                store.insert_findings(con, run_id, query)
+            con.execute(f"DROP VIEW {view}")
+        con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, datetime.now(UTC), run_id])
+
+
+def _shard_row(run_id: str, r: ShardResult) -> dict:
+    s = r.shard
+    return {
+        "run_id": run_id, "shard_id": s.shard_id, "location": s.location, "format": s.format, "sha256": r.sha256,
+        "rows_observation": r.rows_observation, "content_observation": r.content_observation,
+        "rows": r.rows, "status": r.status, "error": r.error, "seconds": r.seconds,
+    }
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema, rows: list[dict]) -> None:
+    if rows:
+        con.register("new_rows", pa.Table.from_pylist(rows, schema=schema))
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM new_rows")
+        con.unregister("new_rows")
+
+
+def _upsert_digests(con: duckdb.DuckDBPyConnection, digests: list) -> None:
+    rows = {d.path: vars(d) for d in digests}
+    if rows:
+        con.register("new_digests", pa.Table.from_pylist(list(rows.values()), schema=FILE_DIGESTS.schema))
+        con.execute("INSERT OR REPLACE INTO file_digests BY NAME SELECT * FROM new_digests")
+        con.unregister("new_digests")
+
+
+def _load_observations(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, ok: list[ShardResult]) -> None:
+    """Record the observations not in the store yet, with a content observation's fetches and
+    content hashes."""
+    made = {i for r in ok for i in (r.rows_observation, r.content_observation) if i}
+    known = {i for (i,) in con.execute("SELECT observation_id FROM observations WHERE list_contains(?, observation_id)", [list(made)]).fetchall()}
+    now = datetime.now(UTC)
+    rows = []
+    hashed = [c.name for c in CONTENT_HASHES.schema][2:]  # after observation_id, shard_id
+    for r in ok:
+        for kind, observation_id in (("rows", r.rows_observation), ("content", r.content_observation)):
+            if observation_id is None or observation_id in known:
+                continue
+            known.add(observation_id)
+            folder = plan.observation_dir(observation_id)
+            stats = json.loads((folder / "stats.json").read_text())
+            rows.append(
+                {"observation_id": observation_id, "kind": kind, "shard_id": r.shard.shard_id, "shard_sha256": r.sha256,
+                 "key": json.dumps(stats["key"], sort_keys=True), "rows": r.rows, "observed_at": now, "run_id": run_id}
+            )
+            if kind == "content":
+                ids = [observation_id, r.shard.shard_id]
+                if (folder / "fetches.parquet").exists():
+                    con.execute("INSERT INTO fetches BY NAME SELECT ? AS observation_id, ? AS shard_id, * FROM read_parquet(?)", [*ids, str(folder / "fetches.parquet")])
+                con.execute(
+                    f"INSERT INTO content_hashes BY NAME SELECT ? AS observation_id, ? AS shard_id, {', '.join(hashed)} "
+                    "FROM read_parquet(?) WHERE sha256 IS NOT NULL",
+                    [*ids, str(folder / "content.parquet")],
+                )
+    _insert(con, "observations", OBSERVATIONS.schema, rows)

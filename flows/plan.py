@@ -1,0 +1,124 @@
+"""The plan of a scan: everything a shard task needs, as plain values that pickle, and the keys
+that name what it makes.
+
+A shard task makes *observations* and *judgements* (DESIGN.md "What flows where"):
+
+- a **rows observation** (``<workspace>/observations/<id>/rows.parquet``): the samples read, keyed
+  by the shard's bytes, its read options and the source columns the detectors read;
+- a **content observation** (``<workspace>/observations/<id>/content.parquet`` and
+  ``fetches.parquet``), when a content detector runs: every check of the shard's URLs and the
+  hashes of their bytes (or, for a webdataset shard, of its tar's images), keyed by the shard's
+  bytes, its read options and the fetch options that can change what a check finds (or the tar's
+  bytes);
+- one **judgement** per detector (``<workspace>/judgements/<id>/findings.parquet`` and
+  ``signatures.parquet``), keyed by the detector's name, version and parameters, the observations
+  it judged and the sha256 of the banks of the signal types it uses.
+
+No observation key holds a bank or a detector parameter, so adding, removing or replacing a bank
+or changing a detector's parameters re-derives only the judgements that depend on it, from the
+stored observations: no fetching and no reading of an unchanged shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from detectors.base import Detector
+from detectors.registry import get_detector_class
+from scrutineer.banks import BankRef
+from scrutineer.config import Config
+from scrutineer.sources import Shard
+
+#: Read options that change which rows and values a shard yields.
+READ_OPTIONS = {"columns", "header", "names", "quoting", "hf"}
+#: Fetch options that only pace or size the fetcher; they never change what a check finds, so
+#: they are not part of a content observation's key.
+PACING_OPTIONS = {"concurrency", "per_domain", "min_interval", "hash_workers", "breaker"}
+#: Versions of the code that makes observations: bump when the same inputs would be observed differently.
+ROWS_VERSION = "1"
+CONTENT_VERSION = "1"
+
+
+def key_id(key: dict) -> str:
+    """The id of an observation or judgement: the first 32 hex characters of the sha256 of its key."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """What every shard task of a run needs; plain values, so a task can run in any process.
+
+    Attributes:
+        config: the resolved config.
+        params: validated parameters of each configured detector, in config order.
+        banks: the registered banks (entries in ``<workspace>/banks/<sha256>.parquet``).
+        observe: False for a rematch: judge stored observations only, never read or fetch.
+    """
+
+    config: Config
+    params: dict[str, BaseModel]
+    banks: tuple[BankRef, ...]
+    observe: bool = True
+
+    @property
+    def workspace(self) -> Path:
+        return self.config.workspace
+
+    def detector_class(self, name: str) -> type[Detector]:
+        return get_detector_class(name)
+
+    def names(self, needs: str) -> list[str]:
+        """Configured detectors that judge ``needs`` (metadata|content) batches."""
+        return [n for n in self.params if self.detector_class(n).needs == needs]
+
+    def banks_for(self, name: str) -> tuple[BankRef, ...]:
+        """The banks of the signal types detector ``name`` uses."""
+        signals = self.detector_class(name).signals
+        return tuple(b for b in self.banks if b.signal_type in signals)
+
+    def extra_columns(self, shard: Shard) -> list[str]:
+        """Source columns a rows observation keeps besides the canonical ones: those the detectors
+        read, and a webdataset shard's ``key`` (which joins its rows to its tar's images)."""
+        extra = [c for name, p in self.params.items() for c in self.detector_class(name).source_columns(p)]
+        if shard.format == "webdataset":
+            extra.append("key")
+        return sorted(set(extra))
+
+    def detectors_public(self) -> dict[str, dict]:
+        """Per detector: version and params (recorded with the run and in release manifests)."""
+        return {n: {"version": self.detector_class(n).version, "params": p.model_dump(mode="json")} for n, p in self.params.items()}
+
+    def _read_key(self, shard: Shard, sha256: str) -> dict:
+        read = self.config.dataset.model_dump(mode="json", include=READ_OPTIONS)
+        return {"shard_id": shard.shard_id, "sha256": sha256, "format": shard.format, "read": read}
+
+    def rows_key(self, shard: Shard, sha256: str) -> dict:
+        return {"kind": "rows", "version": ROWS_VERSION, **self._read_key(shard, sha256), "columns": self.extra_columns(shard)}
+
+    def content_key(self, shard: Shard, sha256: str, tar_sha256: str | None) -> dict:
+        key = {"kind": "content", "version": CONTENT_VERSION, **self._read_key(shard, sha256)}
+        fetch = self.config.fetch.model_dump(mode="json", exclude=PACING_OPTIONS)
+        if shard.format == "webdataset":  # bytes from the tar: only the read caps matter
+            return {**key, "tar_sha256": tar_sha256, "fetch": {k: fetch[k] for k in ("max_bytes", "max_pixels")}}
+        return {**key, "fetch": fetch}
+
+    def judgement_key(self, name: str, rows: str, content: str | None) -> dict:
+        cls = self.detector_class(name)
+        return {
+            "detector": name,
+            "version": cls.version,
+            "params": self.params[name].model_dump(mode="json"),
+            "observations": [rows, content] if cls.needs == "content" else [rows],
+            "banks": sorted(b.sha256 for b in self.banks_for(name)),
+        }
+
+    def observation_dir(self, observation_id: str) -> Path:
+        return self.workspace / "observations" / observation_id
+
+    def judgement_dir(self, judgement_id: str) -> Path:
+        return self.workspace / "judgements" / judgement_id

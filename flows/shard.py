@@ -1,0 +1,334 @@
+"""The shard task: observe a shard if its observations are not stored yet, and judge what is not
+judged yet (flows/plan.py names both).
+
+:func:`run_shard` takes only plain, picklable values (:class:`ShardTask`) and creates what it needs
+in the process that runs it: its hash pool (:func:`scrutineer.hashing.hash_pool`), its event loop
+and fetcher, its detectors. It writes only files under ``<workspace>/observations/`` and
+``<workspace>/judgements/``, each set under a temporary name renamed into place when complete, so a
+killed task leaves nothing half-written and a rerun redoes only what is missing. It never opens
+the store: the driver loads what the task made (flows/load.py).
+
+Two passes over a shard:
+
+1. **rows**: the shard is read (or, once observed, its ``rows.parquet``) ``threads_per_shard``
+   batches at a time; the metadata detectors judge each batch;
+2. **content** (when a content detector runs): for each batch of ``rows.parquet``, the URLs are
+   fetched and hashed (or a webdataset tar's images hashed), unless the content observation is
+   stored already; the content detectors judge each content batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from detectors.base import DetectContext, Detector
+from flows import content
+from flows.plan import ScanPlan, key_id
+from scrutineer.banks import Bank, entries_path, registered_entries
+from scrutineer.contract import CONTENT, DETECT, FETCH, JUDGEMENT, OBSERVATION_ID, SHARD_ID
+from scrutineer.errors import ShardError
+from scrutineer.fetch import Fetcher
+from scrutineer.files import FileDigest, temporary_sibling
+from scrutineer.hashing import hash_pool
+from scrutineer.sources import Shard, as_string, iter_detect_batches
+from scrutineer.webdataset import hash_tar, tar_digest, tar_path
+
+#: Parquet options of the working files, which the store loader and later judgements read back.
+#: Uncompressed, with statistics for ``row_index`` only, they are written 2x faster than with
+#: pyarrow's defaults (snappy, statistics on every column) and read back faster too: 2-3 s of a
+#: 39 s scan of 10M rows against LZ4 (bench/scan_metadata.py).
+WORKING_FILE = {"compression": "none", "write_statistics": ["row_index"]}
+#: Columns of findings that repeat within a shard: dictionary-encoded (faster writes).
+REPEATING = ["observation_id", "shard_id", "detector", "detector_version", "reason", "evidence"]
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """A shard task's arguments: plain values that pickle.
+
+    Attributes:
+        shard: the shard.
+        plan: the run's plan.
+        digests: what the store knows of the shard's file (and its tar): its sha256 by its stat.
+    """
+
+    shard: Shard
+    plan: ScanPlan
+    digests: tuple[FileDigest, ...] = ()
+
+
+@dataclass
+class ShardResult:
+    """What a shard task reports back: ids, paths and counts, never tables.
+
+    ``status``: ``observed`` (read now, or its URLs fetched now), ``judged`` (observations reused,
+    some judgement made now), ``reused`` (nothing to do), ``failed`` or ``inconclusive`` (the
+    network went down: nothing of its content is kept)."""
+
+    shard: Shard
+    status: str
+    sha256: str | None = None
+    rows: int | None = None
+    rows_observation: str | None = None
+    content_observation: str | None = None
+    judgements: dict[str, str] = field(default_factory=dict)
+    digests: tuple[FileDigest, ...] = ()
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def run_shard(task: ShardTask) -> ShardResult:
+    """Observe and judge one shard, making only what is not stored yet.
+
+    Returns:
+        A :class:`ShardResult` (status observed, judged or reused).
+
+    Raises:
+        ShardError: the shard is unreadable or malformed, or (for a rematch) its observations are
+            not stored; nothing is left behind for it.
+        NetworkDownError: the network went down while fetching; the rows observation and the
+            metadata judgements are kept, nothing of the content stage.
+    """
+    started = time.perf_counter()
+    plan, shard = task.plan, task.shard
+    known = {d.path: d for d in task.digests}
+    digest = shard.digest(known)
+    digests = [digest] if digest else []
+    sha256 = digest.sha256 if digest else shard.sha256()
+    rows_key, content_key = plan.rows_key(shard, sha256), None
+    if plan.names("content"):
+        tar = tar_digest(shard.location, known) if shard.format == "webdataset" else None
+        digests += [tar] if tar else []
+        content_key = plan.content_key(shard, sha256, tar.sha256 if tar else None)
+    rows_id = key_id(rows_key)
+    content_id = key_id(content_key) if content_key else None
+    judgements = {name: key_id(plan.judgement_key(name, rows_id, content_id)) for name in plan.params}
+    todo = {name: j for name, j in judgements.items() if not plan.judgement_dir(j).exists()}
+    have_rows = plan.observation_dir(rows_id).exists()
+    have_content = content_id is None or plan.observation_dir(content_id).exists()
+    status = "reused"
+    if todo or not have_rows or not have_content:
+        if not plan.observe and not (have_rows and have_content):
+            raise ShardError(
+                f"{shard.location}: no stored observations for these shard bytes and read/fetch options; `scrutineer scan` makes them"
+            )
+        status = "judged" if have_rows and have_content else "observed"
+        work = _Work(shard, plan, rows_key, content_key, todo)
+        work.rows_pass(have_rows)
+        if content_key is not None:
+            work.content_pass(have_content)
+    rows = json.loads((plan.observation_dir(rows_id) / "stats.json").read_text())["rows"]
+    return ShardResult(
+        shard, status, sha256, rows, rows_id, content_id, judgements, tuple(digests), time.perf_counter() - started
+    )
+
+
+class _Output:
+    """A set of working files made under a temporary directory, renamed into place when complete."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.tmp = temporary_sibling(final)
+        self.tmp.mkdir(parents=True)
+        self.writers: dict[str, pq.ParquetWriter] = {}
+
+    def write(self, name: str, table: pa.Table | pa.RecordBatch, schema: pa.Schema, **options) -> None:
+        if name not in self.writers:
+            self.writers[name] = pq.ParquetWriter(self.tmp / name, schema, **WORKING_FILE, **options)
+        self.writers[name].write(table)
+
+    def ensure(self, name: str, schema: pa.Schema, **options) -> None:
+        """Make sure ``name`` exists, even when nothing was written to it."""
+        if name not in self.writers:
+            self.writers[name] = pq.ParquetWriter(self.tmp / name, schema, **WORKING_FILE, **options)
+
+    def commit(self, **stats) -> None:
+        for w in self.writers.values():
+            w.close()
+        if stats:
+            (self.tmp / "stats.json").write_text(json.dumps(stats))
+        try:
+            os.rename(self.tmp, self.final)
+        except OSError:
+            if not self.final.exists():
+                raise
+            shutil.rmtree(self.tmp)  # another run made the same set first: same content
+
+    def discard(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class _Work:
+    """The passes of one shard task over a shard that needs observing or judging."""
+
+    def __init__(self, shard: Shard, plan: ScanPlan, rows_key: dict, content_key: dict | None, todo: dict[str, str]) -> None:
+        self.shard, self.plan, self.todo = shard, plan, todo
+        self.rows_key, self.content_key = rows_key, content_key
+        self.rows_id = key_id(rows_key)
+        self.content_id = key_id(content_key) if content_key else None
+        self.rows_path = plan.observation_dir(self.rows_id) / "rows.parquet"
+
+    def _detectors(self, needs: str) -> list[Detector]:
+        return [
+            self.plan.detector_class(n)(self.plan.params[n], DetectContext(self.shard.shard_id, _banks(self.plan, n)))
+            for n in self.plan.names(needs)
+            if n in self.todo
+        ]
+
+    def _stored_rows(self) -> Iterator[pa.RecordBatch]:
+        with pq.ParquetFile(self.rows_path, pre_buffer=False) as f:
+            yield from f.iter_batches(batch_size=self.plan.config.dataset.batch_rows)
+
+    def rows_pass(self, have_rows: bool) -> None:
+        """Observe the rows (unless stored) and run the metadata detectors still to judge, in one
+        pass, ``threads_per_shard`` batches at a time; outputs are written in batch order."""
+        detectors = self._detectors("metadata")
+        if have_rows and not detectors:
+            return
+        observation = None if have_rows else _Output(self.plan.observation_dir(self.rows_id))
+        judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
+        batches = self._stored_rows() if have_rows else iter_detect_batches(self.shard, self.plan.config.dataset, self.plan.extra_columns(self.shard))
+
+        def judge(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[tuple[Detector, pa.Table, pa.Table | None]]]:
+            return batch, [(d, d.detect(batch), d.signatures(batch)) for d in detectors]
+
+        rows = 0
+        try:
+            for batch, results in _ordered(judge, batches, self.plan.config.threads_per_shard):
+                rows += batch.num_rows
+                if observation:
+                    observation.write("rows.parquet", batch, batch.schema, use_dictionary=["license"])
+                for d, found, sigs in results:
+                    judged[d.name].write("findings.parquet", _judged(found, self.rows_id), JUDGEMENT, use_dictionary=REPEATING)
+                    if sigs is not None:
+                        sigs = sigs.append_column(SHARD_ID, pa.repeat(pa.scalar(self.shard.shard_id), sigs.num_rows))
+                        sigs = sigs.append_column(OBSERVATION_ID, pa.repeat(pa.scalar(self.rows_id), sigs.num_rows))
+                        judged[d.name].write("signatures.parquet", sigs, sigs.schema, use_dictionary=["shard_id", "observation_id"])
+            if observation:
+                extra = self.plan.extra_columns(self.shard)
+                observation.ensure("rows.parquet", pa.schema([*DETECT, *(pa.field(c, pa.string()) for c in extra)]))
+                observation.commit(shard_id=self.shard.shard_id, rows=rows, key=self.rows_key)
+            for out in judged.values():
+                out.ensure("findings.parquet", JUDGEMENT)
+                out.commit()
+        except BaseException:
+            for out in [observation, *judged.values()]:
+                if out:
+                    out.discard()
+            raise
+
+    def content_pass(self, have_content: bool) -> None:
+        """Make the content observation (unless stored) and run the content detectors still to
+        judge over it, batch by batch of ``rows.parquet``."""
+        detectors = self._detectors("content")
+        if have_content and not detectors:
+            return
+        observation = None if have_content else _Output(self.plan.observation_dir(self.content_id))
+        judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
+        try:
+            if have_content:
+                source = _aligned(self._stored_rows(), self.plan.observation_dir(self.content_id) / "content.parquet")
+            elif self.shard.format == "webdataset":
+                source = self._tar_content()
+            else:
+                source = self._fetched_content(observation)
+            for rows, found in source:
+                if observation:
+                    observation.write("content.parquet", found, CONTENT)
+                batch = found
+                for name in rows.schema.names[len(DETECT) :]:  # the detectors' source columns
+                    batch = batch.append_column(rows.schema.field(name), rows.column(name))
+                for d in detectors:
+                    judged[d.name].write("findings.parquet", _judged(d.detect(batch), self.content_id), JUDGEMENT, use_dictionary=REPEATING)
+            if observation:
+                observation.ensure("content.parquet", CONTENT)
+                observation.commit(shard_id=self.shard.shard_id, key=self.content_key)
+            for out in judged.values():
+                out.ensure("findings.parquet", JUDGEMENT)
+                out.commit()
+        except BaseException:
+            for out in [observation, *judged.values()]:
+                if out:
+                    out.discard()
+            raise
+
+    def _fetched_content(self, observation: _Output) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
+        """Content of a shard whose images are fetched from their URLs, each distinct URL once per
+        shard; every check goes to ``fetches.parquet``."""
+        cfg = self.plan.config.fetch
+        pool = hash_pool(cfg.hash_workers)
+        checked: dict[str, content.Checked] = {}
+        observation.ensure("fetches.parquet", FETCH)
+        # One event loop and one fetcher for the whole shard: robots.txt, DNS answers, politeness
+        # clocks and the network-down breaker carry over from batch to batch.
+        with asyncio.Runner() as loop:
+            fetcher = Fetcher(cfg)
+            loop.run(fetcher.__aenter__())
+            try:
+                for rows in self._stored_rows():
+                    urls = list(dict.fromkeys(u for u in rows.column("url").to_pylist() if u))
+                    new = [u for u in urls if u not in checked]
+                    now = loop.run(content.check_urls(fetcher, new, cfg, pool))
+                    observation.write("fetches.parquet", content.fetch_rows(now), FETCH)
+                    checked.update(now)
+                    yield rows, content.content_batch(rows, content.fetch_outcomes(urls, checked), by="url")
+            finally:
+                loop.run(fetcher.__aexit__(None, None, None))
+
+    def _tar_content(self) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
+        """Content of an img2dataset webdataset shard: every image of the tar beside the parquet
+        hashed, then joined to the rows by ``key``, with no HTTP."""
+        cfg = self.plan.config.fetch
+        hashed = hash_tar(tar_path(self.shard.location), hash_pool(cfg.hash_workers), 4 * cfg.hash_workers, cfg.max_bytes, cfg.max_pixels)
+        for rows in self._stored_rows():
+            keys = as_string(rows.column("key"))
+            rows = rows.set_column(rows.schema.get_field_index("key"), "key", keys)
+            yield rows, content.content_batch(rows, content.tar_outcomes(keys.to_pylist(), hashed), by="key")
+
+
+def _judged(found: pa.Table, observation_id: str) -> pa.Table:
+    """A detector's findings as a judgement file holds them: with the observation judged."""
+    return pa.Table.from_arrays([pa.repeat(pa.scalar(observation_id), found.num_rows), *found.columns], schema=JUDGEMENT)
+
+
+def _banks(plan: ScanPlan, name: str) -> list[Bank]:
+    """The loaded banks of the signal types detector ``name`` uses."""
+    return [Bank(ref, registered_entries(entries_path(plan.workspace, ref.sha256))) for ref in plan.banks_for(name)]
+
+
+def _ordered(fn, items: Iterator, threads: int) -> Iterator:
+    """``fn(item)`` for every item, ``threads`` at a time, yielded in item order."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="shard") as pool:
+        pending: deque[Future] = deque()
+        while True:
+            while len(pending) < threads + 1 and (item := next(items, None)) is not None:
+                pending.append(pool.submit(fn, item))
+            if not pending:
+                return
+            yield pending.popleft().result()
+
+
+def _aligned(rows: Iterator[pa.RecordBatch], path: Path) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
+    """Each rows batch with the same rows of a stored content observation (written row for row)."""
+    with pq.ParquetFile(path, pre_buffer=False) as f:
+        stored = f.iter_batches(batch_size=1 << 16)
+        buffer = CONTENT.empty_table()
+        for batch in rows:
+            while buffer.num_rows < batch.num_rows:
+                buffer = pa.concat_tables([buffer, pa.Table.from_batches([next(stored)])])
+            taken, buffer = buffer.slice(0, batch.num_rows), buffer.slice(batch.num_rows)
+            yield batch, pa.RecordBatch.from_arrays([c.combine_chunks() for c in taken.columns], schema=CONTENT)
