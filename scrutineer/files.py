@@ -14,12 +14,9 @@ from pathlib import Path
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 (hex) of a file's bytes, read in 4 MiB chunks."""
-    h = hashlib.sha256()
+    """sha256 (hex) of a file's bytes (:func:`hashlib.file_digest`, which reads in chunks)."""
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def temporary_sibling(path: Path) -> Path:
