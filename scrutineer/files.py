@@ -25,10 +25,19 @@ def temporary_sibling(path: Path) -> Path:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` so readers see the old file or the new one, never half."""
+    """Write ``text`` (UTF-8) to ``path`` so readers see the old file or the new one, never half.
+
+    Raises:
+        OSError: the write or the rename failed (a full disk, a directory in the way); ``path`` is
+            as it was and the temporary is gone.
+    """
     tmp = temporary_sibling(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def replace_dir(tmp: Path, out: Path) -> None:

@@ -5,7 +5,7 @@ import csv
 import json
 
 import pytest
-from conftest import scan, write_config
+from conftest import scan, scrutineer_with_file_size_limit, write_config
 
 from reports.takedown import COLUMNS, write_takedown
 from scrutineer.banks import url_md5
@@ -71,3 +71,16 @@ def test_csv_neutralises_formulas_and_json_stays_exact(payload_workspace):
         for i in items
     ]
     assert body == expected
+
+
+@pytest.mark.parametrize("fails", ["csv", "json"])
+def test_takedown_failing_part_way_leaves_the_previous_manifest(payload_workspace, fails):
+    csv_path, json_path, _ = write_takedown(load_config(payload_workspace))
+    before = {p.name: p.read_bytes() for p in csv_path.parent.iterdir()}
+    csv_size, json_size = csv_path.stat().st_size, json_path.stat().st_size
+    assert csv_size < json_size
+    # the CSV is written first: a limit below its size stops it, one between the two sizes the JSON
+    limit = csv_size // 2 if fails == "csv" else (csv_size + json_size) // 2
+    result = scrutineer_with_file_size_limit(limit, "takedown", str(payload_workspace))
+    assert result.returncode != 0 and "File too large" in result.stderr
+    assert {p.name: p.read_bytes() for p in csv_path.parent.iterdir()} == before
