@@ -1,8 +1,8 @@
 """The ``scrutineer`` command line (typer + rich).
 
-Exit status: 0 success; 1 error (bad config, bad bank file, no scan to release); 3 the scan
-finished but some shards failed (``partial``) or could not check their links because the network
-went down (``inconclusive``).
+Exit status: 0 success; 1 error (bad config, bad bank file, no scan to release, a workspace that
+another process holds or that is not a directory); 3 the scan finished but some shards failed
+(``partial``) or could not check their links because the network went down (``inconclusive``).
 """
 
 from __future__ import annotations

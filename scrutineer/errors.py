@@ -7,6 +7,10 @@
   ends ``partial`` (``inconclusive`` when the network went down: :class:`NetworkDownError`).
 - :class:`RetryableError` — a transient condition (a file on shared storage briefly missing).
   Left to Prefect's task retries.
+- :class:`WorkspaceError` — the workspace's store cannot be opened: another process holds it
+  (DuckDB admits one process per database file while one writes), the workspace is not a
+  directory, or its ``scrutineer.duckdb`` is not a DuckDB database. Fatal like
+  :class:`ConfigError`: the command stops before it reads or writes anything.
 
 Per-row problems (an unparsable licence, a missing URL) are never exceptions: they are findings.
 """
@@ -31,3 +35,7 @@ class NetworkDownError(ShardError):
 
 class RetryableError(ScrutineerError):
     """A transient failure worth retrying."""
+
+
+class WorkspaceError(ScrutineerError):
+    """The workspace's store cannot be opened; the message names the workspace and why."""

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
+from scrutineer.errors import WorkspaceError
+
 if TYPE_CHECKING:
     from scrutineer.banks import Bank
 
@@ -79,18 +81,31 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
             ``<workspace>/.duckdb_tmp``.
 
     Raises:
-        duckdb.IOException: another process holds the database (DuckDB allows one writer).
+        WorkspaceError: ``workspace`` is not a directory and cannot be made one; another process
+            holds the database (DuckDB admits one process per file while one writes, even a
+            read-only second one fails: https://duckdb.org/docs/stable/connect/concurrency); or
+            the database cannot be opened (not a DuckDB file, read-only and missing).
     """
-    workspace.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(
-        str(workspace / DB_NAME),
-        read_only=read_only,
-        config={
-            "memory_limit": memory_limit,
-            "temp_directory": str(workspace / ".duckdb_tmp"),
-            "preserve_insertion_order": False,
-        },
-    )
+    try:
+        workspace.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok admits only a directory
+        raise WorkspaceError(f"workspace {workspace} is not a directory") from None
+    except OSError as e:  # a file on its path, no permission
+        raise WorkspaceError(f"workspace {workspace} cannot be created: {e.strerror}") from None
+    try:
+        con = duckdb.connect(
+            str(workspace / DB_NAME),
+            read_only=read_only,
+            config={
+                "memory_limit": memory_limit,
+                "temp_directory": str(workspace / ".duckdb_tmp"),
+                "preserve_insertion_order": False,
+            },
+        )
+    except duckdb.IOException as e:
+        if "Could not set lock on file" in str(e):  # DuckDB has no exception class of its own for it
+            raise WorkspaceError(f"workspace {workspace} is in use by another process; try again when it has finished ({e})") from None
+        raise WorkspaceError(f"workspace {workspace}: cannot open its store ({e})") from None
     if not read_only:
         con.execute(SCHEMA)
     return con
