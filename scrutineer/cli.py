@@ -164,13 +164,14 @@ def banks(config: ConfigArg) -> None:
 
 @app.command()
 def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run on the store, read-only.")]) -> None:
-    """Run a read-only SQL query on the workspace's DuckDB store and print the result."""
+    """Run a read-only SQL query on the workspace's DuckDB store and print the result (no other
+    file can be read or written: DuckDB's external access is off)."""
     import duckdb
 
     from scrutineer import store
 
     with _reported(duckdb.Error):
-        con = store.connect(load_config(config).workspace, read_only=True)
+        con = store.connect(load_config(config).workspace, read_only=True, external_access=False)
         rel = con.sql(sql)
         table = Table(*rel.columns)
         for row in rel.fetchall():

@@ -73,12 +73,16 @@ CREATE TABLE IF NOT EXISTS releases (
 """
 
 
-def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
+def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB", external_access: bool = True) -> duckdb.DuckDBPyConnection:
     """Open (and create, if needed) the workspace's store.
 
     Args:
         memory_limit: DuckDB's ``memory_limit``; bigger joins and sorts spill to
             ``<workspace>/.duckdb_tmp``.
+        external_access: DuckDB's ``enable_external_access``. False confines SQL to the store: no
+            other file can be read, written or attached (``read_csv``, ``COPY ... TO``, ``ATTACH``),
+            nothing installed, and the setting cannot be turned back on
+            (https://duckdb.org/docs/stable/operations_manual/securing_duckdb/overview).
 
     Raises:
         WorkspaceError: ``workspace`` is not a directory and cannot be made one; another process
@@ -97,6 +101,8 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
             str(workspace / DB_NAME),
             read_only=read_only,
             config={
+                # before temp_directory: DuckDB 2.0 refuses temp_directory given after it is off
+                "enable_external_access": external_access,
                 "memory_limit": memory_limit,
                 "temp_directory": str(workspace / ".duckdb_tmp"),
                 "preserve_insertion_order": False,

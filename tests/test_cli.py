@@ -120,6 +120,22 @@ def test_a_store_that_is_not_a_database_is_a_one_line_error(tmp_path, command):
     assert len(lines) == 1 and lines[0].startswith(f"error: workspace {tmp_path / 'work'}: cannot open its store"), result.output or repr(result.exception)
 
 
+def test_query_reads_the_store_and_no_other_file(tmp_path):
+    from scrutineer import store
+
+    config = write_config(tmp_path, STORE_CONFIG)
+    store.connect(tmp_path / "work").close()
+    (tmp_path / "secret.csv").write_text("token\nsecret-7f3a\n")
+    result = runner.invoke(app, ["query", str(config), "SELECT 'runs=' || count(*) AS n FROM runs"])
+    assert result.exit_code == 0 and "runs=0" in result.output, result.output or repr(result.exception)
+    for sql in [f"SELECT * FROM read_csv('{tmp_path / 'secret.csv'}')", f"COPY (SELECT * FROM runs) TO '{tmp_path / 'out.csv'}'"]:
+        result = runner.invoke(app, ["query", str(config), sql])
+        assert result.exit_code == 1, result.output or repr(result.exception)
+        lines = result.output.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: Permission Error:"), result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_demo_runs_offline_without_shared_data(tmp_path):
     """The README's first command: serve, build, scan (fetching and hashing), re-match, release,
     takedown and report the bundled demo."""
