@@ -1,12 +1,13 @@
 """The run report: one self-contained HTML file per scan (no scripts, no external assets), plus
 a CSV of findings counts. Public: restricted findings appear as counts only, never their URLs.
 
-Written to ``<workspace>/reports/<run_id>.html`` and ``<run_id>-findings.csv``.
+Written to ``<workspace>/reports/<run_id>.html`` and ``<run_id>-findings.csv``, each atomically.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import jinja2
 from scrutineer import Workspace
 from scrutineer.config import Config
 from scrutineer.errors import WorkspaceError
+from scrutineer.files import atomic_write_text
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
@@ -29,6 +31,7 @@ def write_report(cfg: Config, run_id: str | None = None) -> Path:
 
     Raises:
         WorkspaceError: no such run, or no finished one.
+        OSError: a file could not be written; it is left as it was.
     """
     with Workspace(cfg.workspace) as ws:
         con = ws.con
@@ -64,10 +67,11 @@ def write_report(cfg: Config, run_id: str | None = None) -> Path:
     html = _ENV.get_template("report.html.j2").render(
         run=run, reasons=reasons, shards=shards, licences=licences, clusters=clusters, total_rows=total_rows, peak=peak
     )
+    counts = io.StringIO()
+    w = csv.writer(counts)
+    w.writerow(["reason", "restricted", "findings", "samples"])
+    w.writerows(reasons)
     path = out / f"{run_id}.html"
-    path.write_text(html, encoding="utf-8")
-    with open(out / f"{run_id}-findings.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["reason", "restricted", "findings", "samples"])
-        w.writerows(reasons)
+    atomic_write_text(path, html)
+    atomic_write_text(out / f"{run_id}-findings.csv", counts.getvalue())
     return path

@@ -4,6 +4,12 @@ and host, ready to send to a host's abuse contact or a hotline.
 Written as ``<workspace>/takedown/<dataset>.csv`` and ``.json``. One row per restricted finding of
 the dataset's latest finished scan, sorted by registrable domain, host, URL and reason. The
 registrable domain comes from tldextract with its bundled Public Suffix List snapshot (no network).
+
+The CSV is made safe to open in a spreadsheet (OWASP "CSV Injection",
+https://owasp.org/www-community/attacks/CSV_Injection): a text cell starting with ``=``, ``+``,
+``-``, ``@``, tab or carriage return gets a ``'`` before it, and lines end in CRLF so that a
+carriage return or line feed inside a cell is quoted rather than starting a new row (Python's csv
+module quotes only the characters of its line terminator). The JSON carries every value exactly.
 """
 
 from __future__ import annotations
@@ -32,6 +38,17 @@ COLUMNS = [
     "row_index",
     "first_seen",
 ]
+
+#: What a CSV cell a spreadsheet would read as a formula starts with (OWASP "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """``value`` as a CSV cell no spreadsheet evaluates: a string starting with one of
+    :data:`FORMULA_STARTS` gets a ``'`` before it; anything else is returned as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
@@ -74,7 +91,8 @@ def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
 
 
 def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
-    """Write the takedown manifest as CSV and JSON (each atomically).
+    """Write the takedown manifest as CSV (spreadsheet-safe, see the module docstring) and JSON
+    (exact), each atomically.
 
     Returns:
         (csv path, json path, number of rows).
@@ -86,9 +104,9 @@ def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
     out = cfg.workspace / "takedown"
     out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: spreadsheet_safe(v) for k, v in r.items()} for r in rows)
     doc = {
         "dataset": cfg.dataset.name,
         "run_id": run_id,

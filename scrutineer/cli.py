@@ -1,8 +1,8 @@
 """The ``scrutineer`` command line (typer + rich).
 
-Exit status: 0 success; 1 error (bad config, bad bank file, no scan to release); 3 the scan
-finished but some shards failed (``partial``) or could not check their links because the network
-went down (``inconclusive``).
+Exit status: 0 success; 1 error (bad config, bad bank file, no scan to release, a workspace that
+another process holds or that is not a directory); 3 the scan finished but some shards failed
+(``partial``) or could not check their links because the network went down (``inconclusive``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def _findings_table(summary: dict, title: str) -> Table:
 
 
 def _scan(cfg: Config, observe: bool = True) -> dict:
-    """Run a scan (or, ``observe=False``, a rematch) with a progress bar on stderr."""
+    """Run a scan (or, ``observe=False``, a rematch), with a progress bar on stderr when it is a
+    terminal; a failed shard is reported as it happens either way."""
     from flows import configure_prefect
 
     configure_prefect()
@@ -58,10 +59,10 @@ def _scan(cfg: Config, observe: bool = True) -> dict:
     from flows.scan import run_scan
     from scrutineer.sources import list_shards
 
-    total = len(list_shards(cfg))
-    with Progress(TextColumn(f"[bold]{'scan' if observe else 'rematch'}[/]"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err) as progress:
-        bar = progress.add_task("shards", total=total, last="")
+    progress = Progress(TextColumn(f"[bold]{'scan' if observe else 'rematch'}[/]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err, disable=not err.is_terminal)
+    with progress:
+        bar = progress.add_task("shards", total=len(list_shards(cfg)), last="")
 
         def on_shard(result) -> None:
             progress.update(bar, advance=1, last=f"{result.shard.shard_id}: {result.status}")

@@ -5,9 +5,10 @@ error                       raised when                                   what t
 ==========================  ============================================  ====================================
 :class:`ConfigError`        the config, or a file it names (a bank), is   aborts before any shard is read;
                             wrong                                         the CLI exits 1
-:class:`WorkspaceError`     the workspace cannot serve the command:       aborts; the CLI exits 1
-                            another process holds its store, it is not
-                            a directory, no scan has finished in it
+:class:`WorkspaceError`     the workspace cannot serve the command:       aborts before it reads or writes
+                            another process holds its store, it is not    anything; the CLI exits 1
+                            a directory, its store is not a DuckDB
+                            database, no scan has finished in it
 :class:`ShardError`         one shard cannot be read or judged (corrupt   that shard fails and is recorded in
                             file, malformed row, observations missing     ``shards``; the run goes on and ends
                             for a rematch)                                ``partial``; the CLI exits 3

@@ -15,12 +15,9 @@ from pathlib import Path
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 (hex) of a file's bytes, read in 4 MiB chunks."""
-    h = hashlib.sha256()
+    """sha256 (hex) of a file's bytes (:func:`hashlib.file_digest`, which reads in chunks)."""
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -29,10 +26,19 @@ def temporary_sibling(path: Path) -> Path:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` so readers see the old file or the new one, never half."""
+    """Write ``text`` (UTF-8) to ``path`` so readers see the old file or the new one, never half.
+
+    Raises:
+        OSError: the write or the rename failed (a full disk, a directory in the way); ``path`` is
+            as it was and the temporary is gone.
+    """
     tmp = temporary_sibling(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def replace_dir(tmp: Path, out: Path) -> None:

@@ -36,15 +36,20 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
             ``<workspace>/.duckdb_tmp``.
 
     Raises:
-        WorkspaceError: another process holds the store, the workspace path is not a directory,
-            or (read-only) there is no store yet.
+        WorkspaceError: ``workspace`` is not a directory and cannot be made one; another process
+            holds the store (DuckDB admits one process per file while one writes: even a read-only
+            second one fails, https://duckdb.org/docs/stable/connect/concurrency); the store is not
+            a DuckDB database; or (read-only) there is no store yet.
         ConfigError: the store was made by a Scrutineer whose tables differ from this one's.
     """
-    if workspace.exists() and not workspace.is_dir():
-        raise WorkspaceError(f"workspace {workspace} is not a directory")
+    try:
+        workspace.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok admits only a directory
+        raise WorkspaceError(f"workspace {workspace} is not a directory") from None
+    except OSError as e:  # a file on its path, no permission
+        raise WorkspaceError(f"workspace {workspace} cannot be created: {e.strerror}") from None
     if read_only and not (workspace / DB_NAME).exists():
         raise WorkspaceError(f"no store in workspace {workspace}: run `scrutineer scan` first")
-    workspace.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(
             str(workspace / DB_NAME),
@@ -57,9 +62,9 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
             },
         )
     except duckdb.IOException as e:
-        if "lock" in str(e).lower():
-            raise WorkspaceError(f"workspace {workspace} is in use by another Scrutineer process (a scan?); try again when it ends") from None
-        raise
+        if "Could not set lock on file" in str(e):  # DuckDB has no exception class of its own for it
+            raise WorkspaceError(f"workspace {workspace} is in use by another process (a scan?); try again when it has finished ({e})") from None
+        raise WorkspaceError(f"workspace {workspace}: cannot open its store ({e})") from None
     try:
         _check_tables(con, workspace)
         if not read_only:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -42,3 +44,18 @@ def scan(path: Path) -> dict:
     from flows.scan import run_scan
 
     return run_scan(load_config(path))
+
+
+_FILE_SIZE_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit raises OSError (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+from scrutineer.cli import app
+app(sys.argv[2:])
+"""
+
+
+def scrutineer_with_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
+    """Run ``scrutineer *args`` in a subprocess that cannot write any file past ``limit`` bytes
+    (``RLIMIT_FSIZE``), as on a full disk."""
+    return subprocess.run([sys.executable, "-c", _FILE_SIZE_LIMITED, str(limit), *args], capture_output=True, text=True, timeout=300)

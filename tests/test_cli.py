@@ -1,4 +1,5 @@
-"""The command line: dry run, config errors, query, and the README's demo command."""
+"""The command line: dry run, config errors, query, a busy or unusable workspace, and the README's
+demo command."""
 
 import os
 import re
@@ -66,6 +67,78 @@ def test_release_before_scan_is_an_error(tmp_path):
     assert result.exit_code == 1 and "no finished scan" in result.output
     result = runner.invoke(app, ["release", str(path), "--variant", "nope"])
     assert result.exit_code == 1 and "unknown release variant 'nope'" in result.output
+
+
+STORE_COMMANDS = [["release", "--variant", "v"], ["report"], ["takedown"], ["rematch"], ["query", "SELECT 1"], ["banks"], ["scan"]]
+STORE_CONFIG = {"dataset": {"name": "d", "shards": ["d.jsonl"]}, "detectors": {"dedup": {}}, "release": {"variants": {"v": {"remove": ["duplicate"]}}}}
+
+
+def write_store_config(tmp_path, **overrides):
+    (tmp_path / "d.jsonl").write_text('{"url": "http://x.org/a.jpg"}\n')
+    return write_config(tmp_path, {**STORE_CONFIG, **overrides})
+
+
+@pytest.fixture
+def held_workspace(tmp_path):
+    """A workspace whose store another process holds open read-write, as a running scan does."""
+    config = write_store_config(tmp_path)
+    (tmp_path / "work").mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('holding', flush=True); sys.stdin.read()", str(tmp_path / "work" / "scrutineer.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        yield config
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=[c[0] for c in STORE_COMMANDS])
+def test_a_workspace_another_process_holds_is_a_one_line_error(held_workspace, command):
+    result = runner.invoke(app, [command[0], str(held_workspace), *command[1:]])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: workspace {held_workspace.parent / 'work'} is in use by another process"), result.output or repr(result.exception)
+
+
+@pytest.mark.parametrize("where", ["work", "work/sub"])
+@pytest.mark.parametrize("command", STORE_COMMANDS[:5], ids=[c[0] for c in STORE_COMMANDS[:5]])
+def test_a_workspace_that_is_a_file_is_a_one_line_error(tmp_path, command, where):
+    config = write_store_config(tmp_path, workspace=str(tmp_path / where))
+    (tmp_path / "work").write_text("not a directory\n")
+    result = runner.invoke(app, [command[0], str(config), *command[1:]])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: workspace {tmp_path / where} "), result.output or repr(result.exception)
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=[c[0] for c in STORE_COMMANDS])
+def test_a_store_that_is_not_a_database_is_a_one_line_error(tmp_path, command):
+    config = write_store_config(tmp_path)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "scrutineer.duckdb").write_text("not a database\n" * 1000)
+    result = runner.invoke(app, [command[0], str(config), *command[1:]])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: workspace {tmp_path / 'work'}: cannot open its store"), result.output or repr(result.exception)
+
+
+def test_query_reads_the_store_and_no_other_file(tmp_path):
+    from scrutineer import store
+
+    config = write_store_config(tmp_path)
+    store.connect(tmp_path / "work").close()
+    (tmp_path / "secret.csv").write_text("token\nsecret-7f3a\n")
+    result = runner.invoke(app, ["query", str(config), "SELECT 'runs=' || count(*) AS n FROM runs"])
+    assert result.exit_code == 0 and "runs=0" in result.output, result.output or repr(result.exception)
+    for sql in [f"SELECT * FROM read_csv('{tmp_path / 'secret.csv'}')", f"COPY (SELECT * FROM runs) TO '{tmp_path / 'out.csv'}'"]:
+        result = runner.invoke(app, ["query", str(config), sql])
+        assert result.exit_code == 1, result.output or repr(result.exception)
+        lines = result.output.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: Permission Error:"), result.output
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_demo_runs_offline_without_shared_data(tmp_path):
