@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -65,12 +65,19 @@ class Detector(ABC):
     """Base class of every detector.
 
     Subclasses set ``name`` (registry key = entry-point name = config key = ``findings.detector``),
-    ``version`` (bump when results can change: it is part of the resume fingerprint) and, when
-    they take parameters, ``Params`` (a pydantic model with ``extra="forbid"``).
+    ``version`` (bump when results can change: it is part of the resume fingerprint), ``reasons``
+    and, when they take parameters, ``Params`` (a pydantic model with ``extra="forbid"``).
     """
 
     name: ClassVar[str]
     version: ClassVar[str]
+    #: Every reason code the detector can emit -> whether findings of that reason are restricted
+    #: (hash-bank matches, ``hash_match.*``: DESIGN.md "Restricted and public outputs"), e.g.
+    #: ``{"hash_match.url": True}``. A finding's ``restricted`` column must agree. Config checks
+    #: release variants against it (:meth:`scrutineer.config.ReleaseConfig.check`): a ``remove``
+    #: pattern must match a reason of a registered detector, and a variant must remove every
+    #: restricted reason of the configured detectors unless it sets ``keep_restricted``.
+    reasons: ClassVar[Mapping[str, bool]]
     Params: ClassVar[type[BaseModel]] = NoParams
     #: ``metadata``: :meth:`detect` sees ``DETECT_SCHEMA`` batches of the shard. ``content``: it
     #: sees ``flows.content.CONTENT_SCHEMA`` batches (each sample's fetch record and hashes),

@@ -54,6 +54,7 @@ class ContentHashlist(Detector):
 
     name = "content_hashlist"
     version = "1"
+    reasons = {f"hash_match.{signal}": True for signal in CONTENT_SIGNALS}
     Params = ContentHashlistParams
     needs = "content"
 

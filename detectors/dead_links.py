@@ -35,6 +35,7 @@ class DeadLinks(Detector):
 
     name = "dead_links"
     version = "1"
+    reasons = {reason: False for reason, _ in REASONS.values()}
     Params = DeadLinksParams
     needs = "content"
 

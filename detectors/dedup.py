@@ -80,6 +80,7 @@ class Dedup(Detector):
 
     name = "dedup"
     version = "2"
+    reasons = {f"duplicate.{key}": False for key in KEYS}
     Params = DedupParams
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:

@@ -40,6 +40,7 @@ class LicenseGaps(Detector):
 
     name = "license_gaps"
     version = "1"
+    reasons = {"license.missing": False, "license.unknown": False, "license.disallowed": False}
     Params = LicenseGapsParams
 
     def setup(self) -> None:

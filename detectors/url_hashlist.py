@@ -20,6 +20,7 @@ class UrlHashlist(Detector):
 
     name = "url_hashlist"
     version = "1"
+    reasons = {"hash_match.url": True}
 
     def setup(self) -> None:
         banks = [b for b in self.ctx.banks if b.config.signal_type == "url_md5"]

@@ -33,6 +33,7 @@ class VerifyHash(Detector):
 
     name = "verify_hash"
     version = "1"
+    reasons = {"content.hash_mismatch": False}
     Params = VerifyHashParams
     needs = "content"
 

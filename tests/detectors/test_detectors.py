@@ -177,3 +177,22 @@ class TestVerifyHash(DetectorConformance):
 def test_unknown_detector_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown detector 'nsfw'; available: .*dedup.*license_gaps.*url_hashlist"):
         get_detector_class("nsfw")
+
+
+@pytest.mark.parametrize("case", [TestUrlHashlist, TestLicenseGaps, TestContentHashlist, TestDeadLinks, TestVerifyHash], ids=lambda c: c.detector_class.name)
+def test_findings_have_declared_reasons(case):
+    """Each finding's reason is one its detector declares, restricted exactly as declared (dedup
+    finds nothing in detect: its findings come from finalize, over a whole scan)."""
+    found = case().make().detect(case().sample_batch())
+    assert found.num_rows > 0
+    assert set(zip(found["reason"].to_pylist(), found["restricted"].to_pylist())) <= set(case.detector_class.reasons.items())
+
+
+def test_registered_reasons_mark_hash_matches_restricted():
+    from detectors.registry import registered_reasons
+
+    reasons = registered_reasons()
+    assert set(reasons) >= {"url_hashlist", "content_hashlist", "dead_links", "license_gaps", "dedup", "verify_hash"}
+    restricted = {r for declared in reasons.values() for r, is_restricted in declared.items() if is_restricted}
+    assert restricted == {f"hash_match.{s}" for s in ("url", "md5", "sha1", "sha256", "pdq", "phash")}
+    assert reasons["dedup"] == {"duplicate.url": False, "duplicate.caption": False}
