@@ -27,10 +27,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from scrutineer.errors import ConfigError
 from scrutineer.policy import matches
@@ -152,10 +152,15 @@ class VariantConfig(Strict):
     )
 
 
+#: A variant name: a plain name, as a dataset name is (no ``/``, no leading ``.``), since the
+#: release directory is ``<workspace>/releases/RE-<dataset>-<variant>``.
+VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
 class ReleaseConfig(Strict):
     """Release variants; variant ``V`` of dataset ``D`` is written to ``releases/RE-D-V``."""
 
-    variants: dict[str, VariantConfig] = Field(default_factory=dict, description="Variant name -> its policy.")
+    variants: dict[VariantName, VariantConfig] = Field(default_factory=dict, description="Variant name -> its policy.")
 
     def check(self, detectors: Iterable[str]) -> None:
         """Check every variant's ``remove`` patterns against the detectors' declared reasons

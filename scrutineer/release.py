@@ -52,12 +52,18 @@ def build_release(cfg: Config, variant: str) -> Path:
         The release directory.
 
     Raises:
-        ReleaseError: unknown variant, no completed scan, or a shard's bytes changed since the scan.
+        ReleaseError: unknown variant, a release directory outside ``<workspace>/releases`` (a
+            dataset or variant name holding a ``/``), no completed scan, or a shard's bytes
+            changed since the scan.
         ShardError: a shard cannot be read.
     """
     if variant not in cfg.release.variants:
         raise ReleaseError(f"unknown release variant {variant!r}; configured: {sorted(cfg.release.variants) or 'none'}")
     patterns = cfg.release.variants[variant].remove
+    name = f"RE-{cfg.dataset.name}-{variant}"
+    out = cfg.workspace / "releases" / name
+    if out.parent != cfg.workspace / "releases":
+        raise ReleaseError(f"release {name!r} would be written outside {cfg.workspace / 'releases'}; dataset and variant names must be plain names")
     con = store.connect(cfg.workspace)
     try:
         run = store.latest_run(con, cfg.dataset.name)
@@ -84,8 +90,6 @@ def build_release(cfg: Config, variant: str) -> Path:
         ).fetchall()
         detectors, banks = con.sql("SELECT detectors, banks FROM runs WHERE run_id = ?", params=[run_id]).fetchall()[0]
 
-        name = f"RE-{cfg.dataset.name}-{variant}"
-        out = cfg.workspace / "releases" / name
         out.parent.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out.parent)
         tmp = temporary_sibling(out)

@@ -5,10 +5,12 @@ import json
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from conftest import scan, write_config
 
-from scrutineer.config import load_config
-from scrutineer.release import build_release
+from scrutineer.config import ReleaseConfig, load_config
+from scrutineer.errors import ConfigError
+from scrutineer.release import ReleaseError, build_release
 
 ROWS = [
     {"key": "k0", "url": "http://a.example/0.jpg", "caption": "a cat", "license": "CC0-1.0"},
@@ -59,3 +61,28 @@ def test_jsonl_csv_and_hf_releases(tmp_path):
     out = pq.read_table(build_release(load_config(hf), "v") / "data" / "s.parquet")
     assert out["key"].to_pylist() == ["k0", "k1", "k4"]
     assert out.schema.names == list(ROWS[0])
+
+
+def test_a_release_never_leaves_the_releases_directory(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("not yours")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    escape = "../../../../victim"  # RE-d-<escape> under <workspace>/releases is tmp_path/victim
+    dataset = {"name": "d", "shards": ["data/a.jsonl"]}
+    bad = write_config(tmp_path / "bad", {"dataset": {**dataset, "shards": [str(tmp_path / "data" / "a.jsonl")]}, "detectors": {"dedup": {}},
+                                          "release": {"variants": {escape: {"remove": ["duplicate"]}}}})
+    with pytest.raises(ConfigError) as e:
+        load_config(bad)
+    assert "release.variants" in str(e.value) and escape in str(e.value)
+
+    # A config built without validation cannot reach outside <workspace>/releases either.
+    config = write_config(tmp_path, {"dataset": dataset, "detectors": {"dedup": {}}, "release": {"variants": {"v": {"remove": ["duplicate"]}}}})
+    assert scan(config)["status"] == "completed"
+    cfg = load_config(config)
+    forged = cfg.model_copy(update={"release": ReleaseConfig.model_construct(variants={escape: cfg.release.variants["v"]})})
+    with pytest.raises(ReleaseError, match="outside"):
+        build_release(forged, escape)
+    assert [p.name for p in victim.iterdir()] == ["keep.txt"]
+    assert build_release(cfg, "v") == cfg.workspace / "releases" / "RE-d-v"
