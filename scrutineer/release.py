@@ -7,12 +7,16 @@
   removed rows gone and the order kept. (``hf`` shards are written as parquet. A ``webdataset``
   release is its img2dataset parquet files: Scrutineer never writes image bytes, so the tars are
   not rewritten; the removed keys tell a maintainer which members to drop.)
-- ``removed.parquet``: ``sample_id, shard_id, row_index`` of every removed row, all reasons merged
-  into one list so that no restricted sample can be singled out; no URLs, no reasons.
+- ``removed.parquet``: ``sample_id, shard_id, row_index`` of every removed row none of whose
+  findings in the run is restricted; no URLs, no reasons. Rows with a restricted finding (a
+  hash-bank match) are counted, never listed: merged into one list with public reasons, they
+  could be singled out by recomputing the public reasons (duplicates, licences) and subtracting.
 - ``manifest.json``: tool version, time, run id, policy, detectors (versions, params), banks
-  (name, source, version, sha256, entry count, never entries), removal counts per policy entry,
-  and each input and output shard with its sha256 and row count.
-- ``README.md``: a dataset card with Hugging Face YAML front matter.
+  (name, source, version, sha256, entry count, never entries), removal counts (in all, listed,
+  restricted, per policy entry), and each input and output shard with its sha256 and row count.
+- ``README.md``: a dataset card with Hugging Face YAML front matter. It says the original must be
+  withdrawn: a diff of the original and the release shows every removed row, restricted ones
+  included (LAION withdrew LAION-5B before publishing Re-LAION-5B).
 
 The directory is built under a temporary name and renamed into place.
 """
@@ -73,11 +77,13 @@ def build_release(cfg: Config, variant: str) -> Path:
         if status != "completed":
             raise ReleaseError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before releasing")
         where, params = reason_filter_sql(patterns)
+        # Each removed row, and whether any of its findings in the run is restricted.
         removed = con.sql(
-            f"SELECT DISTINCT sample_id, shard_id, row_index FROM findings WHERE run_id = ? AND {where} "
-            "ORDER BY shard_id, row_index",
+            "SELECT sample_id, shard_id, row_index, bool_or(restricted) AS restricted FROM findings WHERE run_id = ? "
+            f"GROUP BY sample_id, shard_id, row_index HAVING bool_or({where}) ORDER BY shard_id, row_index",
             params=[run_id, *params],
         ).to_arrow_table()
+        listed = removed.filter(pc.invert(removed["restricted"])).drop_columns("restricted")
         by_pattern = {}
         for p in patterns:
             w, ps = reason_filter_sql([p])
@@ -116,7 +122,7 @@ def build_release(cfg: Config, variant: str) -> Path:
                         "removed_rows": rows_in - rows_out,
                     }
                 )
-            pq.write_table(removed, tmp / "removed.parquet")
+            pq.write_table(listed, tmp / "removed.parquet")
             manifest = {
                 "release": name,
                 "dataset": cfg.dataset.name,
@@ -129,6 +135,8 @@ def build_release(cfg: Config, variant: str) -> Path:
                 "banks": json.loads(banks),
                 "removed": {
                     "rows": removed.num_rows,
+                    "listed": listed.num_rows,
+                    "restricted": removed.num_rows - listed.num_rows,
                     "by_policy_entry": by_pattern,
                     "file": {"path": "removed.parquet", "sha256": file_sha256(tmp / "removed.parquet")},
                 },
@@ -265,9 +273,16 @@ configs:
 A filtered re-release of `{{ m.dataset }}` produced by Scrutineer {{ m.tool.version }} on {{ m.created_at }}
 from scan `{{ m.run_ids[0] }}`, variant `{{ m.variant }}`.
 
-The shards under `data/` have the same paths, columns and row order as the input; only the rows listed
-in `removed.parquet` (sample_id, shard_id, row_index) are gone. `manifest.json` gives the sha256 of every
-input and output shard so anyone holding the original can verify what changed.
+The shards under `data/` have the same paths, columns and row order as the input, with the removed rows
+gone. `removed.parquet` (sample_id, shard_id, row_index) lists the {{ m.removed.listed }} removed rows none of
+whose findings is restricted; the {{ m.removed.restricted }} rows removed with a restricted finding (a hash-list
+match) are counted, never listed. `manifest.json` gives the sha256 of every input and output shard.
+
+## The original must be withdrawn
+
+Anyone holding both the original dataset and this release can diff them and find every removed row, the
+restricted ones included. The original must therefore be withdrawn from distribution when this release is
+published, as LAION withdrew LAION-5B (December 2023) before publishing Re-LAION-5B (August 2024).
 
 ## Removal policy
 
@@ -276,9 +291,8 @@ Rows with a finding whose reason matches one of these were removed:
 - `{{ p }}`: {{ m.removed.by_policy_entry[p] }} rows
 {%- endfor %}
 
-Rows in: {{ m.rows.input }}. Rows removed: {{ m.removed.rows }}. Rows out: {{ m.rows.output }}.
-A row removed for several reasons is counted once in the total; reasons are merged into one list on purpose,
-so that no sample matched by a hash list can be singled out.
+Rows in: {{ m.rows.input }}. Rows removed: {{ m.removed.rows }} ({{ m.removed.listed }} listed, {{ m.removed.restricted }} restricted).
+Rows out: {{ m.rows.output }}. A row removed for several reasons is counted once in the total.
 
 ## Detectors
 {% for name, d in m.detectors.items() %}
