@@ -4,7 +4,8 @@
 
 - ``data/<shard_id>``: every input shard at the same relative path, in the same format, with the
   same column names, types and order (parquet keeps its schema metadata, pandas' included), the
-  removed rows gone and the order kept. (``hf`` shards are written as parquet. A ``webdataset``
+  removed rows gone and the order kept; JSONL and unquoted (QUOTE_NONE) CSV/TSV shards are their
+  kept lines byte for byte. (``hf`` shards are written as parquet. A ``webdataset``
   release is its img2dataset parquet files: Scrutineer never writes image bytes, so the tars are
   not rewritten; the removed keys tell a maintainer which members to drop.)
 - ``removed.parquet``: ``sample_id, shard_id, row_index`` of every removed row none of whose
@@ -208,17 +209,15 @@ def _write_arrow(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tup
 
 def _write_csv(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple[int, int]:
     delimiter, header, quoting = csv_dialect(shard, cfg.dataset)
+    if not quoting:
+        return _write_lines(shard, header, drop, dest)
     rows_in = rows_out = 0
     writer = None
     try:
         for n, batch in _kept(iter_raw_batches(shard, cfg.dataset), drop):
             if writer is None:
                 writer = pacsv.CSVWriter(
-                    dest,
-                    batch.schema,
-                    write_options=pacsv.WriteOptions(
-                        include_header=header, delimiter=delimiter, quoting_style="needed" if quoting else "none"
-                    ),
+                    dest, batch.schema, write_options=pacsv.WriteOptions(include_header=header, delimiter=delimiter, quoting_style="needed")
                 )
             rows_in += n
             rows_out += batch.num_rows
@@ -228,6 +227,33 @@ def _write_csv(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple
     finally:
         if writer is not None:
             writer.close()
+    return rows_in, rows_out
+
+
+def _write_lines(shard: Shard, header: bool, drop: np.ndarray, dest: Path) -> tuple[int, int]:
+    """Copy an unquoted (QUOTE_NONE) CSV/TSV shard line by line, leaving out the dropped rows'
+    lines, so the release is the input's bytes minus those lines.
+
+    Rows are counted as pyarrow's reader counts them (:func:`scrutineer.sources.iter_raw_batches`):
+    a line ends at ``\\n``, ``\\r\\n`` or ``\\r``; empty lines are not rows (they are kept); with
+    ``header``, the first non-empty line is the header (kept).
+    """
+    dropped = set(drop.tolist())
+    rows_in = rows_out = 0
+    # newline="": lines end as above and keep their ending; latin-1 decodes each byte to one
+    # character, so encoding a line gives back exactly the bytes read.
+    with open(shard.location, encoding="latin-1", newline="") as f, open(dest, "wb") as out:
+        for line in f:
+            if not line.rstrip("\r\n"):
+                out.write(line.encode("latin-1"))
+            elif header:
+                out.write(line.encode("latin-1"))
+                header = False
+            else:
+                if rows_in not in dropped:
+                    out.write(line.encode("latin-1"))
+                    rows_out += 1
+                rows_in += 1
     return rows_in, rows_out
 
 

@@ -141,3 +141,50 @@ def test_an_attacker_cannot_single_out_restricted_samples(tmp_path):
         "rows": 9, "listed": 4, "restricted": 5, "by_policy_entry": {"hash_match": 5, "duplicate": 3, "license.disallowed": 2}, "file": None
     }
     assert "withdraw" in (release / "README.md").read_text()
+
+
+#: Read with QUOTE_NONE, a line is a row and `"` a plain character; empty lines (ended by \n,
+#: \r\n or \r) are not rows, and the header is the first non-empty line.
+HEADERLESS_TSV = [
+    b'a "quoted" cat\thttp://a.example/0.jpg\n',
+    b"a dog\thttp://a.example/1.jpg\r\n",
+    b"\n",
+    b'A "quoted"  cat\thttp://a.example/2.jpg\n',  # caption duplicate of row 0
+    b'say "hi\thttp://a.example/3.jpg\r',
+    b"\r\n",
+    b"a bird\thttp://a.example/1.jpg",  # URL duplicate of row 1, no final newline
+]
+QUOTELESS_CSV = [
+    b"\n",
+    b"caption,url\n",
+    b'he said "no",http://b.example/0.jpg\n',
+    b'"open quote,http://b.example/1.jpg\n',
+    b"\n",
+    b'He said "no",http://b.example/2.jpg\n',  # caption duplicate of row 0
+    b"plain,http://b.example/3.jpg\n",
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "lines", "dialect", "kept", "rows"),
+    [
+        ("cc.tsv", HEADERLESS_TSV, {"names": ["caption", "url"]}, [0, 1, 2, 4, 5], {"input": 5, "output": 3}),
+        ("q.csv", QUOTELESS_CSV, {"quoting": False}, [0, 1, 2, 3, 4, 6], {"input": 4, "output": 3}),
+    ],
+    ids=["headerless-tsv", "csv-quoting-false"],
+)
+def test_unquoted_releases_are_the_kept_lines_verbatim(tmp_path, file, lines, dialect, kept, rows):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / file).write_bytes(b"".join(lines))
+    config = write_config(
+        tmp_path,
+        {
+            "dataset": {"name": "d", "shards": [f"data/{file}"], **dialect},
+            "detectors": {"dedup": {}},
+            "release": {"variants": {"v": {"remove": ["duplicate"]}}},
+        },
+    )
+    assert scan(config)["status"] == "completed"
+    release = build_release(load_config(config), "v")
+    assert (release / "data" / file).read_bytes() == b"".join(lines[i] for i in kept)
+    assert json.loads((release / "manifest.json").read_text())["rows"] == rows
