@@ -15,9 +15,10 @@
 - ``manifest.json``: tool version, time, run id, policy, detectors (versions, params), banks
   (name, source, version, sha256, entry count, never entries), removal counts (in all, listed,
   restricted, per policy entry), and each input and output shard with its sha256 and row count.
-- ``README.md``: a dataset card with Hugging Face YAML front matter. It says the original must be
-  withdrawn: a diff of the original and the release shows every removed row, restricted ones
-  included (LAION withdrew LAION-5B before publishing Re-LAION-5B).
+- ``README.md``: a Hugging Face dataset card (``huggingface_hub.DatasetCard``: pretty name, tags
+  and data files in its YAML metadata) with the policy, counts, detectors and banks. It says the
+  original must be withdrawn: a diff of the original and the release shows every removed row,
+  restricted ones included (LAION withdrew LAION-5B before publishing Re-LAION-5B).
 
 The directory is built under a temporary name and renamed into place.
 """
@@ -31,12 +32,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from huggingface_hub import DatasetCard, DatasetCardData
 
 from scrutineer import __version__, store
 from scrutineer.config import Config
@@ -131,7 +132,7 @@ def build_release(cfg: Config, variant: str) -> Path:
                 "tool": {"name": "scrutineer", "version": __version__},
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "run_ids": [run_id],
-                "policy": {"remove": patterns},
+                "policy": {"remove": patterns, "keep_restricted": cfg.release.variants[variant].keep_restricted},
                 "detectors": json.loads(detectors),
                 "banks": json.loads(banks),
                 "removed": {
@@ -145,7 +146,7 @@ def build_release(cfg: Config, variant: str) -> Path:
                 "shards": entries,
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-            (tmp / "README.md").write_text(_CARD.render(m=manifest, config=cfg))
+            _card(manifest).save(tmp / "README.md")
             replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -283,25 +284,33 @@ def _write_coco(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tupl
     return len(anns), len(kept)
 
 
-_CARD = jinja2.Environment(autoescape=False, keep_trailing_newline=True).from_string(
-    """---
-pretty_name: "{{ m.release }}"
-tags:
-- scrutineer
-- filtered
-configs:
-- config_name: default
-  data_files: "data/**"
----
+def _card(m: dict) -> DatasetCard:
+    """The release's dataset card, from its manifest ``m``: Hugging Face metadata (pretty name,
+    tags, the data files) and the provenance, removal policy and counts, the withdrawal notice,
+    the detectors, and the hash lists without their entries."""
+    data = DatasetCardData(
+        pretty_name=m["release"], tags=["scrutineer", "filtered"], configs=[{"config_name": "default", "data_files": "data/**"}]
+    )
+    removed = m["removed"]
+    policy = "\n".join(f"- `{p}`: {n} rows" for p, n in removed["by_policy_entry"].items())
+    if m["policy"]["keep_restricted"]:
+        policy += (
+            "\n\nThis variant keeps rows with restricted findings that the list above does not cover, on purpose "
+            "(`keep_restricted: true` in its config)."
+        )
+    detectors = "\n".join(f"- `{name}` version {d['version']}" for name, d in m["detectors"].items())
+    banks = "\n".join(
+        f"- `{b['name']}` from {b['source']}, version {b['version']}, {b['entries']} entries, file sha256 `{b['sha256']}`" for b in m["banks"]
+    )
+    text = f"""
+# {m["release"]}
 
-# {{ m.release }}
-
-A filtered re-release of `{{ m.dataset }}` produced by Scrutineer {{ m.tool.version }} on {{ m.created_at }}
-from scan `{{ m.run_ids[0] }}`, variant `{{ m.variant }}`.
+A filtered re-release of `{m["dataset"]}` produced by Scrutineer {m["tool"]["version"]} on {m["created_at"]}
+from scan `{m["run_ids"][0]}`, variant `{m["variant"]}`.
 
 The shards under `data/` have the same paths, columns and row order as the input, with the removed rows
-gone. `removed.parquet` (sample_id, shard_id, row_index) lists the {{ m.removed.listed }} removed rows none of
-whose findings is restricted; the {{ m.removed.restricted }} rows removed with a restricted finding (a hash-list
+gone. `removed.parquet` (sample_id, shard_id, row_index) lists the {removed["listed"]} removed rows none of
+whose findings is restricted; the {removed["restricted"]} rows removed with a restricted finding (a hash-list
 match) are counted, never listed. `manifest.json` gives the sha256 of every input and output shard.
 
 ## The original must be withdrawn
@@ -313,23 +322,16 @@ published, as LAION withdrew LAION-5B (December 2023) before publishing Re-LAION
 ## Removal policy
 
 Rows with a finding whose reason matches one of these were removed:
-{% for p in m.policy.remove %}
-- `{{ p }}`: {{ m.removed.by_policy_entry[p] }} rows
-{%- endfor %}
 
-Rows in: {{ m.rows.input }}. Rows removed: {{ m.removed.rows }} ({{ m.removed.listed }} listed, {{ m.removed.restricted }} restricted).
-Rows out: {{ m.rows.output }}. A row removed for several reasons is counted once in the total.
+{policy}
+
+Rows in: {m["rows"]["input"]}. Rows removed: {removed["rows"]} ({removed["listed"]} listed, {removed["restricted"]} restricted).
+Rows out: {m["rows"]["output"]}. A row removed for several reasons is counted once in the total.
 
 ## Detectors
-{% for name, d in m.detectors.items() %}
-- `{{ name }}` version {{ d.version }}
-{%- endfor %}
-{% if m.banks %}
-## Hash lists
 
-Matched by hash only; the list entries are not published.
-{% for b in m.banks %}
-- `{{ b.name }}` from {{ b.source }}, version {{ b.version }}, {{ b.entries }} entries, file sha256 `{{ b.sha256 }}`
-{%- endfor %}
-{% endif %}"""
-)
+{detectors}
+"""
+    if banks:
+        text += f"\n## Hash lists\n\nMatched by hash only; the list entries are not published.\n\n{banks}\n"
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n{text}")

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from conftest import scan, write_config
+from huggingface_hub import DatasetCard
 
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
@@ -140,7 +141,32 @@ def test_release_invariants(laion, shared_data):
     assert manifest["removed"]["restricted"] == len(restricted) and manifest["removed"]["listed"] == removed.num_rows
     assert file_sha256(release / "removed.parquet") == manifest["removed"]["file"]["sha256"]
     assert manifest["banks"][0]["entries"] == 4 and "urls.txt" not in json.dumps(manifest)
-    assert (release / "README.md").read_text().startswith("---\n")
+    assert manifest["policy"] == {"remove": ["hash_match", "duplicate.url"], "keep_restricted": False}
+
+
+def test_release_card_is_a_hub_dataset_card(laion):
+    manifest = json.loads((laion["release"] / "manifest.json").read_text())
+    card = DatasetCard.load(laion["release"] / "README.md")
+    assert card.data.to_dict() == {
+        "pretty_name": "RE-laion400m-sample-research",
+        "tags": ["scrutineer", "filtered"],
+        "configs": [{"config_name": "default", "data_files": "data/**"}],
+    }
+    removed = manifest["removed"]
+    text = " ".join(card.text.split())
+    for line in [
+        f"from scan `{manifest['run_ids'][0]}`, variant `research`",
+        f"- `hash_match`: {removed['by_policy_entry']['hash_match']} rows",
+        f"- `duplicate.url`: {removed['by_policy_entry']['duplicate.url']} rows",
+        f"Rows in: 5000. Rows removed: {removed['rows']} ({removed['listed']} listed, {removed['restricted']} restricted).",
+        f"Rows out: {5000 - removed['rows']}.",
+        "- `url_hashlist` version 1",
+        f"- `watchlist` from Example Hotline, version 2026-11, 4 entries, file sha256 `{manifest['banks'][0]['sha256']}`",
+        "The original must be withdrawn",
+        "as LAION withdrew LAION-5B (December 2023) before publishing Re-LAION-5B (August 2024)",
+    ]:
+        assert line in text
+    assert "keep_restricted" not in text
 
 
 def test_takedown_grouped_by_registrable_domain(laion):

@@ -99,6 +99,7 @@ def test_webdataset_tar_verifies_row_0_and_fails_row_1_with_no_http(tmp_path, sh
     out = pq.read_table(release / "data" / "00000.parquet")
     assert out.schema.equals(pq.read_schema(shard), check_metadata=True)
     assert out["key"].to_pylist() == ["000000000"]
+    assert "keeps rows with restricted findings" in " ".join((release / "README.md").read_text().split())
 
 
 def test_fetched_bytes_verify_row_0_and_fail_row_1(tmp_path, shared_data, original):
