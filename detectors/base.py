@@ -63,8 +63,12 @@ class Detector(ABC):
 
     name: ClassVar[str]
     version: ClassVar[str]
-    #: Every reason code the detector can emit -> whether findings of it are restricted (hash-bank
-    #: matches: their URLs appear only in the takedown manifest; public outputs count them).
+    #: Every reason code the detector can emit -> whether findings of that reason are restricted
+    #: (hash-bank matches, ``hash_match.*``: DESIGN.md "Restricted and public outputs"), e.g.
+    #: ``{"hash_match.url": True}``. A finding's ``restricted`` column follows from it (:meth:`findings`). Config checks
+    #: release variants against it (:meth:`scrutineer.config.ReleaseConfig.check`): a ``remove``
+    #: pattern must match a reason of a registered detector, and a variant must remove every
+    #: restricted reason of the configured detectors unless it sets ``keep_restricted``.
     reasons: ClassVar[Mapping[str, bool]]
     Params: ClassVar[type[BaseModel]] = NoParams
     #: ``metadata``: :meth:`detect` sees ``DETECT`` batches. ``content``: it sees ``CONTENT``

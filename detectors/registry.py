@@ -40,3 +40,16 @@ def get_detector_class(name: str):
     if getattr(cls, "name", None) != name:
         raise ConfigError(f"detector entry point {name!r} loads {cls.__name__} whose name is {getattr(cls, 'name', None)!r}")
     return cls
+
+
+def registered_reasons() -> dict[str, dict[str, bool]]:
+    """The reasons of every registered detector (:attr:`detectors.base.Detector.reasons`).
+
+    Returns:
+        ``{detector name: {reason code: restricted}}``, e.g.
+        ``{"url_hashlist": {"hash_match.url": True}, ...}``.
+
+    Raises:
+        ConfigError: as :func:`get_detector_class`, for any registered detector.
+    """
+    return {name: dict(get_detector_class(name).reasons) for name in available()}

@@ -25,15 +25,17 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import expandvars
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from scrutineer.errors import ConfigError
 from scrutineer.hashing import MAX_PIXELS
+from scrutineer.policy import matches
 from scrutineer.signals import SIGNAL_TYPES
 
 Format = Literal["parquet", "csv", "tsv", "jsonl", "coco", "hf", "webdataset"]
@@ -145,13 +147,62 @@ class FetchConfig(Strict):
 class VariantConfig(Strict):
     """One release variant: the finding reasons (or reason prefixes) whose rows are removed."""
 
-    remove: list[str] = Field(min_length=1, description="Reason codes or dotted prefixes, e.g. `hash_match` or `duplicate.url`.")
+    remove: list[str] = Field(
+        min_length=1,
+        description="Reason codes or dotted prefixes (scrutineer/policy.py), e.g. `hash_match` or `duplicate.url`; "
+        "each must match a reason some registered detector can emit.",
+    )
+    keep_restricted: bool = Field(
+        False,
+        description="Publish rows whose restricted findings (hash-bank matches) `remove` does not cover. Without it, "
+        "`remove` must cover every restricted reason the configured detectors can emit: a release that keeps "
+        "hash-listed samples has to be a written decision, never the effect of a typo or a forgotten entry.",
+    )
+
+
+#: A variant name: a plain name, as a dataset name is (no ``/``, no leading ``.``), since the
+#: release directory is ``<workspace>/releases/RE-<dataset>-<variant>``.
+VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
 class ReleaseConfig(Strict):
-    """The release variants a maintainer can write."""
+    """Release variants; variant ``V`` of dataset ``D`` is written to ``releases/RE-D-V``."""
 
-    variants: dict[str, VariantConfig] = Field(default_factory=dict, description="Variant name -> what it removes.")
+    variants: dict[VariantName, VariantConfig] = Field(default_factory=dict, description="Variant name -> its policy.")
+
+    def check(self, detectors: Iterable[str]) -> None:
+        """Check every variant's ``remove`` patterns against the detectors' declared reasons
+        (``Detector.reasons``).
+
+        A pattern must match (:func:`scrutineer.policy.matches`) a reason of a registered detector,
+        and a variant must remove every restricted reason that ``detectors`` can emit unless it
+        sets ``keep_restricted`` (issue 10: a typo once published hash-matched rows).
+
+        Args:
+            detectors: names of the configured detectors.
+
+        Raises:
+            ConfigError: a pattern matching no known reason (the message names the variant, the
+                pattern and the known reasons), or a variant keeping restricted reasons unsaid.
+        """
+        from detectors.registry import registered_reasons
+
+        declared = registered_reasons()
+        known = sorted({reason for reasons in declared.values() for reason in reasons})
+        restricted = sorted({reason for name in detectors for reason, is_restricted in declared[name].items() if is_restricted})
+        for name, variant in self.variants.items():
+            for pattern in variant.remove:
+                if not any(matches(pattern, reason) for reason in known):
+                    raise ConfigError(
+                        f"release.variants.{name}.remove: {pattern!r} matches no reason of a registered detector; "
+                        f"known reasons: {', '.join(known)}"
+                    )
+            kept = [reason for reason in restricted if not any(matches(pattern, reason) for pattern in variant.remove)]
+            if kept and not variant.keep_restricted:
+                raise ConfigError(
+                    f"release.variants.{name} would publish rows with restricted findings {kept}: add them (or `hash_match`) "
+                    "to `remove`, or set `keep_restricted: true` to publish them on purpose"
+                )
 
 
 class Config(Strict):
@@ -263,7 +314,9 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config; resolve its relative paths against the file's directory.
 
     Raises:
-        ConfigError: unreadable file, invalid YAML, unknown keys, bad values, unknown detector.
+        ConfigError: unreadable file, invalid YAML, unknown keys, bad values, unknown detector, a
+            release variant's bad pattern or unacknowledged restricted reasons
+            (:meth:`ReleaseConfig.check`).
     """
     path = Path(path).resolve()
     try:
@@ -280,4 +333,5 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: {e}") from None
     cfg = _resolve(cfg, path.parent)
     cfg.detector_params()  # fail now on unknown detectors or bad params
+    cfg.release.check(cfg.detectors)
     return cfg

@@ -19,3 +19,9 @@ def reason_filter_sql(patterns: list[str], column: str = "reason") -> tuple[str,
         parts.append(f"({column} = ? OR starts_with({column}, ?))")
         params += [p, p + "."]
     return "(" + " OR ".join(parts) + ")", params
+
+
+def matches(pattern: str, reason: str) -> bool:
+    """Whether a ``remove`` pattern covers ``reason``: the reason itself or a dotted prefix of it
+    (the rule :func:`reason_filter_sql` applies in SQL)."""
+    return reason == pattern or reason.startswith(pattern + ".")

@@ -4,15 +4,21 @@
 
 - ``data/<shard_id>``: every input shard at the same relative path, in the same format, with the
   same column names, types and order (parquet keeps its schema metadata, pandas' included), the
-  removed rows gone and the order kept. (``hf`` shards are written as parquet. A ``webdataset``
+  removed rows gone and the order kept; JSONL and unquoted (QUOTE_NONE) CSV/TSV shards are their
+  kept lines byte for byte. (``hf`` shards are written as parquet. A ``webdataset``
   release is its img2dataset parquet files: Scrutineer never writes image bytes, so the tars are
   not rewritten; the removed keys tell a maintainer which members to drop.)
-- ``removed.parquet``: ``sample_id, shard_id, row_index`` of every removed row, all reasons merged
-  into one list so that no restricted sample can be singled out; no URLs, no reasons.
+- ``removed.parquet``: ``sample_id, shard_id, row_index`` of every removed row none of whose
+  findings in the run is restricted; no URLs, no reasons. Rows with a restricted finding (a
+  hash-bank match) are counted, never listed: merged into one list with public reasons, they
+  could be singled out by recomputing the public reasons (duplicates, licences) and subtracting.
 - ``manifest.json``: tool version, time, run id, policy, detectors (versions, params), banks
-  (name, source, version, sha256, entry count, never entries), removal counts per policy entry,
-  and each input and output shard with its sha256 and row count.
-- ``README.md``: a dataset card with Hugging Face YAML front matter.
+  (name, source, version, sha256, entry count, never entries), removal counts (in all, listed,
+  restricted, per policy entry), and each input and output shard with its sha256 and row count.
+- ``README.md``: a Hugging Face dataset card (``huggingface_hub.DatasetCard``: pretty name, tags
+  and data files in its YAML metadata) with the policy, counts, detectors and banks. It says the
+  original must be withdrawn: a diff of the original and the release shows every removed row,
+  restricted ones included (LAION withdrew LAION-5B before publishing Re-LAION-5B).
 
 The directory is built under a temporary name and renamed into place.
 """
@@ -26,12 +32,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from huggingface_hub import DatasetCard, DatasetCardData
 
 from scrutineer import __version__, store
 from scrutineer.config import Config
@@ -52,23 +58,31 @@ def build_release(cfg: Config, variant: str) -> Path:
         The release directory.
 
     Raises:
-        ReleaseError: unknown variant, no completed scan, or a shard's bytes changed since the scan.
+        ReleaseError: unknown variant, a release directory outside ``<workspace>/releases`` (a
+            dataset or variant name holding a ``/``), no completed scan, or a shard's bytes
+            changed since the scan.
         ShardError: a shard cannot be read.
     """
     if variant not in cfg.release.variants:
         raise ReleaseError(f"unknown release variant {variant!r}; configured: {sorted(cfg.release.variants) or 'none'}")
     patterns = cfg.release.variants[variant].remove
+    name = f"RE-{cfg.dataset.name}-{variant}"
+    out = cfg.workspace / "releases" / name
+    if out.parent != cfg.workspace / "releases":
+        raise ReleaseError(f"release {name!r} would be written outside {cfg.workspace / 'releases'}; dataset and variant names must be plain names")
     con = store.connect(cfg.workspace)
     try:
         run_id, status = store.latest_run(con, cfg.dataset.name, cfg.workspace)
         if status != "completed":
             raise ReleaseError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before releasing")
         where, params = reason_filter_sql(patterns)
+        # Each removed row, and whether any of its findings in the run is restricted.
         removed = con.sql(
-            f"SELECT DISTINCT sample_id, shard_id, row_index FROM findings WHERE run_id = ? AND {where} "
-            "ORDER BY shard_id, row_index",
+            "SELECT sample_id, shard_id, row_index, bool_or(restricted) AS restricted FROM findings WHERE run_id = ? "
+            f"GROUP BY sample_id, shard_id, row_index HAVING bool_or({where}) ORDER BY shard_id, row_index",
             params=[run_id, *params],
         ).to_arrow_table()
+        listed = removed.filter(pc.invert(removed["restricted"])).drop_columns("restricted")
         by_pattern = {}
         for p in patterns:
             w, ps = reason_filter_sql([p])
@@ -81,8 +95,6 @@ def build_release(cfg: Config, variant: str) -> Path:
         ).fetchall()
         detectors, banks = con.sql("SELECT detectors, banks FROM runs WHERE run_id = ?", params=[run_id]).fetchall()[0]
 
-        name = f"RE-{cfg.dataset.name}-{variant}"
-        out = cfg.workspace / "releases" / name
         out.parent.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out.parent)
         tmp = temporary_sibling(out)
@@ -109,7 +121,7 @@ def build_release(cfg: Config, variant: str) -> Path:
                         "removed_rows": rows_in - rows_out,
                     }
                 )
-            pq.write_table(removed, tmp / "removed.parquet")
+            pq.write_table(listed, tmp / "removed.parquet")
             manifest = {
                 "release": name,
                 "dataset": cfg.dataset.name,
@@ -117,11 +129,13 @@ def build_release(cfg: Config, variant: str) -> Path:
                 "tool": {"name": "scrutineer", "version": __version__},
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "run_ids": [run_id],
-                "policy": {"remove": patterns},
+                "policy": {"remove": patterns, "keep_restricted": cfg.release.variants[variant].keep_restricted},
                 "detectors": json.loads(detectors),
                 "banks": json.loads(banks),
                 "removed": {
                     "rows": removed.num_rows,
+                    "listed": listed.num_rows,
+                    "restricted": removed.num_rows - listed.num_rows,
                     "by_policy_entry": by_pattern,
                     "file": {"path": "removed.parquet", "sha256": file_sha256(tmp / "removed.parquet")},
                 },
@@ -129,7 +143,7 @@ def build_release(cfg: Config, variant: str) -> Path:
                 "shards": entries,
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-            (tmp / "README.md").write_text(_CARD.render(m=manifest, config=cfg))
+            _card(manifest).save(tmp / "README.md")
             replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -193,17 +207,15 @@ def _write_arrow(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tup
 
 def _write_csv(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple[int, int]:
     delimiter, header, quoting = csv_dialect(shard, cfg.dataset)
+    if not quoting:
+        return _write_lines(shard, header, drop, dest)
     rows_in = rows_out = 0
     writer = None
     try:
         for n, batch in _kept(iter_raw_batches(shard, cfg.dataset), drop):
             if writer is None:
                 writer = pacsv.CSVWriter(
-                    dest,
-                    batch.schema,
-                    write_options=pacsv.WriteOptions(
-                        include_header=header, delimiter=delimiter, quoting_style="needed" if quoting else "none"
-                    ),
+                    dest, batch.schema, write_options=pacsv.WriteOptions(include_header=header, delimiter=delimiter, quoting_style="needed")
                 )
             rows_in += n
             rows_out += batch.num_rows
@@ -213,6 +225,33 @@ def _write_csv(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tuple
     finally:
         if writer is not None:
             writer.close()
+    return rows_in, rows_out
+
+
+def _write_lines(shard: Shard, header: bool, drop: np.ndarray, dest: Path) -> tuple[int, int]:
+    """Copy an unquoted (QUOTE_NONE) CSV/TSV shard line by line, leaving out the dropped rows'
+    lines, so the release is the input's bytes minus those lines.
+
+    Rows are counted as pyarrow's reader counts them (:func:`scrutineer.sources.iter_raw_batches`):
+    a line ends at ``\\n``, ``\\r\\n`` or ``\\r``; empty lines are not rows (they are kept); with
+    ``header``, the first non-empty line is the header (kept).
+    """
+    dropped = set(drop.tolist())
+    rows_in = rows_out = 0
+    # newline="": lines end as above and keep their ending; latin-1 decodes each byte to one
+    # character, so encoding a line gives back exactly the bytes read.
+    with open(shard.location, encoding="latin-1", newline="") as f, open(dest, "wb") as out:
+        for line in f:
+            if not line.rstrip("\r\n"):
+                out.write(line.encode("latin-1"))
+            elif header:
+                out.write(line.encode("latin-1"))
+                header = False
+            else:
+                if rows_in not in dropped:
+                    out.write(line.encode("latin-1"))
+                    rows_out += 1
+                rows_in += 1
     return rows_in, rows_out
 
 
@@ -242,47 +281,54 @@ def _write_coco(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tupl
     return len(anns), len(kept)
 
 
-_CARD = jinja2.Environment(autoescape=False, keep_trailing_newline=True).from_string(
-    """---
-pretty_name: "{{ m.release }}"
-tags:
-- scrutineer
-- filtered
-configs:
-- config_name: default
-  data_files: "data/**"
----
+def _card(m: dict) -> DatasetCard:
+    """The release's dataset card, from its manifest ``m``: Hugging Face metadata (pretty name,
+    tags, the data files) and the provenance, removal policy and counts, the withdrawal notice,
+    the detectors, and the hash lists without their entries."""
+    data = DatasetCardData(
+        pretty_name=m["release"], tags=["scrutineer", "filtered"], configs=[{"config_name": "default", "data_files": "data/**"}]
+    )
+    removed = m["removed"]
+    policy = "\n".join(f"- `{p}`: {n} rows" for p, n in removed["by_policy_entry"].items())
+    if m["policy"]["keep_restricted"]:
+        policy += (
+            "\n\nThis variant keeps rows with restricted findings that the list above does not cover, on purpose "
+            "(`keep_restricted: true` in its config)."
+        )
+    detectors = "\n".join(f"- `{name}` version {d['version']}" for name, d in m["detectors"].items())
+    banks = "\n".join(
+        f"- `{b['name']}` from {b['source']}, version {b['version']}, {b['entries']} entries, file sha256 `{b['sha256']}`" for b in m["banks"]
+    )
+    text = f"""
+# {m["release"]}
 
-# {{ m.release }}
+A filtered re-release of `{m["dataset"]}` produced by Scrutineer {m["tool"]["version"]} on {m["created_at"]}
+from scan `{m["run_ids"][0]}`, variant `{m["variant"]}`.
 
-A filtered re-release of `{{ m.dataset }}` produced by Scrutineer {{ m.tool.version }} on {{ m.created_at }}
-from scan `{{ m.run_ids[0] }}`, variant `{{ m.variant }}`.
+The shards under `data/` have the same paths, columns and row order as the input, with the removed rows
+gone. `removed.parquet` (sample_id, shard_id, row_index) lists the {removed["listed"]} removed rows none of
+whose findings is restricted; the {removed["restricted"]} rows removed with a restricted finding (a hash-list
+match) are counted, never listed. `manifest.json` gives the sha256 of every input and output shard.
 
-The shards under `data/` have the same paths, columns and row order as the input; only the rows listed
-in `removed.parquet` (sample_id, shard_id, row_index) are gone. `manifest.json` gives the sha256 of every
-input and output shard so anyone holding the original can verify what changed.
+## The original must be withdrawn
+
+Anyone holding both the original dataset and this release can diff them and find every removed row, the
+restricted ones included. The original must therefore be withdrawn from distribution when this release is
+published, as LAION withdrew LAION-5B (December 2023) before publishing Re-LAION-5B (August 2024).
 
 ## Removal policy
 
 Rows with a finding whose reason matches one of these were removed:
-{% for p in m.policy.remove %}
-- `{{ p }}`: {{ m.removed.by_policy_entry[p] }} rows
-{%- endfor %}
 
-Rows in: {{ m.rows.input }}. Rows removed: {{ m.removed.rows }}. Rows out: {{ m.rows.output }}.
-A row removed for several reasons is counted once in the total; reasons are merged into one list on purpose,
-so that no sample matched by a hash list can be singled out.
+{policy}
+
+Rows in: {m["rows"]["input"]}. Rows removed: {removed["rows"]} ({removed["listed"]} listed, {removed["restricted"]} restricted).
+Rows out: {m["rows"]["output"]}. A row removed for several reasons is counted once in the total.
 
 ## Detectors
-{% for name, d in m.detectors.items() %}
-- `{{ name }}` version {{ d.version }}
-{%- endfor %}
-{% if m.banks %}
-## Hash lists
 
-Matched by hash only; the list entries are not published.
-{% for b in m.banks %}
-- `{{ b.name }}` from {{ b.source }}, version {{ b.version }}, {{ b.entries }} entries, file sha256 `{{ b.sha256 }}`
-{%- endfor %}
-{% endif %}"""
-)
+{detectors}
+"""
+    if banks:
+        text += f"\n## Hash lists\n\nMatched by hash only; the list entries are not published.\n\n{banks}\n"
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n{text}")

@@ -160,3 +160,13 @@ class TestVerifyHash(DetectorConformance):
 def test_unknown_detector_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown detector 'nsfw'; available: .*dedup.*license_gaps.*url_hashlist"):
         get_detector_class("nsfw")
+
+
+def test_registered_reasons_mark_hash_matches_restricted():
+    from detectors.registry import registered_reasons
+
+    reasons = registered_reasons()
+    assert set(reasons) >= {"url_hashlist", "content_hashlist", "dead_links", "license_gaps", "dedup", "verify_hash"}
+    restricted = {r for declared in reasons.values() for r, is_restricted in declared.items() if is_restricted}
+    assert restricted == {f"hash_match.{s}" for s in ("url", "md5", "sha1", "sha256", "pdq", "phash")}
+    assert reasons["dedup"] == {"duplicate.url": False, "duplicate.caption": False}

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from conftest import scan, write_config
+from huggingface_hub import DatasetCard
 
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
@@ -117,6 +118,9 @@ def test_release_invariants(laion, shared_data):
     manifest = json.loads((release / "manifest.json").read_text())
     removed = pq.read_table(release / "removed.parquet")
     assert removed.column_names == ["sample_id", "shard_id", "row_index"]
+    df = laion["df"]
+    listed = {url_md5(u) for u in laion["picked"]}
+    restricted = {(s, r) for s, r, u in zip(df.shard, df.row, df.URL) if url_md5(u) in listed}  # removed, never listed
     kept_ids, input_ids = set(), set()
     for entry in manifest["shards"]:
         src = shared_data / "metadata" / entry["shard_id"]
@@ -125,17 +129,44 @@ def test_release_invariants(laion, shared_data):
         assert file_sha256(out) == entry["output"]["sha256"]
         a, b = pq.read_table(src), pq.read_table(out)
         assert a.schema.equals(b.schema, check_metadata=True)  # names, types, order, pandas metadata
-        gone = removed.filter(pc.equal(removed["shard_id"], entry["shard_id"]))
-        assert b.num_rows == a.num_rows - gone.num_rows == entry["output"]["rows"]
-        keep = sorted(set(range(a.num_rows)) - set(gone["row_index"].to_pylist()))
+        gone = set(removed.filter(pc.equal(removed["shard_id"], entry["shard_id"]))["row_index"].to_pylist())
+        gone |= {r for s, r in restricted if s == entry["shard_id"]}
+        assert b.num_rows == a.num_rows - len(gone) == entry["output"]["rows"]
+        keep = sorted(set(range(a.num_rows)) - gone)
         assert b.equals(a.take(keep))  # order kept
         input_ids |= {f"{entry['shard_id']}:{i}" for i in range(a.num_rows)}
         kept_ids |= {f"{entry['shard_id']}:{i}" for i in keep}
-    removed_ids = set(removed["sample_id"].to_pylist())
+    removed_ids = set(removed["sample_id"].to_pylist()) | {f"{s}:{r}" for s, r in restricted}
     assert removed_ids | kept_ids == input_ids and not removed_ids & kept_ids
+    assert manifest["removed"]["restricted"] == len(restricted) and manifest["removed"]["listed"] == removed.num_rows
     assert file_sha256(release / "removed.parquet") == manifest["removed"]["file"]["sha256"]
     assert manifest["banks"][0]["entries"] == 4 and "urls.txt" not in json.dumps(manifest)
-    assert (release / "README.md").read_text().startswith("---\n")
+    assert manifest["policy"] == {"remove": ["hash_match", "duplicate.url"], "keep_restricted": False}
+
+
+def test_release_card_is_a_hub_dataset_card(laion):
+    manifest = json.loads((laion["release"] / "manifest.json").read_text())
+    card = DatasetCard.load(laion["release"] / "README.md")
+    assert card.data.to_dict() == {
+        "pretty_name": "RE-laion400m-sample-research",
+        "tags": ["scrutineer", "filtered"],
+        "configs": [{"config_name": "default", "data_files": "data/**"}],
+    }
+    removed = manifest["removed"]
+    text = " ".join(card.text.split())
+    for line in [
+        f"from scan `{manifest['run_ids'][0]}`, variant `research`",
+        f"- `hash_match`: {removed['by_policy_entry']['hash_match']} rows",
+        f"- `duplicate.url`: {removed['by_policy_entry']['duplicate.url']} rows",
+        f"Rows in: 5000. Rows removed: {removed['rows']} ({removed['listed']} listed, {removed['restricted']} restricted).",
+        f"Rows out: {5000 - removed['rows']}.",
+        "- `url_hashlist` version 2",
+        f"- `watchlist` from Example Hotline, version 2026-11, 4 entries, file sha256 `{manifest['banks'][0]['sha256']}`",
+        "The original must be withdrawn",
+        "as LAION withdrew LAION-5B (December 2023) before publishing Re-LAION-5B (August 2024)",
+    ]:
+        assert line in text
+    assert "keep_restricted" not in text
 
 
 def test_takedown_grouped_by_registrable_domain(laion):

@@ -63,7 +63,8 @@ def verify_config(tmp: Path, shards: list[str], fmt: str, original: dict, **extr
             "dataset": {"name": "i2d", "shards": shards, "format": fmt, "columns": {"caption": "txt"}},
             "banks": [{"name": "sha-list", "path": str(banks / "sha256.txt"), "signal_type": "sha256", "source": "test", "version": "1"}],
             "detectors": {"verify_hash": {"column": "sha256hash"}, "content_hashlist": {}},
-            "release": {"variants": {"verified": {"remove": ["content.hash_mismatch"]}}},
+            # The bank only proves content_hashlist reads the tar's bytes: the release keeps its matches on purpose.
+            "release": {"variants": {"verified": {"remove": ["content.hash_mismatch"], "keep_restricted": True}}},
             **extra,
         },
     )
@@ -98,6 +99,7 @@ def test_webdataset_tar_verifies_row_0_and_fails_row_1_with_no_http(tmp_path, sh
     out = pq.read_table(release / "data" / "00000.parquet")
     assert out.schema.equals(pq.read_schema(shard), check_metadata=True)
     assert out["key"].to_pylist() == ["000000000"]
+    assert "keeps rows with restricted findings" in " ".join((release / "README.md").read_text().split())
 
 
 def test_fetched_bytes_verify_row_0_and_fail_row_1(tmp_path, shared_data, original):
