@@ -29,7 +29,7 @@ from flows.shard import ShardResult, ShardTask, run_shard
 from scrutineer import __version__, store
 from scrutineer.banks import load_banks, register
 from scrutineer.config import Config
-from scrutineer.errors import NetworkDownError, ScrutineerError, ShardError
+from scrutineer.errors import NetworkDownError, ScrutineerError, ShardError, WorkspaceError
 from scrutineer.files import FileDigest, sweep_temporaries
 from scrutineer.sources import list_shards
 from scrutineer.webdataset import tar_path
@@ -117,11 +117,13 @@ def _scan(config: Config, observe: bool, on_shard: OnShard) -> dict:
             statuses = {r.status for r in results}
             status = "inconclusive" if "inconclusive" in statuses else "partial" if "failed" in statuses else "completed"
             load(con, run_id, plan, results, status)
-        except BaseException:
+        except BaseException as e:
             try:
                 con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ?", [datetime.now(UTC), run_id])
             except duckdb.Error:
                 pass  # the store is unusable (a full disk, say): the error being raised says why
+            if isinstance(e, duckdb.Error | OSError):
+                raise WorkspaceError(f"workspace {ws}: the store could not take run {run_id}, nothing of it was loaded: {e}") from e
             raise
         counts = dict(con.execute("SELECT reason, count(*) FROM findings WHERE run_id = ? GROUP BY reason ORDER BY reason", [run_id]).fetchall())
     finally:

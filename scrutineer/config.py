@@ -208,7 +208,7 @@ class ReleaseConfig(Strict):
 class Config(Strict):
     """A whole scan configuration; see the module docstring for an example."""
 
-    dataset: DatasetConfig
+    dataset: DatasetConfig = Field(description="Where the shards are and how to read them.")
     workspace: Path = Field(Path("work"), description="Holds scrutineer.duckdb, shards/, runs/, releases/, takedown/, reports/.")
     banks: list[BankConfig] = Field(default_factory=list, description="Hash banks (hash lists) to match.")
     detectors: dict[str, dict[str, Any]] = Field(min_length=1, description="Detector name -> its parameters.")
@@ -294,7 +294,7 @@ def _expand(value: str | Path, where: str) -> str:
     try:
         return expandvars.expandvars(str(value), nounset=True)
     except expandvars.ExpandvarsException as e:
-        raise ConfigError(f"{where}: {e}") from None
+        raise ConfigError(f"{where}: {e.args[0] if e.args else e}") from None  # args: a KeyError's str() quotes it
 
 
 def _resolve(cfg: Config, base: Path) -> Config:

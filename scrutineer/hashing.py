@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 import warnings
@@ -187,9 +188,14 @@ _pool_lock = threading.Lock()
 
 
 def hash_pool(workers: int) -> HashPool:
-    """This process's :class:`HashPool`, made on first use with ``workers`` processes."""
+    """This process's :class:`HashPool`, made on first use with ``workers`` processes and shut down
+    when the process exits: by a multiprocessing finalizer, which runs in a multiprocessing (or
+    Dask) worker process too, where ``atexit`` hooks do not. Its priority puts it before the
+    finalizers of the pool's own queues (priority 10), which would otherwise close the queue before
+    the workers are told to stop, and the process would wait for them forever."""
     global _pool
     with _pool_lock:
         if _pool is None:
             _pool = HashPool(workers)
+            multiprocessing.util.Finalize(_pool, _pool.shutdown, exitpriority=100)
         return _pool

@@ -125,6 +125,34 @@ def test_a_store_that_is_not_a_database_is_a_one_line_error(tmp_path, command):
     assert len(lines) == 1 and lines[0].startswith(f"error: workspace {tmp_path / 'work'}: cannot open its store"), result.output or repr(result.exception)
 
 
+def test_a_bad_bank_file_is_one_line_before_any_work(tmp_path):
+    """Fault 14: a bad bank line came after a Prefect traceback, and --dry-run did not check it."""
+    (tmp_path / "d.jsonl").write_text('{"url": "http://x.org/a.jpg"}\n')
+    (tmp_path / "urls.txt").write_text("# list\n" + "0" * 32 + "\nnot-a-hash\n")
+    config = write_config(
+        tmp_path,
+        {
+            "dataset": {"name": "d", "shards": ["d.jsonl"]},
+            "banks": [{"name": "w", "path": "urls.txt", "signal_type": "url_md5", "source": "test", "version": "1"}],
+            "detectors": {"url_hashlist": {}},
+        },
+    )
+    dry = runner.invoke(app, ["scan", str(config), "--dry-run"])
+    assert dry.exit_code == 1 and "urls.txt:3: not a url_md5 hash" in dry.output
+    exe = Path(sys.executable).parent / "scrutineer"
+    result = subprocess.run([str(exe), "scan", str(config)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: bank w: {tmp_path / 'urls.txt'}:3: not a url_md5 hash: expected 32 hex characters, got 'not-a-hash'"]
+
+
+def test_a_detector_without_a_bank_of_its_signal_stops_the_scan(tmp_path):
+    """Fault 14: url_hashlist with no URL bank failed every shard (exit 3), not the config (exit 1)."""
+    (tmp_path / "d.jsonl").write_text('{"url": "http://x.org/a.jpg"}\n')
+    config = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["d.jsonl"]}, "detectors": {"url_hashlist": {}}})
+    result = runner.invoke(app, ["scan", str(config)])
+    assert result.exit_code == 1 and "no bank has one" in result.output, result.output
+
+
 def test_query_reads_the_store_and_no_other_file(tmp_path):
     from scrutineer import store
 

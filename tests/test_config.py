@@ -46,3 +46,64 @@ def test_a_variant_keeping_restricted_reasons_must_say_so(tmp_path):
     # without a hash-list detector there is nothing restricted to remove; `hash_match` is still a known reason
     assert load_config(variant_config(tmp_path, {"dedup": {"remove": ["duplicate"]}}, detectors={"dedup": {}}))
     assert load_config(variant_config(tmp_path, {"dedup": {"remove": ["hash_match", "duplicate"]}}, detectors={"dedup": {}}))
+
+
+def test_fewer_dead_checks_than_dead_links_needs_is_a_config_error(tmp_path):
+    """Fault 11: with fetch.dead_checks below dead_links.min_checks no link could be called dead."""
+    config = write_config(
+        tmp_path,
+        {"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dead_links": {}}, "fetch": {"dead_checks": 1}},
+    )
+    with pytest.raises(ConfigError, match=r"min_checks is 2 but fetch.dead_checks is 1"):
+        load_config(config)
+    agreeing = write_config(
+        tmp_path,
+        {"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dead_links": {"min_checks": 1}}, "fetch": {"dead_checks": 1}},
+    )
+    assert load_config(agreeing).fetch.dead_checks == 1
+
+
+def test_a_bank_detector_without_a_bank_of_its_signal_is_a_config_error(tmp_path):
+    """Fault 14: url_hashlist with no URL bank failed every shard (exit 3) instead of the config."""
+    (tmp_path / "md5.txt").write_text("0" * 32 + "\n")
+    config = write_config(
+        tmp_path,
+        {
+            "dataset": {"name": "d", "shards": ["x"]},
+            "banks": [{"name": "m", "path": "md5.txt", "signal_type": "md5", "source": "test", "version": "1"}],
+            "detectors": {"url_hashlist": {}},
+        },
+    )
+    with pytest.raises(ConfigError, match=r"detectors.url_hashlist matches banks of signal type url_md5, and no bank has one"):
+        load_config(config)
+
+
+def test_config_paths_expand_environment_variables(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    config = write_config(
+        tmp_path, {"dataset": {"name": "d", "shards": ["${DATA_ROOT:-data}/*.jsonl"]}, "detectors": {"dedup": {}}, "workspace": "${WORK:-work}"}
+    )
+    cfg = load_config(config)
+    assert cfg.dataset.shards == ["data/*.jsonl"] and cfg.workspace == tmp_path / "work"
+    monkeypatch.setenv("DATA_ROOT", "/elsewhere")
+    assert load_config(config).dataset.shards == ["/elsewhere/*.jsonl"]
+    unset = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["$NO_SUCH_VARIABLE/*.jsonl"]}, "detectors": {"dedup": {}}})
+    with pytest.raises(ConfigError, match="dataset.shards: NO_SUCH_VARIABLE: unbound variable"):
+        load_config(unset)
+
+
+def _models():
+    """Every pydantic model of the config, and every detector's Params."""
+    from pydantic import BaseModel
+
+    from detectors.registry import available, get_detector_class
+    from scrutineer import config
+
+    models = [m for m in vars(config).values() if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == config.__name__]
+    return models + [get_detector_class(name).Params for name in available()]
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: m.__qualname__)
+def test_every_setting_is_described(model):
+    undescribed = [name for name, field in model.model_fields.items() if not field.description]
+    assert not undescribed, f"{model.__qualname__}: settings without a description: {undescribed}"

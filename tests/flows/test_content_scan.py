@@ -276,3 +276,89 @@ def test_bodies_waiting_for_the_hashers_are_bounded(shared_data):
         checked = asyncio.run(run())
     assert all(c.hashes is not None for c in checked.values())
     assert 2 <= pool.most_waiting <= 2 * cfg.concurrency
+
+
+def _jpeg(size: int, seed: int) -> bytes:
+    """A JPEG of ``size`` x ``size`` pixels, smooth enough to stay small on the wire."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    small = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(small).resize((size, size), Image.BILINEAR).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def test_an_image_with_too_many_pixels_is_not_decoded(tmp_path):
+    """Fault 9: a 9000 x 9000 PNG of 236 KB (under Pillow's bomb limit) took 2.7 GB to hash.
+    Decoded pixels are bounded by fetch.max_pixels; such an image gets its exact digests only."""
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (9000, 9000), "white").save(images / "huge.png")
+    (images / "small.jpg").write_bytes(_jpeg(256, 1))
+    with FixtureWeb(HOSTS[:1], images=[images]) as web:
+        (tmp_path / "d.jsonl").write_text("".join(json.dumps({"url": web.url(f"/img/{n}")}) + "\n" for n in ("huge.png", "small.jpg")))
+        (tmp_path / "md5.txt").write_text("0" * 32 + "\n")
+        config = write_config(
+            tmp_path,
+            {
+                "dataset": {"name": "huge", "shards": ["d.jsonl"]},
+                "banks": [{"name": "b", "path": "md5.txt", "signal_type": "md5", "source": "test", "version": "1"}],
+                "detectors": {"content_hashlist": {}, "dead_links": {}},
+                "fetch": {"allow_private_networks": True},
+            },
+        )
+        assert scan(config)["status"] == "completed"
+    ws = tmp_path / "work"
+    hashes = {u.rsplit("/", 1)[1]: (md5, pdq) for u, md5, pdq in query(ws, "SELECT url, md5, pdq FROM content_hashes")}
+    assert hashes["huge.png"][0] == hashlib.md5((images / "huge.png").read_bytes()).hexdigest() and hashes["huge.png"][1] is None
+    assert hashes["small.jpg"][1] is not None
+    assert query(ws, "SELECT status, error FROM fetches WHERE url LIKE '%huge.png'") == [("too_large", "image larger than 32,000,000 pixels (fetch.max_pixels)")]
+    assert query(ws, "SELECT reason FROM findings WHERE url LIKE '%huge.png'") == [("link.too_large",)]
+
+
+def test_a_hash_worker_dying_fails_no_shard(tmp_path):
+    """Fault 9: when a hash worker died, the shared process pool broke and every shard failed. Now
+    the pool is replaced and the bodies in flight are hashed again."""
+    import psutil
+
+    images = tmp_path / "images"
+    images.mkdir()
+    names = [f"big-{i}.jpg" for i in range(8)]
+    for i, name in enumerate(names):
+        (images / name).write_bytes(_jpeg(4000, i))  # ~1 s to hash each
+    with FixtureWeb(HOSTS[:1], images=[images]) as web:
+        (tmp_path / "d.jsonl").write_text("".join(json.dumps({"url": web.url(f"/img/{n}")}) + "\n" for n in names))
+        (tmp_path / "md5.txt").write_text("0" * 32 + "\n")
+        config = write_config(
+            tmp_path,
+            {
+                "dataset": {"name": "dying", "shards": ["d.jsonl"]},
+                "banks": [{"name": "b", "path": "md5.txt", "signal_type": "md5", "source": "test", "version": "1"}],
+                "detectors": {"content_hashlist": {}},
+                "fetch": {"allow_private_networks": True, "concurrency": 2},
+            },
+        )
+        result: dict = {}
+        scanner = threading.Thread(target=lambda: result.update(scan(config)))
+        scanner.start()
+        killed = None
+        deadline = time.time() + 120
+        while killed is None and time.time() < deadline and scanner.is_alive():
+            for child in psutil.Process().children(recursive=True):
+                try:  # a hash worker: a forkserver's child, busy
+                    if "forkserver" in " ".join(child.parent().cmdline()) and child.cpu_percent(0.2) > 50:
+                        child.kill()
+                        killed = child.pid
+                        break
+                except psutil.Error:
+                    continue
+        scanner.join(300)
+    assert killed is not None, "no busy hash worker was seen"
+    assert result["status"] == "completed", result
+    hashed = {u.rsplit("/", 1)[1] for (u,) in query(tmp_path / "work", "SELECT url FROM content_hashes WHERE pdq IS NOT NULL")}
+    assert hashed == set(names)

@@ -137,3 +137,73 @@ def test_malformed_csv_row_fails_its_shard_naming_the_row(tmp_path):
     assert summary["status"] == "partial"
     failed = [s for s in summary["shards"] if s["status"] == "failed"]
     assert len(failed) == 1 and f"{data / 'b.csv'}: line 3" in failed[0]["error"]
+
+
+def test_a_killed_scan_leaves_no_process_behind_and_is_marked_interrupted(tmp_path, shared_data):
+    """Fault 12: a scan killed by SIGKILL left Prefect's temporary API server and its hash workers
+    running, and its run stayed `running` forever."""
+    import json
+
+    import psutil
+
+    from scrutineer.testing.fixture_web import FixtureWeb
+
+    with FixtureWeb(["127.0.0.13"], images=[shared_data / "images" / "skimage"]) as web:
+        (tmp_path / "d.jsonl").write_text("".join(json.dumps({"url": web.url(f"/slow/coins.png?seconds=1&n={i}")}) + "\n" for i in range(60)))
+        (tmp_path / "md5.txt").write_text("0" * 32 + "\n")
+        config = write_config(
+            tmp_path,
+            {
+                "dataset": {"name": "killed", "shards": ["d.jsonl"]},
+                "banks": [{"name": "b", "path": "md5.txt", "signal_type": "md5", "source": "test", "version": "1"}],
+                "detectors": {"content_hashlist": {}},
+                "fetch": {"allow_private_networks": True, "concurrency": 4},
+            },
+        )
+        # no PREFECT_API_URL: the scan starts its own temporary API server
+        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        proc = subprocess.Popen([*SCRUTINEER, "scan", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        scanner = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 120
+        children: list[psutil.Process] = []
+        while time.monotonic() < deadline:
+            children = scanner.children(recursive=True)
+            lines = [" ".join(c.cmdline()) for c in children]
+            if any("uvicorn" in line for line in lines) and web.stats()["requests"] > 0 and len(children) >= 3:
+                break
+            time.sleep(0.2)
+        assert any("uvicorn" in " ".join(c.cmdline()) for c in children), "Prefect's server never started"
+        os.kill(proc.pid, signal.SIGKILL)  # the scan alone, not its process group
+        proc.wait()
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, f"left running: {[' '.join(p.cmdline()) for p in alive]}"
+
+        (tmp_path / "d.jsonl").write_text(json.dumps({"url": web.url("/img/coins.png")}) + "\n")
+        assert scan(config)["status"] == "completed"
+    con = duckdb.connect(str(tmp_path / "work" / "scrutineer.duckdb"), read_only=True)
+    assert con.sql("SELECT status FROM runs ORDER BY started_at").fetchall() == [("interrupted",), ("completed",)]
+    con.close()
+
+
+def test_a_full_disk_during_the_load_says_why_and_damages_nothing(tmp_path):
+    """Fault 13: on a full disk the message ended with "cannot rollback - no transaction is active"
+    and hid the cause."""
+    from conftest import scrutineer_with_file_size_limit
+
+    data = tmp_path / "data"
+    urls = make_shards(data, shards=2, rows=20_000)
+    bank = tmp_path / "bank.txt"
+    bank.write_text("\n".join(url_md5(u) for u in urls[::5000]) + "\n")
+    config = write_config(tmp_path, base_config(data, bank))
+    first = scan(config)
+    store_file = tmp_path / "work" / "scrutineer.duckdb"
+    before = all_findings(tmp_path / "work", first["run_id"])
+    # the next run's findings cannot be written: no file may grow past the store's present size
+    (tmp_path / "bank.txt").write_text("\n".join(url_md5(u) for u in urls[::4000]) + "\n")
+    result = scrutineer_with_file_size_limit(store_file.stat().st_size, "scan", str(config))
+    assert result.returncode == 1, result.stderr
+    assert "rollback" not in result.stderr and "no transaction" not in result.stderr, result.stderr
+    assert "File too large" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert all_findings(tmp_path / "work", first["run_id"]) == before
+    again = scan(config)
+    assert again["status"] == "completed" and again["findings"]["hash_match.url"] > first["findings"]["hash_match.url"]

@@ -158,3 +158,21 @@ def test_webdataset_shards_are_the_parquet_files(tmp_path, shared_data, original
 
     with pytest.raises(ConfigError, match=r"img2dataset's \.parquet file .*00000\.tar"):
         list_shards(load_config(config))
+
+
+def test_a_tar_member_over_max_bytes_is_not_read(tmp_path, shared_data, original):
+    """Fault 15: tar members were read whole with no size cap, unlike HTTP bodies."""
+    from PIL import Image
+
+    small = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(small, "PNG")
+    png = original["path"].read_bytes()  # 282 KB
+    source = pq.read_table(shared_data / "metadata" / FIXTURE)
+    shard = write_img2dataset_shard(tmp_path / "i2d", "00000", source, {"000000000": small.getvalue(), "000000001": png})
+    config = verify_config(tmp_path, [str(shard)], "webdataset", original, fetch={"max_bytes": 100_000})
+
+    assert scan(config)["status"] == "completed"
+    ws = tmp_path / "work"
+    assert query(ws, "SELECT row_index, bytes FROM content_hashes") == [(0, len(small.getvalue()))]
+    content = pq.read_table(next((ws / "observations").glob("*/content.parquet")))
+    assert content["status"].to_pylist() == [None, "too_large"] and "max_bytes" in content["error"][1].as_py()
