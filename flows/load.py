@@ -13,7 +13,6 @@ import json
 from datetime import UTC, datetime
 
 import duckdb
-import pyarrow as pa
 
 from detectors.base import DetectContext
 from flows.plan import ScanPlan
@@ -30,8 +29,8 @@ def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: l
     """
     ok = [r for r in results if r.status in ("observed", "judged", "reused")]
     with store.transaction(con):
-        _insert(con, "shards", SHARDS.schema, [_shard_row(run_id, r) for r in results])
-        _upsert_digests(con, [d for r in results for d in r.digests])
+        store.insert(con, SHARDS, [_shard_row(run_id, r) for r in results])
+        store.insert(con, FILE_DIGESTS, list({d.path: vars(d) for r in results for d in r.digests}.values()), on_conflict="replace")
         _load_observations(con, run_id, plan, ok)
         files = [str(plan.judgement_dir(j) / "findings.parquet") for r in ok for j in r.judgements.values()]
         if files:
@@ -52,26 +51,9 @@ def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: l
 
 def _shard_row(run_id: str, r: ShardResult) -> dict:
     s = r.shard
-    return {
-        "run_id": run_id, "shard_id": s.shard_id, "location": s.location, "format": s.format, "sha256": r.sha256,
-        "rows_observation": r.rows_observation, "content_observation": r.content_observation,
-        "rows": r.rows, "status": r.status, "error": r.error, "seconds": r.seconds,
+    return {"run_id": run_id, "shard_id": s.shard_id, "location": s.location, "format": s.format} | {
+        c: getattr(r, c) for c in SHARDS.columns[4:]  # ShardResult names the rest as the contract does
     }
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema, rows: list[dict]) -> None:
-    if rows:
-        con.register("new_rows", pa.Table.from_pylist(rows, schema=schema))
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM new_rows")
-        con.unregister("new_rows")
-
-
-def _upsert_digests(con: duckdb.DuckDBPyConnection, digests: list) -> None:
-    rows = {d.path: vars(d) for d in digests}
-    if rows:
-        con.register("new_digests", pa.Table.from_pylist(list(rows.values()), schema=FILE_DIGESTS.schema))
-        con.execute("INSERT OR REPLACE INTO file_digests BY NAME SELECT * FROM new_digests")
-        con.unregister("new_digests")
 
 
 def _load_observations(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, ok: list[ShardResult]) -> None:
@@ -102,4 +84,4 @@ def _load_observations(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPl
                     "FROM read_parquet(?) WHERE sha256 IS NOT NULL",
                     [*ids, str(folder / "content.parquet")],
                 )
-    _insert(con, "observations", OBSERVATIONS.schema, rows)
+    store.insert(con, OBSERVATIONS, rows)

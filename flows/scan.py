@@ -29,6 +29,7 @@ from flows.shard import ShardResult, ShardTask, run_shard
 from scrutineer import __version__, store
 from scrutineer.banks import load_banks, register
 from scrutineer.config import Config
+from scrutineer.contract import RUNS
 from scrutineer.errors import NetworkDownError, ScrutineerError, ShardError, WorkspaceError
 from scrutineer.files import FileDigest, sweep_temporaries
 from scrutineer.sources import list_shards
@@ -102,12 +103,11 @@ def _scan(config: Config, observe: bool, on_shard: OnShard) -> dict:
         register(con, ws, banks)
         plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe)
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-        con.execute(
-            "INSERT INTO runs BY NAME SELECT ? AS run_id, ? AS kind, ? AS dataset, ? AS started_at, 'running' AS status, "
-            "? AS tool_version, ? AS config, ? AS detectors, ? AS banks",
-            [run_id, "scan" if observe else "rematch", config.dataset.name, datetime.now(UTC), __version__,
-             config.model_dump_json(), json.dumps(plan.detectors_public()), json.dumps([b.ref.public() for b in banks])],
-        )
+        public_banks = [b.ref.public() for b in banks]
+        run = {"run_id": run_id, "kind": "scan" if observe else "rematch", "dataset": config.dataset.name, "started_at": datetime.now(UTC),
+               "finished_at": None, "status": "running", "tool_version": __version__, "config": config.model_dump_json(),
+               "detectors": json.dumps(plan.detectors_public()), "banks": json.dumps(public_banks)}
+        store.insert(con, RUNS, [run])
         try:
             results = _run_shards(shards, plan, _known_digests(con, shards), on_shard)
             # Arrow's allocator keeps the shard tasks' freed buffers (0.5 GB at 10M rows); hand

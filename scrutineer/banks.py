@@ -27,7 +27,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scrutineer import store
 from scrutineer.config import BankConfig
+from scrutineer.contract import BANKS
 from scrutineer.errors import ConfigError
 from scrutineer.files import atomic_write_parquet
 from scrutineer.signals import SignalType, signal_type
@@ -151,12 +153,8 @@ def register(con: duckdb.DuckDBPyConnection, workspace: Path, banks: list[Bank])
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_parquet(pa.table({"hash": bank.entries}), path)
-        r = bank.ref
-        con.execute(
-            "INSERT INTO banks BY NAME SELECT ? AS name, ? AS source, ? AS version, ? AS signal_type, ? AS sha256, "
-            "? AS entries, ? AS registered_at ON CONFLICT DO NOTHING",
-            [r.name, r.source, r.version, r.signal_type, r.sha256, r.entries, now],
-        )
+    rows = [{**b.ref.public(), "registered_at": now} for b in banks]
+    store.insert(con, BANKS, rows, on_conflict="ignore")
 
 
 @cache

@@ -41,6 +41,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from scrutineer import __version__, store
 from scrutineer.config import Config
+from scrutineer.contract import RELEASES
 from scrutineer.errors import ConfigError
 from scrutineer.files import file_sha256, replace_dir, sweep_temporaries, temporary_sibling
 from scrutineer.policy import reason_filter_sql
@@ -148,10 +149,10 @@ def build_release(cfg: Config, variant: str) -> Path:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        con.execute(
-            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?)",
-            [f"{name}@{manifest['created_at']}-{secrets.token_hex(2)}", run_id, variant, str(out), datetime.now(UTC), file_sha256(out / "manifest.json")],
-        )
+        release_id = f"{name}@{manifest['created_at']}-{secrets.token_hex(2)}"
+        row = {"release_id": release_id, "run_id": run_id, "variant": variant, "path": str(out), "created_at": datetime.now(UTC),
+               "manifest_sha256": file_sha256(out / "manifest.json")}
+        store.insert(con, RELEASES, [row])
     finally:
         con.close()
     return out

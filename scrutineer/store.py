@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import duckdb
+import pyarrow as pa
 
-from scrutineer.contract import TABLES, ddl
+from scrutineer.contract import TABLES, Table, ddl
 from scrutineer.errors import ConfigError, WorkspaceError
 
 DB_NAME = "scrutineer.duckdb"
@@ -120,6 +122,29 @@ def latest_run(con: duckdb.DuckDBPyConnection, dataset: str, workspace: Path) ->
     if not rows:
         raise WorkspaceError(f"no finished scan of {dataset!r} in {workspace}: run `scrutineer scan` first")
     return rows[0]
+
+
+def insert(con: duckdb.DuckDBPyConnection, table: Table, rows: list[dict], on_conflict: Literal["replace", "ignore"] | None = None) -> None:
+    """Insert rows into a store table, by the contract's column names.
+
+    Args:
+        rows: one dict per row, keyed by exactly the table's columns.
+        on_conflict: what a row whose primary key is stored already does: ``replace`` the stored
+            row, ``ignore`` itself, or (None) fail the insert.
+
+    Raises:
+        ValueError: a row's keys are not the table's columns.
+        duckdb.ConstraintException: a primary key stored already, with ``on_conflict`` None.
+    """
+    for row in rows:
+        if set(row) != set(table.columns):
+            raise ValueError(f"a {table.name} row needs columns {table.columns}, got {sorted(row)}")
+    if rows:
+        name = f"new_{table.name}"
+        con.register(name, pa.Table.from_pylist(rows, schema=table.schema))
+        verb = f"INSERT OR {on_conflict.upper()}" if on_conflict else "INSERT"
+        con.execute(f"{verb} INTO {table.name} BY NAME SELECT * FROM {name}")
+        con.unregister(name)
 
 
 def insert_findings(con: duckdb.DuckDBPyConnection, run_id: str, select: str, params: list | None = None) -> None:

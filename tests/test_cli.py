@@ -93,6 +93,7 @@ def held_workspace(tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)
+        holder.stdout.close()
 
 
 @pytest.mark.parametrize("command", STORE_COMMANDS, ids=[c[0] for c in STORE_COMMANDS])

@@ -261,17 +261,18 @@ class FixtureWeb:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(10)
+                self.process.communicate(timeout=10)  # also closes its pipes
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.cut()
+        elif self.process:
+            self.process.communicate()
 
     def cut(self) -> None:
         """Kill the server at once (SIGKILL), as a network cut: open connections are reset and new
         ones refused, with none of a graceful stop's draining of keep-alive connections."""
-        if self.process and self.process.poll() is None:
+        if self.process:
             self.process.kill()
-            self.process.wait()
+            self.process.communicate()
 
     def url(self, path: str, host: int = 0) -> str:
         """``http://<hosts[host]>:<port><path>``."""

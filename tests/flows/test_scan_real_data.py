@@ -171,7 +171,8 @@ def test_release_card_is_a_hub_dataset_card(laion):
 
 def test_takedown_grouped_by_registrable_domain(laion):
     csv_path, json_path, n = laion["takedown"]
-    rows = list(csv.DictReader(open(csv_path)))
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == n >= 4
     assert set(r["url"] for r in rows) == set(laion["picked"])
     assert [r["registrable_domain"] for r in rows] == sorted(r["registrable_domain"] for r in rows)
