@@ -216,9 +216,9 @@ def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict) -> dict:
 
 def _scan_child(config_path: str) -> None:
     """In the child: run the scan, print JSON figures on the last line of stdout."""
-    from scrutineer import store
-    from scrutineer.config import load_config
     from flows import configure_prefect
+    from scrutineer import Workspace
+    from scrutineer.config import load_config
 
     configure_prefect()
     from flows.scan import run_scan
@@ -230,12 +230,9 @@ def _scan_child(config_path: str) -> None:
     summary = run_scan(cfg)
     scan_seconds = time.perf_counter() - t0
     sampler.stop()
-    con = store.connect(cfg.workspace, read_only=True)
-    try:
-        (shard_seconds,) = con.sql("SELECT max(seconds) FROM shards WHERE run_id = ?", params=[summary["run_id"]]).fetchall()[0]
-        (images,) = con.sql("SELECT count(*) FROM content_hashes WHERE run_id = ? AND pdq IS NOT NULL", params=[summary["run_id"]]).fetchall()[0]
-    finally:
-        con.close()
+    with Workspace(cfg.workspace) as ws:
+        (shard_seconds,) = ws.sql("SELECT max(seconds) FROM shards WHERE run_id = ?", params=[summary["run_id"]]).fetchall()[0]
+        (images,) = ws.content_hashes(summary["run_id"]).filter("pdq IS NOT NULL").aggregate("count(*)").fetchall()[0]
     print(json.dumps({
         "status": summary["status"], "images": images, "shard_seconds": shard_seconds, "scan_seconds": scan_seconds,
         "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

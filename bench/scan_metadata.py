@@ -254,13 +254,10 @@ def run_pipeline(config_path: Path) -> tuple[float, float, float, dict[str, int]
     done = time.perf_counter()
     if summary["status"] != "completed":
         raise SystemExit(f"scan ended {summary['status']}: {summary['shards']}")
-    from scrutineer import store
+    from scrutineer import Workspace
 
-    con = store.connect(cfg.workspace, read_only=True)
-    try:
-        shard_s = con.sql("SELECT sum(seconds) FROM shards WHERE run_id = ?", params=[summary["run_id"]]).fetchall()[0][0]
-    finally:
-        con.close()
+    with Workspace(cfg.workspace) as ws:
+        shard_s = ws.sql("SELECT sum(seconds) FROM shards WHERE run_id = ?", params=[summary["run_id"]]).fetchall()[0][0]
     return done - t0, done - t1, shard_s, summary["findings"]
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from scrutineer.contract import FINDING
@@ -155,7 +156,10 @@ class Detector(ABC):
             restricted = pa.repeat(pa.scalar(self.reasons[reason]), n)
             reason = pa.repeat(pa.scalar(reason, pa.string()), n)
         else:
-            restricted = pa.array([self.reasons[r] for r in reason.to_pylist()], pa.bool_())
+            declared = pc.index_in(reason, value_set=pa.array(list(self.reasons), pa.string()))
+            if declared.null_count:
+                raise KeyError(f"{self.name} does not declare reason(s) {pc.unique(reason.filter(pc.is_null(declared))).to_pylist()}")
+            restricted = pa.array(list(self.reasons.values()), pa.bool_()).take(declared)
         return pa.Table.from_arrays(
             [
                 pa.repeat(pa.scalar(self.ctx.shard_id, pa.string()), n),

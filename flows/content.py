@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scrutineer.config import FetchConfig
-from scrutineer.contract import CONTENT, FETCH, HASHES
+from scrutineer.contract import CHECK, CONTENT, FETCH, HASHES
 from scrutineer.errors import NetworkDownError
 from scrutineer.fetch import Fetched, Fetcher, NetworkDown
 from scrutineer.hashing import ContentHashes, HashPool
@@ -109,7 +109,7 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: 
 def _outcome(checked: Checked | None, hashes: ContentHashes | None) -> dict:
     """One :data:`OUTCOME_COLUMNS` row: the last check (if any) and the hashes (if any)."""
     last = checked.last if checked and checked.checks else None
-    row = {name: getattr(last, name) if last else None for name in ("status", "http_status", "final_url", "content_type", "error", "x_robots_tag", "bytes")}
+    row = {name: getattr(last, name) if last else None for name in [*(f.name for f in CHECK), "bytes"]}
     row["checks"] = checked.agreeing if checked else 0
     if hashes is not None:
         row.update({f.name: getattr(hashes, f.name) for f in HASHES} | {"bytes": hashes.bytes})

@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,14 +146,13 @@ class _Output:
         self.writers: dict[str, pq.ParquetWriter] = {}
 
     def write(self, name: str, table: pa.Table | pa.RecordBatch, schema: pa.Schema, **options) -> None:
-        if name not in self.writers:
-            self.writers[name] = pq.ParquetWriter(self.tmp / name, schema, **WORKING_FILE, **options)
-        self.writers[name].write(table)
+        self.ensure(name, schema, **options).write(table)
 
-    def ensure(self, name: str, schema: pa.Schema, **options) -> None:
-        """Make sure ``name`` exists, even when nothing was written to it."""
+    def ensure(self, name: str, schema: pa.Schema, **options) -> pq.ParquetWriter:
+        """The writer of file ``name``, made (so the file exists, if empty) on first use."""
         if name not in self.writers:
             self.writers[name] = pq.ParquetWriter(self.tmp / name, schema, **WORKING_FILE, **options)
+        return self.writers[name]
 
     def commit(self, **stats) -> None:
         for w in self.writers.values():
@@ -170,6 +170,18 @@ class _Output:
         for w in self.writers.values():
             w.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextmanager
+def _all_or_nothing(outputs: list[_Output | None]) -> Iterator[None]:
+    """Discard every output when the block fails: a shard's sets are complete or absent."""
+    try:
+        yield
+    except BaseException:
+        for out in outputs:
+            if out:
+                out.discard()
+        raise
 
 
 class _Work:
@@ -207,7 +219,7 @@ class _Work:
             return batch, [(d, d.detect(batch), d.signatures(batch)) for d in detectors]
 
         rows = 0
-        try:
+        with _all_or_nothing([observation, *judged.values()]):
             for batch, results in _ordered(judge, batches, self.plan.config.threads_per_shard):
                 rows += batch.num_rows
                 if observation:
@@ -225,11 +237,6 @@ class _Work:
             for out in judged.values():
                 out.ensure("findings.parquet", JUDGEMENT)
                 out.commit()
-        except BaseException:
-            for out in [observation, *judged.values()]:
-                if out:
-                    out.discard()
-            raise
 
     def content_pass(self, have_content: bool) -> None:
         """Make the content observation (unless stored) and run the content detectors still to
@@ -239,7 +246,7 @@ class _Work:
             return
         observation = None if have_content else _Output(self.plan.observation_dir(self.content_id))
         judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
-        try:
+        with _all_or_nothing([observation, *judged.values()]):
             if have_content:
                 source = _aligned(self._stored_rows(), self.plan.observation_dir(self.content_id) / "content.parquet")
             elif self.shard.format == "webdataset":
@@ -260,11 +267,6 @@ class _Work:
             for out in judged.values():
                 out.ensure("findings.parquet", JUDGEMENT)
                 out.commit()
-        except BaseException:
-            for out in [observation, *judged.values()]:
-                if out:
-                    out.discard()
-            raise
 
     def _fetched_content(self, observation: _Output) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
         """Content of a shard whose images are fetched from their URLs, each distinct URL once per

@@ -78,7 +78,8 @@ BYTES = column("bytes", pa.int64(), "Body length, bytes.")
 
 #: Fetch status classes (DESIGN.md "Fetching"); ``scrutineer.fetch`` documents each.
 FETCH_STATUSES = ("alive", "dead", "moved", "not_image", "too_large", "transient", "blocked", "invalid")
-_CHECK = [
+#: The columns of one check of a URL.
+CHECK = [
     column("status", pa.string(), f"Status class of the check: {', '.join(FETCH_STATUSES)}."),
     column("http_status", pa.int32(), "HTTP status of the last response, if any."),
     column("final_url", pa.string(), "URL of the last hop (after redirects)."),
@@ -104,7 +105,7 @@ CONTENT = pa.schema(
         ROW_INDEX,
         SAMPLE_ID,
         URL,
-        *_CHECK,
+        *CHECK,
         column("checks", pa.int32(), "How many of the URL's latest checks agree with the last (0: read from a tar, no check)."),
         BYTES,
         *HASHES,
@@ -115,7 +116,7 @@ FETCH = pa.schema(
     [
         URL,
         column("fetched_at", UTC_TIME, "When the check started."),
-        *_CHECK,
+        *CHECK,
         BYTES,
         column("elapsed", pa.float64(), "Seconds over every attempt of the check."),
         column("attempts", pa.int32(), "Requests made (retries included)."),

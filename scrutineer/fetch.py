@@ -377,7 +377,8 @@ class Fetcher:
         if key not in loads:
             loads[key] = asyncio.ensure_future(load(key))
         task = loads[key]
-        await asyncio.wait([task])
+        if not task.done():  # a finished load (the usual case) is read without yielding to the loop
+            await asyncio.wait([task])
         if task.cancelled() or task.exception() is not None:
             return failed
         return task.result()

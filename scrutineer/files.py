@@ -1,7 +1,9 @@
-"""Atomic file output: write under a temporary name, then rename into place.
+"""Files: their digests, and atomic output.
 
-A temporary name starts with ``.`` and contains ``.tmp-``; a run killed mid-write leaves only such
-names behind, which the next run holding the store removes (:func:`sweep_temporaries`).
+Atomic output writes under a temporary name, then renames into place. A temporary name starts with
+``.`` and contains ``.tmp-``; a run killed mid-write leaves only such names behind, which the next
+run holding the store removes (:func:`sweep_temporaries`). A file's sha256 is remembered with its
+stat (:class:`FileDigest`), so an unchanged shard is not read again to be recognised.
 """
 
 from __future__ import annotations
