@@ -82,7 +82,8 @@ def scan_flow(config: Config, observe: bool = True, on_shard: OnShard | None = N
 
     Raises:
         ConfigError: a bad config or bank file (before any shard is read).
-        WorkspaceError: another process holds the workspace.
+        WorkspaceError: another process holds the workspace, or its store cannot take the run (a
+            full disk: nothing of the run is loaded).
     """
     try:
         return _scan(config, observe, on_shard or (lambda result: None))
@@ -103,10 +104,10 @@ def _scan(config: Config, observe: bool, on_shard: OnShard) -> dict:
         register(con, ws, banks)
         plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe)
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-        public_banks = [b.ref.public() for b in banks]
-        run = {"run_id": run_id, "kind": "scan" if observe else "rematch", "dataset": config.dataset.name, "started_at": datetime.now(UTC),
+        kind = "scan" if observe else "rematch"
+        run = {"run_id": run_id, "kind": kind, "dataset": config.dataset.name, "started_at": datetime.now(UTC),
                "finished_at": None, "status": "running", "tool_version": __version__, "config": config.model_dump_json(),
-               "detectors": json.dumps(plan.detectors_public()), "banks": json.dumps(public_banks)}
+               "detectors": json.dumps(plan.detectors_public()), "banks": json.dumps([b.ref.public() for b in banks])}
         store.insert(con, RUNS, [run])
         try:
             results = _run_shards(shards, plan, _known_digests(con, shards), on_shard)
@@ -130,7 +131,7 @@ def _scan(config: Config, observe: bool, on_shard: OnShard) -> dict:
         con.close()
     return {
         "run_id": run_id,
-        "kind": "scan" if observe else "rematch",
+        "kind": kind,
         "status": status,
         "shards": [{"shard_id": r.shard.shard_id, "status": r.status, "rows": r.rows, "error": r.error} for r in results],
         "findings": counts,
