@@ -213,7 +213,7 @@ class _Work:
             return
         observation = None if have_rows else _Output(self.plan.observation_dir(self.rows_id))
         judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
-        batches = self._stored_rows() if have_rows else iter_detect_batches(self.shard, self.plan.config.dataset, self.plan.extra_columns(self.shard))
+        batches = self._stored_rows() if have_rows else iter_detect_batches(self.shard, self.plan.config.dataset, self.rows_key["columns"])
 
         def judge(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[tuple[Detector, pa.Table, pa.Table | None]]]:
             return batch, [(d, d.detect(batch), d.signatures(batch)) for d in detectors]
@@ -231,7 +231,7 @@ class _Work:
                         sigs = sigs.append_column(OBSERVATION_ID, pa.repeat(pa.scalar(self.rows_id), sigs.num_rows))
                         judged[d.name].write("signatures.parquet", sigs, sigs.schema, use_dictionary=["shard_id", "observation_id"])
             if observation:
-                extra = self.plan.extra_columns(self.shard)
+                extra = self.rows_key["columns"]
                 observation.ensure("rows.parquet", pa.schema([*DETECT, *(pa.field(c, pa.string()) for c in extra)]))
                 observation.commit(shard_id=self.shard.shard_id, rows=rows, key=self.rows_key)
             for out in judged.values():

@@ -8,6 +8,7 @@ another process holds or that is not a directory); 3 the scan finished but some 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,9 +78,7 @@ def _summary(summary: dict, cfg: Config) -> None:
     for s in summary["shards"]:
         if s["status"] in ("failed", "inconclusive"):
             err.print(f"[red]{s['status']} shard[/] {s['shard_id']}: {s['error']}", highlight=False, soft_wrap=True)
-    counts = {}
-    for s in summary["shards"]:
-        counts[s["status"]] = counts.get(s["status"], 0) + 1
+    counts = Counter(s["status"] for s in summary["shards"])
     out.print("shards: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False)
     out.print(f"findings: {cfg.workspace / 'scrutineer.duckdb'} (table findings, run_id = '{summary['run_id']}')", highlight=False)
     if summary["status"] != "completed":

@@ -38,6 +38,9 @@ from scrutineer.hashing import MAX_PIXELS
 from scrutineer.policy import matches
 from scrutineer.signals import SIGNAL_TYPES
 
+#: Names that are safe as one path component (datasets, banks, variants): no ``/``, no leading ``.``.
+PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
 Format = Literal["parquet", "csv", "tsv", "jsonl", "coco", "hf", "webdataset"]
 CanonicalColumn = Literal["sample_id", "url", "caption", "license"]
 SignalTypeName = Literal[tuple(SIGNAL_TYPES)]
@@ -67,7 +70,7 @@ class HFOptions(Strict):
 class DatasetConfig(Strict):
     """Where the shards are and how to read them."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Dataset name; the release is RE-<name>-<variant>.")
+    name: str = Field(pattern=PLAIN_NAME, description="Dataset name; the release is RE-<name>-<variant>.")
     shards: list[str] = Field(min_length=1, description="Paths or globs relative to the config file (for hf: local files or Hub ids).")
     format: Format | None = Field(
         None,
@@ -92,7 +95,7 @@ class DatasetConfig(Strict):
 class BankConfig(Strict):
     """A hash bank (hash list) file: one hex digest per line, or a CSV with a `hash` column."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Name of the bank in findings, manifests and reports.")
+    name: str = Field(pattern=PLAIN_NAME, description="Name of the bank in findings, manifests and reports.")
     path: Path = Field(description="The bank file, relative to the config file.")
     signal_type: SignalTypeName = Field(description="HMA/ThreatExchange signal type name of the entries (scrutineer/signals.py).")
     source: str = Field(description="Who supplied the list (a hotline, a watchdog).")
@@ -162,7 +165,7 @@ class VariantConfig(Strict):
 
 #: A variant name: a plain name, as a dataset name is (no ``/``, no leading ``.``), since the
 #: release directory is ``<workspace>/releases/RE-<dataset>-<variant>``.
-VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+VariantName = Annotated[str, StringConstraints(pattern=PLAIN_NAME)]
 
 
 class ReleaseConfig(Strict):

@@ -73,13 +73,14 @@ class Shard:
         except OSError as e:
             raise ShardError(f"{self.location}: cannot read: {e}") from None
 
-    def sha256(self, known: dict[str, FileDigest] | None = None) -> str:
-        """sha256 of the shard's bytes (hex); for a Hub id, of ``id@revision`` as given in config.
+    def sha256(self) -> str:
+        """sha256 of the shard's bytes (hex), read in full; for a Hub id, of ``id@revision`` as
+        given in config.
 
         Raises:
             ShardError: the file cannot be read.
         """
-        digest = self.digest(known or {})
+        digest = self.digest({})
         return digest.sha256 if digest else "hub:" + hashlib.sha256(self.location.encode()).hexdigest()
 
 

@@ -109,18 +109,20 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
-def latest_run(con: duckdb.DuckDBPyConnection, dataset: str, workspace: Path) -> tuple[str, str]:
-    """(run_id, status) of the dataset's most recent finished run (completed or partial).
+def latest_run(con: duckdb.DuckDBPyConnection, dataset: str | None, workspace: Path) -> tuple[str, str]:
+    """(run_id, status) of the most recent finished run (completed or partial) of ``dataset``, or
+    of any dataset when it is None.
 
     Raises:
-        WorkspaceError: the dataset has no finished run in this workspace.
+        WorkspaceError: no such run has finished in this workspace.
     """
     rows = con.sql(
-        "SELECT run_id, status FROM runs WHERE dataset = ? AND list_contains(?, status) ORDER BY finished_at DESC LIMIT 1",
-        params=[dataset, list(FINISHED)],
+        "SELECT run_id, status FROM runs WHERE (? IS NULL OR dataset = ?) AND list_contains(?, status) ORDER BY finished_at DESC LIMIT 1",
+        params=[dataset, dataset, list(FINISHED)],
     ).fetchall()
     if not rows:
-        raise WorkspaceError(f"no finished scan of {dataset!r} in {workspace}: run `scrutineer scan` first")
+        of = f" of {dataset!r}" if dataset is not None else ""
+        raise WorkspaceError(f"no finished scan{of} in {workspace}: run `scrutineer scan` first")
     return rows[0]
 
 

@@ -72,10 +72,12 @@ class Workspace:
         Args:
             reason: a reason code or dotted prefix (``hash_match`` covers ``hash_match.pdq``).
             detector: a detector name.
+
+        Raises:
+            WorkspaceError: no run given, and none has finished.
         """
         if run_id is None:
-            rows = self.con.sql("SELECT run_id FROM runs WHERE list_contains(?, status) ORDER BY finished_at DESC LIMIT 1", params=[list(store.FINISHED)]).fetchall()
-            run_id = rows[0][0] if rows else ""
+            run_id = store.latest_run(self.con, None, self.path)[0]
         where, params = ["run_id = ?"], [run_id]
         if reason is not None:
             expression, reason_params = reason_filter_sql([reason])
