@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,24 @@ def write_config(directory: Path, config: dict) -> Path:
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def url_list_config(directory: Path, name: str, urls: list[str], detectors: dict | None = None, **fetch) -> Path:
+    """A content scan of ``urls`` (one JSONL shard) on the fixture web: ``content_hashlist`` against
+    an MD5 bank that lists nothing served, plus ``detectors``; ``fetch`` settings added to
+    ``allow_private_networks``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "d.jsonl").write_text("".join(json.dumps({"url": u}) + "\n" for u in urls))
+    (directory / "md5.txt").write_text("0" * 32 + "\n")
+    return write_config(
+        directory,
+        {
+            "dataset": {"name": name, "shards": ["d.jsonl"]},
+            "banks": [{"name": "b", "path": "md5.txt", "signal_type": "md5", "source": "test", "version": "1"}],
+            "detectors": {"content_hashlist": {}, **(detectors or {})},
+            "fetch": {"allow_private_networks": True, **fetch},
+        },
+    )
 
 
 def scan(path: Path) -> dict:

@@ -24,7 +24,7 @@ from scrutineer.fetch import Fetcher
 from scrutineer.testing.fixture_web import FixtureWeb
 from flows.content import check_urls
 from scrutineer.hashing import hash_content, hamming
-from tests.conftest import scan, write_config
+from tests.conftest import scan, url_list_config, write_config
 
 HOSTS = ["127.0.0.5", "127.0.0.6", "127.0.0.7"]
 UKBENCH = "ukbench_imagededup"
@@ -301,17 +301,7 @@ def test_an_image_with_too_many_pixels_is_not_decoded(tmp_path):
     Image.new("RGB", (9000, 9000), "white").save(images / "huge.png")
     (images / "small.jpg").write_bytes(_jpeg(256, 1))
     with FixtureWeb(HOSTS[:1], images=[images]) as web:
-        (tmp_path / "d.jsonl").write_text("".join(json.dumps({"url": web.url(f"/img/{n}")}) + "\n" for n in ("huge.png", "small.jpg")))
-        (tmp_path / "md5.txt").write_text("0" * 32 + "\n")
-        config = write_config(
-            tmp_path,
-            {
-                "dataset": {"name": "huge", "shards": ["d.jsonl"]},
-                "banks": [{"name": "b", "path": "md5.txt", "signal_type": "md5", "source": "test", "version": "1"}],
-                "detectors": {"content_hashlist": {}, "dead_links": {}},
-                "fetch": {"allow_private_networks": True},
-            },
-        )
+        config = url_list_config(tmp_path, "huge", [web.url(f"/img/{n}") for n in ("huge.png", "small.jpg")], {"dead_links": {}})
         assert scan(config)["status"] == "completed"
     ws = tmp_path / "work"
     hashes = {u.rsplit("/", 1)[1]: (md5, pdq) for u, md5, pdq in query(ws, "SELECT url, md5, pdq FROM content_hashes")}
@@ -332,17 +322,7 @@ def test_a_hash_worker_dying_fails_no_shard(tmp_path):
     for i, name in enumerate(names):
         (images / name).write_bytes(_jpeg(4000, i))  # ~1 s to hash each
     with FixtureWeb(HOSTS[:1], images=[images]) as web:
-        (tmp_path / "d.jsonl").write_text("".join(json.dumps({"url": web.url(f"/img/{n}")}) + "\n" for n in names))
-        (tmp_path / "md5.txt").write_text("0" * 32 + "\n")
-        config = write_config(
-            tmp_path,
-            {
-                "dataset": {"name": "dying", "shards": ["d.jsonl"]},
-                "banks": [{"name": "b", "path": "md5.txt", "signal_type": "md5", "source": "test", "version": "1"}],
-                "detectors": {"content_hashlist": {}},
-                "fetch": {"allow_private_networks": True, "concurrency": 2},
-            },
-        )
+        config = url_list_config(tmp_path, "dying", [web.url(f"/img/{n}") for n in names], concurrency=2)
         result: dict = {}
         scanner = threading.Thread(target=lambda: result.update(scan(config)))
         scanner.start()

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import scan, write_config
+from conftest import scan, scrutineer_with_file_size_limit, url_list_config, write_config
 
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
@@ -149,17 +149,7 @@ def test_a_killed_scan_leaves_no_process_behind_and_is_marked_interrupted(tmp_pa
     from scrutineer.testing.fixture_web import FixtureWeb
 
     with FixtureWeb(["127.0.0.13"], images=[shared_data / "images" / "skimage"]) as web:
-        (tmp_path / "d.jsonl").write_text("".join(json.dumps({"url": web.url(f"/slow/coins.png?seconds=1&n={i}")}) + "\n" for i in range(60)))
-        (tmp_path / "md5.txt").write_text("0" * 32 + "\n")
-        config = write_config(
-            tmp_path,
-            {
-                "dataset": {"name": "killed", "shards": ["d.jsonl"]},
-                "banks": [{"name": "b", "path": "md5.txt", "signal_type": "md5", "source": "test", "version": "1"}],
-                "detectors": {"content_hashlist": {}},
-                "fetch": {"allow_private_networks": True, "concurrency": 4},
-            },
-        )
+        config = url_list_config(tmp_path, "killed", [web.url(f"/slow/coins.png?seconds=1&n={i}") for i in range(60)], concurrency=4)
         # no PREFECT_API_URL: the scan starts its own temporary API server
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         proc = subprocess.Popen([*SCRUTINEER, "scan", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
@@ -188,8 +178,6 @@ def test_a_killed_scan_leaves_no_process_behind_and_is_marked_interrupted(tmp_pa
 def test_a_full_disk_during_the_load_says_why_and_damages_nothing(tmp_path):
     """Fault 13: on a full disk the message ended with "cannot rollback - no transaction is active"
     and hid the cause."""
-    from conftest import scrutineer_with_file_size_limit
-
     data = tmp_path / "data"
     urls = make_shards(data, shards=2, rows=20_000)
     bank = tmp_path / "bank.txt"
