@@ -195,6 +195,22 @@ def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run
 
 
 @app.command()
+def serve(
+    config: ConfigArg,
+    host: Annotated[str, typer.Option(help="Address to bind; keep loopback and put a TLS reverse proxy in front (README).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the review app: flag samples, review flags, read reports (FastAPI, on uvicorn)."""
+    import uvicorn
+
+    from reports.app import create_app
+
+    with _reported():
+        web = create_app(load_config(config))
+    uvicorn.run(web, host=host, port=port, log_level="warning", server_header=False)
+
+
+@app.command()
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where to build the demo dataset and workspace.")] = Path("scrutineer-demo"),
 ) -> None:

@@ -173,9 +173,9 @@ class ReleaseConfig(Strict):
 
     variants: dict[VariantName, VariantConfig] = Field(default_factory=dict, description="Variant name -> its policy.")
 
-    def check(self, detectors: Iterable[str]) -> None:
+    def check(self, detectors: Iterable[str], crowd: dict[str, bool]) -> None:
         """Check every variant's ``remove`` patterns against the detectors' declared reasons
-        (``Detector.reasons``).
+        (``Detector.reasons``) and the crowd's (:meth:`CrowdConfig.finding_reasons`).
 
         A pattern must match (:func:`scrutineer.policy.matches`) a reason of a registered detector,
         and a variant must remove every restricted reason that ``detectors`` can emit unless it
@@ -183,6 +183,7 @@ class ReleaseConfig(Strict):
 
         Args:
             detectors: names of the configured detectors.
+            crowd: the crowd categories' reasons -> whether each is restricted.
 
         Raises:
             ConfigError: a pattern matching no known reason (the message names the variant, the
@@ -191,8 +192,9 @@ class ReleaseConfig(Strict):
         from detectors.registry import registered_reasons
 
         declared = registered_reasons()
-        known = sorted({reason for reasons in declared.values() for reason in reasons})
-        restricted = sorted({reason for name in detectors for reason, is_restricted in declared[name].items() if is_restricted})
+        known = sorted({reason for reasons in declared.values() for reason in reasons} | set(crowd))
+        configured = [declared[name] for name in detectors] + [crowd]
+        restricted = sorted({reason for reasons in configured for reason, is_restricted in reasons.items() if is_restricted})
         for name, variant in self.variants.items():
             for pattern in variant.remove:
                 if not any(matches(pattern, reason) for reason in known):
@@ -208,6 +210,87 @@ class ReleaseConfig(Strict):
                 )
 
 
+#: A crowd flag category: the finding reason is ``crowd.<category>``.
+CategoryName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+#: A review reason code (NCMEC's hash sharing requires one with every "no").
+ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class CategoryConfig(Strict):
+    """One category people can flag a sample under."""
+
+    description: str = Field("", description="What the category covers, shown on the flag form.")
+    sensitive: bool = Field(
+        False,
+        description="Restricted like a hash-bank match: only reviewers and maintainers see the sample's URL, public "
+        "outputs show counts only, and its `crowd.<category>` findings are restricted (e.g. `csam_suspected`).",
+    )
+
+
+class QuorumConfig(Strict):
+    """When a flag is confirmed: by ``reviewers`` distinct reviewers' confirmations, or (when set)
+    by ``contributors`` distinct contributors flagging the same sample under the same category,
+    whichever comes first. One reviewer's rejection rejects it."""
+
+    reviewers: int = Field(1, ge=1, description="Distinct reviewers whose `confirm` confirms a flag.")
+    contributors: int | None = Field(
+        None, ge=2, description="Distinct contributors whose flags of one sample and category confirm it without a reviewer (unset: never)."
+    )
+
+
+class ReviewReasons(Strict):
+    """The reason codes a reviewer picks from, per decision."""
+
+    confirm: list[ReasonCode] = Field(["matches_category", "hotline_confirmed"], min_length=1, description="Reason codes for `confirm`.")
+    reject: list[ReasonCode] = Field(
+        ["not_in_category", "insufficient_evidence", "wrong_sample", "duplicate_flag"], min_length=1, description="Reason codes for `reject`."
+    )
+
+
+class CrowdConfig(Strict):
+    """Flags from people and their review (``scrutineer serve``, ``flags import``, ``sync``).
+
+    Example::
+
+        crowd:
+          categories:
+            csam_suspected: {sensitive: true, description: "Suspected child sexual abuse material"}
+            personal_data: {description: "Identifiable people's private data"}
+          confirm: {reviewers: 1}
+    """
+
+    database: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the crowd store (accounts, flags, reviews, audit log); default "
+        "`sqlite:///<workspace>/crowd.sqlite` in WAL mode. A shared deployment points it at Postgres "
+        "(`postgresql+psycopg://user@host/db`).",
+    )
+    categories: dict[CategoryName, CategoryConfig] = Field(
+        default_factory=dict, description="Category name -> its settings; no categories, no flags."
+    )
+    confirm: QuorumConfig = Field(default_factory=QuorumConfig, description="The quorum that confirms a flag.")
+    reasons: ReviewReasons = Field(default_factory=ReviewReasons, description="Reason codes reviewers give with each decision.")
+    rate_limit: str = Field(
+        "30/minute", description="Flags one account may submit, in the `limits` library's notation (`N/second|minute|hour|day`)."
+    )
+    session_hours: float = Field(12.0, gt=0, description="Hours a log-in session cookie stays valid.")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as e:
+            raise ValueError(f"rate_limit {value!r}: {e}") from None
+        return value
+
+    def finding_reasons(self) -> dict[str, bool]:
+        """The reasons of the findings ``sync`` makes: ``crowd.<category>`` -> restricted."""
+        return {f"crowd.{name}": c.sensitive for name, c in self.categories.items()}
+
+
 class Config(Strict):
     """A whole scan configuration; see the module docstring for an example."""
 
@@ -216,6 +299,7 @@ class Config(Strict):
     banks: list[BankConfig] = Field(default_factory=list, description="Hash banks (hash lists) to match.")
     detectors: dict[str, dict[str, Any]] = Field(min_length=1, description="Detector name -> its parameters.")
     release: ReleaseConfig = Field(default_factory=ReleaseConfig, description="Release variants.")
+    crowd: CrowdConfig = Field(default_factory=CrowdConfig, description="Flags from people and their review.")
     fetch: FetchConfig = Field(default_factory=FetchConfig, description="How images are fetched and hashed.")
     workers: int = Field(2, gt=0, description="Shard tasks run at once (threads).")
     threads_per_shard: int = Field(2, gt=0, description="Batches of one shard processed at once (threads).")
@@ -304,9 +388,12 @@ def _resolve(cfg: Config, base: Path) -> Config:
     """Expand variables in the config's paths and resolve relative ones against ``base``."""
     banks = [b.model_copy(update={"path": (base / _expand(b.path, f"banks.{b.name}.path")).resolve()}) for b in cfg.banks]
     shards = [_expand(p, "dataset.shards") for p in cfg.dataset.shards]
+    workspace = (base / _expand(cfg.workspace, "workspace")).resolve()
+    database = _expand(cfg.crowd.database, "crowd.database") if cfg.crowd.database else f"sqlite:///{workspace / 'crowd.sqlite'}"
     return cfg.model_copy(
         update={
-            "workspace": (base / _expand(cfg.workspace, "workspace")).resolve(),
+            "workspace": workspace,
+            "crowd": cfg.crowd.model_copy(update={"database": database}),
             "banks": banks,
             "dataset": cfg.dataset.model_copy(update={"shards": shards}),
         }
@@ -336,5 +423,5 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: {e}") from None
     cfg = _resolve(cfg, path.parent)
     cfg.detector_params()  # fail now on unknown detectors or bad params
-    cfg.release.check(cfg.detectors)
+    cfg.release.check(cfg.detectors, cfg.crowd.finding_reasons())
     return cfg

@@ -133,7 +133,7 @@ FINDING = pa.schema(
         column("detector_version", pa.string(), "The detector's version."),
         column("reason", pa.string(), "Reason code, e.g. hash_match.pdq or duplicate.url."),
         json_column("evidence", "Why, as a JSON object; its keys depend on the detector."),
-        column("restricted", pa.bool_(), "A hash-bank match: shown only in the takedown manifest, counted elsewhere."),
+        column("restricted", pa.bool_(), "A hash-bank match or a confirmed flag of a sensitive crowd category: its URL is shown only in the takedown manifest and to reviewers, counted elsewhere."),
     ]
 )
 

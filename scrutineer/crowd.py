@@ -1,0 +1,476 @@
+"""The crowd store: accounts, API tokens, flags, reviews and the append-only audit log, through
+SQLAlchemy (DESIGN.md "Store (DuckDB) and crowd store").
+
+People's data lives apart from the findings store: SQLite in WAL mode at
+``<workspace>/crowd.sqlite`` by default (readers never wait for the writer, and the writer waits up
+to :data:`BUSY_TIMEOUT` seconds for another), or Postgres for a shared deployment
+(``crowd: {database: postgresql+psycopg://…}``). The review app, ``flags import`` and ``sync``
+use it; none of them holds the DuckDB store's write lock.
+
+The model:
+
+- An **account** has a role: ``contributor`` flags samples, ``reviewer`` also decides flags,
+  ``maintainer`` also sees the takedown view. Its password is hashed with argon2 (pwdlib's
+  recommended hasher); its API tokens are random 256-bit values stored as their SHA-256 (a token is
+  a random key, not a password, so a fast hash is enough, as GitHub stores its tokens).
+- A **flag** is one sample under one category (unique together). Each contributor who flags it
+  adds one **report** to it (with a note); flagging it again adds nothing.
+- A flag's status is ``pending``, ``confirmed`` or ``rejected`` (StopNCII's PendingReview /
+  Blocked / NotBlocked). It is confirmed by the config's quorum
+  (:class:`~scrutineer.config.QuorumConfig`): ``reviewers`` distinct reviewers confirming, or
+  ``contributors`` distinct contributors reporting it. A reviewer's ``reject`` rejects it. Every
+  decision carries a reason code from the config (NCMEC's hash sharing requires one with every
+  "no") and a note. A reviewer cannot decide a flag they reported (four eyes).
+- The **audit log** records every change: who, when, which flag, from which status to which. It is
+  append-only: the database refuses to update or delete its rows (SQLite triggers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pwdlib import PasswordHash
+
+from scrutineer.config import CrowdConfig
+from scrutineer.errors import ScrutineerError
+
+Role = Literal["contributor", "reviewer", "maintainer"]
+ROLES: tuple[Role, ...] = ("contributor", "reviewer", "maintainer")
+STATUSES = ("pending", "confirmed", "rejected")
+DECISIONS = {"confirm": "confirmed", "reject": "rejected"}
+#: Where a flag came from.
+SOURCES = ("api", "form", "import")
+#: Seconds a writer waits for SQLite's write lock before giving up.
+BUSY_TIMEOUT = 30.0
+
+metadata = sa.MetaData()
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), sa.CheckConstraint(f"role IN {ROLES}"), nullable=False),
+    sa.Column("password_hash", sa.String, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+flags = sa.Table(
+    "flags",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sample_id", sa.String, nullable=False),
+    sa.Column("shard_id", sa.String, nullable=False),
+    sa.Column("row_index", sa.BigInteger, nullable=False),
+    sa.Column("url", sa.String),
+    sa.Column("host", sa.String, nullable=False),
+    sa.Column("registrable_domain", sa.String, nullable=False),
+    sa.Column("caption", sa.String),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), sa.CheckConstraint(f"status IN {STATUSES}"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("sample_id", "category"),
+    sa.Index("flags_by_status", "status", "category", "id"),
+    sa.Index("flags_by_domain", "registrable_domain", "id"),
+)
+
+reports = sa.Table(
+    "flag_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("flag_id", sa.ForeignKey("flags.id"), nullable=False),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("note", sa.String, nullable=False),
+    sa.Column("source", sa.String(8), sa.CheckConstraint(f"source IN {SOURCES}"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("flag_id", "account_id"),
+    sa.Index("reports_by_account", "account_id", "flag_id"),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("flag_id", sa.ForeignKey("flags.id"), nullable=False, index=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("decision", sa.String(8), sa.CheckConstraint(f"decision IN {tuple(DECISIONS)}"), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("note", sa.String, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),  # an account name, or "quorum"
+    sa.Column("action", sa.String(16), nullable=False),  # account | token | flag | report | review
+    sa.Column("flag_id", sa.Integer, index=True),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16)),
+    sa.Column("detail", sa.String, nullable=False),  # JSON
+)
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String, nullable=False),
+)
+
+_APPEND_ONLY = [
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+]
+
+
+class CrowdError(ScrutineerError):
+    """A crowd request that cannot be done; ``status`` is the HTTP status the app answers with
+    (403 not allowed, 404 no such flag or sample, 422 invalid input)."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Account:
+    """A signed-in person."""
+
+    id: int
+    name: str
+    role: Role
+
+    @property
+    def reviews(self) -> bool:
+        """Whether the account may decide flags and see restricted URLs (reviewers, maintainers)."""
+        return self.role in ("reviewer", "maintainer")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sample as the latest scan read it (:class:`scrutineer.snapshot.Snapshot`)."""
+
+    sample_id: str
+    shard_id: str
+    row_index: int
+    url: str | None
+    caption: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def token_sha256(token: str) -> str:
+    """The stored form of an API token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class CrowdStore:
+    """The crowd store of one workspace.
+
+    Args:
+        crowd: the config's ``crowd`` section (its ``database`` resolved by ``load_config``).
+
+    Raises:
+        CrowdError: the database cannot be opened or created (status 500).
+    """
+
+    _passwords = PasswordHash.recommended()
+
+    def __init__(self, crowd: CrowdConfig) -> None:
+        self.config = crowd
+        url = sa.make_url(crowd.database)
+        self.sqlite = url.get_backend_name() == "sqlite"
+        self.engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT} if self.sqlite else {}, pool_size=8, max_overflow=16)
+        if self.sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
+        try:
+            with self._write() as c:
+                metadata.create_all(c)
+                if self.sqlite:
+                    for trigger in _APPEND_ONLY:
+                        c.exec_driver_sql(trigger)
+                self._insert_ignore(c, settings, {"key": "session_secret", "value": secrets.token_urlsafe(32)})
+        except sa.exc.SQLAlchemyError as e:
+            raise CrowdError(f"crowd store {url.render_as_string(hide_password=True)}: {e.args[0] if e.args else e}", 500) from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """A write transaction; on SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
+        two writers queue instead of failing to upgrade a read lock."""
+        with self.engine.connect().execution_options(immediate=True) as c, c.begin():
+            yield c
+
+    def _read(self) -> sa.Connection:
+        return self.engine.connect()
+
+    def _insert_ignore(self, c: sa.Connection, table: sa.Table, row: dict) -> bool:
+        """Insert ``row`` unless it breaks a unique constraint; whether it was inserted."""
+        dialect = sa.dialects.sqlite if self.sqlite else sa.dialects.postgresql
+        return c.execute(dialect.insert(table).values(row).on_conflict_do_nothing()).rowcount == 1
+
+    def session_secret(self) -> str:
+        """The key that signs the app's session cookies, shared by every app process."""
+        with self._read() as c:
+            return c.execute(sa.select(settings.c.value).where(settings.c.key == "session_secret")).scalar_one()
+
+    # accounts
+
+    def add_account(self, name: str, role: Role) -> tuple[str, str]:
+        """Create an account with a random password and one API token.
+
+        Returns:
+            (password, token), each shown once: only their hashes are stored.
+
+        Raises:
+            CrowdError: an unknown role, a bad name, or a name already taken.
+        """
+        if role not in ROLES:
+            raise CrowdError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        if not name or len(name) > 64 or not name.isprintable() or name != name.strip():
+            raise CrowdError(f"account name {name!r}: 1-64 printable characters, no surrounding spaces")
+        password, token = secrets.token_urlsafe(12), "scr_" + secrets.token_urlsafe(32)
+        with self._write() as c:
+            row = {"name": name, "role": role, "password_hash": self._passwords.hash(password), "created_at": _now()}
+            if not self._insert_ignore(c, accounts, row):
+                raise CrowdError(f"account {name!r} exists already")
+            account_id = c.execute(sa.select(accounts.c.id).where(accounts.c.name == name)).scalar_one()
+            c.execute(tokens.insert().values(account_id=account_id, token_sha256=token_sha256(token), created_at=_now()))
+            self._audit(c, "cli", "account", detail={"name": name, "role": role})
+        return password, token
+
+    def by_token(self, token: str) -> Account | None:
+        """The account an API token belongs to, or None."""
+        query = sa.select(accounts.c.id, accounts.c.name, accounts.c.role).join(tokens).where(tokens.c.token_sha256 == token_sha256(token))
+        with self._read() as c:
+            row = c.execute(query).first()
+        return Account(*row) if row else None
+
+    def by_password(self, name: str, password: str) -> Account | None:
+        """The account if ``password`` is its password (argon2 verification, ~50 ms), or None."""
+        with self._read() as c:
+            row = c.execute(sa.select(accounts.c.id, accounts.c.name, accounts.c.role, accounts.c.password_hash).where(accounts.c.name == name)).first()
+        if row is None:
+            self._passwords.hash(password)  # the same time whether or not the name exists
+            return None
+        return Account(row.id, row.name, row.role) if self._passwords.verify(password, row.password_hash) else None
+
+    def by_id(self, account_id: int) -> Account | None:
+        with self._read() as c:
+            row = c.execute(sa.select(accounts.c.id, accounts.c.name, accounts.c.role).where(accounts.c.id == account_id)).first()
+        return Account(*row) if row else None
+
+    # flags
+
+    def flag(self, who: Account, sample: Sample, category: str, note: str, source: str, host: tuple[str, str]) -> tuple[int, bool]:
+        """Record ``who``'s flag of ``sample`` under ``category``.
+
+        Args:
+            host: the sample URL's (host, registrable domain), from :func:`scrutineer.domains.host_and_domain`.
+
+        Returns:
+            (flag id, whether a new report was recorded: False when ``who`` had flagged it already).
+
+        Raises:
+            CrowdError: an unknown category.
+        """
+        if category not in self.config.categories:
+            raise CrowdError(f"unknown category {category!r}; categories: {', '.join(self.config.categories) or 'none configured'}")
+        with self._write() as c:
+            now = _now()
+            created = self._insert_ignore(
+                c,
+                flags,
+                {"sample_id": sample.sample_id, "shard_id": sample.shard_id, "row_index": sample.row_index, "url": sample.url,
+                 "host": host[0], "registrable_domain": host[1], "caption": sample.caption, "category": category,
+                 "status": "pending", "created_at": now, "updated_at": now},
+            )
+            flag_id, status = c.execute(
+                sa.select(flags.c.id, flags.c.status).where(flags.c.sample_id == sample.sample_id, flags.c.category == category)
+            ).one()
+            if created:
+                self._audit(c, who.name, "flag", flag_id, None, "pending", {"category": category})
+            new = self._insert_ignore(c, reports, {"flag_id": flag_id, "account_id": who.id, "note": note, "source": source, "created_at": now})
+            if new:
+                self._audit(c, who.name, "report", flag_id, detail={"category": category, "source": source})
+                quorum = self.config.confirm.contributors
+                reporters = c.execute(sa.select(sa.func.count()).where(reports.c.flag_id == flag_id)).scalar_one()
+                if status == "pending" and quorum and reporters >= quorum:
+                    self._set_status(c, "quorum", flag_id, status, "confirmed", {"contributors": reporters})
+        return flag_id, new
+
+    def review(self, who: Account, flag_id: int, decision: str, reason: str, note: str) -> str:
+        """Record a reviewer's decision on a flag.
+
+        Returns:
+            The flag's status afterwards.
+
+        Raises:
+            CrowdError: 403 ``who`` is not a reviewer or reported the flag; 404 no such flag; 422
+                an unknown decision or a reason code the config does not list for it.
+        """
+        if not who.reviews:
+            raise CrowdError("only reviewers and maintainers decide flags", 403)
+        if decision not in DECISIONS:
+            raise CrowdError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+        allowed = getattr(self.config.reasons, decision)
+        if reason not in allowed:
+            raise CrowdError(f"reason for {decision!r} must be one of {', '.join(allowed)}, not {reason!r}")
+        with self._write() as c:
+            status = c.execute(sa.select(flags.c.status).where(flags.c.id == flag_id)).scalar()
+            if status is None:
+                raise CrowdError(f"no flag {flag_id}", 404)
+            if c.execute(sa.select(reports.c.id).where(reports.c.flag_id == flag_id, reports.c.account_id == who.id)).first():
+                raise CrowdError("a reviewer cannot decide a flag they reported", 403)
+            c.execute(reviews.insert().values(flag_id=flag_id, account_id=who.id, decision=decision, reason=reason, note=note, created_at=_now()))
+            self._audit(c, who.name, "review", flag_id, detail={"decision": decision, "reason": reason})
+            new = DECISIONS[decision]
+            if decision == "confirm":
+                latest = (
+                    sa.select(reviews.c.account_id, sa.func.max(reviews.c.id).label("last"))
+                    .where(reviews.c.flag_id == flag_id).group_by(reviews.c.account_id).subquery()
+                )
+                confirming = c.execute(
+                    sa.select(sa.func.count()).select_from(latest.join(reviews, reviews.c.id == latest.c.last)).where(reviews.c.decision == "confirm")
+                ).scalar_one()
+                if confirming < self.config.confirm.reviewers:
+                    new = status
+            if new != status:
+                self._set_status(c, who.name, flag_id, status, new, {"decision": decision, "reason": reason})
+        return new
+
+    def _set_status(self, c: sa.Connection, actor: str, flag_id: int, old: str, new: str, detail: dict) -> None:
+        c.execute(flags.update().where(flags.c.id == flag_id).values(status=new, updated_at=_now()))
+        self._audit(c, actor, "flag", flag_id, old, new, detail)
+
+    def _audit(self, c: sa.Connection, actor: str, action: str, flag_id: int | None = None, old: str | None = None,
+               new: str | None = None, detail: dict | None = None) -> None:
+        c.execute(audit.insert().values(at=_now(), actor=actor, action=action, flag_id=flag_id, from_status=old, to_status=new,
+                                        detail=json.dumps(detail or {}, sort_keys=True)))
+
+    # reading
+
+    def flags(self, who: Account, status: str | None = None, category: str | None = None, domain: str | None = None,
+              before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Flags, newest first: all of them for reviewers, the ones ``who`` reported for contributors.
+
+        Args:
+            before: only flags with a smaller id (keyset paging: pass the last id of a page).
+            limit: at most this many.
+
+        Returns:
+            Dicts with the ``flags`` columns plus ``reports`` (how many contributors flagged it).
+        """
+        n = sa.select(sa.func.count()).where(reports.c.flag_id == flags.c.id).scalar_subquery().label("reports")
+        query = sa.select(flags, n).order_by(flags.c.id.desc()).limit(limit)
+        for column, value in ((flags.c.status, status), (flags.c.category, category), (flags.c.registrable_domain, domain)):
+            if value:
+                query = query.where(column == value)
+        if before is not None:
+            query = query.where(flags.c.id < before)
+        if not who.reviews:
+            query = query.where(sa.exists().where(reports.c.flag_id == flags.c.id, reports.c.account_id == who.id))
+        with self._read() as c:
+            return [dict(r._mapping) for r in c.execute(query)]
+
+    def flag_detail(self, who: Account, flag_id: int) -> dict[str, Any]:
+        """One flag with its reports, reviews and audit trail (oldest first).
+
+        Raises:
+            CrowdError: 404 no such flag, or a contributor asking for a flag they did not report.
+        """
+        with self._read() as c:
+            row = c.execute(sa.select(flags).where(flags.c.id == flag_id)).first()
+            mine = c.execute(sa.select(reports.c.id).where(reports.c.flag_id == flag_id, reports.c.account_id == who.id)).first()
+            if row is None or not (who.reviews or mine):
+                raise CrowdError(f"no flag {flag_id}", 404)
+            by = accounts.c.name.label("by")
+            detail = dict(row._mapping)
+            detail["reports"] = [dict(r._mapping) for r in c.execute(
+                sa.select(by, reports.c.note, reports.c.source, reports.c.created_at).join(accounts).where(reports.c.flag_id == flag_id).order_by(reports.c.id))]
+            detail["reviews"] = [dict(r._mapping) for r in c.execute(
+                sa.select(by, reviews.c.decision, reviews.c.reason, reviews.c.note, reviews.c.created_at).join(accounts)
+                .where(reviews.c.flag_id == flag_id).order_by(reviews.c.id))]
+            detail["audit"] = [dict(r._mapping) for r in c.execute(
+                sa.select(audit.c.at, audit.c.actor, audit.c.action, audit.c.from_status, audit.c.to_status, audit.c.detail)
+                .where(audit.c.flag_id == flag_id).order_by(audit.c.id))]
+        if not who.reviews:  # a contributor sees their own report, not who else flagged it or why
+            detail["reports"] = [r for r in detail["reports"] if r["by"] == who.name]
+        return detail
+
+    def counts(self) -> dict[str, Any]:
+        """Flags by status, by category and status, and the top registrable domains by flags:
+        ``{"by_status": {status: n}, "by_category": [{"category", "sensitive", "pending",
+        "confirmed", "rejected"}], "top_domains": [{"domain", "flags"}]}`` (top 10)."""
+        with self._read() as c:
+            rows = c.execute(sa.select(flags.c.category, flags.c.status, sa.func.count()).group_by(flags.c.category, flags.c.status)).all()
+            domains = c.execute(
+                sa.select(flags.c.registrable_domain, sa.func.count().label("n")).group_by(flags.c.registrable_domain)
+                .order_by(sa.desc("n"), flags.c.registrable_domain).limit(10)).all()
+        by_status = dict.fromkeys(STATUSES, 0)
+        by_category: dict[str, dict] = {}
+        for category, status, n in rows:
+            by_status[status] += n
+            entry = by_category.setdefault(category, {"category": category, "sensitive": self.sensitive(category)} | dict.fromkeys(STATUSES, 0))
+            entry[status] += n
+        return {"by_status": by_status, "by_category": sorted(by_category.values(), key=lambda e: e["category"]),
+                "top_domains": [{"domain": d, "flags": n} for d, n in domains]}
+
+    def confirmed(self) -> list[dict[str, Any]]:
+        """Every confirmed flag with the ids of its reports and reviews, for ``sync``: dicts with
+        id, sample_id, shard_id, row_index, url, category, updated_at, report_ids, review_ids."""
+        with self._read() as c:
+            rows = [dict(r._mapping) for r in c.execute(
+                sa.select(flags.c.id, flags.c.sample_id, flags.c.shard_id, flags.c.row_index, flags.c.url, flags.c.category, flags.c.updated_at)
+                .where(flags.c.status == "confirmed").order_by(flags.c.id))]
+            ids = [r["id"] for r in rows]
+            report_ids: dict[int, list[int]] = {}
+            review_ids: dict[int, list[int]] = {}
+            for table, into in ((reports, report_ids), (reviews, review_ids)):
+                for flag_id, row_id in c.execute(sa.select(table.c.flag_id, table.c.id).where(table.c.flag_id.in_(ids)).order_by(table.c.id)):
+                    into.setdefault(flag_id, []).append(row_id)
+        for r in rows:
+            r["report_ids"], r["review_ids"] = report_ids.get(r["id"], []), review_ids.get(r["id"], [])
+        return rows
+
+    def sensitive(self, category: str) -> bool:
+        """Whether a category is sensitive (an unknown one, say from an older config, counts as sensitive)."""
+        c = self.config.categories.get(category)
+        return c is None or c.sensitive
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (_sqlite_begin)
+    cur = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", f"busy_timeout={int(BUSY_TIMEOUT * 1000)}"):
+        cur.execute(f"PRAGMA {pragma}")
+    cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")

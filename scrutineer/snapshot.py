@@ -1,0 +1,152 @@
+"""The review snapshot: what the review app and ``flags import`` read of the latest run, apart
+from the findings store, so that they never wait for (or block) the scan that holds its lock.
+
+The store's writer publishes it after each run (and after ``sync``) as ``<workspace>/review.duckdb``,
+a small DuckDB file built under a temporary name and renamed into place (readers that have the
+previous one open keep reading it). It holds:
+
+- ``samples`` (sample_id, shard_id, row_index, url, caption): a view over the run's stored rows
+  observations (``observations/<id>/rows.parquet``), so publishing copies no sample;
+- ``findings`` (sample_id, shard_id, row_index, url, detector, reason, restricted, evidence JSON):
+  the run's findings (the app shows a restricted finding's URL to reviewers and maintainers only);
+- ``report``: the run's watchdog report data (:func:`reports.data.report_data`) as one JSON value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from scrutineer.crowd import Sample
+from scrutineer.errors import WorkspaceError
+from scrutineer.files import temporary_sibling
+
+NAME = "review.duckdb"
+_SAMPLE_COLUMNS = "sample_id, shard_id, row_index, url, caption"
+
+
+def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report: dict[str, Any]) -> Path:
+    """Write the snapshot of ``run_id`` from the store's writable connection ``con``.
+
+    Returns:
+        The snapshot's path.
+
+    Raises:
+        duckdb.Error, OSError: it could not be written; the previous snapshot is left as it was.
+    """
+    rows = con.execute(
+        "SELECT shard_id, rows_observation FROM shards WHERE run_id = ? AND rows_observation IS NOT NULL ORDER BY shard_id", [run_id]
+    ).fetchall()
+    parts = [
+        f"SELECT sample_id, {_quote(shard_id)} AS shard_id, row_index, url, caption FROM read_parquet({_quote(str(workspace / 'observations' / oid / 'rows.parquet'))})"
+        for shard_id, oid in rows
+    ]
+    out = workspace / NAME
+    tmp = temporary_sibling(out)
+    con.execute("ATTACH ? AS snapshot", [str(tmp)])
+    try:
+        if parts:
+            con.execute(f"CREATE VIEW snapshot.samples AS {' UNION ALL '.join(parts)}")
+        else:
+            con.execute("CREATE TABLE snapshot.samples (sample_id VARCHAR, shard_id VARCHAR, row_index BIGINT, url VARCHAR, caption VARCHAR)")
+        con.execute(
+            "CREATE TABLE snapshot.findings AS SELECT sample_id, shard_id, row_index, url, detector, reason, restricted, evidence "
+            "FROM findings WHERE run_id = ? ORDER BY sample_id",
+            [run_id],
+        )
+        con.execute("CREATE TABLE snapshot.report AS SELECT ?::JSON AS data, ? AS run_id", [json.dumps(report), run_id])
+    finally:
+        con.execute("DETACH snapshot")
+    os.replace(tmp, out)
+    return out
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Snapshot:
+    """The latest published snapshot of a workspace, read-only; reopened when a newer one is
+    published. Safe to share between threads (each call uses its own DuckDB cursor).
+
+    Args:
+        workspace: the workspace directory.
+    """
+
+    def __init__(self, workspace: Path) -> None:
+        self.path = Path(workspace) / NAME
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._inode: int | None = None
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        try:
+            inode = self.path.stat().st_ino
+        except FileNotFoundError:
+            raise WorkspaceError(f"no review snapshot in {self.path.parent}: run `scrutineer scan` first") from None
+        with self._lock:
+            if inode != self._inode:
+                if self._con is not None:
+                    self._con.close()
+                self._con = duckdb.connect(str(self.path), read_only=True)
+                self._inode = inode
+            return self._con.cursor()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def run_id(self) -> str:
+        with self._cursor() as cur:
+            return cur.execute("SELECT run_id FROM report").fetchone()[0]
+
+    def report(self) -> dict[str, Any]:
+        """The run's report data (:func:`reports.data.report_data`)."""
+        with self._cursor() as cur:
+            return json.loads(cur.execute("SELECT data FROM report").fetchone()[0])
+
+    def resolve(self, sample_ids: list[str], urls: list[str]) -> tuple[dict[str, Sample], dict[str, list[Sample]]]:
+        """Look samples up by id and by URL.
+
+        Returns:
+            ({sample_id: sample}, {url: [samples with that URL]}); ids and URLs not in the run are
+            absent.
+        """
+        with self._cursor() as cur:
+            by_id = cur.execute(f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE list_contains(?, sample_id)", [sample_ids]).fetchall() if sample_ids else []
+            by_url = cur.execute(f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE list_contains(?, url) ORDER BY shard_id, row_index", [urls]).fetchall() if urls else []
+        out: dict[str, list[Sample]] = {}
+        for row in by_url:
+            out.setdefault(row[3], []).append(Sample(*row))
+        return {row[0]: Sample(*row) for row in by_id}, out
+
+    def findings(self, sample_id: str) -> list[dict[str, Any]]:
+        """The run's findings of one sample: dicts of detector, reason, restricted, evidence (parsed)."""
+        with self._cursor() as cur:
+            rows = cur.execute("SELECT detector, reason, restricted, evidence FROM findings WHERE sample_id = ? ORDER BY reason", [sample_id]).fetchall()
+        return [{"detector": d, "reason": r, "restricted": x, "evidence": json.loads(e) if e else None} for d, r, x, e in rows]
+
+    def restricted(self, sample_ids: list[str]) -> set[str]:
+        """Which of ``sample_ids`` have a restricted finding (a hash-bank match, a sensitive crowd flag)."""
+        if not sample_ids:
+            return set()
+        with self._cursor() as cur:
+            rows = cur.execute("SELECT DISTINCT sample_id FROM findings WHERE restricted AND list_contains(?, sample_id)", [sample_ids]).fetchall()
+        return {r[0] for r in rows}
+
+    def takedown(self) -> list[dict[str, Any]]:
+        """The run's restricted findings (restricted: for maintainers only), as dicts of url,
+        reason, bank, bank_version, sample_id, shard_id, row_index; sorted by URL and reason."""
+        with self._cursor() as cur:
+            rows = cur.execute(
+                "SELECT url, reason, evidence->>'bank', evidence->>'bank_version', sample_id, shard_id, row_index FROM findings "
+                "WHERE restricted ORDER BY url, reason, shard_id, row_index"
+            ).fetchall()
+        return [dict(zip(["url", "reason", "bank", "bank_version", "sample_id", "shard_id", "row_index"], r)) for r in rows]

@@ -1,0 +1,85 @@
+"""``sync``: confirmed crowd flags into the findings store (DESIGN.md "Global steps").
+
+Each confirmed flag becomes a finding ``crowd.<category>`` of detector ``crowd`` in a run, with
+its flag id and the ids of its reports and reviews as evidence. A flag of a sensitive category
+is restricted, like a hash-bank match. Syncing replaces the run's crowd findings with the current
+confirmed set, so it is idempotent, and a flag a reviewer later rejects leaves the next sync's
+findings.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from scrutineer import snapshot, store
+from scrutineer.config import Config
+from scrutineer.contract import FINDINGS
+from scrutineer.crowd import CrowdStore
+
+DETECTOR = "crowd"
+#: The ``detector_version`` of crowd findings; bump when their evidence changes shape.
+VERSION = "1"
+
+
+def crowd_findings(cfg: Config, run_id: str) -> list[dict]:
+    """The findings rows (the contract's ``findings`` columns) of every confirmed flag, for run ``run_id``.
+
+    Raises:
+        CrowdError: the crowd store cannot be opened.
+    """
+    if not cfg.crowd.categories:
+        return []
+    crowd = CrowdStore(cfg.crowd)
+    try:
+        return [
+            {
+                "run_id": run_id,
+                "observation_id": None,
+                "shard_id": f["shard_id"],
+                "row_index": f["row_index"],
+                "sample_id": f["sample_id"],
+                "url": f["url"],
+                "detector": DETECTOR,
+                "detector_version": VERSION,
+                "reason": f"crowd.{f['category']}",
+                "evidence": json.dumps(
+                    {"flag_id": f["id"], "report_ids": f["report_ids"], "review_ids": f["review_ids"],
+                     "confirmed_at": f["updated_at"].isoformat(timespec="seconds")}
+                ),
+                "restricted": crowd.sensitive(f["category"]),
+            }
+            for f in crowd.confirmed()
+        ]
+    finally:
+        crowd.close()
+
+
+def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:
+    """Replace run ``run_id``'s crowd findings with the confirmed flags, in one transaction, and
+    publish the review snapshot again (:mod:`scrutineer.snapshot`).
+
+    Args:
+        con: the store's writable connection.
+
+    Returns:
+        How many crowd findings the run has now.
+
+    Raises:
+        CrowdError: the crowd store cannot be opened.
+        duckdb.Error, OSError: the store or the snapshot cannot be written; the store is left as it was.
+    """
+    rows = crowd_findings(cfg, run_id)
+    with store.transaction(con):
+        con.execute("DELETE FROM findings WHERE run_id = ? AND detector = ?", [run_id, DETECTOR])
+        store.insert(con, FINDINGS, rows)
+    publish(con, cfg, run_id)
+    return len(rows)
+
+
+def publish(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> None:
+    """Publish run ``run_id``'s review snapshot, with its report data."""
+    from reports.data import report_data
+
+    snapshot.publish(con, cfg.workspace, run_id, report_data(con, cfg.workspace, cfg.dataset.name, run_id))
