@@ -3,8 +3,8 @@ store's only writer).
 
 For each shard: its row in ``shards``; its observations, once (``observations``, and for a
 content observation its ``fetches`` and ``content_hashes``); its file digests. Then the run's
-findings: every shard's judgements, and each detector's corpus-level ``finalize`` over every
-shard's signatures. A failed or inconclusive shard contributes its ``shards`` row only.
+findings: every shard's judgements, each detector's corpus-level ``finalize`` over every
+shard's signatures, and the confirmed crowd flags (:mod:`scrutineer.sync`). A failed or inconclusive shard contributes its ``shards`` row only.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from detectors.base import DetectContext
 from flows.plan import ScanPlan
 from flows.shard import ShardResult
 from scrutineer import store
-from scrutineer.contract import CONTENT_HASHES, FILE_DIGESTS, OBSERVATIONS, SHARDS
+from scrutineer.contract import CONTENT_HASHES, FILE_DIGESTS, FINDINGS, OBSERVATIONS, SHARDS
+from scrutineer.sync import crowd_findings
 
 
 def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: list[ShardResult], status: str) -> None:
@@ -46,6 +47,7 @@ def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: l
             if query is not None:
                 store.insert_findings(con, run_id, query)
             con.execute(f"DROP VIEW {view}")
+        store.insert(con, FINDINGS, crowd_findings(plan.config, run_id))
         con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, datetime.now(UTC), run_id])
 
 

@@ -33,6 +33,7 @@ from scrutineer.contract import RUNS
 from scrutineer.errors import NetworkDownError, ScrutineerError, ShardError, WorkspaceError
 from scrutineer.files import FileDigest, sweep_temporaries
 from scrutineer.sources import list_shards
+from scrutineer.sync import publish
 from scrutineer.webdataset import tar_path
 
 #: Called with each shard's result as it finishes (the CLI draws its progress bar with it).
@@ -118,6 +119,8 @@ def _scan(config: Config, observe: bool, on_shard: OnShard) -> dict:
             statuses = {r.status for r in results}
             status = "inconclusive" if "inconclusive" in statuses else "partial" if "failed" in statuses else "completed"
             load(con, run_id, plan, results, status)
+            if status != "inconclusive":  # the runs releases and reports use (store.latest_run)
+                publish(con, config, run_id)
         except BaseException as e:
             try:
                 con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ?", [datetime.now(UTC), run_id])
