@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from pwdlib import PasswordHash
 
 from scrutineer.config import CrowdConfig
+from scrutineer.domains import host_and_domain
 from scrutineer.errors import ScrutineerError
 
 Role = Literal["contributor", "reviewer", "maintainer"]
@@ -177,6 +178,15 @@ class Sample:
     caption: str | None
 
 
+@dataclass(frozen=True)
+class FlagItem:
+    """One flag to record: a sample, its category and the contributor's note."""
+
+    sample: Sample
+    category: str
+    note: str
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -281,47 +291,64 @@ class CrowdStore:
         return Account(row.id, row.name, row.role) if self._passwords.verify(password, row.password_hash) else None
 
     def by_id(self, account_id: int) -> Account | None:
+        """The account with this id, or None."""
         with self._read() as c:
             row = c.execute(sa.select(accounts.c.id, accounts.c.name, accounts.c.role).where(accounts.c.id == account_id)).first()
         return Account(*row) if row else None
 
+    def by_name(self, name: str) -> Account | None:
+        """The account with this name, or None."""
+        with self._read() as c:
+            row = c.execute(sa.select(accounts.c.id, accounts.c.name, accounts.c.role).where(accounts.c.name == name)).first()
+        return Account(*row) if row else None
+
     # flags
 
-    def flag(self, who: Account, sample: Sample, category: str, note: str, source: str, host: tuple[str, str]) -> tuple[int, bool]:
-        """Record ``who``'s flag of ``sample`` under ``category``.
+    def flag(self, who: Account, items: list[FlagItem], source: str) -> list[tuple[int, bool]]:
+        """Record ``who``'s flags, all in one transaction (all or nothing).
 
         Args:
-            host: the sample URL's (host, registrable domain), from :func:`scrutineer.domains.host_and_domain`.
+            items: the samples and categories flagged, with notes.
+            source: where they came from (:data:`SOURCES`).
 
         Returns:
-            (flag id, whether a new report was recorded: False when ``who`` had flagged it already).
+            Per item: (flag id, whether a new report was recorded: False when ``who`` had flagged
+            that sample under that category already).
 
         Raises:
-            CrowdError: an unknown category.
+            CrowdError: an unknown category (nothing is recorded).
         """
-        if category not in self.config.categories:
-            raise CrowdError(f"unknown category {category!r}; categories: {', '.join(self.config.categories) or 'none configured'}")
+        for item in items:
+            if item.category not in self.config.categories:
+                raise CrowdError(f"unknown category {item.category!r}; categories: {', '.join(self.config.categories) or 'none configured'}")
+        out = []
         with self._write() as c:
-            now = _now()
-            created = self._insert_ignore(
-                c,
-                flags,
-                {"sample_id": sample.sample_id, "shard_id": sample.shard_id, "row_index": sample.row_index, "url": sample.url,
-                 "host": host[0], "registrable_domain": host[1], "caption": sample.caption, "category": category,
-                 "status": "pending", "created_at": now, "updated_at": now},
-            )
-            flag_id, status = c.execute(
-                sa.select(flags.c.id, flags.c.status).where(flags.c.sample_id == sample.sample_id, flags.c.category == category)
-            ).one()
-            if created:
-                self._audit(c, who.name, "flag", flag_id, None, "pending", {"category": category})
-            new = self._insert_ignore(c, reports, {"flag_id": flag_id, "account_id": who.id, "note": note, "source": source, "created_at": now})
-            if new:
-                self._audit(c, who.name, "report", flag_id, detail={"category": category, "source": source})
-                quorum = self.config.confirm.contributors
-                reporters = c.execute(sa.select(sa.func.count()).where(reports.c.flag_id == flag_id)).scalar_one()
-                if status == "pending" and quorum and reporters >= quorum:
-                    self._set_status(c, "quorum", flag_id, status, "confirmed", {"contributors": reporters})
+            for item in items:
+                out.append(self._flag_one(c, who, item, source))
+        return out
+
+    def _flag_one(self, c: sa.Connection, who: Account, item: FlagItem, source: str) -> tuple[int, bool]:
+        sample, category, now = item.sample, item.category, _now()
+        host, domain = host_and_domain(sample.url or "")
+        created = self._insert_ignore(
+            c,
+            flags,
+            {"sample_id": sample.sample_id, "shard_id": sample.shard_id, "row_index": sample.row_index, "url": sample.url,
+             "host": host, "registrable_domain": domain, "caption": sample.caption, "category": category,
+             "status": "pending", "created_at": now, "updated_at": now},
+        )
+        flag_id, status = c.execute(
+            sa.select(flags.c.id, flags.c.status).where(flags.c.sample_id == sample.sample_id, flags.c.category == category)
+        ).one()
+        if created:
+            self._audit(c, who.name, "flag", flag_id, None, "pending", {"category": category})
+        new = self._insert_ignore(c, reports, {"flag_id": flag_id, "account_id": who.id, "note": item.note, "source": source, "created_at": now})
+        if new:
+            self._audit(c, who.name, "report", flag_id, detail={"category": category, "source": source})
+            quorum = self.config.confirm.contributors
+            reporters = c.execute(sa.select(sa.func.count()).where(reports.c.flag_id == flag_id)).scalar_one()
+            if status == "pending" and quorum and reporters >= quorum:
+                self._set_status(c, "quorum", flag_id, status, "confirmed", {"contributors": reporters})
         return flag_id, new
 
     def review(self, who: Account, flag_id: int, decision: str, reason: str, note: str) -> str:
