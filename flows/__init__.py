@@ -36,7 +36,11 @@ def prefect_api() -> Iterator[None]:
     process (:class:`flows.prefect_server.TemporaryServer`, started once, ending with the process),
     with the flow heartbeat off: a temporary server has nobody watching for crashed runs, and the
     heartbeat thread's join costs ~1 s per run (MEASURED.md)."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
 
     if PREFECT_API_URL.value():
         yield

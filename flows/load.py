@@ -18,7 +18,13 @@ from detectors.base import DetectContext
 from flows.plan import ScanPlan
 from flows.shard import ShardResult
 from scrutineer import store
-from scrutineer.contract import CONTENT_HASHES, FILE_DIGESTS, FINDINGS, OBSERVATIONS, SHARDS
+from scrutineer.contract import (
+    CONTENT_HASHES,
+    FILE_DIGESTS,
+    FINDINGS,
+    OBSERVATIONS,
+    SHARDS,
+)
 from scrutineer.sync import crowd_findings
 
 

@@ -30,7 +30,12 @@ from scrutineer import __version__, store
 from scrutineer.banks import load_banks, register
 from scrutineer.config import Config
 from scrutineer.contract import RUNS
-from scrutineer.errors import NetworkDownError, ScrutineerError, ShardError, WorkspaceError
+from scrutineer.errors import (
+    NetworkDownError,
+    ScrutineerError,
+    ShardError,
+    WorkspaceError,
+)
 from scrutineer.files import FileDigest, sweep_temporaries
 from scrutineer.sources import list_shards
 from scrutineer.sync import publish

@@ -38,7 +38,14 @@ from detectors.base import DetectContext, Detector
 from flows import content
 from flows.plan import ScanPlan, key_id
 from scrutineer.banks import Bank, entries_path, registered_entries
-from scrutineer.contract import CONTENT, DETECT, FETCH, JUDGEMENT, OBSERVATION_ID, SHARD_ID
+from scrutineer.contract import (
+    CONTENT,
+    DETECT,
+    FETCH,
+    JUDGEMENT,
+    OBSERVATION_ID,
+    SHARD_ID,
+)
 from scrutineer.errors import ShardError
 from scrutineer.fetch import Fetcher
 from scrutineer.files import FileDigest, temporary_sibling

@@ -6,6 +6,6 @@ From Python, read a workspace with :class:`Workspace` (:mod:`scrutineer.workspac
 
 __version__ = "0.1.0"
 
-from scrutineer.workspace import Workspace  # noqa: E402
+from scrutineer.workspace import Workspace
 
 __all__ = ["Workspace", "__version__"]

@@ -55,7 +55,13 @@ def _scan(cfg: Config, observe: bool = True) -> dict:
     from flows import configure_prefect
 
     configure_prefect()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from flows.scan import run_scan
     from scrutineer.sources import list_shards
@@ -194,6 +200,56 @@ def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run
     out.print(table)
 
 
+users = typer.Typer(no_args_is_help=True, help="Accounts of the review app.")
+flags = typer.Typer(no_args_is_help=True, help="Flags from people.")
+app.add_typer(users, name="users")
+app.add_typer(flags, name="flags")
+
+
+@users.command("add")
+def users_add(
+    config: ConfigArg,
+    name: Annotated[str, typer.Argument(help="Account name (how the person logs in).")],
+    role: Annotated[str, typer.Option(help="contributor (flags samples), reviewer (also decides flags) or maintainer (also sees takedowns).")],
+) -> None:
+    """Create an account; print its password and API token, once (only their hashes are stored)."""
+    from scrutineer.crowd import CrowdStore
+
+    with _reported():
+        crowd = CrowdStore(load_config(config).crowd)
+        try:
+            password, token = crowd.add_account(name, role)
+        finally:
+            crowd.close()
+    out.print(f"{role} {name!r} created.\npassword: {password}\nAPI token: {token}\nKeep them now: they are not shown again.", highlight=False)
+
+
+@flags.command("import")
+def flags_import(
+    config: ConfigArg,
+    file: Annotated[Path, typer.Argument(help="CSV (with a header) or JSONL: rows with sample_id or url, category, note.", exists=True, dir_okay=False)],
+    by: Annotated[str, typer.Option("--by", help="The account the flags are recorded for.")],
+) -> None:
+    """Import flags from a file, all or nothing: a file naming any unknown sample, URL or category
+    imports nothing, and every bad line is listed."""
+    from scrutineer.flag_import import import_flags
+
+    with _reported():
+        made, new = import_flags(load_config(config), file, by)
+    out.print(f"{new} flags recorded ({made - new} already recorded) from {file}", highlight=False)
+
+
+@app.command()
+def sync(config: ConfigArg) -> None:
+    """Import the confirmed crowd flags into the latest finished run as `crowd.<category>`
+    findings (idempotent), and publish the review snapshot again."""
+    from scrutineer.sync import sync_latest
+
+    with _reported():
+        run_id, n = sync_latest(load_config(config))
+    out.print(f"run {run_id}: {n} crowd findings", highlight=False)
+
+
 @app.command()
 def serve(
     config: ConfigArg,
@@ -202,7 +258,6 @@ def serve(
 ) -> None:
     """Serve the review app: flag samples, review flags, read reports (FastAPI, on uvicorn)."""
     import uvicorn
-
     from reports.app import create_app
 
     with _reported():

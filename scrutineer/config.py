@@ -31,7 +31,15 @@ from typing import Annotated, Any, Literal
 
 import expandvars
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scrutineer.errors import ConfigError
 from scrutineer.hashing import MAX_PIXELS

@@ -43,9 +43,21 @@ from scrutineer import __version__, store
 from scrutineer.config import Config
 from scrutineer.contract import RELEASES
 from scrutineer.errors import ConfigError
-from scrutineer.files import file_sha256, replace_dir, sweep_temporaries, temporary_sibling
+from scrutineer.files import (
+    file_sha256,
+    replace_dir,
+    sweep_temporaries,
+    temporary_sibling,
+)
 from scrutineer.policy import reason_filter_sql
-from scrutineer.sources import Shard, csv_dialect, iter_jsonl_lines, iter_raw_batches, load_coco
+from scrutineer.sources import (
+    Shard,
+    csv_dialect,
+    iter_jsonl_lines,
+    iter_raw_batches,
+    load_coco,
+)
+from scrutineer.sync import sync
 
 
 class ReleaseError(ConfigError):
@@ -53,7 +65,8 @@ class ReleaseError(ConfigError):
 
 
 def build_release(cfg: Config, variant: str) -> Path:
-    """Write the variant's release from the dataset's latest completed scan.
+    """Write the variant's release from the dataset's latest completed scan, after importing the
+    confirmed crowd flags into it (:func:`scrutineer.sync.sync`).
 
     Returns:
         The release directory.
@@ -76,6 +89,7 @@ def build_release(cfg: Config, variant: str) -> Path:
         run_id, status = store.latest_run(con, cfg.dataset.name, cfg.workspace)
         if status != "completed":
             raise ReleaseError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before releasing")
+        sync(con, cfg, run_id)  # every crowd decision made before the release is in it
         where, params = reason_filter_sql(patterns)
         # Each removed row, and whether any of its findings in the run is restricted.
         removed = con.sql(

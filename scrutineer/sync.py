@@ -81,3 +81,21 @@ def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:
 def publish(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> None:
     """Publish run ``run_id``'s review snapshot, with its report data."""
     snapshot.publish(con, cfg.workspace, run_id, {})  # TODO(merge report-charts): report_data(con, cfg.workspace, cfg.dataset.name, run_id)
+
+
+def sync_latest(cfg: Config) -> tuple[str, int]:
+    """:func:`sync` on the dataset's latest finished run.
+
+    Returns:
+        (run id, crowd findings it has now).
+
+    Raises:
+        WorkspaceError: the store is held by another process, or no run has finished.
+        CrowdError: the crowd store cannot be opened.
+    """
+    con = store.connect(cfg.workspace, memory_limit=cfg.memory_limit)
+    try:
+        run_id, _ = store.latest_run(con, cfg.dataset.name, cfg.workspace)
+        return run_id, sync(con, cfg, run_id)
+    finally:
+        con.close()

@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from scrutineer.banks import url_md5
-from scrutineer.testing.fixture_web import FixtureWeb, synthetic_jpeg
 from scrutineer.hashing import hash_content
+from scrutineer.testing.fixture_web import FixtureWeb, synthetic_jpeg
 
 ROWS_PER_SHARD = 150
 #: Distinct loopback addresses stand for distinct hosts; only Linux routes all of 127/8 by default.

@@ -1,0 +1,186 @@
+"""The crowd store, `flags import`, `sync` and a release removing confirmed flags."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from conftest import scan, write_config
+
+from typer.testing import CliRunner
+
+from scrutineer.banks import url_md5
+from scrutineer.cli import app
+from scrutineer.config import load_config
+from scrutineer.crowd import CrowdError, CrowdStore, FlagItem, Sample
+from scrutineer.errors import ConfigError
+from scrutineer.flag_import import import_flags
+from scrutineer.release import build_release
+from scrutineer.snapshot import Snapshot
+from scrutineer.sync import sync_latest
+
+CROWD = {
+    "categories": {"csam_suspected": {"sensitive": True}, "copyright": {"description": "Used without permission"}},
+    "confirm": {"reviewers": 1, "contributors": 2},
+}
+ROWS = [{"key": f"k{i}", "url": f"http://h{i % 3}.example/{i}.jpg", "caption": f"caption {i}"} for i in range(8)]
+
+
+def dataset(tmp_path, crowd=CROWD, remove=("hash_match", "crowd")):
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (tmp_path / "urls.txt").write_text(url_md5(ROWS[7]["url"]) + "\n")
+    return write_config(
+        tmp_path,
+        {
+            "dataset": {"name": "d", "shards": ["d.jsonl"], "columns": {"sample_id": "key"}},
+            "banks": [{"name": "w", "path": "urls.txt", "signal_type": "url_md5", "source": "test", "version": "1"}],
+            "detectors": {"url_hashlist": {}},
+            "crowd": crowd,
+            "release": {"variants": {"clean": {"remove": list(remove)}}},
+        },
+    )
+
+
+@pytest.fixture
+def scanned(tmp_path):
+    config = dataset(tmp_path)
+    assert scan(config)["status"] == "completed"
+    return load_config(config)
+
+
+def people(crowd: CrowdStore):
+    for name, role in (("ann", "contributor"), ("cal", "contributor"), ("rev", "reviewer")):
+        crowd.add_account(name, role)
+    return [crowd.by_name(n) for n in ("ann", "cal", "rev")]
+
+
+def sample(i: int) -> Sample:
+    return Sample(f"k{i}", "d.jsonl", i, ROWS[i]["url"], ROWS[i]["caption"])
+
+
+def test_quorum_review_and_audit_trail(scanned):
+    crowd = CrowdStore(scanned.crowd)
+    ann, cal, rev = people(crowd)
+    [(first, new)] = crowd.flag(ann, [FlagItem(sample(0), "copyright", "mine")], "api")
+    assert new and crowd.flag(ann, [FlagItem(sample(0), "copyright", "again")], "form") == [(first, False)]  # recorded once
+    assert crowd.flag_detail(rev, first)["status"] == "pending"
+    crowd.flag(cal, [FlagItem(sample(0), "copyright", "me too")], "api")  # two distinct contributors: the quorum
+    assert crowd.flag_detail(rev, first)["status"] == "confirmed"
+
+    [(second, _)] = crowd.flag(ann, [FlagItem(sample(1), "csam_suspected", "")], "api")
+    with pytest.raises(CrowdError) as e:
+        crowd.review(ann, second, "confirm", "matches_category", "")
+    assert e.value.status == 403
+    with pytest.raises(CrowdError, match="reason for 'reject' must be one of"):
+        crowd.review(rev, second, "reject", "because", "")
+    assert crowd.review(rev, second, "reject", "not_in_category", "a cartoon") == "rejected"
+    assert crowd.review(rev, second, "confirm", "hotline_confirmed", "hotline says yes") == "confirmed"
+    trail = [(a["actor"], a["action"], a["from_status"], a["to_status"]) for a in crowd.flag_detail(rev, second)["audit"]]
+    assert trail == [
+        ("ann", "flag", None, "pending"),
+        ("ann", "report", None, None),
+        ("rev", "review", None, None),
+        ("rev", "flag", "pending", "rejected"),  # the rejection stays in the trail
+        ("rev", "review", None, None),
+        ("rev", "flag", "rejected", "confirmed"),
+    ]
+    with pytest.raises(CrowdError) as e:
+        crowd.flag_detail(cal, second)  # not cal's flag
+    assert e.value.status == 404
+    with crowd.engine.connect() as c, pytest.raises(sa.exc.IntegrityError, match="append-only"):
+        c.exec_driver_sql("UPDATE audit SET actor = 'nobody'")
+
+
+def test_passwords_and_tokens_are_stored_hashed(scanned):
+    crowd = CrowdStore(scanned.crowd)
+    password, token = crowd.add_account("ann", "contributor")
+    assert crowd.by_token(token).name == "ann" and crowd.by_token(token + "x") is None
+    assert crowd.by_password("ann", password).role == "contributor" and crowd.by_password("ann", "wrong") is None
+    stored = (scanned.workspace / "crowd.sqlite").read_bytes() + (scanned.workspace / "crowd.sqlite-wal").read_bytes()
+    assert password.encode() not in stored and token.encode() not in stored
+    with pytest.raises(CrowdError, match="exists already"):
+        crowd.add_account("ann", "reviewer")
+    with pytest.raises(CrowdError, match="unknown role"):
+        crowd.add_account("bob", "admin")
+
+
+def test_import_is_all_or_nothing_and_names_each_bad_line(scanned, tmp_path):
+    crowd = CrowdStore(scanned.crowd)
+    people(crowd)
+    bad = tmp_path / "flags.csv"
+    bad.write_text(
+        "sample_id,url,category,note\n"
+        "k1,,copyright,fine\n"
+        "nope,,copyright,unknown sample\n"
+        ",http://h0.example/0.jpg,copyright,a URL\n"
+        "k2,,weird,unknown category\n"
+    )
+    with pytest.raises(CrowdError) as e:
+        import_flags(scanned, bad, "ann")
+    assert "line 3: unknown sample_id 'nope'" in str(e.value) and "line 5: unknown category 'weird'" in str(e.value)
+    assert crowd.counts()["by_status"]["pending"] == 0  # nothing imported
+    good = tmp_path / "flags.jsonl"
+    good.write_text(json.dumps({"url": "http://h1.example/4.jpg", "category": "copyright", "note": "n"}) + "\n\n"
+                    + json.dumps({"sample_id": "k1", "category": "copyright"}) + "\n")
+    assert import_flags(scanned, good, "ann") == (2, 2)
+    assert import_flags(scanned, good, "ann") == (2, 0)  # the same contributor again: recorded once
+    assert {f["sample_id"] for f in crowd.flags(crowd.by_name("rev"))} == {"k1", "k4"}
+
+
+def test_sync_is_idempotent_and_release_removes_exactly_the_confirmed_samples(scanned):
+    crowd = CrowdStore(scanned.crowd)
+    ann, _, rev = people(crowd)
+    ids = {i: fid for i, [(fid, _)] in ((i, crowd.flag(ann, [FlagItem(sample(i), c, "")], "api")) for i, c in ((2, "copyright"), (3, "csam_suspected"), (4, "copyright")))}
+    crowd.review(rev, ids[2], "confirm", "matches_category", "")
+    crowd.review(rev, ids[3], "confirm", "hotline_confirmed", "")
+    crowd.review(rev, ids[4], "reject", "not_in_category", "")
+    run_id, n = sync_latest(scanned)
+    assert n == 2 and sync_latest(scanned) == (run_id, 2)
+    con = duckdb.connect(str(scanned.workspace / "scrutineer.duckdb"), read_only=True)
+    found = con.sql("SELECT sample_id, reason, restricted, evidence FROM findings WHERE detector = 'crowd' ORDER BY sample_id").fetchall()
+    con.close()
+    assert [(s, r, x) for s, r, x, _ in found] == [("k2", "crowd.copyright", False), ("k3", "crowd.csam_suspected", True)]
+    assert json.loads(found[1][3])["flag_id"] == ids[3] and json.loads(found[1][3])["review_ids"]
+
+    crowd.review(rev, ids[4], "confirm", "matches_category", "changed my mind")  # decided after the sync: release syncs first
+    release = build_release(scanned, "clean")
+    kept = {json.loads(line)["key"] for line in (release / "data" / "d.jsonl").read_text().splitlines()}
+    assert kept == {r["key"] for r in ROWS} - {"k2", "k3", "k4", "k7"}  # k7: the hash-list match
+    listed = set(pq.read_table(release / "removed.parquet").column("sample_id").to_pylist())
+    assert listed == {"k2", "k4"}  # restricted rows (the sensitive flag, the match) are counted, never listed
+
+
+def test_the_review_snapshot_follows_the_latest_run(scanned):
+    snapshot = Snapshot(scanned.workspace)
+    by_id, by_url = snapshot.resolve(["k0", "zz"], [ROWS[3]["url"]])
+    assert set(by_id) == {"k0"} and by_id["k0"].caption == "caption 0" and [s.sample_id for s in by_url[ROWS[3]["url"]]] == ["k3"]
+    assert snapshot.restricted(["k0", "k7"]) == {"k7"}
+    before = snapshot.run_id()
+    assert scan(scanned.config_path)["status"] == "completed"
+    assert snapshot.run_id() != before  # reopened on the new file
+
+
+def test_a_sensitive_category_must_be_removed_or_kept_on_purpose(tmp_path):
+    with pytest.raises(ConfigError, match=r"restricted findings \['crowd.csam_suspected'\]"):
+        load_config(dataset(tmp_path, remove=["hash_match", "crowd.copyright"]))
+
+
+def test_the_cli_adds_users_imports_flags_and_syncs(scanned, tmp_path):
+    def run(*args):
+        return CliRunner().invoke(app, list(args))
+
+    added = run("users", "add", str(scanned.config_path), "ann", "--role", "contributor")
+    assert added.exit_code == 0, added.output
+    token = added.stdout.split("API token: ")[1].split()[0]
+    assert CrowdStore(scanned.crowd).by_token(token).name == "ann"
+    flags = tmp_path / "f.csv"
+    flags.write_text("sample_id,category,note\nk5,copyright,=HYPERLINK(\"x\")\n")
+    imported = run("flags", "import", str(scanned.config_path), str(flags), "--by", "ann")
+    assert imported.exit_code == 0 and "1 flags recorded" in imported.stdout, imported.output
+    bad = run("flags", "import", str(scanned.config_path), str(flags), "--by", "nobody")
+    assert bad.exit_code == 1 and "no account 'nobody'" in bad.stderr
+    synced = run("sync", str(scanned.config_path))
+    assert synced.exit_code == 0 and "0 crowd findings" in synced.stdout, synced.output
