@@ -490,6 +490,15 @@ class CrowdStore:
         c = self.config.categories.get(category)
         return c is None or c.sensitive
 
+    def sensitive_samples(self, sample_ids: list[str]) -> set[str]:
+        """Which of ``sample_ids`` have a flag of a sensitive category, whatever its status: their
+        URL is restricted wherever it appears, under any category."""
+        if not sample_ids:
+            return set()
+        with self._read() as c:
+            rows = c.execute(sa.select(flags.c.sample_id, flags.c.category).distinct().where(flags.c.sample_id.in_(set(sample_ids)))).all()
+        return {sample_id for sample_id, category in rows if self.sensitive(category)}
+
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (_sqlite_begin)

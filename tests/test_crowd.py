@@ -184,3 +184,11 @@ def test_the_cli_adds_users_imports_flags_and_syncs(scanned, tmp_path):
     assert bad.exit_code == 1 and "no account 'nobody'" in bad.stderr
     synced = run("sync", str(scanned.config_path))
     assert synced.exit_code == 0 and "0 crowd findings" in synced.stdout, synced.output
+
+
+def test_a_sensitive_flag_restricts_its_sample_under_any_category(scanned):
+    crowd = CrowdStore(scanned.crowd)
+    ann, cal, _ = people(crowd)
+    crowd.flag(ann, [FlagItem(sample(0), "copyright", ""), FlagItem(sample(1), "copyright", "")], "api")
+    crowd.flag(cal, [FlagItem(sample(1), "csam_suspected", "")], "api")
+    assert crowd.sensitive_samples(["k0", "k1", "k2"]) == {"k1"} and crowd.sensitive_samples([]) == set()
