@@ -187,6 +187,15 @@ class FlagItem:
     note: str
 
 
+#: How the audit trail names another contributor's report to a contributor.
+OTHER_CONTRIBUTOR = "another contributor"
+
+
+def _reported(entry: dict) -> bool:
+    """Whether an audit entry records a contributor's report (or the first one, which created the flag)."""
+    return entry["action"] == "report" or (entry["action"] == "flag" and entry["from_status"] is None)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -448,6 +457,7 @@ class CrowdStore:
                 .where(audit.c.flag_id == flag_id).order_by(audit.c.id))]
         if not who.reviews:  # a contributor sees their own report, not who else flagged it or why
             detail["reports"] = [r for r in detail["reports"] if r["by"] == who.name]
+            detail["audit"] = [a | {"actor": OTHER_CONTRIBUTOR} if _reported(a) and a["actor"] != who.name else a for a in detail["audit"]]
         return detail
 
     def counts(self) -> dict[str, Any]:

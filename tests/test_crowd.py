@@ -87,6 +87,7 @@ def test_quorum_review_and_audit_trail(scanned):
         ("rev", "review", None, None),
         ("rev", "flag", "rejected", "confirmed"),
     ]
+    assert [a["actor"] for a in crowd.flag_detail(cal, first)["audit"]][:3] == ["another contributor", "another contributor", "cal"]  # who else flagged it stays hidden
     with pytest.raises(CrowdError) as e:
         crowd.flag_detail(cal, second)  # not cal's flag
     assert e.value.status == 404
