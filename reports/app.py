@@ -1,0 +1,181 @@
+"""The review app served by ``scrutineer serve`` (issue 11, "The app" and "Accounts and security"):
+contributors flag samples, reviewers decide flags, maintainers see the takedown view.
+
+It reads the review snapshot (:mod:`scrutineer.snapshot`) and the crowd store
+(:mod:`scrutineer.crowd`), never the findings store, so it serves while a scan holds that store's
+lock. Routes: :mod:`reports.api` (JSON), :mod:`reports.pages` (HTML), the OpenAPI document
+``/openapi.json`` and its Swagger page ``/docs`` (swagger files bundled by ``fastapi-offline``,
+nothing from a CDN), and ``/static/htmx.min.js`` (htmx 2.0.11, vendored).
+
+Security, outermost first:
+
+- :class:`SecurityHeaders` sets a strict Content-Security-Policy (scripts only from this origin;
+  ``/docs`` also allows its one inline script by hash), ``X-Content-Type-Options: nosniff``,
+  ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store`` (except the static file).
+- asgi-csrf checks every unsafe request carrying cookies (and every ``POST /login``) for the
+  token of its signed ``csrftoken`` cookie, in the ``csrftoken`` form field or the ``x-csrftoken``
+  header; a request with ``Authorization: Bearer`` skips it (a browser never adds that header by
+  itself). Refused with 403.
+- Starlette's ``SessionMiddleware`` keeps the signed-in account's id in a signed cookie
+  (``SameSite=Strict``, HttpOnly, ``crowd.session_hours``), signed with the crowd store's secret,
+  so several app processes accept each other's sessions.
+- Every route but ``GET``/``POST /login``, ``GET /api/health`` and the static file needs an account
+  (:func:`reports.access.signed_in`): anonymous API requests get 401, pages a redirect to ``/login``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal
+
+import fastapi_offline
+from asgi_csrf import asgi_csrf
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reports import api, pages
+from reports.access import NotSignedIn, RateLimited, Services, signed_in
+from scrutineer import __version__
+from scrutineer.config import Config
+from scrutineer.crowd import CrowdError
+from scrutineer.errors import WorkspaceError
+
+STATIC = Path(__file__).parent / "static"
+SWAGGER = Path(fastapi_offline.__file__).parent / "static"
+SESSION_COOKIE = "scrutineer_session"
+
+DOCS_HTML = get_swagger_ui_html(
+    openapi_url="/openapi.json",
+    title="Scrutineer review API",
+    swagger_js_url="/docs/swagger-ui-bundle.js",
+    swagger_css_url="/docs/swagger-ui.css",
+    swagger_favicon_url="/docs/favicon.png",
+).body
+_DOCS_SCRIPTS = " ".join(
+    f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'" for script in re.findall(rb"<script>(.*?)</script>", DOCS_HTML, re.S)
+)
+
+#: The Content-Security-Policy of every response: this origin's scripts only, no plugins, no
+#: framing, forms posting back here; images from the web (a flagged sample's original URL).
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' http: https:; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+#: ``/docs`` alone: Swagger UI's inline start-up script (by hash) and its data: icons.
+DOCS_CSP = CSP.replace("script-src 'self'", f"script-src 'self' {_DOCS_SCRIPTS}").replace("img-src 'self'", "img-src 'self' data:")
+
+
+class SecurityHeaders:
+    """ASGI middleware setting the security headers (module docstring) on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = DOCS_CSP if path == "/docs" else CSP
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                if not path.startswith("/static/"):
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+docs = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
+
+
+@docs.get("/openapi.json")
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@docs.get("/docs")
+def swagger() -> HTMLResponse:
+    return HTMLResponse(DOCS_HTML)
+
+
+@docs.get("/docs/{name}")
+def swagger_file(name: Literal["swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"]) -> FileResponse:
+    return FileResponse(SWAGGER / name)
+
+
+def _json(request: Request) -> bool:
+    """Whether the request is for JSON (the API, the OpenAPI document) rather than a page."""
+    return request.url.path.startswith("/api/") or request.url.path == "/openapi.json"
+
+
+def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+    if _json(request):
+        return JSONResponse({"detail": "sign in: an API token (Authorization: Bearer …) or a session"}, 401, {"WWW-Authenticate": "Bearer"})
+    if request.headers.get("hx-request"):  # htmx would swap the log-in page into the table; send the whole page there
+        return Response(status_code=401, headers={"HX-Redirect": "/login"})
+    return RedirectResponse("/login", status_code=303)
+
+
+def _error(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
+    if _json(request):
+        return JSONResponse({"detail": message}, status, headers)
+    return pages.error_page(request, status, message, headers)
+
+
+def _crowd_error(request: Request, exc: CrowdError) -> Response:
+    return _error(request, exc.status, str(exc), {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None)
+
+
+def _workspace_error(request: Request, exc: WorkspaceError) -> Response:
+    return _error(request, 503, str(exc))
+
+
+def create_app(cfg: Config) -> FastAPI:
+    """The review app of ``cfg``'s workspace.
+
+    Raises:
+        CrowdError: the crowd store cannot be opened.
+    """
+    s = Services.open(cfg)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        s.close()
+
+    app = FastAPI(
+        title="Scrutineer review",
+        version=__version__,
+        description="Flag samples of the latest scan, review flags, read their trail. Authenticate with "
+        "`Authorization: Bearer <token>` (`scrutineer users add` prints one).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = s
+    for router in (api.public, api.router, pages.public, pages.router, docs):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(NotSignedIn, _not_signed_in)
+    app.add_exception_handler(CrowdError, _crowd_error)
+    app.add_exception_handler(WorkspaceError, _workspace_error)
+    secret = s.crowd.session_secret()
+    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
+                       max_age=round(cfg.crowd.session_hours * 3600), same_site="strict")
+    app.add_middleware(asgi_csrf, signing_secret=secret, always_protect={"/login"}, cookie_samesite="Strict")
+    app.add_middleware(SecurityHeaders)
+    return app

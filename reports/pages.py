@@ -1,0 +1,221 @@
+"""The review app's HTML pages (issue 11, "The app"): log in, the review queue, the flag form,
+one item with its decision form, the image fragment, and the maintainer's takedown view.
+
+Pages are Jinja templates under ``reports/templates/app/`` (autoescaped: captions, URLs, notes and
+names are always text). Every form carries the CSRF token (:mod:`reports.app`); htmx requests send
+it as ``x-csrftoken`` from the ``hx-headers`` of the page body.
+
+Flagged imagery is never rendered (issue 11, "Never render flagged imagery"): a restricted item
+(:mod:`reports.access`) shows evidence and a hotline referral, and no ``<img>`` is emitted for it,
+to anyone. Another item's image appears only when the user asks for the fragment
+``/flags/{id}/image``: an ``<img>`` of the original URL, blurred until the user ticks a box (CSS
+only), loaded by the browser without a referrer; the server never fetches or stores it.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import groupby
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from reports.access import SESSION_ACCOUNT, RateLimited, Served, SignedIn, shown_detail, shown_findings, shown_flags, signed_in
+from reports.api import FlagIn, record_flag
+from scrutineer.crowd import STATUSES, Account, CrowdError
+from scrutineer.domains import host_and_domain
+
+# The report-data helper's environment (reports.html.ENV) replaces this once it is merged.
+ENV = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
+
+templates = Jinja2Templates(env=ENV)
+#: Flags per queue page.
+PAGE = 50
+
+public = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
+
+
+def page(request: Request, who: Account | None, template: str, /, status_code: int = 200, headers: dict | None = None, **context: Any) -> HTMLResponse:
+    """Render ``app/<template>.html.j2`` with ``context``, the signed-in account and the CSRF token."""
+    return templates.TemplateResponse(
+        request, f"app/{template}.html.j2", {"who": who, "csrftoken": request.scope["csrftoken"](), **context}, status_code=status_code, headers=headers
+    )
+
+
+def error_page(request: Request, status_code: int, message: str, headers: dict | None = None) -> HTMLResponse:
+    """An error page (the message is shown as text)."""
+    return page(request, None, "error", status_code, headers, status=status_code, message=message)
+
+
+def _see(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+# log in and out
+
+
+@public.get("/login")
+def login_form(request: Request) -> HTMLResponse:
+    return page(request, None, "login", error=None, name="")
+
+
+@public.post("/login")
+def login(request: Request, s: Served, name: Annotated[str, Form()], password: Annotated[str, Form()]) -> Response:
+    """Check a name and password (argon2); on success the session cookie names the account."""
+    who = s.crowd.by_password(name, password)
+    if who is None:
+        return page(request, None, "login", 401, error="Wrong name or password.", name=name)
+    request.session.clear()
+    request.session[SESSION_ACCOUNT] = who.id
+    return _see("/queue")
+
+
+@router.post("/logout")
+def logout(request: Request) -> RedirectResponse:
+    request.session.clear()
+    return _see("/login")
+
+
+# the queue
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return _see("/queue")
+
+
+@router.get("/queue")
+def queue(
+    request: Request,
+    who: SignedIn,
+    s: Served,
+    status: Literal["", "pending", "confirmed", "rejected"] = "",
+    category: str = "",
+    domain: str = "",
+    before: int | None = None,
+) -> HTMLResponse:
+    """The flags ``who`` may see, newest first, filtered; an htmx request from the filter form or
+    the paging link (``HX-Target: flags``) gets the table alone."""
+    filters = {"status": status, "category": category, "domain": domain}
+    rows = shown_flags(s, who, s.crowd.flags(who, status=status or None, category=category or None, domain=domain or None, before=before, limit=PAGE))
+    older = urlencode({k: v for k, v in filters.items() if v} | {"before": rows[-1]["id"]}) if len(rows) == PAGE else None
+    if request.headers.get("hx-target") == "flags":
+        return page(request, who, "flags_table", flags=rows, older=older)
+    return page(request, who, "queue", flags=rows, older=older, filters=filters, statuses=STATUSES,
+                categories=s.cfg.crowd.categories, counts=s.crowd.counts()["by_status"])
+
+
+# flagging
+
+
+@router.get("/flags/new")
+def flag_form(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
+    return page(request, who, "flag_form", categories=s.cfg.crowd.categories, values={"sample_id": "", "url": "", "category": "", "note": ""}, error=None)
+
+
+@router.post("/flags")
+def flag_submit(
+    request: Request,
+    who: SignedIn,
+    s: Served,
+    sample_id: Annotated[str, Form()] = "",
+    url: Annotated[str, Form()] = "",
+    category: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    """Record the form's flag (as ``POST /api/flags`` does) and show it; the form again, with the
+    error, on 404, 422 or 429."""
+    values = {"sample_id": sample_id, "url": url, "category": category, "note": note}
+    try:
+        body = FlagIn(sample_id=sample_id.strip() or None, url=url.strip() or None, category=category, note=note)
+        ids, _ = record_flag(s, who, body, "form")
+    except ValidationError as e:
+        return page(request, who, "flag_form", 422, categories=s.cfg.crowd.categories, values=values,
+                    error="; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors()))
+    except CrowdError as e:
+        headers = {"Retry-After": str(e.retry_after)} if isinstance(e, RateLimited) else None
+        return page(request, who, "flag_form", e.status, headers, categories=s.cfg.crowd.categories, values=values, error=str(e))
+    return _see(f"/flags/{ids[0]}")
+
+
+# one item
+
+
+def _image_url(flag: dict[str, Any]) -> bool:
+    """Whether an image may be offered for the flag: not restricted, and an http(s) URL."""
+    return not flag["restricted"] and urlsplit(flag["url"] or "").scheme in ("http", "https")
+
+
+@router.get("/flags/{flag_id}")
+def item(request: Request, flag_id: int, who: SignedIn, s: Served) -> HTMLResponse:
+    """One flag: its sample (the URL only when ``who`` may see it), detector evidence, reports,
+    reviews, audit trail, and the decision form for reviewers who did not report it."""
+    flag = shown_detail(s, who, s.crowd.flag_detail(who, flag_id))
+    findings = shown_findings(who, flag["restricted"], s.snapshot.findings(flag["sample_id"]))
+    for f in findings:
+        f["evidence_text"] = json.dumps(f["evidence"], indent=1, sort_keys=True, ensure_ascii=False) if f["evidence"] is not None else None
+    decides = who.reviews and all(r["by"] != who.name for r in flag["reports"])
+    return page(request, who, "item", flag=flag, findings=findings, category=s.cfg.crowd.categories.get(flag["category"]),
+                image=_image_url(flag), decides=decides, reasons=s.cfg.crowd.reasons)
+
+
+@router.get("/flags/{flag_id}/image")
+def image(request: Request, flag_id: int, who: SignedIn, s: Served) -> HTMLResponse:
+    """The blurred ``<img>`` fragment of an unrestricted flag's original URL.
+
+    Raises:
+        CrowdError: 403 the flag is restricted (never shown), 404 no such flag or no http(s) URL.
+    """
+    flag = shown_detail(s, who, s.crowd.flag_detail(who, flag_id))
+    if flag["restricted"]:
+        raise CrowdError("this flag is restricted: its image is never shown", 403)
+    if not _image_url(flag):
+        raise CrowdError("this sample has no http(s) image URL", 404)
+    return page(request, who, "image", flag=flag)
+
+
+@router.post("/flags/{flag_id}/review")
+def review(
+    flag_id: int,
+    who: SignedIn,
+    s: Served,
+    decision: Annotated[str, Form()],
+    reason: Annotated[str, Form()],
+    note: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Record the decision form's decision (as ``POST /api/flags/{id}/review`` does) and show the item.
+
+    Raises:
+        CrowdError: 403 not a reviewer or reported it, 404 no such flag, 422 a reason the config does not list.
+    """
+    s.crowd.review(who, flag_id, decision, reason, note)
+    return _see(f"/flags/{flag_id}")
+
+
+# the maintainer's takedown view
+
+
+@router.get("/takedown")
+def takedown(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
+    """The latest run's restricted findings grouped by registrable domain and host (maintainers only).
+
+    Raises:
+        CrowdError: 403 for contributors and reviewers.
+    """
+    if who.role != "maintainer":
+        raise CrowdError("the takedown view is for maintainers", 403)
+    rows = sorted(
+        (r | dict(zip(("host", "domain"), host_and_domain(r["url"] or ""))) for r in s.snapshot.takedown()),
+        key=lambda r: (r["domain"], r["host"], r["url"] or "", r["reason"]),
+    )
+    domains = [
+        {"domain": domain, "count": len(in_domain), "hosts": [{"host": h, "rows": list(in_host)} for h, in_host in groupby(in_domain, key=lambda r: r["host"])]}
+        for domain, in_domain in ((d, list(g)) for d, g in groupby(rows, key=lambda r: r["domain"]))
+    ]
+    return page(request, who, "takedown", domains=domains, count=len(rows))
