@@ -1,0 +1,341 @@
+"""The review app as its users meet it: ``scrutineer serve`` on loopback, spoken to over HTTP
+(issue 11, acceptance 2: escaping, 403s, anonymous requests, CSRF, the rate limit, restricted URLs;
+and the flag and review rules the app enforces)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from conftest import scan, write_config
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Mount
+
+from scrutineer.banks import url_md5
+from scrutineer.config import Config, load_config
+from scrutineer.crowd import CrowdStore, FlagItem
+from scrutineer.snapshot import Snapshot
+
+SCRIPT, ONERROR, JS_URL = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"
+ROWS = [
+    {"key": "k0", "url": "http://a.example/0.jpg", "caption": SCRIPT},
+    {"key": "k1", "url": f'http://b.example/x"><script>alert(1)</script>.jpg', "caption": ONERROR},
+    {"key": "k2", "url": JS_URL, "caption": JS_URL},
+    {"key": "k3", "url": "http://matched.example/3.jpg", "caption": "on the hash list"},  # a restricted finding
+    {"key": "k4", "url": "http://sensitive.example/4.jpg", "caption": "flagged csam_suspected"},  # a sensitive flag
+    *({"key": f"k{i}", "url": f"http://plain.example/{i}.jpg", "caption": f"plain {i}"} for i in range(5, 17)),  # one or two per test
+    {"key": "k17", "url": "http://twice.example/same.jpg", "caption": "one URL"},
+    {"key": "k18", "url": "http://twice.example/same.jpg", "caption": "two samples"},
+]
+URL = {r["key"]: r["url"] for r in ROWS}
+RESTRICTED_URLS = (URL["k3"], URL["k4"])
+CROWD = {
+    "categories": {
+        "csam_suspected": {"sensitive": True, "description": "Suspected child sexual abuse material"},
+        "copyright": {"description": "Used without the rights holder's permission"},
+    },
+    "confirm": {"reviewers": 1, "contributors": 2},
+    "rate_limit": "3/minute",
+}
+#: The routes an anonymous request may reach.
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/api/health")}
+names = itertools.count()
+
+
+@dataclass
+class Served:
+    url: str
+    cfg: Config
+    crowd: CrowdStore
+    run_id: str
+    owner: tuple[str, str]  # the password and token of the contributor "owner"
+    flags: dict[str, int]  # sample id -> the flag "owner" made of it
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[Served]:
+    """``scrutineer serve`` of a scanned workspace in which the contributor ``owner`` flagged k0–k4
+    (k4 as csam_suspected, the others as copyright)."""
+    root = tmp_path_factory.mktemp("app")
+    (root / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (root / "urls.txt").write_text(url_md5(URL["k3"]) + "\n")
+    config = write_config(root, {
+        "dataset": {"name": "d", "shards": ["d.jsonl"], "columns": {"sample_id": "key"}},
+        "banks": [{"name": "hotline", "path": "urls.txt", "signal_type": "url_md5", "source": "test", "version": "1"}],
+        "detectors": {"url_hashlist": {}},
+        "crowd": CROWD,
+    })
+    assert scan(config)["status"] == "completed"
+    cfg = load_config(config)
+    crowd = CrowdStore(cfg.crowd)
+    owner = crowd.add_account("owner", "contributor")
+    snapshot = Snapshot(cfg.workspace)
+    by_id, _ = snapshot.resolve([f"k{i}" for i in range(5)], [])
+    run_id = snapshot.run_id()
+    snapshot.close()
+    made = crowd.flag(crowd.by_name("owner"), [FlagItem(by_id[k], "csam_suspected" if k == "k4" else "copyright", f"note on {k}") for k in sorted(by_id)], "import")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with (root / "serve.log").open("w") as log:
+        server = subprocess.Popen([sys.executable, "-c", "from scrutineer.cli import app; app()", "serve", str(config), "--port", str(port)],
+                                  stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            assert server.poll() is None, (root / "serve.log").read_text()
+            try:
+                if httpx.get(f"{url}/api/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield Served(url, cfg, crowd, run_id, owner, {sample: flag_id for sample, (flag_id, _) in zip(sorted(by_id), made)})
+    finally:
+        server.terminate()
+        server.wait(10)
+        crowd.close()
+
+
+@dataclass
+class Person:
+    name: str
+    role: str
+    api: httpx.Client  # with the account's API token
+    web: httpx.Client  # logged in through the form: a session cookie and a CSRF cookie
+
+    @property
+    def csrftoken(self) -> str:
+        return self.web.cookies["csrftoken"]
+
+    def form(self, path: str, data: dict) -> httpx.Response:
+        return self.web.post(path, data={"csrftoken": self.csrftoken, **data})
+
+
+@pytest.fixture
+def person(served) -> Iterator:
+    """``person(role)``: a new account, with an API client and a logged-in browser-like client."""
+    clients = []
+
+    def make(role: str, name: str | None = None) -> Person:
+        name = name or f"{role}{next(names)}"
+        password, token = served.owner if name == "owner" else served.crowd.add_account(name, role)
+        api = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {token}"})
+        web = httpx.Client(base_url=served.url)
+        clients.extend((api, web))
+        assert web.get("/login").status_code == 200
+        logged_in = web.post("/login", data={"name": name, "password": password, "csrftoken": web.cookies["csrftoken"]})
+        assert logged_in.status_code == 303 and logged_in.headers["location"] == "/queue"
+        return Person(name, role, api, web)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def flag(who: Person, **body) -> httpx.Response:
+    return who.api.post("/api/flags", json={"category": "copyright", "note": "", **body})
+
+
+def test_health_is_public_and_names_the_run(served):
+    health = httpx.get(f"{served.url}/api/health")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "run_id": served.run_id}
+
+
+def test_every_route_but_log_in_health_and_static_refuses_anonymous_requests(served):
+    from reports.app import create_app
+
+    app = create_app(served.cfg)
+    app.state.services.close()
+    contexts = list(iter_route_contexts(app.routes))  # every route, through the included routers
+    routes = [(m, r.path) for r in contexts if not isinstance(r.original_route, Mount) for m in sorted(r.methods)]
+    assert PUBLIC < set(routes) and [r.path for r in contexts if isinstance(r.original_route, Mount)] == ["/static"]
+    with httpx.Client(base_url=served.url) as anonymous:
+        for method, path in sorted(set(routes) - PUBLIC):
+            answer = anonymous.request(method, path.replace("{flag_id}", str(served.flags["k0"])).replace("{name}", "swagger-ui.css"))
+            if path.startswith("/api/") or path == "/openapi.json":
+                assert answer.status_code == 401 and "detail" in answer.json(), (method, path)
+            else:
+                assert (answer.status_code, answer.headers.get("location")) == (303, "/login"), (method, path)
+            assert "Content-Security-Policy" in answer.headers
+        assert anonymous.get("/static/htmx.min.js").status_code == 200
+        assert anonymous.get("/queue", headers={"HX-Request": "true"}).headers["HX-Redirect"] == "/login"
+        assert anonymous.get("/api/flags", headers={"Authorization": "Bearer scr_not-a-token"}).status_code == 401
+
+
+def test_payloads_in_captions_and_urls_are_shown_as_text(served, person):
+    for who in (person("reviewer"), person("contributor", "owner")):
+        pages = [who.web.get("/queue")] + [who.web.get(f"/flags/{served.flags[k]}") for k in ("k0", "k1", "k2")]
+        for page in pages:
+            assert page.status_code == 200
+            assert re.findall(r"<script[^>]*>", page.text) == ['<script src="/static/htmx.min.js">']  # no script but htmx
+            assert "<img" not in page.text
+            assert not re.search(r"""(href|src|action)=["']?javascript:""", page.text)
+        queue = pages[0].text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in queue and "&lt;img src=x onerror=alert(1)&gt;" in queue and JS_URL in queue
+    assert "http://b.example/x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in pages[2].text  # the URL, as text
+    image = who.web.get(f"/flags/{served.flags['k1']}/image")
+    assert image.status_code == 200 and 'src="http://b.example/x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;.jpg"' in image.text
+    assert "<script" not in image.text
+    assert who.web.get(f"/flags/{served.flags['k2']}/image").status_code == 404  # a javascript: URL is no image
+
+
+def test_an_image_is_offered_only_on_request_blurred_and_never_for_a_restricted_item(served, person):
+    for who in (person("reviewer"), person("maintainer"), person("contributor", "owner")):
+        plain = who.web.get(f"/flags/{served.flags['k0']}")
+        assert f'hx-get="/flags/{served.flags["k0"]}/image"' in plain.text and "<img" not in plain.text
+        fragment = who.web.get(f"/flags/{served.flags['k0']}/image", headers={"HX-Request": "true"})
+        assert fragment.status_code == 200 and re.search(r'<div class="reveal">\s*<input type="checkbox"', fragment.text)
+        assert f'<img src="{URL["k0"]}" referrerpolicy="no-referrer"' in fragment.text
+        for sample in ("k3", "k4"):
+            restricted = who.web.get(f"/flags/{served.flags[sample]}")
+            assert restricted.status_code == 200 and "<img" not in restricted.text and "/image" not in restricted.text
+            assert "hotline" in restricted.text
+            assert who.web.get(f"/flags/{served.flags[sample]}/image").status_code == 403
+            assert who.api.get(f"/api/flags/{served.flags[sample]}").json()["restricted"] is True
+
+
+def _everything(who: Person, served: Served) -> list[httpx.Response]:
+    """Every page and API response ``who`` can get about the module's flags."""
+    ids = served.flags.values()
+    out = [who.web.get(p) for p in ("/queue", "/queue?category=csam_suspected", "/flags/new", "/reports", "/takedown")]
+    out += [who.web.get(f"/flags/{i}") for i in ids] + [who.web.get(f"/flags/{i}/image") for i in ids]
+    out += [who.api.get("/api/flags"), who.api.get("/api/flags?status=pending&limit=500")] + [who.api.get(f"/api/flags/{i}") for i in ids]
+    return out
+
+
+def test_restricted_urls_reach_reviewers_and_maintainers_only(served, person):
+    owner, other, reviewer = person("contributor", "owner"), person("contributor"), person("reviewer")
+    decided = reviewer.api.post(f"/api/flags/{served.flags['k4']}/review", json={"decision": "reject", "reason": "insufficient_evidence", "note": f"{URL['k4']} is a drawing"})
+    assert decided.status_code == 200  # a reviewer's note quoting a restricted URL
+    assert flag(other, sample_id="k3").status_code == 201  # a hash-matched sample, under a category that is not sensitive
+    assert flag(other, sample_id="k5").status_code == 201
+    for contributor in (owner, other):
+        answers = _everything(contributor, served)
+        assert {a.status_code for a in answers} <= {200, 403, 404}
+        leaks = [(str(a.url), u) for a in answers for u in RESTRICTED_URLS if u in a.text]
+        assert not leaks
+        assert all(f["url"] is None for f in contributor.api.get("/api/flags").json()["flags"] if f["restricted"])
+    assert URL["k0"] in owner.api.get(f"/api/flags/{served.flags['k0']}").text  # an unrestricted URL is shown
+    assert "restricted" in owner.web.get(f"/flags/{served.flags['k4']}").text
+    for reviewer in (reviewer, person("maintainer")):
+        listed = {f["sample_id"]: f["url"] for f in reviewer.api.get("/api/flags?limit=500").json()["flags"]}
+        assert listed["k3"] == URL["k3"] and listed["k4"] == URL["k4"]
+        for sample in ("k3", "k4"):
+            assert URL[sample] in reviewer.web.get(f"/flags/{served.flags[sample]}").text
+
+
+def test_a_contributor_and_a_reviewer_get_403_where_they_may_not_go(served, person):
+    contributor, reviewer, maintainer = person("contributor"), person("reviewer"), person("maintainer")
+    flag_id = served.flags["k0"]
+    assert contributor.api.post(f"/api/flags/{flag_id}/review", json={"decision": "confirm", "reason": "matches_category"}).status_code == 403
+    assert contributor.form(f"/flags/{flag_id}/review", {"decision": "confirm", "reason": "matches_category"}).status_code == 403
+    assert "<h2>Decide</h2>" not in contributor.web.get(f"/flags/{flag_id}").text  # not a contributor's flag: 404
+    assert "<h2>Decide</h2>" in reviewer.web.get(f"/flags/{flag_id}").text
+    for who in (contributor, reviewer):
+        assert who.web.get("/takedown").status_code == 403
+    takedown = maintainer.web.get("/takedown")
+    assert takedown.status_code == 200 and "<h2>matched.example" in takedown.text and URL["k3"] in takedown.text
+    assert flag(reviewer, sample_id="k6").status_code == 201  # a reviewer may flag too, but then not decide it
+    flag_id = reviewer.api.get("/api/flags?limit=1").json()["flags"][0]["id"]
+    assert reviewer.api.post(f"/api/flags/{flag_id}/review", json={"decision": "confirm", "reason": "matches_category"}).status_code == 403
+    assert "<h2>Decide</h2>" not in reviewer.web.get(f"/flags/{flag_id}").text
+
+
+def test_a_post_without_its_csrf_token_is_refused(served, person):
+    who = person("contributor")
+    before = who.api.get("/api/flags").json()["flags"]
+    assert who.web.post("/flags", data={"sample_id": "k7", "category": "copyright"}).status_code == 403
+    assert who.web.post("/flags", data={"sample_id": "k7", "category": "copyright", "csrftoken": "forged"}).status_code == 403
+    assert who.web.post("/api/flags", json={"sample_id": "k7", "category": "copyright"}).status_code == 403  # a session's JSON too
+    assert who.web.post("/logout").status_code == 403
+    assert who.api.get("/api/flags").json()["flags"] == before  # nothing recorded
+    with httpx.Client(base_url=served.url) as stranger:
+        assert stranger.post("/login", data={"name": who.name, "password": "x"}).status_code == 403  # no log-in CSRF either
+    made = who.form("/flags", {"sample_id": "k7", "category": "copyright", "note": "by the form"})
+    assert made.status_code == 303 and re.fullmatch(r"/flags/\d+", made.headers["location"])
+    assert who.web.post("/api/flags", json={"sample_id": "k8", "category": "copyright"}, headers={"x-csrftoken": who.csrftoken}).status_code == 201
+    assert who.form("/logout", {}).headers["location"] == "/login"
+    assert who.web.get("/queue").headers["location"] == "/login"
+
+
+def test_flag_submissions_are_rate_limited_per_account(served, person):
+    who, other = person("contributor"), person("contributor")
+    assert [flag(who, sample_id="k9").status_code for _ in range(3)] == [201, 200, 200]  # crowd.rate_limit: 3/minute
+    limited = flag(who, sample_id="k10")
+    assert limited.status_code == 429 and 0 < int(limited.headers["Retry-After"]) <= 60
+    form = who.form("/flags", {"sample_id": "k10", "category": "copyright"})
+    assert form.status_code == 429 and int(form.headers["Retry-After"]) > 0 and "too many flags" in form.text
+    assert flag(other, sample_id="k10").status_code == 201  # another account has its own allowance
+
+
+def test_flags_name_one_sample_by_id_or_url(served, person):
+    who = person("contributor")
+    assert flag(who, sample_id="k11", category="nonsense").status_code == 422
+    assert flag(who, sample_id="k11", url=URL["k11"]).status_code == 422
+    assert flag(who).status_code == 422
+    assert flag(who, sample_id="nope").status_code == 404
+    other = person("contributor")
+    assert flag(other, url="http://nowhere.example/x.jpg").status_code == 404
+    twice = flag(other, url=URL["k17"])
+    assert twice.status_code == 201 and len(twice.json()["ids"]) == 2  # every sample with that URL
+    assert other.form("/flags", {"sample_id": "k11", "url": URL["k11"], "category": "copyright"}).status_code == 422
+
+
+def test_a_repeated_flag_is_recorded_once(served, person):
+    who = person("contributor")
+    first = flag(who, sample_id="k12", note="first")
+    again = flag(who, url=URL["k12"], note="again")
+    assert (first.status_code, again.status_code) == (201, 200) and first.json() == again.json()
+    [listed] = [f for f in who.api.get("/api/flags").json()["flags"] if f["id"] == first.json()["id"]]
+    assert listed["reports"] == 1
+
+
+def test_two_contributors_confirm_a_flag_without_a_reviewer(served, person):
+    ann, cal = person("contributor"), person("contributor")
+    flag_id = flag(ann, sample_id="k13", category="copyright").json()["id"]
+    assert ann.api.get(f"/api/flags/{flag_id}").json()["status"] == "pending"
+    assert flag(cal, sample_id="k13", category="copyright").status_code == 201  # crowd.confirm.contributors: 2
+    detail = ann.api.get(f"/api/flags/{flag_id}").json()
+    assert detail["status"] == "confirmed" and detail["audit"][-1]["actor"] == "quorum"
+    assert [r["by"] for r in detail["reports"]] == [ann.name]  # not who else flagged it
+
+
+def test_a_decision_needs_a_reason_from_the_config(served, person):
+    who, reviewer = person("contributor"), person("reviewer")
+    flag_id = flag(who, sample_id="k14", category="copyright").json()["id"]
+    review = f"/api/flags/{flag_id}/review"
+    assert reviewer.api.post(review, json={"decision": "reject", "reason": "because"}).status_code == 422
+    assert reviewer.api.post(review, json={"decision": "reject", "reason": "matches_category"}).status_code == 422  # a confirm reason
+    assert reviewer.form(f"/flags/{flag_id}/review", {"decision": "reject", "reason": "because"}).status_code == 422
+    assert reviewer.api.post(review, json={"decision": "maybe", "reason": "not_in_category"}).status_code == 422
+    decided = reviewer.api.post(review, json={"decision": "reject", "reason": "not_in_category", "note": "a landscape"})
+    assert decided.status_code == 200 and decided.json() == {"id": flag_id, "status": "rejected"}
+    confirmed = reviewer.form(f"/flags/{flag_id}/review", {"decision": "confirm", "reason": "matches_category", "note": "on a second look"})
+    assert confirmed.status_code == 303 and who.api.get(f"/api/flags/{flag_id}").json()["status"] == "confirmed"
+    trail = [(a["from_status"], a["to_status"]) for a in who.api.get(f"/api/flags/{flag_id}").json()["audit"] if a["to_status"]]
+    assert trail == [(None, "pending"), ("pending", "rejected"), ("rejected", "confirmed")]  # the rejection stays in the trail
+
+
+def test_pages_carry_security_headers_and_the_api_is_documented(served, person):
+    who = person("contributor")
+    for answer in (who.web.get("/queue"), who.web.post("/flags", data={}), httpx.get(f"{served.url}/api/health")):
+        assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'; script-src 'self';")
+        assert answer.headers["X-Content-Type-Options"] == "nosniff" and answer.headers["Referrer-Policy"] == "no-referrer"
+    docs = who.web.get("/docs")
+    assert docs.status_code == 200 and "script-src 'self' 'sha256-" in docs.headers["Content-Security-Policy"]
+    assert all(who.web.get(f"/docs/{name}").status_code == 200 for name in ("swagger-ui-bundle.js", "swagger-ui.css"))
+    assert "cdn" not in docs.text
+    schema = who.api.get("/openapi.json").json()
+    assert {"/api/flags", "/api/flags/{flag_id}", "/api/flags/{flag_id}/review", "/api/health"} <= set(schema["paths"])
+    assert not any(p.startswith(("/queue", "/flags", "/login")) for p in schema["paths"])
+    queue = who.web.get("/queue?status=pending", headers={"HX-Request": "true", "HX-Target": "flags"})
+    assert queue.text.startswith('<div id="flags">')  # the filter form swaps the table alone
