@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import pyarrow.parquet as pq
@@ -14,7 +15,8 @@ from typer.testing import CliRunner
 
 from scrutineer.banks import url_md5
 from scrutineer.cli import app
-from scrutineer.config import load_config
+from scrutineer import crowd as crowd_tables
+from scrutineer.config import CrowdConfig, load_config
 from scrutineer.crowd import CrowdError, CrowdStore, FlagItem, Sample
 from scrutineer.errors import ConfigError
 from scrutineer.flag_import import import_flags
@@ -184,3 +186,31 @@ def test_the_cli_adds_users_imports_flags_and_syncs(scanned, tmp_path):
     assert bad.exit_code == 1 and "no account 'nobody'" in bad.stderr
     synced = run("sync", str(scanned.config_path))
     assert synced.exit_code == 0 and "0 crowd findings" in synced.stdout, synced.output
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request, tmp_path):
+    """The crowd store on SQLite (the default) and on a real PostgreSQL server."""
+    url = f"sqlite:///{tmp_path / 'crowd.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    crowd = CrowdStore(CrowdConfig(database=url, categories=CROWD["categories"], confirm=CROWD["confirm"]))
+    yield crowd
+    if request.param == "postgres":  # the server is the session's: leave it empty
+        crowd_tables.metadata.drop_all(crowd.engine)
+    crowd.close()
+
+
+def test_concurrent_reports_reach_the_quorum_once_and_the_log_stays_append_only(any_store):
+    crowd = any_store
+    for n in range(8):
+        crowd.add_account(f"c{n}", "contributor")
+    everyone = [crowd.by_name(f"c{n}") for n in range(8)]
+    with ThreadPoolExecutor(8) as pool:  # eight contributors flag one sample at once
+        made = list(pool.map(lambda who: crowd.flag(who, [FlagItem(sample(0), "copyright", who.name)], "api"), everyone))
+    assert len({fid for [(fid, _)] in made}) == 1 and all(new for [(_, new)] in made)
+    rev = crowd.by_name("c0")
+    detail = crowd.flag_detail(rev, made[0][0][0])
+    assert detail["status"] == "confirmed" and len(detail["reports"]) == 1  # a contributor sees only their own report
+    transitions = [(a["from_status"], a["to_status"]) for a in detail["audit"] if a["action"] == "flag"]
+    assert transitions == [(None, "pending"), ("pending", "confirmed")]
+    with crowd.engine.connect() as c, pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        c.execute(crowd_tables.audit.delete())
