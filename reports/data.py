@@ -46,7 +46,7 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
 
         run: {run_id, dataset, kind, started_at, finished_at, status, tool_version,
               detectors: {name: {version, params}}, banks: [{name, source, version, signal_type,
-              entries, sha256}]}          # as stored in table runs; banks never carry entries
+              entries, sha256}]}          # as stored in table runs; entries is a count, never the hashes
         total_rows: int                   # rows of the run's shards
         shards: [{shard_id, format, status, rows, error, seconds}]   # by shard_id
         reasons: [{reason, restricted: bool, findings, samples}]     # by reason
