@@ -23,18 +23,16 @@ from reports.csvsafe import csv_text
 from reports.data import report_data
 from scrutineer import Workspace
 from scrutineer.config import Config
+from scrutineer.crowd import crowd_counts
 from scrutineer.files import atomic_write_text
 
 #: The report templates (``reports/templates``), HTML-escaping every value, failing on a missing one.
 ENV = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
 
 
-def write_report(cfg: Config, run_id: str | None = None, crowd: dict | None = None) -> Path:
-    """Write the report of ``run_id`` (default: the dataset's latest finished scan) and its CSVs.
-
-    Args:
-        crowd: crowd flag counts, in the shape :func:`reports.data.report_data` documents; None
-            when there is no crowd store.
+def write_report(cfg: Config, run_id: str | None = None) -> Path:
+    """Write the report of ``run_id`` (default: the dataset's latest finished scan) and its CSVs,
+    with the crowd flags' counts when the config has crowd categories.
 
     Returns:
         The HTML file's path.
@@ -46,7 +44,7 @@ def write_report(cfg: Config, run_id: str | None = None, crowd: dict | None = No
     with Workspace(cfg.workspace) as ws:
         if run_id is None:
             run_id = ws.latest_run(cfg.dataset.name)
-        report = report_data(ws.con, ws.path, cfg.dataset.name, run_id, crowd)
+        report = report_data(ws.con, ws.path, cfg.dataset.name, run_id, crowd_counts(cfg))
     out = cfg.workspace / "reports"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{run_id}.html"

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from pwdlib import PasswordHash
 
-from scrutineer.config import CrowdConfig
+from scrutineer.config import Config, CrowdConfig
 from scrutineer.domains import host_and_domain
 from scrutineer.errors import ScrutineerError
 
@@ -498,6 +498,21 @@ class CrowdStore:
         """Whether a category is sensitive (an unknown one, say from an older config, counts as sensitive)."""
         c = self.config.categories.get(category)
         return c is None or c.sensitive
+
+
+def crowd_counts(cfg: Config) -> dict[str, Any] | None:
+    """:meth:`CrowdStore.counts` of the config's crowd store; None when it has no categories.
+
+    Raises:
+        CrowdError: the crowd store cannot be opened.
+    """
+    if not cfg.crowd.categories:
+        return None
+    crowd = CrowdStore(cfg.crowd)
+    try:
+        return crowd.counts()
+    finally:
+        crowd.close()
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:

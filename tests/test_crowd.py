@@ -13,6 +13,7 @@ from conftest import scan, write_config
 
 from typer.testing import CliRunner
 
+from reports.html import write_report
 from scrutineer.banks import url_md5
 from scrutineer.cli import app
 from scrutineer import crowd as crowd_tables
@@ -153,6 +154,10 @@ def test_sync_is_idempotent_and_release_removes_exactly_the_confirmed_samples(sc
     assert kept == {r["key"] for r in ROWS} - {"k2", "k3", "k4", "k7"}  # k7: the hash-list match
     listed = set(pq.read_table(release / "removed.parquet").column("sample_id").to_pylist())
     assert listed == {"k2", "k4"}  # restricted rows (the sensitive flag, the match) are counted, never listed
+    # the watchdog report counts the crowd's flags, and names no URL of the sensitive one
+    html = write_report(scanned).read_text()
+    assert '<td>copyright</td>\n<td class="n">0</td><td class="n">2</td><td class="n">0</td>' in html
+    assert ROWS[3]["url"] not in html and "(sensitive: counts only)" in html
 
 
 def test_the_review_snapshot_follows_the_latest_run(scanned):
