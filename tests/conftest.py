@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -98,9 +99,7 @@ def postgres_url() -> Iterator[str]:
     if as_postgres:
         shutil.chown(data, "postgres")
     subprocess.run([*as_postgres, str(POSTGRES_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "scrutineer"], check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([*as_postgres, str(POSTGRES_BIN / "postgres"), "-D", str(data / "db"), "-h", "127.0.0.1", "-p", str(port), "-k", str(data)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -113,3 +112,36 @@ def postgres_url() -> Iterator[str]:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(config: Path) -> Iterator[str]:
+    """``scrutineer serve CONFIG`` on a free loopback port, in its own process, until the block
+    ends (then stopped by PID); yields its base URL once ``/api/health`` answers."""
+    import httpx
+
+    port = free_port()
+    exe = Path(sys.executable).parent / "scrutineer"
+    server = subprocess.Popen([str(exe), "serve", str(config), "--host", "127.0.0.1", "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if server.poll() is not None:
+                raise RuntimeError(f"scrutineer serve exited {server.returncode}: {server.stderr.read()}")
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.stderr.close()
