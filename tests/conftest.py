@@ -129,12 +129,14 @@ def serve(config: Path) -> Iterator[str]:
 
     port = free_port()
     exe = Path(sys.executable).parent / "scrutineer"
-    server = subprocess.Popen([str(exe), "serve", str(config), "--host", "127.0.0.1", "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile("w+")  # not a pipe: a server writing more than a pipe holds would block
+    server = subprocess.Popen([str(exe), "serve", str(config), "--host", "127.0.0.1", "--port", str(port)], stderr=log, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
             if server.poll() is not None:
-                raise RuntimeError(f"scrutineer serve exited {server.returncode}: {server.stderr.read()}")
+                log.seek(0)
+                raise RuntimeError(f"scrutineer serve exited {server.returncode}: {log.read()}")
             try:
                 if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
                     break
@@ -144,4 +146,4 @@ def serve(config: Path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
-        server.stderr.close()
+        log.close()
