@@ -5,22 +5,19 @@ Written as ``<workspace>/takedown/<dataset>.csv`` and ``.json``. One row per res
 the dataset's latest finished scan, sorted by registrable domain, host, URL and reason. The
 registrable domain comes from tldextract with its bundled Public Suffix List snapshot (no network).
 
-The CSV is made safe to open in a spreadsheet (OWASP "CSV Injection",
-https://owasp.org/www-community/attacks/CSV_Injection): a text cell starting with ``=``, ``+``,
-``-``, ``@``, tab or carriage return gets a ``'`` before it, and lines end in CRLF so that a
-carriage return or line feed inside a cell is quoted rather than starting a new row (Python's csv
-module quotes only the characters of its line terminator). The JSON carries every value exactly.
+The CSV is made safe to open in a spreadsheet (:mod:`reports.csvsafe`: a text cell starting with
+``=``, ``+``, ``-``, ``@``, tab or carriage return gets a ``'`` before it). The JSON carries every
+value exactly.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
 
+from reports.csvsafe import csv_text
 from scrutineer import Workspace
 from scrutineer.config import Config
 from scrutineer.domains import host_and_domain
@@ -38,18 +35,6 @@ COLUMNS = [
     "row_index",
     "first_seen",
 ]
-
-#: What a CSV cell a spreadsheet would read as a formula starts with (OWASP "CSV Injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: object) -> object:
-    """``value`` as a CSV cell no spreadsheet evaluates: a string starting with one of
-    :data:`FORMULA_STARTS` gets a ``'`` before it; anything else is returned as it is."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
 
 def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
     """(run_id, rows) for the dataset's latest finished scan; rows are dicts keyed by :data:`COLUMNS`.
@@ -103,10 +88,6 @@ def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
     run_id, rows = takedown_rows(cfg)
     out = cfg.workspace / "takedown"
     out.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows({k: spreadsheet_safe(v) for k, v in r.items()} for r in rows)
     doc = {
         "dataset": cfg.dataset.name,
         "run_id": run_id,
@@ -127,7 +108,7 @@ def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
     }
     csv_path = out / f"{cfg.dataset.name}.csv"
     json_path = out / f"{cfg.dataset.name}.json"
-    atomic_write_text(csv_path, buf.getvalue())
+    atomic_write_text(csv_path, csv_text(COLUMNS, ([r[c] for c in COLUMNS] for r in rows)))
     atomic_write_text(json_path, json.dumps(doc, indent=2) + "\n")
     return csv_path, json_path, len(rows)
 

@@ -297,3 +297,9 @@ def demo(
         out.print(f"release:   {path}", highlight=False, soft_wrap=True)
     out.print(f"takedown:  {csv_path} ({n} URLs, restricted)", highlight=False, soft_wrap=True)
     out.print(f"report:    {report_path}", highlight=False, soft_wrap=True)
+    with _reported():
+        people = demo_data.add_people(cfg)
+    out.print("review app accounts (shown once; only their hashes are stored):", highlight=False)
+    for role, name, password, token in people:
+        out.print(f"  {role:<11} {name:<7} password {password}  API token {token}", highlight=False, soft_wrap=True)
+    out.print(f"review:    scrutineer serve {config_path}  then open http://127.0.0.1:8000/queue (one flag is pending review)", highlight=False, soft_wrap=True)

@@ -22,7 +22,7 @@ The model:
   decision carries a reason code from the config (NCMEC's hash sharing requires one with every
   "no") and a note. A reviewer cannot decide a flag they reported (four eyes).
 - The **audit log** records every change: who, when, which flag, from which status to which. It is
-  append-only: the database refuses to update or delete its rows (SQLite triggers).
+  append-only: the database refuses to update or delete its rows (triggers, on SQLite and Postgres).
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from pwdlib import PasswordHash
 
-from scrutineer.config import CrowdConfig
+from scrutineer.config import Config, CrowdConfig
 from scrutineer.domains import host_and_domain
 from scrutineer.errors import ScrutineerError
 
@@ -138,10 +139,18 @@ settings = sa.Table(
     sa.Column("value", sa.String, nullable=False),
 )
 
-_APPEND_ONLY = [
-    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-]
+#: Triggers that make the database refuse to change or delete audit rows, per dialect.
+_APPEND_ONLY = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$",
+        "CREATE OR REPLACE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+    ],
+}
 
 
 class CrowdError(ScrutineerError):
@@ -228,9 +237,8 @@ class CrowdStore:
         try:
             with self._write() as c:
                 metadata.create_all(c)
-                if self.sqlite:
-                    for trigger in _APPEND_ONLY:
-                        c.exec_driver_sql(trigger)
+                for trigger in _APPEND_ONLY.get(url.get_backend_name(), []):
+                    c.exec_driver_sql(trigger)
                 self._insert_ignore(c, settings, {"key": "session_secret", "value": secrets.token_urlsafe(32)})
         except sa.exc.SQLAlchemyError as e:
             raise CrowdError(f"crowd store {url.render_as_string(hide_password=True)}: {e.args[0] if e.args else e}", 500) from None
@@ -250,8 +258,9 @@ class CrowdStore:
 
     def _insert_ignore(self, c: sa.Connection, table: sa.Table, row: dict) -> bool:
         """Insert ``row`` unless it breaks a unique constraint; whether it was inserted."""
-        dialect = sa.dialects.sqlite if self.sqlite else sa.dialects.postgresql
-        return c.execute(dialect.insert(table).values(row).on_conflict_do_nothing()).rowcount == 1
+        dialect = sqlite if self.sqlite else postgresql
+        inserted = dialect.insert(table).values(row).on_conflict_do_nothing().returning(*table.primary_key.columns)
+        return c.execute(inserted).first() is not None  # rowcount is -1 with psycopg
 
     def session_secret(self) -> str:
         """The key that signs the app's session cookies, shared by every app process."""
@@ -346,8 +355,8 @@ class CrowdStore:
              "host": host, "registrable_domain": domain, "caption": sample.caption, "category": category,
              "status": "pending", "created_at": now, "updated_at": now},
         )
-        flag_id, status = c.execute(
-            sa.select(flags.c.id, flags.c.status).where(flags.c.sample_id == sample.sample_id, flags.c.category == category)
+        flag_id, status = c.execute(  # FOR UPDATE: concurrent reports of one flag count each other (Postgres)
+            sa.select(flags.c.id, flags.c.status).where(flags.c.sample_id == sample.sample_id, flags.c.category == category).with_for_update()
         ).one()
         if created:
             self._audit(c, who.name, "flag", flag_id, None, "pending", {"category": category})
@@ -378,7 +387,7 @@ class CrowdStore:
         if reason not in allowed:
             raise CrowdError(f"reason for {decision!r} must be one of {', '.join(allowed)}, not {reason!r}")
         with self._write() as c:
-            status = c.execute(sa.select(flags.c.status).where(flags.c.id == flag_id)).scalar()
+            status = c.execute(sa.select(flags.c.status).where(flags.c.id == flag_id).with_for_update()).scalar()
             if status is None:
                 raise CrowdError(f"no flag {flag_id}", 404)
             if c.execute(sa.select(reports.c.id).where(reports.c.flag_id == flag_id, reports.c.account_id == who.id)).first():
@@ -508,6 +517,21 @@ class CrowdStore:
         with self._read() as c:
             rows = c.execute(sa.select(flags.c.sample_id, flags.c.category).distinct().where(flags.c.sample_id.in_(set(sample_ids)))).all()
         return {sample_id for sample_id, category in rows if self.sensitive(category)}
+
+
+def crowd_counts(cfg: Config) -> dict[str, Any] | None:
+    """:meth:`CrowdStore.counts` of the config's crowd store; None when it has no categories.
+
+    Raises:
+        CrowdError: the crowd store cannot be opened.
+    """
+    if not cfg.crowd.categories:
+        return None
+    crowd = CrowdStore(cfg.crowd)
+    try:
+        return crowd.counts()
+    finally:
+        crowd.close()
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:

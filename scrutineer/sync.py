@@ -79,8 +79,11 @@ def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:
 
 
 def publish(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> None:
-    """Publish run ``run_id``'s review snapshot, with its report data."""
-    snapshot.publish(con, cfg.workspace, run_id, {})  # TODO(merge report-charts): report_data(con, cfg.workspace, cfg.dataset.name, run_id)
+    """Publish run ``run_id``'s review snapshot, with its report data (the app adds the crowd's
+    counts live)."""
+    from reports.data import report_data
+
+    snapshot.publish(con, cfg.workspace, run_id, report_data(con, cfg.workspace, cfg.dataset.name, run_id))
 
 
 def sync_latest(cfg: Config) -> tuple[str, int]:

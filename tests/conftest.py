@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,3 +83,67 @@ def scrutineer_with_file_size_limit(limit: int, *args: str) -> subprocess.Comple
     """Run ``scrutineer *args`` in a subprocess that cannot write any file past ``limit`` bytes
     (``RLIMIT_FSIZE``), as on a full disk."""
     return subprocess.run([sys.executable, "-c", _FILE_SIZE_LIMITED, str(limit), *args], capture_output=True, text=True, timeout=300)
+
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on 127.0.0.1 in a temporary directory (Debian's ``postgresql``
+    package, which .ci/run installs), stopped by PID at the end; its SQLAlchemy URL."""
+    if not (POSTGRES_BIN / "postgres").exists():
+        pytest.skip(f"PostgreSQL not found in {POSTGRES_BIN}: apt-get install postgresql")
+    data = Path(tempfile.mkdtemp(prefix="scrutineer-test-postgres-"))  # not under pytest's 0700 tree: the postgres user reads it
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses to run as root
+    if as_postgres:
+        shutil.chown(data, "postgres")
+    subprocess.run([*as_postgres, str(POSTGRES_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "scrutineer"], check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen([*as_postgres, str(POSTGRES_BIN / "postgres"), "-D", str(data / "db"), "-h", "127.0.0.1", "-p", str(port), "-k", str(data)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if subprocess.run([str(POSTGRES_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        yield f"postgresql+psycopg://scrutineer@127.0.0.1:{port}/postgres"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(config: Path) -> Iterator[str]:
+    """``scrutineer serve CONFIG`` on a free loopback port, in its own process, until the block
+    ends (then stopped by PID); yields its base URL once ``/api/health`` answers."""
+    import httpx
+
+    port = free_port()
+    exe = Path(sys.executable).parent / "scrutineer"
+    log = tempfile.TemporaryFile("w+")  # not a pipe: a server writing more than a pipe holds would block
+    server = subprocess.Popen([str(exe), "serve", str(config), "--host", "127.0.0.1", "--port", str(port)], stderr=log, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if server.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"scrutineer serve exited {server.returncode}: {log.read()}")
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

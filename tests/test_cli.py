@@ -206,6 +206,16 @@ def test_demo_runs_offline_without_shared_data(tmp_path):
     research = set(pq.read_table(work / "releases" / "RE-demo-laion-research" / "removed.parquet")["sample_id"].to_pylist())
     safe = set(pq.read_table(work / "releases" / "RE-demo-laion-research-safe" / "removed.parquet")["sample_id"].to_pylist())
     assert research < safe
+    # one account per role, whose printed credentials work, and one flag waiting for review
+    from scrutineer.config import load_config
+    from scrutineer.crowd import CrowdStore
+
+    crowd = CrowdStore(load_config(tmp_path / "demo" / "demo.yaml").crowd)
+    for role in ("contributor", "reviewer", "maintainer"):
+        name, password, token = re.search(rf"{role}\s+(\S+)\s+password (\S+)\s+API token (\S+)", result.stdout).groups()
+        assert crowd.by_token(token).role == role and crowd.by_password(name, password).name == name
+    assert crowd.counts()["by_status"] == {"pending": 1, "confirmed": 0, "rejected": 0}
+    assert "scrutineer serve" in result.stdout
     # query works on the store, and agrees with the counts the demo printed
     printed = re.search(r"link\.dead\s*│\s*(\d+)", result.stdout).group(1)
     q = subprocess.run([str(exe), "query", str(tmp_path / "demo" / "demo.yaml"), "SELECT 'n=' || count(*) FROM findings WHERE reason = 'link.dead' AND run_id = (SELECT run_id FROM runs ORDER BY finished_at DESC LIMIT 1)"], capture_output=True, text=True, timeout=120)

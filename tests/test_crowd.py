@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import pyarrow.parquet as pq
@@ -12,9 +13,11 @@ from conftest import scan, write_config
 
 from typer.testing import CliRunner
 
+from reports.html import write_report
 from scrutineer.banks import url_md5
 from scrutineer.cli import app
-from scrutineer.config import load_config
+from scrutineer import crowd as crowd_tables
+from scrutineer.config import CrowdConfig, load_config
 from scrutineer.crowd import CrowdError, CrowdStore, FlagItem, Sample
 from scrutineer.errors import ConfigError
 from scrutineer.flag_import import import_flags
@@ -152,6 +155,10 @@ def test_sync_is_idempotent_and_release_removes_exactly_the_confirmed_samples(sc
     assert kept == {r["key"] for r in ROWS} - {"k2", "k3", "k4", "k7"}  # k7: the hash-list match
     listed = set(pq.read_table(release / "removed.parquet").column("sample_id").to_pylist())
     assert listed == {"k2", "k4"}  # restricted rows (the sensitive flag, the match) are counted, never listed
+    # the watchdog report counts the crowd's flags, and names no URL of the sensitive one
+    html = write_report(scanned).read_text()
+    assert '<td>copyright</td>\n<td class="n">0</td><td class="n">2</td><td class="n">0</td>' in html
+    assert ROWS[3]["url"] not in html and "(sensitive: counts only)" in html
 
 
 def test_the_review_snapshot_follows_the_latest_run(scanned):
@@ -193,3 +200,31 @@ def test_a_sensitive_flag_restricts_its_sample_under_any_category(scanned):
     crowd.flag(ann, [FlagItem(sample(0), "copyright", ""), FlagItem(sample(1), "copyright", "")], "api")
     crowd.flag(cal, [FlagItem(sample(1), "csam_suspected", "")], "api")
     assert crowd.sensitive_samples(["k0", "k1", "k2"]) == {"k1"} and crowd.sensitive_samples([]) == set()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request, tmp_path):
+    """The crowd store on SQLite (the default) and on a real PostgreSQL server."""
+    url = f"sqlite:///{tmp_path / 'crowd.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    crowd = CrowdStore(CrowdConfig(database=url, categories=CROWD["categories"], confirm=CROWD["confirm"]))
+    yield crowd
+    if request.param == "postgres":  # the server is the session's: leave it empty
+        crowd_tables.metadata.drop_all(crowd.engine)
+    crowd.close()
+
+
+def test_concurrent_reports_reach_the_quorum_once_and_the_log_stays_append_only(any_store):
+    crowd = any_store
+    for n in range(8):
+        crowd.add_account(f"c{n}", "contributor")
+    everyone = [crowd.by_name(f"c{n}") for n in range(8)]
+    with ThreadPoolExecutor(8) as pool:  # eight contributors flag one sample at once
+        made = list(pool.map(lambda who: crowd.flag(who, [FlagItem(sample(0), "copyright", who.name)], "api"), everyone))
+    assert len({fid for [(fid, _)] in made}) == 1 and all(new for [(_, new)] in made)
+    rev = crowd.by_name("c0")
+    detail = crowd.flag_detail(rev, made[0][0][0])
+    assert detail["status"] == "confirmed" and len(detail["reports"]) == 1  # a contributor sees only their own report
+    transitions = [(a["from_status"], a["to_status"]) for a in detail["audit"] if a["action"] == "flag"]
+    assert transitions == [(None, "pending"), ("pending", "confirmed")]
+    with crowd.engine.connect() as c, pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        c.execute(crowd_tables.audit.delete())

@@ -9,7 +9,8 @@ before serving. The hash banks are synthetic too: a ``url_md5`` bank matching fo
 written in the dataset with an upper-case scheme, which HMA's normalisation still matches), an
 ``md5`` bank holding one served image, and a ``pdq`` bank holding a re-encoded, resized copy of
 another (a near-duplicate). :func:`add_later_bank` then plays a hotline sending a pHash list after
-the scan, for ``scrutineer rematch``.
+the scan, for ``scrutineer rematch``, and :func:`add_people` opens the review app to one account
+per role, with one flag pending review.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ import pyarrow.parquet as pq
 import yaml
 
 from scrutineer.banks import url_md5
+from scrutineer.config import Config
+from scrutineer.crowd import CrowdStore, FlagItem
 from scrutineer.hashing import hash_content
+from scrutineer.snapshot import Snapshot
 from scrutineer.testing.fixture_web import FixtureWeb, synthetic_jpeg
 
 ROWS_PER_SHARD = 150
@@ -38,6 +42,19 @@ LICENSES = ["https://creativecommons.org/licenses/by/4.0/", "CC0-1.0", "CC BY-SA
             "https://creativecommons.org/licenses/by-nc/2.0/", "?", None, "all rights reserved", "cc-by-4.0"]
 #: Rows whose URLs (url_md5), image bytes (md5), near-duplicate (PDQ) and later pHash are listed.
 URL_LISTED, MD5_LISTED, PDQ_LISTED, PHASH_LISTED = (10, 42, 160, 299), 77, 200, (123, 250)
+
+
+#: The demo's flag categories (a real deployment chooses its own).
+CATEGORIES = {
+    "csam_suspected": {"sensitive": True, "description": "Suspected child sexual abuse material. Do not open it; report it to a hotline too."},
+    "personal_data": {"description": "A private person identifiable, or their private data."},
+    "copyright": {"description": "Used without the rights holder's permission."},
+    "mislabelled": {"description": "The caption does not describe the image."},
+}
+#: The demo's accounts, one per role.
+PEOPLE = {"contributor": "casey", "reviewer": "riley", "maintainer": "morgan"}
+#: The demo sample left flagged and pending review.
+PENDING = (1, "copyright", "This is my photo; I never licensed it.")
 
 
 def web() -> FixtureWeb:
@@ -98,14 +115,37 @@ def build_demo(root: Path, server: FixtureWeb, seed: int = 2023) -> Path:
                   _bank("demo-pdq", "demo-pdq.txt", "pdq")],
         "detectors": {"url_hashlist": {}, "content_hashlist": {}, "dead_links": {},
                       "license_gaps": {"allow": ["CC0-1.0", "CC-BY-4.0"]}, "dedup": {"on": ["url", "caption"]}},
-        "release": {"variants": {"research": {"remove": ["hash_match", "duplicate.url", "link.dead"]},
-                                 "research-safe": {"remove": ["hash_match", "duplicate", "link", "license.disallowed"]}}},
+        "release": {"variants": {"research": {"remove": ["hash_match", "crowd", "duplicate.url", "link.dead"]},
+                                 "research-safe": {"remove": ["hash_match", "crowd", "duplicate", "link", "license.disallowed"]}}},
+        "crowd": {"categories": CATEGORIES, "confirm": {"reviewers": 1}},
         # The demo's hosts are loopback addresses, which a crawler refuses by default.
         "fetch": {"allow_private_networks": True, "recheck_interval": 0.5, "backoff": 0.2},
     }
     path = root / "demo.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def add_people(cfg: Config) -> list[tuple[str, str, str, str]]:
+    """Create one account per role (:data:`PEOPLE`) in a fresh crowd store (an earlier demo
+    run's is deleted: its passwords were shown once) and leave one flag pending review.
+
+    Returns:
+        (role, name, password, API token) per account.
+    """
+    for leftover in cfg.workspace.glob("crowd.sqlite*"):
+        leftover.unlink()
+    crowd = CrowdStore(cfg.crowd)
+    snapshot = Snapshot(cfg.workspace)
+    try:
+        people = [(role, name, *crowd.add_account(name, role)) for role, name in PEOPLE.items()]
+        n, category, note = PENDING
+        by_id, _ = snapshot.resolve([f"{1_000_000 + n}"], [])
+        crowd.flag(crowd.by_name(PEOPLE["contributor"]), [FlagItem(by_id[f"{1_000_000 + n}"], category, note)], "form")
+    finally:
+        snapshot.close()
+        crowd.close()
+    return people
 
 
 def add_later_bank(config_path: Path) -> str:

@@ -1,10 +1,223 @@
-"""The HTML run report and its findings-count CSV."""
+"""The watchdog report: its data (reports.data), the HTML file and its CSV exports, from real scans
+of a dataset whose captions and licences carry script payloads, whose hosts start like
+spreadsheet formulas and some of whose URLs are on a hash list."""
+
+import csv
+import hashlib
+import json
+from html.parser import HTMLParser
 
 import pytest
-from conftest import scan, scrutineer_with_file_size_limit, write_config
+from conftest import scan, scrutineer_with_file_size_limit, url_list_config, write_config
 
-from reports.html import write_report
+from reports.data import report_data
+from reports.html import ENV, write_report
+from scrutineer import Workspace
+from scrutineer.banks import url_md5
 from scrutineer.config import load_config
+from scrutineer.errors import WorkspaceError
+from scrutineer.testing.fixture_web import FixtureWeb
+
+SCRIPT, IMG, JS = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"
+LICENCE_SCRIPT = "<script>alert(2)</script>"
+ROWS = [  # (url, caption, license); rows 7-10 are on the hash list
+    ("http://a.example/0.jpg", SCRIPT, "CC0-1.0"),
+    ("http://a.example/1.jpg", SCRIPT, "CC0-1.0"),  # caption duplicate of 0
+    ("http://a.example/2.jpg", "<SCRIPT>alert(1)</SCRIPT>", "CC0-1.0"),  # caption duplicate of 0
+    ("http://b.example/3.jpg", IMG, "CC0-1.0"),
+    ("http://b.example/4.jpg", IMG, None),  # caption duplicate of 3; no licence
+    ("HTTP://B.EXAMPLE/3.jpg", JS, "CC0-1.0"),  # URL duplicate of 3
+    ("http://c.example/6.jpg", JS, LICENCE_SCRIPT),  # caption duplicate of 5; unknown licence
+    ("http://-evil.example/bad-7.jpg", "seven", "CC0-1.0"),
+    ("http://=evil.example/bad-8.jpg", "eight", "CC0-1.0"),
+    ("http://+evil.example/bad-9.jpg", "nine", "CC0-1.0"),
+    ("http://-evil.example/bad-7.jpg", "ten", "CC0-1.0"),  # URL duplicate of 7: its cluster is withheld
+]
+LISTED = sorted({ROWS[i][0] for i in (7, 8, 9)})
+#: The second scan's data: row 1 is no longer a duplicate, row 9 no longer listed, row 4 licensed,
+#: row 3's licence disallowed.
+CHANGED = {1: ("http://a.example/1.jpg", "plain one", "CC0-1.0"), 9: ("http://c.example/9.jpg", "nine", "CC0-1.0"),
+           4: ("http://b.example/4.jpg", IMG, "CC0-1.0"), 3: ("http://b.example/3.jpg", IMG, "CC-BY-NC-4.0")}
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps({"key": f"s{i}", "url": u, "caption": c, "license": lic}) + "\n" for i, (u, c, lic) in enumerate(rows)))
+
+
+@pytest.fixture(scope="module")
+def payloads(tmp_path_factory):
+    """Two scans of the payload dataset, ROWS then ROWS with CHANGED: (config, first run, second run)."""
+    root = tmp_path_factory.mktemp("report-payloads")
+    write_rows(root / "d.jsonl", ROWS)
+    (root / "urls.txt").write_text("".join(url_md5(u) + "\n" for u in LISTED))
+    config = write_config(
+        root,
+        {
+            "dataset": {"name": "payloads", "shards": ["d.jsonl"]},
+            "banks": [{"name": "w", "path": "urls.txt", "signal_type": "url_md5", "source": "test", "version": "1"}],
+            "detectors": {"url_hashlist": {}, "dedup": {}, "license_gaps": {"allow": ["CC0-1.0"]}},
+        },
+    )
+    first = scan(config)
+    write_rows(root / "d.jsonl", [CHANGED.get(i, row) for i, row in enumerate(ROWS)])
+    second = scan(config)
+    assert first["status"] == second["status"] == "completed"
+    return config, first["run_id"], second["run_id"]
+
+
+def data_of(config, run_id):
+    cfg = load_config(config)
+    with Workspace(cfg.workspace) as ws:
+        return report_data(ws.con, ws.path, cfg.dataset.name, run_id)
+
+
+class Markup(HTMLParser):
+    """Every start tag of a document with its attributes, and the text of each <svg>'s <title>."""
+
+    def __init__(self, html):
+        super().__init__()
+        self.tags, self.svg_titles, self._last = [], [], None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._last = tag
+
+    def handle_data(self, data):
+        if self._last == "title" and len(self.tags) > 1 and self.tags[-2][0] == "svg":
+            self.svg_titles.append(data)
+        self._last = None
+
+
+def test_report_data_counts_reasons_clusters_domains_and_licences(payloads):
+    config, first, _ = payloads
+    data = data_of(config, first)
+    assert json.loads(json.dumps(data)) == data  # plain JSON values
+    assert data["run"]["run_id"] == first and data["run"]["kind"] == "scan" and data["total_rows"] == len(ROWS)
+    assert data["run"]["banks"][0]["name"] == "w" and "dedup" in data["run"]["detectors"]
+    assert [(r["reason"], r["restricted"], r["samples"]) for r in data["reasons"]] == [
+        ("duplicate.caption", False, 4),  # rows 1, 2, 4, 6
+        ("duplicate.url", False, 2),  # rows 5, 10
+        ("hash_match.url", True, 4),  # rows 7-10
+        ("license.missing", False, 1),
+        ("license.unknown", False, 1),
+    ]
+    assert data["top_domains_matches"] == [
+        {"domain": "-evil.example", "samples": 2},
+        {"domain": "+evil.example", "samples": 1},
+        {"domain": "=evil.example", "samples": 1},
+    ]
+    assert data["licences"] == [{"licence": "CC0-1.0", "samples": 9}, {"licence": LICENCE_SCRIPT, "samples": 1}, {"licence": "(none)", "samples": 1}]
+    assert data["clusters"]["histogram"] == [{"size": 2, "clusters": 4}, {"size": 3, "clusters": 1}]
+    assert data["clusters"]["largest"] == [
+        {"reason": "duplicate.caption", "size": 3, "restricted": False, "kept_sample_id": "s0", "caption": SCRIPT, "host": "a.example"},
+        {"reason": "duplicate.caption", "size": 2, "restricted": False, "kept_sample_id": "s3", "caption": IMG, "host": "b.example"},
+        {"reason": "duplicate.caption", "size": 2, "restricted": False, "kept_sample_id": "s5", "caption": JS, "host": "b.example"},
+        {"reason": "duplicate.url", "size": 2, "restricted": False, "kept_sample_id": "s3", "caption": IMG, "host": "b.example"},
+        {"reason": "duplicate.url", "size": 2, "restricted": True, "kept_sample_id": None, "caption": None, "host": None},
+    ]
+    assert data["liveness"] == [] and data["crowd"] is None and data["changes"] is None
+    assert [h["run_id"] for h in data["history"]] == [first, payloads[2]]
+
+
+def test_changes_since_the_previous_run(payloads):
+    config, first, second = payloads
+    data = data_of(config, second)
+    assert data["changes"]["previous"]["run_id"] == first
+    assert {r["reason"]: (r["before"], r["now"], r["added"], r["gone"]) for r in data["changes"]["reasons"]} == {
+        "duplicate.caption": (4, 3, 0, 1),  # row 1 is unique now
+        "duplicate.url": (2, 2, 0, 0),
+        "hash_match.url": (4, 3, 0, 1),  # row 9 is not listed now
+        "license.disallowed": (0, 1, 1, 0),  # row 3
+        "license.missing": (1, 0, 0, 1),  # row 4
+        "license.unknown": (1, 1, 0, 0),
+    }
+    # row 3 was flagged for no reason, rows 1 and 9 are flagged for none now
+    assert (data["changes"]["added"], data["changes"]["gone"]) == (1, 2)
+    assert [h["samples"]["hash_match.url"] for h in data["history"]] == [4, 3]
+    assert [h["samples"]["license.disallowed"] for h in data["history"]] == [0, 1]
+
+
+def test_report_is_self_contained_and_shows_payloads_as_text(payloads):
+    config, first, _ = payloads
+    crowd = {
+        "by_status": {"pending": 2, "confirmed": 1, "rejected": 1},
+        "by_category": [{"category": SCRIPT, "sensitive": True, "pending": 2, "confirmed": 1, "rejected": 1}],
+        "top_domains": [{"domain": IMG, "flags": 3}],
+    }
+    html = ENV.get_template("report.html.j2").render(report={**data_of(config, first), "crowd": crowd})  # as write_report renders it
+    for payload in (SCRIPT, IMG, LICENCE_SCRIPT):
+        assert payload not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html and JS in html
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    markup = Markup(html)
+    assert {tag for tag, _ in markup.tags} <= {
+        "html", "head", "meta", "title", "style", "body", "div", "p", "b", "code", "h1", "h2", "h3", "table", "tr", "th", "td",
+        "span", "ul", "li", "svg", "g", "text", "rect", "polyline", "circle",
+    }
+    attributes = {name for _, attrs in markup.tags for name in attrs}
+    assert not {a for a in attributes if a.startswith("on") or a in ("src", "href", "xlink:href", "style", "action")}
+    assert "url(" not in html and "@import" not in html
+    svgs = [attrs for tag, attrs in markup.tags if tag == "svg"]
+    assert len(svgs) >= 6 and all(attrs.get("role") == "img" for attrs in svgs)
+    assert len(markup.svg_titles) == len(svgs)
+    assert 'hash_match.url <span class="restricted">(restricted: counts only)</span>' in html
+    assert "(sensitive: counts only)" in html
+
+
+def test_report_body_is_a_fragment(payloads):
+    config, first, _ = payloads
+    body = ENV.get_template("report_body.html.j2").render(report=data_of(config, first))
+    assert "<svg" in body and not [t for t in ("<html", "<head", "<body", "<!doctype") if t in body.lower()]
+
+
+def test_restricted_urls_appear_nowhere(payloads):
+    config, first, second = payloads
+    cfg = load_config(config)
+    texts = []
+    for run_id in (first, second):
+        path = write_report(cfg, run_id)
+        texts += [path.read_text(), (path.parent / f"{run_id}-findings.csv").read_text(), (path.parent / f"{run_id}-domains.csv").read_text()]
+        texts.append(json.dumps(data_of(config, run_id)))
+    for url in LISTED:
+        for text in texts:
+            assert url.split("://")[1] not in text
+
+
+def test_csv_exports_neutralise_formulas(payloads):
+    config, first, _ = payloads
+    path = write_report(load_config(config), first)
+    with open(path.parent / f"{first}-domains.csv", newline="", encoding="utf-8") as f:
+        assert list(csv.reader(f)) == [["registrable_domain", "samples"], ["'-evil.example", "2"], ["'+evil.example", "1"], ["'=evil.example", "1"]]
+    with open(path.parent / f"{first}-findings.csv", newline="", encoding="utf-8") as f:
+        header, *rows = csv.reader(f)
+    assert header == ["reason", "restricted", "findings", "samples"]
+    assert ["hash_match.url", "True", "4", "4"] in rows and len(rows) == 5
+
+
+def test_unknown_run_is_refused(payloads):
+    config, first, _ = payloads
+    with pytest.raises(WorkspaceError, match="no run 'nope'"):
+        write_report(load_config(config), "nope")
+    with pytest.raises(WorkspaceError, match="of dataset 'other'"):
+        with Workspace(load_config(config).workspace) as ws:
+            report_data(ws.con, ws.path, "other", first)
+
+
+def test_liveness_counts_each_urls_latest_check(tmp_path, shared_data):
+    with FixtureWeb(["127.0.0.21"], images=[shared_data / "images" / "skimage"]) as web:
+        alive = [web.url("/img/coins.png"), web.url("/img/astronaut.png")]
+        urls = [*alive, alive[0], web.url("/gone/camera.png")]
+        config = url_list_config(tmp_path, "liveness", urls, {"dead_links": {}}, recheck_interval=0.1, backoff=0.05)
+        (tmp_path / "md5.txt").write_text(hashlib.md5((shared_data / "images" / "skimage" / "coins.png").read_bytes()).hexdigest() + "\n")
+        run = scan(config)
+    assert run["status"] == "completed"
+    data = data_of(config, run["run_id"])
+    assert data["liveness"] == [{"status": "alive", "urls": 2}, {"status": "dead", "urls": 1}]
+    assert data["top_domains_matches"] == [{"domain": "127.0.0.21", "samples": 2}]  # coins.png, listed twice
+    html = write_report(load_config(config)).read_text()
+    assert "coins.png" not in html and json.dumps(data).count("coins.png") == 0
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,165 @@
+"""Load on the review app: 50 concurrent clients for 60 s on loopback, against the queue page and
+the flag API, with 100,000 flags in the crowd store.
+
+Builds a synthetic dataset (``--samples`` rows), scans it, creates one reviewer and one
+contributor, records ``--flags`` flags in the crowd store, starts ``scrutineer serve`` in its own
+process on 127.0.0.1, and runs ``--clients`` asyncio clients (httpx, one process) for
+``--seconds``: each alternates ``GET /queue`` (as the reviewer, a random filter of status,
+category or registrable domain) and ``POST /api/flags`` (as the contributor, a random sample and
+category), back to back with no think time. Prints requests, errors (any status >= 400, any
+exception), throughput, and p50/p99 latency in milliseconds per route. Target: 0 errors, p99 <
+250 ms on 2 cores (issue 11). The config's ``rate_limit`` is raised so that the limiter admits the
+load (it is tested, not timed, in tests/reports/test_app.py). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+CATEGORIES = ["copyright", "personal_data", "mislabelled"]
+
+
+def build(root: Path, samples: int, flags: int) -> tuple[Path, str, str]:
+    """The dataset, a scan of it, two accounts and ``flags`` flags; (config, reviewer token, contributor token)."""
+    from flows import configure_prefect
+
+    configure_prefect()
+    from flows.scan import run_scan
+    from scrutineer.config import load_config
+    from scrutineer.crowd import CrowdStore, FlagItem
+    from scrutineer.snapshot import Snapshot
+
+    rng = random.Random(2023)
+    (root / "data").mkdir(parents=True)
+    rows = {
+        "key": [f"s{i:07d}" for i in range(samples)],
+        "url": [f"https://img{rng.randrange(500)}.host{rng.randrange(200)}.example/{i}.jpg" for i in range(samples)],
+        "caption": [f"caption {i} <b>{rng.random():.6f}</b>" for i in range(samples)],
+    }
+    pq.write_table(pa.table(rows), root / "data" / "part-0.parquet")
+    config = {
+        "dataset": {"name": "load", "shards": ["data/part-0.parquet"], "columns": {"sample_id": "key"}},
+        "workspace": str(root / "work"),
+        "detectors": {"dedup": {"on": ["url"]}},
+        "crowd": {"categories": {c: {} for c in CATEGORIES}, "rate_limit": "1000000/minute"},
+    }
+    path = root / "load.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cfg = load_config(path)
+    t = time.perf_counter()
+    run_scan(cfg)
+    print(f"scan of {samples:,} samples: {time.perf_counter() - t:.1f} s")
+    crowd = CrowdStore(cfg.crowd)
+    _, reviewer = crowd.add_account("rev", "reviewer")
+    _, contributor = crowd.add_account("con", "contributor")
+    who = crowd.by_name("con")
+    snapshot = Snapshot(cfg.workspace)
+    t = time.perf_counter()
+    for start in range(0, flags, 10_000):
+        ids = [f"s{i:07d}" for i in range(start, min(start + 10_000, flags))]
+        by_id, _ = snapshot.resolve(ids, [])
+        crowd.flag(who, [FlagItem(by_id[i], CATEGORIES[n % len(CATEGORIES)], "bulk") for n, i in enumerate(ids)], "import")
+    print(f"{flags:,} flags recorded: {time.perf_counter() - t:.1f} s")
+    snapshot.close()
+    crowd.close()
+    return path, reviewer, contributor
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def load(base: str, reviewer: str, contributor: str, clients: int, seconds: float, samples: int) -> dict[str, list]:
+    latencies: dict[str, list[float]] = {"queue": [], "flag": []}
+    errors: list[str] = []
+    domains = [f"host{i}.example" for i in range(200)]
+    deadline = time.perf_counter() + seconds
+
+    async def client(n: int) -> None:
+        rng = random.Random(n)
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
+            while time.perf_counter() < deadline:
+                for route in ("queue", "flag"):
+                    params = rng.choice([{"status": "pending"}, {"category": rng.choice(CATEGORIES)}, {"domain": rng.choice(domains)}, {}])
+                    t = time.perf_counter()
+                    try:
+                        if route == "queue":
+                            r = await http.get("/queue", params=params, headers={"Authorization": f"Bearer {reviewer}"})
+                        else:
+                            body = {"sample_id": f"s{rng.randrange(samples):07d}", "category": rng.choice(CATEGORIES), "note": "load"}
+                            r = await http.post("/api/flags", json=body, headers={"Authorization": f"Bearer {contributor}"})
+                        if r.status_code >= 400:
+                            errors.append(f"{route} {r.status_code} {r.text[:100]}")
+                    except httpx.HTTPError as e:
+                        errors.append(f"{route} {type(e).__name__}: {e}")
+                    latencies[route].append(time.perf_counter() - t)
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    return {"errors": errors, **latencies}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--samples", type=int, default=150_000)
+    ap.add_argument("--flags", type=int, default=100_000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--workdir", type=Path, help="where to build (default: a temporary directory, deleted)")
+    args = ap.parse_args()
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="serve-load-"))
+    os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
+    try:
+        config, reviewer, contributor = build(root / "bench", args.samples, args.flags)
+        port = free_port()
+        exe = Path(sys.executable).parent / "scrutineer"
+        server = subprocess.Popen([str(exe), "serve", str(config), "--host", "127.0.0.1", "--port", str(port)])
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            print(f"{args.clients} clients for {args.seconds:.0f} s against {base} (load average {os.getloadavg()[0]:.2f})")
+            result = asyncio.run(load(base, reviewer, contributor, args.clients, args.seconds, args.samples))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        total = sum(len(result[r]) for r in ("queue", "flag"))
+        print(f"requests: {total:,} in {args.seconds:.0f} s ({total / args.seconds:.0f}/s); errors: {len(result['errors'])}")
+        for line in sorted(set(result["errors"]))[:10]:
+            print(f"  error: {line}")
+        for route in ("queue", "flag"):
+            ms = sorted(x * 1000 for x in result[route])
+            if ms:
+                p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+                print(f"{route:>5}: {len(ms):,} requests, p50 {statistics.median(ms):.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
+        print(json.dumps({"errors": len(result["errors"]), "requests": total}))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

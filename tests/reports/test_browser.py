@@ -1,0 +1,136 @@
+"""The review workflow in a real browser: Debian's Chromium driven by Playwright against
+`scrutineer serve` on loopback (the browser is never downloaded: MEASURED.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import scan, serve, write_config
+
+from scrutineer.banks import url_md5
+from scrutineer.config import load_config
+from scrutineer.crowd import CrowdStore
+from scrutineer.release import build_release
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+PAYLOADS = ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">', "javascript:alert(3)"]
+ROWS = [
+    {"key": f"k{i}", "url": f"http://h{i % 3}.example/{i}.jpg", "caption": f"{PAYLOADS[i % 3]} sample {i}"} for i in range(9)
+]
+LISTED = 8  # its URL is on the hash list: restricted
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    root = tmp_path_factory.mktemp("browser")
+    (root / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (root / "urls.txt").write_text(url_md5(ROWS[LISTED]["url"]) + "\n")
+    config = write_config(
+        root,
+        {
+            "dataset": {"name": "d", "shards": ["d.jsonl"], "columns": {"sample_id": "key"}},
+            "banks": [{"name": "w", "path": "urls.txt", "signal_type": "url_md5", "source": "test", "version": "1"}],
+            "detectors": {"url_hashlist": {}},
+            "crowd": {"categories": {"csam_suspected": {"sensitive": True}, "copyright": {"description": "Used without permission"}}},
+            "release": {"variants": {"clean": {"remove": ["hash_match", "crowd"]}}},
+        },
+    )
+    assert scan(config)["status"] == "completed"
+    cfg = load_config(config)
+    crowd = CrowdStore(cfg.crowd)
+    accounts = {role: crowd.add_account(role, role) for role in ("contributor", "reviewer")}
+    crowd.close()
+    with serve(config) as base:
+        yield cfg, base, accounts, root
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])  # root in CI: no sandbox
+        yield chromium
+        chromium.close()
+
+
+def signed_in(browser, base: str, name: str, password: str, alerts: list[str]):
+    page = browser.new_context(base_url=base).new_page()
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    page.goto("/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("text=Log in")
+    page.wait_for_url(re.compile(r"/queue"))
+    return page
+
+
+def flag_in_form(page, sample_id: str, category: str, note: str) -> int:
+    page.goto("/flags/new")
+    page.fill("input[name=sample_id]", sample_id)
+    page.select_option("select[name=category]", category)
+    page.fill("textarea[name=note]", note)
+    page.click("button:has-text('Flag')")
+    page.wait_for_url(re.compile(r"/flags/\d+$"))
+    return int(page.url.rsplit("/", 1)[1])
+
+
+def decide(page, flag_id: int, decision: str, reason: str) -> None:
+    page.goto(f"/flags/{flag_id}")
+    page.select_option("select[name=decision]", decision)
+    page.select_option("select[name=reason]", reason)
+    page.fill("textarea[name=note]", f"{decision}: {PAYLOADS[0]}")
+    page.click("text=Record the decision")
+    page.wait_for_url(re.compile(rf"/flags/{flag_id}$"))
+
+
+def test_flag_review_release_in_a_browser(app, browser, tmp_path):
+    cfg, base, accounts, root = app
+    alerts: list[str] = []
+    contributor = signed_in(browser, base, "contributor", accounts["contributor"][0], alerts)
+    first = flag_in_form(contributor, "k1", "copyright", PAYLOADS[1])
+    second = flag_in_form(contributor, "k2", "copyright", "not mine either")
+    api = httpx.post(f"{base}/api/flags", json={"sample_id": "k4", "category": "csam_suspected", "note": PAYLOADS[0]},
+                     headers={"Authorization": f"Bearer {accounts['contributor'][1]}"})
+    assert api.status_code == 201, api.text
+    third = api.json()["id"]
+
+    reviewer = signed_in(browser, base, "reviewer", accounts["reviewer"][0], alerts)
+    reviewer.goto("/queue?status=pending")
+    assert reviewer.locator("text=sample 1").count() and reviewer.locator("text=sample 2").count()
+    reviewer.screenshot(path=str(tmp_path / "queue.png"), full_page=True)
+    decide(reviewer, first, "confirm", "matches_category")
+    decide(reviewer, second, "reject", "not_in_category")
+    reviewer.goto(f"/flags/{first}")
+    assert "confirmed" in reviewer.locator("h1").inner_text()
+    reviewer.screenshot(path=str(tmp_path / "item.png"), full_page=True)
+    assert (tmp_path / "queue.png").stat().st_size > 0 and (tmp_path / "item.png").stat().st_size > 0
+
+    # captions and notes carrying script payloads are shown as text, and none ran
+    for page, path in ((reviewer, "/queue"), (reviewer, f"/flags/{first}"), (contributor, f"/flags/{first}"), (reviewer, "/reports")):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    reviewer.goto(f"/flags/{first}")
+    assert reviewer.get_by_text(f"{PAYLOADS[1]} sample 1").count() == 1
+    assert reviewer.locator("img").count() == 0  # no image before the click
+    reviewer.click("text=Show the image (blurred)")
+    image = reviewer.locator("img")
+    image.wait_for(state="attached")
+    assert "blur" in image.evaluate("img => getComputedStyle(img).filter")
+    assert image.get_attribute("src") == ROWS[1]["url"]  # from the original URL, never proxied
+
+    # a sensitive flag: no <img>, no URL, not even for the reviewer's page an image button
+    reviewer.goto(f"/flags/{third}")
+    assert reviewer.locator("img").count() == 0 and reviewer.locator("text=Show the image").count() == 0
+    contributor.goto(f"/flags/{third}")
+    assert ROWS[4]["url"] not in contributor.content()
+    assert alerts == []
+
+    release = build_release(cfg, "clean")
+    kept = {json.loads(line)["key"] for line in (release / "data" / "d.jsonl").read_text().splitlines()}
+    assert kept == {r["key"] for r in ROWS} - {"k1", f"k{LISTED}"}  # exactly the confirmed flag and the hash-list match
