@@ -1,8 +1,9 @@
 """The review app's HTML pages (issue 11, "The app"): log in, the review queue, the flag form,
-one item with its decision form, the image fragment, and the maintainer's takedown view.
+one item with its decision form, the image fragment, the watchdog report and the maintainer's
+takedown view.
 
-Pages are Jinja templates under ``reports/templates/app/`` (autoescaped: captions, URLs, notes and
-names are always text). Every form carries the CSRF token (:mod:`reports.app`); htmx requests send
+Pages are Jinja templates under ``reports/templates/app/``, rendered by the report's environment
+(:data:`reports.html.ENV`: autoescaped, so captions, URLs, notes and names are always text). Every form carries the CSRF token (:mod:`reports.app`); htmx requests send
 it as ``x-csrftoken`` from the ``hx-headers`` of the page body.
 
 Flagged imagery is never rendered (issue 11, "Never render flagged imagery"): a restricted item
@@ -19,7 +20,6 @@ from itertools import groupby
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-import jinja2
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -27,11 +27,9 @@ from pydantic import ValidationError
 
 from reports.access import SESSION_ACCOUNT, RateLimited, Served, SignedIn, shown_detail, shown_findings, shown_flags, signed_in
 from reports.api import FlagIn, record_flag
+from reports.html import ENV
 from scrutineer.crowd import STATUSES, Account, CrowdError
 from scrutineer.domains import host_and_domain
-
-# The report-data helper's environment (reports.html.ENV) replaces this once it is merged.
-ENV = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
 
 templates = Jinja2Templates(env=ENV)
 #: Flags per queue page.
@@ -219,3 +217,15 @@ def takedown(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
         for domain, in_domain in ((d, list(g)) for d, g in groupby(rows, key=lambda r: r["domain"]))
     ]
     return page(request, who, "takedown", domains=domains, count=len(rows))
+
+
+# the watchdog report
+
+
+@router.get("/reports")
+def report(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
+    """The latest run's watchdog report (:func:`reports.data.report_data`, published with the
+    review snapshot) with the crowd store's current flag counts; restricted reasons as counts only."""
+    data = s.snapshot.report()
+    data["crowd"] = s.crowd.counts()
+    return page(request, who, "reports", report=data)
