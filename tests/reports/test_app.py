@@ -7,16 +7,12 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from conftest import scan, write_config
+from conftest import scan, serve, write_config
 from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
@@ -83,26 +79,9 @@ def served(tmp_path_factory) -> Iterator[Served]:
     run_id = snapshot.run_id()
     snapshot.close()
     made = crowd.flag(crowd.by_name("owner"), [FlagItem(by_id[k], "csam_suspected" if k == "k4" else "copyright", f"note on {k}") for k in sorted(by_id)], "import")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with (root / "serve.log").open("w") as log:
-        server = subprocess.Popen([sys.executable, "-c", "from scrutineer.cli import app; app()", "serve", str(config), "--port", str(port)],
-                                  stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            assert server.poll() is None, (root / "serve.log").read_text()
-            try:
-                if httpx.get(f"{url}/api/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serve(config) as url:
         yield Served(url, cfg, crowd, run_id, owner, {sample: flag_id for sample, (flag_id, _) in zip(sorted(by_id), made)})
-    finally:
-        server.terminate()
-        server.wait(10)
-        crowd.close()
+    crowd.close()
 
 
 @dataclass
@@ -173,7 +152,7 @@ def test_every_route_but_log_in_health_and_static_refuses_anonymous_requests(ser
 
 def test_payloads_in_captions_and_urls_are_shown_as_text(served, person):
     for who in (person("reviewer"), person("contributor", "owner")):
-        pages = [who.web.get("/queue")] + [who.web.get(f"/flags/{served.flags[k]}") for k in ("k0", "k1", "k2")]
+        pages = [who.web.get("/queue")] + [who.web.get(f"/flags/{served.flags[k]}") for k in ("k0", "k1", "k2")] + [who.web.get("/reports")]
         for page in pages:
             assert page.status_code == 200
             assert re.findall(r"<script[^>]*>", page.text) == ['<script src="/static/htmx.min.js">']  # no script but htmx
@@ -182,6 +161,7 @@ def test_payloads_in_captions_and_urls_are_shown_as_text(served, person):
         queue = pages[0].text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in queue and "&lt;img src=x onerror=alert(1)&gt;" in queue and JS_URL in queue
     assert "http://b.example/x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in pages[2].text  # the URL, as text
+    assert "<svg" in pages[-1].text and "Crowd flags" in pages[-1].text  # the watchdog report, with the flags by status
     image = who.web.get(f"/flags/{served.flags['k1']}/image")
     assert image.status_code == 200 and 'src="http://b.example/x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;.jpg"' in image.text
     assert "<script" not in image.text
