@@ -76,5 +76,5 @@ def test_a_scan_completes_while_the_app_takes_flags_and_reviews(tmp_path):
     assert len(created) >= 20 and {f["id"] for f in crowd.flags(crowd.by_name("rev"), limit=10_000)} == set(created)
     assert sync_latest(cfg) == (summary["run_id"], len(confirmed))
     con = duckdb.connect(str(cfg.workspace / "scrutineer.duckdb"), read_only=True)
-    assert con.sql("SELECT sum(rows) FROM shards WHERE run_id = ?", params=[summary["run_id"]]).fetchone()[0] == 2 * ROWS
+    assert con.execute("SELECT sum(rows) FROM shards WHERE run_id = ?", [summary["run_id"]]).fetchone()[0] == 2 * ROWS
     con.close()
