@@ -106,7 +106,7 @@ def queue(
     if request.headers.get("hx-target") == "flags":
         return page(request, who, "flags_table", flags=rows, older=older)
     return page(request, who, "queue", flags=rows, older=older, filters=filters, statuses=STATUSES,
-                categories=s.cfg.crowd.categories, counts=s.crowd.counts()["by_status"])
+                categories=s.cfg.crowd.categories, counts=s.crowd.status_counts())
 
 
 # flagging

@@ -30,8 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -91,6 +92,7 @@ flags = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("sample_id", "category"),
     sa.Index("flags_by_status", "status", "category", "id"),
+    sa.Index("flags_by_status_only", "status", "id"),  # the queue filtered by status alone, newest first
     sa.Index("flags_by_domain", "registrable_domain", "id"),
 )
 
@@ -230,6 +232,9 @@ class CrowdStore:
         self.config = crowd
         url = sa.make_url(crowd.database)
         self.sqlite = url.get_backend_name() == "sqlite"
+        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in steps of
+        # up to 100 ms before it tries again: this process's writers queue on a lock instead.
+        self._writer = threading.Lock() if self.sqlite else nullcontext()
         self.engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT} if self.sqlite else {}, pool_size=8, max_overflow=16)
         if self.sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -249,8 +254,9 @@ class CrowdStore:
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         """A write transaction; on SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
-        two writers queue instead of failing to upgrade a read lock."""
-        with self.engine.connect().execution_options(immediate=True) as c, c.begin():
+        two writers queue instead of failing to upgrade a read lock, and the writers of this
+        process take turns before asking SQLite."""
+        with self._writer, self.engine.connect().execution_options(immediate=True) as c, c.begin():
             yield c
 
     def _read(self) -> sa.Connection:
@@ -468,6 +474,13 @@ class CrowdStore:
             detail["reports"] = [r for r in detail["reports"] if r["by"] == who.name]
             detail["audit"] = [a | {"actor": OTHER_CONTRIBUTOR} if _reported(a) and a["actor"] != who.name else a for a in detail["audit"]]
         return detail
+
+    def status_counts(self) -> dict[str, int]:
+        """Flags by status, ``{status: n}`` (every status, zeros included): the queue's header,
+        cheaper than :meth:`counts`."""
+        with self._read() as c:
+            rows = c.execute(sa.select(flags.c.status, sa.func.count()).group_by(flags.c.status)).all()
+        return dict.fromkeys(STATUSES, 0) | dict(rows)
 
     def counts(self) -> dict[str, Any]:
         """Flags by status, by category and status, and the top registrable domains by flags:

@@ -200,6 +200,7 @@ def test_a_sensitive_flag_restricts_its_sample_under_any_category(scanned):
     crowd.flag(ann, [FlagItem(sample(0), "copyright", ""), FlagItem(sample(1), "copyright", "")], "api")
     crowd.flag(cal, [FlagItem(sample(1), "csam_suspected", "")], "api")
     assert crowd.sensitive_samples(["k0", "k1", "k2"]) == {"k1"} and crowd.sensitive_samples([]) == set()
+    assert crowd.status_counts() == crowd.counts()["by_status"] == {"pending": 3, "confirmed": 0, "rejected": 0}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
