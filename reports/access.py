@@ -57,6 +57,7 @@ class Services:
         return cls(cfg, CrowdStore(cfg.crowd), Snapshot(cfg.workspace), MovingWindowRateLimiter(MemoryStorage()), parse(cfg.crowd.rate_limit))
 
     def close(self) -> None:
+        """Close both stores."""
         self.crowd.close()
         self.snapshot.close()
 

@@ -48,6 +48,8 @@ class FlagCreated(BaseModel):
 
 
 class FlagFields(BaseModel):
+    """What a flag records: the sample as the scan read it, its category and status."""
+
     id: int
     sample_id: str
     shard_id: str
@@ -64,14 +66,20 @@ class FlagFields(BaseModel):
 
 
 class Flag(FlagFields):
+    """A flag in a list."""
+
     reports: int = Field(description="How many contributors flagged it.")
 
 
 class FlagList(BaseModel):
+    """A page of flags."""
+
     flags: list[Flag] = Field(description="Newest first; page on with `before` = the last id.")
 
 
 class Report(BaseModel):
+    """One contributor's report of a flag."""
+
     by: str
     note: str
     source: Literal["api", "form", "import"]
@@ -79,6 +87,8 @@ class Report(BaseModel):
 
 
 class Review(BaseModel):
+    """One reviewer's decision on a flag."""
+
     by: str
     decision: Literal["confirm", "reject"]
     reason: str
@@ -87,6 +97,8 @@ class Review(BaseModel):
 
 
 class AuditEntry(BaseModel):
+    """One change in the audit log (another contributor's report is named "another contributor" to a contributor)."""
+
     at: datetime
     actor: str
     action: str
@@ -114,11 +126,15 @@ class ReviewIn(BaseModel):
 
 
 class ReviewOut(BaseModel):
+    """The flag decided."""
+
     id: int
     status: Literal["pending", "confirmed", "rejected"] = Field(description="The flag's status after the decision.")
 
 
 class Health(BaseModel):
+    """The app is up."""
+
     status: Literal["ok"]
     run_id: str | None = Field(description="The scan run the review snapshot holds; null before the first scan.")
 

@@ -103,16 +103,19 @@ docs = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
 
 @docs.get("/openapi.json")
 def openapi(request: Request) -> JSONResponse:
+    """The OpenAPI document of the JSON API (signed-in accounts and tokens only)."""
     return JSONResponse(request.app.openapi())
 
 
 @docs.get("/docs")
 def swagger() -> HTMLResponse:
+    """Swagger UI on the OpenAPI document, from the files bundled by ``fastapi-offline``."""
     return HTMLResponse(DOCS_HTML)
 
 
 @docs.get("/docs/{name}")
 def swagger_file(name: Literal["swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"]) -> FileResponse:
+    """One of Swagger UI's files (these three only)."""
     return FileResponse(SWAGGER / name)
 
 

@@ -3,8 +3,9 @@ one item with its decision form, the image fragment, the watchdog report and the
 takedown view.
 
 Pages are Jinja templates under ``reports/templates/app/``, rendered by the report's environment
-(:data:`reports.html.ENV`: autoescaped, so captions, URLs, notes and names are always text). Every form carries the CSRF token (:mod:`reports.app`); htmx requests send
-it as ``x-csrftoken`` from the ``hx-headers`` of the page body.
+(:data:`reports.html.ENV`: autoescaped, so captions, URLs, notes and names are always text).
+Every form carries the CSRF token (:mod:`reports.app`); htmx requests send it as
+``x-csrftoken`` from the ``hx-headers`` of the page body.
 
 Flagged imagery is never rendered (issue 11, "Never render flagged imagery"): a restricted item
 (:mod:`reports.access`) shows evidence and a hotline referral, and no ``<img>`` is emitted for it,
@@ -60,6 +61,7 @@ def _see(path: str) -> RedirectResponse:
 
 @public.get("/login")
 def login_form(request: Request) -> HTMLResponse:
+    """The log-in form (it sets the CSRF cookie its post needs)."""
     return page(request, None, "login", error=None, name="")
 
 
@@ -76,6 +78,7 @@ def login(request: Request, s: Served, name: Annotated[str, Form()], password: A
 
 @router.post("/logout")
 def logout(request: Request) -> RedirectResponse:
+    """Forget the session."""
     request.session.clear()
     return _see("/login")
 
@@ -85,6 +88,7 @@ def logout(request: Request) -> RedirectResponse:
 
 @router.get("/")
 def home() -> RedirectResponse:
+    """The queue is the home page."""
     return _see("/queue")
 
 
@@ -114,6 +118,7 @@ def queue(
 
 @router.get("/flags/new")
 def flag_form(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
+    """The empty flag form, with the configured categories and their descriptions."""
     return page(request, who, "flag_form", categories=s.cfg.crowd.categories, values={"sample_id": "", "url": "", "category": "", "note": ""}, error=None)
 
 
