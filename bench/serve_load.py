@@ -1,12 +1,12 @@
 """Load on the review app: 50 concurrent clients for 60 s on loopback, against the queue page and
 the flag API, with 100,000 flags in the crowd store.
 
-Builds a synthetic dataset (``--samples`` rows), scans it, creates one reviewer and one
-contributor, records ``--flags`` flags in the crowd store, starts ``scrutineer serve`` in its own
+Builds a synthetic dataset (``--samples`` rows), scans it, creates a reviewer and a contributor
+per client, records ``--flags`` flags in the crowd store, starts ``scrutineer serve`` in its own
 process on 127.0.0.1, and runs ``--clients`` asyncio clients (httpx, one process) for
 ``--seconds``: each alternates ``GET /queue`` (as the reviewer, a random filter of status,
 category or registrable domain) and ``POST /api/flags`` (as the contributor, a random sample and
-category), back to back with no think time. Prints requests, errors (any status >= 400, any
+category), back to back with no think time; each client is its own reviewer and contributor. Prints requests, errors (any status >= 400, any
 exception), throughput, and p50/p99 latency in milliseconds per route. Target: 0 errors, p99 <
 250 ms on 2 cores (issue 11). The config's ``rate_limit`` is raised so that the limiter admits the
 load (it is tested, not timed, in tests/reports/test_app.py). See bench/README.md.
@@ -36,8 +36,9 @@ import yaml
 CATEGORIES = ["copyright", "personal_data", "mislabelled"]
 
 
-def build(root: Path, samples: int, flags: int) -> tuple[Path, str, str]:
-    """The dataset, a scan of it, two accounts and ``flags`` flags; (config, reviewer token, contributor token)."""
+def build(root: Path, samples: int, flags: int, clients: int) -> tuple[Path, list[str], list[str]]:
+    """The dataset, a scan of it, a reviewer and a contributor per client, and ``flags`` flags;
+    (config, reviewers' tokens, contributors' tokens)."""
     from flows import configure_prefect
 
     configure_prefect()
@@ -67,9 +68,9 @@ def build(root: Path, samples: int, flags: int) -> tuple[Path, str, str]:
     run_scan(cfg)
     print(f"scan of {samples:,} samples: {time.perf_counter() - t:.1f} s")
     crowd = CrowdStore(cfg.crowd)
-    _, reviewer = crowd.add_account("rev", "reviewer")
-    _, contributor = crowd.add_account("con", "contributor")
-    who = crowd.by_name("con")
+    reviewers = [crowd.add_account(f"rev{n}", "reviewer")[1] for n in range(clients)]
+    contributors = [crowd.add_account(f"con{n}", "contributor")[1] for n in range(clients)]
+    who = crowd.by_name("con0")
     snapshot = Snapshot(cfg.workspace)
     t = time.perf_counter()
     for start in range(0, flags, 10_000):
@@ -79,7 +80,7 @@ def build(root: Path, samples: int, flags: int) -> tuple[Path, str, str]:
     print(f"{flags:,} flags recorded: {time.perf_counter() - t:.1f} s")
     snapshot.close()
     crowd.close()
-    return path, reviewer, contributor
+    return path, reviewers, contributors
 
 
 def free_port() -> int:
@@ -88,7 +89,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def load(base: str, reviewer: str, contributor: str, clients: int, seconds: float, samples: int) -> dict[str, list]:
+async def load(base: str, reviewers: list[str], contributors: list[str], seconds: float, samples: int) -> dict[str, list]:
     latencies: dict[str, list[float]] = {"queue": [], "flag": []}
     errors: list[str] = []
     domains = [f"host{i}.example" for i in range(200)]
@@ -96,6 +97,7 @@ async def load(base: str, reviewer: str, contributor: str, clients: int, seconds
 
     async def client(n: int) -> None:
         rng = random.Random(n)
+        reviewer, contributor = reviewers[n], contributors[n]
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
             while time.perf_counter() < deadline:
@@ -114,7 +116,7 @@ async def load(base: str, reviewer: str, contributor: str, clients: int, seconds
                         errors.append(f"{route} {type(e).__name__}: {e}")
                     latencies[route].append(time.perf_counter() - t)
 
-    await asyncio.gather(*(client(n) for n in range(clients)))
+    await asyncio.gather(*(client(n) for n in range(len(reviewers))))
     return {"errors": errors, **latencies}
 
 
@@ -124,15 +126,17 @@ def main() -> None:
     ap.add_argument("--flags", type=int, default=100_000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--workers", type=int, default=2, help="app processes (scrutineer serve --workers)")
     ap.add_argument("--workdir", type=Path, help="where to build (default: a temporary directory, deleted)")
     args = ap.parse_args()
     root = args.workdir or Path(tempfile.mkdtemp(prefix="serve-load-"))
     os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
     try:
-        config, reviewer, contributor = build(root / "bench", args.samples, args.flags)
+        config, reviewers, contributors = build(root / "bench", args.samples, args.flags, args.clients)
         port = free_port()
         exe = Path(sys.executable).parent / "scrutineer"
-        server = subprocess.Popen([str(exe), "serve", str(config), "--host", "127.0.0.1", "--port", str(port)])
+        server = subprocess.Popen([str(exe), "serve", str(config), "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
+                                  stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}"
             for _ in range(300):
@@ -141,8 +145,8 @@ def main() -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            print(f"{args.clients} clients for {args.seconds:.0f} s against {base} (load average {os.getloadavg()[0]:.2f})")
-            result = asyncio.run(load(base, reviewer, contributor, args.clients, args.seconds, args.samples))
+            print(f"{args.clients} clients for {args.seconds:.0f} s against {base}, {args.workers} app processes (load average {os.getloadavg()[0]:.2f})")
+            result = asyncio.run(load(base, reviewers, contributors, args.seconds, args.samples))
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -6,9 +6,9 @@ restricted-data rule (issue 11, "The app" and "Accounts and security").
   ``SessionMiddleware``). A request with an ``Authorization`` header is judged by that header
   alone. Anonymous requests raise :class:`NotSignedIn`, which the app answers with 401 (API) or a
   redirect to ``/login`` (pages).
-- **Rate limit.** Flag submissions (API and form) count against ``crowd.rate_limit`` per account,
-  in a moving window (the ``limits`` library, in this process's memory: several app processes
-  each count their own).
+- **Rate limit.** Flags submitted through the API and the form count against
+  ``crowd.rate_limit`` per account, in a moving window, counted from the crowd store
+  (:meth:`scrutineer.crowd.CrowdStore.flag`), so several app processes share one count.
 - **Restricted data.** A flag is restricted when its sample has a restricted finding in the
   review snapshot (a hash-bank match, a synced sensitive flag) or any flag of a sensitive category
   (``crowd.categories.<name>.sensitive``). Its URL goes only to reviewers and maintainers
@@ -17,35 +17,45 @@ restricted-data rule (issue 11, "The app" and "Accounts and security").
 
 from __future__ import annotations
 
-import math
-import time
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import cachetools
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from scrutineer.config import Config
-from scrutineer.crowd import Account, CrowdError, CrowdStore
+from scrutineer.crowd import Account, CrowdStore
 from scrutineer.snapshot import Snapshot
 
+#: Seconds the queue's counts by status may lag behind the crowd store.
+COUNTS_SECONDS = 2.0
+#: Seconds an account looked up by token or session is remembered (accounts are only ever added).
+ACCOUNT_SECONDS = 30.0
 #: The session key holding the signed-in account's id.
 SESSION_ACCOUNT = "account"
 
 
 @dataclass
 class Services:
-    """What every request of one app shares: the config, the crowd store, the review snapshot and
-    the flag rate limiter. Held in ``app.state.services``."""
+    """What every request of one app process shares: the config, the crowd store, the review
+    snapshot, the flag rate limit. Held in ``app.state.services``."""
 
     cfg: Config
     crowd: CrowdStore
     snapshot: Snapshot
-    limiter: MovingWindowRateLimiter
+    #: ``crowd.rate_limit``: flags per account per moving window (:meth:`CrowdStore.flag`).
     rate: RateLimitItem
+    #: :meth:`scrutineer.crowd.CrowdStore.status_counts`, at most :data:`COUNTS_SECONDS` old:
+    #: counting 100,000 flags takes ~7 ms, too much for every page of the queue.
+    status_counts: Callable[[], dict[str, int]]
+    #: :meth:`~scrutineer.crowd.CrowdStore.by_token` and :meth:`~scrutineer.crowd.CrowdStore.by_id`,
+    #: remembered for :data:`ACCOUNT_SECONDS` (7% of the app's CPU under bench/serve_load.py).
+    account_by_token: Callable[[str], Account | None]
+    account_by_id: Callable[[int], Account | None]
 
     @classmethod
     def open(cls, cfg: Config) -> Services:
@@ -54,7 +64,12 @@ class Services:
         Raises:
             CrowdError: the crowd store cannot be opened (status 500).
         """
-        return cls(cfg, CrowdStore(cfg.crowd), Snapshot(cfg.workspace), MovingWindowRateLimiter(MemoryStorage()), parse(cfg.crowd.rate_limit))
+        crowd = CrowdStore(cfg.crowd)
+        def remembered(seconds: float, size: int, fn: Callable) -> Callable:
+            return cachetools.cached(cachetools.TTLCache(size, seconds), lock=threading.Lock())(fn)
+
+        return cls(cfg, crowd, Snapshot(cfg.workspace), parse(cfg.crowd.rate_limit), remembered(COUNTS_SECONDS, 1, crowd.status_counts),
+                   remembered(ACCOUNT_SECONDS, 10_000, crowd.by_token), remembered(ACCOUNT_SECONDS, 10_000, crowd.by_id))
 
     def close(self) -> None:
         """Close both stores."""
@@ -64,15 +79,6 @@ class Services:
 
 class NotSignedIn(Exception):
     """The request carries no valid token or session."""
-
-
-class RateLimited(CrowdError):
-    """An account submitted more flags than ``crowd.rate_limit`` allows; ``retry_after`` is in
-    whole seconds (the ``Retry-After`` header)."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many flags: try again in {retry_after} s", 429)
-        self.retry_after = retry_after
 
 
 def services(request: Request) -> Services:
@@ -90,12 +96,12 @@ def signed_in(request: Request, credentials: Annotated[HTTPAuthorizationCredenti
         NotSignedIn: no ``Authorization: Bearer`` token of an account and, when the request has no
             ``Authorization`` header at all, no session of an existing account.
     """
-    crowd = services(request).crowd
+    s = services(request)
     if "authorization" in request.headers:
-        account = crowd.by_token(credentials.credentials) if credentials else None
+        account = s.account_by_token(credentials.credentials) if credentials else None
     else:
         account_id = request.session.get(SESSION_ACCOUNT)
-        account = crowd.by_id(account_id) if isinstance(account_id, int) else None
+        account = s.account_by_id(account_id) if isinstance(account_id, int) else None
     if account is None:
         raise NotSignedIn()
     return account
@@ -103,17 +109,6 @@ def signed_in(request: Request, credentials: Annotated[HTTPAuthorizationCredenti
 
 SignedIn = Annotated[Account, Depends(signed_in)]
 Served = Annotated[Services, Depends(services)]
-
-
-def count_flag_submission(s: Services, who: Account) -> None:
-    """Count one flag submission of ``who`` against ``crowd.rate_limit``.
-
-    Raises:
-        RateLimited: the limit is used up.
-    """
-    if not s.limiter.hit(s.rate, str(who.id)):
-        reset = s.limiter.get_window_stats(s.rate, str(who.id)).reset_time
-        raise RateLimited(max(1, math.ceil(reset - time.time())))
 
 
 def restricted_samples(s: Services, sample_ids: list[str]) -> set[str]:

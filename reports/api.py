@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from reports.access import Served, Services, SignedIn, count_flag_submission, shown_detail, shown_flags, signed_in
+from reports.access import Served, Services, SignedIn, shown_detail, shown_flags, signed_in
 from scrutineer.crowd import Account, CrowdError, FlagItem
 from scrutineer.errors import WorkspaceError
 
@@ -144,7 +144,7 @@ router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(signed_in)
 
 
 def record_flag(s: Services, who: Account, body: FlagIn, source: str) -> tuple[list[int], bool]:
-    """Record ``who``'s flag after counting it against the rate limit.
+    """Record ``who``'s flag, counted against the rate limit.
 
     Returns:
         (flag ids, one per sample; whether any report was new).
@@ -154,12 +154,11 @@ def record_flag(s: Services, who: Account, body: FlagIn, source: str) -> tuple[l
         CrowdError: 404 no such sample or URL in the latest scan, 422 an unknown category.
         WorkspaceError: no review snapshot yet.
     """
-    count_flag_submission(s, who)
     by_id, by_url = s.snapshot.resolve([body.sample_id] if body.sample_id else [], [body.url] if body.url else [])
     samples = [by_id[body.sample_id]] if body.sample_id in by_id else by_url.get(body.url or "", [])
     if not samples:
         raise CrowdError(f"no sample with this {'sample_id' if body.sample_id else 'url'} in the latest scan", 404)
-    made = s.crowd.flag(who, [FlagItem(sample, body.category, body.note) for sample in samples], source)
+    made = s.crowd.flag(who, [FlagItem(sample, body.category, body.note) for sample in samples], source, s.rate)
     return [flag_id for flag_id, _ in made], any(new for _, new in made)
 
 

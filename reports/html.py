@@ -26,8 +26,11 @@ from scrutineer.config import Config
 from scrutineer.crowd import crowd_counts
 from scrutineer.files import atomic_write_text
 
-#: The report templates (``reports/templates``), HTML-escaping every value, failing on a missing one.
-ENV = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
+#: The report and app templates (``reports/templates``), HTML-escaping every value, failing on a missing one.
+ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
+    auto_reload=False,  # templates do not change while the app runs: no stat() of each file per page
+)
 
 
 def write_report(cfg: Config, run_id: str | None = None) -> Path:

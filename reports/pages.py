@@ -26,10 +26,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from reports.access import SESSION_ACCOUNT, RateLimited, Served, SignedIn, shown_detail, shown_findings, shown_flags, signed_in
+from reports.access import SESSION_ACCOUNT, Served, SignedIn, shown_detail, shown_findings, shown_flags, signed_in
 from reports.api import FlagIn, record_flag
 from reports.html import ENV
-from scrutineer.crowd import STATUSES, Account, CrowdError
+from scrutineer.crowd import STATUSES, Account, CrowdError, RateLimited
 from scrutineer.domains import host_and_domain
 
 templates = Jinja2Templates(env=ENV)
@@ -110,7 +110,7 @@ def queue(
     if request.headers.get("hx-target") == "flags":
         return page(request, who, "flags_table", flags=rows, older=older)
     return page(request, who, "queue", flags=rows, older=older, filters=filters, statuses=STATUSES,
-                categories=s.cfg.crowd.categories, counts=s.crowd.status_counts())
+                categories=s.cfg.crowd.categories, counts=s.status_counts())
 
 
 # flagging

@@ -255,14 +255,20 @@ def serve(
     config: ConfigArg,
     host: Annotated[str, typer.Option(help="Address to bind; keep loopback and put a TLS reverse proxy in front (README).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="App processes (uvicorn workers); they share the crowd store, sessions and rate limits.")] = 2,
 ) -> None:
     """Serve the review app: flag samples, review flags, read reports (FastAPI, on uvicorn)."""
+    import os
+
     import uvicorn
-    from reports.app import create_app
+
+    from reports.app import CONFIG_ENV, create_app
 
     with _reported():
-        web = create_app(load_config(config))
-    uvicorn.run(web, host=host, port=port, log_level="warning", server_header=False)
+        cfg = load_config(config)
+        create_app(cfg).state.services.close()  # a bad config or crowd store fails here, in one line
+    os.environ[CONFIG_ENV] = str(cfg.config_path)
+    uvicorn.run("reports.app:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level="warning", server_header=False)
 
 
 @app.command()

@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from limits import RateLimitItem
 from pwdlib import PasswordHash
 
 from scrutineer.config import Config, CrowdConfig
@@ -107,6 +109,7 @@ reports = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("flag_id", "account_id"),
     sa.Index("reports_by_account", "account_id", "flag_id"),
+    sa.Index("reports_by_account_time", "account_id", "created_at"),  # the rate limit's window
 )
 
 reviews = sa.Table(
@@ -162,6 +165,15 @@ class CrowdError(ScrutineerError):
     def __init__(self, message: str, status: int = 422) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RateLimited(CrowdError):
+    """An account submitted more flags than ``crowd.rate_limit`` allows; ``retry_after`` is in
+    whole seconds (the ``Retry-After`` header)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many flags: try again in {retry_after} s", 429)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -242,6 +254,9 @@ class CrowdStore:
         try:
             with self._write() as c:
                 metadata.create_all(c)
+                for table in metadata.sorted_tables:  # an index added since the store was made
+                    for index in table.indexes:
+                        index.create(c, checkfirst=True)
                 for trigger in _APPEND_ONLY.get(url.get_backend_name(), []):
                     c.exec_driver_sql(trigger)
                 self._insert_ignore(c, settings, {"key": "session_secret", "value": secrets.token_urlsafe(32)})
@@ -328,12 +343,16 @@ class CrowdStore:
 
     # flags
 
-    def flag(self, who: Account, items: list[FlagItem], source: str) -> list[tuple[int, bool]]:
+    def flag(self, who: Account, items: list[FlagItem], source: str, limit: RateLimitItem | None = None) -> list[tuple[int, bool]]:
         """Record ``who``'s flags, all in one transaction (all or nothing).
 
         Args:
             items: the samples and categories flagged, with notes.
             source: where they came from (:data:`SOURCES`).
+            limit: at most ``limit.amount`` reports by ``who`` in any moving window of
+                ``limit.get_expiry()`` seconds (``crowd.rate_limit``, parsed by the ``limits``
+                library), counted from the reports stored, so every app process and machine
+                sharing the store counts the same ones. None: no limit (``flags import``).
 
         Returns:
             Per item: (flag id, whether a new report was recorded: False when ``who`` had flagged
@@ -341,15 +360,29 @@ class CrowdStore:
 
         Raises:
             CrowdError: an unknown category (nothing is recorded).
+            RateLimited: the items would pass ``limit`` (nothing is recorded).
         """
         for item in items:
             if item.category not in self.config.categories:
                 raise CrowdError(f"unknown category {item.category!r}; categories: {', '.join(self.config.categories) or 'none configured'}")
         out = []
         with self._write() as c:
+            if limit is not None:
+                self._check_rate(c, who, len(items), limit)
             for item in items:
                 out.append(self._flag_one(c, who, item, source))
         return out
+
+    def _check_rate(self, c: sa.Connection, who: Account, n: int, limit: RateLimitItem) -> None:
+        now = _now()
+        since = now - timedelta(seconds=limit.get_expiry())
+        count, oldest = c.execute(
+            sa.select(sa.func.count(), sa.func.min(reports.c.created_at)).where(reports.c.account_id == who.id, reports.c.created_at > since)
+        ).one()
+        if count + n > limit.amount:
+            oldest = oldest.replace(tzinfo=UTC) if oldest and oldest.tzinfo is None else oldest  # SQLite keeps no zone
+            wait = (oldest + timedelta(seconds=limit.get_expiry()) - now).total_seconds() if oldest else limit.get_expiry()
+            raise RateLimited(max(1, math.ceil(wait)))
 
     def _flag_one(self, c: sa.Connection, who: Account, item: FlagItem, source: str) -> tuple[int, bool]:
         sample, category, now = item.sample, item.category, _now()

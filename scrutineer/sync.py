@@ -80,7 +80,10 @@ def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:
 
 def publish(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> None:
     """Publish run ``run_id``'s review snapshot, with its report data (the app adds the crowd's
-    counts live)."""
+    counts live), when the config has crowd categories: without them there is no review app to
+    read it."""
+    if not cfg.crowd.categories:
+        return
     from reports.data import report_data
 
     snapshot.publish(con, cfg.workspace, run_id, report_data(con, cfg.workspace, cfg.dataset.name, run_id))
