@@ -6,7 +6,9 @@ per client, records ``--flags`` flags in the crowd store, starts ``scrutineer se
 process on 127.0.0.1, and runs ``--clients`` asyncio clients (httpx, one process) for
 ``--seconds``: each alternates ``GET /queue`` (as the reviewer, a random filter of status,
 category or registrable domain) and ``POST /api/flags`` (as the contributor, a random sample and
-category), back to back with no think time; each client is its own reviewer and contributor. Prints requests, errors (any status >= 400, any
+category), back to back with no think time; each client is its own reviewer and contributor. The
+first ``--warmup`` seconds (each app process compiling its templates, opening its stores, filling
+its caches) are not counted. Prints requests, errors (any status >= 400, any
 exception), throughput, and p50/p99 latency in milliseconds per route. Target: 0 errors, p99 <
 250 ms on 2 cores (issue 11). The config's ``rate_limit`` is raised so that the limiter admits the
 load (it is tested, not timed, in tests/reports/test_app.py). See bench/README.md.
@@ -89,11 +91,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def load(base: str, reviewers: list[str], contributors: list[str], seconds: float, samples: int) -> dict[str, list]:
+async def load(base: str, reviewers: list[str], contributors: list[str], seconds: float, samples: int, warmup: float = 0.0) -> dict[str, list]:
+    """Run the clients for ``warmup`` + ``seconds``; latencies and errors of the last ``seconds`` only."""
     latencies: dict[str, list[float]] = {"queue": [], "flag": []}
     errors: list[str] = []
     domains = [f"host{i}.example" for i in range(200)]
-    deadline = time.perf_counter() + seconds
+    start = time.perf_counter() + warmup
+    deadline = start + seconds
 
     async def client(n: int) -> None:
         rng = random.Random(n)
@@ -110,11 +114,13 @@ async def load(base: str, reviewers: list[str], contributors: list[str], seconds
                         else:
                             body = {"sample_id": f"s{rng.randrange(samples):07d}", "category": rng.choice(CATEGORIES), "note": "load"}
                             r = await http.post("/api/flags", json=body, headers={"Authorization": f"Bearer {contributor}"})
-                        if r.status_code >= 400:
-                            errors.append(f"{route} {r.status_code} {r.text[:100]}")
+                        error = f"{route} {r.status_code} {r.text[:100]}" if r.status_code >= 400 else None
                     except httpx.HTTPError as e:
-                        errors.append(f"{route} {type(e).__name__}: {e}")
-                    latencies[route].append(time.perf_counter() - t)
+                        error = f"{route} {type(e).__name__}: {e}"
+                    if t >= start:
+                        latencies[route].append(time.perf_counter() - t)
+                        if error:
+                            errors.append(error)
 
     await asyncio.gather(*(client(n) for n in range(len(reviewers))))
     return {"errors": errors, **latencies}
@@ -126,6 +132,7 @@ def main() -> None:
     ap.add_argument("--flags", type=int, default=100_000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds of load before timing starts (not counted)")
     ap.add_argument("--workers", type=int, default=2, help="app processes (scrutineer serve --workers)")
     ap.add_argument("--workdir", type=Path, help="where to build (default: a temporary directory, deleted)")
     args = ap.parse_args()
@@ -145,8 +152,8 @@ def main() -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            print(f"{args.clients} clients for {args.seconds:.0f} s against {base}, {args.workers} app processes (load average {os.getloadavg()[0]:.2f})")
-            result = asyncio.run(load(base, reviewers, contributors, args.seconds, args.samples))
+            print(f"{args.clients} clients for {args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up) against {base}, {args.workers} app processes (load average {os.getloadavg()[0]:.2f})")
+            result = asyncio.run(load(base, reviewers, contributors, args.seconds, args.samples, args.warmup))
         finally:
             server.terminate()
             server.wait(timeout=30)
