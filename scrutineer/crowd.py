@@ -277,11 +277,12 @@ class CrowdStore:
     def _read(self) -> sa.Connection:
         return self.engine.connect()
 
-    def _insert_ignore(self, c: sa.Connection, table: sa.Table, row: dict) -> bool:
-        """Insert ``row`` unless it breaks a unique constraint; whether it was inserted."""
+    def _insert_ignore(self, c: sa.Connection, table: sa.Table, row: dict) -> Any:
+        """Insert ``row`` unless it breaks a unique constraint; the new row's primary key (its
+        first column's value), or None when nothing was inserted."""
         dialect = sqlite if self.sqlite else postgresql
         inserted = dialect.insert(table).values(row).on_conflict_do_nothing().returning(*table.primary_key.columns)
-        return c.execute(inserted).first() is not None  # rowcount is -1 with psycopg
+        return c.execute(inserted).scalar()  # RETURNING: rowcount is -1 with psycopg
 
     def session_secret(self) -> str:
         """The key that signs the app's session cookies, shared by every app process."""
@@ -306,9 +307,9 @@ class CrowdStore:
         password, token = secrets.token_urlsafe(12), "scr_" + secrets.token_urlsafe(32)
         with self._write() as c:
             row = {"name": name, "role": role, "password_hash": self._passwords.hash(password), "created_at": _now()}
-            if not self._insert_ignore(c, accounts, row):
+            account_id = self._insert_ignore(c, accounts, row)
+            if account_id is None:
                 raise CrowdError(f"account {name!r} exists already")
-            account_id = c.execute(sa.select(accounts.c.id).where(accounts.c.name == name)).scalar_one()
             c.execute(tokens.insert().values(account_id=account_id, token_sha256=token_sha256(token), created_at=_now()))
             self._audit(c, "cli", "account", detail={"name": name, "role": role})
         return password, token
@@ -387,25 +388,28 @@ class CrowdStore:
     def _flag_one(self, c: sa.Connection, who: Account, item: FlagItem, source: str) -> tuple[int, bool]:
         sample, category, now = item.sample, item.category, _now()
         host, domain = host_and_domain(sample.url or "")
-        created = self._insert_ignore(
+        flag_id = self._insert_ignore(
             c,
             flags,
             {"sample_id": sample.sample_id, "shard_id": sample.shard_id, "row_index": sample.row_index, "url": sample.url,
              "host": host, "registrable_domain": domain, "caption": sample.caption, "category": category,
              "status": "pending", "created_at": now, "updated_at": now},
         )
-        flag_id, status = c.execute(  # FOR UPDATE: concurrent reports of one flag count each other (Postgres)
-            sa.select(flags.c.id, flags.c.status).where(flags.c.sample_id == sample.sample_id, flags.c.category == category).with_for_update()
-        ).one()
-        if created:
-            self._audit(c, who.name, "flag", flag_id, None, "pending", {"category": category})
-        new = self._insert_ignore(c, reports, {"flag_id": flag_id, "account_id": who.id, "note": item.note, "source": source, "created_at": now})
+        if flag_id is not None:
+            status = "pending"
+            self._audit(c, who.name, "flag", flag_id, None, status, {"category": category})
+        else:
+            flag_id, status = c.execute(  # FOR UPDATE: concurrent reports of one flag count each other (Postgres)
+                sa.select(flags.c.id, flags.c.status).where(flags.c.sample_id == sample.sample_id, flags.c.category == category).with_for_update()
+            ).one()
+        new = self._insert_ignore(c, reports, {"flag_id": flag_id, "account_id": who.id, "note": item.note, "source": source, "created_at": now}) is not None
         if new:
             self._audit(c, who.name, "report", flag_id, detail={"category": category, "source": source})
             quorum = self.config.confirm.contributors
-            reporters = c.execute(sa.select(sa.func.count()).where(reports.c.flag_id == flag_id)).scalar_one()
-            if status == "pending" and quorum and reporters >= quorum:
-                self._set_status(c, "quorum", flag_id, status, "confirmed", {"contributors": reporters})
+            if status == "pending" and quorum:
+                reporters = c.execute(sa.select(sa.func.count()).where(reports.c.flag_id == flag_id)).scalar_one()
+                if reporters >= quorum:
+                    self._set_status(c, "quorum", flag_id, status, "confirmed", {"contributors": reporters})
         return flag_id, new
 
     def review(self, who: Account, flag_id: int, decision: str, reason: str, note: str) -> str:
