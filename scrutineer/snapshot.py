@@ -63,9 +63,13 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report
             [run_id],
         )
         con.execute("CREATE TABLE snapshot.report AS SELECT ?::JSON AS data, ? AS run_id", [json.dumps(report), run_id])
-    finally:
         con.execute("DETACH snapshot")
-    os.replace(tmp, out)
+        os.replace(tmp, out)
+    except BaseException:
+        con.execute("DETACH DATABASE IF EXISTS snapshot")
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
     return out
 
 

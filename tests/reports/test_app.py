@@ -24,7 +24,7 @@ from scrutineer.snapshot import Snapshot
 SCRIPT, ONERROR, JS_URL = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"
 ROWS = [
     {"key": "k0", "url": "http://a.example/0.jpg", "caption": SCRIPT},
-    {"key": "k1", "url": f'http://b.example/x"><script>alert(1)</script>.jpg', "caption": ONERROR},
+    {"key": "k1", "url": 'http://b.example/x"><script>alert(1)</script>.jpg', "caption": ONERROR},
     {"key": "k2", "url": JS_URL, "caption": JS_URL},
     {"key": "k3", "url": "http://matched.example/3.jpg", "caption": "on the hash list"},  # a restricted finding
     {"key": "k4", "url": "http://sensitive.example/4.jpg", "caption": "flagged csam_suspected"},  # a sensitive flag
