@@ -17,10 +17,13 @@ restricted-data rule (issue 11, "The app" and "Accounts and security").
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 
 import cachetools
 from fastapi import Depends, Request
@@ -31,6 +34,7 @@ from scrutineer.config import Config
 from scrutineer.crowd import Account, CrowdStore
 from scrutineer.snapshot import Snapshot
 
+T = TypeVar("T")
 #: Seconds the queue's counts by status may lag behind the crowd store.
 COUNTS_SECONDS = 2.0
 #: Seconds an account looked up by token or session is remembered (accounts are only ever added).
@@ -71,8 +75,18 @@ class Services:
         return cls(cfg, crowd, Snapshot(cfg.workspace), parse(cfg.crowd.rate_limit), remembered(COUNTS_SECONDS, 1, crowd.status_counts),
                    remembered(ACCOUNT_SECONDS, 10_000, crowd.by_token), remembered(ACCOUNT_SECONDS, 10_000, crowd.by_id))
 
+    #: The process's one crowd-store writer thread: routes on the event loop hand it their writes,
+    #: so that waiting for the store's write lock (which a `flags import` holds for its whole file)
+    #: never stalls the loop.
+    writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="crowd-writer"))
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the writer thread, awaited."""
+        return await asyncio.get_running_loop().run_in_executor(self.writer, functools.partial(fn, *args))
+
     def close(self) -> None:
-        """Close both stores."""
+        """Close both stores and the writer thread."""
+        self.writer.shutdown()
         self.crowd.close()
         self.snapshot.close()
 
@@ -81,7 +95,7 @@ class NotSignedIn(Exception):
     """The request carries no valid token or session."""
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     """The app's :class:`Services` (a FastAPI dependency)."""
     return request.app.state.services
 
@@ -89,14 +103,14 @@ def services(request: Request) -> Services:
 _bearer = HTTPBearer(auto_error=False, description="An API token from `scrutineer users add` (`Authorization: Bearer scr_…`).")
 
 
-def signed_in(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Account:
+async def signed_in(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Account:
     """The account making the request (a FastAPI dependency).
 
     Raises:
         NotSignedIn: no ``Authorization: Bearer`` token of an account and, when the request has no
             ``Authorization`` header at all, no session of an existing account.
     """
-    s = services(request)
+    s: Services = request.app.state.services
     if "authorization" in request.headers:
         account = s.account_by_token(credentials.credentials) if credentials else None
     else:

@@ -143,7 +143,7 @@ public = APIRouter(prefix="/api", tags=["api"])
 router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(signed_in)])
 
 
-def record_flag(s: Services, who: Account, body: FlagIn, source: str) -> tuple[list[int], bool]:
+async def record_flag(s: Services, who: Account, body: FlagIn, source: str) -> tuple[list[int], bool]:
     """Record ``who``'s flag, counted against the rate limit.
 
     Returns:
@@ -158,7 +158,7 @@ def record_flag(s: Services, who: Account, body: FlagIn, source: str) -> tuple[l
     samples = [by_id[body.sample_id]] if body.sample_id in by_id else by_url.get(body.url or "", [])
     if not samples:
         raise CrowdError(f"no sample with this {'sample_id' if body.sample_id else 'url'} in the latest scan", 404)
-    made = s.crowd.flag(who, [FlagItem(sample, body.category, body.note) for sample in samples], source, s.rate)
+    made = await s.write(s.crowd.flag, who, [FlagItem(sample, body.category, body.note) for sample in samples], source, s.rate)
     return [flag_id for flag_id, _ in made], any(new for _, new in made)
 
 
@@ -173,9 +173,9 @@ def health(s: Served) -> Health:
 
 
 @router.post("/flags", status_code=201, responses={200: {"model": FlagCreated, "description": "Already flagged by this account: nothing new recorded."}})
-def create_flag(body: FlagIn, response: Response, who: SignedIn, s: Served) -> FlagCreated:
+async def create_flag(body: FlagIn, response: Response, who: SignedIn, s: Served) -> FlagCreated:
     """Flag a sample (201), or find that this account flagged it already (200). Rate-limited per account."""
-    ids, new = record_flag(s, who, body, "api")
+    ids, new = await record_flag(s, who, body, "api")
     if not new:
         response.status_code = 200
     return FlagCreated(id=ids[0], ids=ids)

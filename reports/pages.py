@@ -93,7 +93,7 @@ def home() -> RedirectResponse:
 
 
 @router.get("/queue")
-def queue(
+async def queue(
     request: Request,
     who: SignedIn,
     s: Served,
@@ -123,7 +123,7 @@ def flag_form(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
 
 
 @router.post("/flags")
-def flag_submit(
+async def flag_submit(
     request: Request,
     who: SignedIn,
     s: Served,
@@ -137,7 +137,7 @@ def flag_submit(
     values = {"sample_id": sample_id, "url": url, "category": category, "note": note}
     try:
         body = FlagIn(sample_id=sample_id.strip() or None, url=url.strip() or None, category=category, note=note)
-        ids, _ = record_flag(s, who, body, "form")
+        ids, _ = await record_flag(s, who, body, "form")
     except ValidationError as e:
         return page(request, who, "flag_form", 422, categories=s.cfg.crowd.categories, values=values,
                     error="; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors()))

@@ -221,6 +221,13 @@ def _reported(entry: dict) -> bool:
     return entry["action"] == "report" or (entry["action"] == "flag" and entry["from_status"] is None)
 
 
+def _audit_row(actor: str, action: str, flag_id: int | None = None, old: str | None = None, new: str | None = None,
+               detail: dict | None = None) -> dict[str, Any]:
+    """One row of the audit log."""
+    return {"at": _now(), "actor": actor, "action": action, "flag_id": flag_id, "from_status": old, "to_status": new,
+            "detail": json.dumps(detail or {}, sort_keys=True)}
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -396,16 +403,20 @@ class CrowdStore:
              "host": host, "registrable_domain": domain, "caption": sample.caption, "category": category,
              "status": "pending", "created_at": now, "updated_at": now},
         )
+        trail = []  # written in one statement: the write lock is held for as few round trips as can be
         if flag_id is not None:
             status = "pending"
-            self._audit(c, who.name, "flag", flag_id, None, status, {"category": category})
+            trail.append(_audit_row(who.name, "flag", flag_id, None, status, {"category": category}))
         else:
             flag_id, status = c.execute(  # FOR UPDATE: concurrent reports of one flag count each other (Postgres)
                 sa.select(flags.c.id, flags.c.status).where(flags.c.sample_id == sample.sample_id, flags.c.category == category).with_for_update()
             ).one()
         new = self._insert_ignore(c, reports, {"flag_id": flag_id, "account_id": who.id, "note": item.note, "source": source, "created_at": now}) is not None
         if new:
-            self._audit(c, who.name, "report", flag_id, detail={"category": category, "source": source})
+            trail.append(_audit_row(who.name, "report", flag_id, detail={"category": category, "source": source}))
+        if trail:
+            c.execute(audit.insert(), trail)
+        if new:
             quorum = self.config.confirm.contributors
             if status == "pending" and quorum:
                 reporters = c.execute(sa.select(sa.func.count()).where(reports.c.flag_id == flag_id)).scalar_one()
@@ -459,8 +470,7 @@ class CrowdStore:
 
     def _audit(self, c: sa.Connection, actor: str, action: str, flag_id: int | None = None, old: str | None = None,
                new: str | None = None, detail: dict | None = None) -> None:
-        c.execute(audit.insert().values(at=_now(), actor=actor, action=action, flag_id=flag_id, from_status=old, to_status=new,
-                                        detail=json.dumps(detail or {}, sort_keys=True)))
+        c.execute(audit.insert(), [_audit_row(actor, action, flag_id, old, new, detail)])
 
     # reading
 
