@@ -22,10 +22,7 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +31,8 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+
+from scrutineer.testing.served import serve
 
 CATEGORIES = ["copyright", "personal_data", "mislabelled"]
 
@@ -69,26 +68,17 @@ def build(root: Path, samples: int, flags: int, clients: int) -> tuple[Path, lis
     t = time.perf_counter()
     run_scan(cfg)
     print(f"scan of {samples:,} samples: {time.perf_counter() - t:.1f} s")
-    crowd = CrowdStore(cfg.crowd)
-    reviewers = [crowd.add_account(f"rev{n}", "reviewer")[1] for n in range(clients)]
-    contributors = [crowd.add_account(f"con{n}", "contributor")[1] for n in range(clients)]
-    who = crowd.by_name("con0")
-    snapshot = Snapshot(cfg.workspace)
-    t = time.perf_counter()
-    for start in range(0, flags, 10_000):
-        ids = [f"s{i:07d}" for i in range(start, min(start + 10_000, flags))]
-        by_id, _ = snapshot.resolve(ids, [])
-        crowd.flag(who, [FlagItem(by_id[i], CATEGORIES[n % len(CATEGORIES)], "bulk") for n, i in enumerate(ids)], "import")
-    print(f"{flags:,} flags recorded: {time.perf_counter() - t:.1f} s")
-    snapshot.close()
-    crowd.close()
+    with CrowdStore(cfg.crowd) as crowd, Snapshot(cfg.workspace) as snapshot:
+        reviewers = [crowd.add_account(f"rev{n}", "reviewer")[1] for n in range(clients)]
+        contributors = [crowd.add_account(f"con{n}", "contributor")[1] for n in range(clients)]
+        who = crowd.by_name("con0")
+        t = time.perf_counter()
+        for start in range(0, flags, 10_000):
+            ids = [f"s{i:07d}" for i in range(start, min(start + 10_000, flags))]
+            by_id, _ = snapshot.resolve(ids, [])
+            crowd.flag(who, [FlagItem(by_id[i], CATEGORIES[n % len(CATEGORIES)], "bulk") for n, i in enumerate(ids)], "import")
+        print(f"{flags:,} flags recorded: {time.perf_counter() - t:.1f} s")
     return path, reviewers, contributors
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def load(base: str, reviewers: list[str], contributors: list[str], seconds: float, samples: int, warmup: float = 0.0) -> dict[str, list]:
@@ -140,23 +130,9 @@ def main() -> None:
     os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
     try:
         config, reviewers, contributors = build(root / "bench", args.samples, args.flags, args.clients)
-        port = free_port()
-        exe = Path(sys.executable).parent / "scrutineer"
-        server = subprocess.Popen([str(exe), "serve", str(config), "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
-                                  stderr=subprocess.DEVNULL)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        with serve(config, "--workers", str(args.workers)) as base:
             print(f"{args.clients} clients for {args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up) against {base}, {args.workers} app processes (load average {os.getloadavg()[0]:.2f})")
             result = asyncio.run(load(base, reviewers, contributors, args.seconds, args.samples, args.warmup))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         total = sum(len(result[r]) for r in ("queue", "flag"))
         print(f"requests: {total:,} in {args.seconds:.0f} s ({total / args.seconds:.0f}/s); errors: {len(result['errors'])}")
         for line in sorted(set(result["errors"]))[:10]:

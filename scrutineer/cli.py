@@ -215,12 +215,8 @@ def users_add(
     """Create an account; print its password and API token, once (only their hashes are stored)."""
     from scrutineer.crowd import CrowdStore
 
-    with _reported():
-        crowd = CrowdStore(load_config(config).crowd)
-        try:
-            password, token = crowd.add_account(name, role)
-        finally:
-            crowd.close()
+    with _reported(), CrowdStore(load_config(config).crowd) as crowd:
+        password, token = crowd.add_account(name, role)
     out.print(f"{role} {name!r} created.\npassword: {password}\nAPI token: {token}\nKeep them now: they are not shown again.", highlight=False)
 
 

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -138,6 +138,9 @@ audit = sa.Table(
     sa.Column("to_status", sa.String(16)),
     sa.Column("detail", sa.String, nullable=False),  # JSON
 )
+
+#: What an :class:`Account` is read from.
+_ACCOUNT = sa.select(accounts.c.id, accounts.c.name, accounts.c.role)
 
 settings = sa.Table(
     "settings",
@@ -270,6 +273,12 @@ class CrowdStore:
         except sa.exc.SQLAlchemyError as e:
             raise CrowdError(f"crowd store {url.render_as_string(hide_password=True)}: {e.args[0] if e.args else e}", 500) from None
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Release the database connections (and the writers' lock file)."""
         self.engine.dispose()
@@ -324,17 +333,20 @@ class CrowdStore:
             self._audit(c, "cli", "account", detail={"name": name, "role": role})
         return password, token
 
-    def by_token(self, token: str) -> Account | None:
-        """The account an API token belongs to, or None."""
-        query = sa.select(accounts.c.id, accounts.c.name, accounts.c.role).join(tokens).where(tokens.c.token_sha256 == token_sha256(token))
+    def _account(self, query: sa.Select) -> Account | None:
+        """The account ``query`` (a select of id, name, role) finds, or None."""
         with self._read() as c:
             row = c.execute(query).first()
         return Account(*row) if row else None
 
+    def by_token(self, token: str) -> Account | None:
+        """The account an API token belongs to, or None."""
+        return self._account(_ACCOUNT.join(tokens).where(tokens.c.token_sha256 == token_sha256(token)))
+
     def by_password(self, name: str, password: str) -> Account | None:
         """The account if ``password`` is its password (argon2 verification, ~50 ms), or None."""
         with self._read() as c:
-            row = c.execute(sa.select(accounts.c.id, accounts.c.name, accounts.c.role, accounts.c.password_hash).where(accounts.c.name == name)).first()
+            row = c.execute(_ACCOUNT.add_columns(accounts.c.password_hash).where(accounts.c.name == name)).first()
         if row is None:
             self._passwords.hash(password)  # the same time whether or not the name exists
             return None
@@ -342,15 +354,11 @@ class CrowdStore:
 
     def by_id(self, account_id: int) -> Account | None:
         """The account with this id, or None."""
-        with self._read() as c:
-            row = c.execute(sa.select(accounts.c.id, accounts.c.name, accounts.c.role).where(accounts.c.id == account_id)).first()
-        return Account(*row) if row else None
+        return self._account(_ACCOUNT.where(accounts.c.id == account_id))
 
     def by_name(self, name: str) -> Account | None:
         """The account with this name, or None."""
-        with self._read() as c:
-            row = c.execute(sa.select(accounts.c.id, accounts.c.name, accounts.c.role).where(accounts.c.name == name)).first()
-        return Account(*row) if row else None
+        return self._account(_ACCOUNT.where(accounts.c.name == name))
 
     # flags
 
@@ -588,11 +596,8 @@ def crowd_counts(cfg: Config) -> dict[str, Any] | None:
     """
     if not cfg.crowd.categories:
         return None
-    crowd = CrowdStore(cfg.crowd)
-    try:
+    with CrowdStore(cfg.crowd) as crowd:
         return crowd.counts()
-    finally:
-        crowd.close()
 
 
 class _Writers:

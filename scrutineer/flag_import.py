@@ -50,11 +50,8 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
             errors.append(f"line {line}: {key[0]} and note must be strings")
         else:
             rows.append((line, key[0], row[key[0]], row["category"], row.get("note") or ""))
-    snapshot = Snapshot(cfg.workspace)
-    try:
+    with Snapshot(cfg.workspace) as snapshot:
         by_id, by_url = snapshot.resolve([v for _, k, v, _, _ in rows if k == "sample_id"], [v for _, k, v, _, _ in rows if k == "url"])
-    finally:
-        snapshot.close()
     items = []
     for line, key, value, category, note in rows:
         samples = [by_id[value]] if key == "sample_id" and value in by_id else by_url.get(value, []) if key == "url" else []
@@ -64,14 +61,11 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
     if errors:
         more = f"\n  … and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
         raise CrowdError(f"{path}: nothing imported, {len(errors)} bad row(s):\n  " + "\n  ".join(errors[:SHOWN_ERRORS]) + more)
-    crowd = CrowdStore(cfg.crowd)
-    try:
+    with CrowdStore(cfg.crowd) as crowd:
         who = crowd.by_name(by)
         if who is None:
             raise CrowdError(f"no account {by!r}: create it with `scrutineer users add`", 404)
         made = crowd.flag(who, items, "import")
-    finally:
-        crowd.close()
     return len(made), sum(new for _, new in made)
 
 

@@ -21,7 +21,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 
@@ -116,6 +116,12 @@ class Snapshot:
                 # few samples are restricted (LAION removed 2,236 of 5.8 billion): every page asks, so keep them in memory
                 self._restricted = frozenset(r[0] for r in self._con.execute("SELECT DISTINCT sample_id FROM findings WHERE restricted").fetchall())
             return self._con
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         with self._lock:

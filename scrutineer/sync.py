@@ -31,8 +31,7 @@ def crowd_findings(cfg: Config, run_id: str) -> list[dict]:
     """
     if not cfg.crowd.categories:
         return []
-    crowd = CrowdStore(cfg.crowd)
-    try:
+    with CrowdStore(cfg.crowd) as crowd:
         return [
             {
                 "run_id": run_id,
@@ -52,8 +51,6 @@ def crowd_findings(cfg: Config, run_id: str) -> list[dict]:
             }
             for f in crowd.confirmed()
         ]
-    finally:
-        crowd.close()
 
 
 def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ import yaml
 # (and for the CLI subprocesses the tests start, which inherit the environment).
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="scrutineer-test-prefect-"))
 from flows import configure_prefect  # noqa: E402
+from scrutineer.testing.served import free_port  # noqa: E402
 
 configure_prefect()
 
@@ -112,38 +111,3 @@ def postgres_url() -> Iterator[str]:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(data, ignore_errors=True)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve(config: Path) -> Iterator[str]:
-    """``scrutineer serve CONFIG`` on a free loopback port, in its own process, until the block
-    ends (then stopped by PID); yields its base URL once ``/api/health`` answers."""
-    import httpx
-
-    port = free_port()
-    exe = Path(sys.executable).parent / "scrutineer"
-    log = tempfile.TemporaryFile("w+")  # not a pipe: a server writing more than a pipe holds would block
-    server = subprocess.Popen([str(exe), "serve", str(config), "--host", "127.0.0.1", "--port", str(port)], stderr=log, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if server.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"scrutineer serve exited {server.returncode}: {log.read()}")
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()

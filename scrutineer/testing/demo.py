@@ -135,16 +135,11 @@ def add_people(cfg: Config) -> list[tuple[str, str, str, str]]:
     """
     for leftover in cfg.workspace.glob("crowd.sqlite*"):
         leftover.unlink()
-    crowd = CrowdStore(cfg.crowd)
-    snapshot = Snapshot(cfg.workspace)
-    try:
+    with CrowdStore(cfg.crowd) as crowd, Snapshot(cfg.workspace) as snapshot:
         people = [(role, name, *crowd.add_account(name, role)) for role, name in PEOPLE.items()]
         n, category, note = PENDING
         by_id, _ = snapshot.resolve([f"{1_000_000 + n}"], [])
         crowd.flag(crowd.by_name(PEOPLE["contributor"]), [FlagItem(by_id[f"{1_000_000 + n}"], category, note)], "form")
-    finally:
-        snapshot.close()
-        crowd.close()
     return people
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from conftest import scan, serve, write_config
+from conftest import scan, write_config
 from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
@@ -20,6 +20,7 @@ from scrutineer.banks import url_md5
 from scrutineer.config import Config, load_config
 from scrutineer.crowd import CrowdStore, FlagItem
 from scrutineer.snapshot import Snapshot
+from scrutineer.testing.served import serve
 
 SCRIPT, ONERROR, JS_URL = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"
 ROWS = [

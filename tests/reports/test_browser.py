@@ -9,12 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import scan, serve, write_config
+from conftest import scan, write_config
 
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
 from scrutineer.crowd import CrowdStore
 from scrutineer.release import build_release
+from scrutineer.testing.served import serve
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")

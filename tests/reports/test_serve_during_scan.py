@@ -9,11 +9,12 @@ import duckdb
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
-from conftest import scan, serve, write_config
+from conftest import scan, write_config
 
 from scrutineer.config import load_config
 from scrutineer.crowd import CrowdStore
 from scrutineer.sync import sync_latest
+from scrutineer.testing.served import serve
 
 ROWS = 200_000
 
