@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from detectors.base import Detector
 from detectors.registry import get_detector_class
+from scrutineer import store
 from scrutineer.banks import BankRef
 from scrutineer.config import Config
 from scrutineer.sources import Shard
@@ -118,7 +119,7 @@ class ScanPlan:
         }
 
     def observation_dir(self, observation_id: str) -> Path:
-        return self.workspace / "observations" / observation_id
+        return store.observation_dir(self.workspace, observation_id)
 
     def judgement_dir(self, judgement_id: str) -> Path:
         return self.workspace / "judgements" / judgement_id

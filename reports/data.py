@@ -22,6 +22,7 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from scrutineer import store
 from scrutineer.domains import host_and_domain
 from scrutineer.errors import WorkspaceError
 from scrutineer.policy import reason_filter_sql
@@ -86,13 +87,7 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
     """
     run = _run(con, dataset, run_id)
     shards = _records(con, "SELECT shard_id, format, status, rows, error, seconds FROM shards WHERE run_id = ? ORDER BY shard_id", [run_id])
-    rows_files = {  # shard_id -> its rows observation, for the shards whose rows were read
-        shard_id: workspace / "observations" / observation_id / "rows.parquet"
-        for shard_id, observation_id in con.sql(
-            "SELECT s.shard_id, s.rows_observation FROM shards s JOIN observations o ON o.observation_id = s.rows_observation WHERE s.run_id = ?",
-            params=[run_id],
-        ).fetchall()
-    }
+    rows_files = store.rows_files(con, workspace, run_id)
     return {
         "run": run,
         "total_rows": sum(s["rows"] or 0 for s in shards),

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any, Self
 
 import duckdb
+import pyarrow as pa
 
 from scrutineer.crowd import Sample
 from scrutineer.errors import WorkspaceError
+from scrutineer import store
 from scrutineer.files import temporary_sibling
 
 NAME = "review.duckdb"
@@ -42,20 +44,21 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report
     Raises:
         duckdb.Error, OSError: it could not be written; the previous snapshot is left as it was.
     """
-    rows = con.execute(
-        "SELECT shard_id, rows_observation FROM shards WHERE run_id = ? AND rows_observation IS NOT NULL ORDER BY shard_id", [run_id]
-    ).fetchall()
-    parts = [
-        f"SELECT sample_id, {_quote(shard_id)} AS shard_id, row_index, url, caption FROM read_parquet({_quote(str(workspace / 'observations' / oid / 'rows.parquet'))})"
-        for shard_id, oid in rows
-    ]
+    files = store.rows_files(con, workspace, run_id)
     out = workspace / NAME
     tmp = temporary_sibling(out)
     con.execute("ATTACH ? AS snapshot", [str(tmp)])
     try:
         con.execute("CREATE TABLE snapshot.samples (sample_id VARCHAR, shard_id VARCHAR, row_index BIGINT, url VARCHAR, caption VARCHAR)")
-        if parts:
-            con.execute(f"INSERT INTO snapshot.samples {' UNION ALL '.join(parts)}")
+        if files:
+            paths = [str(p) for p in files.values()]
+            con.register("snapshot_files", pa.table({"filename": paths, "shard_id": list(files)}))
+            con.execute(
+                "INSERT INTO snapshot.samples SELECT r.sample_id, f.shard_id, r.row_index, r.url, r.caption "
+                "FROM read_parquet(?, filename = true) r JOIN snapshot_files f USING (filename)",
+                [paths],
+            )
+            con.unregister("snapshot_files")
         con.execute("CREATE INDEX samples_by_id ON snapshot.samples (sample_id)")
         con.execute(
             "CREATE TABLE snapshot.findings AS SELECT sample_id, shard_id, row_index, url, detector, reason, restricted, evidence "
@@ -71,10 +74,6 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report
             leftover.unlink(missing_ok=True)
         raise
     return out
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class Snapshot:

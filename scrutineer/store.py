@@ -158,3 +158,19 @@ def insert_findings(con: duckdb.DuckDBPyConnection, run_id: str, select: str, pa
             ``run_id``, matched by name.
     """
     con.execute(f"INSERT INTO findings BY NAME SELECT ? AS run_id, * FROM ({select})", [run_id, *(params or [])])
+
+
+def observation_dir(workspace: Path, observation_id: str) -> Path:
+    """Where an observation set's files are: ``<workspace>/observations/<id>/``."""
+    return workspace / "observations" / observation_id
+
+
+def rows_files(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str) -> dict[str, Path]:
+    """shard_id -> the ``rows.parquet`` observation of each shard of run ``run_id`` whose rows
+    were read (a failed shard has none)."""
+    found = con.execute(
+        "SELECT s.shard_id, s.rows_observation FROM shards s JOIN observations o ON o.observation_id = s.rows_observation "
+        "WHERE s.run_id = ? ORDER BY s.shard_id",
+        [run_id],
+    ).fetchall()
+    return {shard_id: observation_dir(workspace, observation_id) / "rows.parquet" for shard_id, observation_id in found}
