@@ -60,6 +60,10 @@ class Services:
     #: remembered for :data:`ACCOUNT_SECONDS` (7% of the app's CPU under bench/serve_load.py).
     account_by_token: Callable[[str], Account | None]
     account_by_id: Callable[[int], Account | None]
+    #: The process's one crowd-store writer thread: routes on the event loop hand it their writes,
+    #: so that waiting for the store's write lock (which a `flags import` holds for its whole file)
+    #: never stalls the loop.
+    writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="crowd-writer"))
 
     @classmethod
     def open(cls, cfg: Config) -> Services:
@@ -69,16 +73,12 @@ class Services:
             CrowdError: the crowd store cannot be opened (status 500).
         """
         crowd = CrowdStore(cfg.crowd)
+
         def remembered(seconds: float, size: int, fn: Callable) -> Callable:
             return cachetools.cached(cachetools.TTLCache(size, seconds), lock=threading.Lock())(fn)
 
         return cls(cfg, crowd, Snapshot(cfg.workspace), parse(cfg.crowd.rate_limit), remembered(COUNTS_SECONDS, 1, crowd.status_counts),
                    remembered(ACCOUNT_SECONDS, 10_000, crowd.by_token), remembered(ACCOUNT_SECONDS, 10_000, crowd.by_id))
-
-    #: The process's one crowd-store writer thread: routes on the event loop hand it their writes,
-    #: so that waiting for the store's write lock (which a `flags import` holds for its whole file)
-    #: never stalls the loop.
-    writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="crowd-writer"))
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the writer thread, awaited."""

@@ -17,7 +17,6 @@ only), loaded by the browser without a referrer; the server never fetches or sto
 from __future__ import annotations
 
 import json
-from itertools import groupby
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -29,8 +28,8 @@ from pydantic import ValidationError
 from reports.access import SESSION_ACCOUNT, Served, SignedIn, shown_detail, shown_findings, shown_flags, signed_in
 from reports.api import FlagIn, record_flag
 from reports.html import ENV
+from reports.takedown import by_domain, located
 from scrutineer.crowd import STATUSES, Account, CrowdError, RateLimited
-from scrutineer.domains import host_and_domain
 
 templates = Jinja2Templates(env=ENV)
 #: Flags per queue page.
@@ -213,15 +212,8 @@ def takedown(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
     """
     if who.role != "maintainer":
         raise CrowdError("the takedown view is for maintainers", 403)
-    rows = sorted(
-        (r | dict(zip(("host", "domain"), host_and_domain(r["url"] or ""))) for r in s.snapshot.takedown()),
-        key=lambda r: (r["domain"], r["host"], r["url"] or "", r["reason"]),
-    )
-    domains = [
-        {"domain": domain, "count": len(in_domain), "hosts": [{"host": h, "rows": list(in_host)} for h, in_host in groupby(in_domain, key=lambda r: r["host"])]}
-        for domain, in_domain in ((d, list(g)) for d, g in groupby(rows, key=lambda r: r["domain"]))
-    ]
-    return page(request, who, "takedown", domains=domains, count=len(rows))
+    rows = located(s.snapshot.takedown())
+    return page(request, who, "takedown", domains=by_domain(rows), count=len(rows))
 
 
 # the watchdog report

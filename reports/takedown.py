@@ -54,25 +54,28 @@ def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
             """,
             params=[cfg.dataset.name, run_id],
         ).fetchall()
-    rows = []
-    for url, reason, bank, bank_version, sample_id, shard_id, row_index, first_seen in found:
-        host, domain = host_and_domain(url or "")
-        rows.append(
-            {
-                "registrable_domain": domain,
-                "host": host,
-                "url": url,
-                "reason": reason,
-                "bank": bank,
-                "bank_version": bank_version,
-                "sample_id": sample_id,
-                "shard_id": shard_id,
-                "row_index": row_index,
-                "first_seen": first_seen.isoformat(timespec="seconds") if first_seen else None,
-            }
-        )
-    rows.sort(key=lambda r: (r["registrable_domain"], r["host"], r["url"] or "", r["reason"], r["shard_id"], r["row_index"]))
-    return run_id, rows
+    names = COLUMNS[2:-1]  # url ... row_index
+    return run_id, located(
+        [dict(zip(names, row[:-1])) | {"first_seen": row[-1].isoformat(timespec="seconds") if row[-1] else None} for row in found]
+    )
+
+
+def located(rows: list[dict]) -> list[dict]:
+    """Restricted findings (dicts with ``url``, ``reason``, ``shard_id``, ``row_index``) with their
+    ``registrable_domain`` and ``host`` added, sorted by those, then URL, reason, shard and row."""
+    rows = [dict(zip(("host", "registrable_domain"), host_and_domain(r["url"] or ""))) | r for r in rows]
+    return sorted(rows, key=lambda r: (r["registrable_domain"], r["host"], r["url"] or "", r["reason"], r["shard_id"], r["row_index"]))
+
+
+def by_domain(rows: list[dict]) -> list[dict]:
+    """:func:`located` rows grouped: ``[{"registrable_domain", "items" (a count), "hosts": [{"host",
+    "rows"}]}]``, in their order."""
+    out = []
+    for domain, in_domain in groupby(rows, key=lambda r: r["registrable_domain"]):
+        in_domain = list(in_domain)
+        hosts = [{"host": host, "rows": list(in_host)} for host, in_host in groupby(in_domain, key=lambda r: r["host"])]
+        out.append({"registrable_domain": domain, "items": len(in_domain), "hosts": hosts})
+    return out
 
 
 def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
@@ -95,15 +98,8 @@ def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
         "restricted": True,
         "items": len(rows),
         "domains": [
-            {
-                "registrable_domain": domain,
-                "items": len(in_domain),
-                "hosts": [
-                    {"host": host, "items": [{k: r[k] for k in COLUMNS[2:]} for r in in_host]}
-                    for host, in_host in ((h, list(g)) for h, g in groupby(in_domain, key=lambda r: r["host"]))
-                ],
-            }
-            for domain, in_domain in ((d, list(g)) for d, g in groupby(rows, key=lambda r: r["registrable_domain"]))
+            d | {"hosts": [{"host": h["host"], "items": [{k: r[k] for k in COLUMNS[2:]} for r in h["rows"]]} for h in d["hosts"]]}
+            for d in by_domain(rows)
         ],
     }
     csv_path = out / f"{cfg.dataset.name}.csv"
