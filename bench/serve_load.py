@@ -75,8 +75,8 @@ def build(root: Path, samples: int, flags: int, clients: int) -> tuple[Path, lis
         t = time.perf_counter()
         for start in range(0, flags, 10_000):
             ids = [f"s{i:07d}" for i in range(start, min(start + 10_000, flags))]
-            by_id, _ = snapshot.resolve(ids, [])
-            crowd.flag(who, [FlagItem(by_id[i], CATEGORIES[n % len(CATEGORIES)], "bulk") for n, i in enumerate(ids)], "import")
+            found = snapshot.samples([("sample_id", i) for i in ids])
+            crowd.flag(who, [FlagItem(s, CATEGORIES[n % len(CATEGORIES)], "bulk") for n, [s] in enumerate(found)], "import")
         print(f"{flags:,} flags recorded: {time.perf_counter() - t:.1f} s")
     return path, reviewers, contributors
 

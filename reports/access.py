@@ -17,24 +17,21 @@ restricted-data rule (issue 11, "The app" and "Accounts and security").
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import cachetools
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import RateLimitItem, parse
 
+from reports.flag_writer import FlagWriter
 from scrutineer.config import Config
 from scrutineer.crowd import Account, CrowdStore
 from scrutineer.snapshot import Snapshot
 
-T = TypeVar("T")
 #: Seconds the queue's counts by status may lag behind the crowd store.
 COUNTS_SECONDS = 2.0
 #: Seconds an account looked up by token or session is remembered (accounts are only ever added).
@@ -60,10 +57,8 @@ class Services:
     #: remembered for :data:`ACCOUNT_SECONDS` (7% of the app's CPU under bench/serve_load.py).
     account_by_token: Callable[[str], Account | None]
     account_by_id: Callable[[int], Account | None]
-    #: The process's one crowd-store writer thread: routes on the event loop hand it their writes,
-    #: so that waiting for the store's write lock (which a `flags import` holds for its whole file)
-    #: never stalls the loop.
-    writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="crowd-writer"))
+    #: Records the flags of the API and the form, grouped (group commit).
+    flag: FlagWriter
 
     @classmethod
     def open(cls, cfg: Config) -> Services:
@@ -77,16 +72,13 @@ class Services:
         def remembered(seconds: float, size: int, fn: Callable) -> Callable:
             return cachetools.cached(cachetools.TTLCache(size, seconds), lock=threading.Lock())(fn)
 
-        return cls(cfg, crowd, Snapshot(cfg.workspace), parse(cfg.crowd.rate_limit), remembered(COUNTS_SECONDS, 1, crowd.status_counts),
-                   remembered(ACCOUNT_SECONDS, 10_000, crowd.by_token), remembered(ACCOUNT_SECONDS, 10_000, crowd.by_id))
-
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on the writer thread, awaited."""
-        return await asyncio.get_running_loop().run_in_executor(self.writer, functools.partial(fn, *args))
+        snapshot, rate = Snapshot(cfg.workspace), parse(cfg.crowd.rate_limit)
+        return cls(cfg, crowd, snapshot, rate, remembered(COUNTS_SECONDS, 1, crowd.status_counts),
+                   remembered(ACCOUNT_SECONDS, 10_000, crowd.by_token), remembered(ACCOUNT_SECONDS, 10_000, crowd.by_id), FlagWriter(crowd, snapshot, rate))
 
     def close(self) -> None:
-        """Close both stores and the writer thread."""
-        self.writer.shutdown()
+        """Stop the flag writer, close both stores."""
+        self.flag.close()
         self.crowd.close()
         self.snapshot.close()
 

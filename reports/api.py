@@ -16,7 +16,9 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reports.access import Served, Services, SignedIn, shown_detail, shown_flags, signed_in
-from scrutineer.crowd import Account, CrowdError, FlagItem
+from reports.flag_writer import Submission
+from scrutineer.crowd import Account
+from scrutineer.snapshot import SampleKey
 from scrutineer.errors import WorkspaceError
 
 NOTE_CHARS = 4000
@@ -154,11 +156,8 @@ async def record_flag(s: Services, who: Account, body: FlagIn, source: str) -> t
         CrowdError: 404 no such sample or URL in the latest scan, 422 an unknown category.
         WorkspaceError: no review snapshot yet.
     """
-    by_id, by_url = s.snapshot.resolve([body.sample_id] if body.sample_id else [], [body.url] if body.url else [])
-    samples = [by_id[body.sample_id]] if body.sample_id in by_id else by_url.get(body.url or "", [])
-    if not samples:
-        raise CrowdError(f"no sample with this {'sample_id' if body.sample_id else 'url'} in the latest scan", 404)
-    made = await s.write(s.crowd.flag, who, [FlagItem(sample, body.category, body.note) for sample in samples], source, s.rate)
+    key: SampleKey = ("sample_id", body.sample_id) if body.sample_id else ("url", body.url or "")
+    made = await s.flag(Submission(who, key, body.category, body.note, source))
     return [flag_id for flag_id, _ in made], any(new for _, new in made)
 
 

@@ -215,6 +215,29 @@ class FlagItem:
     note: str
 
 
+@dataclass(frozen=True)
+class FlagRequest:
+    """One account's submission of flags (:meth:`CrowdStore.flag_many`), recorded all or nothing.
+
+    Args:
+        source: where it came from (:data:`SOURCES`).
+        limit: at most ``limit.amount`` reports by ``who`` in any moving window of
+            ``limit.get_expiry()`` seconds (``crowd.rate_limit``, parsed by the ``limits``
+            library). None: no limit (``flags import``).
+    """
+
+    who: Account
+    items: list[FlagItem]
+    source: str
+    limit: RateLimitItem | None = None
+
+
+def _chunks(rows: list, n: int) -> Iterator[list]:
+    """``rows`` in lists of at most ``n``: a statement's bound parameters stay under SQLite's limit."""
+    for start in range(0, len(rows), n):
+        yield rows[start:start + n]
+
+
 #: How the audit trail names another contributor's report to a contributor.
 OTHER_CONTRIBUTOR = "another contributor"
 
@@ -296,11 +319,14 @@ class CrowdStore:
     def _read(self) -> sa.Connection:
         return self.engine.connect()
 
+    def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
+        """The dialect's INSERT of ``table`` (it has ``on_conflict_do_nothing``)."""
+        return (sqlite if self.sqlite else postgresql).insert(table)
+
     def _insert_ignore(self, c: sa.Connection, table: sa.Table, row: dict) -> Any:
         """Insert ``row`` unless it breaks a unique constraint; the new row's primary key (its
         first column's value), or None when nothing was inserted."""
-        dialect = sqlite if self.sqlite else postgresql
-        inserted = dialect.insert(table).values(row).on_conflict_do_nothing().returning(*table.primary_key.columns)
+        inserted = self._insert(table).values(row).on_conflict_do_nothing().returning(*table.primary_key.columns)
         return c.execute(inserted).scalar()  # RETURNING: rowcount is -1 with psycopg
 
     def session_secret(self) -> str:
@@ -363,15 +389,7 @@ class CrowdStore:
     # flags
 
     def flag(self, who: Account, items: list[FlagItem], source: str, limit: RateLimitItem | None = None) -> list[tuple[int, bool]]:
-        """Record ``who``'s flags, all in one transaction (all or nothing).
-
-        Args:
-            items: the samples and categories flagged, with notes.
-            source: where they came from (:data:`SOURCES`).
-            limit: at most ``limit.amount`` reports by ``who`` in any moving window of
-                ``limit.get_expiry()`` seconds (``crowd.rate_limit``, parsed by the ``limits``
-                library), counted from the reports stored, so every app process and machine
-                sharing the store counts the same ones. None: no limit (``flags import``).
+        """Record ``who``'s flags, all or nothing: :meth:`flag_many` of one :class:`FlagRequest`.
 
         Returns:
             Per item: (flag id, whether a new report was recorded: False when ``who`` had flagged
@@ -381,56 +399,120 @@ class CrowdStore:
             CrowdError: an unknown category (nothing is recorded).
             RateLimited: the items would pass ``limit`` (nothing is recorded).
         """
-        for item in items:
-            if item.category not in self.config.categories:
-                raise CrowdError(f"unknown category {item.category!r}; categories: {', '.join(self.config.categories) or 'none configured'}")
-        hosts = [host_and_domain(item.sample.url or "") for item in items]  # before taking the write lock
+        [made] = self.flag_many([FlagRequest(who, items, source, limit)])
+        if isinstance(made, CrowdError):
+            raise made
+        return made
+
+    def flag_many(self, requests: list[FlagRequest]) -> list[list[tuple[int, bool]] | CrowdError]:
+        """Record several accounts' flags in one transaction, a few set-based statements for all of
+        them (the review app's group commit: the flags submitted while one batch is written form
+        the next). Each request is all or nothing.
+
+        Rate limits are counted from the reports stored, so every app process and machine sharing
+        the store counts the same ones; within the batch, an account's earlier requests count in
+        full (a repeated flag, which adds no report, counts there too).
+
+        Returns:
+            Per request, in order: per item, (flag id, whether a new report was recorded: False when
+            the account had flagged that sample under that category already, in the store or earlier
+            in the batch); or the :class:`CrowdError` that refused the whole request: an unknown
+            category (422), or :class:`RateLimited` (429).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the database failed; nothing is recorded.
+        """
+        outcome: list[list[tuple[int, bool]] | CrowdError | None] = [None] * len(requests)
+        for i, r in enumerate(requests):
+            unknown = next((item.category for item in r.items if item.category not in self.config.categories), None)
+            if unknown is not None:
+                outcome[i] = CrowdError(f"unknown category {unknown!r}; categories: {', '.join(self.config.categories) or 'none configured'}")
+        hosts = {item.sample.url: host_and_domain(item.sample.url or "") for r in requests for item in r.items}  # before taking the write lock
         with self._write() as c:
-            if limit is not None:
-                self._check_rate(c, who, len(items), limit)
-            return [self._flag_one(c, who, item, source, host) for item, host in zip(items, hosts)]
+            self._check_rates(c, requests, outcome)
+            accepted = [(i, r.who, item) for i, r in enumerate(requests) if outcome[i] is None for item in r.items]
+            made = self._record(c, accepted, {i: r.source for i, r in enumerate(requests)}, hosts) if accepted else []
+        for (i, _, _), one in zip(accepted, made):
+            outcome[i] = outcome[i] or []
+            outcome[i].append(one)
+        return [[] if o is None else o for o in outcome]
 
-    def _check_rate(self, c: sa.Connection, who: Account, n: int, limit: RateLimitItem) -> None:
+    def _check_rates(self, c: sa.Connection, requests: list[FlagRequest], outcome: list) -> None:
+        """Set ``outcome[i]`` to :class:`RateLimited` for each request that would pass its limit."""
         now = _now()
-        since = now - timedelta(seconds=limit.get_expiry())
-        count, oldest = c.execute(
-            sa.select(sa.func.count(), sa.func.min(reports.c.created_at)).where(reports.c.account_id == who.id, reports.c.created_at > since)
-        ).one()
-        if count + n > limit.amount:
-            oldest = oldest.replace(tzinfo=UTC) if oldest and oldest.tzinfo is None else oldest  # SQLite keeps no zone
-            wait = (oldest + timedelta(seconds=limit.get_expiry()) - now).total_seconds() if oldest else limit.get_expiry()
-            raise RateLimited(max(1, math.ceil(wait)))
+        stored: dict[tuple[int, int], tuple[int, datetime | None]] = {}  # (account, window seconds) -> (reports, oldest)
+        for seconds in {r.limit.get_expiry() for i, r in enumerate(requests) if r.limit is not None and outcome[i] is None}:
+            who = {r.who.id for i, r in enumerate(requests) if r.limit is not None and r.limit.get_expiry() == seconds and outcome[i] is None}
+            counted = c.execute(
+                sa.select(reports.c.account_id, sa.func.count(), sa.func.min(reports.c.created_at))
+                .where(reports.c.account_id.in_(who), reports.c.created_at > now - timedelta(seconds=seconds)).group_by(reports.c.account_id)
+            ).all()
+            stored |= {(a, seconds): (0, None) for a in who} | {(a, seconds): (n, oldest) for a, n, oldest in counted}
+        for i, r in enumerate(requests):
+            if r.limit is None or outcome[i] is not None:
+                continue
+            key = (r.who.id, r.limit.get_expiry())
+            count, oldest = stored[key]
+            if count + len(r.items) > r.limit.amount:
+                oldest = oldest.replace(tzinfo=UTC) if oldest and oldest.tzinfo is None else oldest  # SQLite keeps no zone
+                wait = (oldest + timedelta(seconds=key[1]) - now).total_seconds() if oldest else key[1]
+                outcome[i] = RateLimited(max(1, math.ceil(wait)))
+            else:
+                stored[key] = (count + len(r.items), oldest or now)
 
-    def _flag_one(self, c: sa.Connection, who: Account, item: FlagItem, source: str, host: tuple[str, str]) -> tuple[int, bool]:
-        sample, category, now = item.sample, item.category, _now()
-        host, domain = host
-        flag_id = self._insert_ignore(
-            c,
-            flags,
-            {"sample_id": sample.sample_id, "shard_id": sample.shard_id, "row_index": sample.row_index, "url": sample.url,
-             "host": host, "registrable_domain": domain, "caption": sample.caption, "category": category,
-             "status": "pending", "created_at": now, "updated_at": now},
-        )
-        trail = []  # written in one statement: the write lock is held for as few round trips as can be
-        if flag_id is not None:
-            status = "pending"
-            trail.append(_audit_row(who.name, "flag", flag_id, None, status, {"category": category}))
-        else:
-            flag_id, status = c.execute(  # FOR UPDATE: concurrent reports of one flag count each other (Postgres)
-                sa.select(flags.c.id, flags.c.status).where(flags.c.sample_id == sample.sample_id, flags.c.category == category).with_for_update()
-            ).one()
-        new = self._insert_ignore(c, reports, {"flag_id": flag_id, "account_id": who.id, "note": item.note, "source": source, "created_at": now}) is not None
-        if new:
-            trail.append(_audit_row(who.name, "report", flag_id, detail={"category": category, "source": source}))
+    def _record(self, c: sa.Connection, items: list[tuple[int, Account, FlagItem]], sources: dict[int, str],
+                hosts: dict[str | None, tuple[str, str]]) -> list[tuple[int, bool]]:
+        """Insert the flags and reports of ``items`` ((request index, account, item)); per item,
+        (flag id, whether its report is new)."""
+        now = _now()
+        firsts: dict[tuple[str, str], FlagItem] = {}
+        for _, _, item in items:
+            firsts.setdefault((item.sample.sample_id, item.category), item)
+        rows = [{"sample_id": s.sample_id, "shard_id": s.shard_id, "row_index": s.row_index, "url": s.url, "host": hosts[s.url][0],
+                 "registrable_domain": hosts[s.url][1], "caption": s.caption, "category": item.category, "status": "pending",
+                 "created_at": now, "updated_at": now}
+                for (_, _), item in sorted(firsts.items()) for s in [item.sample]]  # in key order: concurrent Postgres writers lock alike
+        created = {(s, k): flag_id for flag_id, s, k in c.execute(
+            self._insert(flags).on_conflict_do_nothing().returning(flags.c.id, flags.c.sample_id, flags.c.category), rows)}
+        flag_ids, status = dict(created), dict.fromkeys(created.values(), "pending")
+        existing = sorted(set(firsts) - set(created))
+        for chunk in _chunks(existing, 500):
+            # by sample id (the index's prefix; SQLite scans the table for a tuple IN), the other categories dropped here;
+            # FOR UPDATE: concurrent reports of one flag count each other (Postgres)
+            for flag_id, s, k, st in c.execute(
+                sa.select(flags.c.id, flags.c.sample_id, flags.c.category, flags.c.status)
+                .where(flags.c.sample_id.in_({s for s, _ in chunk}), flags.c.category.in_({k for _, k in chunk})).order_by(flags.c.id).with_for_update()
+            ):
+                if (s, k) in firsts:
+                    flag_ids[s, k], status[flag_id] = flag_id, st
+        report_rows: dict[tuple[int, int], dict] = {}
+        for i, who, item in items:  # the first of an account's repeats is the one recorded
+            flag_id = flag_ids[item.sample.sample_id, item.category]
+            report_rows.setdefault((flag_id, who.id), {"flag_id": flag_id, "account_id": who.id, "note": item.note, "source": sources[i], "created_at": now})
+        new_reports = {(flag_id, account_id) for flag_id, account_id in c.execute(
+            self._insert(reports).on_conflict_do_nothing().returning(reports.c.flag_id, reports.c.account_id), list(report_rows.values()))}
+        made, trail, audited = [], [], set()
+        for i, who, item in items:
+            key = (item.sample.sample_id, item.category)
+            flag_id = flag_ids[key]
+            if key in created and flag_id not in audited:
+                audited.add(flag_id)
+                trail.append(_audit_row(who.name, "flag", flag_id, None, "pending", {"category": item.category}))
+            new = (flag_id, who.id) in new_reports
+            if new:
+                new_reports.discard((flag_id, who.id))
+                trail.append(_audit_row(who.name, "report", flag_id, detail={"category": item.category, "source": sources[i]}))
+            made.append((flag_id, new))
         if trail:
             c.execute(audit.insert(), trail)
-        if new:
-            quorum = self.config.confirm.contributors
-            if status == "pending" and quorum:
-                reporters = c.execute(sa.select(sa.func.count()).where(reports.c.flag_id == flag_id)).scalar_one()
+        quorum = self.config.confirm.contributors
+        reported = sorted({flag_id for flag_id, new in made if new and status[flag_id] == "pending"})
+        for chunk in _chunks(reported if quorum else [], 1000):
+            counted = c.execute(sa.select(reports.c.flag_id, sa.func.count()).where(reports.c.flag_id.in_(chunk)).group_by(reports.c.flag_id))
+            for flag_id, reporters in counted.all():
                 if reporters >= quorum:
-                    self._set_status(c, "quorum", flag_id, status, "confirmed", {"contributors": reporters})
-        return flag_id, new
+                    self._set_status(c, "quorum", flag_id, "pending", "confirmed", {"contributors": reporters})
+        return made
 
     def review(self, who: Account, flag_id: int, decision: str, reason: str, note: str) -> str:
         """Record a reviewer's decision on a flag.

@@ -51,10 +51,9 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
         else:
             rows.append((line, key[0], row[key[0]], row["category"], row.get("note") or ""))
     with Snapshot(cfg.workspace) as snapshot:
-        by_id, by_url = snapshot.resolve([v for _, k, v, _, _ in rows if k == "sample_id"], [v for _, k, v, _, _ in rows if k == "url"])
+        found = snapshot.samples([(key, value) for _, key, value, _, _ in rows])
     items = []
-    for line, key, value, category, note in rows:
-        samples = [by_id[value]] if key == "sample_id" and value in by_id else by_url.get(value, []) if key == "url" else []
+    for (line, key, value, category, note), samples in zip(rows, found):
         if not samples:
             errors.append(f"line {line}: unknown {key} {value!r} (not in the latest scan)")
         items += [FlagItem(s, category, note) for s in samples]

@@ -9,6 +9,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from limits import parse
 from conftest import scan, write_config
 
 from typer.testing import CliRunner
@@ -18,11 +19,11 @@ from scrutineer.banks import url_md5
 from scrutineer.cli import app
 from scrutineer import crowd as crowd_tables
 from scrutineer.config import CrowdConfig, load_config
-from scrutineer.crowd import CrowdError, CrowdStore, FlagItem, Sample
+from scrutineer.crowd import CrowdError, CrowdStore, FlagItem, FlagRequest, RateLimited, Sample
 from scrutineer.errors import ConfigError
 from scrutineer.flag_import import import_flags
 from scrutineer.release import build_release
-from scrutineer.snapshot import Snapshot
+from scrutineer.snapshot import LOOKUP_IDS, Snapshot
 from scrutineer.sync import sync_latest
 
 CROWD = {
@@ -163,8 +164,10 @@ def test_sync_is_idempotent_and_release_removes_exactly_the_confirmed_samples(sc
 
 def test_the_review_snapshot_follows_the_latest_run(scanned):
     snapshot = Snapshot(scanned.workspace)
-    by_id, by_url = snapshot.resolve(["k0", "zz"], [ROWS[3]["url"]])
-    assert set(by_id) == {"k0"} and by_id["k0"].caption == "caption 0" and [s.sample_id for s in by_url[ROWS[3]["url"]]] == ["k3"]
+    k0, zz, url = snapshot.samples([("sample_id", "k0"), ("sample_id", "zz"), ("url", ROWS[3]["url"])])
+    assert [s.caption for s in k0] == ["caption 0"] and zz == [] and [s.sample_id for s in url] == ["k3"]
+    many = snapshot.samples([("sample_id", f"k{i}") for i in range(LOOKUP_IDS + 1)])  # in two lookups
+    assert [[s.sample_id for s in found] for found in many] == [[f"k{i}"] for i in range(8)] + [[]] * (LOOKUP_IDS - 7)
     assert snapshot.restricted(["k0", "k7"]) == {"k7"}
     before = snapshot.run_id()
     assert scan(scanned.config_path)["status"] == "completed"
@@ -229,3 +232,33 @@ def test_concurrent_reports_reach_the_quorum_once_and_the_log_stays_append_only(
     assert transitions == [(None, "pending"), ("pending", "confirmed")]
     with crowd.engine.connect() as c, pytest.raises(sa.exc.DBAPIError, match="append-only"):
         c.execute(crowd_tables.audit.delete())
+
+
+def test_a_batch_of_requests_records_each_all_or_nothing(any_store):
+    """The app's group commit: one transaction for many accounts' requests; a refused request
+    records nothing and refuses no other."""
+    crowd = any_store
+    for name in ("ann", "cal"):
+        crowd.add_account(name, "contributor")
+    ann, cal = crowd.by_name("ann"), crowd.by_name("cal")
+    three = parse("3/minute")
+    made = crowd.flag_many([
+        FlagRequest(ann, [FlagItem(sample(0), "copyright", "first")], "api", three),
+        FlagRequest(cal, [FlagItem(sample(0), "copyright", "second"), FlagItem(sample(1), "copyright", "")], "api", three),
+        FlagRequest(ann, [FlagItem(sample(0), "copyright", "repeated")], "form", three),  # ann's second request in the window
+        FlagRequest(ann, [FlagItem(sample(2), "no such category", "")], "api"),
+        FlagRequest(ann, [FlagItem(sample(3), "copyright", ""), FlagItem(sample(4), "copyright", "")], "api", three),  # 2 + 2 > 3
+        FlagRequest(cal, [FlagItem(sample(5), "csam_suspected", "")], "import"),
+    ])
+    k0 = made[0][0][0]
+    assert made[0] == [(k0, True)] and made[1][0] == (k0, True) and made[2] == [(k0, False)]
+    assert isinstance(made[3], CrowdError) and made[3].status == 422 and "no such category" in str(made[3])
+    assert isinstance(made[4], RateLimited) and made[4].status == 429 and 1 <= made[4].retry_after <= 60
+    assert made[1][1][1] and made[5][0][1] and len({k0, made[1][1][0], made[5][0][0]}) == 3
+    assert crowd.status_counts() == {"pending": 2, "confirmed": 1, "rejected": 0}  # k0 reached the quorum of two contributors
+    detail = crowd.flag_detail(crowd.by_name("ann"), k0)
+    assert [r["note"] for r in detail["reports"]] == ["first"]  # ann's repeat is not a second report
+    assert [(a["action"], a["from_status"], a["to_status"]) for a in detail["audit"]] == [
+        ("flag", None, "pending"), ("report", None, None), ("report", None, None), ("flag", "pending", "confirmed")]
+    assert {f["sample_id"] for f in crowd.flags(ann)} == {"k0"}  # ann's refused requests left nothing
+    assert {f["sample_id"] for f in crowd.flags(cal)} == {"k0", "k1", "k5"}

@@ -138,8 +138,8 @@ def add_people(cfg: Config) -> list[tuple[str, str, str, str]]:
     with CrowdStore(cfg.crowd) as crowd, Snapshot(cfg.workspace) as snapshot:
         people = [(role, name, *crowd.add_account(name, role)) for role, name in PEOPLE.items()]
         n, category, note = PENDING
-        by_id, _ = snapshot.resolve([f"{1_000_000 + n}"], [])
-        crowd.flag(crowd.by_name(PEOPLE["contributor"]), [FlagItem(by_id[f"{1_000_000 + n}"], category, note)], "form")
+        [[pending]] = snapshot.samples([("sample_id", f"{1_000_000 + n}")])
+        crowd.flag(crowd.by_name(PEOPLE["contributor"]), [FlagItem(pending, category, note)], "form")
     return people
 
 

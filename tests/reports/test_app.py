@@ -7,7 +7,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -76,7 +78,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
     crowd = CrowdStore(cfg.crowd)
     owner = crowd.add_account("owner", "contributor")
     snapshot = Snapshot(cfg.workspace)
-    by_id, _ = snapshot.resolve([f"k{i}" for i in range(5)], [])
+    by_id = {found.sample_id: found for [found] in snapshot.samples([("sample_id", f"k{i}") for i in range(5)])}
     run_id = snapshot.run_id()
     snapshot.close()
     made = crowd.flag(crowd.by_name("owner"), [FlagItem(by_id[k], "csam_suspected" if k == "k4" else "copyright", f"note on {k}") for k in sorted(by_id)], "import")
@@ -270,6 +272,26 @@ def test_flags_name_one_sample_by_id_or_url(served, person):
     twice = flag(other, url=URL["k17"])
     assert twice.status_code == 201 and len(twice.json()["ids"]) == 2  # every sample with that URL
     assert other.form("/flags", {"sample_id": "k11", "url": URL["k11"], "category": "copyright"}).status_code == 422
+
+
+def test_concurrent_flags_each_get_their_own_answer(served, person):
+    """Flags submitted at once are written together (one transaction per batch): each still gets
+    its own status, and a refused one refuses no other."""
+    people = [person("contributor") for _ in range(8)]
+    reviewer = person("reviewer")
+    bodies = [{"sample_id": "k16"}] * 5 + [{"sample_id": "nope"}, {"sample_id": "k16", "category": "nonsense"}, {"url": URL["k17"]}]
+    start = threading.Barrier(len(people))
+
+    def submit(who: Person, body: dict) -> httpx.Response:
+        start.wait()
+        return flag(who, **body)
+
+    with ThreadPoolExecutor(len(people)) as pool:
+        answers = list(pool.map(submit, people, bodies))
+    assert [a.status_code for a in answers] == [201] * 5 + [404, 422, 201]
+    assert len({a.json()["id"] for a in answers[:5]}) == 1 and len(answers[7].json()["ids"]) == 2
+    reporters = {r["by"] for r in reviewer.api.get(f"/api/flags/{answers[0].json()['id']}").json()["reports"]}
+    assert {p.name for p in people[:5]} <= reporters and not {p.name for p in people[5:]} & reporters
 
 
 def test_a_repeated_flag_is_recorded_once(served, person):
