@@ -52,7 +52,7 @@ def build(root: Path, samples: int, flags: int, clients: int) -> tuple[Path, lis
     (root / "data").mkdir(parents=True)
     rows = {
         "key": [f"s{i:07d}" for i in range(samples)],
-        "url": [f"https://img{rng.randrange(500)}.host{rng.randrange(200)}.example/{i}.jpg" for i in range(samples)],
+        "url": [f"https://img{rng.randrange(500)}.host{rng.randrange(200)}.com/{i}.jpg" for i in range(samples)],
         "caption": [f"caption {i} <b>{rng.random():.6f}</b>" for i in range(samples)],
     }
     pq.write_table(pa.table(rows), root / "data" / "part-0.parquet")
@@ -82,10 +82,11 @@ def build(root: Path, samples: int, flags: int, clients: int) -> tuple[Path, lis
 
 
 async def load(base: str, reviewers: list[str], contributors: list[str], seconds: float, samples: int, warmup: float = 0.0) -> dict[str, list]:
-    """Run the clients for ``warmup`` + ``seconds``; latencies and errors of the last ``seconds`` only."""
+    """Run the clients for ``warmup`` + ``seconds``; latencies and errors of the last ``seconds``
+    only, and the clients' CPU seconds in them (they share the app's cores)."""
     latencies: dict[str, list[float]] = {"queue": [], "flag": []}
     errors: list[str] = []
-    domains = [f"host{i}.example" for i in range(200)]
+    domains = [f"host{i}.com" for i in range(200)]
     start = time.perf_counter() + warmup
     deadline = start + seconds
 
@@ -112,8 +113,14 @@ async def load(base: str, reviewers: list[str], contributors: list[str], seconds
                         if error:
                             errors.append(error)
 
-    await asyncio.gather(*(client(n) for n in range(len(reviewers))))
-    return {"errors": errors, **latencies}
+    async def clients_cpu() -> float:
+        await asyncio.sleep(max(0.0, start - time.perf_counter()))
+        before = time.process_time()
+        await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
+        return time.process_time() - before
+
+    cpu, *_ = await asyncio.gather(clients_cpu(), *(client(n) for n in range(len(reviewers))))
+    return {"errors": errors, "clients_cpu": cpu, **latencies}
 
 
 def main() -> None:
@@ -134,7 +141,8 @@ def main() -> None:
             print(f"{args.clients} clients for {args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up) against {base}, {args.workers} app processes (load average {os.getloadavg()[0]:.2f})")
             result = asyncio.run(load(base, reviewers, contributors, args.seconds, args.samples, args.warmup))
         total = sum(len(result[r]) for r in ("queue", "flag"))
-        print(f"requests: {total:,} in {args.seconds:.0f} s ({total / args.seconds:.0f}/s); errors: {len(result['errors'])}")
+        print(f"requests: {total:,} in {args.seconds:.0f} s ({total / args.seconds:.0f}/s); errors: {len(result['errors'])}; "
+              f"the clients used {result['clients_cpu'] / args.seconds:.2f} of the cores")
         for line in sorted(set(result["errors"]))[:10]:
             print(f"  error: {line}")
         for route in ("queue", "flag"):

@@ -117,23 +117,16 @@ SignedIn = Annotated[Account, Depends(signed_in)]
 Served = Annotated[Services, Depends(services)]
 
 
-def restricted_samples(s: Services, sample_ids: list[str]) -> set[str]:
-    """Which of ``sample_ids`` are restricted (see the module docstring).
-
-    Raises:
-        WorkspaceError: no review snapshot yet.
-    """
-    return s.snapshot.restricted(sample_ids) | s.crowd.sensitive_samples(sample_ids)
-
-
 def shown_flags(s: Services, who: Account, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Flags (dicts with ``sample_id`` and ``url``) as ``who`` may see them: each gains
-    ``restricted``, and a restricted one's ``url`` is None unless ``who`` reviews.
+    """Flags (dicts with ``sample_id``, ``url`` and ``sensitive``, as
+    :meth:`scrutineer.crowd.CrowdStore.flags` gives them) as ``who`` may see them: each gains
+    ``restricted`` (see the module docstring), and a restricted one's ``url`` is None unless
+    ``who`` reviews.
 
     Raises:
         WorkspaceError: no review snapshot yet.
     """
-    hidden = restricted_samples(s, [r["sample_id"] for r in rows])
+    hidden = s.snapshot.restricted([r["sample_id"] for r in rows]) | {r["sample_id"] for r in rows if r["sensitive"]}
     return [r | {"restricted": r["sample_id"] in hidden, "url": None if r["sample_id"] in hidden and not who.reviews else r["url"]} for r in rows]
 
 

@@ -3,15 +3,17 @@ one batch is being written wait and are written together as the next batch, in o
 transaction (group commit, as databases batch the commits of concurrent transactions; SQLite has
 one writer at a time, so under load this is what keeps flags from queueing one by one).
 
-Each app process has one writer thread. The event loop only hands it batches: looking the
-samples up in the review snapshot and waiting for the store's write lock (which a ``flags
-import`` holds for its whole file) never stall the loop.
+Each app process has one writer thread: looking the samples up in the review snapshot and
+waiting for the store's write lock (which a ``flags import`` holds for its whole file) never
+stall the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+import queue
+import threading
 from dataclasses import dataclass
 
 from limits import RateLimitItem
@@ -34,7 +36,14 @@ class Submission:
 
 
 class FlagWriter:
-    """Records :class:`Submission` s in batches on one thread, counted against ``rate``.
+    """Records :class:`Submission` s in batches on its own thread, counted against ``rate``.
+
+    The event loop puts each submission on a queue and awaits its future; the thread takes
+    everything queued, writes it, hands the outcomes back to the loop (one
+    ``call_soon_threadsafe`` per batch) and takes the next batch at once. The loop never has to
+    run anything to start a batch: under load each turn of the loop is long (it runs every request
+    that is ready), and a batch that waited for turns waited far longer than it took to write
+    (bench/serve_load.py).
 
     Args:
         rate: ``crowd.rate_limit``: flags per account per moving window.
@@ -42,12 +51,12 @@ class FlagWriter:
 
     def __init__(self, crowd: CrowdStore, snapshot: Snapshot, rate: RateLimitItem) -> None:
         self._crowd, self._snapshot, self._rate = crowd, snapshot, rate
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="crowd-writer")
-        self._pending: list[tuple[Submission, asyncio.Future]] = []
-        self._draining: asyncio.Task | None = None
+        self._queue: queue.SimpleQueue[tuple[Submission, asyncio.Future] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="crowd-writer", daemon=True)
+        self._thread.start()
 
     async def __call__(self, submission: Submission) -> list[tuple[int, bool]]:
-        """Record one submission (with the others pending).
+        """Record one submission (with the others queued).
 
         Returns:
             Per sample flagged: (flag id, whether a new report was recorded).
@@ -59,28 +68,29 @@ class FlagWriter:
             sqlalchemy.exc.SQLAlchemyError: the crowd store failed (the whole batch).
         """
         done = asyncio.get_running_loop().create_future()
-        self._pending.append((submission, done))
-        if self._draining is None:
-            self._draining = asyncio.create_task(self._drain())
+        self._queue.put((submission, done))
         return await done
 
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self._write, [s for s, _ in batch])
-                except Exception as e:  # the store failed: every submission of the batch fails with it
-                    outcomes = [e] * len(batch)
-                for (_, done), outcome in zip(batch, outcomes):
-                    if done.done():  # its request was cancelled (the client went away)
-                        continue
-                    if isinstance(outcome, Exception):
-                        done.set_exception(outcome)
-                    else:
-                        done.set_result(outcome)
-        finally:
-            self._draining = None
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get())
+            stopping = None in batch
+            batch = [b for b in batch if b is not None]
+            if not batch:
+                continue
+            try:
+                outcomes = self._write([s for s, _ in batch])
+            except Exception as e:  # the store failed: every submission of the batch fails with it
+                outcomes = [e] * len(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+            for (_, done), outcome in zip(batch, outcomes):
+                by_loop.setdefault(done.get_loop(), []).append((done, outcome))
+            for loop, settled in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these any more
+                    loop.call_soon_threadsafe(_settle, settled)
 
     def _write(self, batch: list[Submission]) -> list[list[tuple[int, bool]] | Exception]:
         """On the writer thread: look the batch's samples up, then record it in one transaction."""
@@ -91,5 +101,17 @@ class FlagWriter:
         return [next(made) if samples else CrowdError(f"no sample with this {s.key[0]} in the latest scan", 404) for s, samples in zip(batch, found)]
 
     def close(self) -> None:
-        """Wait for the batch being written, then stop the thread."""
-        self._thread.shutdown()
+        """Write what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+
+def _settle(settled: list[tuple[asyncio.Future, list[tuple[int, bool]] | Exception]]) -> None:
+    """On the event loop: give each submission's future its outcome."""
+    for done, outcome in settled:
+        if done.done():  # its request was cancelled (the client went away)
+            continue
+        if isinstance(outcome, Exception):
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)

@@ -264,7 +264,8 @@ def serve(
         cfg = load_config(config)
         create_app(cfg).state.services.close()  # a bad config or crowd store fails here, in one line
     os.environ[CONFIG_ENV] = str(cfg.config_path)
-    uvicorn.run("reports.app:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level="warning", server_header=False)
+    uvicorn.run("reports.app:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level="warning", server_header=False,
+                loop="uvloop", http="httptools")
 
 
 @app.command()

@@ -202,7 +202,10 @@ def test_a_sensitive_flag_restricts_its_sample_under_any_category(scanned):
     ann, cal, _ = people(crowd)
     crowd.flag(ann, [FlagItem(sample(0), "copyright", ""), FlagItem(sample(1), "copyright", "")], "api")
     crowd.flag(cal, [FlagItem(sample(1), "csam_suspected", "")], "api")
-    assert crowd.sensitive_samples(["k0", "k1", "k2"]) == {"k1"} and crowd.sensitive_samples([]) == set()
+    rev = crowd.by_name("rev")
+    shown = {(f["sample_id"], f["category"]): f["sensitive"] for f in crowd.flags(rev)}
+    assert shown == {("k0", "copyright"): False, ("k1", "copyright"): True, ("k1", "csam_suspected"): True}
+    assert crowd.flag_detail(rev, crowd.flags(rev, category="copyright")[0]["id"])["sensitive"]  # k1's, the newest
     assert crowd.status_counts() == crowd.counts()["by_status"] == {"pending": 3, "confirmed": 0, "rejected": 0}
 
 
