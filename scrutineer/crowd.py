@@ -481,7 +481,7 @@ class CrowdStore:
             # FOR UPDATE: concurrent reports of one flag count each other (Postgres)
             for flag_id, s, k, st in c.execute(
                 sa.select(flags.c.id, flags.c.sample_id, flags.c.category, flags.c.status)
-                .where(flags.c.sample_id.in_({s for s, _ in chunk}), flags.c.category.in_({k for _, k in chunk})).order_by(flags.c.id).with_for_update()
+                .where(flags.c.sample_id.in_(sorted({s for s, _ in chunk})), flags.c.category.in_(sorted({k for _, k in chunk}))).order_by(flags.c.id).with_for_update()
             ):
                 if (s, k) in firsts:
                     flag_ids[s, k], status[flag_id] = flag_id, st
