@@ -139,6 +139,9 @@ audit = sa.Table(
     sa.Column("detail", sa.String, nullable=False),  # JSON
 )
 
+#: A column of a query of ``flags``: how many contributors reported the flag.
+_REPORTED = sa.select(sa.func.count()).where(reports.c.flag_id == flags.c.id).scalar_subquery().label("reports")
+
 #: What an :class:`Account` is read from.
 _ACCOUNT = sa.select(accounts.c.id, accounts.c.name, accounts.c.role)
 
@@ -277,6 +280,10 @@ class CrowdStore:
 
     def __init__(self, crowd: CrowdConfig) -> None:
         self.config = crowd
+        other = flags.alias("other")
+        plain = [name for name, c in crowd.categories.items() if not c.sensitive]
+        #: A column of a query of ``flags``: whether the flag's sample has a flag of a sensitive category (:meth:`flags`).
+        self._sensitive_sample = sa.exists().where(other.c.sample_id == flags.c.sample_id, other.c.category.not_in(plain)).label("sensitive")
         url = sa.make_url(crowd.database)
         self.sqlite = url.get_backend_name() == "sqlite"
         self._writer = _Writers(url.database) if self.sqlite else nullcontext()
@@ -574,10 +581,11 @@ class CrowdStore:
 
         Returns:
             Dicts with the ``flags`` columns plus ``reports`` (how many contributors flagged it) and
-            ``sensitive`` (:meth:`_sensitive_sample`).
+            ``sensitive``: whether the flag's sample has a flag of a sensitive category
+            (:meth:`sensitive`), whatever its status; such a sample's URL is restricted wherever it
+            appears, under any category.
         """
-        n = sa.select(sa.func.count()).where(reports.c.flag_id == flags.c.id).scalar_subquery().label("reports")
-        query = sa.select(flags, n, self._sensitive_sample()).limit(limit)
+        query = sa.select(flags, _REPORTED, self._sensitive_sample).limit(limit)
         newest = flags.c.id
         if not who.reviews:  # read from the account's own reports by their index, not by testing every flag
             mine = reports.alias("mine")
@@ -600,7 +608,7 @@ class CrowdStore:
             CrowdError: 404 no such flag, or a contributor asking for a flag they did not report.
         """
         with self._read() as c:
-            row = c.execute(sa.select(flags, self._sensitive_sample()).where(flags.c.id == flag_id)).first()
+            row = c.execute(sa.select(flags, self._sensitive_sample).where(flags.c.id == flag_id)).first()
             mine = c.execute(sa.select(reports.c.id).where(reports.c.flag_id == flag_id, reports.c.account_id == who.id)).first()
             if row is None or not (who.reviews or mine):
                 raise CrowdError(f"no flag {flag_id}", 404)
@@ -665,14 +673,6 @@ class CrowdStore:
         """Whether a category is sensitive (an unknown one, say from an older config, counts as sensitive)."""
         c = self.config.categories.get(category)
         return c is None or c.sensitive
-
-    def _sensitive_sample(self) -> sa.Label:
-        """A column of a query of ``flags``: whether the flag's sample has a flag of a sensitive
-        category (:meth:`sensitive`), whatever its status; such a sample's URL is restricted
-        wherever it appears, under any category."""
-        other = flags.alias("other")
-        plain = [name for name, c in self.config.categories.items() if not c.sensitive]
-        return sa.exists().where(other.c.sample_id == flags.c.sample_id, other.c.category.not_in(plain)).label("sensitive")
 
 
 def crowd_counts(cfg: Config) -> dict[str, Any] | None:
