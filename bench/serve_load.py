@@ -123,16 +123,6 @@ async def load(base: str, reviewers: list[str], contributors: list[str], seconds
     return {"errors": errors, "clients_cpu": cpu, **latencies}
 
 
-def reference_seconds() -> float:
-    """Seconds a fixed pure-Python loop takes now: this machine's speed drifts by up to half from
-    hour to hour, so runs are compared with it at hand."""
-    t = time.perf_counter()
-    total = 0
-    for i in range(5_000_000):
-        total += i
-    return time.perf_counter() - t
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=150_000)
@@ -148,8 +138,7 @@ def main() -> None:
     try:
         config, reviewers, contributors = build(root / "bench", args.samples, args.flags, args.clients)
         with serve(config, "--workers", str(args.workers)) as base:
-            print(f"{args.clients} clients for {args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up) against {base}, {args.workers} app processes "
-                  f"(load average {os.getloadavg()[0]:.2f}; reference loop {reference_seconds():.2f} s)")
+            print(f"{args.clients} clients for {args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up) against {base}, {args.workers} app processes (load average {os.getloadavg()[0]:.2f})")
             result = asyncio.run(load(base, reviewers, contributors, args.seconds, args.samples, args.warmup))
         total = sum(len(result[r]) for r in ("queue", "flag"))
         print(f"requests: {total:,} in {args.seconds:.0f} s ({total / args.seconds:.0f}/s); errors: {len(result['errors'])}; "
