@@ -41,9 +41,8 @@ class FlagWriter:
     The event loop puts each submission on a queue and awaits its future; the thread takes
     everything queued, writes it, hands the outcomes back to the loop (one
     ``call_soon_threadsafe`` per batch) and takes the next batch at once. The loop never has to
-    run anything to start a batch: under load each turn of the loop is long (it runs every request
-    that is ready), and a batch that waited for turns waited far longer than it took to write
-    (bench/serve_load.py).
+    run anything to start a batch, which matters because under load each turn of the loop is long:
+    it runs every request that is ready.
 
     Args:
         rate: ``crowd.rate_limit``: flags per account per moving window.
