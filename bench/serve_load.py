@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import shutil
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -136,7 +138,10 @@ def main() -> None:
     root = args.workdir or Path(tempfile.mkdtemp(prefix="serve-load-"))
     os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
     try:
-        config, reviewers, contributors = build(root / "bench", args.samples, args.flags, args.clients)
+        # built in a process of its own: the scan's embedded Prefect server (a subprocess) and threads
+        # end with it, instead of taking CPU from the clients and the app while they are measured
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as builder:
+            config, reviewers, contributors = builder.submit(build, root / "bench", args.samples, args.flags, args.clients).result()
         with serve(config, "--workers", str(args.workers)) as base:
             print(f"{args.clients} clients for {args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up) against {base}, {args.workers} app processes (load average {os.getloadavg()[0]:.2f})")
             result = asyncio.run(load(base, reviewers, contributors, args.seconds, args.samples, args.warmup))
