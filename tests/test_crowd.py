@@ -265,3 +265,22 @@ def test_a_batch_of_requests_records_each_all_or_nothing(any_store):
         ("flag", None, "pending"), ("report", None, None), ("report", None, None), ("flag", "pending", "confirmed")]
     assert {f["sample_id"] for f in crowd.flags(ann)} == {"k0"}  # ann's refused requests left nothing
     assert {f["sample_id"] for f in crowd.flags(cal)} == {"k0", "k1", "k5"}
+
+
+def test_the_queue_pages_newest_first_and_a_contributor_sees_their_own_flags(scanned):
+    crowd = CrowdStore(scanned.crowd)
+    ann, cal, rev = people(crowd)
+    ids = [fid for [(fid, _)] in (crowd.flag(ann, [FlagItem(sample(i), "copyright", "")], "api") for i in range(6))]
+    crowd.flag(cal, [FlagItem(sample(4), "copyright", ""), FlagItem(sample(1), "copyright", "")], "api")  # both reach the quorum of two
+
+    def pages(who, **filters):
+        shown, before = [], None
+        while page := crowd.flags(who, before=before, limit=4, **filters):
+            shown.append([f["id"] for f in page])
+            before = page[-1]["id"]
+        return shown
+
+    assert pages(rev) == [ids[:1:-1], ids[1::-1]]
+    assert pages(cal) == [[ids[4], ids[1]]]
+    assert pages(cal, status="pending") == [] and pages(ann, status="confirmed") == [[ids[4], ids[1]]]
+    assert pages(ann, status="pending") == [[ids[5], ids[3], ids[2], ids[0]]]
