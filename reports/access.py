@@ -8,7 +8,7 @@ restricted-data rule (issue 11, "The app" and "Accounts and security").
   redirect to ``/login`` (pages).
 - **Rate limit.** Flags submitted through the API and the form count against
   ``crowd.rate_limit`` per account, in a moving window, counted from the crowd store
-  (:meth:`scrutineer.crowd.CrowdStore.flag`), so several app processes share one count.
+  (:meth:`scrutineer.crowd.CrowdStore.flag_many`), so several app processes share one count.
 - **Restricted data.** A flag is restricted when its sample has a restricted finding in the
   review snapshot (a hash-bank match, a synced sensitive flag) or any flag of a sensitive category
   (``crowd.categories.<name>.sensitive``). Its URL goes only to reviewers and maintainers
@@ -25,7 +25,7 @@ from typing import Annotated, Any
 import cachetools
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from limits import RateLimitItem, parse
+from limits import parse
 
 from reports.flag_writer import FlagWriter
 from scrutineer.config import Config
@@ -43,13 +43,11 @@ SESSION_ACCOUNT = "account"
 @dataclass
 class Services:
     """What every request of one app process shares: the config, the crowd store, the review
-    snapshot, the flag rate limit. Held in ``app.state.services``."""
+    snapshot, the flag writer. Held in ``app.state.services``."""
 
     cfg: Config
     crowd: CrowdStore
     snapshot: Snapshot
-    #: ``crowd.rate_limit``: flags per account per moving window (:meth:`CrowdStore.flag`).
-    rate: RateLimitItem
     #: :meth:`scrutineer.crowd.CrowdStore.status_counts`, at most :data:`COUNTS_SECONDS` old:
     #: counting 100,000 flags takes ~7 ms, too much for every page of the queue.
     status_counts: Callable[[], dict[str, int]]
@@ -72,9 +70,9 @@ class Services:
         def remembered(seconds: float, size: int, fn: Callable) -> Callable:
             return cachetools.cached(cachetools.TTLCache(size, seconds), lock=threading.Lock())(fn)
 
-        snapshot, rate = Snapshot(cfg.workspace), parse(cfg.crowd.rate_limit)
-        return cls(cfg, crowd, snapshot, rate, remembered(COUNTS_SECONDS, 1, crowd.status_counts),
-                   remembered(ACCOUNT_SECONDS, 10_000, crowd.by_token), remembered(ACCOUNT_SECONDS, 10_000, crowd.by_id), FlagWriter(crowd, snapshot, rate))
+        snapshot = Snapshot(cfg.workspace)
+        return cls(cfg, crowd, snapshot, remembered(COUNTS_SECONDS, 1, crowd.status_counts), remembered(ACCOUNT_SECONDS, 10_000, crowd.by_token),
+                   remembered(ACCOUNT_SECONDS, 10_000, crowd.by_id), FlagWriter(crowd, snapshot, parse(cfg.crowd.rate_limit)))
 
     def close(self) -> None:
         """Stop the flag writer, close both stores."""

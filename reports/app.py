@@ -57,7 +57,7 @@ SWAGGER = Path(fastapi_offline.__file__).parent / "static"
 SESSION_COOKIE = "scrutineer_session"
 #: Threads running the synchronous routes of one app process. The two busiest routes, the queue
 #: page and flag submission, run on the event loop instead (their reads take ~1 ms; their writes go
-#: to the writer thread, :attr:`reports.access.Services.writer`): a thread hand-off per request cost
+#: to the flag writer's thread, :class:`reports.flag_writer.FlagWriter`): a thread hand-off per request cost
 #: more than the work. More threads only contend for the GIL and SQLite's write lock
 #: (bench/serve_load.py, one process, 50 clients: 108 requests/s with anyio's default 40 threads,
 #: 146 with 2 or 4, 134 with 8).

@@ -281,7 +281,7 @@ class CrowdStore:
     def __init__(self, crowd: CrowdConfig) -> None:
         self.config = crowd
         other = flags.alias("other")
-        plain = [name for name, c in crowd.categories.items() if not c.sensitive]
+        plain = [name for name in crowd.categories if not self.sensitive(name)]
         #: A column of a query of ``flags``: whether the flag's sample has a flag of a sensitive category (:meth:`flags`).
         self._sensitive_sample = sa.exists().where(other.c.sample_id == flags.c.sample_id, other.c.category.not_in(plain)).label("sensitive")
         url = sa.make_url(crowd.database)
@@ -447,17 +447,18 @@ class CrowdStore:
     def _check_rates(self, c: sa.Connection, requests: list[FlagRequest], outcome: list) -> None:
         """Set ``outcome[i]`` to :class:`RateLimited` for each request that would pass its limit."""
         now = _now()
+        limited = [(i, r) for i, r in enumerate(requests) if r.limit is not None and outcome[i] is None]
+        windows: dict[int, set[int]] = {}  # window seconds -> accounts
+        for _, r in limited:
+            windows.setdefault(r.limit.get_expiry(), set()).add(r.who.id)
         stored: dict[tuple[int, int], tuple[int, datetime | None]] = {}  # (account, window seconds) -> (reports, oldest)
-        for seconds in {r.limit.get_expiry() for i, r in enumerate(requests) if r.limit is not None and outcome[i] is None}:
-            who = {r.who.id for i, r in enumerate(requests) if r.limit is not None and r.limit.get_expiry() == seconds and outcome[i] is None}
+        for seconds, who in windows.items():
             counted = c.execute(
                 sa.select(reports.c.account_id, sa.func.count(), sa.func.min(reports.c.created_at))
                 .where(reports.c.account_id.in_(who), reports.c.created_at > now - timedelta(seconds=seconds)).group_by(reports.c.account_id)
             ).all()
             stored |= {(a, seconds): (0, None) for a in who} | {(a, seconds): (n, oldest) for a, n, oldest in counted}
-        for i, r in enumerate(requests):
-            if r.limit is None or outcome[i] is not None:
-                continue
+        for i, r in limited:
             key = (r.who.id, r.limit.get_expiry())
             count, oldest = stored[key]
             if count + len(r.items) > r.limit.amount:
@@ -475,10 +476,13 @@ class CrowdStore:
         firsts: dict[tuple[str, str], FlagItem] = {}
         for _, _, item in items:
             firsts.setdefault((item.sample.sample_id, item.category), item)
-        rows = [{"sample_id": s.sample_id, "shard_id": s.shard_id, "row_index": s.row_index, "url": s.url, "host": hosts[s.url][0],
-                 "registrable_domain": hosts[s.url][1], "caption": s.caption, "category": item.category, "status": "pending",
-                 "created_at": now, "updated_at": now}
-                for (_, _), item in sorted(firsts.items()) for s in [item.sample]]  # in key order: concurrent Postgres writers lock alike
+        rows = []
+        for key in sorted(firsts):  # in key order: concurrent Postgres writers lock alike
+            s, category = firsts[key].sample, firsts[key].category
+            host, domain = hosts[s.url]
+            rows.append({"sample_id": s.sample_id, "shard_id": s.shard_id, "row_index": s.row_index, "url": s.url, "host": host,
+                         "registrable_domain": domain, "caption": s.caption, "category": category, "status": "pending",
+                         "created_at": now, "updated_at": now})
         created = {(s, k): flag_id for flag_id, s, k in c.execute(
             self._insert(flags).on_conflict_do_nothing().returning(flags.c.id, flags.c.sample_id, flags.c.category), rows)}
         flag_ids, status = dict(created), dict.fromkeys(created.values(), "pending")
