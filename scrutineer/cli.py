@@ -250,22 +250,22 @@ def sync(config: ConfigArg) -> None:
 def serve(
     config: ConfigArg,
     host: Annotated[str, typer.Option(help="Address to bind; keep loopback and put a TLS reverse proxy in front (README).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="App processes (uvicorn workers); they share the crowd store, sessions and rate limits.")] = 2,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port; it must be free.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="App processes (gunicorn workers running uvicorn); they share the crowd store, sessions and rate limits.")] = 2,
 ) -> None:
-    """Serve the review app: flag samples, review flags, read reports (FastAPI, on uvicorn)."""
+    """Serve the review app: flag samples, review flags, read reports (FastAPI, on uvicorn, in
+    gunicorn's worker processes)."""
     import os
 
-    import uvicorn
-
     from reports.app import CONFIG_ENV, create_app
+    from reports.server import Server
 
     with _reported():
         cfg = load_config(config)
         create_app(cfg).state.services.close()  # a bad config or crowd store fails here, in one line
+        server = Server(host, port, workers)
     os.environ[CONFIG_ENV] = str(cfg.config_path)
-    uvicorn.run("reports.app:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level="warning", server_header=False,
-                loop="uvloop", http="httptools")
+    server.run()
 
 
 @app.command()

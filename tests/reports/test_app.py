@@ -7,10 +7,13 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -130,6 +133,17 @@ def flag(who: Person, **body) -> httpx.Response:
 def test_health_is_public_and_names_the_run(served):
     health = httpx.get(f"{served.url}/api/health")
     assert health.status_code == 200 and health.json() == {"status": "ok", "run_id": served.run_id}
+
+
+def test_a_second_server_on_the_port_is_refused_and_the_first_keeps_serving(served):
+    """The workers' sockets share their port (SO_REUSEPORT), so a second server there would take
+    half the first one's connections: ``serve`` refuses a port that is in use."""
+    port = httpx.URL(served.url).port
+    second = subprocess.run([str(Path(sys.executable).parent / "scrutineer"), "serve", str(served.cfg.config_path), "--port", str(port)],
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode != 0 and f"cannot serve on 127.0.0.1:{port}" in second.stderr + second.stdout
+    with httpx.Client(base_url=served.url) as fresh:  # new connections, each to a worker of the first server
+        assert all(fresh.get("/api/health", headers={"Connection": "close"}).json()["run_id"] == served.run_id for _ in range(20))
 
 
 def test_every_route_but_log_in_health_and_static_refuses_anonymous_requests(served):
