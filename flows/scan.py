@@ -12,15 +12,17 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
+import dask
 import duckdb
 import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.states import Failed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows import prefect_api
 from flows.load import load
@@ -43,6 +45,10 @@ from scrutineer.webdataset import tar_path
 
 #: Called with each shard's result as it finishes (the CLI draws its progress bar with it).
 OnShard = Callable[[ShardResult], None]
+#: The running scan's :data:`OnShard`. Not a flow parameter: Prefect sends the flow's parameters
+#: with every task it submits to a Dask worker, and a callback (the CLI's progress bar) does not
+#: pickle; a deployment's parameters must be plain values too.
+_on_shard: ContextVar[OnShard] = ContextVar("on_shard", default=lambda result: None)
 
 
 @task(name="shard", cache_policy=NO_CACHE)
@@ -60,26 +66,45 @@ def shard_task(args: ShardTask) -> ShardResult:
 
 
 def run_scan(config: Config, observe: bool = True, on_shard: OnShard | None = None) -> dict:
-    """Run :func:`scan_flow` with ``config.workers`` shard tasks at once (threads: MEASURED.md
-    puts a task at 10-15 ms on threads against 200-360 ms in a process pool).
+    """Run :func:`scan_flow` on ``config.runner``'s task runner (:func:`task_runner`).
 
     Raises:
         ConfigError, WorkspaceError: as :func:`scan_flow`, before any shard is read.
     """
-    flow_ = scan_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=config.workers))
-    with prefect_api():
-        return flow_(config, observe, on_shard)
+    flow_ = scan_flow.with_options(task_runner=task_runner(config))
+    reset = _on_shard.set(on_shard or (lambda result: None))
+    try:
+        # a Dask worker process starts the shard's hash pool, which a daemonic process may not do
+        with prefect_api(), dask.config.set({"distributed.worker.daemon": False}):
+            return flow_(config, observe)
+    finally:
+        _on_shard.reset(reset)
+
+
+def task_runner(config: Config) -> TaskRunner:
+    """The shard tasks' runner. ``local``: ``config.workers`` threads (MEASURED.md puts a task at
+    10-15 ms on threads against 200-360 ms in a process pool or on Dask). ``dask``: prefect-dask's
+    ``DaskTaskRunner`` on the cluster at ``runner.address``, or on a ``LocalCluster`` of
+    ``runner.workers`` processes of one thread each (a shard task runs its own threads)."""
+    runner = config.runner
+    if runner.kind == "local":
+        return ThreadPoolTaskRunner(max_workers=config.workers)
+    from prefect_dask import DaskTaskRunner
+
+    if runner.address:
+        return DaskTaskRunner(address=runner.address)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                          cluster_kwargs={"n_workers": runner.workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"})
 
 
 @flow(name="scrutineer-scan", log_prints=False, persist_result=False)
-def scan_flow(config: Config, observe: bool = True, on_shard: OnShard | None = None) -> dict:
+def scan_flow(config: Config, observe: bool = True) -> dict:
     """Scan a dataset (or, with ``observe=False``, re-judge its stored observations): shard tasks in
     parallel, then the load, duplicate grouping included.
 
     Args:
         config: a loaded :class:`~scrutineer.config.Config`.
         observe: False for a rematch: a shard whose observations are not stored fails.
-        on_shard: called with each shard's :class:`~flows.shard.ShardResult` as it finishes.
 
     Returns:
         Summary dict: ``run_id``, ``kind`` (scan|rematch), ``status``
@@ -92,12 +117,15 @@ def scan_flow(config: Config, observe: bool = True, on_shard: OnShard | None = N
             full disk: nothing of the run is loaded).
     """
     try:
-        return _scan(config, observe, on_shard or (lambda result: None))
+        return _scan(config, observe)
     except ScrutineerError as e:  # a one-line error for the caller, not a traceback in Prefect's log
         return Failed(message=str(e), data=e)
 
 
-def _scan(config: Config, observe: bool, on_shard: OnShard) -> dict:
+def _scan(config: Config, observe: bool) -> dict:
+    # the flow's own body refers to nothing but importable names: Prefect sends the flow with each
+    # task it submits to Dask, and cloudpickle copies the body's globals (a ContextVar does not pickle)
+    on_shard = _on_shard.get()
     banks = load_banks(config.banks)
     params = config.detector_params()
     shards = list_shards(config)

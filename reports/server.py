@@ -13,7 +13,7 @@ does the same on uvicorn (skypilot-org/skypilot#10016).
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, ClassVar
 
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
@@ -25,7 +25,7 @@ class Worker(UvicornWorker):
     """uvicorn on uvloop and httptools (bench/serve_load.py is measured with them), with no
     ``Server`` header."""
 
-    CONFIG_KWARGS = {"loop": "uvloop", "http": "httptools", "server_header": False}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "uvloop", "http": "httptools", "server_header": False}
 
 
 class Server(BaseApplication):

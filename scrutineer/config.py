@@ -299,6 +299,27 @@ class CrowdConfig(Strict):
         return {f"crowd.{name}": c.sensitive for name, c in self.categories.items()}
 
 
+class RunnerConfig(Strict):
+    """Where the shard tasks run. ``local``: threads of the scanning process (``workers`` at once).
+    ``dask``: worker processes of a Dask cluster, through prefect-dask's ``DaskTaskRunner``, one
+    shard task per worker process at a time; either a running cluster (``address``) or a
+    ``LocalCluster`` of ``workers`` processes that the scan starts and stops. Every worker must
+    see the workspace and the shards at the same paths (README "Scale-out"). The scanning process
+    stays the only writer of the store."""
+
+    kind: Literal["local", "dask"] = Field("local", description="local or dask.")
+    address: str | None = Field(None, description="dask: a running cluster's scheduler, e.g. tcp://scheduler:8786.")
+    workers: int | None = Field(None, gt=0, description="dask: worker processes of a LocalCluster started for the scan.")
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> RunnerConfig:
+        if self.kind == "dask" and (self.address is None) == (self.workers is None):
+            raise ValueError("runner: kind dask takes either address (a running cluster) or workers (a LocalCluster), not both or neither")
+        if self.kind == "local" and (self.address or self.workers):
+            raise ValueError("runner: address and workers are for kind dask; the local runner's threads are the top-level workers")
+        return self
+
+
 class Config(Strict):
     """A whole scan configuration; see the module docstring for an example."""
 
@@ -309,7 +330,8 @@ class Config(Strict):
     release: ReleaseConfig = Field(default_factory=ReleaseConfig, description="Release variants.")
     crowd: CrowdConfig = Field(default_factory=CrowdConfig, description="Flags from people and their review.")
     fetch: FetchConfig = Field(default_factory=FetchConfig, description="How images are fetched and hashed.")
-    workers: int = Field(2, gt=0, description="Shard tasks run at once (threads).")
+    workers: int = Field(2, gt=0, description="Shard tasks run at once by the local runner (threads).")
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shard tasks run: local threads or a Dask cluster.")
     threads_per_shard: int = Field(2, gt=0, description="Batches of one shard processed at once (threads).")
     memory_limit: str = Field("1GB", description="DuckDB memory_limit of the store; larger work spills to disk.")
     config_path: Path | None = Field(None, exclude=True, description="The file this config was read from (not part of the config).")

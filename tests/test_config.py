@@ -107,3 +107,17 @@ def _models():
 def test_every_setting_is_described(model):
     undescribed = [name for name, field in model.model_fields.items() if not field.description]
     assert not undescribed, f"{model.__qualname__}: settings without a description: {undescribed}"
+
+
+@pytest.mark.parametrize("runner, message", [
+    ({"kind": "dask"}, "either address .* or workers"),
+    ({"kind": "dask", "address": "tcp://127.0.0.1:8786", "workers": 2}, "either address .* or workers"),
+    ({"kind": "local", "workers": 2}, "address and workers are for kind dask"),
+    ({"kind": "ray"}, "runner.kind"),
+])
+def test_a_runner_names_one_cluster(tmp_path, runner, message):
+    config = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dedup": {}}, "runner": runner})
+    with pytest.raises(ConfigError, match=message):
+        load_config(config)
+    assert load_config(write_config(tmp_path, {"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dedup": {}},
+                                               "runner": {"kind": "dask", "workers": 2}})).runner.workers == 2

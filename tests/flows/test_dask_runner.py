@@ -1,0 +1,115 @@
+"""Shard tasks on a Dask cluster (issue 12, acceptance 2): a metadata scan of the real LAION, CC3M
+and COCO samples on a running cluster (``runner.address``), and a content scan of the fixture web
+on a LocalCluster the scan starts (``runner.workers``), each giving the local runner's findings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dask
+import pyarrow.parquet as pq
+import pytest
+from conftest import scan, write_config
+from distributed import Client, LocalCluster
+from prefect.context import FlowRunContext
+
+from flows.scan import run_scan
+from scrutineer import store
+from scrutineer.banks import url_md5
+from scrutineer.config import load_config
+from scrutineer.testing.fixture_web import FixtureWeb
+
+LAION = ["laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"]
+HOSTS = ["127.0.0.5", "127.0.0.6"]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A running 2-process Dask cluster's scheduler address."""
+    with dask.config.set({"distributed.worker.daemon": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
+        yield c.scheduler_address
+
+
+def shard_tasks_done(client: Client) -> int:
+    """How many ``shard_task`` tasks the client's Dask scheduler has finished."""
+    return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.task_prefixes["shard_task"].state_counts["memory"]
+                                   if "shard_task" in dask_scheduler.task_prefixes else 0)
+
+
+def findings(workspace: Path) -> list[tuple]:
+    """The latest run's findings, without the run id: (shard_id, row_index, sample_id, url,
+    detector, reason, evidence, restricted), sorted."""
+    con = store.connect(workspace, read_only=True)
+    try:
+        return con.execute(
+            "SELECT shard_id, row_index, sample_id, url, detector, reason, evidence::VARCHAR, restricted FROM findings "
+            "WHERE run_id = (SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1) ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+def scan_both(root: Path, config: dict, runner: dict) -> tuple[dict, dict, int]:
+    """Scan ``config`` with the local runner and with ``runner``, each in a workspace of its own:
+    both summaries, and how many shard tasks the Dask scheduler had finished when the last shard's
+    result came back (asked through the running flow's DaskTaskRunner)."""
+    local = scan(write_config(root / "local", config))
+    on_dask = []
+    dask_ = run_scan(load_config(write_config(root / "dask", {**config, "runner": runner})),
+                     on_shard=lambda result: on_dask.append(shard_tasks_done(FlowRunContext.get().task_runner.client)))
+    return local, dask_, on_dask[-1]
+
+
+@pytest.mark.parametrize("dataset", ["laion", "cc3m", "coco"])
+def test_a_metadata_scan_on_a_dask_cluster_finds_what_the_local_runner_finds(tmp_path, shared_data, cluster, dataset):
+    metadata = shared_data / "metadata"
+    config = {
+        "laion": {"name": "laion", "shards": [str(metadata / n) for n in LAION], "columns": {"url": "URL", "caption": "TEXT"}},
+        "cc3m": {"name": "cc3m", "shards": [str(metadata / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv")], "names": ["caption", "url"]},
+        "coco": {"name": "coco", "shards": [str(metadata / "coco_captions_val2017_images0-2499.json")]},
+    }[dataset]
+    bank = tmp_path / "urls.txt"  # every 50th LAION URL: the LAION scans have hash-list matches
+    urls = pq.read_table(metadata / LAION[0], columns=["URL"]).column("URL").to_pylist()
+    bank.write_text("".join(url_md5(u) + "\n" for u in urls[::50]))
+    with Client(cluster) as client:
+        before = shard_tasks_done(client)
+        local, dask_, _ = scan_both(tmp_path, {
+            "dataset": config,
+            "banks": [{"name": "list", "path": str(bank), "signal_type": "url_md5", "source": "test", "version": "1"}],
+            "detectors": {"url_hashlist": {}, "license_gaps": {"allow": ["CC0-1.0", "CC-BY-4.0"]}, "dedup": {"on": ["url", "caption"]}},
+        }, {"kind": "dask", "address": cluster})
+        assert shard_tasks_done(client) - before == len(config["shards"])
+    assert local["status"] == dask_["status"] == "completed"
+    assert local["findings"] == dask_["findings"] and (dataset != "laion" or local["findings"]["hash_match.url"] > 0)
+    assert findings(tmp_path / "local" / "work") == findings(tmp_path / "dask" / "work")
+
+
+def test_a_content_scan_on_a_local_dask_cluster_fetches_and_hashes_as_the_local_runner(tmp_path, shared_data):
+    images = sorted(p for d in ("skimage", "ukbench_imagededup") for p in (shared_data / "images" / d).iterdir() if p.suffix in (".png", ".jpg"))
+    with FixtureWeb(HOSTS, images=[shared_data / "images" / d for d in ("skimage", "ukbench_imagededup")]) as web:
+        for n in range(2):  # two shards: one per worker
+            rows = [{"key": f"{n}-{i}", "url": web.url(f"/img/{p.name}", host=i % 2)} for i, p in enumerate(images) if i % 2 == n]
+            rows.append({"key": f"{n}-gone", "url": web.url(f"/gone/{n}.png")})
+            (tmp_path / f"part-{n}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (tmp_path / "md5.txt").write_text(hashlib.md5(images[0].read_bytes()).hexdigest() + "\n")
+        local, dask_, done = scan_both(tmp_path, {
+            "dataset": {"name": "web", "shards": [str(tmp_path / f"part-{n}.jsonl") for n in range(2)], "columns": {"sample_id": "key"}},
+            "banks": [{"name": "md5", "path": str(tmp_path / "md5.txt"), "signal_type": "md5", "source": "test", "version": "1"}],
+            "detectors": {"content_hashlist": {}, "dead_links": {}},
+            "fetch": {"allow_private_networks": True, "recheck_interval": 0.2, "backoff": 0.05},
+        }, {"kind": "dask", "workers": 2})
+    assert done == 2  # both shards ran on the scan's own LocalCluster
+    assert local["status"] == dask_["status"] == "completed"
+    assert local["findings"]["hash_match.md5"] == 1 and local["findings"] == dask_["findings"]
+    assert findings(tmp_path / "local" / "work") == findings(tmp_path / "dask" / "work")
+    hashes = "SELECT sample_id, md5, sha256, pdq, phash, bytes FROM content_hashes ORDER BY ALL"
+    con_local, con_dask = (store.connect(tmp_path / w / "work", read_only=True) for w in ("local", "dask"))
+    try:
+        assert len(con_local.execute(hashes).fetchall()) == len(images)
+        assert con_local.execute(hashes).fetchall() == con_dask.execute(hashes).fetchall()
+    finally:
+        con_local.close()
+        con_dask.close()
