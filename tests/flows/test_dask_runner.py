@@ -1,15 +1,23 @@
-"""Shard tasks on a Dask cluster (issue 12, acceptance 2): a metadata scan of the real LAION, CC3M
-and COCO samples on a running cluster (``runner.address``), and a content scan of the fixture web
-on a LocalCluster the scan starts (``runner.workers``), each giving the local runner's findings."""
+"""Shard tasks on a Dask cluster (issue 12, acceptances 2 and 3): a metadata scan of the real
+LAION, CC3M and COCO samples on a running cluster (``runner.address``) and a content scan of the
+fixture web on a LocalCluster the scan starts (``runner.workers``) give the local runner's
+findings; so do a scan that loses a Dask worker, and a scan killed on Dask and finished locally."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dask
+import psutil
 import pyarrow.parquet as pq
 import pytest
 from conftest import scan, write_config
@@ -113,3 +121,83 @@ def test_a_content_scan_on_a_local_dask_cluster_fetches_and_hashes_as_the_local_
     finally:
         con_local.close()
         con_dask.close()
+
+
+@pytest.fixture(scope="module")
+def slow_web(tmp_path_factory, shared_data) -> Iterator[dict]:
+    """Four shards of 10 images that the fixture web serves after 1 s each (a shard takes seconds,
+    so a process can be killed in the middle of one), and the findings and content hashes of a scan
+    of them with the local runner."""
+    root = tmp_path_factory.mktemp("slow")
+    images = sorted(p for p in (shared_data / "images" / "skimage").iterdir() if p.suffix in (".png", ".jpg"))
+    with FixtureWeb(HOSTS, images=[shared_data / "images" / "skimage"]) as web:
+        for n in range(4):
+            rows = [{"key": f"{n}-{i}", "url": web.url(f"/slow/{p.name}?seconds=1", host=i % 2)} for i, p in enumerate(images)]
+            (root / f"part-{n}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (root / "md5.txt").write_text(hashlib.md5(images[0].read_bytes()).hexdigest() + "\n")
+        config = {
+            "dataset": {"name": "slow", "shards": [str(root / f"part-{n}.jsonl") for n in range(4)], "columns": {"sample_id": "key"}, "batch_rows": 4},
+            "banks": [{"name": "md5", "path": str(root / "md5.txt"), "signal_type": "md5", "source": "test", "version": "1"}],
+            "detectors": {"content_hashlist": {}},
+            "fetch": {"allow_private_networks": True, "per_domain": 2},
+        }
+        assert scan(write_config(root / "local", config))["status"] == "completed"
+        yield {"root": root, "config": config, "web": web, "findings": findings(root / "local" / "work"), "hashes": content_hashes(root / "local" / "work")}
+
+
+def running(process: psutil.Process) -> bool:
+    """Whether it still runs (a zombie has ended, and waits to be reaped by init)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def content_hashes(workspace: Path) -> list[tuple]:
+    con = store.connect(workspace, read_only=True)
+    try:
+        return con.execute("SELECT DISTINCT sample_id, md5, sha256, pdq, phash, bytes FROM content_hashes ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_shard_lost_with_its_dask_worker_is_run_again_and_nothing_differs(slow_web, tmp_path):
+    """Issue 12, acceptance 3: a worker killed mid-scan; Dask runs its shard again on a worker."""
+    with dask.config.set({"distributed.worker.daemon": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
+        config = load_config(write_config(tmp_path, {**slow_web["config"], "runner": {"kind": "dask", "address": cluster.scheduler_address}}))
+        summary: dict = {}
+        scanning = threading.Thread(target=lambda: summary.update(run_scan(config)))
+        scanning.start()
+        while not any(client.processing().values()):
+            time.sleep(0.1)
+        time.sleep(1.0)  # into the shard's fetching
+        worker, _ = next((w, tasks) for w, tasks in client.processing().items() if tasks)
+        os.kill(client.run(os.getpid)[worker], signal.SIGKILL)
+        scanning.join(timeout=300)
+    assert summary["status"] == "completed" and {s["status"] for s in summary["shards"]} == {"observed"}
+    assert findings(tmp_path / "work") == slow_web["findings"] and content_hashes(tmp_path / "work") == slow_web["hashes"]
+
+
+def test_a_scan_killed_on_dask_is_finished_by_the_local_runner_with_the_same_findings(slow_web, tmp_path):
+    """Issue 12, acceptance 3: the scanning process (and with it its LocalCluster) killed mid-scan;
+    a rerun with the local runner redoes what is missing and gives a clean scan's findings."""
+    path = write_config(tmp_path, {**slow_web["config"], "runner": {"kind": "dask", "workers": 2}})
+    web = slow_web["web"]
+    before = web.stats()["requests"]
+    scanning = subprocess.Popen([str(Path(sys.executable).parent / "scrutineer"), "scan", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while web.stats()["requests"] - before < 20 and scanning.poll() is None:  # half of the 40 images asked for
+            time.sleep(0.1)
+        started = {p: " ".join(p.cmdline()) for p in psutil.Process(scanning.pid).children(recursive=True)}
+    finally:
+        scanning.kill()
+        scanning.wait()
+    assert sum("spawn_main" in line for line in started.values()) >= 2  # the LocalCluster's worker processes
+    _, alive = psutil.wait_procs(list(started), timeout=30)
+    alive = [p for p in alive if running(p)]
+    for p in alive:
+        p.kill()
+    assert not alive, f"left running after the scan was killed: {[started[p] for p in alive]}"
+    assert scan(write_config(tmp_path, slow_web["config"]))["status"] == "completed"  # the same workspace, the local runner
+    assert findings(tmp_path / "work") == slow_web["findings"] and content_hashes(tmp_path / "work") == slow_web["hashes"]
