@@ -1,0 +1,170 @@
+"""Benchmark: the metadata scan over 1, 2 and 4 equal shards, with the local runner and on Dask
+(issue 12, acceptance 5).
+
+For each layout, ``--rows`` rows (default 4M) are split into k equal parquet shards (k = 1, 2, 4;
+bench/scan_metadata.py's synthetic LAION rows, one seed per shard) and scanned with
+``url_hashlist``, ``license_gaps`` and ``dedup``, as in bench/scan_metadata.py:
+
+- **local**: ``runner: {kind: local}``, ``workers: 2`` (threads);
+- **dask**: ``runner: {kind: dask, workers: 2}``, a LocalCluster of 2 processes started by the scan
+  (its start is part of the figure, as it is of such a scan).
+
+Every scan runs in a fresh process against one ``prefect server start`` started before timing
+(``PREFECT_API_URL`` set, as scheduled runs have), so Prefect's temporary server is in no figure.
+It prints, per layout and runner: wall seconds of ``run_scan``, rows/s, the speed-up over one
+shard, the summed seconds of the shard tasks (as the store records them), and dask/local. Then
+Prefect's per-task overhead on each runner: after a warm-up flow, a flow of 1 and of 41 no-op tasks,
+(t41 - t1) / 40 (each dask flow starts and stops its own LocalCluster, so that cost cancels out).
+
+Target: dask at 2 workers >= 0.9 x local on this 2-core machine (the engine costs little).
+
+Usage::
+
+    .venv/bin/python bench/scale.py                 # 4M rows, ~4 minutes on 2 cores
+    .venv/bin/python bench/scale.py --rows 400000   # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+import scan_metadata  # noqa: E402  (bench/ is no package)
+
+LAYOUTS = (1, 2, 4)
+RUNNERS = {"local": {"kind": "local"}, "dask": {"kind": "dask", "workers": 2}}
+NOOP_TASKS = 40
+
+
+def write_config(path: Path, shards: list[Path], bank: Path, workspace: Path, runner: dict) -> None:
+    config = {
+        "dataset": {"name": "bench-scale", "shards": [str(s) for s in shards],
+                    "columns": {"sample_id": "SAMPLE_ID", "url": "URL", "caption": "TEXT", "license": "LICENSE"}},
+        "workspace": str(workspace),
+        "banks": [{**scan_metadata.BANK, "path": str(bank), "signal_type": "url_md5"}],
+        "detectors": {"url_hashlist": {}, "license_gaps": {"allow": scan_metadata.ALLOW}, "dedup": {"on": ["url", "caption"]}},
+        "workers": 2,
+        "runner": runner,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def one_scan(config_path: Path) -> dict:
+    """In a fresh process: one scan's wall seconds, rows and summed shard-task seconds."""
+    from flows import configure_prefect
+
+    configure_prefect()
+    from flows.scan import run_scan
+    from scrutineer import Workspace
+    from scrutineer.config import load_config
+
+    cfg = load_config(config_path)
+    t = time.perf_counter()
+    summary = run_scan(cfg)
+    wall = time.perf_counter() - t
+    if summary["status"] != "completed":
+        raise SystemExit(f"scan ended {summary['status']}: {summary['shards']}")
+    with Workspace(cfg.workspace) as ws:
+        shard_s = ws.sql("SELECT sum(seconds) FROM shards WHERE run_id = ?", params=[summary["run_id"]]).fetchall()[0][0]
+    return {"wall": wall, "rows": sum(s["rows"] for s in summary["shards"]), "shard_s": shard_s}
+
+
+def task_overhead(runner: str) -> float:
+    """In a fresh process: Prefect's seconds per task on ``runner``, from flows of 1 and of
+    :data:`NOOP_TASKS` + 1 no-op tasks."""
+    from flows import configure_prefect
+
+    configure_prefect()
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    @task
+    def noop(i: int) -> int:
+        return i
+
+    @flow(persist_result=False)
+    def many(n: int) -> int:
+        return sum(f.result() for f in [noop.submit(i) for i in range(n)])
+
+    if runner == "local":
+        make = lambda: ThreadPoolTaskRunner(max_workers=2)  # noqa: E731
+    else:
+        from prefect_dask import DaskTaskRunner
+
+        make = lambda: DaskTaskRunner(cluster_class="distributed.LocalCluster",  # noqa: E731
+                                      cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"})
+    many.with_options(task_runner=make())(1)  # warm-up: Prefect's client, the imports
+    times = {}
+    for n in (1, NOOP_TASKS + 1):
+        t = time.perf_counter()
+        many.with_options(task_runner=make())(n)
+        times[n] = time.perf_counter() - t
+    return (times[NOOP_TASKS + 1] - times[1]) / NOOP_TASKS
+
+
+def _run_self(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=4_000_000, help="rows per layout, split into equal shards (default 4M)")
+    ap.add_argument("--workdir", type=Path, help="where data and workspaces go (default: a temporary directory, deleted)")
+    ap.add_argument("--one-scan", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--task-overhead", choices=list(RUNNERS), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one_scan:
+        print(json.dumps(one_scan(args.one_scan)))
+        return
+    if args.task_overhead:
+        print(json.dumps({"seconds": task_overhead(args.task_overhead)}))
+        return
+
+    root = (args.workdir or Path(tempfile.mkdtemp(prefix="scrutineer-scale-"))).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        t = time.perf_counter()
+        data: dict[int, list[Path]] = {}
+        for k in LAYOUTS:
+            (root / f"{k}-shards").mkdir(exist_ok=True)
+            data[k] = [root / f"{k}-shards" / f"part-{i}.parquet" for i in range(k)]
+            for i, path in enumerate(data[k]):
+                scan_metadata.generate(path, root / f"{k}-shards" / f"bank-{i}.txt", args.rows // k, seed=i)
+            # one bank per layout: every shard's banked URLs
+            (root / f"{k}-shards" / "bank.txt").write_text("".join((root / f"{k}-shards" / f"bank-{i}.txt").read_text() for i in range(k)))
+        print(f"generated {args.rows:,} rows as 1, 2 and 4 shards in {time.perf_counter() - t:.0f} s: {root}")
+        with scan_metadata._prefect_server(root / "prefect-server-home") as url:
+            os.environ["PREFECT_API_URL"] = url
+            print(f"prefect: a running `prefect server start` at {url}; load average {os.getloadavg()[0]:.2f}")
+            results: dict[tuple[int, str], dict] = {}
+            for k in LAYOUTS:
+                for name, runner in RUNNERS.items():
+                    workspace = root / f"work-{k}-{name}"
+                    shutil.rmtree(workspace, ignore_errors=True)
+                    config = root / f"{k}-{name}.yaml"
+                    write_config(config, data[k], root / f"{k}-shards" / "bank.txt", workspace, runner)
+                    results[k, name] = r = _run_self("--one-scan", str(config))
+                    print(f"{k} shard(s), {name:>5}: {r['wall']:6.1f} s, {r['rows'] / r['wall']:>9,.0f} rows/s, "
+                          f"speed-up {results[1, name]['wall'] / r['wall']:.2f}x over 1 shard, shard tasks {r['shard_s']:.1f} s in all")
+                    shutil.rmtree(workspace, ignore_errors=True)
+                print(f"{k} shard(s): dask / local = {results[k, 'local']['wall'] / results[k, 'dask']['wall']:.2f} (throughput)")
+            for name in RUNNERS:
+                print(f"prefect's overhead per task, {name}: {_run_self('--task-overhead', name)['seconds'] * 1000:.0f} ms")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
