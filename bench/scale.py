@@ -39,7 +39,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-import scan_metadata  # noqa: E402  (bench/ is no package)
+import scan_metadata  # bench/ is no package: its directory is on sys.path
 
 LAYOUTS = (1, 2, 4)
 RUNNERS = {"local": {"kind": "local"}, "dask": {"kind": "dask", "workers": 2}}
@@ -79,14 +79,18 @@ def one_scan(config_path: Path) -> dict:
     return {"wall": wall, "rows": sum(s["rows"] for s in summary["shards"]), "shard_s": shard_s}
 
 
-def task_overhead(runner: str) -> float:
-    """In a fresh process: Prefect's seconds per task on ``runner``, from flows of 1 and of
-    :data:`NOOP_TASKS` + 1 no-op tasks."""
+def task_overhead(config_path: Path) -> float:
+    """In a fresh process: Prefect's seconds per task on the config's runner (the scan's own
+    :func:`flows.scan.task_runner`), from flows of 1 and of :data:`NOOP_TASKS` + 1 no-op tasks."""
     from flows import configure_prefect
 
     configure_prefect()
     from prefect import flow, task
-    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.scan import task_runner
+    from scrutineer.config import load_config
+
+    cfg = load_config(config_path)
 
     @task
     def noop(i: int) -> int:
@@ -96,18 +100,11 @@ def task_overhead(runner: str) -> float:
     def many(n: int) -> int:
         return sum(f.result() for f in [noop.submit(i) for i in range(n)])
 
-    if runner == "local":
-        make = lambda: ThreadPoolTaskRunner(max_workers=2)  # noqa: E731
-    else:
-        from prefect_dask import DaskTaskRunner
-
-        make = lambda: DaskTaskRunner(cluster_class="distributed.LocalCluster",  # noqa: E731
-                                      cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"})
-    many.with_options(task_runner=make())(1)  # warm-up: Prefect's client, the imports
+    many.with_options(task_runner=task_runner(cfg))(1)  # warm-up: Prefect's client, the imports
     times = {}
     for n in (1, NOOP_TASKS + 1):
         t = time.perf_counter()
-        many.with_options(task_runner=make())(n)
+        many.with_options(task_runner=task_runner(cfg))(n)
         times[n] = time.perf_counter() - t
     return (times[NOOP_TASKS + 1] - times[1]) / NOOP_TASKS
 
@@ -122,7 +119,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=4_000_000, help="rows per layout, split into equal shards (default 4M)")
     ap.add_argument("--workdir", type=Path, help="where data and workspaces go (default: a temporary directory, deleted)")
     ap.add_argument("--one-scan", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--task-overhead", choices=list(RUNNERS), help=argparse.SUPPRESS)
+    ap.add_argument("--task-overhead", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one_scan:
         print(json.dumps(one_scan(args.one_scan)))
@@ -160,7 +157,8 @@ def main() -> None:
                     shutil.rmtree(workspace, ignore_errors=True)
                 print(f"{k} shard(s): dask / local = {results[k, 'local']['wall'] / results[k, 'dask']['wall']:.2f} (throughput)")
             for name in RUNNERS:
-                print(f"prefect's overhead per task, {name}: {_run_self('--task-overhead', name)['seconds'] * 1000:.0f} ms")
+                overhead = _run_self("--task-overhead", str(root / f"1-{name}.yaml"))["seconds"]
+                print(f"prefect's overhead per task, {name}: {overhead * 1000:.0f} ms")
     finally:
         if args.workdir is None:
             shutil.rmtree(root, ignore_errors=True)
