@@ -59,12 +59,15 @@ class ScanPlan:
         params: validated parameters of each configured detector, in config order.
         banks: the registered banks (entries in ``<workspace>/banks/<sha256>.parquet``).
         observe: False for a rematch: judge stored observations only, never read or fetch.
+        fetchers: shard tasks that may fetch at once; each one's fetcher takes this share of the
+            per-domain politeness limits (:class:`scrutineer.fetch.Fetcher`).
     """
 
     config: Config
     params: dict[str, BaseModel]
     banks: tuple[BankRef, ...]
     observe: bool = True
+    fetchers: int = 1
 
     @property
     def workspace(self) -> Path:

@@ -20,10 +20,12 @@ import duckdb
 import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.states import Failed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from detectors.registry import get_detector_class
 from flows import prefect_api
 from flows.load import load
 from flows.plan import ScanPlan
@@ -33,6 +35,7 @@ from scrutineer.banks import load_banks, register
 from scrutineer.config import Config
 from scrutineer.contract import RUNS
 from scrutineer.errors import (
+    ConfigError,
     NetworkDownError,
     ScrutineerError,
     ShardError,
@@ -129,6 +132,7 @@ def _scan(config: Config, observe: bool) -> dict:
     banks = load_banks(config.banks)
     params = config.detector_params()
     shards = list_shards(config)
+    fetchers = _fetchers(config, len(shards))
     ws = config.workspace
     con = store.connect(ws, memory_limit=config.memory_limit)  # holds the workspace: DuckDB admits one writer process
     try:
@@ -136,7 +140,7 @@ def _scan(config: Config, observe: bool) -> dict:
             (ws / folder).mkdir(exist_ok=True)
             sweep_temporaries(ws / folder)
         register(con, ws, banks)
-        plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe)
+        plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe, fetchers)
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
         kind = "scan" if observe else "rematch"
         run = {"run_id": run_id, "kind": kind, "dataset": config.dataset.name, "started_at": datetime.now(UTC),
@@ -172,6 +176,29 @@ def _scan(config: Config, observe: bool) -> dict:
         "shards": [{"shard_id": r.shard.shard_id, "status": r.status, "rows": r.rows, "error": r.error} for r in results],
         "findings": counts,
     }
+
+
+def _fetchers(config: Config, shards: int) -> int:
+    """How many shard tasks may fetch at once: as many as run at once (the local runner's
+    ``workers``, the Dask cluster's worker threads), at most one per shard. Their fetchers split
+    the per-domain politeness limits, so they add up to the configured ones.
+
+    Raises:
+        ConfigError: ``fetch.per_domain`` is below that number.
+    """
+    runner = config.runner
+    if runner.kind == "local":
+        slots = config.workers
+    elif runner.workers:
+        slots = runner.workers
+    else:  # a running cluster: its worker threads now
+        slots = sum(FlowRunContext.get().task_runner.client.nthreads().values())
+    fetchers = max(1, min(slots, shards))
+    fetches = config.dataset.format != "webdataset" and any(get_detector_class(name).needs == "content" for name in config.detectors)
+    if fetches and config.fetch.per_domain < fetchers:
+        raise ConfigError(f"fetch.per_domain is {config.fetch.per_domain}, but {fetchers} shard tasks may fetch at once and they "
+                          "share it: raise per_domain, or run fewer shard tasks at once (workers, runner.workers)")
+    return fetchers
 
 
 def _known_digests(con: duckdb.DuckDBPyConnection, shards) -> dict[str, tuple[FileDigest, ...]]:

@@ -285,7 +285,7 @@ class _Work:
         # One event loop and one fetcher for the whole shard: robots.txt, DNS answers, politeness
         # clocks and the network-down breaker carry over from batch to batch.
         with asyncio.Runner() as loop:
-            fetcher = Fetcher(cfg)
+            fetcher = Fetcher(cfg, share=self.plan.fetchers)
             loop.run(fetcher.__aenter__())
             try:
                 for rows in self._stored_rows():

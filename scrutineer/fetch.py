@@ -5,7 +5,9 @@ default transport costs ~5 ms of client CPU per request against ~0.3 ms for aioh
 (MEASURED.md; ``bench/fetch_hash.py --transport`` re-measures both). Politeness and safety:
 
 - at most ``concurrency`` requests in flight, ``per_domain`` per registrable domain, and
-  ``min_interval`` seconds between two request starts on one registrable domain;
+  ``min_interval`` seconds between two request starts on one registrable domain; the shard tasks
+  of a scan that fetch at once split the per-domain limits between them (``share``), whichever
+  processes or Dask workers they run in;
 - retries of transient failures (429, 408, 5xx, timeouts, resets) with exponential backoff and
   full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015); ``Retry-After``
   (RFC 9110 §10.2.3) is honoured and pauses the whole registrable domain of the hop that sent it;
@@ -156,8 +158,19 @@ class Fetcher:
             result = await f.fetch("https://example.com/a.jpg")
     """
 
-    def __init__(self, cfg: FetchConfig) -> None:
+    def __init__(self, cfg: FetchConfig, share: int = 1) -> None:
+        """
+        Args:
+            share: how many fetchers share the politeness limits at once (a scan's shard tasks
+                running together, in one process or on several Dask workers). Each takes
+                ``per_domain // share`` requests in flight per registrable domain and spaces its
+                request starts to a domain ``min_interval * share`` seconds apart, so that together
+                they keep to ``per_domain`` and ``min_interval``. At most ``per_domain``
+                (flows/scan.py checks it before a scan starts).
+        """
         self.cfg = cfg
+        self._per_domain = cfg.per_domain // share
+        self._min_interval = cfg.min_interval * share
         self._global = asyncio.Semaphore(cfg.concurrency)
         self._domains: dict[str, asyncio.Semaphore] = {}
         self._next_start: dict[str, float] = {}
@@ -328,11 +341,11 @@ class Fetcher:
     async def _slot(self, domain: str):
         """Hold a request slot: the domain's first (so one busy domain never holds global slots),
         its ``min_interval`` spacing, then the global one."""
-        sem = self._domains.setdefault(domain, asyncio.Semaphore(self.cfg.per_domain))
+        sem = self._domains.setdefault(domain, asyncio.Semaphore(self._per_domain))
         async with sem:
             while (wait := self._next_start.get(domain, 0.0) - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
-            self._next_start[domain] = time.monotonic() + self.cfg.min_interval
+            self._next_start[domain] = time.monotonic() + self._min_interval
             async with self._global:
                 yield
 

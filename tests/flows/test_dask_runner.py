@@ -28,6 +28,7 @@ from flows.scan import run_scan
 from scrutineer import store
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
+from scrutineer.errors import ConfigError
 from scrutineer.testing.fixture_web import FixtureWeb
 
 LAION = ["laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"]
@@ -141,8 +142,10 @@ def slow_web(tmp_path_factory, shared_data) -> Iterator[dict]:
             "detectors": {"content_hashlist": {}},
             "fetch": {"allow_private_networks": True, "per_domain": 2},
         }
+        web.reset()
         assert scan(write_config(root / "local", config))["status"] == "completed"
-        yield {"root": root, "config": config, "web": web, "findings": findings(root / "local" / "work"), "hashes": content_hashes(root / "local" / "work")}
+        yield {"root": root, "config": config, "web": web, "findings": findings(root / "local" / "work"), "hashes": content_hashes(root / "local" / "work"),
+               "local_in_flight": web.stats()["max_in_flight"]}
 
 
 def running(process: psutil.Process) -> bool:
@@ -201,3 +204,21 @@ def test_a_scan_killed_on_dask_is_finished_by_the_local_runner_with_the_same_fin
     assert not alive, f"left running after the scan was killed: {[started[p] for p in alive]}"
     assert scan(write_config(tmp_path, slow_web["config"]))["status"] == "completed"  # the same workspace, the local runner
     assert findings(tmp_path / "work") == slow_web["findings"] and content_hashes(tmp_path / "work") == slow_web["hashes"]
+
+
+def test_shard_tasks_fetching_at_once_keep_to_per_domain_together(slow_web, tmp_path):
+    """Issue 12, acceptance 4: two shard tasks fetch the same two hosts at once, as threads of the
+    local runner and as two Dask workers; per_domain (2) holds for them together."""
+    assert set(slow_web["local_in_flight"].values()) <= {1, 2} and len(slow_web["local_in_flight"]) == 2
+    web = slow_web["web"]
+    web.reset()
+    summary = scan(write_config(tmp_path, {**slow_web["config"], "runner": {"kind": "dask", "workers": 2}}))
+    assert summary["status"] == "completed"
+    in_flight = web.stats()["max_in_flight"]
+    assert len(in_flight) == 2 and max(in_flight.values()) <= 2
+
+
+def test_a_per_domain_limit_the_shard_tasks_cannot_share_is_a_config_error(slow_web, tmp_path):
+    config = {**slow_web["config"], "fetch": {**slow_web["config"]["fetch"], "per_domain": 1}, "workers": 2}
+    with pytest.raises(ConfigError, match="fetch.per_domain is 1, but 2 shard tasks may fetch at once"):
+        scan(write_config(tmp_path, config))
