@@ -14,7 +14,11 @@ the fixture web on several loopback hosts, then, one after another:
    downloading the same URL list with ``processes_count=2, thread_count=64``, decoding and
    re-encoding as its default ``resize_mode`` does;
 5. ``scrutineer scan`` of img2dataset's output (``format: webdataset``): every image it stored,
-   hashed from its tars with no HTTP.
+   hashed from its tars with no HTTP;
+6. runners (issue 12): the URL list as 2 shards, scanned by the local runner (2 shard tasks as
+   threads of one process, one hash pool of 2 processes) and by ``runner: {kind: dask, workers:
+   2}`` (each Dask worker process with its own event loop, fetcher and hash pool), the latter with
+   ``hash_workers`` 2 and 1.
 
 Prints images/s for each, the ratio Scrutineer / img2dataset (target >= 1.0) and Scrutineer's
 peak RSS (target < 1.5 GB). See bench/README.md.
@@ -70,7 +74,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--img2dataset-python", type=Path, default=None, help="a python with img2dataset (default: bench/.venv-img2dataset, created if missing)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["transports", "hashing", "scrutineer", "img2dataset"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["transports", "hashing", "scrutineer", "img2dataset", "runners"])
     args = ap.parse_args()
 
     from scrutineer.testing.fixture_web import FixtureWeb
@@ -113,6 +117,19 @@ def main() -> None:
             wds = _scrutineer(work, "webdataset", {"shards": ["img2dataset-out/*.parquet"], "format": "webdataset"}, {})
             results["scrutineer webdataset"] = wds
             _report("scrutineer on img2dataset's tars (hash only)", {"images": wds["images"], "seconds": wds["shard_seconds"]})
+        if "runners" not in args.skip:
+            halves = [data / f"half-{n}.parquet" for n in range(2)]
+            for n, path in enumerate(halves):
+                pq.write_table(pq.read_table(data / "urls.parquet").slice(n * (len(urls) // 2), len(urls) // 2 if n == 0 else None), path)
+            per_domain = max(2, args.concurrency // len(hosts))
+            dataset = {"shards": [f"data/{p.name}" for p in halves], "columns": {"sample_id": "key"}}
+            for tag, runner, hash_workers in (("local", {"kind": "local"}, 2), ("dask", {"kind": "dask", "workers": 2}, 2),
+                                              ("dask-1-hasher", {"kind": "dask", "workers": 2}, 1)):
+                web.reset()
+                fetch = {"allow_private_networks": True, "concurrency": args.concurrency, "per_domain": per_domain, "hash_workers": hash_workers}
+                results[f"runner {tag}"] = r = _scrutineer(work, f"runner-{tag}", dataset, fetch, runner)
+                _report(f"2 shards, runner {tag}, hash_workers {hash_workers}: shard tasks", {"images": r["images"], "seconds": r["shard_seconds"]})
+                _report(f"2 shards, runner {tag}, hash_workers {hash_workers}: whole scan", {"images": r["images"], "seconds": r["scan_seconds"]})
     if "scrutineer" in results and "img2dataset" in results:
         i2d = results["img2dataset"]["images"] / results["img2dataset"]["seconds"]
         s = results["scrutineer"]
@@ -193,7 +210,7 @@ def _hashing_ceiling(bodies: list[bytes]) -> dict:
     return {"images": hashed, "seconds": seconds, "ms_per_image": ms_per_image}
 
 
-def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict) -> dict:
+def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict, runner: dict | None = None) -> dict:
     """Run ``scrutineer scan`` (``content_hashlist`` with a PDQ bank) in a child process."""
     banks = work / "banks"
     banks.mkdir(exist_ok=True)
@@ -204,6 +221,7 @@ def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict) -> dict:
         "banks": [{"name": "pdq", "path": "banks/pdq.txt", "signal_type": "pdq", "source": "bench", "version": "1"}],
         "detectors": {"content_hashlist": {}},
         "fetch": fetch,
+        "runner": runner or {"kind": "local"},
     }
     path = work / f"{tag}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
