@@ -51,6 +51,8 @@ class FlagWriter:
     def __init__(self, crowd: CrowdStore, snapshot: Snapshot, rate: RateLimitItem) -> None:
         self._crowd, self._snapshot, self._rate = crowd, snapshot, rate
         self._queue: queue.SimpleQueue[tuple[Submission, asyncio.Future] | None] = queue.SimpleQueue()
+        self._closing = threading.Lock()  # orders every submission before the stop (close)
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="crowd-writer", daemon=True)
         self._thread.start()
 
@@ -62,12 +64,16 @@ class FlagWriter:
 
         Raises:
             RateLimited: 429.
-            CrowdError: 404 no such sample or URL in the latest scan, 422 an unknown category.
+            CrowdError: 404 no such sample or URL in the latest scan, 422 an unknown category, 503
+                the writer is closed (the app is stopping).
             WorkspaceError: no review snapshot yet.
             sqlalchemy.exc.SQLAlchemyError: the crowd store failed (the whole batch).
         """
         done = asyncio.get_running_loop().create_future()
-        self._queue.put((submission, done))
+        with self._closing:
+            if self._closed:  # nothing would ever write it
+                raise CrowdError("the app is stopping: submit the flag again in a moment", 503)
+            self._queue.put((submission, done))
         return await done
 
     def _run(self) -> None:
@@ -100,8 +106,10 @@ class FlagWriter:
         return [next(made) if samples else CrowdError(f"no sample with this {s.key[0]} in the latest scan", 404) for s, samples in zip(batch, found)]
 
     def close(self) -> None:
-        """Write what is queued, then stop the thread."""
-        self._queue.put(None)
+        """Write what is queued, then stop the thread; later submissions are refused (503)."""
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
         self._thread.join()
 
 

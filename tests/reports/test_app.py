@@ -4,6 +4,7 @@ and the flag and review rules the app enforces)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -19,11 +20,13 @@ import httpx
 import pytest
 from conftest import scan, write_config
 from fastapi.routing import iter_route_contexts
+from limits import parse
 from starlette.routing import Mount
 
+from reports.flag_writer import FlagWriter, Submission
 from scrutineer.banks import url_md5
 from scrutineer.config import Config, load_config
-from scrutineer.crowd import CrowdStore, FlagItem
+from scrutineer.crowd import CrowdError, CrowdStore, FlagItem
 from scrutineer.snapshot import Snapshot
 from scrutineer.testing.served import serve
 
@@ -140,7 +143,7 @@ def test_a_second_server_on_the_port_is_refused_and_the_first_keeps_serving(serv
     half the first one's connections: ``serve`` refuses a port that is in use."""
     port = httpx.URL(served.url).port
     second = subprocess.run([str(Path(sys.executable).parent / "scrutineer"), "serve", str(served.cfg.config_path), "--port", str(port)],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, check=False)
     assert second.returncode != 0 and f"cannot serve on 127.0.0.1:{port}" in second.stderr + second.stdout
     with httpx.Client(base_url=served.url) as fresh:  # new connections, each to a worker of the first server
         assert all(fresh.get("/api/health", headers={"Connection": "close"}).json()["run_id"] == served.run_id for _ in range(20))
@@ -306,6 +309,31 @@ def test_concurrent_flags_each_get_their_own_answer(served, person):
     assert len({a.json()["id"] for a in answers[:5]}) == 1 and len(answers[7].json()["ids"]) == 2
     reporters = {r["by"] for r in reviewer.api.get(f"/api/flags/{answers[0].json()['id']}").json()["reports"]}
     assert {p.name for p in people[:5]} <= reporters and not {p.name for p in people[5:]} & reporters
+
+
+def test_the_flag_writer_answers_what_was_queued_when_it_stops_and_refuses_what_comes_after(served):
+    """Stopping the app closes its flag writer: a flag queued before is written and answered; one
+    submitted after is refused with 503 at once, rather than waiting for an answer that never comes."""
+    served.crowd.add_account(name := f"contributor{next(names)}", "contributor")
+    who = served.crowd.by_name(name)
+    snapshot = Snapshot(served.cfg.workspace)
+    writer = FlagWriter(served.crowd, snapshot, parse(served.cfg.crowd.rate_limit))
+
+    async def stop_between_two_flags() -> tuple[list, int]:
+        queued = asyncio.ensure_future(writer(Submission(who, ("sample_id", "k15"), "copyright", "", "api")))
+        await asyncio.sleep(0)  # the flag is on the writer's queue
+        await asyncio.to_thread(writer.close)
+        written = await asyncio.wait_for(queued, 10)
+        with pytest.raises(CrowdError) as refused:
+            await asyncio.wait_for(writer(Submission(who, ("sample_id", "k16"), "copyright", "", "api")), 10)
+        return written, refused.value.status
+
+    try:
+        written, status = asyncio.run(stop_between_two_flags())
+    finally:
+        snapshot.close()
+    assert [new for _, new in written] == [True] and status == 503
+    assert [f["sample_id"] for f in served.crowd.flags(who)] == ["k15"]
 
 
 def test_a_repeated_flag_is_recorded_once(served, person):
