@@ -417,8 +417,9 @@ class CrowdStore:
         the next). Each request is all or nothing.
 
         Rate limits are counted from the reports stored, so every app process and machine sharing
-        the store counts the same ones; within the batch, an account's earlier requests count in
-        full (a repeated flag, which adds no report, counts there too).
+        the store counts the same ones; within the batch, an account's earlier accepted requests
+        count too. A repeated flag (the account's report of that sample and category exists, or
+        comes earlier in the batch) adds no report and is not counted.
 
         Returns:
             Per request, in order: per item, (flag id, whether a new report was recorded: False when
@@ -458,15 +459,28 @@ class CrowdStore:
                 .where(reports.c.account_id.in_(who), reports.c.created_at > now - timedelta(seconds=seconds)).group_by(reports.c.account_id)
             ).all()
             stored |= {(a, seconds): (0, None) for a in who} | {(a, seconds): (n, oldest) for a, n, oldest in counted}
+        reported = self._reported(c, {(r.who.id, item.sample.sample_id, item.category) for _, r in limited for item in r.items})
         for i, r in limited:
             key = (r.who.id, r.limit.get_expiry())
             count, oldest = stored[key]
-            if count + len(r.items) > r.limit.amount:
+            new = {(r.who.id, item.sample.sample_id, item.category) for item in r.items} - reported
+            if count + len(new) > r.limit.amount:
                 oldest = oldest.replace(tzinfo=UTC) if oldest and oldest.tzinfo is None else oldest  # SQLite keeps no zone
                 wait = (oldest + timedelta(seconds=key[1]) - now).total_seconds() if oldest else key[1]
                 outcome[i] = RateLimited(max(1, math.ceil(wait)))
             else:
-                stored[key] = (count + len(r.items), oldest or now)
+                stored[key] = (count + len(new), oldest or now)
+                reported |= new
+
+    def _reported(self, c: sa.Connection, wanted: set[tuple[int, str, str]]) -> set[tuple[int, str, str]]:
+        """Which of ``wanted`` (account id, sample id, category) the store has a report of."""
+        accounts_ = list({a for a, _, _ in wanted})
+        found: set[tuple[int, str, str]] = set()
+        for samples in _chunks(sorted({s for _, s, _ in wanted}), 500):
+            found |= {tuple(row) for row in c.execute(
+                sa.select(reports.c.account_id, flags.c.sample_id, flags.c.category).join(flags, flags.c.id == reports.c.flag_id)
+                .where(reports.c.account_id.in_(accounts_), flags.c.sample_id.in_(samples)))}
+        return found & wanted
 
     def _record(self, c: sa.Connection, items: list[tuple[int, Account, FlagItem]], sources: dict[int, str],
                 hosts: dict[str | None, tuple[str, str]]) -> list[tuple[int, bool]]:

@@ -250,7 +250,7 @@ def test_a_batch_of_requests_records_each_all_or_nothing(any_store):
         FlagRequest(cal, [FlagItem(sample(0), "copyright", "second"), FlagItem(sample(1), "copyright", "")], "api", three),
         FlagRequest(ann, [FlagItem(sample(0), "copyright", "repeated")], "form", three),  # ann's second request in the window
         FlagRequest(ann, [FlagItem(sample(2), "no such category", "")], "api"),
-        FlagRequest(ann, [FlagItem(sample(3), "copyright", ""), FlagItem(sample(4), "copyright", "")], "api", three),  # 2 + 2 > 3
+        FlagRequest(ann, [FlagItem(sample(i), "copyright", "") for i in (3, 4, 6)], "api", three),  # 1 + 3 > 3 (the repeat counts nothing)
         FlagRequest(cal, [FlagItem(sample(5), "csam_suspected", "")], "import"),
     ])
     k0 = made[0][0][0]
@@ -265,6 +265,23 @@ def test_a_batch_of_requests_records_each_all_or_nothing(any_store):
         ("flag", None, "pending"), ("report", None, None), ("report", None, None), ("flag", "pending", "confirmed")]
     assert {f["sample_id"] for f in crowd.flags(ann)} == {"k0"}  # ann's refused requests left nothing
     assert {f["sample_id"] for f in crowd.flags(cal)} == {"k0", "k1", "k5"}
+
+
+def test_a_repeated_flag_is_not_counted_against_the_rate_limit(any_store):
+    """README: a repeated flag records nothing and is not counted; at the limit, repeating a flag
+    is answered as a repeat (200), and only a new report is refused (429)."""
+    crowd = any_store
+    crowd.add_account("ann", "contributor")
+    ann, three = crowd.by_name("ann"), parse("3/minute")
+    first = crowd.flag(ann, [FlagItem(sample(i), "copyright", "") for i in range(3)], "api", three)  # at the limit
+    again = crowd.flag_many([
+        FlagRequest(ann, [FlagItem(sample(0), "copyright", "again")], "api", three),
+        FlagRequest(ann, [FlagItem(sample(1), "copyright", ""), FlagItem(sample(2), "copyright", "")], "form", three),
+        FlagRequest(ann, [FlagItem(sample(0), "csam_suspected", "")], "api", three),  # another category: a new report
+    ])
+    assert again[0] == [(first[0][0], False)] and again[1] == [(first[1][0], False), (first[2][0], False)]
+    assert isinstance(again[2], RateLimited)
+    assert len(crowd.flags(ann)) == 3
 
 
 def test_the_queue_pages_newest_first_and_a_contributor_sees_their_own_flags(scanned):
