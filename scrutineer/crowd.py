@@ -459,7 +459,12 @@ class CrowdStore:
                 .where(reports.c.account_id.in_(who), reports.c.created_at > now - timedelta(seconds=seconds)).group_by(reports.c.account_id)
             ).all()
             stored |= {(a, seconds): (0, None) for a in who} | {(a, seconds): (n, oldest) for a, n, oldest in counted}
-        reported = self._reported(c, {(r.who.id, item.sample.sample_id, item.category) for _, r in limited for item in r.items})
+        # which items repeat a report matters only if a limit could be passed with every item counted
+        upper = {key: n for key, (n, _) in stored.items()}
+        for _, r in limited:
+            upper[r.who.id, r.limit.get_expiry()] += len(r.items)
+        near = any(upper[r.who.id, r.limit.get_expiry()] > r.limit.amount for _, r in limited)
+        reported = self._reported(c, {(r.who.id, item.sample.sample_id, item.category) for _, r in limited for item in r.items}) if near else set()
         for i, r in limited:
             key = (r.who.id, r.limit.get_expiry())
             count, oldest = stored[key]
