@@ -13,6 +13,7 @@ import json
 import secrets
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import dask
@@ -25,7 +26,6 @@ from prefect.futures import as_completed
 from prefect.states import Failed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from detectors.registry import get_detector_class
 from flows import prefect_api
 from flows.load import load
 from flows.plan import ScanPlan
@@ -132,7 +132,8 @@ def _scan(config: Config, observe: bool) -> dict:
     banks = load_banks(config.banks)
     params = config.detector_params()
     shards = list_shards(config)
-    fetchers = _fetchers(config, len(shards))
+    plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe)
+    plan = replace(plan, fetchers=_fetchers(plan, len(shards)))
     ws = config.workspace
     con = store.connect(ws, memory_limit=config.memory_limit)  # holds the workspace: DuckDB admits one writer process
     try:
@@ -140,7 +141,6 @@ def _scan(config: Config, observe: bool) -> dict:
             (ws / folder).mkdir(exist_ok=True)
             sweep_temporaries(ws / folder)
         register(con, ws, banks)
-        plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe, fetchers)
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
         kind = "scan" if observe else "rematch"
         run = {"run_id": run_id, "kind": kind, "dataset": config.dataset.name, "started_at": datetime.now(UTC),
@@ -178,14 +178,16 @@ def _scan(config: Config, observe: bool) -> dict:
     }
 
 
-def _fetchers(config: Config, shards: int) -> int:
+def _fetchers(plan: ScanPlan, shards: int) -> int:
     """How many shard tasks may fetch at once: as many as run at once (the local runner's
     ``workers``, the Dask cluster's worker threads), at most one per shard. Their fetchers split
     the per-domain politeness limits, so they add up to the configured ones.
 
     Raises:
-        ConfigError: ``fetch.per_domain`` is below that number.
+        ConfigError: the plan fetches (a scan with a content detector, not of webdataset tars),
+            and ``fetch.per_domain`` is below that number.
     """
+    config = plan.config
     runner = config.runner
     if runner.kind == "local":
         slots = config.workers
@@ -194,7 +196,7 @@ def _fetchers(config: Config, shards: int) -> int:
     else:  # a running cluster: its worker threads now
         slots = sum(FlowRunContext.get().task_runner.client.nthreads().values())
     fetchers = max(1, min(slots, shards))
-    fetches = config.dataset.format != "webdataset" and any(get_detector_class(name).needs == "content" for name in config.detectors)
+    fetches = plan.observe and config.dataset.format != "webdataset" and plan.names("content")
     if fetches and config.fetch.per_domain < fetchers:
         raise ConfigError(f"fetch.per_domain is {config.fetch.per_domain}, but {fetchers} shard tasks may fetch at once and they "
                           "share it: raise per_domain, or run fewer shard tasks at once (workers, runner.workers)")
