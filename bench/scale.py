@@ -36,47 +36,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).parent))
 import scan_metadata  # bench/ is no package: its directory is on sys.path
 
 LAYOUTS = (1, 2, 4)
 RUNNERS = {"local": {"kind": "local"}, "dask": {"kind": "dask", "workers": 2}}
 NOOP_TASKS = 40
-
-
-def write_config(path: Path, shards: list[Path], bank: Path, workspace: Path, runner: dict) -> None:
-    config = {
-        "dataset": {"name": "bench-scale", "shards": [str(s) for s in shards],
-                    "columns": {"sample_id": "SAMPLE_ID", "url": "URL", "caption": "TEXT", "license": "LICENSE"}},
-        "workspace": str(workspace),
-        "banks": [{**scan_metadata.BANK, "path": str(bank), "signal_type": "url_md5"}],
-        "detectors": {"url_hashlist": {}, "license_gaps": {"allow": scan_metadata.ALLOW}, "dedup": {"on": ["url", "caption"]}},
-        "workers": 2,
-        "runner": runner,
-    }
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def one_scan(config_path: Path) -> dict:
-    """In a fresh process: one scan's wall seconds, rows and summed shard-task seconds."""
-    from flows import configure_prefect
-
-    configure_prefect()
-    from flows.scan import run_scan
-    from scrutineer import Workspace
-    from scrutineer.config import load_config
-
-    cfg = load_config(config_path)
-    t = time.perf_counter()
-    summary = run_scan(cfg)
-    wall = time.perf_counter() - t
-    if summary["status"] != "completed":
-        raise SystemExit(f"scan ended {summary['status']}: {summary['shards']}")
-    with Workspace(cfg.workspace) as ws:
-        shard_s = ws.sql("SELECT sum(seconds) FROM shards WHERE run_id = ?", params=[summary["run_id"]]).fetchall()[0][0]
-    return {"wall": wall, "rows": sum(s["rows"] for s in summary["shards"]), "shard_s": shard_s}
 
 
 def task_overhead(config_path: Path) -> float:
@@ -121,8 +86,9 @@ def main() -> None:
     ap.add_argument("--one-scan", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--task-overhead", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.one_scan:
-        print(json.dumps(one_scan(args.one_scan)))
+    if args.one_scan:  # in a fresh process: the scan's own seconds and its shard tasks' (summed)
+        _, run_scan_s, shard_s, _ = scan_metadata.run_pipeline(args.one_scan)
+        print(json.dumps({"wall": run_scan_s, "shard_s": shard_s}))
         return
     if args.task_overhead:
         print(json.dumps({"seconds": task_overhead(args.task_overhead)}))
@@ -150,9 +116,10 @@ def main() -> None:
                     workspace = root / f"work-{k}-{name}"
                     shutil.rmtree(workspace, ignore_errors=True)
                     config = root / f"{k}-{name}.yaml"
-                    write_config(config, data[k], root / f"{k}-shards" / "bank.txt", workspace, runner)
+                    scan_metadata.write_config(config, data[k], root / f"{k}-shards" / "bank.txt", workspace, workers=2, runner=runner)
                     results[k, name] = r = _run_self("--one-scan", str(config))
-                    print(f"{k} shard(s), {name:>5}: {r['wall']:6.1f} s, {r['rows'] / r['wall']:>9,.0f} rows/s, "
+                    rows = args.rows // k * k
+                    print(f"{k} shard(s), {name:>5}: {r['wall']:6.1f} s, {rows / r['wall']:>9,.0f} rows/s, "
                           f"speed-up {results[1, name]['wall'] / r['wall']:.2f}x over 1 shard, shard tasks {r['shard_s']:.1f} s in all")
                     shutil.rmtree(workspace, ignore_errors=True)
                 print(f"{k} shard(s): dask / local = {results[k, 'local']['wall'] / results[k, 'dask']['wall']:.2f} (throughput)")

@@ -224,16 +224,19 @@ def prefect_probe() -> dict:
 # --- the two contenders ---------------------------------------------------------------------------
 
 
-def write_config(path: Path, parquet_path: Path, bank_path: Path, workspace: Path) -> None:
+def write_config(path: Path, shards: list[Path], bank_path: Path, workspace: Path, **settings) -> None:
+    """The bench's scan of ``shards``; ``settings`` are more top-level keys (bench/scale.py: its
+    runner and workers)."""
     config = {
         "dataset": {
             "name": "bench-laion",
-            "shards": [str(parquet_path)],
+            "shards": [str(s) for s in shards],
             "columns": {"sample_id": "SAMPLE_ID", "url": "URL", "caption": "TEXT", "license": "LICENSE"},
         },
         "workspace": str(workspace),
         "banks": [{**BANK, "path": str(bank_path), "signal_type": "url_md5"}],
         "detectors": {"url_hashlist": {}, "license_gaps": {"allow": ALLOW}, "dedup": {"on": ["url", "caption"]}},
+        **settings,
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -451,7 +454,7 @@ def _timed(args: argparse.Namespace, workdir: Path, parquet_path: Path, bank_pat
 
     workspace, config_path = workdir / "workspace", workdir / "bench.yaml"
     shutil.rmtree(workspace, ignore_errors=True)  # a finished shard would otherwise be skipped
-    write_config(config_path, parquet_path, bank_path, workspace)
+    write_config(config_path, [parquet_path], bank_path, workspace)
     load = os.getloadavg()[0]
     scan_s, run_scan_s, shard_s, scan_counts = run_pipeline(config_path)
     peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
