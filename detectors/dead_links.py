@@ -7,7 +7,6 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, empty_findings, evidence_json
-from scrutineer.errors import ConfigError
 
 #: Fetch status class -> reason. ``dead`` only counts once ``min_checks`` checks agree.
 REASONS = {
@@ -23,7 +22,8 @@ class DeadLinksParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_checks: int = Field(
-        2, ge=1, description="Agreeing checks (fetch.dead_checks, fetch.recheck_interval apart) before a link is called dead."
+        2, ge=1, description="Agreeing checks, fetch.recheck_interval apart, before a link is called dead: a scan makes up to "
+        "fetch.dead_checks of them, and each recheck (`scrutineer recheck`, the recheck_links deployment) one more."
     )
 
 
@@ -42,14 +42,6 @@ class DeadLinks(Detector):
     reasons = {reason: False for reason in REASONS.values()}
     Params = DeadLinksParams
     needs = "content"
-
-    @classmethod
-    def check_config(cls, params: DeadLinksParams, config) -> None:
-        if params.min_checks > config.fetch.dead_checks:
-            raise ConfigError(
-                f"detectors.dead_links.min_checks is {params.min_checks} but fetch.dead_checks is {config.fetch.dead_checks}: "
-                "a link is checked at most fetch.dead_checks times, so no link could ever be called dead"
-            )
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         status = batch.column("status")

@@ -111,6 +111,7 @@ def _outcome(checked: Checked | None, hashes: ContentHashes | None) -> dict:
     last = checked.last if checked and checked.checks else None
     row = {name: getattr(last, name) if last else None for name in [*(f.name for f in CHECK), "bytes"]}
     row["checks"] = checked.agreeing if checked else 0
+    row["checked_at"] = last.fetched_at if last else None
     if hashes is not None:
         row.update({f.name: getattr(hashes, f.name) for f in HASHES} | {"bytes": hashes.bytes})
         if last is None and hashes.problem:  # read from a tar: the problem is the row's status
@@ -139,6 +140,22 @@ def content_batch(rows: pa.RecordBatch, outcomes: dict[str, dict], by: str) -> p
         columns["status"] = pc.if_else(no_url, "invalid", columns["status"])
         columns["error"] = pc.if_else(no_url, "no URL", columns["error"])
         columns["checks"] = pc.if_else(no_url, 1, columns["checks"])
+    return pa.RecordBatch.from_arrays([columns[n] for n in CONTENT.names], schema=CONTENT)
+
+
+def rechecked_batch(rows: pa.RecordBatch, stored: pa.RecordBatch, outcomes: dict[str, dict]) -> pa.RecordBatch:
+    """A recheck's :data:`~scrutineer.contract.CONTENT` rows: the ``stored`` ones (the same rows as
+    ``rows``), except that a row whose URL was checked again (``outcomes``, by URL) takes the new
+    check's outcome; its ``checks`` counts on from the stored ones when the new check agrees with
+    the stored status, so a link is confirmed dead across runs, and starts again when it does not
+    (a link that comes back is alive again)."""
+    new = content_batch(rows, outcomes, by="url")
+    again = pc.fill_null(pc.is_in(rows.column("url"), value_set=pa.array(list(outcomes), pa.string())), False)
+    agrees = pc.fill_null(pc.equal(new.column("status"), stored.column("status")), False)
+    columns = {n: stored.column(n) for n in CONTENT.names[:3]}
+    columns |= {n: pc.if_else(again, new.column(n), stored.column(n)) for n in OUTCOME_COLUMNS}
+    counted = pc.if_else(agrees, pc.add(stored.column("checks"), new.column("checks")), new.column("checks"))
+    columns["checks"] = pc.if_else(again, counted, stored.column("checks"))
     return pa.RecordBatch.from_arrays([columns[n] for n in CONTENT.names], schema=CONTENT)
 
 

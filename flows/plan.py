@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -42,7 +43,7 @@ READ_OPTIONS = {"columns", "header", "names", "quoting", "hf"}
 PACING_OPTIONS = {"concurrency", "per_domain", "min_interval", "hash_workers", "breaker"}
 #: Versions of the code that makes observations: bump when the same inputs would be observed differently.
 ROWS_VERSION = "1"
-CONTENT_VERSION = "1"
+CONTENT_VERSION = "2"
 
 
 def key_id(key: dict) -> str:
@@ -58,7 +59,12 @@ class ScanPlan:
         config: the resolved config.
         params: validated parameters of each configured detector, in config order.
         banks: the registered banks (entries in ``<workspace>/banks/<sha256>.parquet``).
-        observe: False for a rematch: judge stored observations only, never read or fetch.
+        observe: False for a rematch or a recheck: judge stored observations only, never read a
+            shard or fetch what is not stored yet.
+        recheck: for a recheck, when it started: the links its shards' content observations
+            call transient, or dead and not yet confirmed, and last checked
+            ``fetch.recheck_interval`` seconds or more before this, are checked again
+            (:func:`flows.shard.due_urls`).
         fetchers: shard tasks that may fetch at once; each one's fetcher takes this share of the
             per-domain politeness limits (:class:`scrutineer.fetch.Fetcher`).
     """
@@ -67,11 +73,23 @@ class ScanPlan:
     params: dict[str, BaseModel]
     banks: tuple[BankRef, ...]
     observe: bool = True
+    recheck: datetime | None = None
     fetchers: int = 1
 
     @property
     def workspace(self) -> Path:
         return self.config.workspace
+
+    @property
+    def kind(self) -> str:
+        """The run's kind: scan, rematch or recheck."""
+        return "recheck" if self.recheck else "scan" if self.observe else "rematch"
+
+    @property
+    def fetches(self) -> bool:
+        """Whether its shard tasks fetch: a scan or recheck with a content detector, of shards
+        whose images are on the web (not in webdataset tars)."""
+        return bool((self.observe or self.recheck) and self.config.dataset.format != "webdataset" and self.names("content"))
 
     def detector_class(self, name: str) -> type[Detector]:
         return get_detector_class(name)

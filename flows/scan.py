@@ -1,10 +1,12 @@
 """The scan flow: one Prefect task per shard (flows/shard.py), then one writer loading the store
 (flows/load.py).
 
-A **scan** observes what is not stored yet and judges what is not judged yet; a **rematch** (the
-same flow with ``observe=False``) only re-judges stored observations, so it never reads a shard's
-rows or fetches a URL. Either way the run records every shard and loads every finding it has, so
-the latest finished run is complete whichever kind it was.
+A run is one of three kinds (:data:`RunKind`). A **scan** observes what is not stored yet and
+judges what is not judged yet. A **rematch** only re-judges stored observations, so it never reads
+a shard's rows or fetches a URL. A **recheck** checks the due links of the stored content
+observations again (:func:`flows.shard.due_urls`), into new content observations, so link
+liveness becomes a history across runs. Whatever its kind, the run records every shard and loads
+every finding it has, so the latest finished run is complete.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Literal
 
 import dask
 import duckdb
@@ -46,6 +49,9 @@ from scrutineer.sources import list_shards
 from scrutineer.sync import publish
 from scrutineer.webdataset import tar_path
 
+#: What a run does: observe and judge (scan), re-judge stored observations (rematch), or check due
+#: links again (recheck).
+RunKind = Literal["scan", "rematch", "recheck"]
 #: Called with each shard's result as it finishes (the CLI draws its progress bar with it).
 OnShard = Callable[[ShardResult], None]
 #: The running scan's :data:`OnShard`. Not a flow parameter: Prefect sends the flow's parameters
@@ -68,7 +74,7 @@ def shard_task(args: ShardTask) -> ShardResult:
         return ShardResult(shard, "failed", error=str(e))
 
 
-def run_scan(config: Config, observe: bool = True, on_shard: OnShard | None = None) -> dict:
+def run_scan(config: Config, kind: RunKind = "scan", on_shard: OnShard | None = None) -> dict:
     """Run :func:`scan_flow` on ``config.runner``'s task runner (:func:`task_runner`).
 
     Raises:
@@ -79,7 +85,7 @@ def run_scan(config: Config, observe: bool = True, on_shard: OnShard | None = No
     try:
         # a Dask worker process starts the shard's hash pool, which a daemonic process may not do
         with prefect_api(), dask.config.set({"distributed.worker.daemon": False}):
-            return flow_(config, observe)
+            return flow_(config, kind)
     finally:
         _on_shard.reset(reset)
 
@@ -100,39 +106,43 @@ def task_runner(config: Config) -> TaskRunner:
                           cluster_kwargs={"n_workers": runner.workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"})
 
 
-@flow(name="scrutineer-scan", log_prints=False, persist_result=False)
-def scan_flow(config: Config, observe: bool = True) -> dict:
-    """Scan a dataset (or, with ``observe=False``, re-judge its stored observations): shard tasks in
-    parallel, then the load, duplicate grouping included.
+@flow(name="scrutineer-run", log_prints=False, persist_result=False)
+def scan_flow(config: Config, kind: RunKind = "scan") -> dict:
+    """Scan a dataset, re-judge its stored observations (``rematch``) or check its due links again
+    (``recheck``): shard tasks in parallel, then the load, duplicate grouping included.
 
     Args:
         config: a loaded :class:`~scrutineer.config.Config`.
-        observe: False for a rematch: a shard whose observations are not stored fails.
+        kind: scan, rematch or recheck. In a rematch or a recheck, a shard whose observations are
+            not stored fails.
 
     Returns:
-        Summary dict: ``run_id``, ``kind`` (scan|rematch), ``status``
-        (completed|partial|inconclusive), ``shards`` (per shard: shard_id, status, rows, error),
-        ``findings`` (count per reason).
+        Summary dict: ``run_id``, ``kind``, ``status`` (completed|partial|inconclusive),
+        ``shards`` (per shard: shard_id, status, rows, error), ``findings`` (count per reason).
 
     Raises:
-        ConfigError: a bad config or bank file (before any shard is read).
+        ConfigError: a bad config or bank file (before any shard is read); a recheck without the
+            ``dead_links`` detector, which says what is due.
         WorkspaceError: another process holds the workspace, or its store cannot take the run (a
             full disk: nothing of the run is loaded).
     """
     try:
-        return _scan(config, observe)
+        return _scan(config, kind)
     except ScrutineerError as e:  # a one-line error for the caller, not a traceback in Prefect's log
         return Failed(message=str(e), data=e)
 
 
-def _scan(config: Config, observe: bool) -> dict:
+def _scan(config: Config, kind: RunKind) -> dict:
     # the flow's own body refers to nothing but importable names: Prefect sends the flow with each
     # task it submits to Dask, and cloudpickle copies the body's globals (a ContextVar does not pickle)
     on_shard = _on_shard.get()
     banks = load_banks(config.banks)
     params = config.detector_params()
+    if kind == "recheck" and "dead_links" not in params:
+        raise ConfigError("a recheck checks again the links dead_links calls transient or not yet dead: configure detectors.dead_links")
     shards = list_shards(config)
-    plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe)
+    started = datetime.now(UTC)
+    plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe=kind == "scan", recheck=started if kind == "recheck" else None)
     plan = replace(plan, fetchers=_fetchers(plan, len(shards)))
     ws = config.workspace
     con = store.connect(ws, memory_limit=config.memory_limit)  # holds the workspace: DuckDB admits one writer process
@@ -141,14 +151,13 @@ def _scan(config: Config, observe: bool) -> dict:
             (ws / folder).mkdir(exist_ok=True)
             sweep_temporaries(ws / folder)
         register(con, ws, banks)
-        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-        kind = "scan" if observe else "rematch"
-        run = {"run_id": run_id, "kind": kind, "dataset": config.dataset.name, "started_at": datetime.now(UTC),
+        run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        run = {"run_id": run_id, "kind": kind, "dataset": config.dataset.name, "started_at": started,
                "finished_at": None, "status": "running", "tool_version": __version__, "config": config.model_dump_json(),
                "detectors": json.dumps(plan.detectors_public()), "banks": json.dumps([b.ref.public() for b in banks])}
         store.insert(con, RUNS, [run])
         try:
-            results = _run_shards(shards, plan, _known_digests(con, shards), on_shard)
+            results = _run_shards(shards, plan, _known_digests(con, shards), _rechecked(con, shards), on_shard)
             # Arrow's allocator keeps the shard tasks' freed buffers (0.5 GB at 10M rows); hand
             # them back before the load adds DuckDB's memory_limit on top (peak RSS 1.9 -> 1.4 GB,
             # bench/scan_metadata.py).
@@ -184,8 +193,8 @@ def _fetchers(plan: ScanPlan, shards: int) -> int:
     the per-domain politeness limits, so they add up to the configured ones.
 
     Raises:
-        ConfigError: the plan fetches (a scan with a content detector, not of webdataset tars),
-            and ``fetch.per_domain`` is below that number.
+        ConfigError: the plan fetches (:attr:`~flows.plan.ScanPlan.fetches`), and
+            ``fetch.per_domain`` is below that number.
     """
     config = plan.config
     runner = config.runner
@@ -196,8 +205,7 @@ def _fetchers(plan: ScanPlan, shards: int) -> int:
     else:  # a running cluster: its worker threads now
         slots = sum(FlowRunContext.get().task_runner.client.nthreads().values())
     fetchers = max(1, min(slots, shards))
-    fetches = plan.observe and config.dataset.format != "webdataset" and plan.names("content")
-    if fetches and config.fetch.per_domain < fetchers:
+    if plan.fetches and config.fetch.per_domain < fetchers:
         raise ConfigError(f"fetch.per_domain is {config.fetch.per_domain}, but {fetchers} shard tasks may fetch at once and they "
                           "share it: raise per_domain, or run fewer shard tasks at once (workers, runner.workers)")
     return fetchers
@@ -211,8 +219,22 @@ def _known_digests(con: duckdb.DuckDBPyConnection, shards) -> dict[str, tuple[Fi
     return {sid: tuple(known[p] for p in ps if p in known) for sid, ps in paths.items()}
 
 
-def _run_shards(shards, plan: ScanPlan, known: dict, on_shard: OnShard) -> list[ShardResult]:
-    futures = {shard_task.submit(ShardTask(s, plan, known[s.shard_id])): s for s in shards}
+def _rechecked(con: duckdb.DuckDBPyConnection, shards) -> dict[str, dict[str, str]]:
+    """Per shard, the latest recheck of each of its content observations that has one:
+    ``{shard_id: {observation_id: the recheck's observation_id}}``."""
+    rows = con.execute(
+        "SELECT shard_id, key->>'base', arg_max(observation_id, observed_at) FROM observations "
+        "WHERE kind = 'content' AND key->>'base' IS NOT NULL AND list_contains(?, shard_id) GROUP BY ALL",
+        [[s.shard_id for s in shards]],
+    ).fetchall()
+    out: dict[str, dict[str, str]] = {}
+    for shard_id, base, latest in rows:
+        out.setdefault(shard_id, {})[base] = latest
+    return out
+
+
+def _run_shards(shards, plan: ScanPlan, known: dict, rechecked: dict, on_shard: OnShard) -> list[ShardResult]:
+    futures = {shard_task.submit(ShardTask(s, plan, known[s.shard_id], rechecked.get(s.shard_id, {}))): s for s in shards}
     results: dict[str, ShardResult] = {}
     for fut in as_completed(list(futures)):
         shard = futures[fut]

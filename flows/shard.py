@@ -25,19 +25,22 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from detectors.base import DetectContext, Detector
 from flows import content
-from flows.plan import ScanPlan, key_id
+from flows.plan import CONTENT_VERSION, ScanPlan, key_id
 from scrutineer.banks import Bank, entries_path, registered_entries
+from scrutineer.config import FetchConfig
 from scrutineer.contract import (
     CONTENT,
     DETECT,
@@ -45,6 +48,7 @@ from scrutineer.contract import (
     JUDGEMENT,
     OBSERVATION_ID,
     SHARD_ID,
+    UTC_TIME,
 )
 from scrutineer.errors import ShardError
 from scrutineer.fetch import Fetcher
@@ -70,11 +74,14 @@ class ShardTask:
         shard: the shard.
         plan: the run's plan.
         digests: what the store knows of the shard's file (and its tar): its sha256 by its stat.
+        rechecked: the latest recheck of each of the shard's stored content observations that has
+            one, ``{observation_id: the recheck's observation_id}``: what the shard's content is now.
     """
 
     shard: Shard
     plan: ScanPlan
     digests: tuple[FileDigest, ...] = ()
+    rechecked: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,14 +105,15 @@ class ShardResult:
 
 
 def run_shard(task: ShardTask) -> ShardResult:
-    """Observe and judge one shard, making only what is not stored yet.
+    """Observe and judge one shard, making only what is not stored yet; for a recheck
+    (``plan.recheck``), check its due links again (:func:`due_urls`) into a new content observation.
 
     Returns:
         A :class:`ShardResult` (status observed, judged or reused).
 
     Raises:
-        ShardError: the shard is unreadable or malformed, or (for a rematch) its observations are
-            not stored; nothing is left behind for it.
+        ShardError: the shard is unreadable or malformed, or (for a rematch or a recheck) its
+            observations are not stored; nothing is left behind for it.
         NetworkDownError: the network went down while fetching; the rows observation and the
             metadata judgements are kept, nothing of the content stage.
     """
@@ -115,32 +123,50 @@ def run_shard(task: ShardTask) -> ShardResult:
     digest = shard.digest(known)
     digests = [digest] if digest else []
     sha256 = digest.sha256 if digest else shard.sha256()
-    rows_key, content_key = plan.rows_key(shard, sha256), None
+    rows_key, content_key, content_id = plan.rows_key(shard, sha256), None, None
     if plan.names("content"):
         tar = tar_digest(shard.location, known) if shard.format == "webdataset" else None
         digests += [tar] if tar else []
         content_key = plan.content_key(shard, sha256, tar.sha256 if tar else None)
+        content_id = task.rechecked.get(key_id(content_key), key_id(content_key))
     rows_id = key_id(rows_key)
-    content_id = key_id(content_key) if content_key else None
-    judgements = {name: key_id(plan.judgement_key(name, rows_id, content_id)) for name in plan.params}
-    todo = {name: j for name, j in judgements.items() if not plan.judgement_dir(j).exists()}
     have_rows = plan.observation_dir(rows_id).exists()
     have_content = content_id is None or plan.observation_dir(content_id).exists()
+    if not plan.observe and not (have_rows and have_content):
+        raise ShardError(
+            f"{shard.location}: no stored observations for these shard bytes and read/fetch options; `scrutineer scan` makes them"
+        )
+    due: set[str] = set()
+    if plan.recheck and content_id and (due := due_urls(plan, plan.observation_dir(content_id) / "content.parquet")):
+        previous = content_id
+        content_key = {"kind": "content", "version": CONTENT_VERSION, "base": key_id(content_key), "recheck_of": previous,
+                       "checked_at": plan.recheck.isoformat()}
+        content_id, have_content = key_id(content_key), False
+    judgements = {name: key_id(plan.judgement_key(name, rows_id, content_id)) for name in plan.params}
+    todo = {name: j for name, j in judgements.items() if not plan.judgement_dir(j).exists()}
     status = "reused"
     if todo or not have_rows or not have_content:
-        if not plan.observe and not (have_rows and have_content):
-            raise ShardError(
-                f"{shard.location}: no stored observations for these shard bytes and read/fetch options; `scrutineer scan` makes them"
-            )
         status = "judged" if have_rows and have_content else "observed"
-        work = _Work(shard, plan, rows_key, content_key, todo)
+        work = _Work(shard, plan, rows_key, content_key, content_id, todo)
         work.rows_pass(have_rows)
-        if content_key is not None:
-            work.content_pass(have_content)
+        if content_id is not None:
+            work.content_pass(have_content, recheck=(previous, due) if due else None)
     rows = json.loads((plan.observation_dir(rows_id) / "stats.json").read_text())["rows"]
     return ShardResult(
         shard, status, sha256, rows, rows_id, content_id, judgements, tuple(digests), time.perf_counter() - started
     )
+
+
+def due_urls(plan: ScanPlan, content_path: Path) -> set[str]:
+    """The URLs of a content observation that a recheck (``plan.recheck``) checks again: those
+    whose last check was ``link.transient``, or dead (404, 410, NXDOMAIN) with fewer agreeing
+    checks than ``dead_links.min_checks``, and started at least ``fetch.recheck_interval`` seconds
+    before the recheck. Reads only those rows of ``content.parquet``."""
+    cutoff = plan.recheck - timedelta(seconds=plan.config.fetch.recheck_interval)
+    min_checks = plan.params["dead_links"].min_checks
+    due = (pc.field("status") == "transient") | ((pc.field("status") == "dead") & (pc.field("checks") < min_checks))
+    table = pq.read_table(content_path, columns=["url"], filters=due & (pc.field("checked_at") <= pa.scalar(cutoff, UTC_TIME)))
+    return set(table.column("url").unique().drop_null().to_pylist())
 
 
 class _Output:
@@ -194,11 +220,12 @@ def _all_or_nothing(outputs: list[_Output | None]) -> Iterator[None]:
 class _Work:
     """The passes of one shard task over a shard that needs observing or judging."""
 
-    def __init__(self, shard: Shard, plan: ScanPlan, rows_key: dict, content_key: dict | None, todo: dict[str, str]) -> None:
+    def __init__(self, shard: Shard, plan: ScanPlan, rows_key: dict, content_key: dict | None, content_id: str | None,
+                 todo: dict[str, str]) -> None:
         self.shard, self.plan, self.todo = shard, plan, todo
         self.rows_key, self.content_key = rows_key, content_key
         self.rows_id = key_id(rows_key)
-        self.content_id = key_id(content_key) if content_key else None
+        self.content_id = content_id
         self.rows_path = plan.observation_dir(self.rows_id) / "rows.parquet"
 
     def _detectors(self, needs: str) -> list[Detector]:
@@ -245,9 +272,14 @@ class _Work:
                 out.ensure("findings.parquet", JUDGEMENT)
                 out.commit()
 
-    def content_pass(self, have_content: bool) -> None:
+    def content_pass(self, have_content: bool, recheck: tuple[str, set[str]] | None = None) -> None:
         """Make the content observation (unless stored) and run the content detectors still to
-        judge over it, batch by batch of ``rows.parquet``."""
+        judge over it, batch by batch of ``rows.parquet``.
+
+        Args:
+            recheck: ``(observation_id, urls)``: make the observation from that stored one, with
+                those URLs checked again (:meth:`_rechecked_content`).
+        """
         detectors = self._detectors("content")
         if have_content and not detectors:
             return
@@ -256,6 +288,8 @@ class _Work:
         with _all_or_nothing([observation, *judged.values()]):
             if have_content:
                 source = _aligned(self._stored_rows(), self.plan.observation_dir(self.content_id) / "content.parquet")
+            elif recheck:
+                source = self._rechecked_content(observation, *recheck)
             elif self.shard.format == "webdataset":
                 source = self._tar_content()
             else:
@@ -275,28 +309,49 @@ class _Work:
                 out.ensure("findings.parquet", JUDGEMENT)
                 out.commit()
 
-    def _fetched_content(self, observation: _Output) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
-        """Content of a shard whose images are fetched from their URLs, each distinct URL once per
-        shard; every check goes to ``fetches.parquet``."""
-        cfg = self.plan.config.fetch
+    @contextmanager
+    def _fetching(self, observation: _Output, cfg: FetchConfig) -> Iterator[Callable[[list[str]], dict[str, content.Checked]]]:
+        """A function checking a list of URLs (:func:`flows.content.check_urls`) and writing every
+        check to ``fetches.parquet``. One event loop and one fetcher for the whole shard:
+        robots.txt, DNS answers, politeness clocks and the network-down breaker carry over from
+        batch to batch."""
         pool = hash_pool(cfg.hash_workers)
-        checked: dict[str, content.Checked] = {}
         observation.ensure("fetches.parquet", FETCH)
-        # One event loop and one fetcher for the whole shard: robots.txt, DNS answers, politeness
-        # clocks and the network-down breaker carry over from batch to batch.
         with asyncio.Runner() as loop:
             fetcher = Fetcher(cfg, share=self.plan.fetchers)
             loop.run(fetcher.__aenter__())
+
+            def check(urls: list[str]) -> dict[str, content.Checked]:
+                checked = loop.run(content.check_urls(fetcher, urls, cfg, pool))
+                observation.write("fetches.parquet", content.fetch_rows(checked), FETCH)
+                return checked
+
             try:
-                for rows in self._stored_rows():
-                    urls = list(dict.fromkeys(u for u in rows.column("url").to_pylist() if u))
-                    new = [u for u in urls if u not in checked]
-                    now = loop.run(content.check_urls(fetcher, new, cfg, pool))
-                    observation.write("fetches.parquet", content.fetch_rows(now), FETCH)
-                    checked.update(now)
-                    yield rows, content.content_batch(rows, content.fetch_outcomes(urls, checked), by="url")
+                yield check
             finally:
                 loop.run(fetcher.__aexit__(None, None, None))
+
+    def _fetched_content(self, observation: _Output) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
+        """Content of a shard whose images are fetched from their URLs, each distinct URL once per
+        shard; every check goes to ``fetches.parquet``."""
+        checked: dict[str, content.Checked] = {}
+        with self._fetching(observation, self.plan.config.fetch) as check:
+            for rows in self._stored_rows():
+                urls = list(dict.fromkeys(u for u in rows.column("url").to_pylist() if u))
+                checked.update(check([u for u in urls if u not in checked]))
+                yield rows, content.content_batch(rows, content.fetch_outcomes(urls, checked), by="url")
+
+    def _rechecked_content(self, observation: _Output, previous: str, due: set[str]) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
+        """Content of a recheck: the stored observation ``previous``, with each URL of ``due``
+        checked once more (:func:`flows.content.rechecked_batch`); only the new checks go to
+        ``fetches.parquet``, and the earlier ones stay in the store's ``fetches``."""
+        checked: dict[str, content.Checked] = {}
+        once = self.plan.config.fetch.model_copy(update={"dead_checks": 1})  # one check per recheck, days apart
+        with self._fetching(observation, once) as check:
+            for rows, stored in _aligned(self._stored_rows(), self.plan.observation_dir(previous) / "content.parquet"):
+                urls = list(dict.fromkeys(u for u in rows.column("url").to_pylist() if u in due))
+                checked.update(check([u for u in urls if u not in checked]))
+                yield rows, content.rechecked_batch(rows, stored, content.fetch_outcomes(urls, checked))
 
     def _tar_content(self) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
         """Content of an img2dataset webdataset shard: every image of the tar beside the parquet

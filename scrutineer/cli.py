@@ -49,9 +49,9 @@ def _findings_table(summary: dict, title: str) -> Table:
     return table
 
 
-def _scan(cfg: Config, observe: bool = True) -> dict:
-    """Run a scan (or, ``observe=False``, a rematch), with a progress bar on stderr when it is a
-    terminal; a failed shard is reported as it happens either way."""
+def _scan(cfg: Config, kind: str = "scan") -> dict:
+    """Run a scan, rematch or recheck (:func:`flows.scan.scan_flow`), with a progress bar on stderr
+    when it is a terminal; a failed shard is reported as it happens either way."""
     from flows import configure_prefect
 
     configure_prefect()
@@ -66,7 +66,7 @@ def _scan(cfg: Config, observe: bool = True) -> dict:
     from flows.scan import run_scan
     from scrutineer.sources import list_shards
 
-    progress = Progress(TextColumn(f"[bold]{'scan' if observe else 'rematch'}[/]"), BarColumn(), MofNCompleteColumn(),
+    progress = Progress(TextColumn(f"[bold]{kind}[/]"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err, disable=not err.is_terminal)
     with progress:
         bar = progress.add_task("shards", total=len(list_shards(cfg)), last="")
@@ -76,7 +76,7 @@ def _scan(cfg: Config, observe: bool = True) -> dict:
             if result.error:
                 progress.console.print(f"[red]shard {result.status}[/]: {result.error}", highlight=False)
 
-        return run_scan(cfg, observe=observe, on_shard=on_shard)
+        return run_scan(cfg, kind, on_shard=on_shard)
 
 
 def _summary(summary: dict, cfg: Config) -> None:
@@ -160,8 +160,41 @@ def rematch(config: ConfigArg) -> None:
     no shard is read and nothing is fetched. Judgements whose inputs did not change are reused."""
     with _reported():
         cfg = load_config(config)
-        summary = _scan(cfg, observe=False)
+        summary = _scan(cfg, "rematch")
     _summary(summary, cfg)
+
+
+@app.command()
+def recheck(config: ConfigArg) -> None:
+    """Check again the links that are due: those dead_links calls transient, or dead and not yet
+    confirmed by dead_links.min_checks agreeing checks, last checked fetch.recheck_interval seconds
+    ago or more. Each is checked once; the checks add to the link's history in the store."""
+    with _reported():
+        cfg = load_config(config)
+        summary = _scan(cfg, "recheck")
+    _summary(summary, cfg)
+
+
+@app.command()
+def deploy(
+    config: ConfigArg,
+    pool: Annotated[str, typer.Option("--pool", help="A Prefect work pool of type process (prefect work-pool create POOL --type process).")],
+) -> None:
+    """Register the flows (scan, recheck_links, rematch_banks, sync, release, report) as Prefect
+    deployments on the server at PREFECT_API_URL, with the config's schedules; run them with
+    `prefect worker start --pool POOL`."""
+    from flows import configure_prefect
+
+    configure_prefect()
+    from flows.service import deploy as deploy_flows
+
+    with _reported():
+        cfg = load_config(config)
+        names = deploy_flows(cfg, pool)
+    for key, name in names.items():
+        when = cfg.schedule.get(key)
+        schedule = "on demand" if when is None else f"cron {when.cron} ({when.timezone})" if when.cron else f"every {when.interval:g} s"
+        out.print(f"deployment {name}: {schedule}", highlight=False)
 
 
 @app.command()
@@ -287,7 +320,7 @@ def demo(
         requests = server.stats()["requests"]
         bank = demo_data.add_later_bank(config_path)
         cfg = load_config(config_path)
-        result = _scan(cfg, observe=False)
+        result = _scan(cfg, "rematch")
         requests = server.stats()["requests"] - requests
     out.print(_findings_table({**result, "status": f"{bank} re-matched, {requests} HTTP requests"}, "rematch"))
     with _reported():

@@ -320,6 +320,26 @@ class RunnerConfig(Strict):
         return self
 
 
+#: The flows ``scrutineer deploy`` registers that may run on a schedule (release and report run on
+#: demand only: a release is a decision, and a report follows a run).
+SCHEDULABLE = ("scan", "recheck_links", "rematch_banks", "sync")
+
+
+class ScheduleConfig(Strict):
+    """When one deployed flow runs: a cron line or an interval (Prefect's ``CronSchedule`` and
+    ``IntervalSchedule``, evaluated by the Prefect server's scheduler)."""
+
+    cron: str | None = Field(None, description='A cron line, e.g. "0 3 * * 1" (Mondays at 03:00), read by Prefect (cronsim).')
+    interval: float | None = Field(None, gt=0, description="Seconds between two runs.")
+    timezone: str = Field("UTC", description="IANA time zone of the cron line, e.g. Europe/Berlin.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleConfig:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("a schedule takes either cron or interval, not both or neither")
+        return self
+
+
 class Config(Strict):
     """A whole scan configuration; see the module docstring for an example."""
 
@@ -332,6 +352,9 @@ class Config(Strict):
     fetch: FetchConfig = Field(default_factory=FetchConfig, description="How images are fetched and hashed.")
     workers: int = Field(2, gt=0, description="Shard tasks run at once by the local runner (threads).")
     runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shard tasks run: local threads or a Dask cluster.")
+    schedule: dict[Literal[SCHEDULABLE], ScheduleConfig] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description=f"Deployed flow -> when it runs ({', '.join(SCHEDULABLE)}); `scrutineer deploy` registers them."
+    )
     threads_per_shard: int = Field(2, gt=0, description="Batches of one shard processed at once (threads).")
     memory_limit: str = Field("1GB", description="DuckDB memory_limit of the store; larger work spills to disk.")
     config_path: Path | None = Field(None, exclude=True, description="The file this config was read from (not part of the config).")

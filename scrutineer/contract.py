@@ -106,7 +106,8 @@ CONTENT = pa.schema(
         SAMPLE_ID,
         URL,
         *CHECK,
-        column("checks", pa.int32(), "How many of the URL's latest checks agree with the last (0: read from a tar, no check)."),
+        column("checks", pa.int32(), "How many of the URL's latest checks agree with the last, over this scan and the rechecks since (0: read from a tar, no check)."),
+        column("checked_at", UTC_TIME, "When the last check started (null: read from a tar, no check)."),
         BYTES,
         *HASHES,
     ]
@@ -163,7 +164,7 @@ RUNS = Table(
     pa.schema(
         [
             RUN_ID,
-            column("kind", pa.string(), "scan (observes what is not stored yet) or rematch (re-judges stored observations only)."),
+            column("kind", pa.string(), "scan (observes what is not stored yet), rematch (re-judges stored observations only) or recheck (checks due links again)."),
             column("dataset", pa.string(), "dataset.name of the config."),
             column("started_at", UTC_TIME, "Start of the run."),
             column("finished_at", UTC_TIME, "End of the run."),

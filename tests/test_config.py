@@ -48,21 +48,6 @@ def test_a_variant_keeping_restricted_reasons_must_say_so(tmp_path):
     assert load_config(variant_config(tmp_path, {"dedup": {"remove": ["hash_match", "duplicate"]}}, detectors={"dedup": {}}))
 
 
-def test_fewer_dead_checks_than_dead_links_needs_is_a_config_error(tmp_path):
-    """Fault 11: with fetch.dead_checks below dead_links.min_checks no link could be called dead."""
-    config = write_config(
-        tmp_path,
-        {"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dead_links": {}}, "fetch": {"dead_checks": 1}},
-    )
-    with pytest.raises(ConfigError, match=r"min_checks is 2 but fetch.dead_checks is 1"):
-        load_config(config)
-    agreeing = write_config(
-        tmp_path,
-        {"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dead_links": {"min_checks": 1}}, "fetch": {"dead_checks": 1}},
-    )
-    assert load_config(agreeing).fetch.dead_checks == 1
-
-
 def test_a_bank_detector_without_a_bank_of_its_signal_is_a_config_error(tmp_path):
     """Fault 14: url_hashlist with no URL bank failed every shard (exit 3) instead of the config."""
     (tmp_path / "md5.txt").write_text("0" * 32 + "\n")

@@ -223,4 +223,4 @@ def test_a_per_domain_limit_the_shard_tasks_cannot_share_is_a_config_error(slow_
     with pytest.raises(ConfigError, match="fetch.per_domain is 1, but 2 shard tasks may fetch at once"):
         scan(write_config(tmp_path, config))
     # a rematch fetches nothing: the limit has nothing to split (the local scan's workspace)
-    assert run_scan(load_config(write_config(slow_web["root"] / "local", config)), observe=False)["status"] == "completed"
+    assert run_scan(load_config(write_config(slow_web["root"] / "local", config)), kind="rematch")["status"] == "completed"
