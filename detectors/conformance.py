@@ -19,6 +19,7 @@ the same answer twice.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import duckdb
@@ -26,7 +27,15 @@ import pyarrow as pa
 
 from detectors.base import DetectContext, Detector
 from detectors.registry import get_detector_class
-from scrutineer.contract import CONTENT, DETECT, FINDING, JUDGEMENT, OBSERVATION_ID, SHARD_ID, SIGNATURE
+from scrutineer.contract import (
+    CONTENT,
+    DETECT,
+    FINDING,
+    JUDGEMENT,
+    OBSERVATION_ID,
+    SHARD_ID,
+    SIGNATURE,
+)
 
 
 class DetectorConformance:
@@ -88,6 +97,7 @@ class DetectorConformance:
                 "error": [None, "HTTP 404", None, "timeout"],
                 "x_robots_tag": [None] * n,
                 "checks": [1, 2, 1, 1],
+                "checked_at": [datetime(2026, 1, 1, tzinfo=UTC)] * n,
                 "bytes": [1234, None, 300, None],
                 "md5": ["0" * 32, None, "1" * 32, None],
                 "sha1": ["0" * 40, None, "1" * 40, None],
