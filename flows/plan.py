@@ -81,11 +81,6 @@ class ScanPlan:
         return self.config.workspace
 
     @property
-    def kind(self) -> str:
-        """The run's kind: scan, rematch or recheck."""
-        return "recheck" if self.recheck else "scan" if self.observe else "rematch"
-
-    @property
     def fetches(self) -> bool:
         """Whether its shard tasks fetch: a scan or recheck with a content detector, of shards
         whose images are on the web (not in webdataset tars)."""

@@ -66,14 +66,13 @@ def _run(cfg: Config, kind: str) -> dict:
 
 def _scanned(cfg: Config) -> list[dict] | None:
     """The banks of the dataset's latest finished run (``runs.banks``), or None before its first."""
-    con = store.connect(cfg.workspace, memory_limit=cfg.memory_limit)
+    con = store.connect(cfg.workspace, memory_limit=cfg.memory_limit)  # a busy workspace raises here
     try:
-        run_id, _ = store.latest_run(con, cfg.dataset.name, cfg.workspace)
+        try:
+            run_id, _ = store.latest_run(con, cfg.dataset.name, cfg.workspace)
+        except WorkspaceError:  # no finished run
+            return None
         return json.loads(con.execute("SELECT banks FROM runs WHERE run_id = ?", [run_id]).fetchone()[0])
-    except WorkspaceError as e:
-        if "no finished scan" not in str(e):
-            raise
-        return None
     finally:
         con.close()
 
@@ -197,6 +196,7 @@ def deploy(cfg: Config, pool: str) -> dict[str, str]:
 
     if not PREFECT_API_URL.value():
         raise ConfigError("deploy registers deployments on a Prefect server: set PREFECT_API_URL (README \"Run it as a service\")")
+    schedules = {key: _schedule(key, cfg.schedule.get(key)) for key in FLOWS}  # a bad cron line fails before any is registered
     with get_client(sync_client=True) as client:
         try:
             kind = client.read_work_pool(pool).type
@@ -217,7 +217,7 @@ def deploy(cfg: Config, pool: str) -> dict[str, str]:
             concurrency_limit=ConcurrencyLimitConfig(
                 limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW if scheduled else ConcurrencyLimitStrategy.ENQUEUE
             ),
-            **_schedule(key, cfg.schedule.get(key)),
+            **schedules[key],
         )
         deployment.apply(work_pool_name=pool)
         names[key] = f"{fn.name}/{cfg.dataset.name}"

@@ -47,3 +47,18 @@ def test_rematch_banks_rematches_only_when_a_bank_file_changed(config, tmp_path)
     assert unchanged == {"status": "skipped", "why": "the bank files are those of the latest run"}
     assert changed["kind"] == "rematch" and changed["status"] == "completed"
     assert kinds(config) == ["scan", "rematch"]
+
+
+def test_deploy_needs_a_prefect_server_and_a_valid_cron_line(config):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from typer.testing import CliRunner
+
+    from scrutineer.cli import app
+
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        result = CliRunner().invoke(app, ["deploy", str(config), "--pool", "p"])
+    assert result.exit_code == 1 and "set PREFECT_API_URL" in result.output
+    config.write_text(config.read_text() + 'schedule:\n  sync: {cron: "0 3 * * 9"}\n')
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # nothing listens: the cron line fails first
+        result = CliRunner().invoke(app, ["deploy", str(config), "--pool", "p"])
+    assert result.exit_code == 1 and "schedule.sync" in result.output and "Invalid cron" in result.output, result.output
