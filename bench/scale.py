@@ -7,7 +7,10 @@ bench/scan_metadata.py's synthetic LAION rows, one seed per shard) and scanned w
 
 - **local**: ``runner: {kind: local}``, ``workers: 2`` (threads);
 - **dask**: ``runner: {kind: dask, workers: 2}``, a LocalCluster of 2 processes started by the scan
-  (its start is part of the figure, as it is of such a scan).
+  (its start is part of the figure, as it is of such a scan);
+- **running**: ``runner: {kind: dask, address: …}``, a LocalCluster of 2 processes that this
+  benchmark starts before timing, as a deployment points its scans at a running cluster: the
+  engine's own cost, without the cluster's start.
 
 Every scan runs in a fresh process against one ``prefect server start`` started before timing
 (``PREFECT_API_URL`` set, as scheduled runs have), so Prefect's temporary server is in no figure.
@@ -34,13 +37,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import scan_metadata  # bench/ is no package: its directory is on sys.path
 
 LAYOUTS = (1, 2, 4)
-RUNNERS = {"local": {"kind": "local"}, "dask": {"kind": "dask", "workers": 2}}
+RUNNERS = {"local": {"kind": "local"}, "dask": {"kind": "dask", "workers": 2}, "running": None}  # running: the address, at run time
 NOOP_TASKS = 40
 
 
@@ -72,6 +77,21 @@ def task_overhead(config_path: Path) -> float:
         many.with_options(task_runner=task_runner(cfg))(n)
         times[n] = time.perf_counter() - t
     return (times[NOOP_TASKS + 1] - times[1]) / NOOP_TASKS
+
+
+@contextmanager
+def _running_cluster(api_url: str) -> Iterator[str]:
+    """A LocalCluster of 2 worker processes of one thread, non-daemonic (a shard task starts its
+    hash pool; README "Scale-out"), for the ``running`` runner; yields its scheduler's address.
+    ``PREFECT_API_URL`` is set first, for this process and the workers it starts: the tasks
+    report to that server, not to a temporary one each."""
+    import dask
+    from distributed import LocalCluster
+
+    os.environ["PREFECT_API_URL"] = api_url
+    with dask.config.set({"distributed.worker.daemon": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
 
 
 def _run_self(*args: str) -> dict:
@@ -107,12 +127,13 @@ def main() -> None:
             # one bank per layout: every shard's banked URLs
             (root / f"{k}-shards" / "bank.txt").write_text("".join((root / f"{k}-shards" / f"bank-{i}.txt").read_text() for i in range(k)))
         print(f"generated {args.rows:,} rows as 1, 2 and 4 shards in {time.perf_counter() - t:.0f} s: {root}")
-        with scan_metadata._prefect_server(root / "prefect-server-home") as url:
-            os.environ["PREFECT_API_URL"] = url
-            print(f"prefect: a running `prefect server start` at {url}; load average {os.getloadavg()[0]:.2f}")
+        with scan_metadata._prefect_server(root / "prefect-server-home") as url, _running_cluster(url) as address:
+            print(f"prefect: a running `prefect server start` at {url}; a running LocalCluster at {address}; "
+                  f"load average {os.getloadavg()[0]:.2f}")
+            runners = {**RUNNERS, "running": {"kind": "dask", "address": address}}
             results: dict[tuple[int, str], dict] = {}
             for k in LAYOUTS:
-                for name, runner in RUNNERS.items():
+                for name, runner in runners.items():
                     workspace = root / f"work-{k}-{name}"
                     shutil.rmtree(workspace, ignore_errors=True)
                     config = root / f"{k}-{name}.yaml"
@@ -122,7 +143,8 @@ def main() -> None:
                     print(f"{k} shard(s), {name:>5}: {r['wall']:6.1f} s, {rows / r['wall']:>9,.0f} rows/s, "
                           f"speed-up {results[1, name]['wall'] / r['wall']:.2f}x over 1 shard, shard tasks {r['shard_s']:.1f} s in all")
                     shutil.rmtree(workspace, ignore_errors=True)
-                print(f"{k} shard(s): dask / local = {results[k, 'local']['wall'] / results[k, 'dask']['wall']:.2f} (throughput)")
+                print(f"{k} shard(s): throughput over local: dask {results[k, 'local']['wall'] / results[k, 'dask']['wall']:.2f}, "
+                      f"running {results[k, 'local']['wall'] / results[k, 'running']['wall']:.2f}")
             for name in RUNNERS:
                 overhead = _run_self("--task-overhead", str(root / f"1-{name}.yaml"))["seconds"]
                 print(f"prefect's overhead per task, {name}: {overhead * 1000:.0f} ms")
