@@ -9,8 +9,8 @@ bench/scan_metadata.py's synthetic LAION rows, one seed per shard) and scanned w
 - **dask**: ``runner: {kind: dask, workers: 2}``, a LocalCluster of 2 processes started by the scan
   (its start is part of the figure, as it is of such a scan);
 - **running**: ``runner: {kind: dask, address: …}``, a LocalCluster of 2 processes that this
-  benchmark starts before timing, as a deployment points its scans at a running cluster: the
-  engine's own cost, without the cluster's start.
+  benchmark starts (and warms up with one untimed scan) before timing, as a deployment points its
+  scans at a running cluster: the engine's own cost, without the cluster's start.
 
 Every scan runs in a fresh process against one ``prefect server start`` started before timing
 (``PREFECT_API_URL`` set, as scheduled runs have), so Prefect's temporary server is in no figure.
@@ -85,10 +85,13 @@ def _running_cluster(api_url: str) -> Iterator[str]:
     hash pool; README "Scale-out"), for the ``running`` runner; yields its scheduler's address.
     ``PREFECT_API_URL`` is set first, for this process and the workers it starts: the tasks
     report to that server, not to a temporary one each."""
+    os.environ["PREFECT_API_URL"] = api_url
+    from flows import configure_prefect
+
+    configure_prefect()  # the quiet defaults the scans have, for this cluster's workers too
     import dask
     from distributed import LocalCluster
 
-    os.environ["PREFECT_API_URL"] = api_url
     with dask.config.set({"distributed.worker.daemon": False}), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
@@ -131,6 +134,11 @@ def main() -> None:
             print(f"prefect: a running `prefect server start` at {url}; a running LocalCluster at {address}; "
                   f"load average {os.getloadavg()[0]:.2f}")
             runners = {**RUNNERS, "running": {"kind": "dask", "address": address}}
+            # warm-up, not timed: a running cluster's workers have imported the shard task's code
+            warm = root / "warm-up.yaml"
+            scan_metadata.write_config(warm, data[1], root / "1-shards" / "bank.txt", root / "work-warm-up", workers=2, runner=runners["running"])
+            _run_self("--one-scan", str(warm))
+            shutil.rmtree(root / "work-warm-up", ignore_errors=True)
             results: dict[tuple[int, str], dict] = {}
             for k in LAYOUTS:
                 for name, runner in runners.items():

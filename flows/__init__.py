@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 
 def configure_prefect() -> None:
-    """Set quiet, offline Prefect defaults, keeping any value the environment already has.
+    """Set quiet, offline Prefect (and Dask) defaults, keeping any value the environment already has.
 
     Without ``PREFECT_API_URL``, a run starts a temporary local API server (:func:`prefect_api`);
     its database lives under ``PREFECT_HOME`` (Prefect's default ``~/.prefect``). Keeping that home
@@ -23,6 +23,9 @@ def configure_prefect() -> None:
         "DO_NOT_TRACK": "1",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_LOGGING_TO_API_ENABLED": "false",
+        # dask.distributed logs at INFO (every worker's start and stop), and Prefect's console
+        # handler shows it; the runner: {kind: dask} scan's workers inherit this
+        "DASK_LOGGING__DISTRIBUTED": "warning",
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)

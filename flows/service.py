@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import Flow, flow, get_run_logger
 from prefect.client.schemas.objects import (
     ConcurrencyLimitConfig,
     ConcurrencyLimitStrategy,
@@ -156,7 +155,7 @@ def report(config: str) -> str:
 
 
 #: Config ``schedule:`` key -> flow. Release and report run on demand only.
-FLOWS: dict[str, Callable] = {
+FLOWS: dict[str, Flow] = {
     "scan": scan, "recheck_links": recheck_links, "rematch_banks": rematch_banks, "sync": sync, "release": release, "report": report,
 }
 
