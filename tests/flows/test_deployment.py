@@ -9,7 +9,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,8 +70,8 @@ def when(timestamp: str | None) -> datetime | None:
 
 
 @pytest.fixture(scope="module")
-def service(shared_data) -> Iterator[dict]:
-    tmp = Path(tempfile.mkdtemp(prefix="deployment-"))
+def service(shared_data, tmp_path_factory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("deployment")
     skimage = shared_data / "images" / "skimage"
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
