@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detectors.base import Detector, empty_findings, evidence_json
-from scrutineer.licenses import is_spdx_id, to_spdx
+from scrutineer.licenses import conditions, is_spdx_id, to_spdx
 
 
 class LicenseGapsParams(BaseModel):
@@ -16,6 +18,11 @@ class LicenseGapsParams(BaseModel):
     allow: list[str] = Field(
         default_factory=list,
         description="SPDX ids a release may keep; empty = no allow-list, so no license.disallowed findings.",
+    )
+    conditions: list[Literal["NC", "ND", "SA"]] = Field(
+        default_factory=list,
+        description="Creative Commons elements to flag, as license.nc, license.nd, license.sa (read from the SPDX id); "
+        "none by default, so that a variant removing `license` keeps the licences `allow` lists.",
     )
 
     @field_validator("allow")
@@ -33,44 +40,55 @@ class LicenseGaps(Detector):
 
     - ``license.missing``: no licence (no column, null or blank);
     - ``license.unknown``: a value that is not a recognisable SPDX licence;
-    - ``license.disallowed``: an SPDX id outside ``allow`` (when ``allow`` is set).
+    - ``license.disallowed``: an SPDX id outside ``allow`` (when ``allow`` is set);
+    - ``license.nc``, ``license.nd``, ``license.sa``: a Creative Commons licence with the
+      NonCommercial, NoDerivatives or ShareAlike element, as its SPDX id names it
+      (:func:`scrutineer.licenses.conditions`), for those in ``conditions``; a sample may have
+      several (``CC-BY-NC-SA-2.0``: ``license.nc`` and ``license.sa``), beside ``disallowed``.
 
-    Evidence ``{"license": raw value, "spdx": id or null}``; not restricted.
+    A release variant is a licence policy over these reasons: ``commercial`` removes ``license.nc``,
+    ``license.nd``, ``license.missing`` and ``license.unknown``, ``research`` less
+    (README "Release variants"). Evidence ``{"license": raw value, "spdx": id or null}``, plus
+    ``"condition"`` for the three conditions; not restricted.
     """
 
     name = "license_gaps"
-    version = "1"
-    reasons = {"license.missing": False, "license.unknown": False, "license.disallowed": False}
+    version = "2"
+    reasons = {
+        "license.missing": False, "license.unknown": False, "license.disallowed": False,
+        "license.nc": False, "license.nd": False, "license.sa": False,
+    }
     Params = LicenseGapsParams
 
     def setup(self) -> None:
         self.allow = set(self.params.allow)
 
-    def _classify(self, raw: str | None) -> tuple[str | None, str | None]:
-        """(reason or None, spdx id or None) for one distinct licence value."""
+    def _classify(self, raw: str | None) -> list[tuple[str, str]]:
+        """The findings of one distinct licence value: ``[(reason, evidence JSON)]``."""
         if raw is None or not raw.strip():
-            return "license.missing", None
+            return [("license.missing", evidence_json(license=raw, spdx=None))]
         spdx = to_spdx(raw)
         if spdx is None:
-            return "license.unknown", None
-        if self.allow and spdx not in self.allow:
-            return "license.disallowed", spdx
-        return None, spdx
+            return [("license.unknown", evidence_json(license=raw, spdx=None))]
+        found = [("license.disallowed", evidence_json(license=raw, spdx=spdx))] if self.allow and spdx not in self.allow else []
+        held = conditions(spdx)
+        found += [(f"license.{c.lower()}", evidence_json(license=raw, spdx=spdx, condition=c)) for c in self.params.conditions if c in held]
+        return found
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         # Classify each distinct value once, then map back: licence columns have few values.
         values = batch.column("license")
         distinct = pc.unique(values)
-        classes = [self._classify(v) for v in distinct.to_pylist()]
-        reasons = pa.array([c[0] for c in classes], pa.string())
-        evidence = pa.array(
-            [evidence_json(license=v, spdx=c[1]) if c[0] else None for v, c in zip(distinct.to_pylist(), classes)],
-            pa.string(),
-        )
         idx = pc.index_in(values, value_set=distinct, skip_nulls=False)
-        row_reasons = pc.take(reasons, idx)
-        flagged = pc.is_valid(row_reasons)
-        if not pc.any(flagged).as_py():
+        rows = pa.Table.from_batches([batch.select(["row_index", "sample_id", "url"])])
+        found = []
+        for i, value in enumerate(distinct.to_pylist()):
+            classes = self._classify(value)
+            if not classes:
+                continue
+            hit = rows.filter(pc.equal(idx, i))
+            for reason, evidence in classes:
+                found.append(self.findings(hit, reason, evidence=pa.repeat(pa.scalar(evidence, pa.string()), hit.num_rows)))
+        if not found:
             return empty_findings()
-        rows = pa.Table.from_batches([batch.select(["row_index", "sample_id", "url"])]).filter(flagged)
-        return self.findings(rows, reason=pc.filter(row_reasons, flagged), evidence=pc.filter(pc.take(evidence, idx), flagged))
+        return pa.concat_tables(found).sort_by("row_index")

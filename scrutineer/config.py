@@ -169,6 +169,11 @@ class VariantConfig(Strict):
         "`remove` must cover every restricted reason the configured detectors can emit: a release that keeps "
         "hash-listed samples has to be a written decision, never the effect of a typo or a forgotten entry.",
     )
+    stricter_than: str | None = Field(
+        None,
+        description="Another variant whose release this one's must be a subset of: this variant removes every reason "
+        "that one removes (checked on the config, and again on the rows at release time).",
+    )
 
 
 #: A variant name: a plain name, as a dataset name is (no ``/``, no leading ``.``), since the
@@ -187,7 +192,8 @@ class ReleaseConfig(Strict):
 
         A pattern must match (:func:`scrutineer.policy.matches`) a reason of a registered detector,
         and a variant must remove every restricted reason that ``detectors`` can emit unless it
-        sets ``keep_restricted`` (issue 10: a typo once published hash-matched rows).
+        sets ``keep_restricted`` (issue 10: a typo once published hash-matched rows). A variant
+        ``stricter_than`` another must remove every known reason the other removes.
 
         Args:
             detectors: names of the configured detectors.
@@ -195,7 +201,8 @@ class ReleaseConfig(Strict):
 
         Raises:
             ConfigError: a pattern matching no known reason (the message names the variant, the
-                pattern and the known reasons), or a variant keeping restricted reasons unsaid.
+                pattern and the known reasons), a variant keeping restricted reasons unsaid, or a
+                ``stricter_than`` naming no variant or not holding (the message names the reasons).
         """
         from detectors.registry import registered_reasons
 
@@ -215,6 +222,18 @@ class ReleaseConfig(Strict):
                 raise ConfigError(
                     f"release.variants.{name} would publish rows with restricted findings {kept}: add them (or `hash_match`) "
                     "to `remove`, or set `keep_restricted: true` to publish them on purpose"
+                )
+        for name, variant in self.variants.items():
+            if variant.stricter_than is None:
+                continue
+            other = self.variants.get(variant.stricter_than)
+            if other is None:
+                raise ConfigError(f"release.variants.{name}.stricter_than: no variant {variant.stricter_than!r}; configured: {sorted(self.variants)}")
+            looser = [r for r in known if any(matches(p, r) for p in other.remove) and not any(matches(p, r) for p in variant.remove)]
+            if looser:
+                raise ConfigError(
+                    f"release.variants.{name} is declared stricter_than {variant.stricter_than}, but keeps rows that "
+                    f"{variant.stricter_than} removes, for reasons {looser}: add them to its `remove`"
                 )
 
 

@@ -7,6 +7,9 @@ uses for its CC entries (``creativecommons.org/licenses/by-nc-sa/2.0/`` -> ``CC-
 a jurisdiction port ``…/by/2.5/au/`` -> ``CC-BY-2.5-AU``, ``publicdomain/zero/1.0`` ->
 ``CC0-1.0``); SPDX licence names (``Creative Commons Attribution 4.0 International``).
 A result is returned only when the id is on the SPDX list; anything else is unknown (None).
+
+:func:`conditions` reads the Creative Commons licence elements that restrict use (NonCommercial,
+NoDerivatives, ShareAlike) from an SPDX id, which names them (``CC-BY-NC-SA-4.0``).
 """
 
 from __future__ import annotations
@@ -73,3 +76,17 @@ def _cc_elements(kind: str) -> str:
     parts = re.split(r"[ -]+", kind.upper())
     order = ["BY", "NC", "ND", "SA"]
     return "-".join(sorted(parts, key=lambda p: order.index(p) if p in order else len(order)))
+
+
+#: The Creative Commons licence elements that restrict reuse, as SPDX ids spell them
+#: (https://creativecommons.org/licenses/: NonCommercial, NoDerivatives, ShareAlike).
+CONDITIONS = ("NC", "ND", "SA")
+
+
+def conditions(spdx_id: str | None) -> frozenset[str]:
+    """The restricting Creative Commons elements of an SPDX id (:data:`CONDITIONS`), e.g.
+    ``{"NC", "SA"}`` for ``CC-BY-NC-SA-2.0``; empty for any other licence (``CC-BY-4.0``,
+    ``CC0-1.0``, ``MIT``) or None."""
+    if not spdx_id or not spdx_id.startswith("CC-BY-"):
+        return frozenset()
+    return frozenset(part for part in spdx_id.split("-")[2:] if part in CONDITIONS)

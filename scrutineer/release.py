@@ -98,6 +98,8 @@ def build_release(cfg: Config, variant: str) -> Path:
             params=[run_id, *params],
         ).to_arrow_table()
         listed = removed.filter(pc.invert(removed["restricted"])).drop_columns("restricted")
+        if (looser := cfg.release.variants[variant].stricter_than) is not None:
+            _check_stricter(con, run_id, cfg, variant, looser)
         by_pattern = {}
         for p in patterns:
             w, ps = reason_filter_sql([p])
@@ -144,7 +146,7 @@ def build_release(cfg: Config, variant: str) -> Path:
                 "tool": {"name": "scrutineer", "version": __version__},
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "run_ids": [run_id],
-                "policy": {"remove": patterns, "keep_restricted": cfg.release.variants[variant].keep_restricted},
+                "policy": cfg.release.variants[variant].model_dump(include={"remove", "keep_restricted", "stricter_than"}, exclude_none=True),
                 "detectors": json.loads(detectors),
                 "banks": json.loads(banks),
                 "removed": {
@@ -170,6 +172,29 @@ def build_release(cfg: Config, variant: str) -> Path:
     finally:
         con.close()
     return out
+
+
+def _check_stricter(con, run_id: str, cfg: Config, variant: str, looser: str) -> None:
+    """Refuse variant ``variant`` if a row variant ``looser`` removes would stay in it: its output
+    must be a subset of ``looser``'s (``stricter_than``), on the run's findings themselves.
+
+    Raises:
+        ReleaseError: such rows exist (the message counts them and names the reasons).
+    """
+    if looser not in cfg.release.variants:
+        raise ReleaseError(f"release.variants.{variant}.stricter_than: no variant {looser!r}")
+    mine, mine_params = reason_filter_sql(cfg.release.variants[variant].remove)
+    theirs, their_params = reason_filter_sql(cfg.release.variants[looser].remove)
+    rows, reasons = con.sql(
+        f"WITH theirs AS (SELECT shard_id, row_index, reason FROM findings WHERE run_id = ? AND {theirs}), "
+        f"mine AS (SELECT DISTINCT shard_id, row_index FROM findings WHERE run_id = ? AND {mine}) "
+        "SELECT count(DISTINCT (t.shard_id, t.row_index)), list(DISTINCT t.reason ORDER BY t.reason) "
+        "FROM theirs t ANTI JOIN mine m USING (shard_id, row_index)",
+        params=[run_id, *their_params, run_id, *mine_params],
+    ).fetchall()[0]
+    if rows:
+        raise ReleaseError(f"release {variant} is declared stricter_than {looser}, but would keep {rows} rows that {looser} removes "
+                           f"(reasons {reasons}): add them to its `remove`")
 
 
 def _hf_out_name(shard_id: str) -> str:

@@ -5,7 +5,6 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from scrutineer.banks import Bank, BankRef, url_md5
 from detectors.base import DetectContext
 from detectors.conformance import DetectorConformance
 from detectors.content_hashlist import ContentHashlist
@@ -15,8 +14,9 @@ from detectors.license_gaps import LicenseGaps
 from detectors.registry import get_detector_class
 from detectors.url_hashlist import UrlHashlist
 from detectors.verify_hash import VerifyHash
-from scrutineer.errors import ConfigError
+from scrutineer.banks import Bank, BankRef, url_md5
 from scrutineer.contract import DETECT
+from scrutineer.errors import ConfigError
 
 
 def bank(signal_type: str, hashes, name: str | None = None, version: str = "v1") -> Bank:
@@ -46,8 +46,22 @@ class TestUrlHashlist(DetectorConformance):
 
 class TestLicenseGaps(DetectorConformance):
     detector_class = LicenseGaps
-    params = {"allow": ["CC-BY-4.0"]}
-    expected = {(1, "license.unknown"), (2, "license.missing"), (3, "license.disallowed")}
+    params = {"allow": ["CC-BY-4.0"], "conditions": ["NC", "ND", "SA"]}
+    # row 3, "CC BY-NC 2.0": outside the allow-list, and NonCommercial
+    expected = {(1, "license.unknown"), (2, "license.missing"), (3, "license.disallowed"), (3, "license.nc")}
+
+    def test_conditions_are_read_from_the_spdx_id(self):
+        from scrutineer.licenses import conditions
+
+        assert conditions("CC-BY-NC-SA-2.0") == {"NC", "SA"}
+        assert conditions("CC-BY-NC-ND-3.0-IGO") == {"NC", "ND"}
+        assert conditions("CC-BY-SA-2.0-UK") == {"SA"}
+        assert conditions("CC-BY-4.0") == conditions("CC0-1.0") == conditions("MIT") == conditions(None) == frozenset()
+
+    def test_only_the_configured_conditions_are_flagged(self):
+        for conditions in (["ND"], []):
+            found = LicenseGaps(LicenseGaps.Params(conditions=conditions), self.context()).detect(self.sample_batch())
+            assert "license.nc" not in found["reason"].to_pylist()
 
     def test_allow_list_must_hold_spdx_ids(self):
         with pytest.raises(ValueError, match="not SPDX license ids"):

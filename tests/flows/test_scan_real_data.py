@@ -15,8 +15,10 @@ from huggingface_hub import DatasetCard
 
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
+from scrutineer.errors import ConfigError
 from scrutineer.files import file_sha256
-from scrutineer.release import build_release
+from scrutineer.licenses import to_spdx
+from scrutineer.release import ReleaseError, build_release
 from reports.takedown import write_takedown
 
 LAION = ["laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"]
@@ -233,7 +235,8 @@ def test_coco_licence_findings_match_the_json(tmp_path, shared_data):
     con = duckdb.connect(str(cfg.workspace / "scrutineer.duckdb"))
     got = dict(
         con.sql(
-            "SELECT evidence->>'license', count(*) FROM findings WHERE run_id = ? AND detector = 'license_gaps' GROUP BY 1",
+            "SELECT evidence->>'license', count(*) FROM findings WHERE run_id = ? AND reason IN ('license.disallowed', 'license.unknown') "
+            "GROUP BY 1",
             params=[summary["run_id"]],
         ).fetchall()
     )
@@ -253,3 +256,45 @@ def test_coco_licence_findings_match_the_json(tmp_path, shared_data):
     assert len(out["annotations"]) == per_id[allowed[0]]
     _, json_path, n = write_takedown(cfg)
     assert n == 0 and json.loads(json_path.read_text())["domains"] == []
+
+
+def test_coco_licence_policies_as_release_variants(tmp_path, shared_data):
+    """Issue 13, acceptance 3: COCO's licence URLs map to SPDX ids; a commercial release drops
+    exactly the NonCommercial, NoDerivatives and unknown-licence rows; research (which allows NC)
+    keeps a superset of it; a config that declares the wrong way round is refused."""
+    path = shared_data / "metadata" / "coco_captions_val2017_images0-2499.json"
+    doc = json.loads(path.read_text())
+    unusable = ["license.unknown", "license.missing"]
+    variants = {
+        "research": {"remove": ["license.nd", *unusable]},
+        "commercial": {"remove": ["license.nc", "license.nd", *unusable], "stricter_than": "research"},
+    }
+    detectors = {"license_gaps": {"conditions": ["NC", "ND"]}}
+    config = write_config(tmp_path, {"dataset": {"name": "coco", "shards": [str(path)]}, "detectors": detectors,
+                                     "release": {"variants": variants}})
+    assert scan(config)["status"] == "completed"
+    cfg = load_config(config)
+    licence = {lic["id"]: lic["url"] for lic in doc["licenses"]}
+    assert {i: to_spdx(url) for i, url in licence.items()} == {
+        1: "CC-BY-NC-SA-2.0", 2: "CC-BY-NC-2.0", 3: "CC-BY-NC-ND-2.0", 4: "CC-BY-2.0", 5: "CC-BY-SA-2.0", 6: "CC-BY-ND-2.0",
+        7: None, 8: None,  # "No known copyright restrictions" (Flickr Commons), "United States Government Work": no SPDX id
+    }
+    image_licence = {img["id"]: img["license"] for img in doc["images"]}
+
+    def kept(variant: str) -> list[dict]:
+        return json.loads((build_release(cfg, variant) / "data" / path.name).read_text())["annotations"]
+
+    commercial, research = kept("commercial"), kept("research")
+    # commercial keeps BY and BY-SA (ids 4, 5) only; research keeps NC too (1, 2), never ND (3, 6) or unknown (7, 8)
+    assert len(commercial) == sum(image_licence[a["image_id"]] in (4, 5) for a in doc["annotations"])
+    assert len(research) == sum(image_licence[a["image_id"]] in (1, 2, 4, 5) for a in doc["annotations"])
+    assert {a["id"] for a in commercial} < {a["id"] for a in research}
+    wrong = {**variants, "research": {**variants["research"], "stricter_than": "commercial"}}
+    with pytest.raises(ConfigError, match=r"research is declared stricter_than commercial, but keeps rows that commercial removes, for reasons \['license.nc'\]"):
+        load_config(write_config(tmp_path / "wrong", {"dataset": {"name": "coco", "shards": [str(path)]},
+                                                       "detectors": detectors, "release": {"variants": wrong}}))
+    # the same check on the rows, for a config edited in Python past load_config's check
+    edited = cfg.release.model_copy(update={"variants": {**cfg.release.variants, "research": cfg.release.variants["research"].model_copy(
+        update={"stricter_than": "commercial"})}})
+    with pytest.raises(ReleaseError, match=r"would keep \d+ rows that commercial removes \(reasons \['license.nc'\]\)"):
+        build_release(cfg.model_copy(update={"release": edited}), "research")
