@@ -13,13 +13,13 @@ import pytest
 from conftest import scan, write_config
 from huggingface_hub import DatasetCard
 
+from reports.takedown import write_takedown
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
 from scrutineer.errors import ConfigError
 from scrutineer.files import file_sha256
 from scrutineer.licenses import to_spdx
 from scrutineer.release import ReleaseError, build_release
-from reports.takedown import write_takedown
 
 LAION = ["laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"]
 
