@@ -89,6 +89,8 @@ def service(shared_data, tmp_path_factory) -> Iterator[dict]:
         with started([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, logs[0]):
             wait_for("the Prefect server", lambda: _healthy(api), 120, logs)
             subprocess.run([str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process"], env=env, check=True, capture_output=True)
+            no_pool = subprocess.run([str(BIN / "scrutineer"), "deploy", str(config), "--pool", "nowhere"], env=env, capture_output=True,
+                                     text=True, check=False)
             deployed = subprocess.run([str(BIN / "scrutineer"), "deploy", str(config), "--pool", POOL], env=env, capture_output=True, text=True, check=False)
             assert deployed.returncode == 0, deployed.stderr
             with started([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--install-policy", "never"], env, logs[1]):
@@ -102,7 +104,8 @@ def service(shared_data, tmp_path_factory) -> Iterator[dict]:
                                   and when(r["start_time"]) > when(scan_run["end_time"])), None),
                     300, logs,
                 )
-        yield {"config": config, "urls": urls, "deployed": deployed.stdout, "scan_run": scan_run, "recheck_run": recheck_run, "logs": logs}
+        yield {"config": config, "urls": urls, "deployed": deployed.stdout, "no_pool": no_pool, "scan_run": scan_run, "recheck_run": recheck_run,
+               "logs": logs}
 
 
 def _healthy(api: str) -> bool:
@@ -129,6 +132,11 @@ def test_deploy_registers_every_flow_with_its_schedule(service):
     assert "deployment scrutineer-recheck-links/service-test: every 8 s" in lines
     for name in ("scan", "rematch-banks", "sync", "release", "report"):
         assert f"deployment scrutineer-{name}/service-test: on demand" in lines
+
+
+def test_deploy_to_a_missing_pool_says_how_to_make_it(service):
+    assert service["no_pool"].returncode == 1
+    assert "no work pool 'nowhere'" in service["no_pool"].stderr and "prefect work-pool create nowhere --type process" in service["no_pool"].stderr
 
 
 def test_the_scan_triggered_through_the_api_completes_on_the_worker(service):
