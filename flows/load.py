@@ -85,11 +85,14 @@ def _load_observations(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPl
             )
             if kind == "content":
                 ids = [observation_id, r.shard.shard_id]
-                if (folder / "fetches.parquet").exists():
-                    con.execute("INSERT INTO fetches BY NAME SELECT ? AS observation_id, ? AS shard_id, * FROM read_parquet(?)", [*ids, str(folder / "fetches.parquet")])
+                fetches = folder / "fetches.parquet"
+                if fetches.exists():
+                    con.execute("INSERT INTO fetches BY NAME SELECT ? AS observation_id, ? AS shard_id, * FROM read_parquet(?)", [*ids, str(fetches)])
+                # a recheck's hashes are those of the URLs it checked; the rest are its lineage's (store.CONTENT_LINEAGE)
+                rechecked = "recheck_of" in stats["key"]
                 con.execute(
                     f"INSERT INTO content_hashes BY NAME SELECT ? AS observation_id, ? AS shard_id, {', '.join(hashed)} "
-                    "FROM read_parquet(?) WHERE sha256 IS NOT NULL",
-                    [*ids, str(folder / "content.parquet")],
+                    "FROM read_parquet(?) WHERE sha256 IS NOT NULL" + (" AND url IN (SELECT url FROM read_parquet(?))" if rechecked else ""),
+                    [*ids, str(folder / "content.parquet"), *([str(fetches)] if rechecked else [])],
                 )
     store.insert(con, OBSERVATIONS, rows)

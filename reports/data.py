@@ -103,7 +103,8 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
         "liveness": _records(
             con,
             f"SELECT status, count(*) AS urls FROM (SELECT arg_max(status, fetched_at) AS status FROM fetches "
-            f"WHERE observation_id IN ({_CHECKED}) GROUP BY url) GROUP BY status ORDER BY urls DESC, status",
+            f"WHERE observation_id IN (SELECT observation_id FROM ({store.CONTENT_LINEAGE})) GROUP BY url) "
+            "GROUP BY status ORDER BY urls DESC, status",
             [run_id],
         ),
         "top_domains_matches": _top_domains(con, run_id),
@@ -111,17 +112,6 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
         "clusters": _clusters(con, run_id, rows_files),
         "crowd": crowd,
     }
-
-
-#: The content observations whose checks a run's link liveness counts: each of its shards' content
-#: observation and, for one a recheck made, the observations it was rechecked from (those of the
-#: same first scan, ``key.base``, made before it). Parameter: the run id.
-_CHECKED = (
-    "WITH made AS (SELECT coalesce(o.key->>'base', o.observation_id) AS base, o.observed_at FROM observations o "
-    "JOIN shards s ON o.observation_id = s.content_observation WHERE s.run_id = ?) "
-    "SELECT o.observation_id FROM observations o JOIN made m ON coalesce(o.key->>'base', o.observation_id) = m.base "
-    "AND o.observed_at <= m.observed_at WHERE o.kind = 'content'"
-)
 
 
 def _records(con: duckdb.DuckDBPyConnection, query: str, params: list) -> list[dict]:

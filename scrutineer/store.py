@@ -160,6 +160,19 @@ def insert_findings(con: duckdb.DuckDBPyConnection, run_id: str, select: str, pa
     con.execute(f"INSERT INTO findings BY NAME SELECT ? AS run_id, * FROM ({select})", [run_id, *(params or [])])
 
 
+#: SQL selecting the content observations a run's content is made of (``observation_id``,
+#: ``observed_at``): each of its shards' content observation and, for one a recheck made, those it
+#: was made from (the same first scan, ``key.base``, observed no later). A recheck stores only
+#: its new checks (``fetches``) and the hashes they got (``content_hashes``); the rest of a
+#: shard's checks and hashes are its lineage's. One parameter: the run id.
+CONTENT_LINEAGE = (
+    "WITH made AS (SELECT coalesce(o.key->>'base', o.observation_id) AS base, o.observed_at FROM observations o "
+    "JOIN shards s ON o.observation_id = s.content_observation WHERE s.run_id = ?) "
+    "SELECT o.observation_id, o.observed_at FROM observations o JOIN made m ON coalesce(o.key->>'base', o.observation_id) = m.base "
+    "AND o.observed_at <= m.observed_at WHERE o.kind = 'content'"
+)
+
+
 def observation_dir(workspace: Path, observation_id: str) -> Path:
     """Where an observation set's files are: ``<workspace>/observations/<id>/``."""
     return workspace / "observations" / observation_id

@@ -95,9 +95,11 @@ class Workspace:
         return self.con.sql("SELECT * FROM fetches WHERE url = ? ORDER BY fetched_at", params=[url])
 
     def content_hashes(self, run_id: str) -> duckdb.DuckDBPyRelation:
-        """The content hashes a run judged (restricted: never publish them)."""
+        """The content hashes a run judged, one row per hashed sample, the latest its lineage has
+        (:data:`scrutineer.store.CONTENT_LINEAGE`; restricted: never publish them)."""
         return self.con.sql(
-            "SELECT h.* FROM content_hashes h JOIN shards s ON h.observation_id = s.content_observation WHERE s.run_id = ?",
+            f"SELECT h.* FROM content_hashes h JOIN ({store.CONTENT_LINEAGE}) l USING (observation_id) "
+            "QUALIFY row_number() OVER (PARTITION BY h.shard_id, h.row_index ORDER BY l.observed_at DESC) = 1",
             params=[run_id],
         )
 

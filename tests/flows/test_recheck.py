@@ -136,3 +136,18 @@ def test_the_report_counts_every_link_of_a_recheck_run_by_its_latest_check(runs)
     finally:
         con.close()
     assert {r["status"]: r["urls"] for r in liveness} == {"alive": 2, "dead": 1, "transient": 1}
+
+
+def test_a_recheck_stores_only_the_hashes_it_made_and_the_run_has_them_all(runs):
+    from scrutineer import Workspace
+
+    urls = runs["urls"]
+    with Workspace(runs["ws"]) as ws:
+        recheck_run = runs["recheck"]["run_id"]
+        (observation,) = ws.sql("SELECT content_observation FROM shards WHERE run_id = ?", params=[recheck_run]).fetchall()[0]
+        stored = ws.sql("SELECT url FROM content_hashes WHERE observation_id = ?", params=[observation]).fetchall()
+        of_scan = {u for (u,) in ws.content_hashes(runs["scan"]["run_id"]).select("url").fetchall()}
+        of_recheck = ws.content_hashes(recheck_run).select("url").fetchall()
+    assert stored == [(urls["back"],)]  # the link that came back; the alive one's hashes are the scan's
+    assert of_scan == {urls["alive"]}
+    assert sorted(u for (u,) in of_recheck) == sorted([urls["alive"], urls["back"]])
