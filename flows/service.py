@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import Flow, flow, get_run_logger
@@ -51,16 +53,23 @@ def workspace_limit(cfg: Config) -> str:
     return "scrutineer-workspace-" + hashlib.sha256(str(cfg.workspace).encode()).hexdigest()[:16]
 
 
-def _finished(summary: dict) -> dict:
-    log = get_run_logger()
-    (log.info if summary["status"] == "completed" else log.warning)("run %s: %s", summary["run_id"], json.dumps(summary))
-    return summary
+@contextmanager
+def _turn(config: str) -> Iterator[Config]:
+    """The config at path ``config``, read now, while this flow holds its workspace's slot
+    (:func:`workspace_limit`)."""
+    cfg = load_config(config)
+    with concurrency(workspace_limit(cfg), lease_duration=LEASE):
+        yield cfg
 
 
 def _run(cfg: Config, kind: str) -> dict:
+    """:func:`flows.scan.run_scan`, its summary logged (a warning unless it completed)."""
     from flows.scan import run_scan
 
-    return _finished(run_scan(cfg, kind))
+    summary = run_scan(cfg, kind)
+    log = get_run_logger()
+    (log.info if summary["status"] == "completed" else log.warning)("run %s: %s", summary["run_id"], json.dumps(summary))
+    return summary
 
 
 def _scanned(cfg: Config) -> list[dict] | None:
@@ -80,8 +89,7 @@ def _scanned(cfg: Config) -> list[dict] | None:
 def scan(config: str) -> dict:
     """Scan the dataset of the config at path ``config``. Returns the run's summary
     (:func:`flows.scan.scan_flow`)."""
-    cfg = load_config(config)
-    with concurrency(workspace_limit(cfg), lease_duration=LEASE):
+    with _turn(config) as cfg:
         return _run(cfg, "scan")
 
 
@@ -91,8 +99,7 @@ def recheck_links(config: str) -> dict:
     ``dead_links.min_checks`` times, last checked ``fetch.recheck_interval`` seconds ago or
     more): a recheck run. Before the dataset's first finished scan there is nothing to recheck:
     returns ``{"status": "skipped", "why": …}``."""
-    cfg = load_config(config)
-    with concurrency(workspace_limit(cfg), lease_duration=LEASE):
+    with _turn(config) as cfg:
         if _scanned(cfg) is None:
             return {"status": "skipped", "why": "no finished scan yet"}
         return _run(cfg, "recheck")
@@ -107,8 +114,7 @@ def rematch_banks(config: str) -> dict:
     Raises:
         ConfigError: a bank file cannot be read.
     """
-    cfg = load_config(config)
-    with concurrency(workspace_limit(cfg), lease_duration=LEASE):
+    with _turn(config) as cfg:
         scanned = _scanned(cfg)
         if scanned is None:
             return {"status": "skipped", "why": "no finished scan yet"}
@@ -127,8 +133,7 @@ def sync(config: str) -> dict:
     (:func:`scrutineer.sync.sync_latest`). Returns ``{"run_id", "crowd_findings"}``."""
     from scrutineer.sync import sync_latest
 
-    cfg = load_config(config)
-    with concurrency(workspace_limit(cfg), lease_duration=LEASE):
+    with _turn(config) as cfg:
         run_id, n = sync_latest(cfg)
     return {"run_id": run_id, "crowd_findings": n}
 
@@ -138,8 +143,7 @@ def release(config: str, variant: str) -> str:
     """Write release ``variant`` (:func:`scrutineer.release.build_release`). Returns its directory."""
     from scrutineer.release import build_release
 
-    cfg = load_config(config)
-    with concurrency(workspace_limit(cfg), lease_duration=LEASE):
+    with _turn(config) as cfg:
         return str(build_release(cfg, variant))
 
 
@@ -149,8 +153,7 @@ def report(config: str) -> str:
     Returns its path."""
     from reports.html import write_report
 
-    cfg = load_config(config)
-    with concurrency(workspace_limit(cfg), lease_duration=LEASE):
+    with _turn(config) as cfg:
         return str(write_report(cfg))
 
 

@@ -128,7 +128,8 @@ def run_shard(task: ShardTask) -> ShardResult:
         tar = tar_digest(shard.location, known) if shard.format == "webdataset" else None
         digests += [tar] if tar else []
         content_key = plan.content_key(shard, sha256, tar.sha256 if tar else None)
-        content_id = task.rechecked.get(key_id(content_key), key_id(content_key))
+        base = key_id(content_key)  # the first scan's observation; a recheck's key names it
+        content_id = task.rechecked.get(base, base)
     rows_id = key_id(rows_key)
     have_rows = plan.observation_dir(rows_id).exists()
     have_content = content_id is None or plan.observation_dir(content_id).exists()
@@ -139,7 +140,7 @@ def run_shard(task: ShardTask) -> ShardResult:
     due: set[str] = set()
     if plan.recheck and content_id and (due := due_urls(plan, plan.observation_dir(content_id) / "content.parquet")):
         previous = content_id
-        content_key = {"kind": "content", "version": CONTENT_VERSION, "base": key_id(content_key), "recheck_of": previous,
+        content_key = {"kind": "content", "version": CONTENT_VERSION, "base": base, "recheck_of": previous,
                        "checked_at": plan.recheck.isoformat()}
         content_id, have_content = key_id(content_key), False
     judgements = {name: key_id(plan.judgement_key(name, rows_id, content_id)) for name in plan.params}
