@@ -1,0 +1,37 @@
+"""Machine-readable reservations of text-and-data mining and AI training, one module per signal.
+
+In the EU, text-and-data mining of lawfully accessible works is allowed unless the rightsholder
+has reserved it "in an appropriate manner, such as machine-readable means" (Directive (EU)
+2019/790, Art. 4(3)). Each module here judges one such signal from what the fetcher observed
+(a header value, a policy file's text, the C2PA manifest of an image's bytes) and returns
+:class:`Signal`\\ s: pure functions, no I/O, so a judgement can be re-derived from stored
+observations.
+
+- :mod:`~scrutineer.optouts.headers`: ``X-Robots-Tag`` (``noai``, ``noimageai``) and IETF aipref
+  ``Content-Usage``;
+- :mod:`~scrutineer.optouts.tdmrep`: W3C TDMRep, the ``tdm-reservation``/``tdm-policy`` headers and
+  ``/.well-known/tdmrep.json``;
+- :mod:`~scrutineer.optouts.ai_txt`: Spawning's ``/ai.txt``;
+- :mod:`~scrutineer.optouts.robots`: ``/robots.txt`` for AI crawler user agents (protego), and its
+  ``Content-Usage`` lines;
+- :mod:`~scrutineer.optouts.c2pa`: C2PA / CAWG ``training-mining`` assertions in the bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One signal about one URL.
+
+    Attributes:
+        reason: ``optout.<signal>`` (a reservation), ``optout.invalid`` (a non-conformant signal,
+            never taken as a reservation) or ``optout.constrained`` (use allowed under conditions,
+            for a reviewer).
+        evidence: JSON-able details: which signal, the matched rule or line, the raw value.
+    """
+
+    reason: str
+    evidence: dict = field(default_factory=dict)
