@@ -37,6 +37,7 @@ from scrutineer.contract import FINDING
 if TYPE_CHECKING:
     from scrutineer.banks import Bank
     from scrutineer.config import Config
+    from scrutineer.policy_files import PolicyFile
 
 
 class NoParams(BaseModel):
@@ -47,10 +48,13 @@ class NoParams(BaseModel):
 
 @dataclass
 class DetectContext:
-    """What a detector may use: the shard being judged and the loaded banks of its signal types."""
+    """What a detector may use: the shard being judged, the loaded banks of its signal types and,
+    for a content detector, the policy files of the content observation, ``{origin: {name:
+    PolicyFile}}`` (filled as the content stage reads them, before each batch is judged)."""
 
     shard_id: str
     banks: Sequence[Bank] = field(default_factory=list)
+    policy_files: Mapping[str, Mapping[str, PolicyFile]] = field(default_factory=dict)
 
 
 class Detector(ABC):
@@ -78,6 +82,9 @@ class Detector(ABC):
     #: Signal types of the banks it matches (:mod:`scrutineer.signals`); the config must give at
     #: least one bank of them, and only those banks are part of its judgements' keys.
     signals: ClassVar[frozenset[str]] = frozenset()
+    #: Policy files (:data:`scrutineer.policy_files.POLICY_PATHS` names) of each URL's origin the
+    #: content stage reads for it; they reach :meth:`detect` as ``ctx.policy_files``.
+    policy_files: ClassVar[tuple[str, ...]] = ()
     #: Schema of :meth:`signatures`: :data:`scrutineer.contract.SIGNATURE`'s columns, then its own.
     signature_schema: ClassVar[pa.Schema | None] = None
 

@@ -19,10 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scrutineer.config import FetchConfig
-from scrutineer.contract import CHECK, CONTENT, FETCH, HASHES
+from scrutineer.contract import CHECK, CONTENT, FETCH, HASHES, OPT_OUT_SIGNALS
 from scrutineer.errors import NetworkDownError
 from scrutineer.fetch import Fetched, Fetcher, NetworkDown
 from scrutineer.hashing import ContentHashes, HashPool
+from scrutineer.policy_files import origin
 
 #: Columns of a content row that come from the URL's (or tar member's) outcome.
 OUTCOME_COLUMNS = CONTENT.names[3:]
@@ -81,8 +82,10 @@ async def _each(items: list[str], step, workers: int) -> None:
         raise
 
 
-async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: HashPool) -> dict[str, Checked]:
-    """Check every URL with ``fetcher`` (politely, concurrently) and hash what it serves.
+async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: HashPool, policies: tuple[str, ...] = ()) -> dict[str, Checked]:
+    """Check every URL with ``fetcher`` (politely, concurrently) and hash what it serves; meanwhile
+    read the ``policies`` files (:data:`~scrutineer.policy_files.POLICY_PATHS` names) of each
+    URL's origin (:meth:`~scrutineer.fetch.Fetcher.policy_file`: once per origin and TTL).
 
     At most ``2 * fetch.concurrency`` URLs are in progress at once, so at most that many bodies
     wait for the hashers however long the list. URLs that look dead are checked again after the
@@ -94,6 +97,8 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: 
     """
     checked = {u: Checked([], None) for u in urls}
     pending = urls
+    origins = dict.fromkeys(o for u in urls if (o := origin(u)))
+    reads = asyncio.gather(*(fetcher.policy_file(o, name) for o in origins for name in policies))
     try:
         while pending:
             await _each(pending, lambda u: _check_once(fetcher, u, checked[u], pool, cfg.max_pixels), 2 * cfg.concurrency)
@@ -101,19 +106,22 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: 
             if pending:
                 since = (datetime.now(UTC) - max(checked[u].last.fetched_at for u in pending)).total_seconds()
                 await asyncio.sleep(max(0.0, cfg.recheck_interval - since))
+        await reads
     except NetworkDown as e:
         raise NetworkDownError(str(e)) from None
+    finally:
+        reads.cancel()  # a no-op once done; a policy read never outlives its batch
     return checked
 
 
 def _outcome(checked: Checked | None, hashes: ContentHashes | None) -> dict:
     """One :data:`OUTCOME_COLUMNS` row: the last check (if any) and the hashes (if any)."""
     last = checked.last if checked and checked.checks else None
-    row = {name: getattr(last, name) if last else None for name in [*(f.name for f in CHECK), "bytes"]}
+    row = {name: getattr(last, name, None) for name in [*(f.name for f in CHECK), "bytes", *(f.name for f in OPT_OUT_SIGNALS)]}
     row["checks"] = checked.agreeing if checked else 0
     row["checked_at"] = last.fetched_at if last else None
     if hashes is not None:
-        row.update({f.name: getattr(hashes, f.name) for f in HASHES} | {"bytes": hashes.bytes})
+        row.update({f.name: getattr(hashes, f.name) for f in HASHES} | {"bytes": hashes.bytes, "c2pa": hashes.c2pa})
         if last is None and hashes.problem:  # read from a tar: the problem is the row's status
             row["status"], row["error"] = hashes.problem, hashes.error
     return row

@@ -2,7 +2,7 @@
 store's only writer).
 
 For each shard: its row in ``shards``; its observations, once (``observations``, and for a
-content observation its ``fetches`` and ``content_hashes``); its file digests. Then the run's
+content observation its ``fetches``, ``content_hashes`` and ``policy_files``); its file digests. Then the run's
 findings: every shard's judgements, each detector's corpus-level ``finalize`` over every
 shard's signatures, and the confirmed crowd flags (:mod:`scrutineer.sync`). A failed or inconclusive shard contributes its ``shards`` row only.
 """
@@ -23,6 +23,7 @@ from scrutineer.contract import (
     FILE_DIGESTS,
     FINDINGS,
     OBSERVATIONS,
+    POLICY_FILES,
     SHARDS,
 )
 from scrutineer.sync import crowd_findings
@@ -88,6 +89,11 @@ def _load_observations(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPl
                 fetches = folder / "fetches.parquet"
                 if fetches.exists():
                     con.execute("INSERT INTO fetches BY NAME SELECT ? AS observation_id, ? AS shard_id, * FROM read_parquet(?)", [*ids, str(fetches)])
+                policies = folder / "policy_files.parquet"
+                if policies.exists():
+                    columns = ", ".join(POLICY_FILES.columns[2:])
+                    con.execute(f"INSERT INTO policy_files BY NAME SELECT ? AS observation_id, ? AS shard_id, {columns} FROM read_parquet(?)",
+                                [*ids, str(policies)])
                 # a recheck's hashes are those of the URLs it checked; the rest are its lineage's (store.CONTENT_LINEAGE)
                 rechecked = "recheck_of" in stats["key"]
                 con.execute(

@@ -5,11 +5,12 @@ A shard task makes *observations* and *judgements* (DESIGN.md "What flows where"
 
 - a **rows observation** (``<workspace>/observations/<id>/rows.parquet``): the samples read, keyed
   by the shard's bytes, its read options and the source columns the detectors read;
-- a **content observation** (``<workspace>/observations/<id>/content.parquet`` and
-  ``fetches.parquet``), when a content detector runs: every check of the shard's URLs and the
-  hashes of their bytes (or, for a webdataset shard, of its tar's images), keyed by the shard's
-  bytes, its read options and the fetch options that can change what a check finds (or the tar's
-  bytes);
+- a **content observation** (``<workspace>/observations/<id>/content.parquet``,
+  ``fetches.parquet`` and ``policy_files.parquet``), when a content detector runs: every check of
+  the shard's URLs, the hashes of their bytes (or, for a webdataset shard, of its tar's images) and
+  the policy files of their origins, keyed by the shard's bytes, its read options, the fetch
+  options that can change what a check finds (or the tar's bytes) and which policy files the
+  detectors read;
 - one **judgement** per detector (``<workspace>/judgements/<id>/findings.parquet`` and
   ``signatures.parquet``), keyed by the detector's name, version and parameters, the observations
   it judged and the sha256 of the banks of the signal types it uses.
@@ -38,12 +39,12 @@ from scrutineer.sources import Shard
 
 #: Read options that change which rows and values a shard yields.
 READ_OPTIONS = {"columns", "header", "names", "quoting", "hf"}
-#: Fetch options that only pace or size the fetcher; they never change what a check finds, so
-#: they are not part of a content observation's key.
-PACING_OPTIONS = {"concurrency", "per_domain", "min_interval", "hash_workers", "breaker"}
+#: Fetch options that only pace or size the fetcher, or say how long a policy file read stays
+#: fresh; they never change what a check finds, so they are not part of a content observation's key.
+PACING_OPTIONS = {"concurrency", "per_domain", "min_interval", "hash_workers", "breaker", "policy_ttl"}
 #: Versions of the code that makes observations: bump when the same inputs would be observed differently.
 ROWS_VERSION = "1"
-CONTENT_VERSION = "2"
+CONTENT_VERSION = "3"
 
 
 def key_id(key: dict) -> str:
@@ -86,6 +87,12 @@ class ScanPlan:
         whose images are on the web (not in webdataset tars)."""
         return bool((self.observe or self.recheck) and self.config.dataset.format != "webdataset" and self.names("content"))
 
+    @property
+    def policy_files(self) -> tuple[str, ...]:
+        """The policy files (:data:`~scrutineer.policy_files.POLICY_PATHS` names) the configured
+        detectors read, which the content stage reads for each origin."""
+        return tuple(sorted({f for n in self.names("content") for f in self.detector_class(n).policy_files}))
+
     def detector_class(self, name: str) -> type[Detector]:
         return get_detector_class(name)
 
@@ -122,7 +129,7 @@ class ScanPlan:
         fetch = self.config.fetch.model_dump(mode="json", exclude=PACING_OPTIONS)
         if shard.format == "webdataset":  # bytes from the tar: only the read caps matter
             return {**key, "tar_sha256": tar_sha256, "fetch": {k: fetch[k] for k in ("max_bytes", "max_pixels")}}
-        return {**key, "fetch": fetch}
+        return {**key, "fetch": fetch} | ({"policy_files": list(self.policy_files)} if self.policy_files else {})
 
     def judgement_key(self, name: str, rows: str, content: str | None) -> dict:
         cls = self.detector_class(name)

@@ -45,6 +45,7 @@ from scrutineer.contract import (
     CONTENT,
     DETECT,
     FETCH,
+    POLICY_FILE,
     JUDGEMENT,
     OBSERVATION_ID,
     SHARD_ID,
@@ -54,6 +55,7 @@ from scrutineer.errors import ShardError
 from scrutineer.fetch import Fetcher
 from scrutineer.files import FileDigest, temporary_sibling
 from scrutineer.hashing import hash_pool
+from scrutineer.policy_files import PolicyCache, PolicyFile
 from scrutineer.sources import Shard, as_string, iter_detect_batches
 from scrutineer.webdataset import hash_tar, tar_digest, tar_path
 
@@ -228,10 +230,13 @@ class _Work:
         self.rows_id = key_id(rows_key)
         self.content_id = content_id
         self.rows_path = plan.observation_dir(self.rows_id) / "rows.parquet"
+        #: The content observation's policy files, by origin and name, as the content pass reads
+        #: them (or loads them, once observed); the content detectors look them up here.
+        self.policies: dict[str, dict[str, PolicyFile]] = {}
 
     def _detectors(self, needs: str) -> list[Detector]:
         return [
-            self.plan.detector_class(n)(self.plan.params[n], DetectContext(self.shard.shard_id, _banks(self.plan, n)))
+            self.plan.detector_class(n)(self.plan.params[n], DetectContext(self.shard.shard_id, _banks(self.plan, n), self.policies))
             for n in self.plan.names(needs)
             if n in self.todo
         ]
@@ -288,6 +293,7 @@ class _Work:
         judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
         with _all_or_nothing([observation, *judged.values()]):
             if have_content:
+                self._keep_policies(self.plan.observation_dir(self.content_id), None)
                 source = _aligned(self._stored_rows(), self.plan.observation_dir(self.content_id) / "content.parquet")
             elif recheck:
                 source = self._rechecked_content(observation, *recheck)
@@ -305,6 +311,7 @@ class _Work:
                     judged[d.name].write("findings.parquet", _judged(d.detect(batch), self.content_id), JUDGEMENT, use_dictionary=REPEATING)
             if observation:
                 observation.ensure("content.parquet", CONTENT)
+                observation.ensure("policy_files.parquet", POLICY_FILE)
                 observation.commit(shard_id=self.shard.shard_id, key=self.content_key)
             for out in judged.values():
                 out.ensure("findings.parquet", JUDGEMENT)
@@ -318,19 +325,34 @@ class _Work:
         batch to batch."""
         pool = hash_pool(cfg.hash_workers)
         observation.ensure("fetches.parquet", FETCH)
+        cache = PolicyCache(self.plan.workspace / "policy_files", cfg.policy_ttl)
         with asyncio.Runner() as loop:
-            fetcher = Fetcher(cfg, share=self.plan.fetchers)
+            fetcher = Fetcher(cfg, share=self.plan.fetchers, policy_cache=cache)
             loop.run(fetcher.__aenter__())
 
             def check(urls: list[str]) -> dict[str, content.Checked]:
-                checked = loop.run(content.check_urls(fetcher, urls, cfg, pool))
+                checked = loop.run(content.check_urls(fetcher, urls, cfg, pool, self.plan.policy_files))
                 observation.write("fetches.parquet", content.fetch_rows(checked), FETCH)
+                self._keep_policies(fetcher.policy_files(), observation)
                 return checked
 
             try:
                 yield check
             finally:
                 loop.run(fetcher.__aexit__(None, None, None))
+
+    def _keep_policies(self, reads: list[PolicyFile] | Path, observation: _Output | None) -> None:
+        """Take the policy files ``reads`` (or those stored in an observation directory) into
+        :attr:`policies`, and write those not seen before to ``observation``'s
+        ``policy_files.parquet``."""
+        if isinstance(reads, Path):
+            path = reads / "policy_files.parquet"
+            reads = [PolicyFile.of(r) for r in pq.read_table(path).to_pylist()] if path.exists() else []
+        new = [r for r in reads if self.policies.get(r.origin, {}).get(r.name) != r]
+        for r in new:
+            self.policies.setdefault(r.origin, {})[r.name] = r
+        if observation and new:
+            observation.write("policy_files.parquet", pa.Table.from_pylist([r.row() for r in new], schema=POLICY_FILE), POLICY_FILE)
 
     def _fetched_content(self, observation: _Output) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
         """Content of a shard whose images are fetched from their URLs, each distinct URL once per
@@ -348,6 +370,7 @@ class _Work:
         ``fetches.parquet``, and the earlier ones stay in the store's ``fetches``."""
         checked: dict[str, content.Checked] = {}
         once = self.plan.config.fetch.model_copy(update={"dead_checks": 1})  # one check per recheck, days apart
+        self._keep_policies(self.plan.observation_dir(previous), observation)
         with self._fetching(observation, once) as check:
             for rows, stored in _aligned(self._stored_rows(), self.plan.observation_dir(previous) / "content.parquet"):
                 urls = list(dict.fromkeys(u for u in rows.column("url").to_pylist() if u in due))

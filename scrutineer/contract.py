@@ -15,6 +15,8 @@ Batches (what detectors see and return, and the per-shard working files):
   content detector's ``detect`` input, and a shard's *content observation* (``content.parquet``),
   row for row beside its rows observation.
 - :data:`FETCH`: one row per check of a URL (``fetches.parquet`` beside ``content.parquet``).
+- :data:`POLICY_FILE`: one row per policy file (robots.txt, ai.txt, tdmrep.json) of each origin
+  the content observation used (``policy_files.parquet`` beside ``content.parquet``).
 - :data:`FINDING`: what ``detect`` returns: one row per finding.
 - :data:`JUDGEMENT`: a judgement's ``findings.parquet``: the findings with the observation they
   were judged from.
@@ -23,7 +25,7 @@ Batches (what detectors see and return, and the per-shard working files):
   corpus-level ``finalize`` groups them in the store.
 
 Store tables (:data:`TABLES`): ``runs``, ``shards``, ``observations``, ``file_digests``,
-``findings``, ``fetches``, ``content_hashes``, ``banks``, ``releases``.
+``findings``, ``fetches``, ``content_hashes``, ``policy_files``, ``banks``, ``releases``.
 """
 
 from __future__ import annotations
@@ -88,6 +90,14 @@ CHECK = [
     column("x_robots_tag", pa.string(), "The response's X-Robots-Tag header."),
 ]
 
+#: What a sample's image says about AI training beyond X-Robots-Tag (scrutineer.optouts reads them).
+OPT_OUT_SIGNALS = [
+    column("tdm_reservation", pa.string(), "The last response's tdm-reservation header (W3C TDMRep)."),
+    column("tdm_policy", pa.string(), "The last response's tdm-policy header (W3C TDMRep)."),
+    column("content_usage", pa.string(), "The last response's Content-Usage header (IETF aipref)."),
+    json_column("c2pa", "The C2PA/CAWG training-mining assertion in the image bytes: label, entries and their use, validation state."),
+]
+
 # --- batches and working files -------------------------------------------------------------------
 
 DETECT = pa.schema(
@@ -110,6 +120,23 @@ CONTENT = pa.schema(
         column("checked_at", UTC_TIME, "When the last check started (null: read from a tar, no check)."),
         BYTES,
         *HASHES,
+        *OPT_OUT_SIGNALS,
+    ]
+)
+
+POLICY_FILE = pa.schema(
+    [
+        column("origin", pa.string(), "scheme://host[:port] the file belongs to."),
+        column("name", pa.string(), "robots.txt, ai.txt or tdmrep.json."),
+        URL,
+        column("fetched_at", UTC_TIME, "When the read started (a read taken from the policy cache keeps its own time)."),
+        column("status", pa.string(), f"Status class of the read: {', '.join(FETCH_STATUSES)}."),
+        column("http_status", pa.int32(), "HTTP status of the last response, if any."),
+        column("content_type", pa.string(), "Content-Type of the last response."),
+        column("sha256", pa.string(), "SHA-256 of the body as served (2xx only), lowercase hex."),
+        BYTES,
+        column("text", pa.string(), "The body as UTF-8 text (2xx only); not in the store's policy_files table."),
+        column("error", pa.string(), "What went wrong, in words."),
     ]
 )
 
@@ -251,6 +278,12 @@ CONTENT_HASHES = Table(
     "One row per sample whose bytes were hashed (the bytes themselves are never stored). Restricted.",
 )
 
+POLICY_FILES = Table(
+    "policy_files",
+    pa.schema([OBSERVATION_ID, SHARD_ID, *(f for f in POLICY_FILE if f.name != "text")]),
+    "One row per policy file a content observation used, with when it was read; the texts stay in the observation's policy_files.parquet.",
+)
+
 BANKS = Table(
     "banks",
     pa.schema(
@@ -284,7 +317,7 @@ RELEASES = Table(
     ("release_id",),
 )
 
-TABLES = {t.name: t for t in (RUNS, SHARDS, OBSERVATIONS, FILE_DIGESTS, FINDINGS, FETCHES, CONTENT_HASHES, BANKS, RELEASES)}
+TABLES = {t.name: t for t in (RUNS, SHARDS, OBSERVATIONS, FILE_DIGESTS, FINDINGS, FETCHES, CONTENT_HASHES, POLICY_FILES, BANKS, RELEASES)}
 
 _SQL_TYPES = {
     pa.string(): "VARCHAR",

@@ -61,7 +61,10 @@ from protego import Protego
 
 from scrutineer.config import FetchConfig
 from scrutineer.domains import host_and_domain, registrable_domain
+from scrutineer.policy_files import POLICY_PATHS, PolicyCache, PolicyFile, policy_file
 
+#: Response headers kept for the opt-out signals (``x_robots_tag`` is the header X-Robots-Tag).
+OPT_OUT_HEADERS = ("x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage")
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 T = TypeVar("T")
@@ -91,6 +94,9 @@ class Fetched:
     attempts: int = 0
     error: str | None = None
     x_robots_tag: str | None = None
+    tdm_reservation: str | None = None
+    tdm_policy: str | None = None
+    content_usage: str | None = None
     body: bytes | None = field(default=None, repr=False)
     retry_after: float | None = field(default=None, repr=False)
     connection_failed: bool = field(default=False, repr=False)
@@ -158,7 +164,7 @@ class Fetcher:
             result = await f.fetch("https://example.com/a.jpg")
     """
 
-    def __init__(self, cfg: FetchConfig, share: int = 1) -> None:
+    def __init__(self, cfg: FetchConfig, share: int = 1, policy_cache: PolicyCache | None = None) -> None:
         """
         Args:
             share: how many fetchers share the politeness limits at once (a scan's shard tasks
@@ -167,6 +173,8 @@ class Fetcher:
                 request starts to a domain ``min_interval * share`` seconds apart, so that together
                 they keep to ``per_domain`` and ``min_interval``. At most ``per_domain``
                 (flows/scan.py checks it before a scan starts).
+            policy_cache: where policy files (robots.txt among them) read within ``policy_ttl``
+                are taken from, and new reads kept; None: each fetcher reads them itself.
         """
         self.cfg = cfg
         self._per_domain = cfg.per_domain // share
@@ -176,6 +184,8 @@ class Fetcher:
         self._next_start: dict[str, float] = {}
         self._host_checks: dict[str, asyncio.Future] = {}
         self._robots: dict[str, asyncio.Future] = {}
+        self._policies: dict[str, asyncio.Future] = {}
+        self._policy_cache = policy_cache
         self._failures: deque[str] = deque(maxlen=cfg.breaker.failures)
         self._allowed = tuple(ipaddress.ip_network(n) for n in cfg.allowed_networks)
         self.network_down = False
@@ -193,7 +203,7 @@ class Fetcher:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        for task in (*self._robots.values(), *self._host_checks.values()):
+        for task in (*self._robots.values(), *self._policies.values(), *self._host_checks.values()):
             task.cancel()  # a shared load outlives its waiters, not the fetcher
         await self._client.aclose()
         await self._session.close()
@@ -292,7 +302,7 @@ class Fetcher:
                         "http_status": r.status_code,
                         "final_url": current,
                         "content_type": r.headers.get("content-type"),
-                        "x_robots_tag": r.headers.get("x-robots-tag"),
+                        **{name: r.headers.get(name.replace("_", "-")) for name in OPT_OUT_HEADERS},
                     }
                     if r.is_redirect:
                         location = r.headers.get("location")
@@ -370,14 +380,43 @@ class Fetcher:
         """robots.txt of an origin per RFC 9309 §2.3.1: 2xx is parsed, 4xx allows all, anything
         else (5xx, a refused or unresolvable redirect target) disallows all; redirects are
         followed like any fetch's. None = unreachable."""
-        result, _ = await self._follow(f"{origin}/robots.txt", obey_robots=False)
-        if result.connection_failed:
+        read = await self.policy_file(origin, "robots.txt")
+        if read is None:
             return None
-        if result.status == "alive" and result.body is not None:
-            return Protego.parse(result.body.decode("utf-8", errors="replace"))
-        if result.http_status is not None and 400 <= result.http_status < 500:
+        if read.text is not None:
+            return Protego.parse(read.text)
+        if read.http_status is not None and 400 <= read.http_status < 500:
             return Protego.parse("")
         return Protego.parse("User-agent: *\nDisallow: /\n")
+
+    async def policy_file(self, origin: str, name: str) -> PolicyFile | None:
+        """Policy file ``name`` (:data:`~scrutineer.policy_files.POLICY_PATHS`) of ``origin``
+        (``scheme://host[:port]``), read once for every request waiting on it: from the policy
+        cache when fresh there, else fetched (redirects followed, robots.txt not consulted) and
+        cached. None = unreachable (a connection-level failure: not kept, so a later call tries
+        again)."""
+        read = await self._shared(self._policies, f"{origin} {name}", self._load_policy, failed=None)
+        if read is None:
+            self._policies.pop(f"{origin} {name}", None)
+        return read
+
+    def policy_files(self) -> list[PolicyFile]:
+        """Every policy file this fetcher has read (or taken from the cache) so far."""
+        return [t.result() for t in self._policies.values() if t.done() and not t.cancelled() and t.exception() is None and t.result()]
+
+    async def _load_policy(self, key: str) -> PolicyFile | None:
+        origin, name = key.split(" ", 1)
+        if self._policy_cache and (cached := self._policy_cache.get(origin, name)):
+            return cached
+        result, _ = await self._follow(origin + POLICY_PATHS[name], obey_robots=False)
+        if result.connection_failed:
+            return None
+        served = result.body if result.status == "alive" else None
+        read = policy_file(origin, name, result.fetched_at, result.status, served, http_status=result.http_status,
+                           content_type=result.content_type, error=result.error)
+        if self._policy_cache:
+            self._policy_cache.put(read)
+        return read
 
     async def _shared(self, loads: dict[str, asyncio.Task], key: str, load: Callable[[str], Awaitable[T]], failed: T) -> T:
         """What ``load(key)`` returns, loaded once for every waiter of ``key`` (robots.txt per

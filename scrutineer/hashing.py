@@ -45,7 +45,8 @@ class ContentHashes:
     image; then ``pdq``, ``pdq_quality`` (0-100), ``phash``, ``width`` and ``height`` (pixels) are
     set. Otherwise ``problem`` is ``not_image`` (they did not decode) or ``too_large`` (more than
     ``max_pixels`` pixels, or too many bytes to be read at all: then no digest is set either), and
-    ``error`` says why in words."""
+    ``error`` says why in words. ``c2pa``: the C2PA/CAWG training-mining assertion the bytes carry,
+    as JSON (:func:`scrutineer.optouts.c2pa.read_training_mining`), else None."""
 
     bytes: int
     md5: str | None = None
@@ -58,6 +59,7 @@ class ContentHashes:
     height: int | None = None
     problem: str | None = None
     error: str | None = None
+    c2pa: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +91,9 @@ def hash_content(body: bytes, max_pixels: int = MAX_PIXELS) -> ContentHashes:
         :class:`ContentHashes`. A body that is not a decodable image (HTML, truncated or corrupt
         data) or has too many pixels gets its exact digests and a ``problem``; it does not raise.
     """
-    exact = exact_hashes(body)
+    from scrutineer.optouts.c2pa import read_training_mining
+
+    exact = _with(exact_hashes(body), c2pa=read_training_mining(body))
     import imagehash
     import pdqhash
     from PIL import Image

@@ -19,11 +19,15 @@ Routes, on every host (``{name}`` is an image name):
 ``/parking/{name}``         200 ``text/html``: a parked-domain page where an image was expected
 ``/redirect?to=URL``        302 to URL (another host, a parking page, a private address …)
 ``/noai/{name}``            the image with ``X-Robots-Tag: noai, noimageai``
+``/with/{name}?h=N:V``      the image with header ``N: V`` (``h`` may repeat)
 ``/big-header/{name}``      the image with an ``X-Padding`` header of ``?bytes=N`` bytes
                             (default 9000, over aiohttp's 8190-byte limit)
 ``/private/{name}``         the image, but ``/robots.txt`` disallows ``/private/`` for Scrutineer
 ``/robots.txt``             ``User-agent: Scrutineer`` / ``Disallow: /private/``; after
-                            ``SECONDS`` on a host given as ``--slow-robots HOST=SECONDS``
+                            ``SECONDS`` on a host given as ``--slow-robots HOST=SECONDS``;
+                            ``DIR/robots.txt`` on a host given as ``--site HOST=DIR``
+``/ai.txt``                 ``DIR/ai.txt`` on a ``--site`` host (else 404)
+``/.well-known/tdmrep.json``  ``DIR/tdmrep.json`` on a ``--site`` host (else 404)
 ``/_stats``                 JSON: requests per host and path, the most requests in flight at
                             once per host (``max_in_flight``), each request's time
 ``/_reset`` (POST)          zero the counters
@@ -91,7 +95,7 @@ def _load_images(dirs: list[Path], synthetic: int) -> dict[str, tuple[bytes, str
     return images
 
 
-def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]):
+def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], sites: dict[str, Path]):
     from aiohttp import web
 
     requests: Counter = Counter()
@@ -126,6 +130,21 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]):
     async def noai(request):
         return image(request, {"X-Robots-Tag": "noai, noimageai"})
 
+    async def with_headers(request):
+        return image(request, [tuple(h.split(":", 1)) for h in request.query.getall("h", [])])
+
+    def site_file(request, name: str):
+        folder = sites.get(request.transport.get_extra_info("sockname")[0])
+        if folder is None or not (folder / name).is_file():
+            return None
+        return web.Response(body=(folder / name).read_bytes(), content_type="application/json" if name.endswith(".json") else "text/plain")
+
+    async def ai_txt(request):
+        return site_file(request, "ai.txt") or web.Response(status=404, text="not found")
+
+    async def tdmrep_json(request):
+        return site_file(request, "tdmrep.json") or web.Response(status=404, text="not found")
+
     async def big_header(request):
         return image(request, {"X-Padding": "x" * int(request.query.get("bytes", "9000"))})
 
@@ -154,7 +173,7 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]):
 
     async def robots(request):
         await asyncio.sleep(slow_robots.get(request.transport.get_extra_info("sockname")[0], 0))
-        return web.Response(text=ROBOTS_TXT)
+        return site_file(request, "robots.txt") or web.Response(text=ROBOTS_TXT)
 
     async def stats(request):
         by_host: dict[str, dict[str, int]] = defaultdict(dict)
@@ -181,6 +200,9 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]):
             web.get("/parking/{name}", parking),
             web.get("/redirect", redirect),
             web.get("/noai/{name}", noai),
+            web.get("/with/{name}", with_headers),
+            web.get("/ai.txt", ai_txt),
+            web.get("/.well-known/tdmrep.json", tdmrep_json),
             web.get("/big-header/{name}", big_header),
             web.get("/private/{name}", img),
             web.get("/robots.txt", robots),
@@ -191,10 +213,10 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]):
     return app
 
 
-async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float]) -> None:
+async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], sites: dict[str, Path]) -> None:
     from aiohttp import web
 
-    runner = web.AppRunner(_app(images, slow_robots), access_log=None)
+    runner = web.AppRunner(_app(images, slow_robots, sites), access_log=None)
     await runner.setup()
     for _ in range(50):  # one port free on every host address
         port = random.randint(20000, 60000)
@@ -226,18 +248,23 @@ class FixtureWeb:
         images: directories whose image files are served under ``/img/<file name>``.
         synthetic: how many :func:`synthetic_jpeg` images to serve as well.
         slow_robots: host -> seconds its ``/robots.txt`` takes to answer.
+        sites: host -> a directory whose ``robots.txt``, ``ai.txt`` and ``tdmrep.json`` that host
+            serves (at ``/robots.txt``, ``/ai.txt``, ``/.well-known/tdmrep.json``).
 
     Raises:
         RuntimeError: the server did not start within 120 seconds (its stderr is included).
     """
 
-    def __init__(self, hosts: list[str], images: list[Path] = (), synthetic: int = 0, slow_robots: dict[str, float] | None = None) -> None:
+    def __init__(self, hosts: list[str], images: list[Path] = (), synthetic: int = 0, slow_robots: dict[str, float] | None = None,
+                 sites: dict[str, Path] | None = None) -> None:
         self.hosts = list(hosts)
         self.args = [sys.executable, "-m", "scrutineer.testing.fixture_web", "--hosts", *self.hosts, "--synthetic", str(synthetic)]
         for d in images:
             self.args += ["--images", str(d)]
         for host, seconds in (slow_robots or {}).items():
             self.args += ["--slow-robots", f"{host}={seconds:g}"]
+        for host, folder in (sites or {}).items():
+            self.args += ["--site", f"{host}={folder}"]
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
 
@@ -291,12 +318,14 @@ def main() -> None:
     ap.add_argument("--images", type=Path, action="append", default=[], help="a directory of images to serve")
     ap.add_argument("--synthetic", type=int, default=0, help="how many synthetic JPEGs to serve")
     ap.add_argument("--slow-robots", action="append", default=[], metavar="HOST=SECONDS", help="answer HOST's /robots.txt after SECONDS")
+    ap.add_argument("--site", action="append", default=[], metavar="HOST=DIR", help="serve DIR's robots.txt, ai.txt and tdmrep.json on HOST")
     args = ap.parse_args()
     for host in args.hosts:
         if not host.startswith("127."):
             raise SystemExit(f"{host}: the fixture web server binds loopback addresses only")
     slow_robots = {host: float(seconds) for host, seconds in (item.split("=", 1) for item in args.slow_robots)}
-    asyncio.run(_serve(args.hosts, _load_images(args.images, args.synthetic), slow_robots))
+    sites = {host: Path(folder) for host, folder in (item.split("=", 1) for item in args.site)}
+    asyncio.run(_serve(args.hosts, _load_images(args.images, args.synthetic), slow_robots, sites))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,138 @@
+"""``optouts``: machine-readable reservations of AI training and text-and-data mining, with evidence.
+
+Reasons (none restricted: opt-out evidence is public):
+
+- ``optout.header``: the image response's ``X-Robots-Tag`` carries ``noai``/``noimageai``
+  (``header_directives``), unscoped or scoped to one of ``agents``;
+- ``optout.tdmrep``: ``tdm-reservation: 1`` on the response, or, with no such header, the
+  origin's ``/.well-known/tdmrep.json`` reserving the URL's path (W3C TDMRep);
+- ``optout.aipref``: ``Content-Usage`` saying ``n`` to AI training, on the response or in a
+  robots.txt line (IETF aipref drafts; the raw value and the drafts go in the evidence);
+- ``optout.ai_txt``: the origin's Spawning ``/ai.txt`` disallows the URL;
+- ``optout.robots``: the origin's robots.txt disallows the URL for one of ``agents``;
+- ``optout.c2pa``: the image's C2PA/CAWG training-mining assertion says ``notAllowed``;
+- ``optout.constrained``: that assertion allows training only under constraints (for a reviewer);
+- ``optout.invalid``: a non-conformant signal (a ``tdmrep.json`` that breaks the spec, an
+  unparsable ``Content-Usage`` or ``tdm-reservation``), never taken as a reservation.
+
+Policy files are those of the sample's URL as the dataset gives it (what a crawler reads before
+fetching it); headers and C2PA are those of the last response (after redirects). Every finding's
+evidence names its signal and the matched rule, line or value; a policy file's finding adds the
+file's URL, its sha256 and when it was read (``read_at``); a response's, when it was checked.
+Each module of :mod:`scrutineer.optouts` documents its rules and their sources.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.optouts import Signal, ai_txt, c2pa, headers, robots, tdmrep
+from scrutineer.policy_files import POLICY_PATHS, PolicyFile, origin
+
+REASONS = ("header", "tdmrep", "aipref", "ai_txt", "robots", "c2pa", "constrained", "invalid")
+
+
+class OptoutsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agents: list[str] | None = Field(
+        None, description="AI crawler product tokens whose robots.txt, ai.txt and X-Robots-Tag rules count; default: the ai-robots-txt "
+        "project's robots.json (package data), img2dataset and Scrutineer."
+    )
+    header_directives: list[str] = Field(
+        ["noai", "noimageai"], description="X-Robots-Tag directives that reserve a sample. img2dataset's default also refuses noindex "
+        "and noimageindex, which are about search indexing."
+    )
+
+
+class Optouts(Detector):
+    """Flags samples whose rightsholder reserved AI training or TDM in machine-readable form (module
+    docstring). Needs the content stage, which reads each origin's robots.txt, ai.txt and
+    tdmrep.json once per ``fetch.policy_ttl``."""
+
+    name = "optouts"
+    version = "1"
+    reasons = {f"optout.{r}": False for r in REASONS}
+    Params = OptoutsParams
+    needs = "content"
+    policy_files = tuple(POLICY_PATHS)
+
+    def setup(self) -> None:
+        self.agents = tuple(self.params.agents) if self.params.agents is not None else robots.default_agents()
+        self.agent_tokens = frozenset(a.lower() for a in self.agents)
+        self.directives = frozenset(d.lower() for d in self.params.header_directives)
+        self._read: dict[tuple[str, str], object] = {}
+
+    def detect(self, batch: pa.RecordBatch) -> pa.Table:
+        columns = ("url", "checked_at", "x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage", "c2pa")
+        values = {n: batch.column(n).to_pylist() for n in columns}
+        hits, reasons, evidence = [], [], []
+        for i in range(batch.num_rows):
+            row = {n: values[n][i] for n in columns}
+            for signal, extra in self._signals(row):
+                hits.append(i)
+                reasons.append(signal.reason)
+                evidence.append(evidence_json(**signal.evidence, **extra))
+        if not hits:
+            return empty_findings()
+        rows = pa.Table.from_batches([batch]).take(pa.array(hits, pa.int64()))
+        return self.findings(rows, reason=pa.array(reasons, pa.string()), evidence=pa.array(evidence, pa.string()))
+
+    def _signals(self, row: dict) -> list[tuple[Signal, dict]]:
+        """Every signal about one sample, each with the evidence of where it was read."""
+        response = {"checked_at": _iso(row["checked_at"])}
+        found = [
+            (s, response)
+            for s in (
+                headers.x_robots_tag(row["x_robots_tag"], self.directives, self.agent_tokens),
+                headers.content_usage(row["content_usage"]),
+                tdmrep.from_headers(row["tdm_reservation"], row["tdm_policy"]),
+                c2pa.judge(row["c2pa"]),
+            )
+            if s
+        ]
+        files = self.ctx.policy_files.get(origin(row["url"]) or "", {})
+        for name, read in files.items():
+            if name == "tdmrep.json" and row["tdm_reservation"] is not None:
+                continue  # the response's own tdm-reservation header overrides the site-wide file
+            parsed = self._parsed(read)
+            if parsed is None:
+                continue
+            where = {"file": read.url, "file_sha256": read.sha256, "read_at": _iso(read.fetched_at)}
+            found += [(s, where) for s in self._judge_file(name, parsed, row["url"])]
+        return found
+
+    def _parsed(self, read: PolicyFile) -> object | None:
+        """A served policy file parsed once per task (by origin, name and sha256); None if not served."""
+        text = read.served
+        if text is None:
+            return None
+        key = (read.name, read.sha256)
+        if key not in self._read:
+            if read.name == "robots.txt":
+                self._read[key] = robots.RobotsPolicy(text, self.agents)
+            elif read.name == "ai.txt":
+                self._read[key] = ai_txt.parse(text)
+            else:
+                try:
+                    self._read[key] = tdmrep.parse_file(text)
+                except ValueError as e:
+                    self._read[key] = Signal("optout.invalid", {"signal": "tdmrep.json", "fault": str(e)})
+        return self._read[key]
+
+    def _judge_file(self, name: str, parsed: object, url: str) -> list[Signal]:
+        if isinstance(parsed, Signal):  # a non-conformant file
+            return [parsed]
+        if name == "robots.txt":
+            return parsed.judge(url)
+        if name == "ai.txt":
+            return [s] if (s := ai_txt.judge(parsed, url, self.agent_tokens)) else []
+        return [s] if (s := tdmrep.from_file(parsed, url)) else []
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None

@@ -1,0 +1,117 @@
+"""A host's policy files (robots.txt, Spawning's ai.txt, TDMRep's ``/.well-known/tdmrep.json``), as
+the fetcher read them, and the workspace's cache of them.
+
+Each origin's files are fetched once per ``fetch.policy_ttl`` seconds (default one day: RFC 9309
+§2.4 asks crawlers not to use a cached robots.txt for longer than 24 hours) by every shard task and
+run of a workspace: a :class:`PolicyCache` keeps the latest read of each under
+``<workspace>/policy_files/``, one small JSON file per origin and file, written atomically. Within
+one fetcher, every request waiting on an origin's file shares one load
+(:meth:`scrutineer.fetch.Fetcher.policy_file`). Shard tasks running at the same moment may each
+load an origin none of them has cached yet: at most once per task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+#: Policy file name -> its path on an origin.
+POLICY_PATHS = {"robots.txt": "/robots.txt", "ai.txt": "/ai.txt", "tdmrep.json": "/.well-known/tdmrep.json"}
+
+
+def origin(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, host lowercased (RFC 6454 §4); None for
+    anything else."""
+    try:
+        parts = urlsplit(url or "")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host or "@" in parts.netloc:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    """One read of one policy file of an origin (``scheme://host[:port]``).
+
+    ``status`` is the fetch status class (:mod:`scrutineer.fetch`); ``text`` the body decoded as
+    UTF-8 (errors replaced) when it was served (2xx), else None; ``sha256`` that of the body as
+    served; ``bytes`` its length; ``fetched_at`` when the read started (UTC).
+    """
+
+    origin: str
+    name: str
+    url: str
+    fetched_at: datetime
+    status: str
+    http_status: int | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    text: str | None = None
+    error: str | None = None
+
+    @property
+    def served(self) -> str | None:
+        """The text, if the origin served the file: a 2xx that is not an HTML page (a site
+        answering every path with its home page has no such file)."""
+        if self.text is None or "html" in (self.content_type or "").lower():
+            return None
+        return self.text
+
+    def row(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, row: dict) -> PolicyFile:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+def policy_file(origin: str, name: str, fetched_at: datetime, status: str, body: bytes | None = None, **fields) -> PolicyFile:
+    """A :class:`PolicyFile` from what a fetch returned (``body`` only for a 2xx)."""
+    digest = dict(sha256=hashlib.sha256(body).hexdigest(), bytes=len(body), text=body.decode("utf-8", errors="replace")) if body is not None else {}
+    return PolicyFile(origin, name, origin + POLICY_PATHS[name], fetched_at, status, **fields, **digest)
+
+
+class PolicyCache:
+    """The workspace's latest read of each origin's policy files.
+
+    Args:
+        root: the cache directory (``<workspace>/policy_files``).
+        ttl: seconds a read stays fresh.
+    """
+
+    def __init__(self, root: Path, ttl: float) -> None:
+        self.root, self.ttl = root, timedelta(seconds=ttl)
+
+    def _path(self, origin: str, name: str) -> Path:
+        key = hashlib.sha256(f"{origin} {name}".encode()).hexdigest()
+        return self.root / key[:2] / f"{key[2:32]}.json"
+
+    def get(self, origin: str, name: str, now: datetime | None = None) -> PolicyFile | None:
+        """The cached read, if one was made less than ``ttl`` seconds before ``now``."""
+        try:
+            row = json.loads(self._path(origin, name).read_text())
+        except (OSError, ValueError):
+            return None
+        row["fetched_at"] = datetime.fromisoformat(row["fetched_at"])
+        if (now or datetime.now(UTC)) - row["fetched_at"] >= self.ttl:
+            return None
+        return PolicyFile.of(row)
+
+    def put(self, read: PolicyFile) -> None:
+        """Keep ``read`` (a temporary file renamed over the old one: readers see one or the other)."""
+        path = self._path(read.origin, read.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(read.row(), default=str))
+        os.replace(tmp, path)
