@@ -1,20 +1,5 @@
 """``optouts``: machine-readable reservations of AI training and text-and-data mining, with evidence.
 
-Reasons (none restricted: opt-out evidence is public):
-
-- ``optout.header``: the image response's ``X-Robots-Tag`` carries ``noai``/``noimageai``
-  (``header_directives``), unscoped or scoped to one of ``agents``;
-- ``optout.tdmrep``: ``tdm-reservation: 1`` on the response, or, with no such header, the
-  origin's ``/.well-known/tdmrep.json`` reserving the URL's path (W3C TDMRep);
-- ``optout.aipref``: ``Content-Usage`` saying ``n`` to AI training, on the response or in a
-  robots.txt line (IETF aipref drafts; the raw value and the drafts go in the evidence);
-- ``optout.ai_txt``: the origin's Spawning ``/ai.txt`` disallows the URL;
-- ``optout.robots``: the origin's robots.txt disallows the URL for one of ``agents``;
-- ``optout.c2pa``: the image's C2PA/CAWG training-mining assertion says ``notAllowed``;
-- ``optout.constrained``: that assertion allows training only under constraints (for a reviewer);
-- ``optout.invalid``: a non-conformant signal (a ``tdmrep.json`` that breaks the spec, an
-  unparsable ``Content-Usage`` or ``tdm-reservation``), never taken as a reservation.
-
 Policy files are those of the sample's URL as the dataset gives it (what a crawler reads before
 fetching it); headers and C2PA are those of the last response (after redirects). Every finding's
 evidence names its signal and the matched rule, line or value; a policy file's finding adds the
@@ -50,9 +35,25 @@ class OptoutsParams(BaseModel):
 
 
 class Optouts(Detector):
-    """Flags samples whose rightsholder reserved AI training or TDM in machine-readable form (module
-    docstring). Needs the content stage, which reads each origin's robots.txt, ai.txt and
-    tdmrep.json once per ``fetch.policy_ttl``."""
+    """Flags samples whose rightsholder reserved AI training or TDM in machine-readable form. Needs
+    the content stage, which reads each origin's robots.txt, ai.txt and tdmrep.json once per
+    ``fetch.policy_ttl``.
+
+    Reasons (none restricted: opt-out evidence is public):
+    
+    - ``optout.header``: the image response's ``X-Robots-Tag`` carries ``noai``/``noimageai``
+      (``header_directives``), unscoped or scoped to one of ``agents``;
+    - ``optout.tdmrep``: ``tdm-reservation: 1`` on the response, or, with no such header, the
+      origin's ``/.well-known/tdmrep.json`` reserving the URL's path (W3C TDMRep);
+    - ``optout.aipref``: ``Content-Usage`` saying ``n`` to AI training, on the response or in a
+      robots.txt line (IETF aipref drafts; the raw value and the drafts go in the evidence);
+    - ``optout.ai_txt``: the origin's Spawning ``/ai.txt`` disallows the URL;
+    - ``optout.robots``: the origin's robots.txt disallows the URL for one of ``agents``;
+    - ``optout.c2pa``: the image's C2PA/CAWG training-mining assertion says ``notAllowed``;
+    - ``optout.constrained``: that assertion allows training only under constraints (for a reviewer);
+    - ``optout.invalid``: a non-conformant signal (a ``tdmrep.json`` that breaks the spec, an
+      unparsable ``Content-Usage`` or ``tdm-reservation``), never taken as a reservation.
+    """
 
     name = "optouts"
     version = "1"

@@ -1,4 +1,5 @@
 import json
+from datetime import UTC, datetime
 import re
 
 import duckdb
@@ -11,12 +12,14 @@ from detectors.content_hashlist import ContentHashlist
 from detectors.dead_links import DeadLinks
 from detectors.dedup import Dedup
 from detectors.license_gaps import LicenseGaps
+from detectors.optouts import Optouts
 from detectors.registry import get_detector_class
 from detectors.url_hashlist import UrlHashlist
 from detectors.verify_hash import VerifyHash
 from scrutineer.banks import Bank, BankRef, url_md5
 from scrutineer.contract import DETECT
 from scrutineer.errors import ConfigError
+from scrutineer.policy_files import policy_file
 
 
 def bank(signal_type: str, hashes, name: str | None = None, version: str = "v1") -> Bank:
@@ -169,6 +172,26 @@ class TestVerifyHash(DetectorConformance):
     def test_other_algorithms(self):
         det = VerifyHash(VerifyHash.Params(column="sha256hash", algorithm="md5"), self.context())
         assert det.detect(self.sample_batch())["row_index"].to_pylist() == [0, 2]  # sha256 strings never equal md5s
+
+
+class TestOptouts(DetectorConformance):
+    detector_class = Optouts
+    # row 0: X-Robots-Tag noai; row 1: Content-Usage train-ai=n; row 2: tdm-reservation 1 (the
+    # response's header, over a file saying 0); row 3: robots.txt disallows /3 to GPTBot
+    expected = {(0, "optout.header"), (1, "optout.aipref"), (2, "optout.tdmrep"), (3, "optout.robots")}
+
+    def context(self):
+        read = datetime(2026, 1, 1, tzinfo=UTC)
+        files = {
+            "robots.txt": policy_file("http://a.example", "robots.txt", read, "alive", b"User-agent: GPTBot\nDisallow: /3\n", http_status=200),
+            "tdmrep.json": policy_file("http://a.example", "tdmrep.json", read, "alive", b'[{"location": "/", "tdm-reservation": 0}]', http_status=200),
+        }
+        return DetectContext(shard_id="shard-0", banks=[], policy_files={"http://a.example": files})
+
+    def test_evidence_of_a_policy_file_names_it(self):
+        found = self.make().detect(self.sample_batch())
+        evidence = json.loads(found.filter(pa.compute.equal(found["reason"], "optout.robots"))["evidence"][0].as_py())
+        assert evidence["named"] == ["GPTBot"] and evidence["file"] == "http://a.example/robots.txt" and evidence["read_at"].startswith("2026-01-01")
 
 
 def test_unknown_detector_lists_the_known_ones():
