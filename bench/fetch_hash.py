@@ -15,7 +15,11 @@ the fixture web on several loopback hosts, then, one after another:
    re-encoding as its default ``resize_mode`` does;
 5. ``scrutineer scan`` of img2dataset's output (``format: webdataset``): every image it stored,
    hashed from its tars with no HTTP;
-6. runners (issue 12): the URL list as 2 shards, scanned by the local runner (2 shard tasks as
+6. opt-outs (issue 13): ``scrutineer scan`` with ``content_hashlist`` and with ``content_hashlist``
+   + ``optouts``, back to back and then in the other order, every host serving a real robots.txt,
+   ai.txt and tdmrep.json from ``../shared/data/optout`` (so each origin's three policy files are
+   read and every sample judged against them); target: with opt-outs >= 0.9 x without;
+7. runners (issue 12): the URL list as 2 shards, scanned by the local runner (2 shard tasks as
    threads of one process, one hash pool of 2 processes) and by ``runner: {kind: dask, workers:
    2}`` (each Dask worker process with its own event loop, fetcher and hash pool), the latter with
    ``hash_workers`` 2 and 1.
@@ -74,7 +78,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--img2dataset-python", type=Path, default=None, help="a python with img2dataset (default: bench/.venv-img2dataset, created if missing)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["transports", "hashing", "scrutineer", "img2dataset", "runners"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["transports", "hashing", "scrutineer", "img2dataset", "optouts", "runners"])
+    ap.add_argument("--shared-data", type=Path, default=Path(os.environ.get("SCRUTINEER_SHARED_DATA", BENCH.parents[1] / "shared" / "data")))
     args = ap.parse_args()
 
     from scrutineer.testing.fixture_web import FixtureWeb
@@ -84,7 +89,7 @@ def main() -> None:
     hosts = [f"127.0.0.{2 + i}" for i in range(args.hosts)]
     print(f"workdir {work}; load average {os.getloadavg()[0]:.2f}", flush=True)
     started = time.perf_counter()
-    with FixtureWeb(hosts, synthetic=args.images) as web:
+    with FixtureWeb(hosts, synthetic=args.images, sites=_policy_sites(work, hosts, args.shared_data)) as web:
         print(f"fixture web: {args.images:,} synthetic JPEGs on {len(hosts)} hosts, up in {time.perf_counter() - started:.1f} s", flush=True)
         urls = [web.url(f"/img/synthetic-{i:05d}.jpg", host=i % len(hosts)) for i in range(args.images)]
         data = work / "data"
@@ -117,6 +122,20 @@ def main() -> None:
             wds = _scrutineer(work, "webdataset", {"shards": ["img2dataset-out/*.parquet"], "format": "webdataset"}, {})
             results["scrutineer webdataset"] = wds
             _report("scrutineer on img2dataset's tars (hash only)", {"images": wds["images"], "seconds": wds["shard_seconds"]})
+        if "optouts" not in args.skip:
+            fetch = {"allow_private_networks": True, "concurrency": args.concurrency, "per_domain": max(1, args.concurrency // len(hosts))}
+            dataset = {"shards": ["data/urls.parquet"], "columns": {"sample_id": "key"}}
+            ratios = []
+            for order in (("without", "with"), ("with", "without")):
+                pair = {}
+                for tag in order:
+                    web.reset()
+                    detectors = {"content_hashlist": {}, **({"optouts": {}} if tag == "with" else {})}
+                    pair[tag] = r = _scrutineer(work, f"optouts-{tag}-{order[0]}", dataset, fetch, detectors=detectors)
+                    _report(f"scrutineer {tag} optouts: shard task", {"images": r["images"], "seconds": r["shard_seconds"]})
+                ratios.append(pair["without"]["shard_seconds"] / pair["with"]["shard_seconds"])
+                results[f"optouts {order[0]} first"] = pair
+            print(f"ratio with/without optouts (images/s of the shard task): {', '.join(f'{r:.2f}' for r in ratios)}  [target >= 0.9]", flush=True)
         if "runners" not in args.skip:
             halves = [data / f"half-{n}.parquet" for n in range(2)]
             for n, path in enumerate(halves):
@@ -210,8 +229,36 @@ def _hashing_ceiling(bodies: list[bytes]) -> dict:
     return {"images": hashed, "seconds": seconds, "ms_per_image": ms_per_image}
 
 
-def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict, runner: dict | None = None) -> dict:
-    """Run ``scrutineer scan`` (``content_hashlist`` with a PDQ bank) in a child process."""
+def _policy_sites(work: Path, hosts: list[str], shared: Path) -> dict[str, Path]:
+    """host -> a directory of real policy files: the robots.txt of a news site (from the 2025
+    snapshot, in rank order, among those that let Scrutineer fetch ``/img/``), an ai.txt and a
+    tdmrep.json, taken in turn; none without the shared data."""
+    optout = shared / "optout"
+    if not optout.is_dir():
+        print(f"no policy files: {optout} not found (set SCRUTINEER_SHARED_DATA)", flush=True)
+        return {}
+    import csv
+
+    from protego import Protego
+
+    csv.field_size_limit(1 << 24)
+    with (optout / "robots_txt" / "news_top100_robots_txt_2025-03-29.csv").open(newline="") as f:
+        # those that let Scrutineer fetch the images, so both scans fetch every one
+        robots = [text for r in csv.DictReader(f) if (text := r["robots"]) and Protego.parse(text).can_fetch("/img/synthetic-00000.jpg", "Scrutineer")]
+    ai_txts, tdmreps = sorted((optout / "ai_txt").iterdir()), sorted((optout / "tdmrep").glob("*__tdmrep.json"))
+    sites = {}
+    for i, host in enumerate(hosts):
+        folder = work / "sites" / host
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "robots.txt").write_text(robots[i % len(robots)])
+        (folder / "ai.txt").write_bytes(ai_txts[i % len(ai_txts)].read_bytes())
+        (folder / "tdmrep.json").write_bytes(tdmreps[i % len(tdmreps)].read_bytes())
+        sites[host] = folder
+    return sites
+
+
+def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict, runner: dict | None = None, detectors: dict | None = None) -> dict:
+    """Run ``scrutineer scan`` (``content_hashlist`` with a PDQ bank, or ``detectors``) in a child process."""
     banks = work / "banks"
     banks.mkdir(exist_ok=True)
     (banks / "pdq.txt").write_text("0" * 64 + "\n")
@@ -219,7 +266,7 @@ def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict, runner: dict |
         "dataset": {"name": f"bench-{tag}", **dataset},
         "workspace": str(work / f"workspace-{tag}"),
         "banks": [{"name": "pdq", "path": "banks/pdq.txt", "signal_type": "pdq", "source": "bench", "version": "1"}],
-        "detectors": {"content_hashlist": {}},
+        "detectors": detectors or {"content_hashlist": {}},
         "fetch": fetch,
         "runner": runner or {"kind": "local"},
     }

@@ -15,6 +15,8 @@ default transport costs ~5 ms of client CPU per request against ~0.3 ms for aioh
 - robots.txt (RFC 9309, parsed by protego) for the configured product token: 4xx means allow
   all, 5xx or unreachable means disallow all; it is loaded once per origin (and the DNS check once
   per host) for every request waiting on it, and one request's timeout never cancels that load;
+  it is one of the origin's policy files (:meth:`Fetcher.policy_file`, with ai.txt and
+  tdmrep.json), which a policy cache keeps for ``policy_ttl`` seconds across fetchers;
 - at most ``max_redirects`` (≤ 5) redirects, each hop checked again;
 - SSRF guard: only http/https, and hosts resolving to loopback, private, link-local, reserved,
   multicast or unspecified addresses are refused unless ``allow_private_networks``; the check
@@ -29,7 +31,8 @@ expected), ``not_image`` (a non-image body), ``too_large`` (a body over ``max_by
 hashed, an image over ``max_pixels``), ``transient``,
 ``blocked`` (robots.txt, or 401/403/451) or ``invalid`` (unparsable URL, not http/https, a
 URL carrying credentials, or one the HTTP client refuses). The body is kept in memory only, for
-the hashers; it is never written or logged.
+the hashers; it is never written or logged. The response headers of the opt-out signals
+(:data:`OPT_OUT_HEADERS`) are kept with it.
 
 :meth:`Fetcher.fetch` raises nothing but :class:`NetworkDown`: every transport error is a
 status. Connection failures and timeouts are ``transient``; so is a response aiohttp refuses to

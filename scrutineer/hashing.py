@@ -81,7 +81,8 @@ def exact_hashes(body: bytes) -> ContentHashes:
 
 
 def hash_content(body: bytes, max_pixels: int = MAX_PIXELS) -> ContentHashes:
-    """Exact and perceptual hashes of ``body`` (an image as served, in memory).
+    """Exact and perceptual hashes of ``body`` (an image as served, in memory), and the C2PA/CAWG
+    training-mining assertion it carries, if any.
 
     Args:
         body: the bytes.
