@@ -18,7 +18,9 @@ from detectors.base import Detector, empty_findings, evidence_json
 from scrutineer.optouts import Signal, ai_txt, c2pa, headers, robots, tdmrep
 from scrutineer.policy_files import POLICY_PATHS, PolicyFile, origin
 
-REASONS = ("header", "tdmrep", "aipref", "ai_txt", "robots", "c2pa", "constrained", "invalid")
+#: The reasons that reserve a sample (``optout.constrained`` and ``optout.invalid`` do not), then all.
+RESERVATIONS = tuple(f"optout.{s}" for s in ("header", "tdmrep", "aipref", "ai_txt", "robots", "c2pa"))
+REASONS = (*RESERVATIONS, "optout.constrained", "optout.invalid")
 
 
 class OptoutsParams(BaseModel):
@@ -57,7 +59,7 @@ class Optouts(Detector):
 
     name = "optouts"
     version = "1"
-    reasons = {f"optout.{r}": False for r in REASONS}
+    reasons = dict.fromkeys(REASONS, False)
     Params = OptoutsParams
     needs = "content"
     policy_files = tuple(POLICY_PATHS)

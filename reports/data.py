@@ -22,6 +22,8 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from detectors.optouts import REASONS as OPTOUT_REASONS
+from detectors.optouts import RESERVATIONS as OPTOUT_RESERVATIONS
 from scrutineer import store
 from scrutineer.domains import host_and_domain
 from scrutineer.errors import WorkspaceError
@@ -62,6 +64,13 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
             # observations, by status (scrutineer.contract.FETCH_STATUSES); [] if nothing fetched
         top_domains_matches: [{domain, samples}]   # registrable domains by samples with a
             # restricted finding, most first, TOP_DOMAINS at most; NO_HOST for URLs without one
+        optouts: None | {reasons: [{reason, samples}],   # every OPTOUT_REASONS, in that order, 0 where none
+                         reserved: int,   # samples with a reservation (OPTOUT_RESERVATIONS)
+                         share: float,    # reserved / total_rows, 0.0 if no rows
+                         domains: [{domain, reserved, samples: {reason: int}}]}
+            # None if the run did not configure the ``optouts`` detector; domains: registrable
+            # domains reserving a sample, by reserved samples (most first, then domain),
+            # TOP_DOMAINS at most, with their samples per reason (every OPTOUT_REASONS)
         licences: [{licence, samples}]    # the ``license`` values of the run's rows (raw, as the
             # dataset gives them), the TOP_LICENCES most frequent, then OTHER, then NONE (null)
         clusters: {histogram: [{size, clusters}],   # by size; size = kept sample + its copies
@@ -88,9 +97,10 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
     run = _run(con, dataset, run_id)
     shards = _records(con, "SELECT shard_id, format, status, rows, error, seconds FROM shards WHERE run_id = ? ORDER BY shard_id", [run_id])
     rows_files = store.rows_files(con, workspace, run_id)
+    total_rows = sum(s["rows"] or 0 for s in shards)
     return {
         "run": run,
-        "total_rows": sum(s["rows"] or 0 for s in shards),
+        "total_rows": total_rows,
         "shards": shards,
         "reasons": _records(
             con,
@@ -108,6 +118,7 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
             [run_id],
         ),
         "top_domains_matches": _top_domains(con, run_id),
+        "optouts": _optouts(con, run_id, total_rows) if "optouts" in run["detectors"] else None,
         "licences": _licences(rows_files.values()),
         "clusters": _clusters(con, run_id, rows_files),
         "crowd": crowd,
@@ -188,16 +199,41 @@ def _changes(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> dict 
     return {"previous": previous[0], "added": added, "gone": gone, "reasons": reasons}
 
 
+def _by_domain(con: duckdb.DuckDBPyConnection, query: str, params: list) -> dict[str, list[int]]:
+    """The sample counts of ``query`` (columns: a URL's authority, ``AUTHORITY_RE``, then counts)
+    summed per registrable domain (NO_HOST for URLs without one); a sample has one URL, so its
+    counts add up over the authorities of a domain."""
+    domains: dict[str, list[int]] = {}
+    for authority, *counts in con.sql(query, params=params).fetchall():
+        domain = host_and_domain("//" + authority)[1] or NO_HOST
+        domains[domain] = [a + b for a, b in zip(domains.get(domain, [0] * len(counts)), counts)]
+    return domains
+
+
 def _top_domains(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
-    by_authority = con.sql(
-        "SELECT regexp_extract(url, ?, 1) AS authority, count(DISTINCT (shard_id, row_index)) AS samples "
+    domains = _by_domain(
+        con,
+        "SELECT regexp_extract(url, ?, 1) AS authority, count(DISTINCT (shard_id, row_index)) "
         "FROM findings WHERE run_id = ? AND restricted GROUP BY authority",
-        params=[AUTHORITY_RE, run_id],
-    ).fetchall()
-    domains: Counter[str] = Counter()
-    for authority, samples in by_authority:  # a sample has one URL: its counts add up over authorities
-        domains[host_and_domain("//" + authority)[1] or NO_HOST] += samples
-    return [{"domain": d, "samples": n} for d, n in sorted(domains.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_DOMAINS]]
+        [AUTHORITY_RE, run_id],
+    )
+    return [{"domain": d, "samples": n} for d, (n,) in sorted(domains.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_DOMAINS]]
+
+
+def _optouts(con: duckdb.DuckDBPyConnection, run_id: str, total_rows: int) -> dict:
+    samples = "count(DISTINCT (shard_id, row_index))"
+    counts = ", ".join([f"{samples} FILTER (list_contains(?, reason))"] + [f"{samples} FILTER (reason = ?)"] * len(OPTOUT_REASONS))
+    params = [list(OPTOUT_RESERVATIONS), *OPTOUT_REASONS, run_id]
+    where = "FROM findings WHERE run_id = ? AND detector = 'optouts'"
+    ((reserved, *by_reason),) = con.sql(f"SELECT {counts} {where}", params=params).fetchall()
+    domains = _by_domain(con, f"SELECT regexp_extract(url, ?, 1) AS authority, {counts} {where} GROUP BY authority", [AUTHORITY_RE, *params])
+    ranked = sorted(((d, n) for d, n in domains.items() if n[0]), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_DOMAINS]
+    return {
+        "reasons": [{"reason": r, "samples": n} for r, n in zip(OPTOUT_REASONS, by_reason)],
+        "reserved": reserved,
+        "share": reserved / total_rows if total_rows else 0.0,
+        "domains": [{"domain": d, "reserved": n, "samples": dict(zip(OPTOUT_REASONS, rest))} for d, (n, *rest) in ranked],
+    }
 
 
 def _licences(rows_files: Iterable[Path]) -> list[dict]:

@@ -78,7 +78,7 @@ class PolicyFile:
 
 def policy_file(origin: str, name: str, fetched_at: datetime, status: str, body: bytes | None = None, **fields) -> PolicyFile:
     """A :class:`PolicyFile` from what a fetch returned (``body`` only for a 2xx)."""
-    digest = dict(sha256=hashlib.sha256(body).hexdigest(), bytes=len(body), text=body.decode("utf-8", errors="replace")) if body is not None else {}
+    digest = {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body), "text": body.decode("utf-8", errors="replace")} if body is not None else {}
     return PolicyFile(origin, name, origin + POLICY_PATHS[name], fetched_at, status, **fields, **digest)
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from protego import Protego
 
-from scrutineer.optouts import ai_txt, c2pa, headers, robots, tdmrep
+from scrutineer.optouts import ai_txt, c2pa, headers, tdmrep
 from scrutineer.optouts.robots import RobotsPolicy, default_agents
 
 URL = "https://example.org/img/photo.jpg"

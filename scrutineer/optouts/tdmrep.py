@@ -47,11 +47,11 @@ def parse_file(text: str) -> list[Rule]:
     except json.JSONDecodeError as e:
         raise ValueError(f"not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(data, list):
-        raise ValueError(f"the top level is a JSON {type(data).__name__}, not an array")
+        raise ValueError(f"the top level is a JSON {type(data).__name__}, not an array")  # noqa: TRY004 - one error for every fault of the file
     rules = []
     for i, entry in enumerate(data):
         if not isinstance(entry, dict):
-            raise ValueError(f"entry {i} is not an object")
+            raise ValueError(f"entry {i} is not an object")  # noqa: TRY004 - one error for every fault of the file
         location, reservation, policy = entry.get("location"), entry.get("tdm-reservation"), entry.get("tdm-policy")
         if not isinstance(location, str) or not location.startswith(("/", "*")):
             raise ValueError(f"entry {i}: location {location!r} is not a path pattern")

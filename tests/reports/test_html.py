@@ -1,20 +1,24 @@
 """The watchdog report: its data (reports.data), the HTML file and its CSV exports, from real scans
 of a dataset whose captions and licences carry script payloads, whose hosts start like
-spreadsheet formulas and some of whose URLs are on a hash list."""
+spreadsheet formulas and some of whose URLs are on a hash list; its opt-out section from findings
+stored directly in a real store."""
 
 import csv
 import hashlib
 import json
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import pytest
 from conftest import scan, scrutineer_with_file_size_limit, url_list_config, write_config
 
+from detectors.optouts import REASONS as OPTOUT_REASONS
 from reports.data import report_data
 from reports.html import ENV, write_report
-from scrutineer import Workspace
+from scrutineer import Workspace, store
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
+from scrutineer.contract import FINDINGS, RUNS, SHARDS
 from scrutineer.errors import WorkspaceError
 from scrutineer.testing.fixture_web import FixtureWeb
 
@@ -117,6 +121,7 @@ def test_report_data_counts_reasons_clusters_domains_and_licences(payloads):
         {"reason": "duplicate.url", "size": 2, "restricted": True, "kept_sample_id": None, "caption": None, "host": None},
     ]
     assert data["liveness"] == [] and data["crowd"] is None and data["changes"] is None
+    assert data["optouts"] is None  # the optouts detector was not configured: no opt-out section
     assert [h["run_id"] for h in data["history"]] == [first, payloads[2]]
 
 
@@ -235,3 +240,78 @@ def test_report_failing_to_write_leaves_the_previous_report(scanned):
     result = scrutineer_with_file_size_limit(path.stat().st_size // 2, "report", str(scanned))
     assert result.returncode != 0 and "File too large" in result.stderr
     assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
+
+
+OPTOUT_ROWS = 10
+OPTOUT_FINDINGS = [  # (row_index, url, detector, reason) of run "now", a shard of OPTOUT_ROWS rows
+    (0, "http://a.example.com/0.jpg", "optouts", "optout.header"),
+    (0, "http://a.example.com/0.jpg", "optouts", "optout.robots"),  # two signals, one reserved sample
+    (1, "https://b.example.com/1.jpg", "optouts", "optout.tdmrep"),
+    (1, "https://b.example.com/1.jpg", "optouts", "optout.tdmrep"),  # twice, one sample
+    (2, "http://c.example.com/2.jpg", "optouts", "optout.constrained"),  # not a reservation
+    (2, "http://c.example.com/2.jpg", "dead_links", "dead_link.404"),  # another detector's
+    (3, "http://other.org/3.jpg", "optouts", "optout.invalid"),  # not a reservation
+    (4, "http://<script>x.com/4.jpg", "optouts", "optout.aipref"),
+    (5, "http://cdn.<script>x.com/5.jpg", "optouts", "optout.c2pa"),
+    (5, "http://cdn.<script>x.com/5.jpg", "optouts", "optout.invalid"),
+    (6, "http://other.org/6.jpg", "optouts", "optout.ai_txt"),
+    (7, "http://cdn.example.org/7.jpg", "optouts", "optout.invalid"),  # a domain reserving nothing
+]
+
+
+def row(table, **values):
+    """A row of a store table: ``values``, null in every other column."""
+    return dict.fromkeys(table.columns) | values
+
+
+def store_run(con, run_id, day, detectors, findings):
+    """Store a completed run of dataset "optouts" (one shard of OPTOUT_ROWS rows) and its findings."""
+    at, configured = datetime(2025, 1, day, tzinfo=UTC), json.dumps({d: {"version": "1", "params": {}} for d in detectors})
+    store.insert(con, RUNS, [row(RUNS, run_id=run_id, kind="scan", dataset="optouts", started_at=at, finished_at=at, status="completed",
+                                 tool_version="test", config="{}", detectors=configured, banks="[]")])
+    store.insert(con, SHARDS, [row(SHARDS, run_id=run_id, shard_id="d.jsonl", rows=OPTOUT_ROWS, status="observed", seconds=0.1)])
+    store.insert(con, FINDINGS, [
+        row(FINDINGS, run_id=run_id, shard_id="d.jsonl", row_index=i, sample_id=f"s{i}", url=url, detector=detector, detector_version="1",
+            reason=reason, evidence="{}", restricted=False)
+        for i, url, detector, reason in findings
+    ])
+
+
+@pytest.fixture
+def optouts_report(tmp_path):
+    """report_data of run "now", which found OPTOUT_FINDINGS; an earlier run found another sample reserved."""
+    with store.connect(tmp_path) as con:
+        store_run(con, "before", 1, ["optouts"], [(9, "http://d.example.net/9.jpg", "optouts", "optout.robots")])
+        store_run(con, "now", 2, ["optouts", "dead_links"], OPTOUT_FINDINGS)
+        return report_data(con, tmp_path, "optouts", "now")
+
+
+def test_optouts_count_samples_per_signal_and_reserved_share(optouts_report):
+    optouts = optouts_report["optouts"]
+    assert {r["reason"]: r["samples"] for r in optouts["reasons"]} == {
+        "optout.header": 1, "optout.tdmrep": 1, "optout.aipref": 1, "optout.ai_txt": 1, "optout.robots": 1, "optout.c2pa": 1,
+        "optout.constrained": 1, "optout.invalid": 3,
+    }
+    # rows 0 (two signals, once), 1, 4, 5, 6; not rows 2 (constrained), 3 and 7 (invalid) or the earlier run's row 9
+    assert optouts["reserved"] == 5 and optouts["share"] == 5 / OPTOUT_ROWS
+
+
+def test_optouts_by_registrable_domain(optouts_report):
+    none = dict.fromkeys(OPTOUT_REASONS, 0)
+    assert optouts_report["optouts"]["domains"] == [  # by reserved samples, then domain; not example.org, reserving nothing
+        {"domain": "<script>x.com", "reserved": 2, "samples": none | {"optout.aipref": 1, "optout.c2pa": 1, "optout.invalid": 1}},
+        {"domain": "example.com", "reserved": 2,  # a., b. and c.example.com
+         "samples": none | {"optout.header": 1, "optout.robots": 1, "optout.tdmrep": 1, "optout.constrained": 1}},
+        {"domain": "other.org", "reserved": 1, "samples": none | {"optout.ai_txt": 1, "optout.invalid": 1}},
+    ]
+
+
+def test_optouts_section_escapes_domains_and_shows_no_url(optouts_report):
+    html = ENV.get_template("report.html.j2").render(report=optouts_report)
+    assert "5 of 10 samples (50.00%) are reserved" in html
+    assert "<title>optout.invalid: 3</title>" in html and "<title>optout.header: 1</title>" in html  # the chart's bars
+    assert "&lt;script&gt;x.com" in html and "<script" not in html.lower()
+    assert "<tr><td>example.com</td><td class=\"n\">2</td>" in html
+    for _, url, *_ in OPTOUT_FINDINGS:
+        assert url.split("://")[1] not in html and url.split("://")[1] not in json.dumps(optouts_report)
+
