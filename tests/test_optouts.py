@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime
 
 import pytest
 from protego import Protego
 
 from scrutineer.optouts import ai_txt, c2pa, headers, tdmrep
 from scrutineer.optouts.robots import RobotsPolicy, default_agents
+from scrutineer.policy_files import policy_file
 
 URL = "https://example.org/img/photo.jpg"
 NO_AGENTS = frozenset()
@@ -202,7 +204,10 @@ def test_robots_verdicts_on_news_sites(news_sites):
     agents = default_agents()
     # globo.com: "User-agent: CCBot / Disallow: /", the same for GPTBot and Google-Extended
     found = RobotsPolicy(sites["globo.com"], agents).judge("https://www.globo.com/img/a.jpg")
-    assert [s.evidence["named"] for s in found] == [["CCBot", "Google-Extended", "GPTBot"]]
+    assert [(s.evidence["named"], s.evidence["others"]) for s in found] == [(["CCBot", "Google-Extended", "GPTBot"], False)]
+    # the fixture web's own robots.txt disallows /private/ to Scrutineer only; 'User-agent: *' then 'Disallow: /' to every agent
+    everyone = RobotsPolicy("User-agent: *\nDisallow: /\n", agents).judge("https://a.example/x.jpg")[0].evidence
+    assert everyone == {"signal": "robots.txt", "agents": len(agents), "named": [], "others": True}
     # foxnews.com: only 'User-agent: *' with search and print pages disallowed; nothing for AI agents
     assert RobotsPolicy(sites["foxnews.com"], agents).judge("https://www.foxnews.com/img/a.jpg") == []
     # yahoo.co.jp: the snapshot's fetch failed (empty text): no rules
@@ -216,6 +221,14 @@ def test_robots_content_usage_lines():
     assert policy.judge("https://a.example/public/x.jpg") == []  # the longer path's line decides
     other = RobotsPolicy("User-Agent: somebot\nContent-Usage: train-ai=n\n", default_agents())
     assert other.judge("https://a.example/x.jpg") == []  # a group for an agent not on the list
+
+
+def test_an_html_page_is_not_a_policy_file():
+    """A site answering every path with its home page (a soft 404) has no ai.txt or tdmrep.json."""
+    page = policy_file("https://a.example", "tdmrep.json", datetime.now(UTC), "alive", b"<!doctype html>", http_status=200, content_type="text/html; charset=utf-8")
+    assert page.sha256 and page.served is None
+    served = policy_file("https://a.example", "ai.txt", datetime.now(UTC), "alive", b"User-Agent: *\nDisallow: /\n", http_status=200, content_type="text/plain")
+    assert served.served == "User-Agent: *\nDisallow: /\n" and served.url == "https://a.example/ai.txt"
 
 
 # --- C2PA -----------------------------------------------------------------------------------------------

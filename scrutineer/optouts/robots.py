@@ -65,12 +65,14 @@ class RobotsPolicy:
         line for its path says (:func:`scrutineer.optouts.headers.content_usage`).
 
         Evidence of ``optout.robots``: ``{"signal": "robots.txt", "agents": how many are
-        disallowed, "named": those disallowed by a group naming them (the rest by ``*``)}``.
+        disallowed, "named": those disallowed by a group that may name them, "others": whether
+        every other agent of the list is disallowed too (by the ``*`` group)}``.
         """
         found = []
         if disallowed := self.disallowed(url):
             named = [a for a in disallowed if a in self.specific]
-            found.append(Signal("optout.robots", {"signal": "robots.txt", "agents": len(disallowed), "named": named}))
+            others = len(disallowed) > len(named)
+            found.append(Signal("optout.robots", {"signal": "robots.txt", "agents": len(disallowed), "named": named, "others": others}))
         path = urlsplit(url).path or "/"
         matching = [(p, v) for p, v in self.usage if path.startswith(p)]
         if matching and (signal := content_usage(max(matching, key=lambda m: len(m[0]))[1], "robots.txt Content-Usage")):

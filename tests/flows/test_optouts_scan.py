@@ -37,12 +37,12 @@ def _news_robots(optout: Path, site: str) -> str:
         return next(r["robots"] for r in csv.DictReader(f) if r["Website"] == site)
 
 
-def _optout_config(directory: Path, name: str, urls: list[str], **fetch) -> Path:
+def _optout_config(directory: Path, name: str, urls: list[str], detectors: dict | None = None, **fetch) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "d.jsonl").write_text("".join(json.dumps({"key": f"s{i}", "url": u}) + "\n" for i, u in enumerate(urls)))
     return write_config(directory, {
         "dataset": {"name": name, "shards": ["d.jsonl"], "columns": {"sample_id": "key"}},
-        "detectors": {"optouts": {}},
+        "detectors": {"optouts": {}, **(detectors or {})},
         "fetch": {"allow_private_networks": True, "retries": 0, **fetch},
     })
 
@@ -151,7 +151,7 @@ def test_evidence_names_the_signal_the_rule_and_the_file(judged):
     invalid = by_key[f"127.0.2.6 /img/{IMAGE}"]["optout.invalid"]
     assert invalid["fault"] == "entry 0: tdm-reservation '1' is not 0 or 1"
     robots = by_key[f"127.0.3.1 /img/{IMAGE}"]["optout.robots"]
-    assert robots["named"] == ["CCBot", "Google-Extended", "GPTBot"]
+    assert robots["named"] == ["CCBot", "Google-Extended", "GPTBot"] and robots["others"] is False
     aipref = next(v for k, v in by_key.items() if "Content-Usage:train-ai" in k)["optout.aipref"]
     assert aipref["value"] == "train-ai=n" and aipref["drafts"].startswith("draft-ietf-aipref-vocab")
 
@@ -191,3 +191,25 @@ def test_policy_files_fetched_once_per_host_per_ttl(tmp_path, shared_data):
     with store.connect(workspace, read_only=True) as con:
         times = con.execute("SELECT count(DISTINCT fetched_at) FROM policy_files WHERE name = 'ai.txt'").fetchone()[0]
     assert times == 2  # the first read (used by two scans) and the one after the TTL
+
+
+def test_a_recheck_keeps_the_policy_files_it_builds_on(tmp_path, shared_data):
+    """A recheck's content observation starts from the stored one: its policy files come along (so
+    its judgements still see them) and none is fetched again within the TTL."""
+    from flows.scan import run_scan
+    from scrutineer.config import load_config
+
+    site = _site(tmp_path / "sites", "127.0.5.2", ai_txt=shared_data / "optout" / "ai_txt" / "taricorp.net__ai.txt")
+    with FixtureWeb(["127.0.5.2"], images=[shared_data / "images" / "skimage"], sites={"127.0.5.2": site}) as web:
+        urls = [web.url(f"/img/{IMAGE}"), web.url("/error/coins.png")]  # the second stays transient: due for a recheck
+        config = load_config(_optout_config(tmp_path / "scan", "recheck-optouts", urls, {"dead_links": {}}, recheck_interval=0))
+        assert run_scan(config)["status"] == "completed"
+        web.reset()
+        recheck = run_scan(config, "recheck")
+        assert web.stats()["by_host"]["127.0.5.2"] == {"/error/coins.png": 1}  # the due URL only: no policy file again
+    found = _findings(config.workspace)
+    assert {url: set(r) for url, r in found.items()} == {u: {"optout.ai_txt"} for u in urls}  # taricorp: 'Disallow: /'
+    with store.connect(config.workspace, read_only=True) as con:
+        observations = con.execute("SELECT count(DISTINCT observation_id) FROM policy_files WHERE name = 'ai.txt'").fetchone()[0]
+        latest = con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0]
+    assert observations == 2 and latest == recheck["run_id"]
