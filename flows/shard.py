@@ -45,9 +45,9 @@ from scrutineer.contract import (
     CONTENT,
     DETECT,
     FETCH,
-    POLICY_FILE,
     JUDGEMENT,
     OBSERVATION_ID,
+    POLICY_FILE,
     SHARD_ID,
     UTC_TIME,
 )

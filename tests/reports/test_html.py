@@ -10,7 +10,12 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import pytest
-from conftest import scan, scrutineer_with_file_size_limit, url_list_config, write_config
+from conftest import (
+    scan,
+    scrutineer_with_file_size_limit,
+    url_list_config,
+    write_config,
+)
 
 from detectors.optouts import REASONS as OPTOUT_REASONS
 from reports.data import report_data
