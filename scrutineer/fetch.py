@@ -65,6 +65,7 @@ from protego import Protego
 from scrutineer.config import FetchConfig
 from scrutineer.domains import host_and_domain, registrable_domain
 from scrutineer.policy_files import POLICY_PATHS, PolicyCache, PolicyFile, policy_file
+from scrutineer.policy_files import origin as url_origin
 
 #: Response headers kept for the opt-out signals (``x_robots_tag`` is the header X-Robots-Tag).
 OPT_OUT_HEADERS = ("x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage")
@@ -283,7 +284,7 @@ class Fetcher:
                 status, error = refusal
                 return Fetched(url, status, now, final_url=current, error=error, connection_failed=status == "transient"), hop
             if obey_robots:
-                allowed = await self._robots_allow(parts.scheme, parts.netloc, current)
+                allowed = await self._robots_allow(current)
                 if allowed is None:
                     return Fetched(url, "transient", now, final_url=current, error="robots.txt unreachable", connection_failed=True), hop
                 if not allowed:
@@ -369,10 +370,11 @@ class Fetcher:
         domain = host_and_domain(url)[1]
         self._next_start[domain] = max(self._next_start.get(domain, 0.0), time.monotonic() + seconds)
 
-    async def _robots_allow(self, scheme: str, netloc: str, url: str) -> bool | None:
-        """Whether robots.txt lets our product token fetch ``url``; None if it could not be reached
-        (connection-level failure, or a load that failed: not cached, so a retry tries again)."""
-        origin = f"{scheme}://{netloc}"
+    async def _robots_allow(self, url: str) -> bool | None:
+        """Whether robots.txt lets our product token fetch ``url`` (an http(s) URL with a host);
+        None if it could not be reached (connection-level failure, or a load that failed: not
+        cached, so a retry tries again)."""
+        origin = url_origin(url)
         parser = await self._shared(self._robots, origin, self._load_robots, failed=None)
         if parser is None:
             self._robots.pop(origin, None)

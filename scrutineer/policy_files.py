@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,18 +27,28 @@ from urllib.parse import urlsplit
 POLICY_PATHS = {"robots.txt": "/robots.txt", "ai.txt": "/ai.txt", "tdmrep.json": "/.well-known/tdmrep.json"}
 
 
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*")
+
+
 def origin(url: str | None) -> str | None:
-    """``scheme://host[:port]`` of an http(s) URL, host lowercased (RFC 6454 §4); None for
-    anything else."""
+    """``scheme://host[:port]`` of an http(s) URL, host lowercased and a default port left out
+    (RFC 6454 §4); None for anything else (another scheme, credentials, a bad port). Parsed once per distinct ``scheme://authority`` (the images of a host share it)."""
+    prefix = _AUTHORITY.match(url or "")
+    return _origin(prefix.group() if prefix else url or "")
+
+
+@lru_cache(maxsize=1 << 16)
+def _origin(url: str) -> str | None:
     try:
-        parts = urlsplit(url or "")
+        parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError:
         return None
     if parts.scheme not in ("http", "https") or not host or "@" in parts.netloc:
         return None
     host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 @dataclass(frozen=True)

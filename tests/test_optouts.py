@@ -13,7 +13,7 @@ from protego import Protego
 
 from scrutineer.optouts import ai_txt, c2pa, headers, tdmrep
 from scrutineer.optouts.robots import RobotsPolicy, default_agents
-from scrutineer.policy_files import policy_file
+from scrutineer.policy_files import origin, policy_file
 
 URL = "https://example.org/img/photo.jpg"
 NO_AGENTS = frozenset()
@@ -250,3 +250,19 @@ def test_c2pa_constrained_is_for_review():
                            "constraints": {"cawg.ai_training": "licence required"}, "validation_state": "Valid"})
     found = c2pa.judge(observed)
     assert found.reason == "optout.constrained" and found.evidence["constraints"] == {"cawg.ai_training": "licence required"}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://A.Example:80/x.jpg", "http://a.example"),  # host lowercased, the default port left out
+        ("https://a.example:8443/x?y#z", "https://a.example:8443"),
+        ("http://[::1]:8080/a", "http://[::1]:8080"),
+        ("ftp://a.example/x", None),
+        ("http://user:pw@a.example/x", None),  # credentials: never fetched, no policy files either
+        ("http://a.example:99999/x", None),
+        (None, None),
+    ],
+)
+def test_origin_of_a_url(url, expected):
+    assert origin(url) == expected
