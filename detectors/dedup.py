@@ -9,25 +9,8 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, empty_findings
+from scrutineer.canonical_url import canonical_urls
 from scrutineer.contract import SIGNATURE
-from scrutineer.domains import after_scheme
-
-_PREFIX = "regexp_extract(trim(url), '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*')"  # 'scheme://host', '' if none
-
-#: The canonical URL, a DuckDB expression over ``url``: surrounding whitespace and the
-#: ``#fragment`` dropped, the scheme dropped (http and https copies are one image), the host
-#: lowercased and a default port (``:80``, ``:443``) dropped; path and query keep their case
-#: (RFC 3986 §6.2.2–6.2.3 normalisations, plus scheme-insensitivity). A URL without a scheme is
-#: only trimmed and cut at ``#``. Null when nothing is left.
-CANONICAL_URL_SQL = (
-    f"nullif(CASE WHEN {_PREFIX} = '' THEN split_part(trim(url), '#', 1) "
-    f"ELSE regexp_replace(lower({_PREFIX}[strpos({_PREFIX}, '://') + 3:]), ':(80|443)$', '') "
-    f"|| split_part(trim(url)[length({_PREFIX}) + 1:], '#', 1) END, '')"
-)
-#: URLs already in canonical form but for their scheme (99% of web URLs: lowercase host, no port,
-#: no fragment, no whitespace): their canonical URL is what follows ``://``, which Arrow cuts 1.7x
-#: faster than the SQL above computes it (bench/scan_metadata.py).
-CANONICAL_FORM_REGEX = r"^[A-Za-z][A-Za-z0-9+.-]*://[a-z0-9.-]+([/?][^#\s]*)?$"
 
 #: The caption key: lowercased, every run of whitespace (Python's ``str.isspace`` set: ASCII
 #: ``\t\n\v\f\r\x1c-\x1f`` and space, NEL, and Unicode separators ``\p{Z}`` such as NBSP) collapsed
@@ -41,13 +24,7 @@ CAPTION_KEY_SQL = (
 #: cheaper).
 UNPLAIN_CAPTION_REGEX = r"[\x00-\x1f\x7f-\x{10ffff}]|  |^ | $"
 
-KEYS = {"url": CANONICAL_URL_SQL, "caption": CAPTION_KEY_SQL}
-
-
-def _fast_url_keys(urls: pa.Array) -> pa.Array:
-    """The canonical URL of URLs in :data:`CANONICAL_FORM_REGEX`'s form, null for the others."""
-    canonical = pc.fill_null(pc.match_substring_regex(urls, CANONICAL_FORM_REGEX), False)
-    return pc.replace_with_mask(pa.nulls(len(urls), pa.string()), canonical, after_scheme(urls.filter(canonical)))
+KEYS = ("url", "caption")
 
 
 def _fast_caption_keys(captions: pa.Array) -> pa.Array:
@@ -55,8 +32,6 @@ def _fast_caption_keys(captions: pa.Array) -> pa.Array:
     unplain = pc.fill_null(pc.match_substring_regex(captions, UNPLAIN_CAPTION_REGEX), True)
     return pc.if_else(unplain, None, pc.ascii_lower(captions))
 
-
-_FAST_KEYS = {"url": _fast_url_keys, "caption": _fast_caption_keys}
 
 
 class DedupParams(BaseModel):
@@ -70,7 +45,9 @@ class DedupParams(BaseModel):
 class Dedup(Detector):
     """Flags exact duplicates across all shards:
 
-    - ``duplicate.url``: same canonical URL (:data:`CANONICAL_URL_SQL`);
+    - ``duplicate.url``: same canonical URL (:func:`scrutineer.canonical_url.canonical_url`: scheme,
+      ``www.``, default port, trailing slash, ``&amp;``, percent-encoding case, parameter order and
+      tracking parameters aside);
     - ``duplicate.caption``: same caption key (:data:`CAPTION_KEY_SQL`).
 
     The first occurrence in ``(shard_id, row_index)`` order is kept and not flagged; every later
@@ -80,7 +57,7 @@ class Dedup(Detector):
     """
 
     name = "dedup"
-    version = "2"
+    version = "3"
     reasons = {"duplicate.url": False, "duplicate.caption": False}
     Params = DedupParams
     #: The keys of every row: 128-bit MD5s (see :meth:`signatures`); a key not in ``on`` is null.
@@ -95,10 +72,19 @@ class Dedup(Detector):
         (UHUGEINT), which reaches Arrow as ``decimal128(38, 0)`` bit for bit, so digests of 2^127
         and above read as negative numbers; grouping on them is exact."""
         on = self.params.on
-        keyed = pa.table({**{k: batch.column(k) for k in on}, **{f"{k}_fast": _FAST_KEYS[k](batch.column(k)) for k in on}})
-        # Per key, its fast path's value, else the SQL; a projection keeps its input's order
+        keyed = {}
+        if "url" in on:
+            keyed["url_canonical"] = canonical_urls(batch.column("url"))
+        if "caption" in on:
+            keyed |= {"caption": batch.column("caption"), "caption_fast": _fast_caption_keys(batch.column("caption"))}
+        # The caption's fast path's value, else the SQL; a projection keeps its input's order
         # (DuckDB's preserve_insertion_order, on by default).
-        keys = ", ".join(f"md5_number(CASE WHEN {k}_fast IS NULL THEN {KEYS[k]} ELSE nullif({k}_fast, '') END) AS {k}_key" for k in on)
+        expressions = {
+            "url": "md5_number(url_canonical)",
+            "caption": f"md5_number(CASE WHEN caption_fast IS NULL THEN {CAPTION_KEY_SQL} ELSE nullif(caption_fast, '') END)",
+        }
+        keys = ", ".join(f"{expressions[k]} AS {k}_key" for k in on)
+        keyed = pa.table(keyed)
         hashed = self.sql(f"SELECT {keys} FROM keyed", keyed=keyed)
         columns = {"row_index": batch.column("row_index"), "sample_id": batch.column("sample_id"), "url": batch.column("url")}
         for k in KEYS:

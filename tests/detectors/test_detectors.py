@@ -17,6 +17,7 @@ from detectors.registry import get_detector_class
 from detectors.url_hashlist import UrlHashlist
 from detectors.verify_hash import VerifyHash
 from scrutineer.banks import Bank, BankRef, url_md5
+from scrutineer.canonical_url import canonical_url
 from scrutineer.contract import DETECT
 from scrutineer.errors import ConfigError
 from scrutineer.policy_files import policy_file
@@ -77,21 +78,16 @@ class TestDedup(DetectorConformance):
     expected = {(1, "duplicate.url"), (1, "duplicate.caption")}
 
     def test_keys_match_a_python_reference_on_both_paths(self):
-        # Each list mixes values the Arrow fast path keys with values only the SQL keys.
+        # Each list mixes values the Arrow fast path keys with values only the slow path (w3lib for
+        # URLs, SQL for captions) keys.
         urls = [
-            "https://a.example/P?q=1", "HTTP://A.Example:443/P?q=1#frag", "http://a.example:80/P?q=1", " https://a.example/P?q=1 ",
+            "https://a.example/P?q=1", "HTTP://www.A.Example:443/P/?q=1#frag", "http://a.example:80/P?q=1&amp;utm_source=x", " https://a.example/P?q=1 ",
             "//a.example/x", "a.example/x#y", "https://a.example", "https://a.example/x y", "ftp://Files.Example/F", "", None, "https://b.example/Q", "https://B.example/Q",
         ]
         captions = [
             "A  Red\tCar ", " a red car", "a\u00a0red\u3000car", "a\x85red\x1fcar", "a\u2028red car\u2003",
             "Ünï  Cödé", "zero\u200bwidth", "", " \t\n", None, "x\x0bY", "A Red Car", "a red car",
         ]
-
-        def canonical_url(u):
-            s = u.strip(" ").split("#", 1)[0]
-            if m := re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*)(.*)$", s):
-                s = re.sub(r":(80|443)$", "", m[1].lower()) + m[2]
-            return s or None
 
         def caption_key(c):
             return re.sub(r"\s+", " ", c.lower()).strip(" ") or None

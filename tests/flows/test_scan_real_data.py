@@ -17,6 +17,7 @@ from reports.takedown import write_takedown
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
 from scrutineer.errors import ConfigError
+from scrutineer.canonical_url import canonical_url
 from scrutineer.files import file_sha256
 from scrutineer.licenses import to_spdx
 from scrutineer.release import ReleaseError, build_release
@@ -27,10 +28,7 @@ LAION = ["laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_
 def pandas_duplicates(df: pd.DataFrame, url: str, caption: str) -> tuple[set, set]:
     """(shard, row) of exact URL and caption duplicates, first occurrence kept; ``df`` in
     (shard, row) order. Same definitions as detectors/dedup.py, computed with pandas."""
-    s = df[url].str.strip().str.replace(r"#.*$", "", regex=True)
-    parts = s.str.extract(r"^[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*)(.*)$")
-    canon = (parts[0].str.lower().str.replace(r":(80|443)$", "", regex=True) + parts[1]).where(parts[0].notna(), s)
-    canon = canon.where(canon != "")
+    canon = df[url].map(canonical_url)  # the definition, row by row (w3lib inside)
     cap = df[caption].str.lower().str.replace(r"\s+", " ", regex=True).str.strip(" ")
     cap = cap.where(cap != "")
     key = list(zip(df["shard"], df["row"]))
