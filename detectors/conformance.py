@@ -107,6 +107,7 @@ class DetectorConformance:
                 "phash": ["8" * 16, None, None, None],
                 "width": [64, None, None, None],
                 "height": [64, None, None, None],
+                "pdq_dihedral": [None] * n,
                 "tdm_reservation": [None, None, "1", None],
                 "tdm_policy": [None] * n,
                 "content_usage": [None, "train-ai=n", None, None],

@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.hashing import PDQ_DIHEDRAL
 from scrutineer.matching import NearIndex
 from scrutineer.signals import CONTENT_SIGNALS, PDQ, PDQ_MIN_QUALITY, PHASH
 
@@ -38,11 +39,14 @@ class ContentHashlist(Detector):
     "distance"}`` names the nearest matching entry and its Hamming distance in bits (0 for exact
     signals); for perceptual signals ``"entries"`` lists every entry within the threshold, nearest
     first, as ``[entry, distance]`` pairs, at most :data:`EVIDENCE_ENTRIES` of them, and
-    ``"more"`` counts the rest.
+    ``"more"`` counts the rest. With ``fetch.pdq_dihedral``, a PDQ bank entry also matches a
+    rotated or mirrored copy: the image's 8 dihedral hashes are searched, the nearest of them
+    decides, and ``"transform"`` names it (:data:`scrutineer.hashing.PDQ_DIHEDRAL`: the transform
+    that takes the image to the bank's, ``"original"`` for none).
     """
 
     name = "content_hashlist"
-    version = "2"
+    version = "3"
     reasons = {f"hash_match.{s}": True for s in CONTENT_SIGNALS}
     Params = ContentHashlistParams
     needs = "content"
@@ -70,20 +74,21 @@ class ContentHashlist(Detector):
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         content = pa.Table.from_batches([batch])
-        found: list[tuple] = []  # (row, signal, bank, version, entry, distance, entries within the threshold, how many)
+        found: list[tuple] = []  # (row, signal, bank, version, entry, distance, entries within the threshold, how many, transform)
         if self.exact_signals:
             union = " UNION ALL ".join(f"SELECT i, '{s}' AS signal, {s} AS hash FROM content" for s in self.exact_signals)
             indexed = content.select(self.exact_signals).append_column("i", pa.array(np.arange(content.num_rows)))
             hits = self.sql(f"SELECT i, signal, bank, bank_version, hash FROM ({union}) JOIN bank_entries USING (signal, hash)", content=indexed)
-            found += [(i, s, b, v, h, 0, [], 1) for i, s, b, v, h in zip(*(hits.column(c).to_pylist() for c in ("i", "signal", "bank", "bank_version", "hash")))]
+            found += [(i, s, b, v, h, 0, [], 1, None) for i, s, b, v, h in zip(*(hits.column(c).to_pylist() for c in ("i", "signal", "bank", "bank_version", "hash")))]
         for bank, index in self.near:
             found += self._near_matches(content, bank, index)
         if not found:
             return empty_findings()
         found.sort(key=lambda f: (f[0], f[1], f[2]))
         evidence = []
-        for _, signal, bank, version, entry, distance, near, total in found:
+        for _, signal, bank, version, entry, distance, near, total, transform in found:
             extra = {"entries": near, "more": total - len(near)} if near else {}
+            extra |= {"transform": transform} if transform else {}
             evidence.append(evidence_json(bank=bank, bank_version=version, signal=signal, entry=entry, distance=distance, **extra))
         return self.findings(
             content.take(pa.array([f[0] for f in found], pa.int64())),
@@ -92,20 +97,29 @@ class ContentHashlist(Detector):
         )
 
     def _near_matches(self, content: pa.Table, bank, index: NearIndex) -> list[tuple]:
+        """Matches of one perceptual bank, one per row: the nearest entries over every query hash
+        of the row (its PDQ's dihedral variants too, when stored)."""
         signal = bank.ref.signal_type
-        queries = content.column(signal).combine_chunks()
         threshold = self.params.phash_threshold
+        queries = [content.column(signal).combine_chunks()]
         if signal == "pdq":
             threshold = self.params.pdq_threshold
             good = pc.fill_null(pc.greater_equal(content.column("pdq_quality"), self.params.pdq_min_quality), False)
-            queries = pc.if_else(good, queries, pa.scalar(None, pa.string()))
-        rows, entries, distances = index.search(queries, threshold)  # by row, nearest first
+            dihedral = content.column("pdq_dihedral").combine_chunks()
+            if dihedral.null_count < len(dihedral):
+                queries += [pc.list_element(dihedral, i) for i in range(len(PDQ_DIHEDRAL) - 1)]
+            queries = [pc.if_else(good, q, pa.scalar(None, pa.string())) for q in queries]
+        hits = []  # (row, distance, transform, entry)
+        for transform, query in enumerate(queries):
+            rows, entries, distances = index.search(query, threshold)
+            hits += zip(rows.tolist(), distances.tolist(), [transform] * len(rows), entries.tolist())
+        by_row: dict[int, dict[int, tuple[int, int]]] = {}  # row -> entry -> (distance, transform), the nearest
+        for row, distance, transform, entry in sorted(hits):
+            by_row.setdefault(row, {}).setdefault(entry, (distance, transform))
         out = []
-        if len(rows) == 0:
-            return out
-        starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
-        for start, stop in zip(starts, np.r_[starts[1:], len(rows)]):
-            end = min(stop, start + EVIDENCE_ENTRIES)
-            near = [[bank.entries[int(e)].as_py(), int(d)] for e, d in zip(entries[start:end], distances[start:end])]
-            out.append((int(rows[start]), signal, bank.ref.name, bank.ref.version, near[0][0], near[0][1], near, int(stop - start)))
+        for row, matched in sorted(by_row.items()):
+            ranked = sorted(matched.items(), key=lambda m: (m[1], m[0]))
+            near = [[bank.entries[e].as_py(), d] for e, (d, _) in ranked[:EVIDENCE_ENTRIES]]
+            transform = PDQ_DIHEDRAL[ranked[0][1][1]] if len(queries) > 1 else None
+            out.append((row, signal, bank.ref.name, bank.ref.version, near[0][0], near[0][1], near, len(ranked), transform))
         return out

@@ -51,13 +51,13 @@ class Checked:
         return n
 
 
-async def _check_once(fetcher: Fetcher, url: str, checked: Checked, pool: HashPool, max_pixels: int) -> None:
+async def _check_once(fetcher: Fetcher, url: str, checked: Checked, pool: HashPool, cfg: FetchConfig) -> None:
     """Fetch ``url`` once into ``checked``; hash the body, if any, in ``pool``."""
     fetched = await fetcher.fetch(url)
     checked.checks.append(fetched)
     if fetched.body is not None:
         body, fetched.body = fetched.body, None  # the only reference leaves with the worker call
-        checked.hashes = await asyncio.wrap_future(pool.submit(body, max_pixels))
+        checked.hashes = await asyncio.wrap_future(pool.submit(body, cfg.max_pixels, cfg.pdq_dihedral))
         del body
         if checked.hashes.problem and fetched.status == "alive":
             fetched.status, fetched.error = checked.hashes.problem, checked.hashes.error
@@ -101,7 +101,7 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: 
     reads = asyncio.gather(*(fetcher.policy_file(o, name) for o in origins for name in policies))
     try:
         while pending:
-            await _each(pending, lambda u: _check_once(fetcher, u, checked[u], pool, cfg.max_pixels), 2 * cfg.concurrency)
+            await _each(pending, lambda u: _check_once(fetcher, u, checked[u], pool, cfg), 2 * cfg.concurrency)
             pending = [u for u in pending if checked[u].last.status == "dead" and len(checked[u].checks) < cfg.dead_checks]
             if pending:
                 since = (datetime.now(UTC) - max(checked[u].last.fetched_at for u in pending)).total_seconds()
@@ -121,7 +121,7 @@ def _outcome(checked: Checked | None, hashes: ContentHashes | None) -> dict:
     row["checks"] = checked.agreeing if checked else 0
     row["checked_at"] = last.fetched_at if last else None
     if hashes is not None:
-        row.update({f.name: getattr(hashes, f.name) for f in HASHES} | {"bytes": hashes.bytes, "c2pa": hashes.c2pa})
+        row.update({f.name: getattr(hashes, f.name) for f in HASHES} | {"bytes": hashes.bytes, "c2pa": hashes.c2pa, "pdq_dihedral": hashes.pdq_dihedral})
         if last is None and hashes.problem:  # read from a tar: the problem is the row's status
             row["status"], row["error"] = hashes.problem, hashes.error
     return row

@@ -44,7 +44,7 @@ READ_OPTIONS = {"columns", "header", "names", "quoting", "hf"}
 PACING_OPTIONS = {"concurrency", "per_domain", "min_interval", "hash_workers", "breaker", "policy_ttl"}
 #: Versions of the code that makes observations: bump when the same inputs would be observed differently.
 ROWS_VERSION = "1"
-CONTENT_VERSION = "3"
+CONTENT_VERSION = "4"
 
 
 def key_id(key: dict) -> str:
@@ -128,7 +128,7 @@ class ScanPlan:
         key = {"kind": "content", "version": CONTENT_VERSION, **self._read_key(shard, sha256)}
         fetch = self.config.fetch.model_dump(mode="json", exclude=PACING_OPTIONS)
         if shard.format == "webdataset":  # bytes from the tar: only the read caps matter
-            return {**key, "tar_sha256": tar_sha256, "fetch": {k: fetch[k] for k in ("max_bytes", "max_pixels")}}
+            return {**key, "tar_sha256": tar_sha256, "fetch": {k: fetch[k] for k in ("max_bytes", "max_pixels", "pdq_dihedral")}}
         return {**key, "fetch": fetch} | ({"policy_files": list(self.policy_files)} if self.policy_files else {})
 
     def judgement_key(self, name: str, rows: str, content: str | None) -> dict:

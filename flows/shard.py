@@ -381,7 +381,7 @@ class _Work:
         """Content of an img2dataset webdataset shard: every image of the tar beside the parquet
         hashed, then joined to the rows by ``key``, with no HTTP."""
         cfg = self.plan.config.fetch
-        hashed = hash_tar(tar_path(self.shard.location), hash_pool(cfg.hash_workers), 4 * cfg.hash_workers, cfg.max_bytes, cfg.max_pixels)
+        hashed = hash_tar(tar_path(self.shard.location), hash_pool(cfg.hash_workers), 4 * cfg.hash_workers, cfg.max_bytes, cfg.max_pixels, cfg.pdq_dihedral)
         for rows in self._stored_rows():
             keys = as_string(rows.column("key"))
             rows = rows.set_column(rows.schema.get_field_index("key"), "key", keys)

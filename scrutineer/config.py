@@ -149,6 +149,10 @@ class FetchConfig(Strict):
     dead_checks: int = Field(2, ge=1, description="Checks of a URL that looks dead (404, 410, NXDOMAIN) before the run stops re-checking.")
     recheck_interval: float = Field(5.0, ge=0, description="Seconds between two checks of a URL that looks dead.")
     hash_workers: int = Field(2, gt=0, description="Processes hashing image bytes (PDQ, pHash).")
+    pdq_dihedral: bool = Field(
+        False, description="Also keep the PDQ hashes of each image's 7 other rotations and flips, so a PDQ bank entry matches a "
+        "mirrored or rotated copy (Meta's PDQ documentation: PDQ is not flip- or rotation-invariant; match the dihedral hashes)."
+    )
     policy_ttl: float = Field(
         86400.0, gt=0, description="Seconds a host's policy files (robots.txt, ai.txt, tdmrep.json) stay fresh once read; RFC 9309 §2.4 "
         "asks crawlers not to use a cached robots.txt for more than 24 hours."

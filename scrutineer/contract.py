@@ -120,6 +120,7 @@ CONTENT = pa.schema(
         column("checked_at", UTC_TIME, "When the last check started (null: read from a tar, no check)."),
         BYTES,
         *HASHES,
+        column("pdq_dihedral", pa.list_(pa.string()), "With fetch.pdq_dihedral: the PDQ hashes of the image's 7 other rotations and flips (scrutineer.hashing.PDQ_DIHEDRAL order after 'original'), else null."),
         *OPT_OUT_SIGNALS,
     ]
 )

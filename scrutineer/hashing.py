@@ -45,7 +45,8 @@ class ContentHashes:
     image; then ``pdq``, ``pdq_quality`` (0-100), ``phash``, ``width`` and ``height`` (pixels) are
     set. Otherwise ``problem`` is ``not_image`` (they did not decode) or ``too_large`` (more than
     ``max_pixels`` pixels, or too many bytes to be read at all: then no digest is set either), and
-    ``error`` says why in words. ``c2pa``: the C2PA/CAWG training-mining assertion the bytes carry,
+    ``error`` says why in words. ``pdq_dihedral``: when asked for, the PDQ hashes of the image's
+    7 other dihedral transforms, in :data:`PDQ_DIHEDRAL` order (``pdq`` is the first). ``c2pa``: the C2PA/CAWG training-mining assertion the bytes carry,
     as JSON (:func:`scrutineer.optouts.c2pa.read_training_mining`), else None."""
 
     bytes: int
@@ -60,9 +61,19 @@ class ContentHashes:
     problem: str | None = None
     error: str | None = None
     c2pa: str | None = None
+    pdq_dihedral: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+#: The dihedral transforms of an image, in ``pdqhash.compute_dihedral``'s order: the PDQ hash of an
+#: image transformed by the i-th is (within a few bits) the i-th hash of the original
+#: (tests/test_hashing.py checks it with numpy's rotations and flips).
+PDQ_DIHEDRAL = (
+    "original", "rotate 90° counter-clockwise", "rotate 180°", "rotate 270° counter-clockwise",
+    "flip top to bottom", "flip left to right", "transpose", "anti-transpose",
+)
 
 
 def pdq_hex(vector: np.ndarray) -> str:
@@ -80,13 +91,16 @@ def exact_hashes(body: bytes) -> ContentHashes:
     )
 
 
-def hash_content(body: bytes, max_pixels: int = MAX_PIXELS) -> ContentHashes:
+def hash_content(body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = False) -> ContentHashes:
     """Exact and perceptual hashes of ``body`` (an image as served, in memory), and the C2PA/CAWG
     training-mining assertion it carries, if any.
 
     Args:
         body: the bytes.
         max_pixels: images with more pixels are not decoded (read from the header first).
+        dihedral: also compute the PDQ hashes of the 7 other rotations and flips
+            (``pdqhash.compute_dihedral``, which costs what ``compute`` does: one DCT, its
+            coefficients read 8 ways).
 
     Returns:
         :class:`ContentHashes`. A body that is not a decodable image (HTML, truncated or corrupt
@@ -111,8 +125,13 @@ def hash_content(body: bytes, max_pixels: int = MAX_PIXELS) -> ContentHashes:
         return _with(exact, problem="too_large", error=f"image larger than {max_pixels:,} pixels (fetch.max_pixels)")
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad data; none carry the bytes
         return _with(exact, problem="not_image", error=f"not a decodable image: {type(e).__name__}")
-    vector, quality = pdqhash.compute(np.asarray(rgb))
-    return _with(exact, pdq=pdq_hex(vector), pdq_quality=int(quality), phash=str(imagehash.phash(rgb)), width=width, height=height)
+    if dihedral:
+        vectors, quality = pdqhash.compute_dihedral(np.asarray(rgb))
+        vector, others = vectors[0], tuple(pdq_hex(v) for v in vectors[1:])
+    else:
+        (vector, quality), others = pdqhash.compute(np.asarray(rgb)), None
+    return _with(exact, pdq=pdq_hex(vector), pdq_quality=int(quality), phash=str(imagehash.phash(rgb)), width=width, height=height,
+                 pdq_dihedral=others)
 
 
 def _with(base: ContentHashes, **fields) -> ContentHashes:
@@ -147,12 +166,12 @@ class HashPool:
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(workers, mp_context=self._context, initializer=die_with, initargs=(os.getpid(),))
 
-    def submit(self, body: bytes, max_pixels: int = MAX_PIXELS) -> Future:
+    def submit(self, body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = False) -> Future:
         """Hash ``body`` in a worker; a ``Future`` of :class:`ContentHashes` that never fails with
         a broken pool."""
         pool = self._pool
         try:
-            inner = pool.submit(hash_content, body, max_pixels)
+            inner = pool.submit(hash_content, body, max_pixels, dihedral)
         except BrokenProcessPool:
             inner = Future()
             inner.set_exception(BrokenProcessPool())
@@ -161,7 +180,7 @@ class HashPool:
         def done(f: Future) -> None:
             if isinstance(f.exception(), BrokenProcessPool):
                 self._replace(pool)
-                self._alone.submit(lambda: outer.set_result(self._hash_alone(body, max_pixels)))
+                self._alone.submit(lambda: outer.set_result(self._hash_alone(body, max_pixels, dihedral)))
             elif f.exception() is not None:
                 outer.set_exception(f.exception())
             else:
@@ -176,10 +195,10 @@ class HashPool:
                 self._pool = self._new_pool(self.workers)
                 broken.shutdown(wait=False, cancel_futures=True)
 
-    def _hash_alone(self, body: bytes, max_pixels: int) -> ContentHashes:
+    def _hash_alone(self, body: bytes, max_pixels: int, dihedral: bool) -> ContentHashes:
         with self._new_pool(1) as alone:
             try:
-                return alone.submit(hash_content, body, max_pixels).result()
+                return alone.submit(hash_content, body, max_pixels, dihedral).result()
             except BrokenProcessPool:
                 return _with(exact_hashes(body), problem="not_image", error="the hashing process died on this image")
 

@@ -42,13 +42,14 @@ def tar_digest(parquet: str | Path, known: dict[str, FileDigest]) -> FileDigest:
         raise ShardError(f"{path}: cannot read the webdataset tar: {type(e).__name__}: {e}") from None
 
 
-def hash_tar(path: str | Path, pool: HashPool, window: int, max_bytes: int, max_pixels: int) -> dict[str, ContentHashes]:
+def hash_tar(path: str | Path, pool: HashPool, window: int, max_bytes: int, max_pixels: int, dihedral: bool = False) -> dict[str, ContentHashes]:
     """Hash every image member of an img2dataset tar in ``pool``, keyed by sample key.
 
     The tar is read once, as a stream in member order (img2dataset writes members in completion
     order, not key order), so parsing its headers overlaps the hashing; at most ``window`` bodies
     are in memory at once. A member larger than ``max_bytes`` is not read (as an HTTP body would
-    not be): its outcome has ``problem`` ``too_large`` and no digest.
+    not be): its outcome has ``problem`` ``too_large`` and no digest. ``max_pixels`` and
+    ``dihedral`` are :func:`scrutineer.hashing.hash_content`'s.
 
     Returns:
         ``{key: ContentHashes}`` for every ``<key>.jpg|jpeg|png|webp`` member.
@@ -78,7 +79,7 @@ def hash_tar(path: str | Path, pool: HashPool, window: int, max_bytes: int, max_
                 body = f.read() if f else b""
                 if len(body) != member.size:
                     raise ShardError(f"{path}: member {member.name}: truncated")
-                pending.append((key, pool.submit(body, max_pixels)))
+                pending.append((key, pool.submit(body, max_pixels, dihedral)))
                 del body
                 while len(pending) >= window:
                     done, future = pending.popleft()

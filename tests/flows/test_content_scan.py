@@ -29,7 +29,8 @@ from tests.conftest import scan, url_list_config, write_config
 HOSTS = ["127.0.0.5", "127.0.0.6", "127.0.0.7"]
 UKBENCH = "ukbench_imagededup"
 #: PDQ is not invariant to mirroring or rotation (Meta's PDQ docs: match those with the dihedral
-#: hashes). Measured distances to ukbench00120.jpg: hflip 124 bits, rotation 140 bits.
+#: hashes, fetch.pdq_dihedral). Measured distances to ukbench00120.jpg: hflip 124 bits, rotation
+#: (a small angle) 140 bits.
 PDQ_MISSES = {"ukbench00120_hflip.jpg", "ukbench00120_rotation.jpg"}
 
 
@@ -115,6 +116,24 @@ def test_near_duplicates_match_by_pdq_within_the_default_threshold(content_scan)
     names = {r["key"]: r["caption"] for r in content_scan["rows"]}
     assert {names[s] for s in flagged} == {"ukbench00120.jpg", "ukbench00120_gray.jpg", "ukbench00120_resize.jpg"}
     assert all(e["bank"] == "pdq-list" and e["distance"] <= 31 for e in flagged.values())
+
+
+def test_with_dihedral_hashes_the_mirrored_copy_matches_too(content_scan, tmp_path):
+    """fetch.pdq_dihedral: the mirrored copy matches the original's bank entry through its 'flip
+    left to right' hash (6 bits); the copy turned by a small angle still does not (106 bits at best)."""
+    config = yaml.safe_load(content_scan["config"].read_text())
+    config["workspace"] = str(tmp_path / "work")
+    config["fetch"]["pdq_dihedral"] = True
+    config["banks"] = [{**b, "path": str(content_scan["banks"] / Path(b["path"]).name)} for b in config["banks"] if b["signal_type"] == "pdq"]
+    config["detectors"] = {"content_hashlist": {}}
+    path = tmp_path / "dihedral.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert scan(path)["status"] == "completed"
+    names = {r["key"]: r["caption"] for r in content_scan["rows"]}
+    flagged = {names[s]: json.loads(ev) for s, ev in query(tmp_path / "work", "SELECT sample_id, evidence FROM findings WHERE reason = 'hash_match.pdq'")}
+    assert set(flagged) == {"ukbench00120.jpg", "ukbench00120_gray.jpg", "ukbench00120_resize.jpg", "ukbench00120_hflip.jpg"}
+    assert (flagged["ukbench00120_hflip.jpg"]["transform"], flagged["ukbench00120_hflip.jpg"]["distance"]) == ("flip left to right", 6)
+    assert flagged["ukbench00120.jpg"]["transform"] == "original"
 
 
 def test_exact_digest_matches_are_restricted(content_scan):
@@ -250,12 +269,12 @@ class CountingPool(ThreadPoolExecutor):
         self.waiting = self.most_waiting = 0
         self.lock = threading.Lock()
 
-    def submit(self, body, max_pixels):
+    def submit(self, body, max_pixels, dihedral):
         def slow():
             time.sleep(0.01)
             with self.lock:
                 self.waiting -= 1
-            return hash_content(body, max_pixels)
+            return hash_content(body, max_pixels, dihedral)
 
         with self.lock:
             self.waiting += 1
