@@ -7,7 +7,8 @@ the fixture web on several loopback hosts, then, one after another:
    nothing hashed) over httpx's default transport and over httpx-aiohttp's, at the same
    concurrency;
 2. hashing alone: ``hash_content`` over every body, already in memory, in 2 processes (no HTTP):
-   the ceiling of fetch + hash here;
+   the ceiling of fetch + hash here; and its CPU per image in one process, without and with the
+   dihedral PDQ hashes (``fetch.pdq_dihedral``, issue 14);
 3. ``scrutineer scan`` with ``content_hashlist`` (so MD5, SHA-1, SHA-256, PDQ and pHash of every
    image), in a child process so its peak RSS (and its hash workers') is its own;
 4. img2dataset (in its own venv, ``bench/.venv-img2dataset`` by default, created on first use)
@@ -105,7 +106,9 @@ def main() -> None:
         if "hashing" not in args.skip:
             results["hashing"] = _hashing_ceiling(asyncio.run(_bodies(urls, args.concurrency)))
             _report("hashing alone (2 processes, no HTTP)", results["hashing"])
-            print(f"hash_content: {results['hashing']['ms_per_image']:.2f} ms of CPU per image in one process", flush=True)
+            h = results["hashing"]
+            print(f"hash_content: {h['ms_per_image']:.2f} ms of CPU per image in one process; with the 8 dihedral PDQ hashes "
+                  f"(fetch.pdq_dihedral) {h['ms_per_image_dihedral']:.2f} ms, taken in alternation", flush=True)
         if "scrutineer" not in args.skip:
             web.reset()
             fetch = {"allow_private_networks": True, "concurrency": args.concurrency, "per_domain": max(1, args.concurrency // len(hosts))}
@@ -221,16 +224,19 @@ def _hashing_ceiling(bodies: list[bytes]) -> dict:
     from scrutineer.hashing import hash_content
 
     sample = bodies[:500]
-    cpu0 = time.process_time()
-    for body in sample:
-        hash_content(body)
-    ms_per_image = 1000 * (time.process_time() - cpu0) / len(sample)
+    cpu = {False: 0.0, True: 0.0}
+    for body in sample:  # plain and dihedral in alternation: the machine's speed drifts
+        for dihedral in (False, True):
+            cpu0 = time.process_time()
+            hash_content(body, dihedral=dihedral)
+            cpu[dihedral] += time.process_time() - cpu0
+    ms_per_image, ms_per_image_dihedral = (1000 * cpu[d] / len(sample) for d in (False, True))
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
         list(pool.map(hash_content, bodies[:64], chunksize=8))  # workers up and imports done
         t0 = time.perf_counter()
         hashed = sum(h.pdq is not None for h in pool.map(hash_content, bodies, chunksize=32))
         seconds = time.perf_counter() - t0
-    return {"images": hashed, "seconds": seconds, "ms_per_image": ms_per_image}
+    return {"images": hashed, "seconds": seconds, "ms_per_image": ms_per_image, "ms_per_image_dihedral": ms_per_image_dihedral}
 
 
 def _policy_sites(work: Path, hosts: list[str], shared: Path) -> dict[str, Path]:
