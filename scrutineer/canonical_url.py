@@ -46,10 +46,11 @@ TRACKING = frozenset(
 _HTTP = re.compile(r"^https?://", re.IGNORECASE)
 _UNRESERVED = "[A-Za-z0-9._~-]"
 _TRACKING_NAME = "utm_[A-Za-z0-9._~-]*|" + "|".join(sorted(TRACKING))
-#: The URLs the fast path keys: http(s) in lower case, a host of ASCII letters, digits, dots and dashes without a port, a path
-#: of characters w3lib leaves as they are, and at most one query parameter (so sorting does
-#: nothing) of unreserved characters, not a tracking one (:data:`TRACKING_QUERY`).
-FAST_FORM = rf"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(/[A-Za-z0-9._~!$'()*+,;=:@-]*)*(\?{_UNRESERVED}+={_UNRESERVED}*)?$"
+#: The URLs the fast path keys: http(s) in lower case, a lowercase host without a port, a path
+#: of non-empty segments (no trailing slash) of characters w3lib leaves as they are, and at most
+#: one query parameter (so sorting does nothing) of unreserved characters, not a tracking one
+#: (:data:`TRACKING_QUERY`).
+FAST_FORM = rf"^https?://[a-z0-9-]+(\.[a-z0-9-]+)*(/[A-Za-z0-9._~!$'()*+,;=:@-]+)*(\?{_UNRESERVED}+={_UNRESERVED}*)?$"
 TRACKING_QUERY = rf"\?({_TRACKING_NAME})="
 
 
@@ -80,12 +81,14 @@ def _tracking(name: str) -> bool:
 
 def canonical_urls(urls: pa.Array) -> pa.Array:
     """:func:`canonical_url` of each URL of a string array (nulls stay null): Arrow kernels for the
-    URLs in :data:`FAST_FORM` without a tracking parameter, :func:`canonical_url` for the rest."""
-    fast = pc.and_not(pc.fill_null(pc.match_substring_regex(urls, FAST_FORM), False), pc.fill_null(pc.match_substring_regex(urls, TRACKING_QUERY), False))
-    parts = pc.extract_regex(after_scheme(urls.filter(fast)), r"^(?P<host>[^/?]*)(?P<rest>.*)$")
-    host = pc.replace_substring_regex(pc.ascii_lower(parts.field("host")), r"^www\.", "")
-    rest = pc.replace_substring_regex(parts.field("rest"), r"/(\?[^/?]*)?$", r"\1")
-    cut = pc.binary_join_element_wise(host, rest, "")
+    URLs in :data:`FAST_FORM` without a tracking parameter (their key is what follows ``://``,
+    less a leading ``www.``), :func:`canonical_url` for the rest."""
+    fast = pc.and_not(pc.fill_null(pc.match_substring_regex(urls, FAST_FORM), False),
+                      pc.fill_null(pc.match_substring_regex(urls, TRACKING_QUERY), False))
+    cut = after_scheme(urls.filter(fast))
+    www = pc.starts_with(cut, "www.")
+    if pc.any(www).as_py():
+        cut = pc.replace_with_mask(cut, www, pc.utf8_slice_codeunits(cut.filter(www), 4))
     keys = pc.replace_with_mask(pa.nulls(len(urls), pa.string()), fast, cut)
     slow = pc.indices_nonzero(pc.invert(fast))
     if len(slow) == 0:
