@@ -1,9 +1,11 @@
-"""``dedup``: exact duplicates across the whole dataset (every shard), grouped in DuckDB."""
+"""``dedup``: exact and near duplicates across the whole dataset (every shard), grouped in DuckDB."""
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectors.base import Detector, empty_findings
 from scrutineer.canonical_url import canonical_urls
 from scrutineer.contract import SIGNATURE
+from scrutineer.minhash import Shingling, band_keys, lsh_bands, signatures
 
 #: The caption key: lowercased, every run of whitespace (Python's ``str.isspace`` set: ASCII
 #: ``\t\n\v\f\r\x1c-\x1f`` and space, NEL, and Unicode separators ``\p{Z}`` such as NBSP) collapsed
@@ -25,6 +28,8 @@ CAPTION_KEY_SQL = (
 UNPLAIN_CAPTION_REGEX = r"[\x00-\x1f\x7f-\x{10ffff}]|  |^ | $"
 
 KEYS = ("url", "caption")
+#: Columns of the signatures holding a row's caption MinHash and its LSH band keys.
+NEAR_CAPTION = [pa.field("near_caption_minhash", pa.list_(pa.uint32())), pa.field("near_caption_bands", pa.list_(pa.uint64()))]
 
 
 def _fast_caption_keys(captions: pa.Array) -> pa.Array:
@@ -34,12 +39,27 @@ def _fast_caption_keys(captions: pa.Array) -> pa.Array:
 
 
 
+class NearCaptionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(0.8, gt=0, lt=1, description="Jaccard similarity of two captions' shingle sets from which they are near duplicates.")
+    shingles: Literal["char", "word"] = Field("char", description="Shingles of characters or of words.")
+    ngram: int = Field(5, ge=1, description="Characters or words per shingle (NeMo Curator: 5).")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations; bands x rows are chosen from them for the threshold.")
+    seed: int = Field(42, description="Seed of the MinHash permutations (findings name it, so they can be reproduced).")
+
+    @property
+    def bands_rows(self) -> tuple[int, int]:
+        return lsh_bands(self.threshold, self.num_perm)
+
+
 class DedupParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    on: list[Literal["url", "caption"]] = Field(
-        default_factory=lambda: ["url", "caption"], min_length=1, description="Which exact keys to group on."
+    on: list[Literal["url", "caption", "near_caption"]] = Field(
+        default_factory=lambda: ["url", "caption"], min_length=1, description="Which keys to group on: exact URL or caption, near caption."
     )
+    near_caption: NearCaptionParams = Field(default_factory=NearCaptionParams, description="MinHash LSH of near_caption.")
 
 
 class Dedup(Detector):
@@ -48,20 +68,35 @@ class Dedup(Detector):
     - ``duplicate.url``: same canonical URL (:func:`scrutineer.canonical_url.canonical_url`: scheme,
       ``www.``, default port, trailing slash, ``&amp;``, percent-encoding case, parameter order and
       tracking parameters aside);
-    - ``duplicate.caption``: same caption key (:data:`CAPTION_KEY_SQL`).
+    - ``duplicate.caption``: same caption key (:data:`CAPTION_KEY_SQL`);
+    - ``duplicate.near_caption``: caption keys whose shingle sets have an estimated Jaccard
+      similarity of at least ``near_caption.threshold`` (:mod:`scrutineer.minhash`), linked into
+      clusters (connected components, so an exact duplicate is a near one too).
 
     The first occurrence in ``(shard_id, row_index)`` order is kept and not flagged; every later
     one is flagged with evidence ``{"kept_row_index", "kept_sample_id", "kept_shard_id"}`` naming
-    the kept sample. Not restricted. Per shard, each key is stored as a 128-bit MD5
-    (``md5_number``); keys are then grouped across shards in the store.
+    the kept sample. Not restricted. Per shard, each exact key is stored as a 128-bit MD5
+    (``md5_number``), and each caption's MinHash and band keys; keys are then grouped across shards
+    in the store.
+
+    Near captions: rows that share a band key in any band are linked to the band's first row, and
+    a link stands when the two signatures agree on at least ``threshold`` of their positions (the
+    estimated Jaccard similarity). A row with a link to an earlier row is flagged; clusters are the
+    connected components of the links (a recursive DuckDB query), and the kept sample named is the
+    cluster's first row. Links chain (CC3M's templated "image may contain: person, on stage, ..."
+    captions form one cluster of captions 0.6 apart), so the evidence also names the earlier
+    caption the row is nearest to (``near_*``) with their ``jaccard``, besides ``cluster_id``
+    (stable while its first row is), ``cluster_size`` and ``minhash`` (algorithm, shingles,
+    n-gram, permutations, bands, rows, seed, threshold: enough to reproduce the finding).
     """
 
     name = "dedup"
-    version = "3"
-    reasons = {"duplicate.url": False, "duplicate.caption": False}
+    version = "4"
+    reasons = {"duplicate.url": False, "duplicate.caption": False, "duplicate.near_caption": False}
     Params = DedupParams
-    #: The keys of every row: 128-bit MD5s (see :meth:`signatures`); a key not in ``on`` is null.
-    signature_schema = pa.schema([*SIGNATURE, *(pa.field(f"{k}_key", pa.decimal128(38, 0)) for k in KEYS)])
+    #: The keys of every row: 128-bit MD5s (see :meth:`signatures`) and the caption's MinHash and
+    #: band keys; those of a key not in ``on`` are null.
+    signature_schema = pa.schema([*SIGNATURE, *(pa.field(f"{k}_key", pa.decimal128(38, 0)) for k in KEYS), *NEAR_CAPTION])
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         return empty_findings()  # grouping is corpus-wide: see finalize()
@@ -72,36 +107,64 @@ class Dedup(Detector):
         (UHUGEINT), which reaches Arrow as ``decimal128(38, 0)`` bit for bit, so digests of 2^127
         and above read as negative numbers; grouping on them is exact."""
         on = self.params.on
-        keyed = {}
-        if "url" in on:
-            keyed["url_canonical"] = canonical_urls(batch.column("url"))
-        if "caption" in on:
+        captions = {"caption", "near_caption"} & set(on)
+        keyed = {"url_canonical": canonical_urls(batch.column("url"))} if "url" in on else {}
+        if captions:
             keyed |= {"caption": batch.column("caption"), "caption_fast": _fast_caption_keys(batch.column("caption"))}
         # The caption's fast path's value, else the SQL; a projection keeps its input's order
         # (DuckDB's preserve_insertion_order, on by default).
-        expressions = {
-            "url": "md5_number(url_canonical)",
-            "caption": f"md5_number(CASE WHEN caption_fast IS NULL THEN {CAPTION_KEY_SQL} ELSE nullif(caption_fast, '') END)",
-        }
-        keys = ", ".join(f"{expressions[k]} AS {k}_key" for k in on)
-        keyed = pa.table(keyed)
-        hashed = self.sql(f"SELECT {keys} FROM keyed", keyed=keyed)
+        selected = ["md5_number(url_canonical) AS url_key"] if "url" in on else []
+        inner = "*"
+        if captions:
+            selected.append("md5_number(caption_norm) AS caption_key, caption_norm")
+            inner += f", CASE WHEN caption_fast IS NULL THEN {CAPTION_KEY_SQL} ELSE nullif(caption_fast, '') END AS caption_norm"
+        hashed = self.sql(f"SELECT {', '.join(selected)} FROM (SELECT {inner} FROM keyed)", keyed=pa.table(keyed))
         columns = {"row_index": batch.column("row_index"), "sample_id": batch.column("sample_id"), "url": batch.column("url")}
         for k in KEYS:
             columns[f"{k}_key"] = hashed.column(f"{k}_key") if k in on else pa.nulls(batch.num_rows, pa.decimal128(38, 0))
+        columns |= self._near_caption(hashed.column("caption_norm") if "near_caption" in on else None, batch.num_rows)
         return pa.table(columns, schema=self.signature_schema)
 
+    def _near_caption(self, keys: pa.ChunkedArray | None, n: int) -> dict[str, pa.Array]:
+        """The MinHash and band keys of each caption key (null for no caption, or when
+        ``near_caption`` is not in ``on``)."""
+        if keys is None:
+            return {f.name: pa.nulls(n, f.type) for f in NEAR_CAPTION}
+        p = self.params.near_caption
+        bands, rows = p.bands_rows
+        present = pc.is_valid(keys).to_numpy(zero_copy_only=False)
+        texts = keys.drop_null().to_pylist()
+        minhashes = signatures(texts, Shingling(p.shingles, p.ngram), p.num_perm, p.seed)
+        keys_of_bands = band_keys(minhashes, bands, rows)
+        at = np.cumsum(present) - 1  # row -> its index among the present ones
+        take = pa.array(np.where(present, at, -1)).cast(pa.int64())
+        take = pc.if_else(pa.array(present), take, None)
+        as_lists = {
+            "near_caption_minhash": pa.FixedSizeListArray.from_arrays(pa.array(minhashes.ravel(), pa.uint32()), p.num_perm),
+            "near_caption_bands": pa.FixedSizeListArray.from_arrays(pa.array(keys_of_bands.ravel(), pa.uint64()), bands),
+        }
+        return {f.name: as_lists[f.name].cast(f.type).take(take) for f in NEAR_CAPTION}
+
     def finalize(self, signatures: str) -> str:
+        ctes, parts = [], []
+        exact = [k for k in self.params.on if k in KEYS]
+        if exact:
+            self._exact(signatures, exact, ctes, parts)
+        if "near_caption" in self.params.on:
+            self._near(signatures, ctes, parts)
+        return "WITH RECURSIVE " + ",\n".join(ctes) + "\n" + " UNION ALL ".join(parts)
+
+    def _exact(self, signatures: str, on: list[str], ctes: list[str], parts: list[str]) -> None:
         # Count on the 128-bit keys first, then read the rows of duplicated keys (any key) in one
         # pass and pick each key's kept sample among them: the smallest (shard_id, row_index)
         # struct, which is 3x cheaper than arg_min (bench/scan_metadata.py).
-        on = self.params.on
-        duplicated = ",\n".join(
+        ctes += [
             f"{k}_dup AS (SELECT {k}_key AS k FROM {signatures} WHERE {k}_key IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
             for k in on
-        )
+        ]
         in_any = " OR ".join(f"{k}_key IN (SELECT k FROM {k}_dup)" for k in on)
-        parts = [
+        ctes.append(f"candidates AS MATERIALIZED (SELECT * FROM {signatures} WHERE {in_any})")
+        parts += [
             f"""
             SELECT d.shard_id, d.row_index, d.sample_id, d.url,
                    '{self.name}' AS detector, '{self.version}' AS detector_version,
@@ -116,4 +179,56 @@ class Dedup(Detector):
             """
             for k in on
         ]
-        return f"WITH {duplicated},\ncandidates AS MATERIALIZED (SELECT * FROM {signatures} WHERE {in_any})\n" + " UNION ALL ".join(parts)
+
+    def _near(self, signatures: str, ctes: list[str], parts: list[str]) -> None:
+        """Near captions (class docstring): band buckets, links to each bucket's first row verified
+        on the signatures, connected components by label propagation (a recursive CTE keyed by
+        node, each row taking the smallest label of its neighbours until none changes)."""
+        p = self.params.near_caption
+        bands, rows = p.bands_rows
+        agree = "list_sum(list_transform(list_zip({a}, {b}), lambda x: (x[1] = x[2])::INTEGER))"
+        minhash = json.dumps({"algorithm": "MinHash LSH (rensa RMinHash)", "shingles": p.shingles, "ngram": p.ngram, "num_perm": p.num_perm,
+                              "bands": bands, "rows": rows, "seed": p.seed, "threshold": p.threshold})
+        ctes += [
+            f"""nc_band AS MATERIALIZED (
+                SELECT shard_id, row_index, unnest(near_caption_bands) AS key, generate_subscripts(near_caption_bands, 1) AS band
+                FROM {signatures} WHERE near_caption_bands IS NOT NULL)""",
+            """nc_bucket AS (SELECT band, key, min(struct_pack(shard_id, row_index)) AS anchor FROM nc_band GROUP BY band, key HAVING count(*) > 1)""",
+            """nc_pair AS MATERIALIZED (
+                SELECT DISTINCT b.shard_id, b.row_index, k.anchor.shard_id AS a_shard, k.anchor.row_index AS a_row
+                FROM nc_band b JOIN nc_bucket k USING (band, key)
+                WHERE (b.shard_id, b.row_index) <> (k.anchor.shard_id, k.anchor.row_index))""",
+            f"""nc_node AS MATERIALIZED (
+                SELECT s.shard_id, s.row_index, s.sample_id, s.url, s.observation_id, s.near_caption_minhash AS mh,
+                       row_number() OVER (ORDER BY s.shard_id, s.row_index) AS node
+                FROM {signatures} s
+                SEMI JOIN (SELECT shard_id, row_index FROM nc_pair UNION SELECT a_shard, a_row FROM nc_pair) p USING (shard_id, row_index))""",
+            f"""nc_edge AS MATERIALIZED (
+                SELECT a, b, agree FROM (
+                    SELECT m.node AS a, n.node AS b, {agree.format(a="m.mh", b="n.mh")} AS agree FROM nc_pair p
+                    JOIN nc_node m ON m.shard_id = p.shard_id AND m.row_index = p.row_index
+                    JOIN nc_node n ON n.shard_id = p.a_shard AND n.row_index = p.a_row)
+                WHERE agree >= {p.threshold * p.num_perm})""",
+            """nc_best AS (SELECT a, arg_max(b, agree) AS b, max(agree) AS agree FROM nc_edge GROUP BY a)""",
+            """nc_link AS MATERIALIZED (SELECT a, b FROM nc_edge UNION SELECT b, a FROM nc_edge)""",
+            """nc_cc(node, comp) USING KEY (node) AS (
+                SELECT a, least(a, min(b)) FROM nc_link GROUP BY a
+                UNION
+                SELECT l.a, min(c.comp) FROM nc_link l
+                JOIN recurring.nc_cc c ON c.node = l.b JOIN recurring.nc_cc me ON me.node = l.a
+                GROUP BY l.a HAVING min(c.comp) < min(me.comp))""",
+            """nc_size AS (SELECT comp, count(*) AS size FROM nc_cc GROUP BY comp)""",
+        ]
+        parts.append(
+            f"""
+            SELECT d.shard_id, d.row_index, d.sample_id, d.url,
+                   '{self.name}' AS detector, '{self.version}' AS detector_version, 'duplicate.near_caption' AS reason,
+                   json_object('kept_row_index', k.row_index, 'kept_sample_id', k.sample_id, 'kept_shard_id', k.shard_id,
+                               'cluster_id', md5(k.shard_id || ':' || k.row_index::VARCHAR)[:16], 'cluster_size', z.size,
+                               'near_row_index', n.row_index, 'near_sample_id', n.sample_id, 'near_shard_id', n.shard_id,
+                               'jaccard', round(e.agree / {p.num_perm}, 3), 'minhash', json('{minhash}'))::VARCHAR AS evidence,
+                   false AS restricted, d.observation_id
+            FROM nc_best e JOIN nc_cc c ON c.node = e.a JOIN nc_node d ON d.node = e.a JOIN nc_node n ON n.node = e.b
+            JOIN nc_node k ON k.node = c.comp JOIN nc_size z ON z.comp = c.comp
+            """
+        )
