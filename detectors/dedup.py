@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectors.base import Detector, empty_findings
 from scrutineer.canonical_url import canonical_urls
 from scrutineer.contract import SIGNATURE
-from scrutineer.minhash import Shingling, band_keys, lsh_bands, signatures
+from scrutineer.minhash import Shingling, band_keys, lsh_bands, minhashes
 
 #: The caption key: lowercased, every run of whitespace (Python's ``str.isspace`` set: ASCII
 #: ``\t\n\v\f\r\x1c-\x1f`` and space, NEL, and Unicode separators ``\p{Z}`` such as NBSP) collapsed
@@ -28,8 +27,9 @@ CAPTION_KEY_SQL = (
 UNPLAIN_CAPTION_REGEX = r"[\x00-\x1f\x7f-\x{10ffff}]|  |^ | $"
 
 KEYS = ("url", "caption")
-#: Columns of the signatures holding a row's caption MinHash and its LSH band keys.
-NEAR_CAPTION = [pa.field("near_caption_minhash", pa.list_(pa.uint32())), pa.field("near_caption_bands", pa.list_(pa.uint64()))]
+#: Columns of the signatures holding a row's caption key (for exact verification) and its MinHash
+#: LSH band keys.
+NEAR_CAPTION = [pa.field("near_caption_key", pa.string()), pa.field("near_caption_bands", pa.list_(pa.uint64()))]
 
 
 def _fast_caption_keys(captions: pa.Array) -> pa.Array:
@@ -76,16 +76,16 @@ class Dedup(Detector):
     The first occurrence in ``(shard_id, row_index)`` order is kept and not flagged; every later
     one is flagged with evidence ``{"kept_row_index", "kept_sample_id", "kept_shard_id"}`` naming
     the kept sample. Not restricted. Per shard, each exact key is stored as a 128-bit MD5
-    (``md5_number``), and each caption's MinHash and band keys; keys are then grouped across shards
-    in the store.
+    (``md5_number``), and each caption's key and MinHash LSH band keys; keys are then grouped across
+    shards in the store.
 
     Near captions: rows that share a band key in any band are linked to the band's first row, and
-    a link stands when the two signatures agree on at least ``threshold`` of their positions (the
-    estimated Jaccard similarity). A row with a link to an earlier row is flagged; clusters are the
+    a link stands when the exact Jaccard similarity of the two shingle sets reaches ``threshold``
+    (the caption keys are kept in the signatures for it). A row with a link to an earlier row is flagged; clusters are the
     connected components of the links (a recursive DuckDB query), and the kept sample named is the
     cluster's first row. Links chain (CC3M's templated "image may contain: person, on stage, ..."
     captions form one cluster of captions 0.6 apart), so the evidence also names the earlier
-    caption the row is nearest to (``near_*``) with their ``jaccard``, besides ``cluster_id``
+    caption the row is nearest to (``near_*``) with their exact ``jaccard``, besides ``cluster_id``
     (stable while its first row is), ``cluster_size`` and ``minhash`` (algorithm, shingles,
     n-gram, permutations, bands, rows, seed, threshold: enough to reproduce the finding).
     """
@@ -126,24 +126,18 @@ class Dedup(Detector):
         return pa.table(columns, schema=self.signature_schema)
 
     def _near_caption(self, keys: pa.ChunkedArray | None, n: int) -> dict[str, pa.Array]:
-        """The MinHash and band keys of each caption key (null for no caption, or when
-        ``near_caption`` is not in ``on``)."""
+        """Each caption key and its LSH band keys (null for no caption, or when ``near_caption``
+        is not in ``on``)."""
         if keys is None:
             return {f.name: pa.nulls(n, f.type) for f in NEAR_CAPTION}
         p = self.params.near_caption
         bands, rows = p.bands_rows
-        present = pc.is_valid(keys).to_numpy(zero_copy_only=False)
-        texts = keys.drop_null().to_pylist()
-        minhashes = signatures(texts, Shingling(p.shingles, p.ngram), p.num_perm, p.seed)
-        keys_of_bands = band_keys(minhashes, bands, rows)
-        at = np.cumsum(present) - 1  # row -> its index among the present ones
-        take = pa.array(np.where(present, at, -1)).cast(pa.int64())
-        take = pc.if_else(pa.array(present), take, None)
-        as_lists = {
-            "near_caption_minhash": pa.FixedSizeListArray.from_arrays(pa.array(minhashes.ravel(), pa.uint32()), p.num_perm),
-            "near_caption_bands": pa.FixedSizeListArray.from_arrays(pa.array(keys_of_bands.ravel(), pa.uint64()), bands),
-        }
-        return {f.name: as_lists[f.name].cast(f.type).take(take) for f in NEAR_CAPTION}
+        keys = keys.combine_chunks()
+        present = pc.is_valid(keys)
+        signed = band_keys(minhashes(keys.drop_null().to_pylist(), Shingling(p.shingles, p.ngram), p.num_perm, p.seed), bands, rows)
+        lists = pa.FixedSizeListArray.from_arrays(pa.array(signed.ravel(), pa.uint64()), bands).cast(pa.list_(pa.uint64()))
+        at = pc.subtract(pc.cumulative_sum(pc.cast(present, pa.int64())), 1)
+        return {"near_caption_key": keys, "near_caption_bands": lists.take(pc.if_else(present, at, None))}
 
     def finalize(self, signatures: str) -> str:
         ctes, parts = [], []
@@ -181,14 +175,15 @@ class Dedup(Detector):
         ]
 
     def _near(self, signatures: str, ctes: list[str], parts: list[str]) -> None:
-        """Near captions (class docstring): band buckets, links to each bucket's first row verified
-        on the signatures, connected components by label propagation (a recursive CTE keyed by
-        node, each row taking the smallest label of its neighbours until none changes)."""
+        """Near captions (class docstring): band buckets, links to each bucket's first row kept when
+        the exact Jaccard similarity of the two shingle sets reaches the threshold, connected
+        components by label propagation (a recursive CTE keyed by node, each row taking the
+        smallest label of its neighbours until none changes)."""
         p = self.params.near_caption
         bands, rows = p.bands_rows
-        agree = "list_sum(list_transform(list_zip({a}, {b}), lambda x: (x[1] = x[2])::INTEGER))"
-        minhash = json.dumps({"algorithm": "MinHash LSH (rensa RMinHash)", "shingles": p.shingles, "ngram": p.ngram, "num_perm": p.num_perm,
-                              "bands": bands, "rows": rows, "seed": p.seed, "threshold": p.threshold})
+        shingles = Shingling(p.shingles, p.ngram).sql("s.near_caption_key")
+        minhash = json.dumps({"algorithm": "MinHash LSH (rensa RMinHash), exact Jaccard of the candidates", "shingles": p.shingles,
+                              "ngram": p.ngram, "num_perm": p.num_perm, "bands": bands, "rows": rows, "seed": p.seed, "threshold": p.threshold})
         ctes += [
             f"""nc_band AS MATERIALIZED (
                 SELECT shard_id, row_index, unnest(near_caption_bands) AS key, generate_subscripts(near_caption_bands, 1) AS band
@@ -199,17 +194,19 @@ class Dedup(Detector):
                 FROM nc_band b JOIN nc_bucket k USING (band, key)
                 WHERE (b.shard_id, b.row_index) <> (k.anchor.shard_id, k.anchor.row_index))""",
             f"""nc_node AS MATERIALIZED (
-                SELECT s.shard_id, s.row_index, s.sample_id, s.url, s.observation_id, s.near_caption_minhash AS mh,
+                SELECT s.shard_id, s.row_index, s.sample_id, s.url, s.observation_id, {shingles} AS shingles,
                        row_number() OVER (ORDER BY s.shard_id, s.row_index) AS node
                 FROM {signatures} s
                 SEMI JOIN (SELECT shard_id, row_index FROM nc_pair UNION SELECT a_shard, a_row FROM nc_pair) p USING (shard_id, row_index))""",
             f"""nc_edge AS MATERIALIZED (
-                SELECT a, b, agree FROM (
-                    SELECT m.node AS a, n.node AS b, {agree.format(a="m.mh", b="n.mh")} AS agree FROM nc_pair p
+                SELECT a, b, shared / (size - shared) AS jaccard FROM (
+                    SELECT m.node AS a, n.node AS b, len(list_intersect(m.shingles, n.shingles)) AS shared,
+                           len(m.shingles) + len(n.shingles) AS size
+                    FROM nc_pair p
                     JOIN nc_node m ON m.shard_id = p.shard_id AND m.row_index = p.row_index
                     JOIN nc_node n ON n.shard_id = p.a_shard AND n.row_index = p.a_row)
-                WHERE agree >= {p.threshold * p.num_perm})""",
-            """nc_best AS (SELECT a, arg_max(b, agree) AS b, max(agree) AS agree FROM nc_edge GROUP BY a)""",
+                WHERE shared / (size - shared) >= {p.threshold})""",
+            """nc_best AS (SELECT a, arg_max(b, jaccard) AS b, max(jaccard) AS jaccard FROM nc_edge GROUP BY a)""",
             """nc_link AS MATERIALIZED (SELECT a, b FROM nc_edge UNION SELECT b, a FROM nc_edge)""",
             """nc_cc(node, comp) USING KEY (node) AS (
                 SELECT a, least(a, min(b)) FROM nc_link GROUP BY a
@@ -226,7 +223,7 @@ class Dedup(Detector):
                    json_object('kept_row_index', k.row_index, 'kept_sample_id', k.sample_id, 'kept_shard_id', k.shard_id,
                                'cluster_id', md5(k.shard_id || ':' || k.row_index::VARCHAR)[:16], 'cluster_size', z.size,
                                'near_row_index', n.row_index, 'near_sample_id', n.sample_id, 'near_shard_id', n.shard_id,
-                               'jaccard', round(e.agree / {p.num_perm}, 3), 'minhash', json('{minhash}'))::VARCHAR AS evidence,
+                               'jaccard', round(e.jaccard, 3), 'minhash', json('{minhash}'))::VARCHAR AS evidence,
                    false AS restricted, d.observation_id
             FROM nc_best e JOIN nc_cc c ON c.node = e.a JOIN nc_node d ON d.node = e.a JOIN nc_node n ON n.node = e.b
             JOIN nc_node k ON k.node = c.comp JOIN nc_size z ON z.comp = c.comp

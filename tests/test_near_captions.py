@@ -8,6 +8,7 @@ import json
 
 import datasketch
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +17,7 @@ from datasketch.lsh import _optimal_param
 from detectors.base import DetectContext
 from detectors.dedup import Dedup
 from scrutineer.contract import DETECT
-from scrutineer.minhash import Shingling, lsh_bands
+from scrutineer.minhash import Shingling, char_shingle_hashes, lsh_bands
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def judge(captions: list[str], **params) -> dict[str, dict[int, dict]]:
 
 @pytest.mark.parametrize(("threshold", "num_perm"), [(0.8, 128), (0.8, 260), (0.5, 128), (0.9, 64), (0.7, 256)])
 def test_bands_and_rows_are_datasketchs(threshold, num_perm):
-    assert lsh_bands(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
+    assert lsh_bands(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.1, 0.9)
 
 
 #: The first 8 near-caption findings of COCO and of CC3M that are not exact duplicates: (set,
@@ -60,28 +61,28 @@ def test_bands_and_rows_are_datasketchs(threshold, num_perm):
 #: up to case, punctuation, order and one word or tag changed, added or removed.
 LABELLED = [
     ("coco", 522, 514, True, True),  # 'A man walking down a street smoking a cigarette.' / 'a man walking ... cigarette'
-    ("coco", 1702, 556, True, True),  # 'A person is riding a motorcycle on a city street.' / 'A man is riding ...'
+    ("coco", 1018, 482, True, False),  # 'A woman riding on the back of a motorcycle.' / 'A man riding ...': another person
+    ("coco", 1626, 1475, True, False),  # '... in a bathroom next to a shower.' / '... next to a sink.'
     ("coco", 3042, 3036, True, True),  # 'A group of people getting off of a bus.' / '... of a bus .'
     ("coco", 5596, 5591, True, True),  # 'a man sprays an elephant with a water hose ' / 'A man sprays ... hose.'
+    ("coco", 6583, 6579, True, True),  # 'a white dog sitting on a table next to a newspaper and a cup.' / 'A dog sitting ...'
     ("coco", 7073, 6999, True, True),  # 'Two zebras standing side by side in a field' / '... in a field. '
-    ("coco", 7650, 6503, True, True),  # '... down a snow covered ski slope.' / '... down a snow covered slope.'
-    ("coco", 7725, 7639, True, False),  # 'a woman in skies is walking in the snow' / 'a man in skies ...': another person
-    ("coco", 7831, 6345, True, True),  # 'A baseball player pitching a baseball on a field.' / '... pitching a ball on a field,'
+    ("coco", 7124, 7099, True, True),  # 'Cute girl sitting on a skateboard in the driveway ' / 'a girl sitting on ...'
     ("cc3m", 264, 169, True, True),  # 'actor arrives at the premiere' / 'actor arrives at the premiere .'
     ("cc3m", 771, 563, True, True),  # 'image may contain : person , playing a musical instrument , on stage and indoor' / same tags reordered
-    ("cc3m", 1456, 771, True, False),  # '... playing a musical instrument and indoor' / '... and guitar': one tag differs
-    ("cc3m", 1869, 1559, True, False),  # '... person , on stage and playing ...' / '... person , smiling , on stage ...': a tag added
+    ("cc3m", 1650, 1456, True, False),  # '... instrument and guitar' / '... instrument and concert': one tag differs
     ("cc3m", 1975, 771, True, False),  # '... instrument and indoor' / '... instrument , concert and indoor': a tag added
     ("cc3m", 2317, 563, True, False),  # '... on stage and indoor' / '... on stage and outdoor'
     ("cc3m", 2330, 1650, True, False),  # '... instrument and concert' / '... instrument , night and concert'
     ("cc3m", 2403, 269, True, False),  # '... instrument , guitar , night and indoor' / '... instrument , night and indoor'
+    ("cc3m", 2969, 551, True, False),  # '... instrument , sitting , on stage and guitar' / '... instrument , on stage and guitar'
 ]
 
 
 def test_labelled_precision(captions):
-    """Precision on the labelled sample: every pair is near-duplicate text (16 of 16); 7 of the 16
-    describe a different detail (another person, one image tag more or less), which caption
-    similarity alone cannot tell apart."""
+    """Precision on the labelled sample: every pair is near-duplicate text (16 of 16); 8 of the 16
+    describe a different detail (another person, a shower for a sink, one image tag more or
+    less), which caption similarity alone cannot tell apart."""
     sample = []
     for name in ("coco", "cc3m"):
         found = judge(captions[name])
@@ -91,7 +92,7 @@ def test_labelled_precision(captions):
         assert all(e["jaccard"] >= 0.8 for _, e in near)
     assert sample == [(name, row, near) for name, row, near, _, _ in LABELLED]
     assert sum(text for *_, text, _ in LABELLED) / len(LABELLED) == 1.0
-    assert sum(same for *_, same in LABELLED) == 9
+    assert sum(same for *_, same in LABELLED) == 8
 
 
 def test_exact_duplicates_are_near_duplicates(captions):
@@ -101,31 +102,46 @@ def test_exact_duplicates_are_near_duplicates(captions):
 
 
 def test_parity_with_datasketch(captions):
-    """The rows flagged agree with datasketch.MinHashLSH at the same threshold and permutations,
-    on the same shingles of the same caption keys. For datasketch a row is flagged when one of its
-    LSH candidates comes earlier and their estimated Jaccard similarity (its MinHash) reaches the
-    threshold. The two MinHash implementations estimate differently, so pairs near the threshold
-    fall either side: the rows on which they disagree must be such pairs (true Jaccard of their
-    shingle sets within 0.1 of the threshold), and the two sets' Jaccard similarity >= 0.8."""
+    """The rows flagged agree with datasketch's MinHashLSH at the same threshold, permutations and
+    weights (so the same bands and rows), on the same shingles of the same caption keys, its
+    candidates verified as ours are, on the exact Jaccard similarity: a row is flagged when an
+    earlier candidate reaches the threshold. The MinHash functions differ, so a pair may be a
+    candidate for one and not the other; and ours checks a row against the first row of each
+    bucket only. Tolerance: the two sets' Jaccard similarity >= 0.9, and every row on which they
+    disagree has an earlier caption at or above the threshold (neither flags a row wrongly)."""
     texts = captions["coco"]
-    found = judge(texts)
-    ours = set(found.get("duplicate.near_caption", {}))
+    ours = set(judge(texts).get("duplicate.near_caption", {}))
     shingle = Shingling("char", 5)
-    keys = [" ".join(t.lower().split()) for t in texts]
-    lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=128)
-    hashes = []
-    for i, key in enumerate(keys):
+    sets = [set(shingle(" ".join(t.lower().split()))) for t in texts]
+    lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=128, weights=(0.1, 0.9))
+    for i, shingles in enumerate(sets):
         m = datasketch.MinHash(num_perm=128, seed=42)
-        m.update_batch([s.encode() for s in shingle(key)])
-        hashes.append(m)
+        m.update_batch([s.encode() for s in shingles])
         lsh.insert(i, m)
-    theirs = {i for i, m in enumerate(hashes) if any(j < i and m.jaccard(hashes[j]) >= 0.8 for j in lsh.query(m))}
+        sets[i] = (shingles, m)
+
+    def jaccard(i: int, j: int) -> float:
+        return len(sets[i][0] & sets[j][0]) / len(sets[i][0] | sets[j][0])
+
+    theirs = {i for i, (_, m) in enumerate(sets) if any(j < i and jaccard(i, j) >= 0.8 for j in lsh.query(m))}
     assert len(ours) > 50 and len(theirs) > 50
-    assert len(ours & theirs) / len(ours | theirs) >= 0.8, (len(ours), len(theirs), len(ours & theirs))
-
-    def best_true_jaccard(i: int) -> float:
-        mine = set(shingle(keys[i]))
-        return max((len(mine & set(shingle(keys[j]))) / len(mine | set(shingle(keys[j]))) for j in range(i)), default=0.0)
-
+    assert len(ours & theirs) / len(ours | theirs) >= 0.9, (len(ours), len(theirs), len(ours & theirs))
     for i in ours ^ theirs:
-        assert abs(best_true_jaccard(i) - 0.8) <= 0.1, (i, texts[i], best_true_jaccard(i))
+        assert max(jaccard(i, j) for j in range(i)) >= 0.8, (i, texts[i])
+
+
+def test_numpy_shingle_hashes_are_those_of_the_shingles():
+    """The character shingles hashed from the texts' code points at once are the shingles
+    Shingling cuts, one by one (a short text: itself; non-ASCII: code points, not bytes)."""
+    texts = ["a cat on a mat", "abc", "naïve café", "abcde", "x" * 7, "ab", "q"]
+    hashes, offsets = char_shingle_hashes(texts, 5)
+
+    def one(shingle: str) -> np.uint64:
+        value = np.uint64(0)
+        with np.errstate(over="ignore"):
+            for k in range(5):
+                value = value * np.uint64(0x9E3779B97F4A7C15) + np.uint64(ord(shingle[k]) if k < len(shingle) else 0)
+        return value
+
+    for i, text in enumerate(texts):
+        assert list(hashes[offsets[i] : offsets[i + 1]]) == [one(s) for s in Shingling("char", 5)(text)], text

@@ -12,12 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import scan, write_config
 from huggingface_hub import DatasetCard
+from test_near_captions import judge
 
 from reports.takedown import write_takedown
 from scrutineer.banks import url_md5
+from scrutineer.canonical_url import canonical_url
 from scrutineer.config import load_config
 from scrutineer.errors import ConfigError
-from scrutineer.canonical_url import canonical_url
 from scrutineer.files import file_sha256
 from scrutineer.licenses import to_spdx
 from scrutineer.release import ReleaseError, build_release
@@ -296,3 +297,27 @@ def test_coco_licence_policies_as_release_variants(tmp_path, shared_data):
         update={"stricter_than": "commercial"})}})
     with pytest.raises(ReleaseError, match=r"would keep \d+ rows that commercial removes \(reasons \['license.nc'\]\)"):
         build_release(cfg.model_copy(update={"release": edited}), "research")
+
+
+def test_near_captions_across_shards_as_in_one(tmp_path, shared_data):
+    """CC3M's captions cut into two shards: the scan groups near captions across them in the
+    store, and flags exactly what the detector flags on all of them as one shard."""
+    lines = (shared_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv").read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    for name, part in (("a.tsv", lines[:half]), ("b.tsv", lines[half:])):
+        (tmp_path / name).write_bytes(b"".join(part))
+    config = write_config(tmp_path, {
+        "dataset": {"name": "cc3m-near", "shards": ["a.tsv", "b.tsv"], "names": ["caption", "url"]},
+        "detectors": {"dedup": {"on": ["caption", "near_caption"]}},
+    })
+    summary = scan(config)
+    assert summary["status"] == "completed"
+    con = duckdb.connect(str(load_config(config).workspace / "scrutineer.duckdb"), read_only=True)
+    found = con.execute("SELECT shard_id, row_index, evidence FROM findings WHERE reason = 'duplicate.near_caption'").fetchall()
+    con.close()
+    position = {"a.tsv": 0, "b.tsv": half}
+    captions = [line.decode().split("\t")[0] for line in lines]
+    expected = judge(captions)["duplicate.near_caption"]
+    assert {position[s] + r for s, r, _ in found} == set(expected)
+    across = [json.loads(e) for s, _, e in found if s == "b.tsv" and json.loads(e)["near_shard_id"] == "a.tsv"]
+    assert across  # some copies in the second shard are linked to captions in the first
