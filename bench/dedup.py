@@ -2,14 +2,16 @@
 
 Generates ``--rows`` captions (default 1M) of 8-16 made-up words, ~5% of them planted near
 duplicates of an earlier caption (one word replaced, inserted or deleted, or the punctuation and
-case changed), and keeps as ground truth the planted pairs whose true Jaccard similarity of
-character 5-gram sets is 0.8-0.95. Then, each in a child process of its own (so each peak RSS is
-its own):
+case changed), each a function of its row number, written a batch at a time to a parquet shard
+(so no process holds them all), and keeps as ground truth the planted pairs whose true Jaccard
+similarity of character 5-gram sets is 0.8-0.95. Then, each in a child process of its own (so
+each peak RSS is its own):
 
 1. **scrutineer**: the ``dedup`` detector with ``on: [near_caption]`` (char 5-grams, threshold
-   0.8, 128 permutations) as a shard task runs it: ``signatures`` over batches of 65,536 rows, 2
-   batches at a time (``threads_per_shard``), written to a parquet file; then ``finalize`` in
-   DuckDB over that file (band buckets, verification, connected components);
+   0.8, 128 permutations) as a shard task runs it: the shard read in batches of 65,536 rows,
+   ``signatures`` of 2 batches at a time (``threads_per_shard``), written to a parquet file; then
+   ``finalize`` in DuckDB (memory_limit 1 GB) over that file (band buckets, verification,
+   connected components);
 2. **datasketch**: ``MinHash`` (same shingles, 128 permutations) inserted into ``MinHashLSH`` at
    threshold 0.8 with the same weights (so the same bands and rows), then every caption queried,
    and a candidate kept when datasketch's estimated Jaccard reaches 0.8 (one process; datasketch
@@ -28,6 +30,7 @@ import json
 import resource
 import subprocess
 import sys
+from collections import deque
 import tempfile
 import time
 from pathlib import Path
@@ -38,29 +41,61 @@ SYLLABLES = ("ka lo mi re su ta ne ri po va de lu sa mo bi te", "ga fu no ki ra 
 WORDS = [a + b for a in SYLLABLES[0].split() for b in SYLLABLES[1].split()]  # 192 made-up words
 
 
-def generate(rows: int, seed: int = 0) -> tuple[list[str], list[tuple[int, int]]]:
-    """``rows`` captions and the planted (original, copy) row pairs (copy after original)."""
-    rng = np.random.default_rng(seed)
-    captions: list[str] = []
-    planted: list[tuple[int, int]] = []
-    for i in range(rows):
-        if i > 100 and rng.random() < 0.05:
-            j = int(rng.integers(0, i))
-            words = captions[j].split(" ")
-            edit = rng.integers(0, 4)
-            k = int(rng.integers(0, len(words)))
-            if edit == 0:
-                words[k] = WORDS[int(rng.integers(0, len(WORDS)))]
-            elif edit == 1:
-                words.insert(k, WORDS[int(rng.integers(0, len(WORDS)))])
-            elif edit == 2 and len(words) > 8:
-                del words[k]
-            caption = " ".join(words)
-            captions.append(caption.capitalize() + "." if edit == 3 else caption)
-            planted.append((j, i))
-        else:
-            captions.append(" ".join(WORDS[int(w)] for w in rng.integers(0, len(WORDS), int(rng.integers(8, 17)))))
-    return captions, planted
+COPY_RATE = 0.05
+
+
+def _mix(x: np.ndarray, salt: int) -> np.ndarray:
+    """splitmix64 of ``x`` (uint64) and ``salt``: a reproducible pseudo-random word per row."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64) + np.uint64((0x9E3779B97F4A7C15 * (salt + 1)) % 2**64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _base(rows: np.ndarray) -> list[list[str]]:
+    """The words of row ``i``'s own caption: 8-16 of :data:`WORDS`, a function of ``i``."""
+    lengths = 8 + _mix(rows, 1) % np.uint64(9)
+    return [[WORDS[int(_mix(np.array([i], np.uint64), 10 + k)[0] % np.uint64(len(WORDS)))] for k in range(int(n))]
+            for i, n in zip(rows.tolist(), lengths.tolist())]
+
+
+def sources(rows: np.ndarray) -> np.ndarray:
+    """Per row, the earlier row whose caption it is a near copy of (5% of rows), else -1."""
+    copy = (_mix(rows, 2) % np.uint64(10_000) < np.uint64(COPY_RATE * 10_000)) & (rows > 100)
+    return np.where(copy, (_mix(rows, 3) % np.maximum(rows, 1).astype(np.uint64)).astype(np.int64), -1)
+
+
+def captions(rows: np.ndarray) -> list[str]:
+    """The captions of ``rows`` (uint64 indices), each a function of its index: its own words, or,
+    for a copy, its source's own words with one edit (a word replaced, inserted or deleted, or
+    case and punctuation changed)."""
+    src = sources(rows)
+    words = _base(np.where(src >= 0, src, rows).astype(np.uint64))
+    edit, where, word = (_mix(rows, s) for s in (4, 5, 6))
+    out = []
+    for w, s, e, k, new in zip(words, src.tolist(), (edit % np.uint64(4)).tolist(), where.tolist(), (word % np.uint64(len(WORDS))).tolist()):
+        if s >= 0:
+            k %= len(w)
+            if e == 0:
+                w[k] = WORDS[new]
+            elif e == 1:
+                w.insert(k, WORDS[new])
+            elif e == 2 and len(w) > 8:
+                del w[k]
+        caption = " ".join(w)
+        out.append(caption.capitalize() + "." if s >= 0 and e == 3 else caption)
+    return out
+
+
+def write_shard(rows: int, path: Path, batch: int = 100_000) -> None:
+    """The captions of rows 0..rows-1 as a parquet file, written a batch at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(path, pa.schema([("caption", pa.string())])) as writer:
+        for start in range(0, rows, batch):
+            writer.write_table(pa.table({"caption": captions(np.arange(start, min(rows, start + batch), dtype=np.uint64))}))
 
 
 def true_jaccard(a: str, b: str, n: int = 5) -> float:
@@ -72,7 +107,7 @@ def true_jaccard(a: str, b: str, n: int = 5) -> float:
     return len(x & y) / len(x | y)
 
 
-def run_scrutineer(captions: list[str], work: Path) -> dict:
+def run_scrutineer(shard: Path, work: Path) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     import duckdb
@@ -84,25 +119,34 @@ def run_scrutineer(captions: list[str], work: Path) -> dict:
     from scrutineer.contract import DETECT
 
     detector = Dedup(Dedup.Params(on=["near_caption"]), DetectContext("bench"))
-    n, size = len(captions), 65_536
     path = work / "signatures.parquet"
     t0 = time.perf_counter()
 
-    def signed(start: int):
-        chunk = captions[start : start + size]
-        m = len(chunk)
+    def signed(item: tuple[int, pa.RecordBatch]):
+        start, read = item
+        m = read.num_rows
         batch = pa.RecordBatch.from_pydict(
             {"row_index": pa.array(range(start, start + m), pa.int64()), "sample_id": pa.array([str(i) for i in range(start, start + m)]),
-             "url": pa.nulls(m, pa.string()), "caption": pa.array(chunk), "license": pa.nulls(m, pa.string())}, schema=DETECT)
+             "url": pa.nulls(m, pa.string()), "caption": read.column("caption"), "license": pa.nulls(m, pa.string())}, schema=DETECT)
         sigs = detector.signatures(batch)
         return sigs.append_column("shard_id", pa.repeat(pa.scalar("bench"), m)).append_column("observation_id", pa.repeat(pa.scalar("o"), m))
 
-    with ThreadPoolExecutor(2) as pool:
-        writer = None
-        for table in pool.map(signed, range(0, n, size)):
-            writer = writer or pq.ParquetWriter(path, table.schema, compression="none")
-            writer.write_table(table)
-        writer.close()
+    def batches():
+        start = 0
+        with pq.ParquetFile(shard) as f:
+            for read in f.iter_batches(batch_size=65_536):
+                yield start, read
+                start += read.num_rows
+
+    with ThreadPoolExecutor(2) as pool, pq.ParquetWriter(path, detector.signature_schema.append(pa.field("shard_id", pa.string()))
+                                                         .append(pa.field("observation_id", pa.string())), compression="none") as writer:
+        pending: deque = deque()
+        for item in batches():  # at most 3 batches in flight (Executor.map would read them all first)
+            pending.append(pool.submit(signed, item))
+            if len(pending) > 2:
+                writer.write_table(pending.popleft().result())
+        while pending:
+            writer.write_table(pending.popleft().result())
     signed_at = time.perf_counter()
     con = duckdb.connect(str(work / "bench.duckdb"), config={"memory_limit": "1GB", "threads": 2})
     con.read_parquet(str(path)).create_view("sigs")
@@ -111,16 +155,19 @@ def run_scrutineer(captions: list[str], work: Path) -> dict:
     return {"flagged": flagged, "seconds": done - t0, "signatures_s": signed_at - t0, "finalize_s": done - signed_at}
 
 
-def run_datasketch(captions: list[str]) -> dict:
+def run_datasketch(shard: Path) -> dict:
     import datasketch
 
     from scrutineer.minhash import Shingling
 
     shingle = Shingling("char", 5)
+    import pyarrow.parquet as pq
+
+    texts = pq.read_table(shard)["caption"].to_pylist()
     t0 = time.perf_counter()
     lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=128, weights=(0.1, 0.9))
     hashes = []
-    for i, caption in enumerate(captions):
+    for i, caption in enumerate(texts):
         m = datasketch.MinHash(num_perm=128, seed=42)
         m.update_batch([s.encode() for s in shingle(" ".join(caption.lower().split()))])
         hashes.append(m)
@@ -130,8 +177,10 @@ def run_datasketch(captions: list[str]) -> dict:
 
 
 def child(kind: str, rows: int, work: Path) -> None:
-    captions, _ = generate(rows)
-    result = run_scrutineer(captions, work) if kind == "scrutineer" else run_datasketch(captions)
+    shard = work / f"captions-{rows}.parquet"
+    if not shard.exists():
+        write_shard(rows, shard)
+    result = run_scrutineer(shard, work) if kind == "scrutineer" else run_datasketch(shard)
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     (work / f"{kind}.json").write_text(json.dumps(result))
 
@@ -152,8 +201,10 @@ def main() -> None:
             continue
         subprocess.run([sys.executable, __file__, "--rows", str(rows), "--child", kind, str(work)], check=True)
         result = json.loads((work / f"{kind}.json").read_text())
-        captions, planted = generate(rows)
-        truth = [(a, b) for a, b in planted if 0.8 <= true_jaccard(captions[a], captions[b]) <= 0.95]
+        copies = np.flatnonzero(sources(np.arange(rows, dtype=np.uint64)) >= 0)
+        originals = sources(copies.astype(np.uint64))
+        truth = [(a, b) for a, b, x, y in zip(originals.tolist(), copies.tolist(), captions(originals.astype(np.uint64)), captions(copies.astype(np.uint64)))
+                 if 0.8 <= true_jaccard(x, y) <= 0.95]
         flagged = set(result["flagged"])
         recall = sum(b in flagged for _, b in truth) / len(truth)
         extra = f" (signatures {result['signatures_s']:.1f} s, finalize {result['finalize_s']:.1f} s)" if kind == "scrutineer" else ""
