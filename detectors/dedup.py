@@ -38,7 +38,6 @@ def _fast_caption_keys(captions: pa.Array) -> pa.Array:
     return pc.if_else(unplain, None, pc.ascii_lower(captions))
 
 
-
 class NearCaptionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,15 +62,15 @@ class DedupParams(BaseModel):
 
 
 class Dedup(Detector):
-    """Flags exact duplicates across all shards:
+    """Flags duplicates across all shards:
 
     - ``duplicate.url``: same canonical URL (:func:`scrutineer.canonical_url.canonical_url`: scheme,
       ``www.``, default port, trailing slash, ``&amp;``, percent-encoding case, parameter order and
       tracking parameters aside);
     - ``duplicate.caption``: same caption key (:data:`CAPTION_KEY_SQL`);
-    - ``duplicate.near_caption``: caption keys whose shingle sets have an estimated Jaccard
-      similarity of at least ``near_caption.threshold`` (:mod:`scrutineer.minhash`), linked into
-      clusters (connected components, so an exact duplicate is a near one too).
+    - ``duplicate.near_caption``: caption keys whose shingle sets have a Jaccard similarity of at
+      least ``near_caption.threshold``, found by MinHash LSH (:mod:`scrutineer.minhash`) and linked
+      into clusters (so an exact duplicate is a near one too).
 
     The first occurrence in ``(shard_id, row_index)`` order is kept and not flagged; every later
     one is flagged with evidence ``{"kept_row_index", "kept_sample_id", "kept_shard_id"}`` naming
@@ -94,8 +93,8 @@ class Dedup(Detector):
     version = "4"
     reasons = {"duplicate.url": False, "duplicate.caption": False, "duplicate.near_caption": False}
     Params = DedupParams
-    #: The keys of every row: 128-bit MD5s (see :meth:`signatures`) and the caption's MinHash and
-    #: band keys; those of a key not in ``on`` are null.
+    #: The keys of every row: 128-bit MD5s (see :meth:`signatures`), and the caption key and its
+    #: LSH band keys; those of a key not in ``on`` are null.
     signature_schema = pa.schema([*SIGNATURE, *(pa.field(f"{k}_key", pa.decimal128(38, 0)) for k in KEYS), *NEAR_CAPTION])
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
@@ -105,7 +104,8 @@ class Dedup(Detector):
         """``row_index``, ``sample_id`` and ``url`` of every row, and per key in ``on`` the 128-bit
         MD5 of it, ``url_key`` and/or ``caption_key`` (null for no key): DuckDB's ``md5_number``
         (UHUGEINT), which reaches Arrow as ``decimal128(38, 0)`` bit for bit, so digests of 2^127
-        and above read as negative numbers; grouping on them is exact."""
+        and above read as negative numbers; grouping on them is exact. With ``near_caption``, the
+        caption key (as ``duplicate.caption`` normalises it) and its LSH band keys too."""
         on = self.params.on
         captions = {"caption", "near_caption"} & set(on)
         keyed = {"url_canonical": canonical_urls(batch.column("url"))} if "url" in on else {}

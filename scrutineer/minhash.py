@@ -22,10 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-#: Odd 64-bit multiplier of the band hash (the golden ratio's, as in splitmix64).
+#: Odd 64-bit multiplier of the shingle and band hashes (the golden ratio's, as in splitmix64).
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
 #: Weights of false positives and false negatives in :func:`lsh_bands`.
 FALSE_POSITIVE_WEIGHT, FALSE_NEGATIVE_WEIGHT = 0.1, 0.9
 
