@@ -110,7 +110,8 @@ class Optouts(Detector):
         return found
 
     def _parsed(self, read: PolicyFile) -> object | None:
-        """A served policy file parsed once per task (by origin, name and sha256); None if not served."""
+        """A served policy file, parsed once per task (by name and sha256: hosts serving the same file
+        share it); None if the origin did not serve one."""
         text = read.served
         if text is None:
             return None
