@@ -333,7 +333,7 @@ class _Work:
             def check(urls: list[str]) -> dict[str, content.Checked]:
                 checked = loop.run(content.check_urls(fetcher, urls, cfg, pool, self.plan.policy_files))
                 observation.write("fetches.parquet", content.fetch_rows(checked), FETCH)
-                self._keep_policies(fetcher.policy_files(), observation)
+                self._keep_policies(fetcher.new_policy_files(), observation)
                 return checked
 
             try:

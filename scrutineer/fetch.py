@@ -189,6 +189,7 @@ class Fetcher:
         self._host_checks: dict[str, asyncio.Future] = {}
         self._robots: dict[str, asyncio.Future] = {}
         self._policies: dict[str, asyncio.Future] = {}
+        self._new_reads: list[PolicyFile] = []  # since the last new_policy_files()
         self._policy_cache = policy_cache
         self._failures: deque[str] = deque(maxlen=cfg.breaker.failures)
         self._allowed = tuple(ipaddress.ip_network(n) for n in cfg.allowed_networks)
@@ -405,13 +406,15 @@ class Fetcher:
             self._policies.pop(f"{origin} {name}", None)
         return read
 
-    def policy_files(self) -> list[PolicyFile]:
-        """Every policy file this fetcher has read (or taken from the cache) so far."""
-        return [t.result() for t in self._policies.values() if t.done() and not t.cancelled() and t.exception() is None and t.result()]
+    def new_policy_files(self) -> list[PolicyFile]:
+        """The policy files this fetcher has read (or taken from the cache) since the last call."""
+        reads, self._new_reads = self._new_reads, []
+        return reads
 
     async def _load_policy(self, key: str) -> PolicyFile | None:
         origin, name = key.split(" ", 1)
         if self._policy_cache and (cached := self._policy_cache.get(origin, name)):
+            self._new_reads.append(cached)
             return cached
         result, _ = await self._follow(origin + POLICY_PATHS[name], obey_robots=False)
         if result.connection_failed:
@@ -421,6 +424,7 @@ class Fetcher:
                            content_type=result.content_type, error=result.error)
         if self._policy_cache:
             self._policy_cache.put(read)
+        self._new_reads.append(read)
         return read
 
     async def _shared(self, loads: dict[str, asyncio.Task], key: str, load: Callable[[str], Awaitable[T]], failed: T) -> T:
