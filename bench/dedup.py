@@ -1,4 +1,5 @@
-"""Near-duplicate captions at scale: Scrutineer's MinHash LSH against datasketch's MinHashLSH.
+"""Near duplicates at scale: captions (Scrutineer's MinHash LSH against datasketch's MinHashLSH)
+and images (PDQ codes clustered by pigeonhole blocks).
 
 Generates ``--rows`` captions (default 1M) of 8-16 made-up words, ~5% of them planted near
 duplicates of an earlier caption (one word replaced, inserted or deleted, or the punctuation and
@@ -21,6 +22,13 @@ Prints, for each: rows/s (wall), peak RSS, and recall of the planted pairs (a pl
 flagged). Targets (issue 14): >= 40,000 rows/s on 2 cores and >= 10 x datasketch, recall >= 0.9,
 peak RSS < 2 GB, and a 10M-row run's peak RSS within 1.2 x a 1M-row run's. ``--datasketch-rows``
 caps datasketch's share (it runs at ~4,000 rows/s; 0 skips it).
+
+``--images N`` (10M in issue 14) instead generates N random 256-bit PDQ codes (quality 100), ~5%
+of them planted neighbours of an earlier code (1-31 bits flipped, a function of the row), and
+runs ``dedup`` with ``on: [near_image]`` (defaults: PDQ within 31 bits, 8 blocks of 32 bits) as a
+shard task would: signatures of 65,536-row batches, 2 at a time, then ``finalize`` in DuckDB
+(memory_limit 1 GB). Prints the wall time (target: < 10 minutes for 10M), peak RSS, and recall of
+the planted pairs within 7 bits (which the pigeonhole principle guarantees) and at 8-31 bits.
 """
 
 from __future__ import annotations
@@ -176,11 +184,83 @@ def run_datasketch(shard: Path) -> dict:
     return {"flagged": flagged, "seconds": time.perf_counter() - t0}
 
 
-def child(kind: str, rows: int, work: Path) -> None:
-    shard = work / f"captions-{rows}.parquet"
-    if not shard.exists():
-        write_shard(rows, shard)
-    result = run_scrutineer(shard, work) if kind == "scrutineer" else run_datasketch(shard)
+PLANT_RATE = 0.05
+
+
+def planted(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row: the earlier row it is a planted neighbour of (-1 for none, ~PLANT_RATE of
+    rows from 1,000 on) and how many bits of that row's code it flips (1-31)."""
+    is_copy = (_mix(rows, 20) % np.uint64(10_000) < np.uint64(PLANT_RATE * 10_000)) & (rows >= 1_000)
+    source = np.where(is_copy, (_mix(rows, 21) % np.maximum(rows, np.uint64(1))).astype(np.int64), -1)
+    return source, (1 + _mix(rows, 22) % np.uint64(31)).astype(np.int64)
+
+
+def pdq_codes(rows: np.ndarray) -> np.ndarray:
+    """``(len(rows), 32)`` uint8 PDQ codes: random per row, or a planted neighbour's: its
+    source's code with ``bits`` distinct bits flipped."""
+    codes = np.stack([_mix(rows, 30 + k) for k in range(4)], axis=1).view(np.uint8)
+    source, bits = planted(rows)
+    copies = np.flatnonzero(source >= 0)
+    if len(copies):
+        codes[copies] = pdq_codes(source[copies].astype(np.uint64))
+        for i, r in zip(copies.tolist(), rows[copies].tolist()):
+            flip = np.random.default_rng(r).choice(256, int(bits[i]), replace=False)
+            codes[i, flip // 8] ^= (np.uint8(1) << (7 - flip % 8).astype(np.uint8))
+    return codes
+
+
+def run_images(rows: int, work: Path, blocks: int) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from detectors.base import DetectContext
+    from detectors.dedup import Dedup
+
+    detector = Dedup(Dedup.Params(on=["near_image"], near_image={"pdq_blocks": blocks}), DetectContext("bench"))
+    path = work / "image-signatures.parquet"
+    t0 = time.perf_counter()
+
+    def signed(start: int):
+        index = np.arange(start, min(start + 65_536, rows), dtype=np.uint64)
+        m = len(index)
+        hexes = pdq_codes(index).tobytes().hex()
+        batch = pa.RecordBatch.from_pydict({
+            "row_index": pa.array(index.astype(np.int64)), "sample_id": pa.array(index.astype(str)), "url": pa.nulls(m, pa.string()),
+            "pdq": pa.array([hexes[i * 64 : i * 64 + 64] for i in range(m)]), "pdq_quality": pa.array(np.full(m, 100, np.int32)),
+            "pdq_dihedral": pa.nulls(m, pa.list_(pa.string())), "phash": pa.nulls(m, pa.string()),
+            "width": pa.nulls(m, pa.int32()), "height": pa.nulls(m, pa.int32()),
+        })
+        sigs = detector.signatures(batch)
+        return sigs.append_column("shard_id", pa.repeat(pa.scalar("bench"), m)).append_column("observation_id", pa.repeat(pa.scalar("o"), m))
+
+    schema = detector.signature_schema.append(pa.field("shard_id", pa.string())).append(pa.field("observation_id", pa.string()))
+    with ThreadPoolExecutor(2) as pool, pq.ParquetWriter(path, schema, compression="none") as writer:
+        pending: deque = deque()
+        for start in range(0, rows, 65_536):
+            pending.append(pool.submit(signed, start))
+            if len(pending) > 2:
+                writer.write_table(pending.popleft().result())
+        while pending:
+            writer.write_table(pending.popleft().result())
+    signed_at = time.perf_counter()
+    con = duckdb.connect(str(work / "bench-images.duckdb"), config={"memory_limit": "1GB", "threads": 2})
+    con.read_parquet(str(path)).create_view("sigs")
+    flagged = con.sql(f"SELECT row_index, evidence->>'kept_row_index' FROM ({detector.finalize('sigs')})").fetchall()
+    done = time.perf_counter()
+    return {"flagged": [r for r, _ in flagged], "seconds": done - t0, "signatures_s": signed_at - t0, "finalize_s": done - signed_at}
+
+
+def child(kind: str, rows: int, work: Path, blocks: int) -> None:
+    if kind == "images":
+        result = run_images(rows, work, blocks)
+    else:
+        shard = work / f"captions-{rows}.parquet"
+        if not shard.exists():
+            write_shard(rows, shard)
+        result = run_scrutineer(shard, work) if kind == "scrutineer" else run_datasketch(shard)
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     (work / f"{kind}.json").write_text(json.dumps(result))
 
@@ -189,12 +269,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--datasketch-rows", type=int, default=None, help="rows for datasketch (default: --rows; 0: skip it)")
+    ap.add_argument("--images", type=int, default=0, help="cluster this many generated PDQ codes instead of captions")
+    ap.add_argument("--pdq-blocks", type=int, default=8, help="near_image.pdq_blocks for --images")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "WORKDIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.rows, Path(args.child[1]))
+        child(args.child[0], args.images or args.rows, Path(args.child[1]), args.pdq_blocks)
         return
     work = Path(tempfile.mkdtemp(prefix="scrutineer-bench-dedup-"))
+    if args.images:
+        images(args.images, work, args.pdq_blocks)
+        return
     datasketch_rows = args.rows if args.datasketch_rows is None else args.datasketch_rows
     for kind, rows in (("scrutineer", args.rows), ("datasketch", datasketch_rows)):
         if rows == 0:
@@ -211,6 +296,20 @@ def main() -> None:
         print(f"{kind:11s} {rows:>9,} rows in {result['seconds']:7.1f} s = {rows / result['seconds']:9,.0f} rows/s{extra}; "
               f"peak RSS {result['rss_mb']:,.0f} MB; recall {recall:.3f} of {len(truth):,} planted pairs at Jaccard 0.8-0.95; "
               f"{len(flagged):,} rows flagged", flush=True)
+
+
+def images(rows: int, work: Path, blocks: int) -> None:
+    subprocess.run([sys.executable, __file__, "--images", str(rows), "--pdq-blocks", str(blocks), "--child", "images", str(work)], check=True)
+    result = json.loads((work / "images.json").read_text())
+    source, bits = planted(np.arange(rows, dtype=np.uint64))
+    copies = np.flatnonzero(source >= 0)
+    found = np.isin(copies, np.array(result["flagged"], np.int64))
+    near = bits[copies] <= 7
+    print(f"images ({blocks} blocks) {rows:>11,} PDQ codes clustered in {result['seconds']:6.1f} s (signatures {result['signatures_s']:.1f} s, "
+          f"finalize {result['finalize_s']:.1f} s); peak RSS {result['rss_mb']:,.0f} MB; recall {found[near].mean():.3f} of "
+          f"{near.sum():,} planted neighbours within 7 bits, {found[~near].mean():.3f} of {(~near).sum():,} at 8-31 bits "
+          f"({', '.join(f'{found[bits[copies] == d].mean():.2f}' for d in (8, 12, 16, 24, 31))} at 8, 12, 16, 24, 31 bits); "
+          f"{len(result['flagged']):,} rows flagged", flush=True)
 
 
 if __name__ == "__main__":

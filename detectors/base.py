@@ -2,8 +2,9 @@
 
 A detector *judges*; it never drops rows (releases filter, by policy). Its :meth:`Detector.detect`
 sees ``pyarrow.RecordBatch``es of a shard's observations, :data:`scrutineer.contract.DETECT` (the
-samples read) or, for ``needs = "content"``, :data:`scrutineer.contract.CONTENT` (each sample's
-fetch record and content hashes), followed by the source columns it asked for
+samples read) or, when it needs content (:meth:`Detector.needs_for`),
+:data:`scrutineer.contract.CONTENT` (each sample's fetch record and content hashes) followed by
+the sample's ``caption`` and ``license``; then the source columns it asked for
 (:meth:`Detector.source_columns`). It returns the findings for that batch, a ``pa.Table`` in
 :data:`scrutineer.contract.FINDING` (sparse: one row per finding; build it with
 :meth:`Detector.findings`). Corpus-level work (grouping duplicates across shards) goes in
@@ -77,7 +78,8 @@ class Detector(ABC):
     reasons: ClassVar[Mapping[str, bool]]
     Params: ClassVar[type[BaseModel]] = NoParams
     #: ``metadata``: :meth:`detect` sees ``DETECT`` batches. ``content``: it sees ``CONTENT``
-    #: batches, and the scan fetches and hashes the shard's URLs (or reads its tar) for it.
+    #: batches (with ``caption`` and ``license``), and the scan fetches and hashes the shard's
+    #: URLs (or reads its tar) for it. :meth:`needs_for` may decide it by parameters.
     needs: ClassVar[Literal["metadata", "content"]] = "metadata"
     #: Signal types of the banks it matches (:mod:`scrutineer.signals`); the config must give at
     #: least one bank of them, and only those banks are part of its judgements' keys.
@@ -87,6 +89,11 @@ class Detector(ABC):
     policy_files: ClassVar[tuple[str, ...]] = ()
     #: Schema of :meth:`signatures`: :data:`scrutineer.contract.SIGNATURE`'s columns, then its own.
     signature_schema: ClassVar[pa.Schema | None] = None
+
+    @classmethod
+    def needs_for(cls, params: BaseModel) -> Literal["metadata", "content"]:
+        """What a detector with ``params`` judges (see :attr:`needs`, the default)."""
+        return cls.needs
 
     @classmethod
     def source_columns(cls, params: BaseModel) -> list[str]:

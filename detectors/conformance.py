@@ -51,16 +51,21 @@ class DetectorConformance:
     def schema(self) -> pa.Schema:
         """The batch schema the detector sees (``needs``: metadata or content), its source columns
         (:meth:`Detector.source_columns`) appended as text."""
-        base = CONTENT if self.detector_class.needs == "content" else DETECT
-        extra = self.detector_class.source_columns(self.detector_class.Params.model_validate(self.params))
+        params = self.detector_class.Params.model_validate(self.params)
+        base = pa.schema([*CONTENT, DETECT.field("caption"), DETECT.field("license")]) if self.content() else DETECT
+        extra = self.detector_class.source_columns(params)
         return pa.schema([*base, *(pa.field(c, pa.string()) for c in extra if c not in base.names)])
+
+    def content(self) -> bool:
+        """Whether the detector, with :attr:`params`, judges content batches."""
+        return self.detector_class.needs_for(self.detector_class.Params.model_validate(self.params)) == "content"
 
     def extra_values(self) -> dict[str, list]:
         """Values of the detector's source columns for :meth:`sample_batch` (default: null)."""
         return {}
 
     def sample_batch(self) -> pa.RecordBatch:
-        if self.detector_class.needs == "content":
+        if self.content():
             return self.content_sample_batch()
         urls = ["http://a.example/1.jpg", "HTTP://A.EXAMPLE/1.jpg", "https://b.example/2.png", None]
         batch = pa.RecordBatch.from_pydict(

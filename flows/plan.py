@@ -98,7 +98,11 @@ class ScanPlan:
 
     def names(self, needs: str) -> list[str]:
         """Configured detectors that judge ``needs`` (metadata|content) batches."""
-        return [n for n in self.params if self.detector_class(n).needs == needs]
+        return [n for n in self.params if self.needs(n) == needs]
+
+    def needs(self, name: str) -> str:
+        """What detector ``name`` judges with its configured parameters: metadata or content."""
+        return self.detector_class(name).needs_for(self.params[name])
 
     def banks_for(self, name: str) -> tuple[BankRef, ...]:
         """The banks of the signal types detector ``name`` uses."""
@@ -137,7 +141,7 @@ class ScanPlan:
             "detector": name,
             "version": cls.version,
             "params": self.params[name].model_dump(mode="json"),
-            "observations": [rows, content] if cls.needs == "content" else [rows],
+            "observations": [rows, content] if self.needs(name) == "content" else [rows],
             "banks": sorted(b.sha256 for b in self.banks_for(name)),
         }
 

@@ -265,11 +265,7 @@ class _Work:
                 if observation:
                     observation.write("rows.parquet", batch, batch.schema, use_dictionary=["license"])
                 for d, found, sigs in results:
-                    judged[d.name].write("findings.parquet", _judged(found, self.rows_id), JUDGEMENT, use_dictionary=REPEATING)
-                    if sigs is not None:
-                        sigs = sigs.append_column(SHARD_ID, pa.repeat(pa.scalar(self.shard.shard_id), sigs.num_rows))
-                        sigs = sigs.append_column(OBSERVATION_ID, pa.repeat(pa.scalar(self.rows_id), sigs.num_rows))
-                        judged[d.name].write("signatures.parquet", sigs, sigs.schema, use_dictionary=["shard_id", "observation_id"])
+                    self._write_judged(judged[d.name], found, sigs, self.rows_id)
             if observation:
                 extra = self.rows_key["columns"]
                 observation.ensure("rows.parquet", pa.schema([*DETECT, *(pa.field(c, pa.string()) for c in extra)]))
@@ -277,6 +273,15 @@ class _Work:
             for out in judged.values():
                 out.ensure("findings.parquet", JUDGEMENT)
                 out.commit()
+
+    def _write_judged(self, out: _Output, found: pa.Table, signatures: pa.Table | None, observation_id: str) -> None:
+        """Write one batch's findings and signatures (with the shard and the observation judged)."""
+        out.write("findings.parquet", _judged(found, observation_id), JUDGEMENT, use_dictionary=REPEATING)
+        if signatures is not None:
+            n = signatures.num_rows
+            signatures = signatures.append_column(SHARD_ID, pa.repeat(pa.scalar(self.shard.shard_id), n))
+            signatures = signatures.append_column(OBSERVATION_ID, pa.repeat(pa.scalar(observation_id), n))
+            out.write("signatures.parquet", signatures, signatures.schema, use_dictionary=["shard_id", "observation_id"])
 
     def content_pass(self, have_content: bool, recheck: tuple[str, set[str]] | None = None) -> None:
         """Make the content observation (unless stored) and run the content detectors still to
@@ -305,10 +310,11 @@ class _Work:
                 if observation:
                     observation.write("content.parquet", found, CONTENT)
                 batch = found
-                for name in rows.schema.names[len(DETECT) :]:  # the detectors' source columns
-                    batch = batch.append_column(rows.schema.field(name), rows.column(name))
+                for name in rows.schema.names:  # caption, license and the detectors' source columns
+                    if name not in CONTENT.names:
+                        batch = batch.append_column(rows.schema.field(name), rows.column(name))
                 for d in detectors:
-                    judged[d.name].write("findings.parquet", _judged(d.detect(batch), self.content_id), JUDGEMENT, use_dictionary=REPEATING)
+                    self._write_judged(judged[d.name], d.detect(batch), d.signatures(batch), self.content_id)
             if observation:
                 observation.ensure("content.parquet", CONTENT)
                 observation.ensure("policy_files.parquet", POLICY_FILE)

@@ -202,4 +202,4 @@ def test_registered_reasons_mark_hash_matches_restricted():
     assert set(reasons) >= {"url_hashlist", "content_hashlist", "dead_links", "license_gaps", "dedup", "verify_hash"}
     restricted = {r for declared in reasons.values() for r, is_restricted in declared.items() if is_restricted}
     assert restricted == {f"hash_match.{s}" for s in ("url", "md5", "sha1", "sha256", "pdq", "phash")}
-    assert reasons["dedup"] == {"duplicate.url": False, "duplicate.caption": False, "duplicate.near_caption": False}
+    assert reasons["dedup"] == {"duplicate.url": False, "duplicate.caption": False, "duplicate.near_caption": False, "duplicate.near_image": False}
