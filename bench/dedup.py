@@ -38,9 +38,9 @@ import json
 import resource
 import subprocess
 import sys
-from collections import deque
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np

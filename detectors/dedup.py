@@ -45,6 +45,9 @@ NEAR_IMAGE = [
     pa.field("near_image_phash", pa.uint64()),
     pa.field("near_image_phash_blocks", pa.list_(pa.uint64())),
 ]
+#: A group's or cluster's id: the first 16 hex characters of the MD5 of its kept sample's
+#: ``shard_id:row_index`` (stable while that sample is kept).
+CLUSTER_ID_SQL = "md5({kept}.shard_id || ':' || {kept}.row_index::VARCHAR)[:16]"
 #: Per dihedral transform (index into PDQ_DIHEDRAL), the one that undoes it.
 _INVERSE = [0, 3, 2, 1, 4, 5, 6, 7]
 
@@ -123,10 +126,11 @@ class Dedup(Detector):
     One sample of each group (exact keys) or cluster (near) is kept and not flagged: by ``keep``,
     the first in ``(shard_id, row_index)`` order, or the largest image or one with a known licence
     first. Every other one is flagged with evidence ``{"kept_row_index", "kept_sample_id",
-    "kept_shard_id"}`` naming the kept sample. Not restricted. Per shard, each exact key is stored
-    as a 128-bit MD5 (``md5_number``), each caption's key and MinHash LSH band keys, and each
-    image's PDQ and pHash words and pigeonhole blocks (:mod:`scrutineer.pigeonhole`); keys are then
-    grouped across shards in the store.
+    "kept_shard_id", "cluster_id", "cluster_size"}``: the kept sample, the group's or cluster's id
+    (:data:`CLUSTER_ID_SQL`) and its number of samples, the kept one included. Not restricted.
+    Per shard, each exact key is stored as a 128-bit MD5 (``md5_number``), each caption's key and
+    MinHash LSH band keys, and each image's PDQ and pHash words and pigeonhole blocks
+    (:mod:`scrutineer.pigeonhole`); keys are then grouped across shards in the store.
 
     Near captions: rows that share a band key in any band are linked to the band's first row, and
     a link stands when the exact Jaccard similarity of the two shingle sets reaches ``threshold``
@@ -135,10 +139,10 @@ class Dedup(Detector):
     linked when their exact Hamming distance is within a threshold. Clusters are the connected
     components of the links (a recursive DuckDB query). Links chain (CC3M's templated "image may
     contain: person, on stage, ..." captions form one cluster of captions 0.6 apart), so the
-    evidence names, besides ``cluster_id`` (stable while its kept sample is) and ``cluster_size``,
-    the linked sample nearest the flagged one (``near_*``): with its ``jaccard`` and ``minhash``
-    (algorithm, shingles, n-gram, permutations, bands, rows, seed, threshold: enough to reproduce
-    the finding) for captions; with ``pdq_distance`` and ``phash_distance`` in bits (null where a
+    evidence also names the linked sample nearest the flagged one (``near_*``; an earlier one in
+    keep order when it has one): with its ``jaccard`` and ``minhash`` (algorithm, shingles,
+    n-gram, permutations, bands, rows, seed, threshold: enough to reproduce the finding) for
+    captions; with ``pdq_distance`` and ``phash_distance`` in bits (null where a
     hash is missing), ``transform`` (the dihedral transform taking the flagged image to the near
     one, :data:`scrutineer.hashing.PDQ_DIHEDRAL`) and the ``near_image`` parameters for images.
     """
@@ -268,10 +272,11 @@ class Dedup(Detector):
                    '{self.name}' AS detector, '{self.version}' AS detector_version,
                    'duplicate.{k}' AS reason,
                    json_object('kept_row_index', g.first.row_index, 'kept_sample_id', g.first.sample_id,
-                               'kept_shard_id', g.first.shard_id)::VARCHAR AS evidence,
+                               'kept_shard_id', g.first.shard_id, 'cluster_id', {CLUSTER_ID_SQL.format(kept="g.first")},
+                               'cluster_size', g.size)::VARCHAR AS evidence,
                    false AS restricted, d.observation_id
             FROM candidates d
-            JOIN (SELECT {k}_key AS k, min(struct_pack(keep_rank, shard_id, row_index, sample_id)) AS first
+            JOIN (SELECT {k}_key AS k, min(struct_pack(keep_rank, shard_id, row_index, sample_id)) AS first, count(*) AS size
                   FROM candidates WHERE {k}_key IN (SELECT k FROM {k}_dup) GROUP BY 1) g ON d.{k}_key = g.k
             WHERE (d.shard_id, d.row_index) <> (g.first.shard_id, g.first.row_index)
             """
@@ -409,7 +414,7 @@ class Dedup(Detector):
             SELECT d.shard_id, d.row_index, d.sample_id, d.url,
                    '{self.name}' AS detector, '{self.version}' AS detector_version, 'duplicate.{reason}' AS reason,
                    json_object('kept_row_index', k.row_index, 'kept_sample_id', k.sample_id, 'kept_shard_id', k.shard_id,
-                               'cluster_id', md5(k.shard_id || ':' || k.row_index::VARCHAR)[:16], 'cluster_size', z.size,
+                               'cluster_id', {CLUSTER_ID_SQL.format(kept="k")}, 'cluster_size', z.size,
                                'near_row_index', n.row_index, 'near_sample_id', n.sample_id, 'near_shard_id', n.shard_id,
                                {detail})::VARCHAR AS evidence,
                    false AS restricted, d.observation_id

@@ -34,6 +34,8 @@ from scrutineer.policy import reason_filter_sql
 HISTORY_STATUSES = ("completed", "partial", "inconclusive")
 #: How many registrable domains, licence values and duplicate clusters are listed.
 TOP_DOMAINS, TOP_LICENCES, LARGEST_CLUSTERS = 10, 15, 10
+#: How many copies of each of the largest clusters are shown (the first in (shard_id, row_index) order).
+CLUSTER_COPIES = 5
 #: Labels of the licence buckets that are not a licence value, and of a URL without a host.
 OTHER, NONE, NO_HOST = "(other)", "(none)", "(no host)"
 #: A URL's authority (``user@host:port``): what follows ``scheme://`` up to the path, query or
@@ -74,10 +76,12 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
         licences: [{licence, samples}]    # the ``license`` values of the run's rows (raw, as the
             # dataset gives them), the TOP_LICENCES most frequent, then OTHER, then NONE (null)
         clusters: {histogram: [{size, clusters}],   # by size; size = kept sample + its copies
-                   largest: [{reason, size, restricted, kept_sample_id, caption, host}]}
+                   largest: [{reason, size, restricted, kept_sample_id, caption, host,
+                              copies: [{sample_id, caption, host}]}]}
             # the LARGEST_CLUSTERS largest duplicate clusters (reasons ``duplicate.*``, grouped by
-            # the kept sample); if any sample of one has a restricted finding, ``restricted`` is
-            # true and kept_sample_id, caption and host are None
+            # the kept sample), with the first CLUSTER_COPIES of its copies; if any sample of one
+            # has a restricted finding, ``restricted`` is true, kept_sample_id, caption and host
+            # are None and copies is []
         crowd: the ``crowd`` argument as given: None, or {by_status: {pending, confirmed, rejected},
                by_category: [{category, sensitive, pending, confirmed, rejected}],
                top_domains: [{domain, flags}]}
@@ -257,7 +261,8 @@ def _clusters(con: duckdb.DuckDBPyConnection, run_id: str, rows_files: dict[str,
         WITH restricted AS (SELECT DISTINCT shard_id, row_index FROM findings WHERE run_id = ? AND restricted),
         copies AS (
             SELECT f.reason, f.evidence->>'kept_shard_id' AS kept_shard_id, (f.evidence->>'kept_row_index')::BIGINT AS kept_row_index,
-                   f.evidence->>'kept_sample_id' AS kept_sample_id, r.shard_id IS NOT NULL AS restricted
+                   f.evidence->>'kept_sample_id' AS kept_sample_id, r.shard_id IS NOT NULL AS restricted,
+                   f.shard_id, f.row_index, f.sample_id
             FROM findings f LEFT JOIN restricted r USING (shard_id, row_index) WHERE f.run_id = ? AND {duplicate}
         ),
         clusters AS (
@@ -265,28 +270,41 @@ def _clusters(con: duckdb.DuckDBPyConnection, run_id: str, rows_files: dict[str,
                    bool_or(c.restricted) OR bool_or(k.shard_id IS NOT NULL) AS restricted
             FROM copies c LEFT JOIN restricted k ON k.shard_id = c.kept_shard_id AND k.row_index = c.kept_row_index
             GROUP BY c.reason, c.kept_shard_id, c.kept_row_index
-        )
+        ),
+        largest AS (SELECT * FROM clusters ORDER BY size DESC, reason, kept_shard_id, kept_row_index LIMIT {LARGEST_CLUSTERS})
     """
     params = [run_id, run_id, *duplicate_params]
     histogram = _records(con, f"{clusters} SELECT size, count(*) AS clusters FROM clusters GROUP BY size ORDER BY size", params)
-    largest = _records(
+    largest = _records(con, f"{clusters} SELECT * FROM largest ORDER BY size DESC, reason, kept_shard_id, kept_row_index", params)
+    copies = _records(
         con,
-        f"{clusters} SELECT * FROM clusters ORDER BY size DESC, reason, kept_shard_id, kept_row_index LIMIT {LARGEST_CLUSTERS}",
+        f"""{clusters} SELECT * FROM (
+                SELECT c.reason, c.kept_shard_id, c.kept_row_index, c.shard_id, c.row_index, c.sample_id,
+                       row_number() OVER (PARTITION BY c.reason, c.kept_shard_id, c.kept_row_index ORDER BY c.shard_id, c.row_index) AS n
+                FROM copies c JOIN largest l USING (reason, kept_shard_id, kept_row_index) WHERE NOT l.restricted)
+            WHERE n <= {CLUSTER_COPIES} ORDER BY shard_id, row_index""",
         params,
     )
-    kept = _kept_samples(rows_files, {(c["kept_shard_id"], c["kept_row_index"]) for c in largest if not c["restricted"]})
-    withheld = {"kept_sample_id": None, "caption": None, "host": None}
+    shown = {(c["kept_shard_id"], c["kept_row_index"]) for c in largest if not c["restricted"]}
+    samples = _samples(rows_files, shown | {(c["shard_id"], c["row_index"]) for c in copies})
+    by_cluster: dict[tuple, list[dict]] = {}
+    for c in copies:
+        by_cluster.setdefault((c["reason"], c["kept_shard_id"], c["kept_row_index"]), []).append(
+            {"sample_id": c["sample_id"]} | samples[c["shard_id"], c["row_index"]]
+        )
+    withheld = {"kept_sample_id": None, "caption": None, "host": None, "copies": []}
     return {
         "histogram": histogram,
         "largest": [
             {"reason": c["reason"], "size": c["size"], "restricted": c["restricted"]}
-            | (withheld if c["restricted"] else {"kept_sample_id": c["kept_sample_id"]} | kept[c["kept_shard_id"], c["kept_row_index"]])
+            | (withheld if c["restricted"] else {"kept_sample_id": c["kept_sample_id"]} | samples[c["kept_shard_id"], c["kept_row_index"]]
+               | {"copies": by_cluster.get((c["reason"], c["kept_shard_id"], c["kept_row_index"]), [])})
             for c in largest
         ],
     }
 
 
-def _kept_samples(rows_files: dict[str, Path], samples: set[tuple[str, int]]) -> dict[tuple[str, int], dict]:
+def _samples(rows_files: dict[str, Path], samples: set[tuple[str, int]]) -> dict[tuple[str, int], dict]:
     """{(shard_id, row_index): {caption, host}} of ``samples``, read from their rows observations."""
     found = {}
     for shard_id in {s for s, _ in samples}:

@@ -39,8 +39,11 @@ def test_dry_run_prints_defaults_and_touches_nothing(tmp_path):
     result = runner.invoke(app, ["scan", str(config), "--dry-run"])
     assert result.exit_code == 0, result.output
     resolved = yaml.safe_load(result.output)
-    assert resolved["detectors"] == {"dedup": {"on": ["url", "caption"], "near_caption": {
-        "threshold": 0.8, "shingles": "char", "ngram": 5, "num_perm": 128, "seed": 42}}}
+    assert resolved["detectors"] == {"dedup": {
+        "on": ["url", "caption"], "keep": "first",
+        "near_caption": {"threshold": 0.8, "shingles": "char", "ngram": 5, "num_perm": 128, "seed": 42},
+        "near_image": {"pdq_threshold": 31, "pdq_min_quality": 50, "pdq_blocks": 8, "phash_threshold": None, "phash_blocks": 4},
+    }}
     assert resolved["dataset"]["batch_rows"] == 131072
     assert resolved["shards_resolved"] == [{"shard_id": "d.jsonl", "path": str(tmp_path / "d.jsonl"), "format": "jsonl"}]
     assert not (tmp_path / "work" / "scrutineer.duckdb").exists()

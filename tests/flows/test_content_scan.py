@@ -136,6 +136,52 @@ def test_with_dihedral_hashes_the_mirrored_copy_matches_too(content_scan, tmp_pa
     assert flagged["ukbench00120.jpg"]["transform"] == "original"
 
 
+def test_near_image_clusters_are_judged_from_the_stored_hashes(content_scan, tmp_path):
+    """dedup on near_image with fetch.pdq_dihedral, keeping the largest image: ukbench00120 groups
+    with its grey, half-size and mirrored copies (0, 8 and 6 bits; the copy turned by a small
+    angle stays apart, 108 bits), and the row fetching coins.png again with its first fetch. The
+    report lists the clusters with captions and hosts. Changing the threshold judges the stored
+    hashes again without a request."""
+    config = yaml.safe_load(content_scan["config"].read_text())
+    config["workspace"] = str(tmp_path / "work")
+    config["fetch"]["pdq_dihedral"] = True
+    config["banks"] = []
+    config["detectors"] = {"dedup": {"on": ["near_image"], "keep": "largest_image"}}
+    path = tmp_path / "near.yaml"
+    path.write_text(yaml.safe_dump(config))
+    web = content_scan["web"]
+    assert scan(path)["status"] == "completed"
+    names = {r["key"]: r["caption"] for r in content_scan["rows"]}
+    found = {names[s]: json.loads(ev) for s, ev in query(tmp_path / "work", "SELECT sample_id, evidence FROM findings WHERE reason = 'duplicate.near_image'")}
+    assert {n: (e["kept_sample_id"], e["pdq_distance"], e["transform"]) for n, e in found.items()} == {
+        "ukbench00120_gray.jpg": ("img-10", 0, "original"),
+        "ukbench00120_hflip.jpg": ("img-10", 6, "flip left to right"),
+        "ukbench00120_resize.jpg": ("img-10", 8, "original"),
+        "same URL as a row above": ("img-6", 0, "original"),
+    }
+    assert names["img-10"] == "ukbench00120.jpg" and names["img-6"] == "coins.png"
+    assert {e["cluster_size"] for n, e in found.items() if n.startswith("ukbench")} == {4}
+
+    from reports.data import report_data
+
+    con = store.connect(tmp_path / "work", read_only=True)
+    try:
+        run_id = con.sql("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()[0][0]
+        largest = report_data(con, tmp_path / "work", "content-test", run_id)["clusters"]["largest"]
+    finally:
+        con.close()
+    assert largest[0]["size"] == 4 and largest[0]["caption"] == "ukbench00120.jpg" and largest[0]["host"] == HOSTS[10 % 3]
+    assert [c["caption"] for c in largest[0]["copies"]] == ["ukbench00120_gray.jpg", "ukbench00120_hflip.jpg", "ukbench00120_resize.jpg"]
+
+    before = web.stats()["requests"]
+    config["detectors"]["dedup"]["near_image"] = {"pdq_threshold": 7}
+    path.write_text(yaml.safe_dump(config))
+    assert scan(path)["status"] == "completed"
+    assert web.stats()["requests"] == before
+    again = {names[s] for (s,) in query(tmp_path / "work", "SELECT sample_id FROM findings WHERE reason = 'duplicate.near_image' AND run_id = (SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1)")}
+    assert again == {"ukbench00120_gray.jpg", "ukbench00120_hflip.jpg", "same URL as a row above"}
+
+
 def test_exact_digest_matches_are_restricted(content_scan):
     rows = query(
         content_scan["workspace"],

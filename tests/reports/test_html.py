@@ -119,11 +119,15 @@ def test_report_data_counts_reasons_clusters_domains_and_licences(payloads):
     assert data["licences"] == [{"licence": "CC0-1.0", "samples": 9}, {"licence": LICENCE_SCRIPT, "samples": 1}, {"licence": "(none)", "samples": 1}]
     assert data["clusters"]["histogram"] == [{"size": 2, "clusters": 4}, {"size": 3, "clusters": 1}]
     assert data["clusters"]["largest"] == [
-        {"reason": "duplicate.caption", "size": 3, "restricted": False, "kept_sample_id": "s0", "caption": SCRIPT, "host": "a.example"},
-        {"reason": "duplicate.caption", "size": 2, "restricted": False, "kept_sample_id": "s3", "caption": IMG, "host": "b.example"},
-        {"reason": "duplicate.caption", "size": 2, "restricted": False, "kept_sample_id": "s5", "caption": JS, "host": "b.example"},
-        {"reason": "duplicate.url", "size": 2, "restricted": False, "kept_sample_id": "s3", "caption": IMG, "host": "b.example"},
-        {"reason": "duplicate.url", "size": 2, "restricted": True, "kept_sample_id": None, "caption": None, "host": None},
+        {"reason": "duplicate.caption", "size": 3, "restricted": False, "kept_sample_id": "s0", "caption": SCRIPT, "host": "a.example",
+         "copies": [{"sample_id": "s1", "caption": SCRIPT, "host": "a.example"}, {"sample_id": "s2", "caption": "<SCRIPT>alert(1)</SCRIPT>", "host": "a.example"}]},
+        {"reason": "duplicate.caption", "size": 2, "restricted": False, "kept_sample_id": "s3", "caption": IMG, "host": "b.example",
+         "copies": [{"sample_id": "s4", "caption": IMG, "host": "b.example"}]},
+        {"reason": "duplicate.caption", "size": 2, "restricted": False, "kept_sample_id": "s5", "caption": JS, "host": "b.example",
+         "copies": [{"sample_id": "s6", "caption": JS, "host": "c.example"}]},
+        {"reason": "duplicate.url", "size": 2, "restricted": False, "kept_sample_id": "s3", "caption": IMG, "host": "b.example",
+         "copies": [{"sample_id": "s5", "caption": JS, "host": "b.example"}]},
+        {"reason": "duplicate.url", "size": 2, "restricted": True, "kept_sample_id": None, "caption": None, "host": None, "copies": []},
     ]
     assert data["liveness"] == [] and data["crowd"] is None and data["changes"] is None
     assert data["optouts"] is None  # the optouts detector was not configured: no opt-out section
