@@ -156,6 +156,7 @@ def run_scrutineer(shard: Path, work: Path) -> dict:
         while pending:
             writer.write_table(pending.popleft().result())
     signed_at = time.perf_counter()
+    (work / "bench.duckdb").unlink(missing_ok=True)
     con = duckdb.connect(str(work / "bench.duckdb"), config={"memory_limit": "1GB", "threads": 2})
     con.read_parquet(str(path)).create_view("sigs")
     flagged = [row for (row,) in con.sql(f"SELECT row_index FROM ({detector.finalize('sigs')})").fetchall()]
@@ -246,6 +247,7 @@ def run_images(rows: int, work: Path, blocks: int) -> dict:
         while pending:
             writer.write_table(pending.popleft().result())
     signed_at = time.perf_counter()
+    (work / "bench-images.duckdb").unlink(missing_ok=True)
     con = duckdb.connect(str(work / "bench-images.duckdb"), config={"memory_limit": "1GB", "threads": 2})
     con.read_parquet(str(path)).create_view("sigs")
     flagged = con.sql(f"SELECT row_index, evidence->>'kept_row_index' FROM ({detector.finalize('sigs')})").fetchall()
@@ -269,6 +271,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--datasketch-rows", type=int, default=None, help="rows for datasketch (default: --rows; 0: skip it)")
+    ap.add_argument("--work", type=Path, help="working directory; generated caption shards in it are reused (default: a new temporary one)")
     ap.add_argument("--images", type=int, default=0, help="cluster this many generated PDQ codes instead of captions")
     ap.add_argument("--pdq-blocks", type=int, default=8, help="near_image.pdq_blocks for --images")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "WORKDIR"), help=argparse.SUPPRESS)
@@ -276,7 +279,8 @@ def main() -> None:
     if args.child:
         child(args.child[0], args.images or args.rows, Path(args.child[1]), args.pdq_blocks)
         return
-    work = Path(tempfile.mkdtemp(prefix="scrutineer-bench-dedup-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="scrutineer-bench-dedup-"))
+    work.mkdir(parents=True, exist_ok=True)
     if args.images:
         images(args.images, work, args.pdq_blocks)
         return

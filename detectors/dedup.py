@@ -206,14 +206,16 @@ class Dedup(Detector):
             return pc.fill_null(pc.negate(pixels), 0)
         if self.params.keep == "has_license":
             licences = batch.column("license")
-            known = pa.array([to_spdx(v) is not None for v in pc.unique(licences).to_pylist()], pa.bool_())
-            index = pc.index_in(licences, value_set=pc.unique(licences), skip_nulls=False)
+            values = pc.unique(licences)
+            known = pa.array([to_spdx(v) is not None for v in values.to_pylist()], pa.bool_())
+            index = pc.index_in(licences, value_set=values, skip_nulls=False)
             return pc.if_else(pc.fill_null(known.take(index), False), 0, 1).cast(pa.int64())
         return pa.array(np.zeros(n, np.int64))
 
     def _near_image(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         """Each image's PDQ (quality at least ``pdq_min_quality``; with its dihedral variants when
-        stored) and pHash, as words and pigeonhole blocks; null where a hash is missing."""
+        stored) and pHash, as words and pigeonhole blocks (the pHash's only when
+        ``phash_threshold`` is set); null where a hash is missing."""
         p = self.params.near_image
         good = pc.fill_null(pc.and_(pc.is_valid(batch.column("pdq")), pc.greater_equal(batch.column("pdq_quality"), p.pdq_min_quality)), False)
         pdq = hex_codes(batch.column("pdq").filter(good), 256)[:, None, :]  # (images, variants, 32 bytes)
@@ -224,11 +226,12 @@ class Dedup(Detector):
         flat = pdq.reshape(-1, 32)
         has_phash = pc.is_valid(batch.column("phash"))
         phash = hex_codes(batch.column("phash").filter(has_phash), 64)
+        blocks = _spread(_uint64_lists(block_values(phash, p.phash_blocks)), has_phash) if p.phash_threshold is not None else None
         return {
             "near_image_pdq": _spread(_uint64_lists(words(flat).reshape(-1, 4 * variants)), good),
             "near_image_pdq_blocks": _spread(_uint64_lists(block_values(flat, p.pdq_blocks).reshape(-1, p.pdq_blocks * variants)), good),
             "near_image_phash": _spread(pa.array(words(phash)[:, 0], pa.uint64()), has_phash),
-            "near_image_phash_blocks": _spread(_uint64_lists(block_values(phash, p.phash_blocks)), has_phash),
+            "near_image_phash_blocks": blocks if blocks is not None else pa.nulls(batch.num_rows, pa.list_(pa.uint64())),
         }
 
     def _near_caption(self, keys: pa.ChunkedArray | None, n: int) -> dict[str, pa.Array]:
