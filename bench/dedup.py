@@ -115,10 +115,46 @@ def true_jaccard(a: str, b: str, n: int = 5) -> float:
     return len(x & y) / len(x | y)
 
 
-def run_scrutineer(shard: Path, work: Path) -> dict:
+def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
+    """Run ``detector`` as a shard task and the store would: ``signatures`` of ``batches``
+    (``(first row, batch)`` pairs; a batch is built in the worker) 2 at a time, written in order
+    to a parquet file, then ``finalize`` over it in DuckDB (memory_limit 1 GB). Returns the rows
+    flagged and the seconds taken."""
     from concurrent.futures import ThreadPoolExecutor
 
     import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = work / f"{name}-signatures.parquet"
+    t0 = time.perf_counter()
+
+    def signed(make) -> pa.Table:
+        batch = make()
+        m = batch.num_rows
+        sigs = detector.signatures(batch)
+        return sigs.append_column("shard_id", pa.repeat(pa.scalar("bench"), m)).append_column("observation_id", pa.repeat(pa.scalar("o"), m))
+
+    schema = detector.signature_schema.append(pa.field("shard_id", pa.string())).append(pa.field("observation_id", pa.string()))
+    with ThreadPoolExecutor(2) as pool, pq.ParquetWriter(path, schema, compression="none") as writer:
+        pending: deque = deque()
+        for make in batches:  # at most 3 batches in flight (Executor.map would read them all first)
+            pending.append(pool.submit(signed, make))
+            if len(pending) > 2:
+                writer.write_table(pending.popleft().result())
+        while pending:
+            writer.write_table(pending.popleft().result())
+    signed_at = time.perf_counter()
+    signed_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (work / f"{name}.duckdb").unlink(missing_ok=True)
+    con = duckdb.connect(str(work / f"{name}.duckdb"), config={"memory_limit": "1GB", "threads": 2})
+    con.read_parquet(str(path)).create_view("sigs")
+    flagged = [row for (row,) in con.sql(f"SELECT row_index FROM ({detector.finalize('sigs')})").fetchall()]
+    done = time.perf_counter()
+    return {"flagged": flagged, "seconds": done - t0, "signatures_s": signed_at - t0, "finalize_s": done - signed_at, "signatures_rss_mb": signed_rss}
+
+
+def run_scrutineer(shard: Path, work: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -126,42 +162,17 @@ def run_scrutineer(shard: Path, work: Path) -> dict:
     from detectors.dedup import Dedup
     from scrutineer.contract import DETECT
 
-    detector = Dedup(Dedup.Params(on=["near_caption"]), DetectContext("bench"))
-    path = work / "signatures.parquet"
-    t0 = time.perf_counter()
-
-    def signed(item: tuple[int, pa.RecordBatch]):
-        start, read = item
-        m = read.num_rows
-        batch = pa.RecordBatch.from_pydict(
-            {"row_index": pa.array(range(start, start + m), pa.int64()), "sample_id": pa.array([str(i) for i in range(start, start + m)]),
-             "url": pa.nulls(m, pa.string()), "caption": read.column("caption"), "license": pa.nulls(m, pa.string())}, schema=DETECT)
-        sigs = detector.signatures(batch)
-        return sigs.append_column("shard_id", pa.repeat(pa.scalar("bench"), m)).append_column("observation_id", pa.repeat(pa.scalar("o"), m))
-
     def batches():
         start = 0
         with pq.ParquetFile(shard) as f:
             for read in f.iter_batches(batch_size=65_536):
-                yield start, read
-                start += read.num_rows
+                m = read.num_rows
+                yield lambda start=start, read=read, m=m: pa.RecordBatch.from_pydict(
+                    {"row_index": pa.array(range(start, start + m), pa.int64()), "sample_id": pa.array([str(i) for i in range(start, start + m)]),
+                     "url": pa.nulls(m, pa.string()), "caption": read.column("caption"), "license": pa.nulls(m, pa.string())}, schema=DETECT)
+                start += m
 
-    with ThreadPoolExecutor(2) as pool, pq.ParquetWriter(path, detector.signature_schema.append(pa.field("shard_id", pa.string()))
-                                                         .append(pa.field("observation_id", pa.string())), compression="none") as writer:
-        pending: deque = deque()
-        for item in batches():  # at most 3 batches in flight (Executor.map would read them all first)
-            pending.append(pool.submit(signed, item))
-            if len(pending) > 2:
-                writer.write_table(pending.popleft().result())
-        while pending:
-            writer.write_table(pending.popleft().result())
-    signed_at = time.perf_counter()
-    (work / "bench.duckdb").unlink(missing_ok=True)
-    con = duckdb.connect(str(work / "bench.duckdb"), config={"memory_limit": "1GB", "threads": 2})
-    con.read_parquet(str(path)).create_view("sigs")
-    flagged = [row for (row,) in con.sql(f"SELECT row_index FROM ({detector.finalize('sigs')})").fetchall()]
-    done = time.perf_counter()
-    return {"flagged": flagged, "seconds": done - t0, "signatures_s": signed_at - t0, "finalize_s": done - signed_at}
+    return sign_and_finalize(Dedup(Dedup.Params(on=["near_caption"]), DetectContext("bench")), batches(), work, "captions")
 
 
 def run_datasketch(shard: Path) -> dict:
@@ -211,48 +222,24 @@ def pdq_codes(rows: np.ndarray) -> np.ndarray:
 
 
 def run_images(rows: int, work: Path, blocks: int) -> dict:
-    from concurrent.futures import ThreadPoolExecutor
-
-    import duckdb
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from detectors.base import DetectContext
     from detectors.dedup import Dedup
 
-    detector = Dedup(Dedup.Params(on=["near_image"], near_image={"pdq_blocks": blocks}), DetectContext("bench"))
-    path = work / "image-signatures.parquet"
-    t0 = time.perf_counter()
-
-    def signed(start: int):
+    def batch(start: int) -> pa.RecordBatch:
         index = np.arange(start, min(start + 65_536, rows), dtype=np.uint64)
         m = len(index)
         hexes = pdq_codes(index).tobytes().hex()
-        batch = pa.RecordBatch.from_pydict({
+        return pa.RecordBatch.from_pydict({
             "row_index": pa.array(index.astype(np.int64)), "sample_id": pa.array(index.astype(str)), "url": pa.nulls(m, pa.string()),
             "pdq": pa.array([hexes[i * 64 : i * 64 + 64] for i in range(m)]), "pdq_quality": pa.array(np.full(m, 100, np.int32)),
             "pdq_dihedral": pa.nulls(m, pa.list_(pa.string())), "phash": pa.nulls(m, pa.string()),
             "width": pa.nulls(m, pa.int32()), "height": pa.nulls(m, pa.int32()),
         })
-        sigs = detector.signatures(batch)
-        return sigs.append_column("shard_id", pa.repeat(pa.scalar("bench"), m)).append_column("observation_id", pa.repeat(pa.scalar("o"), m))
 
-    schema = detector.signature_schema.append(pa.field("shard_id", pa.string())).append(pa.field("observation_id", pa.string()))
-    with ThreadPoolExecutor(2) as pool, pq.ParquetWriter(path, schema, compression="none") as writer:
-        pending: deque = deque()
-        for start in range(0, rows, 65_536):
-            pending.append(pool.submit(signed, start))
-            if len(pending) > 2:
-                writer.write_table(pending.popleft().result())
-        while pending:
-            writer.write_table(pending.popleft().result())
-    signed_at = time.perf_counter()
-    (work / "bench-images.duckdb").unlink(missing_ok=True)
-    con = duckdb.connect(str(work / "bench-images.duckdb"), config={"memory_limit": "1GB", "threads": 2})
-    con.read_parquet(str(path)).create_view("sigs")
-    flagged = con.sql(f"SELECT row_index, evidence->>'kept_row_index' FROM ({detector.finalize('sigs')})").fetchall()
-    done = time.perf_counter()
-    return {"flagged": [r for r, _ in flagged], "seconds": done - t0, "signatures_s": signed_at - t0, "finalize_s": done - signed_at}
+    detector = Dedup(Dedup.Params(on=["near_image"], near_image={"pdq_blocks": blocks}), DetectContext("bench"))
+    return sign_and_finalize(detector, (lambda s=s: batch(s) for s in range(0, rows, 65_536)), work, "images")
 
 
 def child(kind: str, rows: int, work: Path, blocks: int) -> None:
@@ -296,7 +283,8 @@ def main() -> None:
                  if 0.8 <= true_jaccard(x, y) <= 0.95]
         flagged = set(result["flagged"])
         recall = sum(b in flagged for _, b in truth) / len(truth)
-        extra = f" (signatures {result['signatures_s']:.1f} s, finalize {result['finalize_s']:.1f} s)" if kind == "scrutineer" else ""
+        extra = (f" (signatures {result['signatures_s']:.1f} s, peak RSS {result['signatures_rss_mb']:,.0f} MB by then; finalize {result['finalize_s']:.1f} s)"
+                 if kind == "scrutineer" else "")
         print(f"{kind:11s} {rows:>9,} rows in {result['seconds']:7.1f} s = {rows / result['seconds']:9,.0f} rows/s{extra}; "
               f"peak RSS {result['rss_mb']:,.0f} MB; recall {recall:.3f} of {len(truth):,} planted pairs at Jaccard 0.8-0.95; "
               f"{len(flagged):,} rows flagged", flush=True)
