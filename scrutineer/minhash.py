@@ -24,6 +24,10 @@ import numpy as np
 
 #: Odd 64-bit multiplier of the shingle and band hashes (the golden ratio's, as in splitmix64).
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+#: Texts whose signatures :func:`minhashes` computes at once: rensa's digest matrix leaves only
+#: through ``to_rows`` (a Python list of ints, ~28 bytes per value), so 4,096 texts at 128
+#: permutations hold ~15 MB of them, where a 65,536-row batch would hold ~240 MB.
+CHUNK = 4_096
 #: Weights of false positives and false negatives in :func:`lsh_bands`.
 FALSE_POSITIVE_WEIGHT, FALSE_NEGATIVE_WEIGHT = 0.1, 0.9
 
@@ -80,14 +84,16 @@ def minhashes(texts: list[str], shingling: Shingling, num_perm: int, seed: int) 
     no Python object per shingle; word shingles go to rensa as strings."""
     from rensa import RMinHash
 
-    if not texts:
-        return np.empty((0, num_perm), np.uint32)
-    if shingling.kind == "char":
-        hashes, offsets = char_shingle_hashes(texts, shingling.ngram)
-        matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm, seed)
-    else:
-        matrix = RMinHash.digest_matrix_from_token_sets([shingling(t) for t in texts], num_perm, seed)
-    return np.array(matrix.to_rows(), dtype=np.uint32)
+    out = np.empty((len(texts), num_perm), np.uint32)
+    for start in range(0, len(texts), CHUNK):  # to_rows makes a Python int per value: a chunk at a time
+        chunk = texts[start : start + CHUNK]
+        if shingling.kind == "char":
+            hashes, offsets = char_shingle_hashes(chunk, shingling.ngram)
+            matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm, seed)
+        else:
+            matrix = RMinHash.digest_matrix_from_token_sets([shingling(t) for t in chunk], num_perm, seed)
+        out[start : start + len(chunk)] = matrix.to_rows()
+    return out
 
 
 def char_shingle_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
