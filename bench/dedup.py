@@ -117,9 +117,9 @@ def true_jaccard(a: str, b: str, n: int = 5) -> float:
 
 def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
     """Run ``detector`` as a shard task and the store would: ``signatures`` of ``batches``
-    (``(first row, batch)`` pairs; a batch is built in the worker) 2 at a time, written in order
-    to a parquet file, then ``finalize`` over it in DuckDB (memory_limit 1 GB). Returns the rows
-    flagged and the seconds taken."""
+    (functions making a batch, called in the worker) 2 at a time, written in order to a parquet
+    file; the detector closed, as a shard task closes its own; then ``finalize`` over the file in
+    DuckDB (memory_limit 1 GB). Returns the rows flagged and the seconds taken."""
     from concurrent.futures import ThreadPoolExecutor
 
     import duckdb
@@ -146,6 +146,8 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
             writer.write_table(pending.popleft().result())
     signed_at = time.perf_counter()
     signed_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    detector.close()  # as a shard task's detectors are when its pass ends; the store runs finalize on a fresh one
+    detector = type(detector)(detector.params, detector.ctx)
     (work / f"{name}.duckdb").unlink(missing_ok=True)
     con = duckdb.connect(str(work / f"{name}.duckdb"), config={"memory_limit": "1GB", "threads": 2})
     con.read_parquet(str(path)).create_view("sigs")

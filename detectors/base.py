@@ -120,6 +120,11 @@ class Detector(ABC):
     def setup(self) -> None:
         """Load what :meth:`detect` needs (banks, tables into ``self.db``). Runs once per shard task."""
 
+    def close(self) -> None:
+        """Free what the detector holds (its DuckDB); it is not used after. The shard task calls it
+        when its pass ends."""
+        self.db.close()
+
     def sql(self, query: str, **tables: pa.RecordBatch | pa.Table) -> pa.Table:
         """Run ``query`` on this detector's in-memory DuckDB with ``tables`` visible by name.
 

@@ -50,7 +50,11 @@ def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: l
                 continue
             view = f"signatures_{name}"
             con.read_parquet(signatures).create_view(view, replace=True)
-            query = cls(params, DetectContext(shard_id="")).finalize(view)
+            detector = cls(params, DetectContext(shard_id=""))
+            try:
+                query = detector.finalize(view)
+            finally:
+                detector.close()
             if query is not None:
                 store.insert_findings(con, run_id, query)
             con.execute(f"DROP VIEW {view}")

@@ -234,12 +234,20 @@ class _Work:
         #: them (or loads them, once observed); the content detectors look them up here.
         self.policies: dict[str, dict[str, PolicyFile]] = {}
 
-    def _detectors(self, needs: str) -> list[Detector]:
-        return [
+    @contextmanager
+    def _detectors(self, needs: str) -> Iterator[list[Detector]]:
+        """The detectors still to judge that judge ``needs`` batches, closed when the pass ends
+        (each holds an in-memory DuckDB of up to 512 MB)."""
+        detectors = [
             self.plan.detector_class(n)(self.plan.params[n], DetectContext(self.shard.shard_id, _banks(self.plan, n), self.policies))
             for n in self.plan.names(needs)
             if n in self.todo
         ]
+        try:
+            yield detectors
+        finally:
+            for d in detectors:
+                d.close()
 
     def _stored_rows(self) -> Iterator[pa.RecordBatch]:
         with pq.ParquetFile(self.rows_path, pre_buffer=False) as f:
@@ -248,31 +256,31 @@ class _Work:
     def rows_pass(self, have_rows: bool) -> None:
         """Observe the rows (unless stored) and run the metadata detectors still to judge, in one
         pass, ``threads_per_shard`` batches at a time; outputs are written in batch order."""
-        detectors = self._detectors("metadata")
-        if have_rows and not detectors:
-            return
-        observation = None if have_rows else _Output(self.plan.observation_dir(self.rows_id))
-        judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
-        batches = self._stored_rows() if have_rows else iter_detect_batches(self.shard, self.plan.config.dataset, self.rows_key["columns"])
+        with self._detectors("metadata") as detectors:
+            if have_rows and not detectors:
+                return
+            observation = None if have_rows else _Output(self.plan.observation_dir(self.rows_id))
+            judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
+            batches = self._stored_rows() if have_rows else iter_detect_batches(self.shard, self.plan.config.dataset, self.rows_key["columns"])
 
-        def judge(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[tuple[Detector, pa.Table, pa.Table | None]]]:
-            return batch, [(d, d.detect(batch), d.signatures(batch)) for d in detectors]
+            def judge(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[tuple[Detector, pa.Table, pa.Table | None]]]:
+                return batch, [(d, d.detect(batch), d.signatures(batch)) for d in detectors]
 
-        rows = 0
-        with _all_or_nothing([observation, *judged.values()]):
-            for batch, results in _ordered(judge, batches, self.plan.config.threads_per_shard):
-                rows += batch.num_rows
+            rows = 0
+            with _all_or_nothing([observation, *judged.values()]):
+                for batch, results in _ordered(judge, batches, self.plan.config.threads_per_shard):
+                    rows += batch.num_rows
+                    if observation:
+                        observation.write("rows.parquet", batch, batch.schema, use_dictionary=["license"])
+                    for d, found, sigs in results:
+                        self._write_judged(judged[d.name], found, sigs, self.rows_id)
                 if observation:
-                    observation.write("rows.parquet", batch, batch.schema, use_dictionary=["license"])
-                for d, found, sigs in results:
-                    self._write_judged(judged[d.name], found, sigs, self.rows_id)
-            if observation:
-                extra = self.rows_key["columns"]
-                observation.ensure("rows.parquet", pa.schema([*DETECT, *(pa.field(c, pa.string()) for c in extra)]))
-                observation.commit(shard_id=self.shard.shard_id, rows=rows, key=self.rows_key)
-            for out in judged.values():
-                out.ensure("findings.parquet", JUDGEMENT)
-                out.commit()
+                    extra = self.rows_key["columns"]
+                    observation.ensure("rows.parquet", pa.schema([*DETECT, *(pa.field(c, pa.string()) for c in extra)]))
+                    observation.commit(shard_id=self.shard.shard_id, rows=rows, key=self.rows_key)
+                for out in judged.values():
+                    out.ensure("findings.parquet", JUDGEMENT)
+                    out.commit()
 
     def _write_judged(self, out: _Output, found: pa.Table, signatures: pa.Table | None, observation_id: str) -> None:
         """Write one batch's findings and signatures (with the shard and the observation judged)."""
@@ -291,37 +299,37 @@ class _Work:
             recheck: ``(observation_id, urls)``: make the observation from that stored one, with
                 those URLs checked again (:meth:`_rechecked_content`).
         """
-        detectors = self._detectors("content")
-        if have_content and not detectors:
-            return
-        observation = None if have_content else _Output(self.plan.observation_dir(self.content_id))
-        judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
-        with _all_or_nothing([observation, *judged.values()]):
-            if have_content:
-                self._keep_policies(self.plan.observation_dir(self.content_id), None)
-                source = _aligned(self._stored_rows(), self.plan.observation_dir(self.content_id) / "content.parquet")
-            elif recheck:
-                source = self._rechecked_content(observation, *recheck)
-            elif self.shard.format == "webdataset":
-                source = self._tar_content()
-            else:
-                source = self._fetched_content(observation)
-            for rows, found in source:
+        with self._detectors("content") as detectors:
+            if have_content and not detectors:
+                return
+            observation = None if have_content else _Output(self.plan.observation_dir(self.content_id))
+            judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
+            with _all_or_nothing([observation, *judged.values()]):
+                if have_content:
+                    self._keep_policies(self.plan.observation_dir(self.content_id), None)
+                    source = _aligned(self._stored_rows(), self.plan.observation_dir(self.content_id) / "content.parquet")
+                elif recheck:
+                    source = self._rechecked_content(observation, *recheck)
+                elif self.shard.format == "webdataset":
+                    source = self._tar_content()
+                else:
+                    source = self._fetched_content(observation)
+                for rows, found in source:
+                    if observation:
+                        observation.write("content.parquet", found, CONTENT)
+                    batch = found
+                    for name in rows.schema.names:  # caption, license and the detectors' source columns
+                        if name not in CONTENT.names:
+                            batch = batch.append_column(rows.schema.field(name), rows.column(name))
+                    for d in detectors:
+                        self._write_judged(judged[d.name], d.detect(batch), d.signatures(batch), self.content_id)
                 if observation:
-                    observation.write("content.parquet", found, CONTENT)
-                batch = found
-                for name in rows.schema.names:  # caption, license and the detectors' source columns
-                    if name not in CONTENT.names:
-                        batch = batch.append_column(rows.schema.field(name), rows.column(name))
-                for d in detectors:
-                    self._write_judged(judged[d.name], d.detect(batch), d.signatures(batch), self.content_id)
-            if observation:
-                observation.ensure("content.parquet", CONTENT)
-                observation.ensure("policy_files.parquet", POLICY_FILE)
-                observation.commit(shard_id=self.shard.shard_id, key=self.content_key)
-            for out in judged.values():
-                out.ensure("findings.parquet", JUDGEMENT)
-                out.commit()
+                    observation.ensure("content.parquet", CONTENT)
+                    observation.ensure("policy_files.parquet", POLICY_FILE)
+                    observation.commit(shard_id=self.shard.shard_id, key=self.content_key)
+                for out in judged.values():
+                    out.ensure("findings.parquet", JUDGEMENT)
+                    out.commit()
 
     @contextmanager
     def _fetching(self, observation: _Output, cfg: FetchConfig) -> Iterator[Callable[[list[str]], dict[str, content.Checked]]]:
