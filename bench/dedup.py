@@ -126,6 +126,8 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from flows.load import release_arrow_memory
+
     path = work / f"{name}-signatures.parquet"
     t0 = time.perf_counter()
 
@@ -148,6 +150,7 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
     signed_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     detector.close()  # as a shard task's detectors are when its pass ends; the store runs finalize on a fresh one
     detector = type(detector)(detector.params, detector.ctx)
+    release_arrow_memory()  # as flows.load.load does before finalize
     (work / f"{name}.duckdb").unlink(missing_ok=True)
     con = duckdb.connect(str(work / f"{name}.duckdb"), config={"memory_limit": "1GB", "threads": 2})
     con.read_parquet(str(path)).create_view("sigs")
