@@ -45,7 +45,7 @@ NEAR_IMAGE = [
     pa.field("near_image_phash", pa.uint64()),
     pa.field("near_image_phash_blocks", pa.list_(pa.uint64())),
 ]
-#: A group's or cluster's id: the first 16 hex characters of the MD5 of its kept sample's
+#: A near-duplicate cluster's id: the first 16 hex characters of the MD5 of its kept sample's
 #: ``shard_id:row_index`` (stable while that sample is kept).
 CLUSTER_ID_SQL = "md5({kept}.shard_id || ':' || {kept}.row_index::VARCHAR)[:16]"
 #: Per dihedral transform (index into PDQ_DIHEDRAL), the one that undoes it.
@@ -126,8 +126,9 @@ class Dedup(Detector):
     One sample of each group (exact keys) or cluster (near) is kept and not flagged: by ``keep``,
     the first in ``(shard_id, row_index)`` order, or the largest image or one with a known licence
     first. Every other one is flagged with evidence ``{"kept_row_index", "kept_sample_id",
-    "kept_shard_id", "cluster_id", "cluster_size"}``: the kept sample, the group's or cluster's id
-    (:data:`CLUSTER_ID_SQL`) and its number of samples, the kept one included. Not restricted.
+    "kept_shard_id"}`` naming the kept sample (a group's findings are those naming one kept
+    sample), and for near duplicates ``"cluster_id"`` (:data:`CLUSTER_ID_SQL`) and
+    ``"cluster_size"`` (samples, the kept one included). Not restricted.
     Per shard, each exact key is stored as a 128-bit MD5 (``md5_number``), each caption's key and
     MinHash LSH band keys, and each image's PDQ and pHash words and pigeonhole blocks
     (:mod:`scrutineer.pigeonhole`); keys are then grouped across shards in the store.
@@ -197,9 +198,9 @@ class Dedup(Detector):
         return pa.table(columns, schema=self.signature_schema)
 
     def _keep_rank(self, batch: pa.RecordBatch) -> pa.Array:
-        """Per row, the rank ``keep`` gives it (smaller is kept first): 0 for ``first``; minus its
-        pixels for ``largest_image`` (0 when not an image); 0 with a licence :func:`to_spdx`
-        recognises, else 1, for ``has_license``."""
+        """Per row, the rank ``keep`` gives it (smaller is kept first): null for ``first`` (every
+        row alike); minus its pixels for ``largest_image`` (0 when not an image); 0 with a licence
+        :func:`to_spdx` recognises, else 1, for ``has_license``."""
         n = batch.num_rows
         if self.params.keep == "largest_image":
             pixels = pc.multiply(pc.cast(batch.column("width"), pa.int64()), pc.cast(batch.column("height"), pa.int64()))
@@ -210,7 +211,7 @@ class Dedup(Detector):
             known = pa.array([to_spdx(v) is not None for v in values.to_pylist()], pa.bool_())
             index = pc.index_in(licences, value_set=values, skip_nulls=False)
             return pc.if_else(pc.fill_null(known.take(index), False), 0, 1).cast(pa.int64())
-        return pa.array(np.zeros(n, np.int64))
+        return pa.nulls(n, pa.int64())  # first: (shard_id, row_index) order alone
 
     def _near_image(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         """Each image's PDQ (quality at least ``pdq_min_quality``; with its dihedral variants when
@@ -275,11 +276,10 @@ class Dedup(Detector):
                    '{self.name}' AS detector, '{self.version}' AS detector_version,
                    'duplicate.{k}' AS reason,
                    json_object('kept_row_index', g.first.row_index, 'kept_sample_id', g.first.sample_id,
-                               'kept_shard_id', g.first.shard_id, 'cluster_id', {CLUSTER_ID_SQL.format(kept="g.first")},
-                               'cluster_size', g.size)::VARCHAR AS evidence,
+                               'kept_shard_id', g.first.shard_id)::VARCHAR AS evidence,
                    false AS restricted, d.observation_id
             FROM candidates d
-            JOIN (SELECT {k}_key AS k, min(struct_pack(keep_rank, shard_id, row_index, sample_id)) AS first, count(*) AS size
+            JOIN (SELECT {k}_key AS k, min(struct_pack(keep_rank, shard_id, row_index, sample_id)) AS first
                   FROM candidates WHERE {k}_key IN (SELECT k FROM {k}_dup) GROUP BY 1) g ON d.{k}_key = g.k
             WHERE (d.shard_id, d.row_index) <> (g.first.shard_id, g.first.row_index)
             """
