@@ -102,6 +102,21 @@ def test_webdataset_tar_verifies_row_0_and_fails_row_1_with_no_http(tmp_path, sh
     assert "keeps rows with restricted findings" in " ".join((release / "README.md").read_text().split())
 
 
+def test_near_image_groups_a_tars_images_with_no_http(tmp_path, shared_data, original):
+    """dedup's near_image reads the tar's images as content_hashlist does: the same picture in two
+    rows groups (0 bits), and nothing goes over HTTP."""
+    source = pq.read_table(shared_data / "metadata" / FIXTURE)
+    png = original["path"].read_bytes()
+    shard = write_img2dataset_shard(tmp_path / "i2d", "00000", source, {"000000000": png, "000000001": png})
+    config = write_config(tmp_path, {"dataset": {"name": "i2d", "shards": [str(shard)], "format": "webdataset", "columns": {"caption": "txt"}},
+                                     "detectors": {"dedup": {"on": ["near_image"]}}})
+    assert scan(config)["status"] == "completed"
+    ws = tmp_path / "work"
+    found = query(ws, "SELECT row_index, evidence FROM findings WHERE reason = 'duplicate.near_image'")
+    assert [(row, json.loads(ev)["kept_row_index"], json.loads(ev)["pdq_distance"]) for row, ev in found] == [(1, 0, 0)]
+    assert query(ws, "SELECT count(*) FROM fetches") == [(0,)]
+
+
 def test_fetched_bytes_verify_row_0_and_fail_row_1(tmp_path, shared_data, original):
     source = pq.read_table(shared_data / "metadata" / FIXTURE)
     with FixtureWeb(["127.0.0.5"], images=[original["path"].parent]) as web:
