@@ -48,6 +48,10 @@ NEAR_IMAGE = [
 #: A near-duplicate cluster's id: the first 16 hex characters of the MD5 of its kept sample's
 #: ``shard_id:row_index`` (stable while that sample is kept).
 CLUSTER_ID_SQL = "md5({kept}.shard_id || ':' || {kept}.row_index::VARCHAR)[:16]"
+#: Codes sharing one pigeonhole block beyond which they are linked to the block's first code only
+#: (as caption band buckets are), not pairwise: n codes in one block would make n^2 / 2 candidates.
+#: A pair is then found only through another block or a chain through the first code.
+HOT_BUCKET = 1_000
 #: Per dihedral transform (index into PDQ_DIHEDRAL), the one that undoes it.
 _INVERSE = [0, 3, 2, 1, 4, 5, 6, 7]
 
@@ -349,7 +353,8 @@ class Dedup(Detector):
         """CTEs of one signal's candidate pairs; returns the ``SELECT`` of them (a_shard, a_row,
         b_shard, b_row). Rows of a code after its first link to it; first rows of distinct codes
         sharing a block (a variant's ``(i - 1) % blocks`` block of the probe against an original's
-        block ``i``) link in one direction each."""
+        block ``i``) link in one direction each, except in a block shared by more than
+        :data:`HOT_BUCKET` codes, where each links to the block's first code only."""
         code = f"near_image_{signal}"
         key = f"{code}[1:{words}]" if words > 1 else code
         ctes += [
@@ -360,14 +365,27 @@ class Dedup(Detector):
             f"""ni_{signal}_key AS MATERIALIZED (
                 SELECT first, key, (i - 1) % {blocks} AS band, i <= {blocks} AS original FROM (
                     SELECT first, unnest(blocks) AS key, generate_subscripts(blocks, 1) AS i FROM ni_{signal}_code))""",
+            # Blocks seen 3 times in a 2% sample (a block of 1,000 codes fails that with
+            # probability 5e-7), then counted exactly: one aggregate over every block would cost
+            # more than the candidates themselves (bench/dedup.py --images).
+            f"""ni_{signal}_hot AS MATERIALIZED (
+                SELECT band, key, min(first) AS anchor FROM ni_{signal}_key
+                SEMI JOIN (SELECT band, key FROM (SELECT * FROM ni_{signal}_key WHERE original USING SAMPLE 2 PERCENT (bernoulli, 42))
+                           GROUP BY band, key HAVING count(*) >= 3) USING (band, key)
+                WHERE original GROUP BY band, key HAVING count(*) > {HOT_BUCKET})""",
         ]
+        pair = "least(p.first, {q}).shard_id, least(p.first, {q}).row_index, greatest(p.first, {q}).shard_id, greatest(p.first, {q}).row_index"
         return f"""
             SELECT s.shard_id AS a_shard, s.row_index AS a_row, c.first.shard_id AS b_shard, c.first.row_index AS b_row
             FROM {signatures} s JOIN ni_{signal}_code c ON s.{key} = c.code
             WHERE (s.shard_id, s.row_index) <> (c.first.shard_id, c.first.row_index)
             UNION
-            SELECT least(p.first, q.first).shard_id, least(p.first, q.first).row_index, greatest(p.first, q.first).shard_id, greatest(p.first, q.first).row_index
-            FROM ni_{signal}_key p JOIN ni_{signal}_key q ON q.original AND p.band = q.band AND p.key = q.key AND p.first <> q.first"""
+            SELECT {pair.format(q="q.first")}
+            FROM ni_{signal}_key p JOIN ni_{signal}_key q ON q.original AND p.band = q.band AND p.key = q.key AND p.first <> q.first
+            ANTI JOIN ni_{signal}_hot h ON h.band = p.band AND h.key = p.key
+            UNION
+            SELECT {pair.format(q="h.anchor")}
+            FROM ni_{signal}_key p JOIN ni_{signal}_hot h ON h.band = p.band AND h.key = p.key AND p.first <> h.anchor"""
 
     def _clusters(self, prefix: str, signatures: str, ctes: list[str], parts: list[str]) -> None:
         """Clusters of ``{prefix}_link`` (pairs a -> b of (shard_id, row_index) with their scores):

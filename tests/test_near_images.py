@@ -226,3 +226,27 @@ def test_blocks_and_words_read_the_bits_in_order():
     assert (hex_codes(pa.array([pdq_hex(np.unpackbits(c)) for c in codes]), 256) == codes).all()
     with pytest.raises(ValueError, match="at most 64 bits"):
         block_bounds(256, 3)
+
+
+def test_a_block_shared_by_many_codes_links_them_to_its_first_code_only():
+    """2,500 distinct codes with the same first 32 bits would make 3.1M candidate pairs in that
+    block; past HOT_BUCKET codes they link to its first code instead (2,499 candidates, none
+    within 31 bits), and a near pair among them is still found through its other blocks."""
+    from detectors.dedup import HOT_BUCKET
+
+    codes, _ = random_codes(2_500, 0, seed=11)
+    codes[:, :4] = codes[0, :4]
+    codes[-1] = codes[100]
+    codes[-1, 20] ^= np.uint8(0b101)  # 2 bits from row 100, in block 5
+    assert len(codes) > HOT_BUCKET
+    batch = code_batch(codes)
+    assert set(judge(batch)) == {"s2499"}
+    detector = Dedup(Dedup.Params(on=["near_image"]), DetectContext("shard"))
+    signatures = detector.signatures(batch)
+    signatures = signatures.append_column("shard_id", pa.repeat(pa.scalar("shard"), len(codes))).append_column("observation_id", pa.repeat(pa.scalar("o"), len(codes)))
+    ctes: list[str] = []
+    detector._near_image_links("sigs", ctes)
+    con = duckdb.connect()
+    con.register("sigs", signatures)
+    candidates = con.sql("WITH RECURSIVE " + ",\n".join(ctes) + " SELECT count(*) FROM ni_candidate").fetchall()[0][0]
+    assert len(codes) - 1 <= candidates < 2 * len(codes)
