@@ -141,7 +141,8 @@ class Dedup(Detector):
     a link stands when the exact Jaccard similarity of the two shingle sets reaches ``threshold``
     (the caption keys are kept in the signatures for it). Near images: rows with the same PDQ (or
     pHash) are linked to its first row, and rows whose distinct codes share a pigeonhole block are
-    linked when their exact Hamming distance is within a threshold. Clusters are the connected
+    linked when their exact Hamming distance is within a threshold (to the block's first code
+    only, in a block shared by more than :data:`HOT_BUCKET` codes). Clusters are the connected
     components of the links (a recursive DuckDB query). Links chain (CC3M's templated "image may
     contain: person, on stage, ..." captions form one cluster of captions 0.6 apart), so the
     evidence also names the linked sample nearest the flagged one (``near_*``; an earlier one in

@@ -15,8 +15,8 @@ import pytest
 
 from scrutineer.config import load_config
 from scrutineer.errors import ConfigError
-from scrutineer.testing.fixture_web import FixtureWeb
 from scrutineer.release import build_release
+from scrutineer.testing.fixture_web import FixtureWeb
 from tests.conftest import scan, write_config
 from tests.flows.test_content_scan import query
 
