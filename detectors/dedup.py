@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -110,6 +110,17 @@ class DedupParams(BaseModel):
     )
     near_caption: NearCaptionParams = Field(default_factory=NearCaptionParams, description="MinHash LSH of near_caption.")
     near_image: NearImageParams = Field(default_factory=NearImageParams, description="Perceptual hash distances of near_image.")
+
+
+class _Scores(NamedTuple):
+    """How a near-duplicate link is scored, for :meth:`Dedup._clusters`: its score ``columns``, the
+    SQL select list of them read from b to a (``reversed``), the ``order`` ranking a node's links
+    (smallest first, over ``l``) and the ``evidence`` fields of the link chosen (over ``e.link``)."""
+
+    columns: list[str]
+    reversed: str
+    order: str
+    evidence: str
 
 
 class Dedup(Detector):
@@ -258,11 +269,9 @@ class Dedup(Detector):
         if exact:
             self._exact(signatures, exact, ctes, parts)
         if "near_caption" in self.params.on:
-            self._near_caption_links(signatures, ctes)
-            self._clusters("nc", signatures, ctes, parts)
+            self._clusters("nc", "near_caption", self._near_caption_links(signatures, ctes), signatures, ctes, parts)
         if "near_image" in self.params.on:
-            self._near_image_links(signatures, ctes)
-            self._clusters("ni", signatures, ctes, parts)
+            self._clusters("ni", "near_image", self._near_image_links(signatures, ctes), signatures, ctes, parts)
         return "WITH RECURSIVE " + ",\n".join(ctes) + "\n" + " UNION ALL ".join(parts)
 
     def _exact(self, signatures: str, on: list[str], ctes: list[str], parts: list[str]) -> None:
@@ -291,11 +300,14 @@ class Dedup(Detector):
             for k in on
         ]
 
-    def _near_caption_links(self, signatures: str, ctes: list[str]) -> None:
+    def _near_caption_links(self, signatures: str, ctes: list[str]) -> _Scores:
         """``nc_link``: (shard_id, row_index) pairs of captions at or above the Jaccard threshold,
         with ``jaccard``: each row sharing a band bucket linked to the bucket's first row, when the
         exact Jaccard similarity of their shingle sets reaches the threshold."""
         p = self.params.near_caption
+        bands, rows = p.bands_rows
+        minhash = json.dumps({"algorithm": "MinHash LSH (rensa RMinHash), exact Jaccard of the candidates", "shingles": p.shingles,
+                              "ngram": p.ngram, "num_perm": p.num_perm, "bands": bands, "rows": rows, "seed": p.seed, "threshold": p.threshold})
         shingles = Shingling(p.shingles, p.ngram).sql("s.near_caption_key")
         ctes += [
             f"""nc_band AS MATERIALIZED (
@@ -318,8 +330,9 @@ class Dedup(Detector):
                     JOIN nc_shingles n ON n.shard_id = p.a_shard AND n.row_index = p.a_row)
                 WHERE shared / (size - shared) >= {p.threshold})""",
         ]
+        return _Scores(["jaccard"], "jaccard", "-l.jaccard", f"'jaccard', round(e.link.jaccard, 3), 'minhash', json('{minhash}')")
 
-    def _near_image_links(self, signatures: str, ctes: list[str]) -> None:
+    def _near_image_links(self, signatures: str, ctes: list[str]) -> _Scores:
         """``ni_link``: (shard_id, row_index) pairs of images within a threshold, with
         ``pdq_distance`` (over the dihedral variants), ``transform`` (taking a to b) and
         ``phash_distance``. Candidates: rows with the same code, linked to its first row (so a
@@ -332,7 +345,7 @@ class Dedup(Detector):
             candidates.append(self._same_and_blocks("phash", signatures, p.phash_blocks, 1, ctes))
         # d(a_t, b) for each variant t of a, and d(b_t, a): the nearest decides; a transform found
         # from b's side is undone to read from a to b.
-        distance = "bit_count(xor({x}[4 * t + 1], {y}[1])) + bit_count(xor({x}[4 * t + 2], {y}[2])) + bit_count(xor({x}[4 * t + 3], {y}[3])) + bit_count(xor({x}[4 * t + 4], {y}[4]))"
+        distance = " + ".join(f"bit_count(xor({{x}}[4 * t + {w}], {{y}}[{w}]))" for w in range(1, 5))
         forward = distance.format(x="x.near_image_pdq", y="y.near_image_pdq")
         backward = distance.format(x="y.near_image_pdq", y="x.near_image_pdq")
         nearest = (f"list_min(list_concat(list_transform(range(len(x.near_image_pdq) // 4), lambda t: struct_pack(d := {forward}, t := t)), "
@@ -348,6 +361,14 @@ class Dedup(Detector):
                     JOIN {signatures} y ON y.shard_id = c.b_shard AND y.row_index = c.b_row)
                 WHERE pdq_distance <= {p.pdq_threshold}{phash_ok})""",
         ]
+        params = json.dumps(p.model_dump(mode="json") | {"dihedral": list(PDQ_DIHEDRAL)})
+        return _Scores(
+            ["pdq_distance", "transform", "phash_distance"],
+            f"pdq_distance, list_extract({_INVERSE}, transform + 1) AS transform, phash_distance",
+            "l.pdq_distance, l.phash_distance",
+            f"'pdq_distance', e.link.pdq_distance, 'phash_distance', e.link.phash_distance, "
+            f"'transform', list_extract({list(PDQ_DIHEDRAL)}, e.link.transform + 1), 'near_image', json('{params}')",
+        )
 
     @staticmethod
     def _same_and_blocks(signal: str, signatures: str, blocks: int, words: int, ctes: list[str]) -> str:
@@ -388,27 +409,14 @@ class Dedup(Detector):
             SELECT {pair.format(q="h.anchor")}
             FROM ni_{signal}_key p JOIN ni_{signal}_hot h ON h.band = p.band AND h.key = p.key AND p.first <> h.anchor"""
 
-    def _clusters(self, prefix: str, signatures: str, ctes: list[str], parts: list[str]) -> None:
-        """Clusters of ``{prefix}_link`` (pairs a -> b of (shard_id, row_index) with their scores):
-        nodes numbered in keep order (keep_rank, shard_id, row_index), connected components by
-        label propagation (a recursive CTE keyed by node, each node taking the smallest label of
-        its neighbours until none changes), so a component's label is its kept node. Every other
-        node is flagged, naming its nearest linked sample."""
-        reason = {"nc": "near_caption", "ni": "near_image"}[prefix]
-        if prefix == "nc":
-            p = self.params.near_caption
-            bands, rows = p.bands_rows
-            scores, best = ["jaccard"], "-l.jaccard"
-            params = json.dumps({"algorithm": "MinHash LSH (rensa RMinHash), exact Jaccard of the candidates", "shingles": p.shingles,
-                                 "ngram": p.ngram, "num_perm": p.num_perm, "bands": bands, "rows": rows, "seed": p.seed, "threshold": p.threshold})
-            detail = f"'jaccard', round(e.link.jaccard, 3), 'minhash', json('{params}')"
-            back = "jaccard"
-        else:
-            scores, best = ["pdq_distance", "transform", "phash_distance"], "l.pdq_distance, l.phash_distance"
-            params = json.dumps(self.params.near_image.model_dump(mode="json") | {"dihedral": list(PDQ_DIHEDRAL)})
-            detail = (f"'pdq_distance', e.link.pdq_distance, 'phash_distance', e.link.phash_distance, "
-                      f"'transform', list_extract({list(PDQ_DIHEDRAL)}, e.link.transform + 1), 'near_image', json('{params}')")
-            back = f"pdq_distance, list_extract({_INVERSE}, transform + 1) AS transform, phash_distance"
+    def _clusters(self, prefix: str, reason: str, scores: _Scores, signatures: str, ctes: list[str], parts: list[str]) -> None:
+        """Clusters of ``{prefix}_link`` (pairs a -> b of (shard_id, row_index) with their
+        ``scores``): nodes numbered in keep order (keep_rank, shard_id, row_index), connected
+        components by label propagation (a recursive CTE keyed by node, each node taking the
+        smallest label of its neighbours until none changes), so a component's label is its kept
+        node. Every other node is flagged ``duplicate.{reason}``, naming its nearest linked
+        sample."""
+        columns = ", ".join(scores.columns)
         ctes += [
             f"""{prefix}_node AS MATERIALIZED (
                 SELECT s.shard_id, s.row_index, s.sample_id, s.url, s.observation_id,
@@ -417,12 +425,12 @@ class Dedup(Detector):
                 SEMI JOIN (SELECT a_shard AS shard_id, a_row AS row_index FROM {prefix}_link UNION SELECT b_shard, b_row FROM {prefix}_link) p
                 USING (shard_id, row_index))""",
             f"""{prefix}_edge AS MATERIALIZED (
-                SELECT m.node AS a, n.node AS b, {", ".join(scores)} FROM (
-                    SELECT a_shard, a_row, b_shard, b_row, {", ".join(scores)} FROM {prefix}_link
-                    UNION ALL SELECT b_shard, b_row, a_shard, a_row, {back} FROM {prefix}_link) l
+                SELECT m.node AS a, n.node AS b, {columns} FROM (
+                    SELECT a_shard, a_row, b_shard, b_row, {columns} FROM {prefix}_link
+                    UNION ALL SELECT b_shard, b_row, a_shard, a_row, {scores.reversed} FROM {prefix}_link) l
                 JOIN {prefix}_node m ON m.shard_id = l.a_shard AND m.row_index = l.a_row
                 JOIN {prefix}_node n ON n.shard_id = l.b_shard AND n.row_index = l.b_row)""",
-            f"""{prefix}_best AS (SELECT a, arg_min(l, row(l.b > l.a, {best}, l.b)) AS link FROM {prefix}_edge l GROUP BY a)""",
+            f"""{prefix}_best AS (SELECT a, arg_min(l, row(l.b > l.a, {scores.order}, l.b)) AS link FROM {prefix}_edge l GROUP BY a)""",
             f"""{prefix}_cc(node, comp) USING KEY (node) AS (
                 SELECT a, least(a, min(b)) FROM {prefix}_edge GROUP BY a
                 UNION
@@ -438,7 +446,7 @@ class Dedup(Detector):
                    json_object('kept_row_index', k.row_index, 'kept_sample_id', k.sample_id, 'kept_shard_id', k.shard_id,
                                'cluster_id', {CLUSTER_ID_SQL.format(kept="k")}, 'cluster_size', z.size,
                                'near_row_index', n.row_index, 'near_sample_id', n.sample_id, 'near_shard_id', n.shard_id,
-                               {detail})::VARCHAR AS evidence,
+                               {scores.evidence})::VARCHAR AS evidence,
                    false AS restricted, d.observation_id
             FROM {prefix}_cc c JOIN {prefix}_best e ON e.a = c.node JOIN {prefix}_node d ON d.node = c.node
             JOIN {prefix}_node n ON n.node = e.link.b JOIN {prefix}_node k ON k.node = c.comp JOIN {prefix}_size z ON z.comp = c.comp
