@@ -38,6 +38,18 @@ from scrutineer.contract import (
 )
 
 
+def register_signatures(con: duckdb.DuckDBPyConnection, detector: Detector, signatures: pa.Table, name: str = "signatures_view") -> str:
+    """Register one shard's ``signatures`` (of ``detector``, judged in its ``ctx.shard_id``) on
+    ``con`` as the store's view of them is, ``shard_id`` and ``observation_id`` added; returns
+    the view's name, for :meth:`Detector.finalize`."""
+    n = signatures.num_rows
+    view = signatures.append_column(SHARD_ID, pa.repeat(pa.scalar(detector.ctx.shard_id), n)).append_column(
+        OBSERVATION_ID, pa.repeat(pa.scalar("observation-0"), n)
+    )
+    con.register(name, view)
+    return name
+
+
 class DetectorConformance:
     detector_class: ClassVar[type[Detector]]
     params: ClassVar[dict[str, Any]] = {}
@@ -139,13 +151,8 @@ class DetectorConformance:
             return found
         assert det.signature_schema.names[: len(SIGNATURE)] == SIGNATURE.names
         assert signatures.schema == det.signature_schema, signatures.schema
-        n = signatures.num_rows
-        view = signatures.append_column(SHARD_ID, pa.repeat(pa.scalar(det.ctx.shard_id), n)).append_column(
-            OBSERVATION_ID, pa.repeat(pa.scalar("observation-0"), n)
-        )
         con = duckdb.connect()
-        con.register("signatures_view", view)
-        query = det.finalize("signatures_view")
+        query = det.finalize(register_signatures(con, det, signatures))
         if query is None:
             return found
         final = con.sql(query).to_arrow_table()

@@ -17,6 +17,7 @@ import scipy.sparse.csgraph
 from datasketch.lsh import _optimal_param
 
 from detectors.base import DetectContext
+from detectors.conformance import register_signatures
 from detectors.dedup import Dedup
 from scrutineer.contract import DETECT
 from scrutineer.minhash import Shingling, char_shingle_hashes, lsh_bands
@@ -42,12 +43,10 @@ def judge(captions: list[str], **params) -> dict[str, dict[int, dict]]:
         schema=DETECT,
     )
     detector = Dedup(Dedup.Params(on=["caption", "near_caption"], **params), DetectContext("shard"))
-    signatures = detector.signatures(batch)
-    signatures = signatures.append_column("shard_id", pa.repeat(pa.scalar("shard"), n)).append_column("observation_id", pa.repeat(pa.scalar("o"), n))
     con = duckdb.connect()
-    con.register("sigs", signatures)
+    view = register_signatures(con, detector, detector.signatures(batch))
     out: dict[str, dict[int, dict]] = {}
-    for _, row, _, _, _, _, reason, evidence, _, _ in con.sql(detector.finalize("sigs")).fetchall():
+    for _, row, _, _, _, _, reason, evidence, _, _ in con.sql(detector.finalize(view)).fetchall():
         out.setdefault(reason, {})[row] = json.loads(evidence)
     return out
 

@@ -16,6 +16,7 @@ import scipy.sparse.csgraph
 from PIL import Image
 
 from detectors.base import DetectContext
+from detectors.conformance import register_signatures
 from detectors.dedup import Dedup
 from scrutineer.hashing import hash_content, pdq_hex
 from scrutineer.pigeonhole import block_bounds, block_values, hex_codes, words
@@ -64,12 +65,9 @@ def content_batch(hashed: dict[str, object], licences: dict[str, str] | None = N
 def judge(batch: pa.RecordBatch, **params) -> dict[str, dict]:
     """sample_id -> evidence of every duplicate.near_image finding over one shard."""
     detector = Dedup(Dedup.Params(on=["near_image"], **params), DetectContext("shard"))
-    signatures = detector.signatures(batch)
-    n = signatures.num_rows
-    signatures = signatures.append_column("shard_id", pa.repeat(pa.scalar("shard"), n)).append_column("observation_id", pa.repeat(pa.scalar("o"), n))
     con = duckdb.connect()
-    con.register("sigs", signatures)
-    return {r[2]: json.loads(r[7]) for r in con.sql(detector.finalize("sigs")).fetchall() if r[6] == "duplicate.near_image"}
+    view = register_signatures(con, detector, detector.signatures(batch))
+    return {r[2]: json.loads(r[7]) for r in con.sql(detector.finalize(view)).fetchall() if r[6] == "duplicate.near_image"}
 
 
 def clusters(found: dict[str, dict]) -> list[set[str]]:
@@ -242,11 +240,8 @@ def test_a_block_shared_by_many_codes_links_them_to_its_first_code_only():
     batch = code_batch(codes)
     assert set(judge(batch)) == {"s2499"}
     detector = Dedup(Dedup.Params(on=["near_image"]), DetectContext("shard"))
-    signatures = detector.signatures(batch)
-    signatures = signatures.append_column("shard_id", pa.repeat(pa.scalar("shard"), len(codes))).append_column("observation_id", pa.repeat(pa.scalar("o"), len(codes)))
-    ctes: list[str] = []
-    detector._near_image_links("sigs", ctes)
     con = duckdb.connect()
-    con.register("sigs", signatures)
+    ctes: list[str] = []
+    detector._near_image_links(register_signatures(con, detector, detector.signatures(batch)), ctes)
     candidates = con.sql("WITH RECURSIVE " + ",\n".join(ctes) + " SELECT count(*) FROM ni_candidate").fetchall()[0][0]
     assert len(codes) - 1 <= candidates < 2 * len(codes)
