@@ -220,12 +220,14 @@ async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]], slow_ro
     await runner.setup()
     for _ in range(50):  # one port free on every host address
         port = random.randint(20000, 60000)
-        sites = [web.TCPSite(runner, host, port) for host in hosts]
+        started = []
         try:
-            for site in sites:
+            for host in hosts:
+                site = web.TCPSite(runner, host, port)
                 await site.start()
-        except OSError:
-            for site in sites:
+                started.append(site)
+        except OSError:  # taken on some address: free the ones bound, try another port
+            for site in started:
                 await site.stop()
             continue
         break
