@@ -96,6 +96,12 @@ class Detector(ABC):
         return cls.needs
 
     @classmethod
+    def judged_params(cls, params: BaseModel) -> dict:
+        """The parameters its judgements depend on, as JSON (part of a judgement's key: changing one
+        judges the shards again). By default all of ``params``."""
+        return params.model_dump(mode="json")
+
+    @classmethod
     def source_columns(cls, params: BaseModel) -> list[str]:
         """Source columns :meth:`detect` reads besides the canonical ones; the scan appends them,
         as the source types them, after the batch's own columns. A shard lacking one fails."""

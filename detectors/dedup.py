@@ -180,6 +180,11 @@ class Dedup(Detector):
         """Content for ``near_image`` or ``keep: largest_image`` (they read the content hashes)."""
         return "content" if "near_image" in params.on or params.keep == "largest_image" else "metadata"
 
+    @classmethod
+    def judged_params(cls, params: DedupParams) -> dict:
+        """All but the settings of a near-duplicate kind that is not in ``on`` (they change nothing)."""
+        return params.model_dump(mode="json", exclude={k for k in ("near_caption", "near_image") if k not in params.on})
+
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         return empty_findings()  # grouping is corpus-wide: see finalize()
 

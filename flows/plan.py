@@ -140,7 +140,7 @@ class ScanPlan:
         return {
             "detector": name,
             "version": cls.version,
-            "params": self.params[name].model_dump(mode="json"),
+            "params": cls.judged_params(self.params[name]),
             "observations": [rows, content] if self.needs(name) == "content" else [rows],
             "banks": sorted(b.sha256 for b in self.banks_for(name)),
         }

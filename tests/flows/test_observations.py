@@ -162,3 +162,20 @@ def test_a_bank_seen_by_an_inconclusive_scan_is_still_matched(tmp_path, web, ima
     assert result.exit_code == 0, result.output
     latest = findings(tmp_path / "work", latest_finished(tmp_path / "work"))
     assert ("k1", "hash_match.sha1") in {(r[2], r[5]) for r in latest}
+
+
+def test_settings_of_a_dedup_kind_not_in_on_judge_nothing_again(tmp_path):
+    shard = tmp_path / "part-0.jsonl"
+    shard.write_text("".join(json.dumps({"url": f"https://a.example/{i % 3}.jpg", "caption": f"a photo of a cat number {i}"}) + "\n" for i in range(9)))
+    dedup = {"on": ["url"], "near_image": {"pdq_threshold": 31}, "near_caption": {"threshold": 0.8}}
+    config = {"dataset": {"name": "dedup", "shards": [str(shard)]}, "detectors": {"dedup": dedup}}
+    assert [s["status"] for s in scan(write_config(tmp_path, config))["shards"]] == ["observed"]
+
+    dedup |= {"near_image": {"pdq_threshold": 12}, "near_caption": {"threshold": 0.9}}  # neither kind is in on
+    assert [s["status"] for s in scan(write_config(tmp_path, config))["shards"]] == ["reused"]
+
+    dedup["on"] = ["url", "near_caption"]  # now the caption threshold counts
+    result = scan(write_config(tmp_path, config))
+    assert [s["status"] for s in result["shards"]] == ["judged"]
+    reasons = [r for (_, _, _, _, _, r, _) in findings(tmp_path / "work", result["run_id"])]
+    assert reasons.count("duplicate.url") == 6 and "duplicate.near_caption" in reasons
