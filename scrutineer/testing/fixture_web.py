@@ -218,8 +218,8 @@ async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]], slow_ro
 
     runner = web.AppRunner(_app(images, slow_robots, sites), access_log=None)
     await runner.setup()
-    for _ in range(50):  # one port free on every host address
-        port = random.randint(20000, 60000)
+    for _ in range(50):  # one port free on every host address, below Linux's ephemeral ports (32768-60999)
+        port = random.randint(20000, 32767)
         started = []
         try:
             for host in hosts:
