@@ -15,8 +15,14 @@ def test_a_port_taken_on_one_host_moves_the_server_to_another_port(monkeypatch, 
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     busy = taken.getsockname()[1]
-    ports = iter([busy, busy + 1 if busy < 60000 else busy - 1])
-    monkeypatch.setattr(fixture_web.random, "randint", lambda a, b: next(ports))
+    draws = []
+    randint = fixture_web.random.randint
+
+    def taken_first(a: int, b: int) -> int:  # the busy port, then the server's own draws
+        draws.append(busy if not draws else randint(a, b))
+        return draws[-1]
+
+    monkeypatch.setattr(fixture_web.random, "randint", taken_first)
 
     async def serve_then_stop():
         server = asyncio.create_task(fixture_web._serve(["127.0.0.1", "127.0.0.2"], {}, {}, {}))
@@ -31,6 +37,6 @@ def test_a_port_taken_on_one_host_moves_the_server_to_another_port(monkeypatch, 
         return int(out.split()[1])
 
     try:
-        assert asyncio.run(serve_then_stop()) != busy
+        assert asyncio.run(serve_then_stop()) == draws[-1] != busy
     finally:
         taken.close()
