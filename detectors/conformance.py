@@ -32,21 +32,16 @@ from scrutineer.contract import (
     DETECT,
     FINDING,
     JUDGEMENT,
-    OBSERVATION_ID,
-    SHARD_ID,
     SIGNATURE,
+    stored_signatures,
 )
 
 
 def register_signatures(con: duckdb.DuckDBPyConnection, detector: Detector, signatures: pa.Table, name: str = "signatures_view") -> str:
     """Register one shard's ``signatures`` (of ``detector``, judged in its ``ctx.shard_id``) on
-    ``con`` as the store's view of them is, ``shard_id`` and ``observation_id`` added; returns
+    ``con`` as the store's view of them is (:func:`~scrutineer.contract.stored_signatures`); returns
     the view's name, for :meth:`Detector.finalize`."""
-    n = signatures.num_rows
-    view = signatures.append_column(SHARD_ID, pa.repeat(pa.scalar(detector.ctx.shard_id), n)).append_column(
-        OBSERVATION_ID, pa.repeat(pa.scalar("observation-0"), n)
-    )
-    con.register(name, view)
+    con.register(name, stored_signatures(signatures, detector.ctx.shard_id, "observation-0"))
     return name
 
 

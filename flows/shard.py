@@ -46,10 +46,9 @@ from scrutineer.contract import (
     DETECT,
     FETCH,
     JUDGEMENT,
-    OBSERVATION_ID,
     POLICY_FILE,
-    SHARD_ID,
     UTC_TIME,
+    stored_signatures,
 )
 from scrutineer.errors import ShardError
 from scrutineer.fetch import Fetcher
@@ -286,9 +285,7 @@ class _Work:
         """Write one batch's findings and signatures (with the shard and the observation judged)."""
         out.write("findings.parquet", _judged(found, observation_id), JUDGEMENT, use_dictionary=REPEATING)
         if signatures is not None:
-            n = signatures.num_rows
-            signatures = signatures.append_column(SHARD_ID, pa.repeat(pa.scalar(self.shard.shard_id), n))
-            signatures = signatures.append_column(OBSERVATION_ID, pa.repeat(pa.scalar(observation_id), n))
+            signatures = stored_signatures(signatures, self.shard.shard_id, observation_id)
             out.write("signatures.parquet", signatures, signatures.schema, use_dictionary=["shard_id", "observation_id"])
 
     def content_pass(self, have_content: bool, recheck: tuple[str, set[str]] | None = None) -> None:

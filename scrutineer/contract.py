@@ -170,6 +170,13 @@ JUDGEMENT = pa.schema([OBSERVATION_ID, *FINDING])
 
 SIGNATURE = pa.schema([ROW_INDEX, SAMPLE_ID, URL])
 
+
+def stored_signatures(signatures: pa.Table, shard_id: str, observation_id: str) -> pa.Table:
+    """A shard's ``signatures`` (:data:`SIGNATURE` and a detector's own columns) as a judgement
+    stores them: ``shard_id`` and ``observation_id`` (the observation judged) appended."""
+    n = signatures.num_rows
+    return signatures.append_column(SHARD_ID, pa.repeat(pa.scalar(shard_id), n)).append_column(OBSERVATION_ID, pa.repeat(pa.scalar(observation_id), n))
+
 # --- store tables ----------------------------------------------------------------------------------
 
 
