@@ -220,14 +220,13 @@ async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]], slow_ro
     await runner.setup()
     for _ in range(50):  # one port free on every host address, below Linux's ephemeral ports (32768-60999)
         port = random.randint(20000, 32767)
-        started = []
+        tried = []  # start() registers a site with the runner before it binds
         try:
             for host in hosts:
-                site = web.TCPSite(runner, host, port)
-                await site.start()
-                started.append(site)
-        except OSError:  # taken on some address: free the ones bound, try another port
-            for site in started:
+                tried.append(web.TCPSite(runner, host, port))
+                await tried[-1].start()
+        except OSError:  # taken on some address: unregister the sites tried, try another port
+            for site in tried:
                 await site.stop()
             continue
         break
