@@ -152,21 +152,29 @@ def test_a_killed_scan_leaves_no_process_behind_and_is_marked_interrupted(tmp_pa
         config = url_list_config(tmp_path, "killed", [web.url(f"/slow/coins.png?seconds=1&n={i}") for i in range(60)], concurrency=4)
         # no PREFECT_API_URL: the scan starts its own temporary API server
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        def cmdline(p: psutil.Process) -> str:
+            try:
+                return " ".join(p.cmdline())
+            except psutil.NoSuchProcess:  # it has exited since it was listed (a zombie too)
+                return ""
+
         proc = subprocess.Popen([*SCRUTINEER, "scan", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-        scanner = psutil.Process(proc.pid)
-        deadline = time.monotonic() + 120
-        children: list[psutil.Process] = []
-        while time.monotonic() < deadline:
-            children = scanner.children(recursive=True)
-            lines = [" ".join(c.cmdline()) for c in children]
-            if any("uvicorn" in line for line in lines) and web.stats()["requests"] > 0 and len(children) >= 3:
-                break
-            time.sleep(0.2)
-        assert any("uvicorn" in " ".join(c.cmdline()) for c in children), "Prefect's server never started"
-        os.kill(proc.pid, signal.SIGKILL)  # the scan alone, not its process group
-        proc.wait()
-        gone, alive = psutil.wait_procs(children, timeout=20)
-        assert not alive, f"left running: {[' '.join(p.cmdline()) for p in alive]}"
+        try:
+            scanner = psutil.Process(proc.pid)
+            deadline = time.monotonic() + 120
+            children: list[psutil.Process] = []
+            while time.monotonic() < deadline:
+                children = scanner.children(recursive=True)
+                lines = [cmdline(c) for c in children]
+                if any("uvicorn" in line for line in lines) and web.stats()["requests"] > 0 and len(children) >= 3:
+                    break
+                time.sleep(0.2)
+            assert any("uvicorn" in cmdline(c) for c in children), "Prefect's server never started"
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)  # the scan alone, not its process group
+            proc.wait()
+        _, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, f"left running: {[cmdline(p) for p in alive]}"
 
         (tmp_path / "d.jsonl").write_text(json.dumps({"url": web.url("/img/coins.png")}) + "\n")
         assert scan(config)["status"] == "completed"
