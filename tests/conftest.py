@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -32,6 +33,14 @@ def shared_data() -> Path:
     if not (SHARED / "metadata").is_dir():
         pytest.skip(f"real test data not found at {SHARED}; set SCRUTINEER_SHARED_DATA")
     return SHARED
+
+
+def command_line(process: psutil.Process) -> str:
+    """A process's command line; "" once it has exited since it was listed (a zombie's is gone)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.NoSuchProcess:  # ZombieProcess is one
+        return ""
 
 
 def write_config(directory: Path, config: dict) -> Path:

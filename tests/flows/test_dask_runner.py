@@ -20,7 +20,7 @@ import dask
 import psutil
 import pyarrow.parquet as pq
 import pytest
-from conftest import scan, write_config
+from conftest import command_line, scan, write_config
 from distributed import Client, LocalCluster
 from prefect.context import FlowRunContext
 
@@ -192,7 +192,7 @@ def test_a_scan_killed_on_dask_is_finished_by_the_local_runner_with_the_same_fin
     try:
         while web.stats()["requests"] - before < 20 and scanning.poll() is None:  # half of the 40 images asked for
             time.sleep(0.1)
-        started = {p: " ".join(p.cmdline()) for p in psutil.Process(scanning.pid).children(recursive=True)}
+        started = {p: command_line(p) for p in psutil.Process(scanning.pid).children(recursive=True)}
     finally:
         scanning.kill()
         scanning.wait()

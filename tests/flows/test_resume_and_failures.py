@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import scan, scrutineer_with_file_size_limit, url_list_config, write_config
+from conftest import command_line, scan, scrutineer_with_file_size_limit, url_list_config, write_config
 
 from scrutineer.banks import url_md5
 from scrutineer.config import load_config
@@ -152,12 +152,6 @@ def test_a_killed_scan_leaves_no_process_behind_and_is_marked_interrupted(tmp_pa
         config = url_list_config(tmp_path, "killed", [web.url(f"/slow/coins.png?seconds=1&n={i}") for i in range(60)], concurrency=4)
         # no PREFECT_API_URL: the scan starts its own temporary API server
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-        def cmdline(p: psutil.Process) -> str:
-            try:
-                return " ".join(p.cmdline())
-            except psutil.NoSuchProcess:  # it has exited since it was listed (a zombie too)
-                return ""
-
         proc = subprocess.Popen([*SCRUTINEER, "scan", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
         try:
             scanner = psutil.Process(proc.pid)
@@ -165,16 +159,16 @@ def test_a_killed_scan_leaves_no_process_behind_and_is_marked_interrupted(tmp_pa
             children: list[psutil.Process] = []
             while time.monotonic() < deadline:
                 children = scanner.children(recursive=True)
-                lines = [cmdline(c) for c in children]
+                lines = [command_line(c) for c in children]
                 if any("uvicorn" in line for line in lines) and web.stats()["requests"] > 0 and len(children) >= 3:
                     break
                 time.sleep(0.2)
-            assert any("uvicorn" in cmdline(c) for c in children), "Prefect's server never started"
+            assert any("uvicorn" in command_line(c) for c in children), "Prefect's server never started"
         finally:
             os.kill(proc.pid, signal.SIGKILL)  # the scan alone, not its process group
             proc.wait()
         _, alive = psutil.wait_procs(children, timeout=20)
-        assert not alive, f"left running: {[cmdline(p) for p in alive]}"
+        assert not alive, f"left running: {[command_line(p) for p in alive]}"
 
         (tmp_path / "d.jsonl").write_text(json.dumps({"url": web.url("/img/coins.png")}) + "\n")
         assert scan(config)["status"] == "completed"
