@@ -52,7 +52,7 @@ from scrutineer.contract import (
 )
 from scrutineer.errors import ShardError
 from scrutineer.fetch import Fetcher
-from scrutineer.files import FileDigest, temporary_sibling
+from scrutineer.files import FileDigest, keep_private, temporary_sibling
 from scrutineer.hashing import hash_pool
 from scrutineer.policy_files import PolicyCache, PolicyFile
 from scrutineer.sources import Shard, as_string, iter_detect_batches
@@ -119,6 +119,7 @@ def run_shard(task: ShardTask) -> ShardResult:
             metadata judgements are kept, nothing of the content stage.
     """
     started = time.perf_counter()
+    keep_private()  # on a Dask worker too: the working files are the workspace owner's only
     plan, shard = task.plan, task.shard
     known = {d.path: d for d in task.digests}
     digest = shard.digest(known)

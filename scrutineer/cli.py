@@ -21,6 +21,7 @@ from rich.table import Table
 
 from scrutineer.config import Config, load_config
 from scrutineer.errors import ScrutineerError
+from scrutineer.files import keep_private
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audit image-text datasets and publish clean RE- releases.")
 out = Console()
@@ -28,6 +29,13 @@ err = Console(stderr=True)
 EXIT_PARTIAL = 3
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", exists=True, dir_okay=False)]
+
+
+@app.callback()
+def main() -> None:
+    """Audit image-text datasets and publish clean RE- releases. Every file a command writes is
+    its owner's only (umask 077: scrutineer.files.keep_private)."""
+    keep_private()
 
 
 @contextmanager

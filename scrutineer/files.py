@@ -1,9 +1,14 @@
-"""Files: their digests, and atomic output.
+"""Files: their digests, atomic output, and the workspace's permissions.
 
 Atomic output writes under a temporary name, then renames into place. A temporary name starts with
 ``.`` and contains ``.tmp-``; a run killed mid-write leaves only such names behind, which the next
 run holding the store removes (:func:`sweep_temporaries`). A file's sha256 is remembered with its
 stat (:class:`FileDigest`), so an unchanged shard is not read again to be recognised.
+
+Everything in a workspace is restricted: the hash lists, the findings store with its hash matches,
+the takedown manifest, the crowd store with its accounts. So a workspace is its owner's only
+(:func:`keep_private`): a directory no one else may enter (0700), whose files no one else may read
+(0600), whatever the umask the process was started with.
 """
 
 from __future__ import annotations
@@ -14,6 +19,39 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+
+#: The umask of every Scrutineer process: what it creates is its owner's only (files 0600, directories 0700).
+PRIVATE_UMASK = 0o077
+
+
+def keep_private(workspace: Path | None = None) -> None:
+    """Make this process create every file and directory for its owner only from now on (umask
+    :data:`PRIVATE_UMASK`), and make ``workspace``, if given, a directory only its owner may enter.
+
+    Every entry point calls it: the command line, the deployed flows, a shard task (which may run
+    on a Dask worker), the review app. A workspace made before this rule (mode other than 0700) has
+    its directory set to 0700 and its files' group and other permission bits cleared, once.
+
+    Args:
+        workspace: the workspace directory, made (with its parents) if missing.
+
+    Raises:
+        OSError: ``workspace`` cannot be made or its permissions changed (a file on its path, not
+            its owner).
+    """
+    os.umask(PRIVATE_UMASK)
+    if workspace is None:
+        return
+    workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if workspace.stat().st_mode & 0o777 == 0o700:
+        return
+    for root, dirs, files in os.walk(workspace):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode & 0o7700)
+    os.chmod(workspace, 0o700)
 
 
 def file_sha256(path: Path) -> str:

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from scrutineer.contract import TABLES, Table, ddl
 from scrutineer.errors import ConfigError, WorkspaceError
+from scrutineer.files import keep_private
 
 DB_NAME = "scrutineer.duckdb"
 #: Run statuses a release, report or rematch may start from.
@@ -26,7 +27,8 @@ FINISHED = ("completed", "partial")
 
 
 def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
-    """Open (and create, if needed) the workspace's store.
+    """Open (and create, if needed) the workspace's store, in a workspace only its owner may enter;
+    from then on this process creates files for its owner only (:func:`scrutineer.files.keep_private`).
 
     A writable store gets every contract table it lacks, and runs a process left ``running``
     (killed: DuckDB's lock proves no other process holds the store) become ``interrupted``. A
@@ -45,7 +47,7 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
         ConfigError: the store was made by a Scrutineer whose tables differ from this one's.
     """
     try:
-        workspace.mkdir(parents=True, exist_ok=True)
+        keep_private(workspace)
     except FileExistsError:  # exist_ok admits only a directory
         raise WorkspaceError(f"workspace {workspace} is not a directory") from None
     except OSError as e:  # a file on its path, no permission

@@ -120,3 +120,14 @@ def postgres_url() -> Iterator[str]:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def readable_by_others(root: Path) -> list:
+    """Paths under ``root`` (``root`` included) that a user other than the owner may read, write or enter."""
+    found = [root] if root.stat().st_mode & 0o077 else []
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path) and os.stat(path).st_mode & 0o077:
+                found.append(path)
+    return found

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_config
+from conftest import readable_by_others, write_config
 from typer.testing import CliRunner
 
 from scrutineer.cli import app
@@ -185,9 +185,13 @@ def test_demo_runs_offline_without_shared_data(tmp_path):
     takedown and report the bundled demo."""
     env = {**os.environ, "SCRUTINEER_SHARED_DATA": str(tmp_path / "absent")}
     exe = Path(sys.executable).parent / "scrutineer"
-    result = subprocess.run([str(exe), "demo", "--dir", str(tmp_path / "demo")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    # started with a umask that lets everyone read new files, as a login shell's default does
+    result = subprocess.run([str(exe), "demo", "--dir", str(tmp_path / "demo")], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=600, umask=0o022)
     assert result.returncode == 0, result.stderr
     work = tmp_path / "demo" / "work"
+    # the workspace (store, hash lists, takedown, crowd store) is its owner's only
+    assert readable_by_others(work) == []
     for line, path in [
         ("findings:", work / "scrutineer.duckdb"),
         ("release:", work / "releases" / "RE-demo-laion-research" / "manifest.json"),

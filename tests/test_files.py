@@ -1,7 +1,13 @@
-"""Atomic file output and file hashing."""
+"""Atomic file output, file hashing and the workspace's permissions."""
 
 import hashlib
+import os
+import stat
 
+import pytest
+from conftest import readable_by_others
+
+from scrutineer import store
 from scrutineer.files import file_sha256
 
 
@@ -11,3 +17,34 @@ def test_file_sha256_matches_hashing_the_whole_file(tmp_path):
     assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
     (tmp_path / "empty").write_bytes(b"")
     assert file_sha256(tmp_path / "empty") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+@pytest.fixture
+def open_umask():
+    """A process umask that lets everyone read what is created (022), as a shell's default does;
+    the test process's own umask is restored afterwards."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
+def test_a_new_workspace_and_its_store_are_the_owners_only_whatever_the_umask(tmp_path, open_umask):
+    con = store.connect(tmp_path / "work")
+    con.execute("CREATE TABLE t AS SELECT 1")
+    con.close()
+    (tmp_path / "work" / "takedown").mkdir()
+    (tmp_path / "work" / "takedown" / "list.csv").write_text("url\n")
+    assert stat.S_IMODE((tmp_path / "work").stat().st_mode) == 0o700
+    assert readable_by_others(tmp_path / "work") == []
+
+
+def test_a_workspace_made_before_the_rule_is_made_private_when_opened(tmp_path, open_umask):
+    work = tmp_path / "work"
+    (work / "banks").mkdir(parents=True)
+    (work / "banks" / "entries.parquet").write_bytes(b"PAR1")
+    (work / "crowd.sqlite").write_bytes(b"")
+    os.chmod(work / "crowd.sqlite", 0o644)
+    assert len(readable_by_others(work)) == 4
+    store.connect(work).close()
+    assert readable_by_others(work) == []
+    assert stat.S_IMODE((work / "crowd.sqlite").stat().st_mode) == 0o600
