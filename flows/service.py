@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from prefect import Flow, flow, get_run_logger
 from prefect.client.schemas.objects import (
     ConcurrencyLimitConfig,
@@ -189,21 +190,33 @@ def deploy(cfg: Config, pool: str) -> dict[str, str]:
         ``{flow key of FLOWS: its deployment's name, <flow name>/<dataset>}``.
 
     Raises:
-        ConfigError: no Prefect server is configured (``PREFECT_API_URL``), no work pool
-            ``pool``, a pool that is not of type ``process``, or a bad cron line.
+        ConfigError: no Prefect server is configured (``PREFECT_API_URL``), none answers there
+            (refused, unreachable, timed out: one line naming the URL), no work pool ``pool``, a
+            pool that is not of type ``process``, or a bad cron line.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
 
-    if not PREFECT_API_URL.value():
+    url = PREFECT_API_URL.value()
+    if not url:
         raise ConfigError("deploy registers deployments on a Prefect server: set PREFECT_API_URL (README \"Run it as a service\")")
     schedules = {key: _schedule(key, cfg.schedule.get(key)) for key in FLOWS}  # a bad cron line fails before any is registered
+    try:
+        return _deploy(cfg, pool, url, schedules)
+    except httpx.TransportError as e:  # the server is down or out of reach, before or while deploying
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"no Prefect server answers at {url} (PREFECT_API_URL): {why}; start one (README \"Run it as a service\")") from None
+
+
+def _deploy(cfg: Config, pool: str, url: str, schedules: dict[str, dict]) -> dict[str, str]:
+    """:func:`deploy`'s work on the server at ``url``, the ``schedules`` checked."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
     with get_client(sync_client=True) as client:
         try:
             kind = client.read_work_pool(pool).type
         except ObjectNotFound:
-            raise ConfigError(f"no work pool {pool!r} on {PREFECT_API_URL.value()}: prefect work-pool create {pool} --type process") from None
+            raise ConfigError(f"no work pool {pool!r} on {url}: prefect work-pool create {pool} --type process") from None
         if kind != "process":
             raise ConfigError(f"work pool {pool!r} is of type {kind}; Scrutineer's flows run on a process pool")
         client.upsert_global_concurrency_limit_by_name(workspace_limit(cfg), limit=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -158,3 +159,18 @@ def test_the_scheduled_recheck_confirms_a_dead_link_with_its_history_in_the_stor
     assert (urls["alive"], "hash_match.md5") in found["scan"] and (urls["gone"], "link.dead") not in found["scan"]
     assert (urls["gone"], "link.dead") in found["recheck"] and (urls["error"], "link.transient") in found["recheck"]
     assert [s for (s,) in history][:2] == ["dead", "dead"]
+
+
+def test_deploy_to_a_stopped_server_says_so_in_one_line(tmp_path):
+    """Fault 10 (issue 23): with PREFECT_API_URL at a port where no server listens, deploy printed a
+    269-line traceback. Now one line names the URL, and the exit status is 1."""
+    config = url_list_config(tmp_path, "stopped", ["http://127.0.0.1/x.png"])
+    with socket.socket() as closed:  # bound and not listening: a connection is refused, and no other process can take the port
+        closed.bind(("127.0.0.1", 0))
+        api = f"http://127.0.0.1:{closed.getsockname()[1]}/api"
+        env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+        result = subprocess.run([str(BIN / "scrutineer"), "deploy", str(config), "--pool", POOL], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: no Prefect server answers at {api} (PREFECT_API_URL): ") and "Connection refused" in line
