@@ -136,7 +136,9 @@ def release(
     with _reported():
         path = build_release(load_config(config), variant)
     manifest = json.loads((path / "manifest.json").read_text())
-    out.print(f"release: {path} ({manifest['rows']['input']} rows in, {manifest['removed']['rows']} removed, {manifest['rows']['output']} out)", highlight=False)
+    removed, hidden = manifest["removed"], manifest["removed"]["anonymity_set"]
+    out.print(f"release: {path} ({manifest['rows']['input']} rows in, {removed['rows']} removed, {manifest['rows']['output']} out; "
+              f"restricted: {hidden['restricted']} of the {hidden['rows']} removals no recomputable reason explains)", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -182,6 +182,21 @@ class VariantConfig(Strict):
         description="Another variant whose release this one's must be a subset of: this variant removes every reason "
         "that one removes (checked on the config, and again on the rows at release time).",
     )
+    list_removed: bool = Field(
+        False,
+        description="Write `removed.parquet` (sample_id, shard_id, row_index) listing the removed rows that anyone holding "
+        "the original can recompute (a recomputable reason of `remove` removes them: scrutineer/policy.py), restricted rows "
+        "among them included, so the list tells an outsider nothing they could not compute. The other removals are never "
+        "listed: with the original, such a list leaves the restricted rows as the difference.",
+    )
+    acknowledge_restricted_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Release even though the restricted rows are more than `release.max_restricted_share` of the "
+        "release's anonymity set, up to this share (e.g. 0.3): a written decision that whoever holds the original can "
+        "narrow the restricted rows down to a set of which this share is restricted. A release past it is refused again.",
+    )
 
 
 #: A variant name: a plain name, as a dataset name is (no ``/``, no leading ``.``), since the
@@ -193,6 +208,15 @@ class ReleaseConfig(Strict):
     """Release variants; variant ``V`` of dataset ``D`` is written to ``releases/RE-D-V``."""
 
     variants: dict[VariantName, VariantConfig] = Field(default_factory=dict, description="Variant name -> its policy.")
+    max_restricted_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="The largest share of a release's anonymity set (its removed rows no recomputable reason explains: "
+        "scrutineer/policy.py) that its restricted rows may be; a release over it is refused unless its variant sets "
+        "`acknowledge_restricted_share`. Default 1/10 (issue 23): whoever diffs the original against the release then "
+        "picks a restricted row from that set at most 1 time in 10.",
+    )
 
     def check(self, detectors: Iterable[str], crowd: dict[str, bool]) -> None:
         """Check every variant's ``remove`` patterns against the detectors' declared reasons

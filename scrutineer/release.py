@@ -8,17 +8,30 @@
   kept lines byte for byte. (``hf`` shards are written as parquet. A ``webdataset``
   release is its img2dataset parquet files: Scrutineer never writes image bytes, so the tars are
   not rewritten; the removed keys tell a maintainer which members to drop.)
-- ``removed.parquet``: ``sample_id, shard_id, row_index`` of every removed row none of whose
-  findings in the run is restricted; no URLs, no reasons. Rows with a restricted finding (a
-  hash-bank match) are counted, never listed: merged into one list with public reasons, they
-  could be singled out by recomputing the public reasons (duplicates, licences) and subtracting.
+- ``removed.parquet``, only when the variant sets ``list_removed``: ``sample_id, shard_id,
+  row_index`` of the removed rows anyone holding the original can recompute (a recomputable
+  reason of the policy removes them, :mod:`scrutineer.policy`), restricted ones among them; no
+  URLs, no reasons. No other removal is ever listed: with the original, original minus release
+  minus such a list leaves exactly the restricted rows (issue 23: 5 of 5).
 - ``manifest.json``: tool version, time, run id, policy, detectors (versions, params), banks
   (name, source, version, sha256, entry count, never entries), removal counts (in all, listed,
-  restricted, per policy entry), and each input and output shard with its sha256 and row count.
+  restricted, recomputable, per policy entry), the anonymity set of the restricted rows (below),
+  and each input and output shard with its sha256 and row count.
 - ``README.md``: a Hugging Face dataset card (``huggingface_hub.DatasetCard``: pretty name, tags
   and data files in its YAML metadata) with the policy, counts, detectors and banks. It says the
   original must be withdrawn: a diff of the original and the release shows every removed row,
-  restricted ones included (LAION withdrew LAION-5B before publishing Re-LAION-5B).
+  restricted ones included (LAION withdrew LAION-5B before publishing Re-LAION-5B), and how far
+  that narrows the restricted rows.
+
+The **anonymity set** of a release's restricted rows is its removed rows that no recomputable
+reason of the policy explains. A removed row that a recomputable reason also removes is explained
+to whoever holds the original and gives a restricted row no cover (a restricted row so explained is
+not told apart from the others); the rest look alike to them (dead links, crowd decisions and
+hash-list matches). The restricted rows such an outsider could
+single out are the restricted rows inside that set; the manifest and the card give its size and
+how many of them are restricted. A release whose restricted rows are more than
+``release.max_restricted_share`` of that set is refused, unless its variant acknowledges it
+(``acknowledge_restricted_share``).
 
 The directory is built under a temporary name and renamed into place.
 """
@@ -26,6 +39,7 @@ The directory is built under a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -49,7 +63,7 @@ from scrutineer.files import (
     sweep_temporaries,
     temporary_sibling,
 )
-from scrutineer.policy import reason_filter_sql
+from scrutineer.policy import reason_filter_sql, recomputable_sql
 from scrutineer.sources import (
     Shard,
     csv_dialect,
@@ -73,13 +87,16 @@ def build_release(cfg: Config, variant: str) -> Path:
 
     Raises:
         ReleaseError: unknown variant, a release directory outside ``<workspace>/releases`` (a
-            dataset or variant name holding a ``/``), no completed scan, or a shard's bytes
-            changed since the scan.
+            dataset or variant name holding a ``/``), no completed scan, restricted rows more than
+            ``release.max_restricted_share`` of the anonymity set and not acknowledged (one line:
+            the numbers, the limit and the key that acknowledges), or a shard's bytes changed
+            since the scan.
         ShardError: a shard cannot be read.
     """
     if variant not in cfg.release.variants:
         raise ReleaseError(f"unknown release variant {variant!r}; configured: {sorted(cfg.release.variants) or 'none'}")
-    patterns = cfg.release.variants[variant].remove
+    policy = cfg.release.variants[variant]
+    patterns = policy.remove
     name = f"RE-{cfg.dataset.name}-{variant}"
     out = cfg.workspace / "releases" / name
     if out.parent != cfg.workspace / "releases":
@@ -91,14 +108,17 @@ def build_release(cfg: Config, variant: str) -> Path:
             raise ReleaseError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before releasing")
         sync(con, cfg, run_id)  # every crowd decision made before the release is in it
         where, params = reason_filter_sql(patterns)
-        # Each removed row, and whether any of its findings in the run is restricted.
+        recomputable, recomputable_params = recomputable_sql(patterns)
+        # Each removed row, whether any of its findings in the run is restricted, and whether a
+        # reason of the policy that an outsider can recompute removes it.
         removed = con.sql(
-            "SELECT sample_id, shard_id, row_index, bool_or(restricted) AS restricted FROM findings WHERE run_id = ? "
-            f"GROUP BY sample_id, shard_id, row_index HAVING bool_or({where}) ORDER BY shard_id, row_index",
-            params=[run_id, *params],
+            f"SELECT sample_id, shard_id, row_index, bool_or(restricted) AS restricted, bool_or({recomputable}) AS recomputable "
+            f"FROM findings WHERE run_id = ? GROUP BY sample_id, shard_id, row_index HAVING bool_or({where}) ORDER BY shard_id, row_index",
+            params=[*recomputable_params, run_id, *params],
         ).to_arrow_table()
-        listed = removed.filter(pc.invert(removed["restricted"])).drop_columns("restricted")
-        if (looser := cfg.release.variants[variant].stricter_than) is not None:
+        anonymity = _anonymity_set(removed, cfg, variant)
+        listed = removed.filter(removed["recomputable"]).select(["sample_id", "shard_id", "row_index"]) if policy.list_removed else None
+        if (looser := policy.stricter_than) is not None:
             _check_stricter(con, run_id, cfg, variant, looser)
         by_pattern = {}
         for p in patterns:
@@ -138,7 +158,8 @@ def build_release(cfg: Config, variant: str) -> Path:
                         "removed_rows": rows_in - rows_out,
                     }
                 )
-            pq.write_table(listed, tmp / "removed.parquet")
+            if listed is not None:
+                pq.write_table(listed, tmp / "removed.parquet")
             manifest = {
                 "release": name,
                 "dataset": cfg.dataset.name,
@@ -146,15 +167,17 @@ def build_release(cfg: Config, variant: str) -> Path:
                 "tool": {"name": "scrutineer", "version": __version__},
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "run_ids": [run_id],
-                "policy": cfg.release.variants[variant].model_dump(include={"remove", "keep_restricted", "stricter_than"}, exclude_none=True),
+                "policy": policy.model_dump(exclude_none=True) | {"max_restricted_share": cfg.release.max_restricted_share},
                 "detectors": json.loads(detectors),
                 "banks": json.loads(banks),
                 "removed": {
                     "rows": removed.num_rows,
-                    "listed": listed.num_rows,
-                    "restricted": removed.num_rows - listed.num_rows,
+                    "listed": 0 if listed is None else listed.num_rows,
+                    "restricted": pc.sum(removed["restricted"]).as_py() or 0,
+                    "recomputable": pc.sum(removed["recomputable"]).as_py() or 0,
                     "by_policy_entry": by_pattern,
-                    "file": {"path": "removed.parquet", "sha256": file_sha256(tmp / "removed.parquet")},
+                    "anonymity_set": anonymity,
+                    "file": None if listed is None else {"path": "removed.parquet", "sha256": file_sha256(tmp / "removed.parquet")},
                 },
                 "rows": {"input": sum(e["input"]["rows"] for e in entries), "output": sum(e["output"]["rows"] for e in entries)},
                 "shards": entries,
@@ -172,6 +195,36 @@ def build_release(cfg: Config, variant: str) -> Path:
     finally:
         con.close()
     return out
+
+
+def _anonymity_set(removed: pa.Table, cfg: Config, variant: str) -> dict:
+    """The anonymity set of the restricted rows (module docstring), checked against
+    ``release.max_restricted_share`` and the variant's ``acknowledge_restricted_share``.
+
+    Args:
+        removed: one row per removed row, with bool columns ``restricted`` and ``recomputable``.
+
+    Returns:
+        ``{"rows": n, "restricted": k, "restricted_share": k / n}`` (the share rounded to 4
+        places; 0 for an empty set).
+
+    Raises:
+        ReleaseError: the share is over both the limit and the acknowledgement; one line with the
+            numbers, the limit and the config key that acknowledges.
+    """
+    hidden = removed.filter(pc.invert(removed["recomputable"]))
+    rows, restricted = hidden.num_rows, pc.sum(hidden["restricted"]).as_py() or 0
+    share = restricted / rows if rows else 0.0
+    limit, acknowledged = cfg.release.max_restricted_share, cfg.release.variants[variant].acknowledge_restricted_share
+    if share > limit and (acknowledged is None or share > acknowledged):
+        key = f"release.variants.{variant}.acknowledge_restricted_share"
+        over = f"release.max_restricted_share ({limit})" + (f" and {key} ({acknowledged})" if acknowledged is not None else "")
+        raise ReleaseError(
+            f"release {variant} refused: {restricted} of the {rows} removed rows no recomputable reason explains are restricted "
+            f"({share:.0%}), more than {over}: whoever holds the original narrows them down to these {rows} rows. "
+            f"Set {key}: {math.ceil(share * 100) / 100} to release anyway"
+        )
+    return {"rows": rows, "restricted": restricted, "restricted_share": round(share, 4)}
 
 
 def _check_stricter(con, run_id: str, cfg: Config, variant: str, looser: str) -> None:
@@ -324,7 +377,8 @@ def _write_coco(shard: Shard, cfg: Config, drop: np.ndarray, dest: Path) -> tupl
 def _card(m: dict) -> DatasetCard:
     """The release's dataset card, from its manifest ``m``: Hugging Face metadata (pretty name,
     tags, the data files) and the provenance, removal policy and counts, the withdrawal notice,
-    the detectors, and the hash lists without their entries."""
+    the anonymity set of the restricted rows, the detectors, and the hash lists without their
+    entries."""
     data = DatasetCardData(
         pretty_name=m["release"], tags=["scrutineer", "filtered"], configs=[{"config_name": "default", "data_files": "data/**"}]
     )
@@ -339,6 +393,17 @@ def _card(m: dict) -> DatasetCard:
     banks = "\n".join(
         f"- `{b['name']}` from {b['source']}, version {b['version']}, {b['entries']} entries, file sha256 `{b['sha256']}`" for b in m["banks"]
     )
+    if removed["file"]:
+        listing = (f"`removed.parquet` (sample_id, shard_id, row_index) lists the {removed['listed']} removed rows anyone holding the "
+                   "original can recompute, restricted ones among them; the other removals are counted, never listed.")
+    else:
+        listing = "Removed rows are counted, never listed."
+    hidden, limit = removed["anonymity_set"], m["policy"]["max_restricted_share"]
+    if hidden["rows"] and hidden["restricted"] / hidden["rows"] > limit:
+        verdict = (f"That is more than the limit of {limit} (`release.max_restricted_share`), on purpose: this variant acknowledges "
+                   f"up to {m['policy']['acknowledge_restricted_share']} (`acknowledge_restricted_share` in its config).")
+    else:
+        verdict = f"The limit is {limit} (`release.max_restricted_share`)."
     text = f"""
 # {m["release"]}
 
@@ -346,15 +411,21 @@ A filtered re-release of `{m["dataset"]}` produced by Scrutineer {m["tool"]["ver
 from scan `{m["run_ids"][0]}`, variant `{m["variant"]}`.
 
 The shards under `data/` have the same paths, columns and row order as the input, with the removed rows
-gone. `removed.parquet` (sample_id, shard_id, row_index) lists the {removed["listed"]} removed rows none of
-whose findings is restricted; the {removed["restricted"]} rows removed with a restricted finding (a hash-list
-match) are counted, never listed. `manifest.json` gives the sha256 of every input and output shard.
+gone. {listing} `manifest.json` gives the sha256 of every input and output shard.
 
 ## The original must be withdrawn
 
 Anyone holding both the original dataset and this release can diff them and find every removed row, the
 restricted ones included. The original must therefore be withdrawn from distribution when this release is
 published, as LAION withdrew LAION-5B (December 2023) before publishing Re-LAION-5B (August 2024).
+
+## Anonymity set of the restricted rows
+
+Of the {removed["rows"]} removed rows, {removed["recomputable"]} are removed for a reason anyone holding the original can
+recompute from it (a duplicate, a licence). The other {hidden["rows"]}, removed only for reasons an outsider cannot recompute
+(dead links, crowd decisions, hash-list matches), are the anonymity set of the restricted rows: {hidden["restricted"]} of them are restricted ({hidden["restricted_share"]:.0%}).
+Whoever diffs the original against this release can narrow the restricted rows down to these {hidden["rows"]} rows, and
+no further. {verdict}
 
 ## Removal policy
 
