@@ -53,8 +53,13 @@ class Optouts(Detector):
     - ``optout.robots``: the origin's robots.txt disallows the URL for one of ``agents``;
     - ``optout.c2pa``: the image's C2PA/CAWG training-mining assertion says ``notAllowed``;
     - ``optout.constrained``: that assertion allows training only under constraints (for a reviewer);
-    - ``optout.invalid``: a non-conformant signal (a ``tdmrep.json`` that breaks the spec, an
-      unparsable ``Content-Usage`` or ``tdm-reservation``), never taken as a reservation.
+    - ``optout.invalid``: a non-conformant signal (a ``tdmrep.json`` that breaks the spec or is over
+      the readers' bounds, an unparsable ``Content-Usage`` or ``tdm-reservation``, a header value
+      over 8 KiB), never taken as a reservation.
+
+    A policy file that could not be read (status ``transient`` in ``policy_files``, with its
+    reason) gives no finding: it is neither a reservation nor its absence, and the next run or
+    ``recheck`` reads it again. Every reader is bounded in time and memory (:mod:`scrutineer.optouts`).
     """
 
     name = "optouts"
@@ -111,7 +116,10 @@ class Optouts(Detector):
 
     def _parsed(self, read: PolicyFile) -> object | None:
         """A served policy file, parsed once per task (by name and sha256: hosts serving the same file
-        share it); None if the origin did not serve one."""
+        share it); None if the origin did not serve one, or if it could not be read (``transient``:
+        recorded in ``policy_files`` with its reason, and read again by the next run or recheck)."""
+        if read.name == "tdmrep.json" and read.status == "too_large":
+            return Signal("optout.invalid", {"signal": "tdmrep.json", "fault": read.error})
         text = read.served
         if text is None:
             return None
@@ -120,7 +128,7 @@ class Optouts(Detector):
             if read.name == "robots.txt":
                 self._read[key] = robots.RobotsPolicy(text, self.agents)
             elif read.name == "ai.txt":
-                self._read[key] = ai_txt.parse(text)
+                self._read[key] = ai_txt.parse(text, self.agent_tokens)
             else:
                 try:
                     self._read[key] = tdmrep.parse_file(text)
@@ -134,7 +142,7 @@ class Optouts(Detector):
         if name == "robots.txt":
             return parsed.judge(url)
         if name == "ai.txt":
-            return [s] if (s := ai_txt.judge(parsed, url, self.agent_tokens)) else []
+            return [s] if (s := ai_txt.judge(parsed, url)) else []
         return [s] if (s := tdmrep.from_file(parsed, url)) else []
 
 

@@ -8,6 +8,12 @@ run of a workspace: a :class:`PolicyCache` keeps the latest read of each under
 one fetcher, every request waiting on an origin's file shares one load
 (:meth:`scrutineer.fetch.Fetcher.policy_file`). Shard tasks running at the same moment may each
 load an origin none of them has cached yet: at most once per task.
+
+A read that could not tell what the origin holds (a timeout, a connection failure, 5xx, a redirect
+refused by the SSRF guard …) has status ``transient`` and an ``error`` saying why: it is a
+per-host status, recorded with the content observation like any read, but never cached, so the
+next shard task or run reads the file again (and ``recheck`` re-checks the URLs of its origin:
+:func:`flows.shard.due_urls`). It is never taken as a reservation nor, for robots.txt, as a block.
 """
 
 from __future__ import annotations
@@ -25,6 +31,12 @@ from urllib.parse import urlsplit
 
 #: Policy file name -> its path on an origin.
 POLICY_PATHS = {"robots.txt": "/robots.txt", "ai.txt": "/ai.txt", "tdmrep.json": "/.well-known/tdmrep.json"}
+#: The most of a policy file that is read, in bytes (and, by the readers, in characters): RFC 9309
+#: §2.5 asks a crawler to parse at least the first 500 KiB of a robots.txt, and lets it stop there.
+MAX_BYTES = 500 * 1024
+#: The files read as lines, whose first ``MAX_BYTES`` are read when they are larger (to the last
+#: whole line); a larger ``tdmrep.json`` (one JSON value) cannot be read in part and is ``too_large``.
+READ_IN_PART = ("robots.txt", "ai.txt")
 
 
 _AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*")
@@ -55,9 +67,12 @@ def _origin(url: str) -> str | None:
 class PolicyFile:
     """One read of one policy file of an origin (``scheme://host[:port]``).
 
-    ``status`` is the fetch status class (:mod:`scrutineer.fetch`); ``text`` the body decoded as
-    UTF-8 (errors replaced) when it was served (2xx), else None; ``sha256`` that of the body as
-    served; ``bytes`` its length; ``fetched_at`` when the read started (UTC).
+    ``status`` is the fetch status class (:mod:`scrutineer.fetch`): ``alive`` (2xx), a 4xx's
+    class, ``too_large`` (a tdmrep.json over :data:`MAX_BYTES`), or ``transient`` (unreadable:
+    see the module); ``text`` the body decoded as UTF-8 (errors replaced) when it was served (2xx),
+    else None; ``sha256`` that of the body as read (the first :data:`MAX_BYTES` to a line break, for
+    a larger file of :data:`READ_IN_PART`, ``error`` saying so); ``bytes`` its length;
+    ``fetched_at`` when the read started (UTC).
     """
 
     origin: str
@@ -116,12 +131,15 @@ class PolicyCache:
         except (OSError, ValueError):
             return None
         row["fetched_at"] = datetime.fromisoformat(row["fetched_at"])
-        if (now or datetime.now(UTC)) - row["fetched_at"] >= self.ttl:
+        if (now or datetime.now(UTC)) - row["fetched_at"] >= self.ttl or row["status"] == "transient":
             return None
         return PolicyFile.of(row)
 
     def put(self, read: PolicyFile) -> None:
-        """Keep ``read`` (a temporary file renamed over the old one: readers see one or the other)."""
+        """Keep ``read`` (a temporary file renamed over the old one: readers see one or the other),
+        unless it is ``transient``: that one is read again next time."""
+        if read.status == "transient":
+            return
         path = self._path(read.origin, read.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")

@@ -43,7 +43,7 @@ AI_TXT = {
 @pytest.mark.parametrize("name", sorted(AI_TXT))
 def test_ai_txt_files(optout, name):
     reserved, rule, _why = AI_TXT[name]
-    found = ai_txt.judge(ai_txt.parse((optout / "ai_txt" / name).read_text()), URL, NO_AGENTS)
+    found = ai_txt.judge(ai_txt.parse((optout / "ai_txt" / name).read_text()), URL)
     assert (found is not None) == reserved
     if found:
         assert found.reason == "optout.ai_txt" and found.evidence["rule"] == rule
@@ -52,12 +52,12 @@ def test_ai_txt_files(optout, name):
 def test_ai_txt_paths_and_extensions(optout):
     rules = ai_txt.parse((optout / "ai_txt" / "usbills.ai__ai.txt").read_text())
     # 'Disallow: /static/' is longer than 'Allow: /', so it decides under /static/ (RFC 9309 §2.2.2)
-    assert ai_txt.judge(rules, "https://usbills.ai/static/chart.png", NO_AGENTS).evidence["rule"] == "Disallow: /static/"
-    assert ai_txt.judge(rules, "https://usbills.ai/logo.SVG", NO_AGENTS).evidence["rule"] == "Disallow: *.svg"
-    assert ai_txt.judge(rules, "https://usbills.ai/a.svg.html", NO_AGENTS) is None  # an extension is the path's end
-    scoped = ai_txt.parse("User-Agent: GPTBot\nDisallow: /\n")
-    assert ai_txt.judge(scoped, URL, NO_AGENTS) is None  # a group for another agent does not apply
-    assert ai_txt.judge(scoped, URL, frozenset({"gptbot"})).evidence["agents"] == ["gptbot"]
+    assert ai_txt.judge(rules, "https://usbills.ai/static/chart.png").evidence["rule"] == "Disallow: /static/"
+    assert ai_txt.judge(rules, "https://usbills.ai/logo.SVG").evidence["rule"] == "Disallow: *.svg"
+    assert ai_txt.judge(rules, "https://usbills.ai/a.svg.html") is None  # an extension is the path's end
+    scoped = "User-Agent: GPTBot\nDisallow: /\n"
+    assert ai_txt.judge(ai_txt.parse(scoped), URL) is None  # a group for another agent does not apply
+    assert ai_txt.judge(ai_txt.parse(scoped, frozenset({"gptbot"})), URL).evidence["agents"] == ["gptbot"]
 
 
 # --- tdmrep.json ----------------------------------------------------------------------------------

@@ -1,86 +1,70 @@
 """Spawning's ``/ai.txt`` (https://site.spawning.ai/spawning-ai-txt): robots.txt's syntax, read
 as the site's wishes for AI training.
 
-Lines are ``Field: value``; ``User-Agent`` starts a group, ``Allow`` and ``Disallow`` give its
-rules; other fields (``License:``, ``Contact:``) and prose are ignored. Rules are read as
+Groups and lines are read as robots.txt's (:mod:`scrutineer.optouts.rules`: RFC 9309 §2.2, the
+first 500 KiB, at most 10,000 rules); ``User-Agent`` starts a group, ``Allow`` and ``Disallow``
+give its rules; other fields (``License:``, ``Contact:``) and prose are ignored. Rules are read as
 Spawning's generator writes them:
 
-- ``*.jpg``: a file extension, matched against the end of the URL's path, case-insensitively
-  (``/a/B.JPG`` has it; ``/a.jpg.html`` has not);
-- ``*`` alone and ``/`` match every path; other patterns are robots.txt path patterns (RFC 9309
-  §2.2.3: from the path's start, ``*`` any characters, a final ``$`` the end).
+- ``*.jpg``: a file extension, matched against the end of the URL's path (without its query),
+  case-insensitively (``/a/B.JPG`` has it; ``/a.jpg.html`` has not). This is where ai.txt differs
+  from robots.txt, where ``*.jpg`` matches any path holding ``.jpg``;
+- other patterns are robots.txt path patterns (RFC 9309 §2.2.3: from the path's start, ``*`` any
+  characters, a final ``$`` the end), matched in linear time (:class:`~scrutineer.optouts.rules.Pattern`)
+  against the URL's path, percent-encoding normalised (RFC 9309 §2.2.2); ``*`` alone matches
+  every path.
 
-The groups for ``*`` and for the configured AI agents apply. Of their rules that match, the
+The groups for ``*`` and for the configured AI agents apply (all of them: unlike robots.txt's most
+specific group, ai.txt states the site's wishes for AI training, and any group may). Of their rules that match, the
 longest pattern decides, and an ``Allow`` wins a tie (RFC 9309 §2.2.2). A file with no directives
 (a prose policy, an HTML error page) is no signal.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from functools import cache
-from urllib.parse import unquote, urlsplit
+from typing import NamedTuple
 
 from scrutineer.optouts import Signal
+from scrutineer.optouts.rules import Pattern, read, url_path
+
+_FIELDS = frozenset({"allow", "disallow"})
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One ``Allow``/``Disallow`` line of a group: its agents (lowercase), pattern and line number."""
+class Rule(NamedTuple):
+    """One ``Allow``/``Disallow`` line of a group: its agents (lowercase), pattern, line number,
+    ``extension`` (lowercase, with its dot) for a ``*.ext`` rule, and its matcher."""
 
     agents: tuple[str, ...]
     allow: bool
     pattern: str
     line: int
+    extension: str | None
+    matcher: Pattern
 
 
-def parse(text: str) -> list[Rule]:
-    """The ``Allow``/``Disallow`` rules of an ai.txt, in file order (empty: no directives)."""
-    rules: list[Rule] = []
-    agents: list[str] = []
-    in_rules = False
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        field, colon, value = line.partition(":")
-        if not colon:
+def parse(text: str, agents: frozenset[str] = frozenset()) -> list[Rule]:
+    """The ``Allow``/``Disallow`` rules of an ai.txt (empty: no directives) in the groups for ``*``
+    or for one of ``agents`` (lowercase product tokens), in the order they decide: the longest
+    pattern first, an ``Allow`` first on a tie (RFC 9309 §2.2.2), then file order."""
+    rules = []
+    for line in read(text, _FIELDS):
+        if not any(a == "*" or a in agents for a in line.agents):
             continue
-        field, value = field.strip().lower(), value.strip()
-        if field == "user-agent":
-            if in_rules:  # a User-Agent after rules starts a new group
-                agents, in_rules = [], False
-            agents.append(value.lower())
-        elif field in ("allow", "disallow") and value:
-            in_rules = True
-            rules.append(Rule(tuple(agents) or ("*",), field == "allow", value, number))
-    return rules
+        value = line.value
+        extension = value[1:].lower() if value.startswith("*.") and value[2:].isalnum() and value.isascii() else None
+        rules.append(Rule(line.agents, line.field == "allow", value, line.number, extension, Pattern(value)))
+    return sorted(rules, key=lambda r: (len(r.pattern), r.allow), reverse=True)
 
 
-@cache
-def _matcher(pattern: str) -> re.Pattern:
-    if pattern in ("*", "/"):
-        return re.compile("")
-    if re.fullmatch(r"\*\.[A-Za-z0-9]+", pattern):
-        return re.compile(".*" + re.escape(pattern[1:]) + "$", re.IGNORECASE)
-    end = pattern.endswith("$")
-    return re.compile(re.escape(pattern.removesuffix("$")).replace(r"\*", ".*") + ("$" if end else ""))
-
-
-def judge(rules: list[Rule], url: str, agents: frozenset[str]) -> Signal | None:
-    """``optout.ai_txt`` when the deciding rule for ``url`` disallows it, else None.
-
-    Args:
-        agents: lowercase product tokens whose groups apply besides ``*``.
+def judge(rules: list[Rule], url: str) -> Signal | None:
+    """``optout.ai_txt`` when the deciding rule of ``rules`` (:func:`parse`) for ``url`` disallows
+    it, else None.
 
     Evidence: ``{"signal": "ai.txt", "rule": "Disallow: <pattern>", "line", "agents"}``.
     """
-    path = unquote(urlsplit(url).path) or "/"
-    best: Rule | None = None
-    for rule in rules:
-        if not any(a == "*" or a in agents for a in rule.agents) or not _matcher(rule.pattern).match(path):
-            continue
-        if best is None or len(rule.pattern) > len(best.pattern) or (len(rule.pattern) == len(best.pattern) and rule.allow):
-            best = rule
+    path = url_path(url, query=False)
+    lowered = path.lower()
+    best = next((rule for rule in rules if (lowered.endswith(rule.extension) if rule.extension else rule.matcher.match(path))), None)
     if best is None or best.allow:
         return None
     return Signal("optout.ai_txt", {"signal": "ai.txt", "rule": f"Disallow: {best.pattern}", "line": best.line, "agents": list(best.agents)})

@@ -35,6 +35,13 @@ def read_training_mining(body: bytes) -> str | None:
 
     A body without the bytes ``c2pa`` (the JUMBF label every manifest store has) is not handed to
     the library: a byte search, so images without C2PA cost nothing measurable.
+
+    Bounds: the body is at most ``fetch.max_bytes``, and c2pa-rs reads it in time linear in its
+    size: ~9 ms per MB on 10 MB of random bytes behind JPEG magic and the label, 1-10 ms on cut or
+    garbled real manifests, resident memory unchanged (measured for issue 23;
+    ``tests/test_policy_readers_fuzz.py`` holds it to 50 ms per MiB). Nothing is cut before
+    handing it over: a manifest may sit anywhere in the file. An assertion whose ``data`` or
+    ``entries`` is not an object is read as having no entries.
     """
     if b"c2pa" not in body:
         return None
@@ -52,7 +59,9 @@ def read_training_mining(body: bytes) -> str | None:
     for assertion in manifest.get("assertions", []):
         label = assertion.get("label", "").split("__", 1)[0]  # c2pa numbers repeated labels: x__1
         if label in LABELS:
-            entries = assertion.get("data", {}).get("entries", {})
+            data = assertion.get("data")
+            entries = data.get("entries") if isinstance(data, dict) else None
+            entries = entries if isinstance(entries, dict) else {}
             return json.dumps({
                 "label": label,
                 "entries": {k: v.get("use") for k, v in entries.items() if isinstance(v, dict)},

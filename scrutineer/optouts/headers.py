@@ -14,6 +14,9 @@ categories to ``y``/``n`` (draft-ietf-aipref-attach). The vocabulary is a draft
 Generative AI Training; a category with no preference takes its parent's, and when one category
 is given both ``y`` and ``n``, ``n`` wins (the drafts' editor's reference implementation). The top
 category's key changed across drafts (``tdm``, ``bots``, ``all``): all three are read.
+
+Bound: a value longer than :data:`MAX_VALUE` characters is not read; it is ``optout.invalid``
+(never a reservation), its evidence showing the first 200 characters.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ AIPREF_TOP = ("tdm", "bots", "all")
 AIPREF_PARENT = {"train-ai": None, "train-genai": "train-ai"}
 #: The categories whose ``n`` reserves a sample from an AI-training dataset.
 AIPREF_TRAINING = ("train-ai", "train-genai")
+#: The longest header value read, in characters: aiohttp, which the fetcher reads responses with,
+#: refuses a header line over 8,190 bytes (its ``max_field_size``), and RFC 9651 §4.2 asks a parser
+#: to take Dictionaries of at least 1,024 members; a longer value is several lines of one header
+#: joined, or a robots.txt line. http-sf parses ~1 µs per character: 8 KiB is ~10 ms at worst.
+MAX_VALUE = 8192
 #: X-Robots-Tag directives with a value after a colon (so the colon is not a scope).
 _VALUED = {"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"}
 
@@ -42,6 +50,8 @@ def x_robots_tag(value: str | None, directives: frozenset[str], agents: frozense
     """
     if not value:
         return None
+    if len(value) > MAX_VALUE:
+        return too_long(value, "X-Robots-Tag")
     scope = None
     for token in value.split(","):
         token = token.strip()
@@ -52,6 +62,14 @@ def x_robots_tag(value: str | None, directives: frozenset[str], agents: frozense
         if directive in directives and (scope is None or scope in agents):
             return Signal("optout.header", {"signal": "X-Robots-Tag", "directive": directive, "agent": scope, "value": value})
     return None
+
+
+def too_long(value: str, signal: str) -> Signal:
+    """``optout.invalid`` for a header value over :data:`MAX_VALUE` characters.
+
+    Evidence: ``{"signal", "value": its first 200 characters and "…", "fault"}``.
+    """
+    return Signal("optout.invalid", {"signal": signal, "value": value[:200] + "…", "fault": f"longer than {MAX_VALUE:,} characters"})
 
 
 def usage_preferences(value: str) -> dict[str, str]:
@@ -90,6 +108,8 @@ def content_usage(value: str | None, signal: str = "Content-Usage") -> Signal | 
     """
     if not value:
         return None
+    if len(value) > MAX_VALUE:
+        return too_long(value, signal)
     try:
         preferences = usage_preferences(value)
     except ValueError as e:
