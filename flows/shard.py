@@ -54,7 +54,7 @@ from scrutineer.errors import ShardError
 from scrutineer.fetch import Fetcher
 from scrutineer.files import FileDigest, keep_private, temporary_sibling
 from scrutineer.hashing import hash_pool
-from scrutineer.policy_files import PolicyCache, PolicyFile
+from scrutineer.policy_files import PolicyCache, PolicyFile, origin
 from scrutineer.sources import Shard, as_string, iter_detect_batches
 from scrutineer.webdataset import hash_tar, tar_digest, tar_path
 
@@ -163,13 +163,23 @@ def run_shard(task: ShardTask) -> ShardResult:
 def due_urls(plan: ScanPlan, content_path: Path) -> set[str]:
     """The URLs of a content observation that a recheck (``plan.recheck``) checks again: those
     whose last check was ``link.transient``, or dead (404, 410, NXDOMAIN) with fewer agreeing
-    checks than ``dead_links.min_checks``, and started at least ``fetch.recheck_interval`` seconds
-    before the recheck. Reads only those rows of ``content.parquet``."""
+    checks than ``dead_links.min_checks``, or whose origin has a policy file whose latest read the
+    observation could not make (``transient`` in ``policy_files.parquet``: checking them reads it
+    again), and started
+    at least ``fetch.recheck_interval`` seconds before the recheck. Reads only those rows of
+    ``content.parquet``."""
     cutoff = plan.recheck - timedelta(seconds=plan.config.fetch.recheck_interval)
     min_checks = plan.params["dead_links"].min_checks
     due = (pc.field("status") == "transient") | ((pc.field("status") == "dead") & (pc.field("checks") < min_checks))
-    table = pq.read_table(content_path, columns=["url"], filters=due & (pc.field("checked_at") <= pa.scalar(cutoff, UTC_TIME)))
-    return set(table.column("url").unique().drop_null().to_pylist())
+    old = pc.field("checked_at") <= pa.scalar(cutoff, UTC_TIME)
+    found = set(pq.read_table(content_path, columns=["url"], filters=due & old).column("url").unique().drop_null().to_pylist())
+    policies = content_path.with_name("policy_files.parquet")
+    reads = pq.read_table(policies, columns=["origin", "name", "fetched_at", "status"]).to_pylist() if policies.exists() else []
+    latest = {(r["origin"], r["name"]): r["status"] for r in sorted(reads, key=lambda r: r["fetched_at"])}  # a recheck keeps the earlier reads
+    if unread := {o for (o, _name), status in latest.items() if status == "transient"}:
+        urls = pq.read_table(content_path, columns=["url"], filters=old).column("url").unique().drop_null().to_pylist()
+        found |= {u for u in urls if origin(u) in unread}
+    return found
 
 
 class _Output:

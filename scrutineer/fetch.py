@@ -12,11 +12,14 @@ default transport costs ~5 ms of client CPU per request against ~0.3 ms for aioh
   full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015); ``Retry-After``
   (RFC 9110 §10.2.3) is honoured and pauses the whole registrable domain of the hop that sent it;
   a wait longer than ``max_backoff`` seconds gives up at once (``transient``) and pauses nothing;
-- robots.txt (RFC 9309, parsed by protego) for the configured product token: 4xx means allow
-  all, 5xx or unreachable means disallow all; it is loaded once per origin (and the DNS check once
-  per host) for every request waiting on it, and one request's timeout never cancels that load;
-  it is one of the origin's policy files (:meth:`Fetcher.policy_file`, with ai.txt and
-  tdmrep.json), which a policy cache keeps for ``policy_ttl`` seconds across fetchers;
+- robots.txt (RFC 9309, read by :class:`~scrutineer.optouts.robots.RobotsPolicy`) for the
+  configured product token: a file that was read and disallows the URL makes it ``blocked``; 4xx
+  means allow all (§2.3.1.3); a file that could not be read (a timeout, a connection failure, 5xx,
+  a redirect refused or past ``max_redirects``: §2.3.1.4's "unreachable", which disallows all)
+  makes the URL ``transient``, its error naming robots.txt and why, so a later run or ``recheck``
+  tries again. It is loaded once per origin (and the DNS check once per host) for every request
+  waiting on it, and one request's timeout never cancels that load; it is one of the origin's
+  policy files (:meth:`Fetcher.policy_file`, with ai.txt and tdmrep.json);
 - at most ``max_redirects`` (≤ 5) redirects, each hop checked again;
 - SSRF guard: only http/https, and hosts resolving to loopback, private, link-local, reserved,
   multicast or unspecified addresses are refused unless ``allow_private_networks``; the check
@@ -31,7 +34,19 @@ expected), ``not_image`` (a non-image body), ``too_large`` (a body over ``max_by
 hashed, an image over ``max_pixels``), ``transient``,
 ``blocked`` (robots.txt, or 401/403/451) or ``invalid`` (unparsable URL, not http/https, a
 URL carrying credentials, or one the HTTP client refuses). The body is kept in memory only, for
-the hashers; it is never written or logged. The response headers of the opt-out signals
+the hashers; it is never written or logged.
+
+Policy files (:meth:`Fetcher.policy_file`) are read with bounds of their own: at most
+``total_timeout * (retries + 1)`` seconds for the whole read (every attempt a URL waiting on its
+robots.txt makes: a longer read would serve none of them; redirects followed, robots.txt not
+consulted), and
+:data:`~scrutineer.policy_files.MAX_BYTES` (500 KiB, RFC 9309 §2.5) of body, not ``max_bytes``:
+a larger robots.txt or ai.txt is read to the last whole line before the limit, its error saying
+so; a larger tdmrep.json is ``too_large`` (one JSON value cannot be read in part). A read that
+says what the origin holds (a 2xx body, or a 4xx) is kept by the policy cache for ``policy_ttl``
+seconds across fetchers; any other outcome is ``transient``, recorded with its reason, never
+cached, and read again by the next shard task or run (within one fetcher, by the next request
+only after a connection-level failure, which is quick to find again). The response headers of the opt-out signals
 (:data:`OPT_OUT_HEADERS`) are kept with it.
 
 :meth:`Fetcher.fetch` raises nothing but :class:`NetworkDown`: every transport error is a
@@ -60,11 +75,10 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from protego import Protego
-
 from scrutineer.config import FetchConfig
 from scrutineer.domains import host_and_domain, registrable_domain
-from scrutineer.policy_files import POLICY_PATHS, PolicyCache, PolicyFile, policy_file
+from scrutineer.optouts.robots import RobotsPolicy
+from scrutineer.policy_files import MAX_BYTES, POLICY_PATHS, READ_IN_PART, PolicyCache, PolicyFile, policy_file
 from scrutineer.policy_files import origin as url_origin
 
 #: Response headers kept for the opt-out signals (``x_robots_tag`` is the header X-Robots-Tag).
@@ -104,6 +118,7 @@ class Fetched:
     body: bytes | None = field(default=None, repr=False)
     retry_after: float | None = field(default=None, repr=False)
     connection_failed: bool = field(default=False, repr=False)
+    retry: bool = field(default=True, repr=False)  # False: another attempt now would get the same answer
 
 
 def refused_address(ip: str, allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()) -> bool:
@@ -238,7 +253,7 @@ class Fetcher:
             self._record_connection(url, result)
             result.fetched_at, result.attempts = fetched_at, attempt
             result.elapsed = time.monotonic() - started
-            if result.status != "transient" or result.http_status not in RETRY_STATUSES | {None} or attempt > self.cfg.retries:
+            if result.status != "transient" or result.http_status not in RETRY_STATUSES | {None} or not result.retry or attempt > self.cfg.retries:
                 return result
             delay = self.cfg.backoff * 2 ** (attempt - 1) * random.random()
             if result.retry_after is not None:
@@ -263,10 +278,11 @@ class Fetcher:
                 result.status = "not_image"
         return result
 
-    async def _follow(self, url: str, obey_robots: bool) -> tuple[Fetched, int]:
+    async def _follow(self, url: str, obey_robots: bool, policy: str | None = None) -> tuple[Fetched, int]:
         """GET ``url``, following up to ``max_redirects`` redirects. Every hop is checked: http(s)
         only, the SSRF guard and DNS, and robots.txt when ``obey_robots``. Returns the last hop's
-        result and how many redirects were followed."""
+        result and how many redirects were followed. ``policy``: the policy file being read
+        (its body limits apply, see :meth:`_get`)."""
         now = datetime.now(UTC)
         current = url
         for hop in range(self.cfg.max_redirects + 1):
@@ -284,13 +300,9 @@ class Fetcher:
             if refusal is not None:
                 status, error = refusal
                 return Fetched(url, status, now, final_url=current, error=error, connection_failed=status == "transient"), hop
-            if obey_robots:
-                allowed = await self._robots_allow(current)
-                if allowed is None:
-                    return Fetched(url, "transient", now, final_url=current, error="robots.txt unreachable", connection_failed=True), hop
-                if not allowed:
-                    return Fetched(url, "blocked", now, final_url=current, error="disallowed by robots.txt"), hop
-            result = await self._get(url, current, registrable_domain(host))
+            if obey_robots and (refusal := await self._robots_refusal(current)) is not None:
+                return Fetched(url, fetched_at=now, final_url=current, **refusal), hop
+            result = await self._get(url, current, registrable_domain(host), policy)
             if result.http_status in REDIRECT_STATUSES and result.final_url:
                 current = result.final_url
                 continue
@@ -298,8 +310,15 @@ class Fetcher:
         error = f"more than {self.cfg.max_redirects} redirects"
         return Fetched(url, "transient", now, final_url=current, error=error), self.cfg.max_redirects
 
-    async def _get(self, url: str, current: str, domain: str) -> Fetched:
+    async def _get(self, url: str, current: str, domain: str, policy: str | None = None) -> Fetched:
+        """One GET of ``current`` (for ``url``), classified. The body is read up to ``max_bytes``
+        (``too_large`` beyond); for a policy file (``policy``: its name), up to
+        :data:`~scrutineer.policy_files.MAX_BYTES`, beyond which a file of
+        :data:`~scrutineer.policy_files.READ_IN_PART` keeps its first part to the last line break
+        (RFC 9309 §2.5) and another is ``too_large``."""
         now = datetime.now(UTC)
+        cap = MAX_BYTES if policy else self.cfg.max_bytes
+        limit = f"{cap:,} bytes ({'the policy file limit' if policy else 'fetch.max_bytes'})"
         async with self._slot(domain):
             try:
                 async with self._client.stream("GET", current) as r:
@@ -321,10 +340,18 @@ class Fetcher:
                     if not 200 <= r.status_code < 300:
                         return Fetched(url, "transient", now, error=f"HTTP {r.status_code}",
                                        retry_after=_retry_after(r.headers.get("retry-after")), **base)
-                    body = await self._read_capped(r)
-                    if body is None:
-                        return Fetched(url, "too_large", now, error=f"body larger than {self.cfg.max_bytes:,} bytes (fetch.max_bytes)", **base)
-                    return Fetched(url, "alive", now, bytes=len(body), body=body, **base)
+                    in_part = policy in READ_IN_PART
+                    declared = r.headers.get("content-length")
+                    if not in_part and declared and declared.isdigit() and int(declared) > cap:
+                        return Fetched(url, "too_large", now, error=f"body larger than {limit}", **base)
+                    body, more = await self._read_capped(r, cap)
+                    if more and not in_part:
+                        return Fetched(url, "too_large", now, error=f"body larger than {limit}", **base)
+                    error = None
+                    if more:
+                        body = body[: max(body.rfind(b"\n"), body.rfind(b"\r")) + 1]
+                        error = f"larger than {limit}: its first {len(body):,} bytes, to the last whole line, are read (RFC 9309 §2.5)"
+                    return Fetched(url, "alive", now, bytes=len(body), body=body, error=error, **base)
             except httpx.InvalidURL as e:
                 return Fetched(url, "invalid", now, final_url=current, error=f"URL refused by the HTTP client: {e}")
             except aiohttp.ClientError as e:  # outside httpx-aiohttp's exception map: an oversized or malformed response
@@ -338,17 +365,15 @@ class Fetcher:
                     return Fetched(url, "transient", now, final_url=current, error=f"connection failed: {type(cause or e).__name__}", connection_failed=True)
                 return Fetched(url, "transient", now, final_url=current, error=f"{type(e).__name__}: {type(cause).__name__ if cause else ''}")
 
-    async def _read_capped(self, r: httpx.Response) -> bytes | None:
-        declared = r.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.cfg.max_bytes:
-            return None
+    async def _read_capped(self, r: httpx.Response, cap: int) -> tuple[bytes, bool]:
+        """The body's first ``cap`` bytes at most, and whether it has more (reading stops there)."""
         chunks, size = [], 0
         async for chunk in r.aiter_bytes():
-            size += len(chunk)
-            if size > self.cfg.max_bytes:
-                return None
             chunks.append(chunk)
-        return b"".join(chunks)
+            size += len(chunk)
+            if size > cap:
+                return b"".join(chunks)[:cap], True
+        return b"".join(chunks), False
 
     # --- politeness ---------------------------------------------------------------------------
 
@@ -371,61 +396,72 @@ class Fetcher:
         domain = host_and_domain(url)[1]
         self._next_start[domain] = max(self._next_start.get(domain, 0.0), time.monotonic() + seconds)
 
-    async def _robots_allow(self, url: str) -> bool | None:
-        """Whether robots.txt lets our product token fetch ``url`` (an http(s) URL with a host);
-        None if it could not be reached (connection-level failure, or a load that failed: not
-        cached, so a retry tries again)."""
+    async def _robots_refusal(self, url: str) -> dict | None:
+        """None if robots.txt lets our product token fetch ``url`` (an http(s) URL with a host),
+        else the refusal's :class:`Fetched` fields: ``blocked`` when the file was read and
+        disallows it, ``transient`` (not retried by this fetcher) when it could not be read."""
         origin = url_origin(url)
-        parser = await self._shared(self._robots, origin, self._load_robots, failed=None)
-        if parser is None:
-            self._robots.pop(origin, None)
-            return None
-        return parser.can_fetch(url, self.cfg.robots_agent)
+        robots = await self._shared(self._robots, origin, self._load_robots, failed=None)
+        if isinstance(robots, RobotsPolicy):
+            return {"status": "blocked", "error": "disallowed by robots.txt"} if robots.disallowed(url) else None
+        read, connection_failed = robots or (None, False)
+        if robots is None or connection_failed:
+            self._robots.pop(origin, None)  # quick to find again: the next request reads it again
+        reason = read.error if read else "its read failed"
+        return {"status": "transient", "error": f"robots.txt unreadable: {reason}", "connection_failed": connection_failed, "retry": connection_failed}
 
-    async def _load_robots(self, origin: str) -> Protego | None:
-        """robots.txt of an origin per RFC 9309 §2.3.1: 2xx is parsed, 4xx allows all, anything
-        else (5xx, a refused or unresolvable redirect target) disallows all; redirects are
-        followed like any fetch's. None = unreachable."""
-        read = await self.policy_file(origin, "robots.txt")
-        if read is None:
-            return None
-        if read.text is not None:
-            return Protego.parse(read.text)
-        if read.http_status is not None and 400 <= read.http_status < 500:
-            return Protego.parse("")
-        return Protego.parse("User-agent: *\nDisallow: /\n")
+    async def _load_robots(self, origin: str) -> RobotsPolicy | tuple[PolicyFile, bool]:
+        """robots.txt of an origin, for our product token, per RFC 9309 §2.3.1: a served file is
+        read, 4xx allows all; an unreadable file is returned as its read, with whether that was a
+        connection-level failure."""
+        read, connection_failed = await self._policy(origin, "robots.txt")
+        if read.status == "transient":
+            return read, connection_failed
+        return RobotsPolicy(read.text or "", (self.cfg.robots_agent,))
 
-    async def policy_file(self, origin: str, name: str) -> PolicyFile | None:
+    async def policy_file(self, origin: str, name: str) -> PolicyFile:
         """Policy file ``name`` (:data:`~scrutineer.policy_files.POLICY_PATHS`) of ``origin``
         (``scheme://host[:port]``), read once for every request waiting on it: from the policy
-        cache when fresh there, else fetched (redirects followed, robots.txt not consulted) and
-        cached. None = unreachable (a connection-level failure: not kept, so a later call tries
-        again)."""
-        read = await self._shared(self._policies, f"{origin} {name}", self._load_policy, failed=None)
-        if read is None:
-            self._policies.pop(f"{origin} {name}", None)
-        return read
+        cache when fresh there, else fetched (redirects followed, robots.txt not consulted, within
+        the bounds in the module's docstring) and cached unless ``transient``."""
+        return (await self._policy(origin, name))[0]
+
+    async def _policy(self, origin: str, name: str) -> tuple[PolicyFile, bool]:
+        """:meth:`policy_file`, and whether its read failed at the connection level (then it is
+        forgotten, so the next request reads it again)."""
+        key = f"{origin} {name}"
+        found = await self._shared(self._policies, key, self._load_policy, failed=None)
+        if found is None or found[1]:
+            self._policies.pop(key, None)
+        if found is None:  # the load raised or was cancelled (the fetcher is closing)
+            return policy_file(origin, name, datetime.now(UTC), "transient", error="the read was cancelled"), False
+        return found
 
     def new_policy_files(self) -> list[PolicyFile]:
         """The policy files this fetcher has read (or taken from the cache) since the last call."""
         reads, self._new_reads = self._new_reads, []
         return reads
 
-    async def _load_policy(self, key: str) -> PolicyFile | None:
+    async def _load_policy(self, key: str) -> tuple[PolicyFile, bool]:
         origin, name = key.split(" ", 1)
         if self._policy_cache and (cached := self._policy_cache.get(origin, name)):
             self._new_reads.append(cached)
-            return cached
-        result, _ = await self._follow(origin + POLICY_PATHS[name], obey_robots=False)
-        if result.connection_failed:
-            return None
+            return cached, False
+        fetched_at = datetime.now(UTC)
+        seconds = self.cfg.total_timeout * (self.cfg.retries + 1)
+        try:
+            async with asyncio.timeout(seconds):
+                result, _ = await self._follow(origin + POLICY_PATHS[name], obey_robots=False, policy=name)
+        except TimeoutError:
+            result = Fetched(origin + POLICY_PATHS[name], "transient", fetched_at, error=f"no complete response within {seconds:g} s")
+        answered = result.status in ("alive", "too_large") or 400 <= (result.http_status or 0) < 500
         served = result.body if result.status == "alive" else None
-        read = policy_file(origin, name, result.fetched_at, result.status, served, http_status=result.http_status,
+        read = policy_file(origin, name, fetched_at, result.status if answered else "transient", served, http_status=result.http_status,
                            content_type=result.content_type, error=result.error)
         if self._policy_cache:
             self._policy_cache.put(read)
         self._new_reads.append(read)
-        return read
+        return read, result.connection_failed
 
     async def _shared(self, loads: dict[str, asyncio.Task], key: str, load: Callable[[str], Awaitable[T]], failed: T) -> T:
         """What ``load(key)`` returns, loaded once for every waiter of ``key`` (robots.txt per

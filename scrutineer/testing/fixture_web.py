@@ -33,6 +33,11 @@ Routes, on every host (``{name}`` is an image name):
 ``/_reset`` (POST)          zero the counters
 ==========================  ==========================================================
 
+A path given a behaviour on a host (``--behave HOST:PATH=BEHAVIOUR``, e.g. a hostile site's
+policy file) answers that way there instead: ``drip=S`` sends a 200 ``text/plain`` header and its
+first line, then one byte every S seconds until the client leaves (it never ends of itself);
+``redirect=URL`` a 302 to URL; ``status=N`` an empty answer with status N.
+
 Run ``python -m scrutineer.testing.fixture_web --hosts 127.0.0.2 127.0.0.3 --images DIR``; it prints
 ``ready <port>`` once every host listens. :class:`FixtureWeb` does that from Python.
 """
@@ -95,7 +100,8 @@ def _load_images(dirs: list[Path], synthetic: int) -> dict[str, tuple[bytes, str
     return images
 
 
-def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], sites: dict[str, Path]):
+def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], sites: dict[str, Path],
+         behaviours: dict[str, dict[str, str]] | None = None):
     from aiohttp import web
 
     requests: Counter = Counter()
@@ -113,9 +119,26 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
         in_flight[host] += 1
         max_in_flight[host] = max(max_in_flight[host], in_flight[host])
         try:
-            return await handler(request)
+            behaviour = (behaviours or {}).get(host, {}).get(request.path)
+            return await (behave(request, behaviour) if behaviour else handler(request))
         finally:
             in_flight[host] -= 1
+
+    async def behave(request, behaviour: str):
+        kind, _, value = behaviour.partition("=")
+        if kind == "redirect":
+            raise web.HTTPFound(value)
+        if kind == "status":
+            return web.Response(status=int(value))
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})  # drip
+        await response.prepare(request)
+        await response.write(b"User-agent: *\n")
+        while True:
+            for _ in range(max(1, round(float(value) / 0.05))):  # notice a client that left within 50 ms
+                if request.transport is None or request.transport.is_closing():
+                    return response
+                await asyncio.sleep(0.05)
+            await response.write(b"#")
 
     def image(request, headers=None):
         name = request.match_info["name"]
@@ -213,10 +236,11 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
     return app
 
 
-async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], sites: dict[str, Path]) -> None:
+async def _serve(hosts: list[str], images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], sites: dict[str, Path],
+                 behaviours: dict[str, dict[str, str]] | None = None) -> None:
     from aiohttp import web
 
-    runner = web.AppRunner(_app(images, slow_robots, sites), access_log=None)
+    runner = web.AppRunner(_app(images, slow_robots, sites, behaviours), access_log=None)
     await runner.setup()
     for _ in range(50):  # one port free on every host address, below Linux's ephemeral ports (32768-60999)
         port = random.randint(20000, 32767)
@@ -251,13 +275,15 @@ class FixtureWeb:
         slow_robots: host -> seconds its ``/robots.txt`` takes to answer.
         sites: host -> a directory whose ``robots.txt``, ``ai.txt`` and ``tdmrep.json`` that host
             serves (at ``/robots.txt``, ``/ai.txt``, ``/.well-known/tdmrep.json``).
+        behaviours: host -> {path: behaviour} (see the module: ``drip=S``, ``redirect=URL``,
+            ``status=N``), answered instead of the route.
 
     Raises:
         RuntimeError: the server did not start within 120 seconds (its stderr is included).
     """
 
     def __init__(self, hosts: list[str], images: list[Path] = (), synthetic: int = 0, slow_robots: dict[str, float] | None = None,
-                 sites: dict[str, Path] | None = None) -> None:
+                 sites: dict[str, Path] | None = None, behaviours: dict[str, dict[str, str]] | None = None) -> None:
         self.hosts = list(hosts)
         self.args = [sys.executable, "-m", "scrutineer.testing.fixture_web", "--hosts", *self.hosts, "--synthetic", str(synthetic)]
         for d in images:
@@ -266,6 +292,8 @@ class FixtureWeb:
             self.args += ["--slow-robots", f"{host}={seconds:g}"]
         for host, folder in (sites or {}).items():
             self.args += ["--site", f"{host}={folder}"]
+        for host, paths in (behaviours or {}).items():
+            self.args += [arg for path, behaviour in paths.items() for arg in ("--behave", f"{host}:{path}={behaviour}")]
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
 
@@ -320,13 +348,19 @@ def main() -> None:
     ap.add_argument("--synthetic", type=int, default=0, help="how many synthetic JPEGs to serve")
     ap.add_argument("--slow-robots", action="append", default=[], metavar="HOST=SECONDS", help="answer HOST's /robots.txt after SECONDS")
     ap.add_argument("--site", action="append", default=[], metavar="HOST=DIR", help="serve DIR's robots.txt, ai.txt and tdmrep.json on HOST")
+    ap.add_argument("--behave", action="append", default=[], metavar="HOST:PATH=BEHAVIOUR", help="answer PATH on HOST so: drip=S, redirect=URL or status=N")
     args = ap.parse_args()
     for host in args.hosts:
         if not host.startswith("127."):
             raise SystemExit(f"{host}: the fixture web server binds loopback addresses only")
     slow_robots = {host: float(seconds) for host, seconds in (item.split("=", 1) for item in args.slow_robots)}
     sites = {host: Path(folder) for host, folder in (item.split("=", 1) for item in args.site)}
-    asyncio.run(_serve(args.hosts, _load_images(args.images, args.synthetic), slow_robots, sites))
+    behaviours: dict[str, dict[str, str]] = {}
+    for item in args.behave:
+        where, behaviour = item.split("=", 1)
+        host, path = where.split(":", 1)
+        behaviours.setdefault(host, {})[path] = behaviour
+    asyncio.run(_serve(args.hosts, _load_images(args.images, args.synthetic), slow_robots, sites, behaviours))
 
 
 if __name__ == "__main__":
