@@ -58,7 +58,8 @@ def laion(tmp_path_factory, shared_data):
             "dataset": {"name": "laion400m-sample", "shards": [str(shared_data / "metadata" / n) for n in LAION], "format": "parquet", "columns": {"url": "URL", "caption": "TEXT"}},
             "banks": [{"name": "watchlist", "path": "urls.txt", "signal_type": "url_md5", "source": "Example Hotline", "version": "2026-11"}],
             "detectors": {"url_hashlist": {}, "license_gaps": {"allow": ["CC0-1.0", "CC-BY-4.0"]}, "dedup": {"on": ["url", "caption"]}},
-            "release": {"variants": {"research": {"remove": ["hash_match", "duplicate.url"]}}},
+            # the 4 hash-listed rows are the only removals no one can recompute
+            "release": {"variants": {"research": {"remove": ["hash_match", "duplicate.url"], "list_removed": True, "acknowledge_restricted_share": 1.0}}},
         },
     )
     summary = scan(config)
@@ -121,7 +122,7 @@ def test_release_invariants(laion, shared_data):
     assert removed.column_names == ["sample_id", "shard_id", "row_index"]
     df = laion["df"]
     listed = {url_md5(u) for u in laion["picked"]}
-    restricted = {(s, r) for s, r, u in zip(df.shard, df.row, df.URL) if url_md5(u) in listed}  # removed, never listed
+    restricted = {(s, r) for s, r, u in zip(df.shard, df.row, df.URL) if url_md5(u) in listed}  # removed, listed only if a URL duplicate
     kept_ids, input_ids = set(), set()
     for entry in manifest["shards"]:
         src = shared_data / "metadata" / entry["shard_id"]
@@ -142,7 +143,8 @@ def test_release_invariants(laion, shared_data):
     assert manifest["removed"]["restricted"] == len(restricted) and manifest["removed"]["listed"] == removed.num_rows
     assert file_sha256(release / "removed.parquet") == manifest["removed"]["file"]["sha256"]
     assert manifest["banks"][0]["entries"] == 4 and "urls.txt" not in json.dumps(manifest)
-    assert manifest["policy"] == {"remove": ["hash_match", "duplicate.url"], "keep_restricted": False}
+    assert manifest["policy"] == {"remove": ["hash_match", "duplicate.url"], "keep_restricted": False, "list_removed": True,
+                                  "acknowledge_restricted_share": 1.0, "max_restricted_share": 0.1}
 
 
 def test_release_card_is_a_hub_dataset_card(laion):
@@ -191,7 +193,7 @@ def test_cc3m_tsv_scan_and_byte_faithful_release(tmp_path, shared_data):
         {
             "dataset": {"name": "cc3m", "shards": [str(path)], "names": ["caption", "url"]},
             "detectors": {"license_gaps": {}, "dedup": {}},
-            "release": {"variants": {"dedup": {"remove": ["duplicate"]}}},
+            "release": {"variants": {"dedup": {"remove": ["duplicate"], "list_removed": True}}},
         },
     )
     summary = scan(config)
