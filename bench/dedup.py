@@ -29,6 +29,12 @@ runs ``dedup`` with ``on: [near_image]`` (defaults: PDQ within 31 bits, 8 blocks
 shard task would: signatures of 65,536-row batches, 2 at a time, then ``finalize`` in DuckDB
 (memory_limit 1 GB). Prints the wall time (target: < 10 minutes for 10M), peak RSS, and recall of
 the planted pairs within 7 bits (which the pigeonhole principle guarantees) and at 8-31 bits.
+
+``--long-captions N`` (issue 23, fault 7: 40 captions of 1 MB took a scan to 2.65 GB, 80 to
+4.93 GB) instead runs ``dedup`` with ``on: [caption, near_caption]`` over N hostile captions of
+``--caption-chars`` characters (default 1,000,000): random letters and spaces, every second one a
+copy of the one before with a character changed at 500 and one at half its length. Prints the
+peak RSS by the end of the signatures stage and at the end, and the rows flagged per reason.
 """
 
 from __future__ import annotations
@@ -148,15 +154,17 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
             writer.write_table(pending.popleft().result())
     signed_at = time.perf_counter()
     signed_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  {name}: signatures in {signed_at - t0:.1f} s, peak RSS {signed_rss:,.0f} MB by then; finalizing", file=sys.stderr, flush=True)
     detector.close()  # as a shard task's detectors are when its pass ends; the store runs finalize on a fresh one
     detector = type(detector)(detector.params, detector.ctx)
     release_arrow_memory()  # as flows.load.load does before finalize
     (work / f"{name}.duckdb").unlink(missing_ok=True)
     con = duckdb.connect(str(work / f"{name}.duckdb"), config={"memory_limit": "1GB", "threads": 2})
     con.read_parquet(str(path)).create_view("sigs")
-    flagged = [row for (row,) in con.sql(f"SELECT row_index FROM ({detector.finalize('sigs')})").fetchall()]
+    found = con.sql(f"SELECT row_index, reason FROM ({detector.finalize('sigs')})").fetchall()
+    flagged = [row for row, _ in found]
     done = time.perf_counter()
-    return {"flagged": flagged, "seconds": done - t0, "signatures_s": signed_at - t0, "finalize_s": done - signed_at, "signatures_rss_mb": signed_rss}
+    return {"flagged": flagged, "reasons": {r: sum(x == r for _, x in found) for r in sorted({x for _, x in found})}, "seconds": done - t0, "signatures_s": signed_at - t0, "finalize_s": done - signed_at, "signatures_rss_mb": signed_rss}
 
 
 def run_scrutineer(shard: Path, work: Path) -> dict:
@@ -247,9 +255,42 @@ def run_images(rows: int, work: Path, blocks: int) -> dict:
     return sign_and_finalize(detector, (lambda s=s: batch(s) for s in range(0, rows, 65_536)), work, "images")
 
 
-def child(kind: str, rows: int, work: Path, blocks: int) -> None:
+def long_captions(rows: int, chars: int) -> list[str]:
+    """``rows`` captions of ``chars`` random letters and spaces; each odd row a copy of the row
+    before with the characters at 500 and at ``chars // 2`` changed."""
+    alphabet = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz     ", np.uint8)
+    out = []
+    for i in range(rows):
+        if i % 2:
+            text = bytearray(out[-1].encode())
+            for at in (500, chars // 2):
+                text[at] = ord("z") if text[at] != ord("z") else ord("y")
+            out.append(text.decode())
+        else:
+            out.append(alphabet[np.random.default_rng(i).integers(0, len(alphabet), chars)].tobytes().decode())
+    return out
+
+
+def run_long_captions(rows: int, chars: int, work: Path) -> dict:
+    import pyarrow as pa
+
+    from detectors.base import DetectContext
+    from detectors.dedup import Dedup
+    from scrutineer.contract import DETECT
+
+    def batch() -> pa.RecordBatch:
+        return pa.RecordBatch.from_pydict(
+            {"row_index": pa.array(range(rows), pa.int64()), "sample_id": pa.array([str(i) for i in range(rows)]), "url": pa.nulls(rows, pa.string()),
+             "caption": pa.array(long_captions(rows, chars)), "license": pa.nulls(rows, pa.string())}, schema=DETECT)
+
+    return sign_and_finalize(Dedup(Dedup.Params(on=["caption", "near_caption"]), DetectContext("bench")), [batch], work, "long-captions")
+
+
+def child(kind: str, rows: int, work: Path, blocks: int, chars: int = 0) -> None:
     if kind == "images":
         result = run_images(rows, work, blocks)
+    elif kind == "long-captions":
+        result = run_long_captions(rows, chars, work)
     else:
         shard = work / f"captions-{rows}.parquet"
         if not shard.exists():
@@ -266,13 +307,23 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="working directory; generated caption shards in it are reused (default: a new temporary one)")
     ap.add_argument("--images", type=int, default=0, help="cluster this many generated PDQ codes instead of captions")
     ap.add_argument("--pdq-blocks", type=int, default=8, help="near_image.pdq_blocks for --images")
+    ap.add_argument("--long-captions", type=int, default=0, help="dedup this many hostile long captions instead (issue 23, fault 7)")
+    ap.add_argument("--caption-chars", type=int, default=1_000_000, help="characters of each --long-captions caption")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "WORKDIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.images or args.rows, Path(args.child[1]), args.pdq_blocks)
+        child(args.child[0], args.images or args.long_captions or args.rows, Path(args.child[1]), args.pdq_blocks, args.caption_chars)
         return
     work = args.work or Path(tempfile.mkdtemp(prefix="scrutineer-bench-dedup-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.long_captions:
+        subprocess.run([sys.executable, __file__, "--long-captions", str(args.long_captions), "--caption-chars", str(args.caption_chars),
+                        "--child", "long-captions", str(work)], check=True)
+        result = json.loads((work / "long-captions.json").read_text())
+        print(f"long captions {args.long_captions} x {args.caption_chars:,} characters in {result['seconds']:.1f} s (signatures {result['signatures_s']:.1f} s, "
+              f"peak RSS {result['signatures_rss_mb']:,.0f} MB by then; finalize {result['finalize_s']:.1f} s); peak RSS {result['rss_mb']:,.0f} MB; "
+              f"flagged {result['reasons']}", flush=True)
+        return
     if args.images:
         images(args.images, work, args.pdq_blocks)
         return

@@ -15,7 +15,7 @@ from scrutineer.canonical_url import canonical_urls
 from scrutineer.contract import SIGNATURE
 from scrutineer.hashing import PDQ_DIHEDRAL
 from scrutineer.licenses import to_spdx
-from scrutineer.minhash import Shingling, band_keys, lsh_bands, minhashes
+from scrutineer.minhash import MAX_CHARS, Shingling, band_keys, lsh_bands, minhashes
 from scrutineer.pigeonhole import block_values, hex_codes, words
 from scrutineer.signals import PDQ, PDQ_MIN_QUALITY, PHASH
 
@@ -32,9 +32,14 @@ CAPTION_KEY_SQL = (
 UNPLAIN_CAPTION_REGEX = r"[\x00-\x1f\x7f-\x{10ffff}]|  |^ | $"
 
 KEYS = ("url", "caption")
-#: Columns of the signatures holding a row's caption key (for exact verification) and its MinHash
-#: LSH band keys.
-NEAR_CAPTION = [pa.field("near_caption_key", pa.string()), pa.field("near_caption_bands", pa.list_(pa.uint64()))]
+#: Columns of the signatures holding a row's caption key cut to its first
+#: :data:`scrutineer.minhash.MAX_CHARS` characters (for exact verification), whether it was cut,
+#: and its MinHash LSH band keys.
+NEAR_CAPTION = [
+    pa.field("near_caption_key", pa.string()),
+    pa.field("near_caption_truncated", pa.bool_()),
+    pa.field("near_caption_bands", pa.list_(pa.uint64())),
+]
 #: Columns of the signatures holding a row's PDQ (4 words, most significant first; with its 7
 #: dihedral variants, 32: :data:`scrutineer.hashing.PDQ_DIHEDRAL` order) and pHash (1 word), each
 #: with its pigeonhole blocks (:mod:`scrutineer.pigeonhole`; those of the dihedral variants
@@ -115,12 +120,14 @@ class DedupParams(BaseModel):
 class _Scores(NamedTuple):
     """How a near-duplicate link is scored, for :meth:`Dedup._clusters`: its score ``columns``, the
     SQL select list of them read from b to a (``reversed``), the ``order`` ranking a node's links
-    (smallest first, over ``l``) and the ``evidence`` fields of the link chosen (over ``e.link``)."""
+    (smallest first, over ``l``), the ``evidence`` fields of the link chosen (over ``e.link``), and
+    a JSON object of fields merged into the evidence when they apply (``patch``)."""
 
     columns: list[str]
     reversed: str
     order: str
     evidence: str
+    patch: str = "'{}'"
 
 
 class Dedup(Detector):
@@ -130,9 +137,10 @@ class Dedup(Detector):
       ``www.``, default port, trailing slash, ``&amp;``, percent-encoding case, parameter order and
       tracking parameters aside);
     - ``duplicate.caption``: same caption key (:data:`CAPTION_KEY_SQL`);
-    - ``duplicate.near_caption``: caption keys whose shingle sets have a Jaccard similarity of at
-      least ``near_caption.threshold``, found by MinHash LSH (:mod:`scrutineer.minhash`) and linked
-      into clusters (so an exact duplicate is a near one too);
+    - ``duplicate.near_caption``: caption keys whose shingle sets (of their first
+      :data:`scrutineer.minhash.MAX_CHARS` characters) have a Jaccard similarity of at least
+      ``near_caption.threshold``, found by MinHash LSH (:mod:`scrutineer.minhash`) and linked into
+      clusters (so an exact duplicate is a near one too);
     - ``duplicate.near_image``: images whose PDQ hashes are within ``near_image.pdq_threshold``
       bits (over the 8 dihedral variants when ``fetch.pdq_dihedral`` stored them, so a rotated or
       mirrored copy groups too), or, with ``near_image.phash_threshold``, whose pHashes are within
@@ -159,13 +167,14 @@ class Dedup(Detector):
     evidence also names the linked sample nearest the flagged one (``near_*``; an earlier one in
     keep order when it has one): with its ``jaccard`` and ``minhash`` (algorithm, shingles,
     n-gram, permutations, bands, rows, seed, threshold: enough to reproduce the finding) for
-    captions; with ``pdq_distance`` and ``phash_distance`` in bits (null where a
+    captions, and ``"truncated_to": MAX_CHARS`` when either caption was longer and only its first
+    ``MAX_CHARS`` characters were compared; with ``pdq_distance`` and ``phash_distance`` in bits (null where a
     hash is missing), ``transform`` (the dihedral transform taking the flagged image to the near
     one, :data:`scrutineer.hashing.PDQ_DIHEDRAL`) and the ``near_image`` parameters for images.
     """
 
     name = "dedup"
-    version = "5"
+    version = "6"
     reasons = {"duplicate.url": False, "duplicate.caption": False, "duplicate.near_caption": False, "duplicate.near_image": False}
     Params = DedupParams
     #: The keys of every row: 128-bit MD5s (see :meth:`signatures`), the caption key and its LSH
@@ -193,7 +202,8 @@ class Dedup(Detector):
         MD5 of it, ``url_key`` and/or ``caption_key`` (null for no key): DuckDB's ``md5_number``
         (UHUGEINT), which reaches Arrow as ``decimal128(38, 0)`` bit for bit, so digests of 2^127
         and above read as negative numbers; grouping on them is exact. With ``near_caption``, the
-        caption key (as ``duplicate.caption`` normalises it) and its LSH band keys; with
+        caption key (as ``duplicate.caption`` normalises it) cut to its first
+        :data:`~scrutineer.minhash.MAX_CHARS` characters, whether it was cut, and its LSH band keys; with
         ``near_image``, the hash words and blocks (:data:`NEAR_IMAGE`); ``keep_rank`` always."""
         on = self.params.on
         captions = {"caption", "near_caption"} & set(on)
@@ -208,12 +218,14 @@ class Dedup(Detector):
             selected = ["md5_number(url_canonical) AS url_key"] if "url" in on else []
             inner = "*"
             if captions:
-                selected.append("md5_number(caption_norm) AS caption_key, caption_norm")
+                selected.append("md5_number(caption_norm) AS caption_key")
                 inner += f", CASE WHEN caption_fast IS NULL THEN {CAPTION_KEY_SQL} ELSE nullif(caption_fast, '') END AS caption_norm"
+            if "near_caption" in on:  # cut here: a whole long key never reaches Arrow (left and length count code points)
+                selected.append(f"left(caption_norm, {MAX_CHARS}) AS near_caption_key, length(caption_norm) > {MAX_CHARS} AS near_caption_truncated")
             hashed = self.sql(f"SELECT {', '.join(selected)} FROM (SELECT {inner} FROM keyed)", keyed=pa.table(keyed))
         for k in KEYS:
             columns[f"{k}_key"] = hashed.column(f"{k}_key") if k in on and hashed else pa.nulls(batch.num_rows, pa.decimal128(38, 0))
-        columns |= self._near_caption(hashed.column("caption_norm") if "near_caption" in on else None, batch.num_rows)
+        columns |= self._near_caption(hashed if "near_caption" in on else None, batch.num_rows)
         columns |= self._near_image(batch) if "near_image" in on else {f.name: pa.nulls(batch.num_rows, f.type) for f in NEAR_IMAGE}
         columns["keep_rank"] = self._keep_rank(batch)
         return pa.table(columns, schema=self.signature_schema)
@@ -256,17 +268,20 @@ class Dedup(Detector):
             "near_image_phash_blocks": blocks if blocks is not None else pa.nulls(batch.num_rows, pa.list_(pa.uint64())),
         }
 
-    def _near_caption(self, keys: pa.ChunkedArray | None, n: int) -> dict[str, pa.Array]:
-        """Each caption key and its LSH band keys (null for no caption, or when ``near_caption``
-        is not in ``on``)."""
-        if keys is None:
+    def _near_caption(self, hashed: pa.Table | None, n: int) -> dict[str, pa.Array]:
+        """Each caption key cut to its first :data:`~scrutineer.minhash.MAX_CHARS` characters and
+        whether it was cut (``hashed``'s ``near_caption_key`` and ``near_caption_truncated``), and
+        the LSH band keys of the cut key (null for no caption, or when ``near_caption`` is not in
+        ``on``: ``hashed`` None)."""
+        if hashed is None:
             return {f.name: pa.nulls(n, f.type) for f in NEAR_CAPTION}
         p = self.params.near_caption
         bands, rows = p.bands_rows
-        keys = keys.combine_chunks()
+        keys = hashed.column("near_caption_key").combine_chunks()
         present = pc.is_valid(keys)
         signed = band_keys(minhashes(keys.drop_null().to_pylist(), Shingling(p.shingles, p.ngram), p.num_perm, p.seed), bands, rows)
-        return {"near_caption_key": keys, "near_caption_bands": _spread(_uint64_lists(signed), present)}
+        return {"near_caption_key": keys, "near_caption_truncated": hashed.column("near_caption_truncated"),
+                "near_caption_bands": _spread(_uint64_lists(signed), present)}
 
     def finalize(self, signatures: str) -> str:
         ctes, parts = [], []
@@ -307,8 +322,9 @@ class Dedup(Detector):
 
     def _near_caption_links(self, signatures: str, ctes: list[str]) -> _Scores:
         """``nc_link``: (shard_id, row_index) pairs of captions at or above the Jaccard threshold,
-        with ``jaccard``: each row sharing a band bucket linked to the bucket's first row, when the
-        exact Jaccard similarity of their shingle sets reaches the threshold."""
+        with ``jaccard`` and ``truncated`` (either key was cut): each row sharing a band bucket
+        linked to the bucket's first row, when the exact Jaccard similarity of their (cut) keys'
+        shingle sets reaches the threshold."""
         p = self.params.near_caption
         bands, rows = p.bands_rows
         minhash = json.dumps({"algorithm": "MinHash LSH (rensa RMinHash), exact Jaccard of the candidates", "shingles": p.shingles,
@@ -324,18 +340,19 @@ class Dedup(Detector):
                 FROM nc_band b JOIN nc_bucket k USING (band, key)
                 WHERE (b.shard_id, b.row_index) <> (k.anchor.shard_id, k.anchor.row_index))""",
             f"""nc_shingles AS MATERIALIZED (
-                SELECT s.shard_id, s.row_index, {shingles} AS shingles FROM {signatures} s
+                SELECT s.shard_id, s.row_index, s.near_caption_truncated AS truncated, {shingles} AS shingles FROM {signatures} s
                 SEMI JOIN (SELECT shard_id, row_index FROM nc_pair UNION SELECT a_shard, a_row FROM nc_pair) p USING (shard_id, row_index))""",
             f"""nc_link AS MATERIALIZED (
                 SELECT * EXCLUDE (shared, size), shared / (size - shared) AS jaccard FROM (
-                    SELECT p.shard_id AS a_shard, p.row_index AS a_row, p.a_shard AS b_shard, p.a_row AS b_row,
+                    SELECT p.shard_id AS a_shard, p.row_index AS a_row, p.a_shard AS b_shard, p.a_row AS b_row, m.truncated OR n.truncated AS truncated,
                            len(list_intersect(m.shingles, n.shingles)) AS shared, len(m.shingles) + len(n.shingles) AS size
                     FROM nc_pair p
                     JOIN nc_shingles m ON m.shard_id = p.shard_id AND m.row_index = p.row_index
                     JOIN nc_shingles n ON n.shard_id = p.a_shard AND n.row_index = p.a_row)
                 WHERE shared / (size - shared) >= {p.threshold})""",
         ]
-        return _Scores(["jaccard"], "jaccard", "-l.jaccard", f"'jaccard', round(e.link.jaccard, 3), 'minhash', json('{minhash}')")
+        return _Scores(["jaccard", "truncated"], "jaccard, truncated", "-l.jaccard", f"'jaccard', round(e.link.jaccard, 3), 'minhash', json('{minhash}')",
+                       f"""CASE WHEN e.link.truncated THEN '{{"truncated_to": {MAX_CHARS}}}' ELSE '{{}}' END""")
 
     def _near_image_links(self, signatures: str, ctes: list[str]) -> _Scores:
         """``ni_link``: (shard_id, row_index) pairs of images within a threshold, with
@@ -448,10 +465,10 @@ class Dedup(Detector):
             f"""
             SELECT d.shard_id, d.row_index, d.sample_id, d.url,
                    '{self.name}' AS detector, '{self.version}' AS detector_version, 'duplicate.{reason}' AS reason,
-                   json_object('kept_row_index', k.row_index, 'kept_sample_id', k.sample_id, 'kept_shard_id', k.shard_id,
+                   json_merge_patch(json_object('kept_row_index', k.row_index, 'kept_sample_id', k.sample_id, 'kept_shard_id', k.shard_id,
                                'cluster_id', {CLUSTER_ID_SQL.format(kept="k")}, 'cluster_size', z.size,
                                'near_row_index', n.row_index, 'near_sample_id', n.sample_id, 'near_shard_id', n.shard_id,
-                               {scores.evidence})::VARCHAR AS evidence,
+                               {scores.evidence}), {scores.patch})::VARCHAR AS evidence,
                    false AS restricted, d.observation_id
             FROM {prefix}_cc c JOIN {prefix}_best e ON e.a = c.node JOIN {prefix}_node d ON d.node = c.node
             JOIN {prefix}_node n ON n.node = e.link.b JOIN {prefix}_node k ON k.node = c.comp JOIN {prefix}_size z ON z.comp = c.comp

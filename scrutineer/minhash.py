@@ -12,10 +12,15 @@ minimising the weighted false-positive and false-negative areas (:func:`lsh_band
 negatives weighted 0.9: candidates are verified on their exact Jaccard similarity, so a false
 positive costs one check, and a false negative a duplicate missed (at 128 permutations and 0.8,
 14 bands of 9 rows make a pair at 0.8 a candidate with probability 0.87, at 0.85 0.97).
+
+Only the first :data:`MAX_CHARS` characters of a caption key are shingled, signed and verified, so
+a caption's cost is bounded whatever its length (issue 23: 40 captions of 1 MB each took the
+scan to 2.65 GB of RSS, ~62 MB per MB of caption).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
@@ -28,6 +33,16 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 #: through ``to_rows`` (a Python list of ints, ~28 bytes per value), so 4,096 texts at 128
 #: permutations hold ~15 MB of them, where a 65,536-row batch would hold ~240 MB.
 CHUNK = 4_096
+#: Code points of all texts of one such chunk, at most (a longer text is a chunk alone): character
+#: shingles hold ~80 bytes per code point while they are hashed, so ~85 MB.
+CHUNK_CHARS = 1_048_576
+#: Characters of a caption key that near-duplicate captions compare: its first 1,000. Models read
+#: less: CLIP's text encoder (Radford et al. 2021, and open_clip's tokenizer) truncates to 77 BPE
+#: tokens, a few hundred characters of English. Of the captions in ``../shared/data/metadata``,
+#: 1 in 5,000 LAION-400M alt-texts is longer (the longest: 1,368 characters; 99.9% are at most
+#: 590), and no COCO or CC3M caption (at most 235). The hash and the exact-duplicate caption key
+#: still read the whole caption.
+MAX_CHARS = 1_000
 #: Weights of false positives and false negatives in :func:`lsh_bands`.
 FALSE_POSITIVE_WEIGHT, FALSE_NEGATIVE_WEIGHT = 0.1, 0.9
 
@@ -85,8 +100,8 @@ def minhashes(texts: list[str], shingling: Shingling, num_perm: int, seed: int) 
     from rensa import RMinHash
 
     out = np.empty((len(texts), num_perm), np.uint32)
-    for start in range(0, len(texts), CHUNK):  # to_rows makes a Python int per value: a chunk at a time
-        chunk = texts[start : start + CHUNK]
+    for start, stop in _chunks(texts):  # to_rows makes a Python int per value, and shingles take memory: a chunk at a time
+        chunk = texts[start:stop]
         if shingling.kind == "char":
             hashes, offsets = char_shingle_hashes(chunk, shingling.ngram)
             matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm, seed)
@@ -94,6 +109,18 @@ def minhashes(texts: list[str], shingling: Shingling, num_perm: int, seed: int) 
             matrix = RMinHash.digest_matrix_from_token_sets([shingling(t) for t in chunk], num_perm, seed)
         out[start : start + len(chunk)] = matrix.to_rows()
     return out
+
+
+def _chunks(texts: list[str]) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive slices of ``texts`` of at most :data:`CHUNK` texts and
+    :data:`CHUNK_CHARS` code points (a longer text alone)."""
+    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
+    start = 0
+    while start < len(texts):
+        budget = (ends[start - 1] if start else 0) + CHUNK_CHARS
+        stop = min(max(int(np.searchsorted(ends, budget, side="right")), start + 1), start + CHUNK)
+        yield start, stop
+        start = stop
 
 
 def char_shingle_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:

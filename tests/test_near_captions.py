@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tracemalloc
 
 import datasketch
 import duckdb
@@ -20,7 +21,7 @@ from detectors.base import DetectContext
 from detectors.conformance import register_signatures
 from detectors.dedup import Dedup
 from scrutineer.contract import DETECT
-from scrutineer.minhash import Shingling, char_shingle_hashes, lsh_bands
+from scrutineer.minhash import MAX_CHARS, Shingling, char_shingle_hashes, lsh_bands, minhashes
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +35,21 @@ def captions(shared_data) -> dict[str, list[str]]:
     return {"coco": [a["caption"] for a in coco["annotations"]][:10_000], "cc3m": cc3m, "laion": laion}
 
 
-def judge(captions: list[str], **params) -> dict[str, dict[int, dict]]:
-    """reason -> {row: evidence} of the dedup detector over one shard of ``captions``."""
+def shard(captions: list[str]) -> pa.RecordBatch:
+    """One shard's batch of ``captions``, row ``i`` sample ``s{i}``."""
     n = len(captions)
-    batch = pa.RecordBatch.from_pydict(
+    return pa.RecordBatch.from_pydict(
         {"row_index": pa.array(range(n), pa.int64()), "sample_id": pa.array([f"s{i}" for i in range(n)]), "url": pa.nulls(n, pa.string()),
          "caption": pa.array(captions, pa.string()), "license": pa.nulls(n, pa.string())},
         schema=DETECT,
     )
+
+
+def judge(captions: list[str], **params) -> dict[str, dict[int, dict]]:
+    """reason -> {row: evidence} of the dedup detector over one shard of ``captions``."""
     detector = Dedup(Dedup.Params(on=["caption", "near_caption"], **params), DetectContext("shard"))
     con = duckdb.connect()
-    view = register_signatures(con, detector, detector.signatures(batch))
+    view = register_signatures(con, detector, detector.signatures(shard(captions)))
     out: dict[str, dict[int, dict]] = {}
     for _, row, _, _, _, _, reason, evidence, _, _ in con.sql(detector.finalize(view)).fetchall():
         out.setdefault(reason, {})[row] = json.loads(evidence)
@@ -157,3 +162,60 @@ def test_numpy_shingle_hashes_are_those_of_the_shingles():
 
     for i, text in enumerate(texts):
         assert list(hashes[offsets[i] : offsets[i + 1]]) == [one(s) for s in Shingling("char", 5)(text)], text
+
+
+def hostile_text(chars: int, seed: int) -> str:
+    """``chars`` random lowercase letters and spaces (about one in six): a caption as long as an
+    attacker likes, unlike any other."""
+    alphabet = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz     ", np.uint8)
+    return alphabet[np.random.default_rng(seed).integers(0, len(alphabet), chars)].tobytes().decode()
+
+
+def test_captions_past_the_bound_are_compared_on_their_first_characters_and_the_evidence_says_so():
+    """Fault 7 (issue 23): near captions compare the first MAX_CHARS characters of each key, and a
+    finding whose captions were cut names the bound (``truncated_to``); one whose were not does not.
+    The exact caption key still reads the whole caption."""
+    head = hostile_text(MAX_CHARS + 500, 1)
+    long, other_tail = head + hostile_text(20_000, 2), head + hostile_text(20_000, 3)  # the same first 1,500 characters
+    found = judge([long, other_tail, long, "a man riding a horse on a beach", "A man riding a horse on a beach."])
+    near = found["duplicate.near_caption"]
+    assert near[1]["jaccard"] == 1.0 and near[1]["truncated_to"] == MAX_CHARS
+    assert near[4]["near_row_index"] == 3 and "truncated_to" not in near[4]
+    assert set(found["duplicate.caption"]) == {2}  # the whole of row 2 is row 0's; row 1 differs past the bound
+
+
+def test_signing_long_captions_keeps_memory_bounded():
+    """Fault 7 (issue 23): 40 captions of 1 MB took a scan to 2.65 GB, since every character of
+    every caption was shingled and hashed (~80 bytes each) and kept for verification. Now 8 captions
+    of 1 MB are signed within 16 MB of Python and numpy allocations (tracemalloc; Arrow's and
+    DuckDB's own pools are not traced, nor is the batch, made before), and each stored key, which
+    verification shingles, has at most MAX_CHARS characters."""
+    batch = shard([hostile_text(1_000_000, seed) for seed in range(8)])
+    detector = Dedup(Dedup.Params(on=["caption", "near_caption"]), DetectContext("shard"))
+    tracemalloc.start()
+    try:
+        signatures = detector.signatures(batch)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        detector.close()
+    assert peak < 16 * 2**20, f"{peak:,} bytes"
+    assert {len(k) for k in signatures.column("near_caption_key").to_pylist()} == {MAX_CHARS}
+    assert signatures.column("near_caption_truncated").to_pylist() == [True] * 8
+
+
+def test_many_long_keys_are_signed_a_bounded_chunk_at_a_time():
+    """4,000 keys of MAX_CHARS characters (4M code points, fewer texts than one CHUNK) are signed
+    CHUNK_CHARS code points at a time: within 96 MB of Python and numpy allocations (185 MB all at
+    once), and each key's signature is the one it gets alone."""
+    texts = [hostile_text(MAX_CHARS, seed) for seed in range(4_000)]
+    shingling = Shingling("char", 5)
+    tracemalloc.start()
+    try:
+        signed = minhashes(texts, shingling, 128, 42)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 96 * 2**20, f"{peak:,} bytes"
+    for i in range(0, len(texts), 97):
+        assert (signed[i] == minhashes([texts[i]], shingling, 128, 42)[0]).all(), i
