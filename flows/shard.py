@@ -165,9 +165,8 @@ def due_urls(plan: ScanPlan, content_path: Path) -> set[str]:
     whose last check was ``link.transient``, or dead (404, 410, NXDOMAIN) with fewer agreeing
     checks than ``dead_links.min_checks``, or whose origin has a policy file whose latest read the
     observation could not make (``transient`` in ``policy_files.parquet``: checking them reads it
-    again), and started
-    at least ``fetch.recheck_interval`` seconds before the recheck. Reads only those rows of
-    ``content.parquet``."""
+    again); and started at least ``fetch.recheck_interval`` seconds before the recheck. Reads only
+    those rows of ``content.parquet``."""
     cutoff = plan.recheck - timedelta(seconds=plan.config.fetch.recheck_interval)
     min_checks = plan.params["dead_links"].min_checks
     due = (pc.field("status") == "transient") | ((pc.field("status") == "dead") & (pc.field("checks") < min_checks))

@@ -133,6 +133,8 @@ def _hostile() -> dict[str, str]:
         "binary": bytes(rnd.randrange(256) for _ in range(KB64)).decode("utf-8", "replace"),
         "binary latin-1": bytes(rnd.randrange(256) for _ in range(KB64)).decode("latin-1"),
         "NULs": "\0" * KB64,
+        "wildcard, one rule of 8 stars": "User-agent: *\nDisallow: /" + "*a" * 8 + "*b\n",  # 1.7 s for a regex engine (the issue)
+        "wildcard, one tdmrep location of 8 stars": '[{"location": "/' + "*a" * 8 + '*b", "tdm-reservation": 1}]',
         "wildcard storm, the issue's ReDoS": tile(f"User-agent: *\nDisallow: {redos}\nContent-Usage: {redos} train-ai=n\n"),
         "wildcard storm, one long pattern": "User-agent: *\nDisallow: /" + tile("*a", KB64 - 30) + "\n",
         "wildcard storm, stars only": "User-agent: *\nDisallow: " + "*" * (KB64 - 30) + "$\n",

@@ -36,7 +36,8 @@ Routes, on every host (``{name}`` is an image name):
 A path given a behaviour on a host (``--behave HOST:PATH=BEHAVIOUR``, e.g. a hostile site's
 policy file) answers that way there instead: ``drip=S`` sends a 200 ``text/plain`` header and its
 first line, then one byte every S seconds until the client leaves (it never ends of itself);
-``redirect=URL`` a 302 to URL; ``status=N`` an empty answer with status N.
+``redirect=URL`` a 302 to URL; ``status=N`` an empty answer with status N. ``BEHAVIOUR;times=N``
+behaves so for the first N requests only (counted from the start), then the route answers.
 
 Run ``python -m scrutineer.testing.fixture_web --hosts 127.0.0.2 127.0.0.3 --images DIR``; it prints
 ``ready <port>`` once every host listens. :class:`FixtureWeb` does that from Python.
@@ -108,6 +109,7 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
     in_flight: Counter = Counter()
     max_in_flight: Counter = Counter()
     busy_seen: Counter = Counter()
+    behaved: Counter = Counter()
     log: list[tuple[str, str, float]] = []
 
     @web.middleware
@@ -120,6 +122,10 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
         max_in_flight[host] = max(max_in_flight[host], in_flight[host])
         try:
             behaviour = (behaviours or {}).get(host, {}).get(request.path)
+            if behaviour and ";times=" in behaviour:
+                behaviour, _, times = behaviour.partition(";times=")
+                behaved[(host, request.path)] += 1
+                behaviour = behaviour if behaved[(host, request.path)] <= int(times) else None
             return await (behave(request, behaviour) if behaviour else handler(request))
         finally:
             in_flight[host] -= 1

@@ -213,3 +213,103 @@ def test_a_recheck_keeps_the_policy_files_it_builds_on(tmp_path, shared_data):
         observations = con.execute("SELECT count(DISTINCT observation_id) FROM policy_files WHERE name = 'ai.txt'").fetchone()[0]
         latest = con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0]
     assert observations == 2 and latest == recheck["run_id"]
+
+
+# --- hostile hosts (issue 23) -----------------------------------------------------------------------
+
+DATA = Path(__file__).parents[1] / "data" / "optout"
+GOOD = ["127.0.8.1", "127.0.8.2", "127.0.8.3"]
+HOSTILE = ["127.0.6.1", "127.0.6.2", "127.0.6.3", "127.0.6.4"]
+REDOS = "/" + "*a" * 12 + "*b"  # issue 23, fault 2: minutes of regex backtracking against 40 a's
+SYNTHETIC = "synthetic-00000.jpg"
+
+
+def _good_urls(port: int) -> list[str]:
+    paths = [f"/img/{SYNTHETIC}", "/img/synthetic-00001.jpg", f"/with/{SYNTHETIC}?h=X-Robots-Tag:noai", "/private/synthetic-00002.jpg"]
+    return [f"http://{host}:{port}{path}" for host in GOOD for path in paths]
+
+
+def _comparable(workspace: Path, urls: list[str]) -> tuple[set, set, set]:
+    """The latest run's findings (evidence less its times), fetches and content hashes of ``urls``."""
+    with store.connect(workspace, read_only=True) as con:
+        latest = con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0]
+        con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS url", [urls])
+        findings = con.execute("SELECT url, detector, reason, evidence FROM findings JOIN wanted USING (url) WHERE run_id = ?", [latest]).fetchall()
+        fetches = con.execute("SELECT url, status, http_status, final_url, content_type, error, x_robots_tag, bytes, attempts "
+                              "FROM fetches JOIN wanted USING (url)").fetchall()
+        hashes = con.execute("SELECT sample_id, url, md5, sha256, phash, pdq, width, height, bytes FROM content_hashes JOIN wanted USING (url)").fetchall()
+    untimed = {(u, d, r, json.dumps({k: v for k, v in json.loads(e).items() if k not in ("read_at", "checked_at")}, sort_keys=True))
+               for u, d, r, e in findings}
+    return untimed, set(fetches), set(hashes)
+
+
+def test_hostile_hosts_neither_fail_nor_change_a_scan(tmp_path):
+    """Acceptance 3 (issue 23): hosts serving every hostile policy file, beside 3 good hosts: the
+    scan ends ``completed``, and the good hosts' findings, fetches and hashes are those of a scan
+    without the hostile hosts. The dripping robots.txt drips until the fetcher gives up
+    (``read_timeout``); nothing here waits on the clock."""
+    sites = {
+        GOOD[0]: _site(tmp_path / "sites", GOOD[0], ai_txt=DATA / "ai_txt" / "arne.me__ai.txt"),
+        GOOD[1]: _site(tmp_path / "sites", GOOD[1], tdmrep_json=DATA / "tdmrep" / "debats.co__tdmrep.json"),
+        GOOD[2]: _site(tmp_path / "sites", GOOD[2], robots_txt=_news_robots(DATA, "globo.com")),
+        HOSTILE[0]: _site(tmp_path / "sites", HOSTILE[0], tdmrep_json="[" * 200_000 + "]" * 200_000,  # fault 1
+                          ai_txt=f"User-agent: *\nDisallow: {REDOS}\n", robots_txt="User-agent: *\nAllow: /\n" * 500_000),  # 10 MB
+        HOSTILE[1]: _site(tmp_path / "sites", HOSTILE[1], tdmrep_json=json.dumps([{"location": REDOS, "tdm-reservation": 1}]),
+                          ai_txt="\n" * 100_000 + f"User-agent: *\nDisallow: {REDOS}\n" * 200_000),  # 100k lines, then 10 MB of rules
+        HOSTILE[3]: _site(tmp_path / "sites", HOSTILE[3], tdmrep_json="[" + '{"location": "/*", "tdm-reservation": 1},' * 300_000 + "]",
+                          robots_txt="User-agent: *\nContent-Usage: " + "a=n," * 20_000 + "\n"),
+    }
+    behaviours = {
+        HOSTILE[1]: {"/robots.txt": "drip=60"},  # fault 8
+        HOSTILE[2]: {"/robots.txt": "redirect=http://127.0.0.1:9/robots.txt", "/ai.txt": "status=503", "/.well-known/tdmrep.json": "drip=60"},
+    }
+    with FixtureWeb([*GOOD, *HOSTILE], synthetic=3, sites=sites, behaviours=behaviours) as web:
+        good = _good_urls(web.port)
+        hostile = [f"http://{host}:{web.port}{path}" for host in HOSTILE for path in (f"/img/{SYNTHETIC}", "/img/" + "a" * 40)]
+        fetch = {"allow_private_networks": False, "allowed_networks": ["127.0.6.0/24", "127.0.8.0/24"], "read_timeout": 2}
+        alone = _optout_config(tmp_path / "alone", "good-hosts", good, **fetch)
+        beside = _optout_config(tmp_path / "beside", "good-and-hostile-hosts", good + hostile, **fetch)
+        assert scan(alone)["status"] == "completed"
+        assert scan(beside)["status"] == "completed"
+    expected = _comparable(tmp_path / "alone" / "work", good)
+    assert _comparable(tmp_path / "beside" / "work", good) == expected
+    assert {r for _u, _d, r, _e in expected[0]} >= {"optout.ai_txt", "optout.tdmrep", "optout.robots", "optout.header"}  # not vacuous
+    found = _findings(tmp_path / "beside" / "work")
+    deep = found[hostile[0]]["optout.invalid"]
+    assert deep["signal"] == "tdmrep.json" and "depth" in deep["fault"]  # fault 1: a finding, not a failed shard
+    with store.connect(tmp_path / "beside" / "work", read_only=True) as con:
+        invalid = {json.loads(e)["signal"]: json.loads(e)["fault"] for (e,) in con.execute(
+            "SELECT evidence FROM findings WHERE url = ? AND reason = 'optout.invalid'", [hostile[6]]).fetchall()}
+        statuses = dict(con.execute("SELECT url, status FROM fetches").fetchall())
+        unread = con.execute("SELECT origin, name, error FROM policy_files WHERE status = 'transient' ORDER BY origin, name").fetchall()
+    assert invalid == {"tdmrep.json": "body larger than 512,000 bytes (the policy file limit)",  # 13 MB of JSON
+                       "robots.txt Content-Usage": "longer than 8,192 characters"}
+    assert statuses[hostile[2]] == statuses[hostile[4]] == "transient"  # fault 8: robots.txt unreadable, not blocked
+    assert [(o.split("//")[1].split(":")[0], n) for o, n, _e in unread] == [
+        (HOSTILE[1], "robots.txt"), (HOSTILE[2], "ai.txt"), (HOSTILE[2], "robots.txt"), (HOSTILE[2], "tdmrep.json")]
+
+
+def test_a_recheck_reads_again_the_policy_files_a_scan_could_not_read(tmp_path):
+    """Fault 8 (issue 23): a robots.txt that dripped past ``read_timeout`` left the host's images
+    ``blocked`` for good, and a recheck reused that. Now they are ``transient``, the read is not
+    cached, and ``recheck`` checks them again, with the robots.txt and ai.txt read again; so does
+    it for a host whose ai.txt alone could not be read (its images were fetched)."""
+    from flows.scan import run_scan
+    from scrutineer.config import load_config
+
+    both, ai_only = "127.0.9.1", "127.0.9.2"
+    sites = {host: _site(tmp_path / "sites", host, ai_txt=DATA / "ai_txt" / "taricorp.net__ai.txt") for host in (both, ai_only)}
+    once = "drip=60;times=1"  # the first read drips until the fetcher gives up; later ones are served
+    behaviours = {both: {"/robots.txt": once, "/ai.txt": once}, ai_only: {"/ai.txt": once}}
+    with FixtureWeb([both, ai_only], synthetic=1, sites=sites, behaviours=behaviours) as web:
+        urls = [web.url(f"/img/{SYNTHETIC}", host=0), web.url(f"/img/{SYNTHETIC}", host=1)]
+        config = load_config(_optout_config(tmp_path / "scan", "recheck-unread", urls, {"dead_links": {}}, read_timeout=2, recheck_interval=0))
+        assert run_scan(config)["status"] == "completed"
+        with store.connect(config.workspace, read_only=True) as con:
+            first = dict(con.execute("SELECT url, status || ': ' || coalesce(error, '') FROM fetches").fetchall())
+        assert first[urls[0]].startswith("transient: robots.txt unreadable: ") and first[urls[1]] == "alive: "
+        assert _findings(config.workspace) == {}  # nothing read, nothing found: neither a reservation nor a block
+        assert run_scan(config, "recheck")["status"] == "completed"
+        by_host = web.stats()["by_host"]
+    assert by_host[both]["/robots.txt"] == by_host[both]["/ai.txt"] == by_host[ai_only]["/ai.txt"] == 2
+    assert {url: set(r) for url, r in _findings(config.workspace).items()} == dict.fromkeys(urls, {"optout.ai_txt"})  # taricorp: 'Disallow: /'
