@@ -25,6 +25,7 @@ import multiprocessing.util
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
@@ -156,8 +157,17 @@ class HashPool:
     with the process that made the pool (:func:`scrutineer.children.die_with`).
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, hasher: Callable[[bytes, int, bool], ContentHashes] = hash_content) -> None:
+        """
+        Args:
+            workers: worker processes.
+            hasher: what a worker runs on ``(body, max_pixels, dihedral)``: :func:`hash_content`. A
+                test-only hook: a test that kills a busy worker passes a picklable function that
+                first says which process it runs in, since nothing else shows which worker is busy
+                (``tests/flows/test_content_scan.py``).
+        """
         self.workers = workers
+        self._hasher = hasher
         self._context = multiprocessing.get_context("forkserver")
         self._lock = threading.Lock()
         self._pool = self._new_pool(workers)
@@ -171,7 +181,7 @@ class HashPool:
         a broken pool."""
         pool = self._pool
         try:
-            inner = pool.submit(hash_content, body, max_pixels, dihedral)
+            inner = pool.submit(self._hasher, body, max_pixels, dihedral)
         except BrokenProcessPool:
             inner = Future()
             inner.set_exception(BrokenProcessPool())
@@ -198,7 +208,7 @@ class HashPool:
     def _hash_alone(self, body: bytes, max_pixels: int, dihedral: bool) -> ContentHashes:
         with self._new_pool(1) as alone:
             try:
-                return alone.submit(hash_content, body, max_pixels, dihedral).result()
+                return alone.submit(self._hasher, body, max_pixels, dihedral).result()
             except BrokenProcessPool:
                 return _with(exact_hashes(body), problem="not_image", error="the hashing process died on this image")
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,10 @@ import pytest
 import yaml
 
 # Prefect reads its settings when first imported: one API-server database for the whole session
-# (and for the CLI subprocesses the tests start, which inherit the environment).
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="scrutineer-test-prefect-"))
+# (and for the CLI subprocesses the tests start, which inherit the environment, and the hash
+# workers that import this module for hash_after_marking, which make no directory of their own).
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="scrutineer-test-prefect-")
 from flows import configure_prefect  # noqa: E402
 from scrutineer.testing.served import free_port  # noqa: E402
 
@@ -70,6 +73,34 @@ def url_list_config(directory: Path, name: str, urls: list[str], detectors: dict
     )
 
 
+def hash_after_marking(marker: str, body: bytes, max_pixels: int, dihedral: bool):
+    """A hash worker's work (:class:`scrutineer.hashing.HashPool`'s ``hasher``) that shows a test
+    which worker is busy: the first call of all claims ``marker`` (a path), writes its process id
+    there, and holds its body until the test kills the process (300 s at most: a bound on a hang
+    only); every other call hashes at once."""
+    from scrutineer.hashing import hash_content
+
+    try:
+        os.close(os.open(marker + ".claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return hash_content(body, max_pixels, dihedral)
+    Path(marker + ".tmp").write_text(str(os.getpid()))
+    os.replace(marker + ".tmp", marker)  # whole, or not there
+    threading.Event().wait(300)
+    return hash_content(body, max_pixels, dihedral)
+
+
+def wait_until(what: str, check, timeout: float = 120):
+    """Poll ``check()`` every 0.05 s until it returns something truthy, and return that; fail after
+    ``timeout`` seconds (a bound on a hang, never a wait for a state)."""
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+    return got
+
+
 def scan(path: Path) -> dict:
     """Load a config and run the scan flow in this process."""
     from scrutineer.config import load_config
@@ -111,10 +142,8 @@ def postgres_url() -> Iterator[str]:
     server = subprocess.Popen([*as_postgres, str(POSTGRES_BIN / "postgres"), "-D", str(data / "db"), "-h", "127.0.0.1", "-p", str(port), "-k", str(data)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            if subprocess.run([str(POSTGRES_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
+        wait_until("PostgreSQL to accept connections",
+                   lambda: subprocess.run([str(POSTGRES_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode == 0)
         yield f"postgresql+psycopg://scrutineer@127.0.0.1:{port}/postgres"
     finally:
         server.terminate()

@@ -20,7 +20,7 @@ import dask
 import psutil
 import pyarrow.parquet as pq
 import pytest
-from conftest import command_line, scan, write_config
+from conftest import command_line, scan, wait_until, write_config
 from distributed import Client, LocalCluster
 from prefect.context import FlowRunContext
 
@@ -170,12 +170,14 @@ def test_a_shard_lost_with_its_dask_worker_is_run_again_and_nothing_differs(slow
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
         config = load_config(write_config(tmp_path, {**slow_web["config"], "runner": {"kind": "dask", "address": cluster.scheduler_address}}))
         summary: dict = {}
+        web = slow_web["web"]
+        before = web.stats()["requests"]
         scanning = threading.Thread(target=lambda: summary.update(run_scan(config)))
         scanning.start()
-        while not any(client.processing().values()):
-            time.sleep(0.1)
-        time.sleep(1.0)  # into the shard's fetching
-        worker, _ = next((w, tasks) for w, tasks in client.processing().items() if tasks)
+        worker = wait_until(  # a worker with a shard task, once the scan's fetching has begun
+            "a Dask worker fetching a shard",
+            lambda: web.stats()["requests"] > before and next((w for w, tasks in client.processing().items() if tasks), None),
+        )
         os.kill(client.run(os.getpid)[worker], signal.SIGKILL)
         scanning.join(timeout=300)
     assert summary["status"] == "completed" and {s["status"] for s in summary["shards"]} == {"observed"}
