@@ -289,11 +289,13 @@ class CategoryConfig(Strict):
 class QuorumConfig(Strict):
     """When a flag is confirmed: by ``reviewers`` distinct reviewers' confirmations, or (when set)
     by ``contributors`` distinct contributors flagging the same sample under the same category,
-    whichever comes first. One reviewer's rejection rejects it."""
+    whichever comes first. One reviewer's rejection rejects it. Only contributor accounts count
+    toward ``contributors``: a reviewer's or maintainer's report is recorded, and their flag waits
+    for another reviewer's decision (they cannot decide a flag they reported)."""
 
     reviewers: int = Field(1, ge=1, description="Distinct reviewers whose `confirm` confirms a flag.")
     contributors: int | None = Field(
-        None, ge=2, description="Distinct contributors whose flags of one sample and category confirm it without a reviewer (unset: never)."
+        None, ge=2, description="Distinct contributor accounts (not reviewers or maintainers) whose flags of one sample and category confirm it without a reviewer (unset: never)."
     )
 
 

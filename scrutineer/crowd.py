@@ -18,7 +18,9 @@ The model:
 - A flag's status is ``pending``, ``confirmed`` or ``rejected`` (StopNCII's PendingReview /
   Blocked / NotBlocked). It is confirmed by the config's quorum
   (:class:`~scrutineer.config.QuorumConfig`): ``reviewers`` distinct reviewers confirming, or
-  ``contributors`` distinct contributors reporting it. A reviewer's ``reject`` rejects it. Every
+  ``contributors`` distinct contributor accounts (a reviewer's or maintainer's report never
+  counts, so a staff flag waits for another reviewer) reporting it. A reviewer's ``reject``
+  rejects it. Every
   decision carries a reason code from the config (NCMEC's hash sharing requires one with every
   "no") and a note. A reviewer cannot decide a flag they reported (four eyes).
 - The **audit log** records every change: who, when, which flag, from which status to which. It is
@@ -538,7 +540,10 @@ class CrowdStore:
         quorum = self.config.confirm.contributors
         reported = sorted({flag_id for flag_id, new in made if new and status[flag_id] == "pending"})
         for chunk in _chunks(reported if quorum else [], 1000):
-            counted = c.execute(sa.select(reports.c.flag_id, sa.func.count()).where(reports.c.flag_id.in_(chunk)).group_by(reports.c.flag_id))
+            # only contributor accounts count: a staff report waits for another reviewer (README "Review and reports")
+            counted = c.execute(
+                sa.select(reports.c.flag_id, sa.func.count()).join(accounts, accounts.c.id == reports.c.account_id)
+                .where(reports.c.flag_id.in_(chunk), accounts.c.role == "contributor").group_by(reports.c.flag_id))
             for flag_id, reporters in counted.all():
                 if reporters >= quorum:
                     self._set_status(c, "quorum", flag_id, "pending", "confirmed", {"contributors": reporters})

@@ -301,3 +301,29 @@ def test_the_queue_pages_newest_first_and_a_contributor_sees_their_own_flags(sca
     assert pages(cal) == [[ids[4], ids[1]]]
     assert pages(cal, status="pending") == [] and pages(ann, status="confirmed") == [[ids[4], ids[1]]]
     assert pages(ann, status="pending") == [[ids[5], ids[3], ids[2], ids[0]]]
+
+
+def test_staff_reports_do_not_count_toward_the_contributor_quorum(any_store):
+    """Issue 23, fault 12: a contributor's and a reviewer's flags of one sample are not the quorum
+    of two contributors; the staff flag waits for a review, which another reviewer can give."""
+    crowd = any_store
+    for name, role in (("ann", "contributor"), ("rev", "reviewer"), ("boss", "maintainer"), ("eve", "reviewer"), ("cal", "contributor")):
+        crowd.add_account(name, role)
+    ann, rev, boss, eve, cal = (crowd.by_name(n) for n in ("ann", "rev", "boss", "eve", "cal"))
+    [(flag_id, _)] = crowd.flag(ann, [FlagItem(sample(0), "copyright", "")], "api")
+    crowd.flag(rev, [FlagItem(sample(0), "copyright", "")], "api")
+    crowd.flag(boss, [FlagItem(sample(0), "copyright", "")], "api")
+    detail = crowd.flag_detail(eve, flag_id)
+    assert detail["status"] == "pending" and len(detail["reports"]) == 3  # recorded, not counted
+    with pytest.raises(CrowdError) as refused:
+        crowd.review(rev, flag_id, "confirm", "matches_category", "")  # four eyes: not the reviewer who flagged it
+    assert refused.value.status == 403
+    assert crowd.review(eve, flag_id, "confirm", "matches_category", "") == "confirmed"  # another reviewer can
+
+    [(other, _)] = crowd.flag(rev, [FlagItem(sample(1), "copyright", "")], "api")
+    crowd.flag(ann, [FlagItem(sample(1), "copyright", "")], "api")
+    assert crowd.flag_detail(eve, other)["status"] == "pending"
+    crowd.flag(cal, [FlagItem(sample(1), "copyright", "")], "api")  # the second contributor: the quorum
+    audit = crowd.flag_detail(eve, other)["audit"]
+    assert crowd.flag_detail(eve, other)["status"] == "confirmed" and audit[-1]["actor"] == "quorum"
+    assert json.loads(audit[-1]["detail"]) == {"contributors": 2}
