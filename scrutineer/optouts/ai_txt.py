@@ -46,14 +46,15 @@ def parse(text: str, agents: frozenset[str] = frozenset()) -> list[Rule]:
     """The ``Allow``/``Disallow`` rules of an ai.txt (empty: no directives) in the groups for ``*``
     or for one of ``agents`` (lowercase product tokens), in the order they decide: the longest
     pattern first, an ``Allow`` first on a tie (RFC 9309 §2.2.2), then file order."""
-    rules = []
+    rules: dict[tuple, Rule] = {}  # a rule repeated in a group decides as its first line does
     for line in read(text, _FIELDS):
-        if not any(a == "*" or a in agents for a in line.agents):
+        key = (line.agents, line.field, line.value)
+        if key in rules or not any(a == "*" or a in agents for a in line.agents):
             continue
         value = line.value
         extension = value[1:].lower() if value.startswith("*.") and value[2:].isalnum() and value.isascii() else None
-        rules.append(Rule(line.agents, line.field == "allow", value, line.number, extension, Pattern(value)))
-    return sorted(rules, key=lambda r: (len(r.pattern), r.allow), reverse=True)
+        rules[key] = Rule(line.agents, line.field == "allow", value, line.number, extension, Pattern(value))
+    return sorted(rules.values(), key=lambda r: (len(r.pattern), r.allow), reverse=True)
 
 
 def judge(rules: list[Rule], url: str) -> Signal | None:

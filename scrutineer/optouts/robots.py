@@ -113,7 +113,7 @@ class RobotsPolicy:
         """The rules of group ``name``, longest pattern first and ``Allow`` first on a tie (RFC 9309
         §2.2.2), made when first judged: only the groups some agent obeys are."""
         if name not in self._sorted:
-            found = [p for value, allow in self._rules.get(name, ()) for p in _patterns(value, allow)]
+            found = [p for value, allow in dict.fromkeys(self._rules.get(name, ())) for p in _patterns(value, allow)]
             self._sorted[name] = sorted(found, key=lambda r: (len(r[0].text), r[1]), reverse=True)
         return self._sorted[name]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from scrutineer.policy_files import MAX_BYTES
 
@@ -162,20 +162,28 @@ def read(text: str, fields: frozenset[str]) -> list[Line]:
     return lines
 
 
-_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
-_KEPT_ESCAPES = (b"2F", b"25")  # "/" and "%": decoding them would change the path's meaning
 _PLAIN_PATTERN = re.compile(r"[A-Za-z0-9_.~/=*-]*\$?").fullmatch
 _PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9_.~/=-]*").fullmatch
-_UNSAFE = {False: re.compile(r"[^A-Za-z0-9_.~/%=-]+"), True: re.compile(r"[^A-Za-z0-9_.~/%=*-]+")}
+#: Two hex digits, any case -> the byte they escape.
+_BYTES = {f"{a}{b}": bytes.fromhex(f"{a}{b}") for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"}
+_KEPT_ESCAPES = ("2F", "25")  # "/" and "%": decoding them would change the path's meaning
 
 
-def _unescaped(match: re.Match) -> bytes:
-    hexa = match[1].upper()
-    return b"%" + hexa if hexa in _KEPT_ESCAPES else bytes.fromhex(hexa.decode())
-
-
-def _escaped(match: re.Match) -> str:
-    return "".join(f"%{b:02X}" for b in match[0].encode("utf-8", "surrogatepass"))
+def _unescaped(text: str) -> str:
+    """``text`` with its escapes decoded as UTF-8 (errors replaced), but for ``%2F`` and ``%25``,
+    whose hex is put in capitals: one pass over its percent signs."""
+    first, *escaped = text.split("%")
+    out = [first.encode()]
+    for part in escaped:
+        hexa, rest = part[:2], part[2:]
+        byte = _BYTES.get(hexa)
+        if byte is None:
+            out.append(b"%" + part.encode())
+        elif hexa.upper() in _KEPT_ESCAPES:
+            out.append(b"%" + hexa.upper().encode() + rest.encode())
+        else:
+            out.append(byte + rest.encode())
+    return b"".join(out).decode("utf-8", "replace")
 
 
 def normalized(text: str, pattern: bool = False) -> str:
@@ -190,8 +198,8 @@ def normalized(text: str, pattern: bool = False) -> str:
     if pattern and body.startswith(("https://", "http://")):
         body = f"/{body}"
     if "%" in body:
-        body = _ESCAPE.sub(_unescaped, body.encode("utf-8", "surrogatepass")).decode("utf-8", "replace")
-    return _UNSAFE[pattern].sub(_escaped, body) + anchor
+        body = _unescaped(body)
+    return quote(body, safe="/%=*" if pattern else "/%=") + anchor
 
 
 def url_path(url: str, query: bool = True) -> str:
