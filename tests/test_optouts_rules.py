@@ -46,7 +46,7 @@ _agent_lists = st.lists(st.sampled_from(["GPTBot", "CCBot", "Google-Extended", "
                         min_size=1, max_size=5, unique=True).map(tuple)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=600, deadline=None, database=None)
 @given(text=_files, agents=_agent_lists, paths=st.lists(_paths, min_size=1, max_size=3))
 def test_robots_policy_disallows_what_protego_disallows(text, agents, paths):
     ours, reference = RobotsPolicy(text, agents), Protego.parse(text)
@@ -55,7 +55,7 @@ def test_robots_policy_disallows_what_protego_disallows(text, agents, paths):
         assert sorted(ours.disallowed(url)) == sorted(a for a in agents if not reference.can_fetch(url, a)), (text, url)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1500, deadline=None, database=None)
 @given(pattern=_patterns.filter(bool), path=_paths)
 def test_a_pattern_matches_where_protego_disallows(pattern, path):
     """One ``Disallow: <pattern>``: the linear matcher against protego's decision (the same
