@@ -1,11 +1,14 @@
 """Who is asking and what they may see: the review app's sign-in, its flag rate limit and the
 restricted-data rule (issue 11, "The app" and "Accounts and security").
 
-- **Sign-in.** A request carries an API token (``Authorization: Bearer …``, looked up by its
-  SHA-256 in the crowd store) or the signed session cookie the log-in form sets (Starlette's
-  ``SessionMiddleware``). A request with an ``Authorization`` header is judged by that header
-  alone. Anonymous requests raise :class:`NotSignedIn`, which the app answers with 401 (API) or a
-  redirect to ``/login`` (pages).
+- **Sign-in.** A request carries an API token (``Authorization: Bearer …``) or the session
+  cookie the log-in form sets (:data:`SESSION_COOKIE`, a random value naming a session record),
+  each looked up by its SHA-256 in the crowd store on every request, never remembered: a log-out,
+  a disabled account, a rotated token or a reset password refuses the next request in every app
+  process (:mod:`scrutineer.crowd`). A request with an ``Authorization`` header is judged by that
+  header alone. Anonymous requests raise :class:`NotSignedIn`, which the app answers with 401 (API)
+  or a redirect to ``/login`` (pages). A Bearer token that matches nothing counts against the
+  client's address (``crowd.failures_per_address``; 429 past it).
 - **Rate limit.** Flags submitted through the API and the form count against
   ``crowd.rate_limit`` per account, in a moving window, counted from the crowd store
   (:meth:`scrutineer.crowd.CrowdStore.flag_many`), so several app processes share one count.
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio.to_thread
 import cachetools
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -34,10 +38,8 @@ from scrutineer.snapshot import Snapshot
 
 #: Seconds the queue's counts by status may lag behind the crowd store.
 COUNTS_SECONDS = 2.0
-#: Seconds an account looked up by token or session is remembered (accounts are only ever added).
-ACCOUNT_SECONDS = 30.0
-#: The session key holding the signed-in account's id.
-SESSION_ACCOUNT = "account"
+#: The cookie holding a session's value (:meth:`scrutineer.crowd.CrowdStore.sign_in`).
+SESSION_COOKIE = "scrutineer_session"
 
 
 @dataclass
@@ -51,10 +53,6 @@ class Services:
     #: :meth:`scrutineer.crowd.CrowdStore.status_counts`, at most :data:`COUNTS_SECONDS` old:
     #: counting 100,000 flags takes ~7 ms, too much for every page of the queue.
     status_counts: Callable[[], dict[str, int]]
-    #: :meth:`~scrutineer.crowd.CrowdStore.by_token` and :meth:`~scrutineer.crowd.CrowdStore.by_id`,
-    #: remembered for :data:`ACCOUNT_SECONDS` (7% of the app's CPU under bench/serve_load.py).
-    account_by_token: Callable[[str], Account | None]
-    account_by_id: Callable[[int], Account | None]
     #: Records the flags of the API and the form, grouped (group commit).
     flag: FlagWriter
 
@@ -71,8 +69,7 @@ class Services:
             return cachetools.cached(cachetools.TTLCache(size, seconds), lock=threading.Lock())(fn)
 
         snapshot = Snapshot(cfg.workspace)
-        return cls(cfg, crowd, snapshot, remembered(COUNTS_SECONDS, 1, crowd.status_counts), remembered(ACCOUNT_SECONDS, 10_000, crowd.by_token),
-                   remembered(ACCOUNT_SECONDS, 10_000, crowd.by_id), FlagWriter(crowd, snapshot, parse(cfg.crowd.rate_limit)))
+        return cls(cfg, crowd, snapshot, remembered(COUNTS_SECONDS, 1, crowd.status_counts), FlagWriter(crowd, snapshot, parse(cfg.crowd.rate_limit)))
 
     def close(self) -> None:
         """Stop the flag writer, close both stores."""
@@ -93,19 +90,29 @@ async def services(request: Request) -> Services:
 _bearer = HTTPBearer(auto_error=False, description="An API token from `scrutineer users add` (`Authorization: Bearer scr_…`).")
 
 
+def client_address(request: Request) -> str:
+    """The client's IP address: the connection's, or the one a proxy on loopback names in
+    ``X-Forwarded-For`` (uvicorn trusts gunicorn's ``forwarded_allow_ips``, loopback by default)."""
+    return request.client.host if request.client else ""
+
+
 async def signed_in(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Account:
     """The account making the request (a FastAPI dependency).
 
     Raises:
-        NotSignedIn: no ``Authorization: Bearer`` token of an account and, when the request has no
-            ``Authorization`` header at all, no session of an existing account.
+        NotSignedIn: no ``Authorization: Bearer`` token of an enabled account and, when the request
+            has no ``Authorization`` header at all, no live session of an enabled account.
+        RateLimited: a Bearer token that matches nothing, from an address that has failed
+            ``crowd.failures_per_address`` times.
     """
     s: Services = request.app.state.services
     if "authorization" in request.headers:
-        account = s.account_by_token(credentials.credentials) if credentials else None
+        account = s.crowd.by_token(credentials.credentials) if credentials else None
+        if account is None and credentials:  # a write that may wait for the store's lock: off the event loop
+            await anyio.to_thread.run_sync(s.crowd.failed_token, client_address(request))
     else:
-        account_id = request.session.get(SESSION_ACCOUNT)
-        account = s.account_by_id(account_id) if isinstance(account_id, int) else None
+        session = request.cookies.get(SESSION_COOKIE)
+        account = s.crowd.by_session(session) if session else None
     if account is None:
         raise NotSignedIn()
     return account

@@ -15,10 +15,10 @@ Security, outermost first:
 - asgi-csrf checks every unsafe request carrying cookies (and every ``POST /login``) for the
   token of its signed ``csrftoken`` cookie, in the ``csrftoken`` form field or the ``x-csrftoken``
   header; a request with ``Authorization: Bearer`` skips it (a browser never adds that header by
-  itself). Refused with 403.
-- Starlette's ``SessionMiddleware`` keeps the signed-in account's id in a signed cookie
-  (``SameSite=Strict``, HttpOnly, ``crowd.session_hours``), signed with the crowd store's secret,
-  so several app processes accept each other's sessions.
+  itself). Refused with 403. Its key: :meth:`scrutineer.crowd.CrowdStore.csrf_secret`.
+- The session cookie (``SameSite=Strict``, HttpOnly) holds a random value naming a session record
+  in the crowd store (:mod:`reports.access`), so every app process knows every session and a
+  log-out ends it everywhere.
 - Every route but ``GET``/``POST /login``, ``GET /api/health`` and the static file needs an account
   (:func:`reports.access.signed_in`): anonymous API requests get 401, pages a redirect to ``/login``.
 """
@@ -42,10 +42,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reports import api, pages
+from reports import accounts, api, pages
 from reports.access import NotSignedIn, Services, signed_in
 from scrutineer import __version__
 from scrutineer.config import Config, load_config
@@ -54,7 +53,6 @@ from scrutineer.errors import ConfigError, WorkspaceError
 
 STATIC = Path(__file__).parent / "static"
 SWAGGER = Path(fastapi_offline.__file__).parent / "static"
-SESSION_COOKIE = "scrutineer_session"
 #: Threads running the synchronous routes of one app process. The two busiest routes, the queue
 #: page and flag submission, run on the event loop instead (their reads take ~1 ms; their writes go
 #: to the flag writer's thread, :class:`reports.flag_writer.FlagWriter`): a thread hand-off per request cost
@@ -191,15 +189,12 @@ def create_app(cfg: Config) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = s
-    for router in (api.public, api.router, pages.public, pages.router, docs):
+    for router in (api.public, api.router, pages.public, pages.router, accounts.router, docs):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_exception_handler(CrowdError, _crowd_error)
     app.add_exception_handler(WorkspaceError, _workspace_error)
-    secret = s.crowd.session_secret()
-    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
-                       max_age=round(cfg.crowd.session_hours * 3600), same_site="strict")
-    app.add_middleware(asgi_csrf, signing_secret=secret, always_protect={"/login"}, cookie_samesite="Strict")
+    app.add_middleware(asgi_csrf, signing_secret=s.crowd.csrf_secret(), always_protect={"/login"}, cookie_samesite="Strict")
     app.add_middleware(SecurityHeaders)
     return app

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from reports.access import SESSION_ACCOUNT, Served, SignedIn, shown_detail, shown_findings, shown_flags, signed_in
+from reports.access import SESSION_COOKIE, Served, SignedIn, client_address, shown_detail, shown_findings, shown_flags, signed_in
 from reports.api import FlagIn, record_flag
 from reports.html import ENV
 from reports.takedown import by_domain, located
@@ -66,20 +66,29 @@ def login_form(request: Request) -> HTMLResponse:
 
 @public.post("/login")
 def login(request: Request, s: Served, name: Annotated[str, Form()], password: Annotated[str, Form()]) -> Response:
-    """Check a name and password (argon2); on success the session cookie names the account."""
-    who = s.crowd.by_password(name, password)
-    if who is None:
+    """Check a name and password (argon2) and start a session (:meth:`scrutineer.crowd.CrowdStore.sign_in`):
+    its cookie is HttpOnly, ``SameSite=Strict`` and lasts ``crowd.session_hours``. 401 for a wrong
+    name or password alike; 429 (with ``Retry-After``) once the name or the address has failed too
+    often."""
+    try:
+        session = s.crowd.sign_in(name, password, client_address(request))
+    except RateLimited as e:
+        return page(request, None, "login", 429, {"Retry-After": str(e.retry_after)}, error=f"{str(e).capitalize()}.", name=name)
+    if session is None:
         return page(request, None, "login", 401, error="Wrong name or password.", name=name)
-    request.session.clear()
-    request.session[SESSION_ACCOUNT] = who.id
-    return _see("/queue")
+    signed_in = _see("/queue")
+    signed_in.set_cookie(SESSION_COOKIE, session, max_age=round(s.cfg.crowd.session_hours * 3600), httponly=True, samesite="strict")
+    return signed_in
 
 
 @router.post("/logout")
-def logout(request: Request) -> RedirectResponse:
-    """Forget the session."""
-    request.session.clear()
-    return _see("/login")
+def logout(request: Request, s: Served) -> RedirectResponse:
+    """End the session (its record: a copy of the cookie signs no one in either) and drop the cookie."""
+    if session := request.cookies.get(SESSION_COOKIE):  # none when signed in by a token
+        s.crowd.end_session(session)
+    signed_out = _see("/login")
+    signed_out.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+    return signed_out
 
 
 # the queue

@@ -263,6 +263,65 @@ def users_add(
     out.print(f"{role} {name!r} created.\npassword: {password}\nAPI token: {token}\nKeep them now: they are not shown again.", highlight=False)
 
 
+@users.command("list")
+def users_list(config: ConfigArg) -> None:
+    """List the accounts: name, role, state, when created, last log-in, API tokens and live
+    sessions (no secrets: only their hashes are stored)."""
+    from scrutineer.crowd import CrowdStore
+
+    with _reported(), CrowdStore(load_config(config).crowd) as crowd:
+        rows = crowd.list_accounts()
+    table = Table(box=None)
+    table.add_column("name", overflow="fold")  # never cut short: it is what the other commands take
+    for column in ("role", "state", "created", "last log-in", "tokens", "sessions"):
+        table.add_column(column, no_wrap=True)
+    for a in rows:
+        signed_in = a["signed_in_at"].strftime("%Y-%m-%d %H:%M") if a["signed_in_at"] else "never"
+        table.add_row(a["name"], a["role"], a["state"], f"{a['created_at']:%Y-%m-%d}", signed_in, str(a["tokens"]), str(a["sessions"]))
+    out.print(table)
+
+
+AccountName = Annotated[str, typer.Argument(help="Account name.")]
+
+
+def _change_account(config: Path, name: str, change: str) -> str | None:
+    """:meth:`scrutineer.crowd.CrowdStore.change_account`, audited as made by ``cli``."""
+    from scrutineer.crowd import CrowdStore
+
+    with _reported(), CrowdStore(load_config(config).crowd) as crowd:
+        return crowd.change_account(name, change, "cli")
+
+
+@users.command("disable")
+def users_disable(config: ConfigArg, name: AccountName) -> None:
+    """Disable an account: its sessions and API tokens stop working at once, in every app
+    process, and it cannot log in until enabled."""
+    _change_account(config, name, "disable")
+    out.print(f"{name!r} disabled: its sessions and tokens have ended.", highlight=False)
+
+
+@users.command("enable")
+def users_enable(config: ConfigArg, name: AccountName) -> None:
+    """Enable a disabled account: it logs in with its password again (its old tokens stay ended:
+    `users rotate-token` gives it a new one)."""
+    _change_account(config, name, "enable")
+    out.print(f"{name!r} enabled.", highlight=False)
+
+
+@users.command("rotate-token")
+def users_rotate_token(config: ConfigArg, name: AccountName) -> None:
+    """End an account's API tokens and print a new one, once."""
+    token = _change_account(config, name, "rotate-token")
+    out.print(f"API token of {name!r}: {token}\nIts earlier tokens have stopped working. Keep this one now: it is not shown again.", highlight=False)
+
+
+@users.command("reset-password")
+def users_reset_password(config: ConfigArg, name: AccountName) -> None:
+    """Give an account a new random password, printed once, and end its sessions."""
+    password = _change_account(config, name, "reset-password")
+    out.print(f"password of {name!r}: {password}\nIts sessions have ended. Keep it now: it is not shown again.", highlight=False)
+
+
 @flags.command("import")
 def flags_import(
     config: ConfigArg,

@@ -37,6 +37,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -334,17 +335,29 @@ class CrowdConfig(Strict):
     rate_limit: str = Field(
         "30/minute", description="Flags one account may submit, in the `limits` library's notation (`N/second|minute|hour|day`)."
     )
-    session_hours: float = Field(12.0, gt=0, description="Hours a log-in session cookie stays valid.")
+    session_hours: float = Field(12.0, gt=0, description="Hours a log-in session lasts (it ends sooner on log-out or when the account is disabled).")
+    # OWASP Authentication Cheat Sheet, "Account Lockout": a threshold of failures in an observation window, counted per
+    # account (not only per address, which an attacker spreads over many); NIST SP 800-63B §5.2.2 requires such throttling.
+    failed_logins_per_account: str = Field(
+        "10/15 minutes",
+        description="Failed log-ins one account name may have in any moving window before further attempts get 429 "
+        "(`limits` notation). Counted per name tried, whether or not the account exists.",
+    )
+    failures_per_address: str = Field(
+        "50/15 minutes",
+        description="Failed log-ins and failed API tokens (a Bearer token that matches nothing) one client address may have "
+        "in any moving window before further attempts get 429 (`limits` notation).",
+    )
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "failed_logins_per_account", "failures_per_address")
     @classmethod
-    def _rate_limit(cls, value: str) -> str:
+    def _rate_limit(cls, value: str, info: ValidationInfo) -> str:
         from limits import parse
 
         try:
             parse(value)
         except ValueError as e:
-            raise ValueError(f"rate_limit {value!r}: {e}") from None
+            raise ValueError(f"{info.field_name} {value!r}: {e}") from None
         return value
 
     def finding_reasons(self) -> dict[str, bool]:

@@ -10,16 +10,26 @@ use it; none of them holds the DuckDB store's write lock.
 The model:
 
 - An **account** has a role: ``contributor`` flags samples, ``reviewer`` also decides flags,
-  ``maintainer`` also sees the takedown view. Its password is hashed with argon2 (pwdlib's
-  recommended hasher); its API tokens are random 256-bit values stored as their SHA-256 (a token is
-  a random key, not a password, so a fast hash is enough, as GitHub stores its tokens).
+  ``maintainer`` also sees the takedown view and manages accounts. Its password is hashed with
+  argon2 (pwdlib's recommended hasher); its API tokens are random 256-bit values stored as their
+  SHA-256 (a token is a random key, not a password, so a fast hash is enough, as GitHub stores its
+  tokens). An account can be disabled (its sessions and tokens end, and it cannot sign in until
+  enabled), its tokens rotated, its password reset (:meth:`CrowdStore.change_account`).
+- A **session** is a record here, made at log-in: the browser's cookie holds a random 256-bit
+  value, the store its SHA-256, the account and an expiry (``crowd.session_hours``). Every request
+  looks its session or token up here, so a log-out, a disabled account, a rotated token or a reset
+  password refuses the very next request in every app process. Nothing signs sessions, so there is
+  no key to steal that would forge one.
+- **Failed sign-ins** (a wrong name or password, a Bearer token that matches nothing) are counted
+  here per account name and per client address, in moving windows (``crowd.failed_logins_per_account``,
+  ``crowd.failures_per_address``), so every app process counts the same ones.
 - A **flag** is one sample under one category (unique together). Each contributor who flags it
   adds one **report** to it (with a note); flagging it again adds nothing.
 - A flag's status is ``pending``, ``confirmed`` or ``rejected`` (StopNCII's PendingReview /
   Blocked / NotBlocked). It is confirmed by the config's quorum
   (:class:`~scrutineer.config.QuorumConfig`): ``reviewers`` distinct reviewers confirming, or
-  ``contributors`` distinct contributor accounts (a reviewer's or maintainer's report never
-  counts, so a staff flag waits for another reviewer) reporting it. A reviewer's ``reject``
+  ``contributors`` distinct contributor accounts (enabled ones; a reviewer's or maintainer's report
+  never counts, so a staff flag waits for another reviewer) reporting it. A reviewer's ``reject``
   rejects it. Every
   decision carries a reason code from the config (NCMEC's hash sharing requires one with every
   "no") and a note. A reviewer cannot decide a flag they reported (four eyes).
@@ -44,7 +54,7 @@ from typing import Any, Literal, Self
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from limits import RateLimitItem
+from limits import RateLimitItem, parse
 from pwdlib import PasswordHash
 
 from scrutineer.config import Config, CrowdConfig
@@ -59,6 +69,8 @@ DECISIONS = {"confirm": "confirmed", "reject": "rejected"}
 SOURCES = ("api", "form", "import")
 #: Seconds a writer waits for SQLite's write lock before giving up.
 BUSY_TIMEOUT = 30.0
+#: The longest account name.
+NAME_CHARS = 64
 
 metadata = sa.MetaData()
 
@@ -70,6 +82,27 @@ accounts = sa.Table(
     sa.Column("role", sa.String(16), sa.CheckConstraint(f"role IN {ROLES}"), nullable=False),
     sa.Column("password_hash", sa.String, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),  # null: enabled
+    sa.Column("signed_in_at", sa.DateTime(timezone=True)),  # the last log-in through the form
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("session_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(128), nullable=False),  # account:<name tried> | address:<client address>
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Index("failures_by_key", "key", "at"),
 )
 
 tokens = sa.Table(
@@ -134,7 +167,7 @@ audit = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("actor", sa.String(64), nullable=False),  # an account name, or "quorum"
-    sa.Column("action", sa.String(16), nullable=False),  # account | token | flag | report | review
+    sa.Column("action", sa.String(16), nullable=False),  # account | flag | report | review
     sa.Column("flag_id", sa.Integer, index=True),
     sa.Column("from_status", sa.String(16)),
     sa.Column("to_status", sa.String(16)),
@@ -146,6 +179,15 @@ _REPORTED = sa.select(sa.func.count()).where(reports.c.flag_id == flags.c.id).sc
 
 #: What an :class:`Account` is read from.
 _ACCOUNT = sa.select(accounts.c.id, accounts.c.name, accounts.c.role)
+#: What a signed-in :class:`Account` is read from: an enabled one.
+_ENABLED = _ACCOUNT.where(accounts.c.disabled_at.is_(None))
+#: Every request's look-ups (:meth:`CrowdStore.by_token`, :meth:`CrowdStore.by_session`), built once:
+#: building the select on each call doubled their cost (measured, 1.3 against 0.6 ms on a busy machine).
+_BY_TOKEN = _ENABLED.join(tokens).where(tokens.c.token_sha256 == sa.bindparam("sha256"))
+_BY_SESSION = _ENABLED.join(sessions).where(sessions.c.session_sha256 == sa.bindparam("sha256"), sessions.c.expires_at > sa.bindparam("now"))
+#: The changes :meth:`CrowdStore.change_account` makes (the ``scrutineer users`` commands of the same names).
+ACCOUNT_CHANGES = ("disable", "enable", "rotate-token", "reset-password")
+AccountChange = Literal["disable", "enable", "rotate-token", "reset-password"]
 
 settings = sa.Table(
     "settings",
@@ -178,11 +220,13 @@ class CrowdError(ScrutineerError):
 
 
 class RateLimited(CrowdError):
-    """An account submitted more flags than ``crowd.rate_limit`` allows; ``retry_after`` is in
-    whole seconds (the ``Retry-After`` header)."""
+    """An account submitted more flags than ``crowd.rate_limit`` allows, or an account name or a
+    client address failed to sign in more often than ``crowd.failed_logins_per_account`` or
+    ``crowd.failures_per_address`` allow; ``retry_after`` is in whole seconds (the ``Retry-After``
+    header)."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many flags: try again in {retry_after} s", 429)
+    def __init__(self, retry_after: int, what: str = "too many flags") -> None:
+        super().__init__(f"{what}: try again in {retry_after} s", 429)
         self.retry_after = retry_after
 
 
@@ -259,8 +303,32 @@ def _audit_row(actor: str, action: str, flag_id: int | None = None, old: str | N
             "detail": json.dumps(detail or {}, sort_keys=True)}
 
 
+def _stored_note(note: str) -> str:
+    """A report's or review's note as the store keeps it, from every channel (API, form, ``flags
+    import``): without NUL (U+0000), which Postgres's text refuses and many readers of a SQLite
+    file take for the end of the string, and with each lone surrogate (which UTF-8 cannot encode:
+    JSON may escape one) as U+FFFD (issue 23, fault 9). Bidi controls are kept: pages show them
+    visibly (:func:`reports.pages.visible`)."""
+    return note.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _utc(at: datetime) -> datetime:
+    """A time read from the store, in UTC (SQLite keeps no zone)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def _new_password() -> str:
+    """A random password: 96 bits, so no online guessing can find it."""
+    return secrets.token_urlsafe(12)
+
+
+def _new_token() -> str:
+    """A random API token: 256 bits after its ``scr_`` prefix."""
+    return "scr_" + secrets.token_urlsafe(32)
 
 
 def token_sha256(token: str) -> str:
@@ -293,15 +361,24 @@ class CrowdStore:
         if self.sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
+        self._failed_login = parse(crowd.failed_logins_per_account)
+        self._failed_address = parse(crowd.failures_per_address)
         try:
             with self._write() as c:
                 metadata.create_all(c)
-                for table in metadata.sorted_tables:  # an index added since the store was made
-                    for index in table.indexes:
+                inspector = sa.inspect(c)
+                for table in metadata.sorted_tables:
+                    columns = {column["name"] for column in inspector.get_columns(table.name)}
+                    for column in table.columns:  # a (nullable) column added since the store was made
+                        if column.name not in columns:
+                            c.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {sa.schema.CreateColumn(column).compile(dialect=c.dialect)}")
+                    for index in table.indexes:  # an index added since
                         index.create(c, checkfirst=True)
                 for trigger in _APPEND_ONLY.get(url.get_backend_name(), []):
                     c.exec_driver_sql(trigger)
-                self._insert_ignore(c, settings, {"key": "session_secret", "value": secrets.token_urlsafe(32)})
+                self._insert_ignore(c, settings, {"key": "csrf_secret", "value": secrets.token_urlsafe(32)})
+                # the key that signed session cookies before sessions were records here: it would forge one for an older app
+                c.execute(settings.delete().where(settings.c.key == "session_secret"))
         except sa.exc.SQLAlchemyError as e:
             raise CrowdError(f"crowd store {url.render_as_string(hide_password=True)}: {e.args[0] if e.args else e}", 500) from None
 
@@ -338,10 +415,18 @@ class CrowdStore:
         inserted = self._insert(table).values(row).on_conflict_do_nothing().returning(*table.primary_key.columns)
         return c.execute(inserted).scalar()  # RETURNING: rowcount is -1 with psycopg
 
-    def session_secret(self) -> str:
-        """The key that signs the app's session cookies, shared by every app process."""
+    def csrf_secret(self) -> str:
+        """The key that signs the app's CSRF cookies (asgi-csrf), shared by every app process on
+        every machine serving this store, so a form one process served posts to any other.
+
+        It is kept here, not in a process's memory, for that sharing. Knowing it signs no one in:
+        a CSRF token only proves that a form came from the app, and a forged one still needs the
+        victim's session cookie, which no other site can send (``SameSite=Strict``) and the
+        app's ``Origin`` check refuses from another site anyway. The store is its owner's only
+        (the workspace's files are 0600), as the secret's only readers are the app processes.
+        """
         with self._read() as c:
-            return c.execute(sa.select(settings.c.value).where(settings.c.key == "session_secret")).scalar_one()
+            return c.execute(sa.select(settings.c.value).where(settings.c.key == "csrf_secret")).scalar_one()
 
     # accounts
 
@@ -356,11 +441,12 @@ class CrowdStore:
         """
         if role not in ROLES:
             raise CrowdError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
-        if not name or len(name) > 64 or not name.isprintable() or name != name.strip():
-            raise CrowdError(f"account name {name!r}: 1-64 printable characters, no surrounding spaces")
-        password, token = secrets.token_urlsafe(12), "scr_" + secrets.token_urlsafe(32)
+        if not name or len(name) > NAME_CHARS or not name.isprintable() or name != name.strip():
+            raise CrowdError(f"account name {name!r}: 1-{NAME_CHARS} printable characters, no surrounding spaces")
+        password, token = _new_password(), _new_token()
+        password_hash = self._passwords.hash(password)  # ~50 ms, before taking the write lock
         with self._write() as c:
-            row = {"name": name, "role": role, "password_hash": self._passwords.hash(password), "created_at": _now()}
+            row = {"name": name, "role": role, "password_hash": password_hash, "created_at": _now()}
             account_id = self._insert_ignore(c, accounts, row)
             if account_id is None:
                 raise CrowdError(f"account {name!r} exists already")
@@ -368,32 +454,174 @@ class CrowdStore:
             self._audit(c, "cli", "account", detail={"name": name, "role": role})
         return password, token
 
-    def _account(self, query: sa.Select) -> Account | None:
+    def change_account(self, name: str, change: AccountChange, actor: str) -> str | None:
+        """Change the account ``name`` (:data:`ACCOUNT_CHANGES`), for every app process at once,
+        and record it in the audit log (``action`` "account", ``detail`` naming the account, the
+        change and how many sessions and tokens it ended; never a secret).
+
+        - ``disable``: ends its sessions and tokens; it cannot sign in until enabled.
+        - ``enable``: it signs in with its password again (its ended tokens stay ended:
+          ``rotate-token`` makes a new one).
+        - ``rotate-token``: ends its API tokens and makes one new.
+        - ``reset-password``: a new random password; ends its sessions.
+
+        Args:
+            actor: who made the change: a maintainer's name, or ``cli``.
+
+        Returns:
+            The new token or password, to be shown once (only its hash is stored); None for
+            ``disable`` and ``enable``.
+
+        Raises:
+            CrowdError: 404 no such account, 422 an unknown change.
+        """
+        if change not in ACCOUNT_CHANGES:
+            raise CrowdError(f"unknown change {change!r}; changes: {', '.join(ACCOUNT_CHANGES)}")
+        secret = {"rotate-token": _new_token, "reset-password": _new_password}.get(change, lambda: None)()
+        password_hash = self._passwords.hash(secret) if change == "reset-password" else None  # before taking the write lock
+        with self._write() as c:
+            account_id = c.execute(sa.select(accounts.c.id).where(accounts.c.name == name)).scalar()
+            if account_id is None:
+                raise CrowdError(f"no account {name!r}", 404)
+            detail: dict[str, Any] = {"name": name, "change": change}
+            if change in ("disable", "reset-password"):
+                detail["sessions_ended"] = c.execute(sessions.delete().where(sessions.c.account_id == account_id)).rowcount
+            if change in ("disable", "rotate-token"):
+                detail["tokens_ended"] = c.execute(tokens.delete().where(tokens.c.account_id == account_id)).rowcount
+            account = accounts.update().where(accounts.c.id == account_id)
+            if change in ("disable", "enable"):
+                c.execute(account.values(disabled_at=_now() if change == "disable" else None))
+            elif change == "rotate-token":
+                c.execute(tokens.insert().values(account_id=account_id, token_sha256=token_sha256(secret), created_at=_now()))
+            else:
+                c.execute(account.values(password_hash=password_hash))
+            self._audit(c, actor, "account", detail=detail)
+        return secret
+
+    def list_accounts(self) -> list[dict[str, Any]]:
+        """Every account, by name: dicts with ``id``, ``name``, ``role``, ``state`` (``enabled`` or
+        ``disabled``), ``created_at``, ``signed_in_at`` (the last log-in; None: never),
+        ``tokens`` (API tokens) and ``sessions`` (live sessions). No secret and no hash."""
+        now = _now()
+        n_tokens = sa.select(sa.func.count()).where(tokens.c.account_id == accounts.c.id).scalar_subquery()
+        n_sessions = sa.select(sa.func.count()).where(sessions.c.account_id == accounts.c.id, sessions.c.expires_at > now).scalar_subquery()
+        query = sa.select(accounts.c.id, accounts.c.name, accounts.c.role, accounts.c.disabled_at, accounts.c.created_at, accounts.c.signed_in_at,
+                          n_tokens.label("tokens"), n_sessions.label("sessions")).order_by(accounts.c.name)
+        with self._read() as c:
+            rows = _dicts(c.execute(query))
+        return [{"state": "enabled" if r.pop("disabled_at") is None else "disabled"} | r for r in rows]
+
+    def _account(self, query: sa.Select, params: dict | None = None) -> Account | None:
         """The account ``query`` (a select of id, name, role) finds, or None."""
         with self._read() as c:
-            row = c.execute(query).first()
+            row = c.execute(query, params).first()
         return Account(*row) if row else None
 
     def by_token(self, token: str) -> Account | None:
-        """The account an API token belongs to, or None."""
-        return self._account(_ACCOUNT.join(tokens).where(tokens.c.token_sha256 == token_sha256(token)))
+        """The enabled account an API token belongs to, or None. One indexed read, never
+        remembered, so a rotated token or a disabled account is refused at once."""
+        return self._account(_BY_TOKEN, {"sha256": token_sha256(token)})
+
+    def by_session(self, session: str) -> Account | None:
+        """The enabled account of a live session (the cookie value :meth:`sign_in` gave), or None:
+        an unknown, ended or expired session. One indexed read, never remembered."""
+        return self._account(_BY_SESSION, {"sha256": token_sha256(session), "now": _now()})
 
     def by_password(self, name: str, password: str) -> Account | None:
-        """The account if ``password`` is its password (argon2 verification, ~50 ms), or None."""
+        """The enabled account if ``password`` is its password, or None. Argon2 runs (~50 ms)
+        whether or not the name exists or the account is enabled, so the time tells nothing."""
         with self._read() as c:
-            row = c.execute(_ACCOUNT.add_columns(accounts.c.password_hash).where(accounts.c.name == name)).first()
+            row = c.execute(_ACCOUNT.add_columns(accounts.c.password_hash, accounts.c.disabled_at).where(accounts.c.name == name)).first()
         if row is None:
             self._passwords.hash(password)  # the same time whether or not the name exists
             return None
-        return Account(row.id, row.name, row.role) if self._passwords.verify(password, row.password_hash) else None
+        right = self._passwords.verify(password, row.password_hash)
+        return Account(row.id, row.name, row.role) if right and row.disabled_at is None else None
 
     def by_id(self, account_id: int) -> Account | None:
-        """The account with this id, or None."""
+        """The account with this id, enabled or not, or None."""
         return self._account(_ACCOUNT.where(accounts.c.id == account_id))
 
     def by_name(self, name: str) -> Account | None:
-        """The account with this name, or None."""
+        """The account with this name, enabled or not, or None."""
         return self._account(_ACCOUNT.where(accounts.c.name == name))
+
+    # sessions and failed sign-ins
+
+    def sign_in(self, name: str, password: str, address: str) -> str | None:
+        """Log in with a name and password (:meth:`by_password`) and start a session that lasts
+        ``crowd.session_hours``.
+
+        The attempt is counted as a failure of the name tried and of ``address`` before the
+        password is checked, and the count is taken back on success, so concurrent attempts in
+        several app processes cannot pass the limits together. A name that does not exist is
+        counted and answered exactly as a wrong password is.
+
+        Args:
+            address: the client's address (the review app's :func:`reports.access.client_address`).
+
+        Returns:
+            The session's value for the cookie (the store keeps its SHA-256), or None: a wrong
+            name or password, or a disabled account.
+
+        Raises:
+            RateLimited: the name or the address has failed ``crowd.failed_logins_per_account``
+                or ``crowd.failures_per_address`` times in the window; the password is not checked.
+        """
+        attempt = self._failed({f"account:{name[:NAME_CHARS]}": self._failed_login, f"address:{address}": self._failed_address})
+        who = self.by_password(name, password)
+        if who is None:
+            return None
+        session, now = secrets.token_urlsafe(32), _now()
+        with self._write() as c:
+            c.execute(failures.delete().where(failures.c.id.in_(attempt)))
+            c.execute(sessions.delete().where(sessions.c.expires_at <= now))  # expired ones, anybody's
+            c.execute(sessions.insert().values(account_id=who.id, session_sha256=token_sha256(session), created_at=now,
+                                               expires_at=now + timedelta(hours=self.config.session_hours)))
+            c.execute(accounts.update().where(accounts.c.id == who.id).values(signed_in_at=now))
+        return session
+
+    def end_session(self, session: str) -> None:
+        """End a session (log-out): its cookie value signs no one in from now on, wherever it was copied."""
+        with self._write() as c:
+            c.execute(sessions.delete().where(sessions.c.session_sha256 == token_sha256(session)))
+
+    def failed_token(self, address: str) -> None:
+        """Count a Bearer token that matched nothing against the client's address (a token names
+        no account until it matches one).
+
+        Raises:
+            RateLimited: the address has failed ``crowd.failures_per_address`` times in the window.
+        """
+        self._failed({f"address:{address}": self._failed_address})
+
+    def _failed(self, keys: dict[str, RateLimitItem]) -> list[int]:
+        """Record one failure of each key (``account:<name>``, ``address:<address>``) against its
+        limit, all or nothing, and forget the failures older than the longest window.
+
+        Returns:
+            The failures' row ids.
+
+        Raises:
+            RateLimited: a key has used up its limit already (nothing is recorded). Checked first
+                without the write lock, so a flood of refused attempts does not queue for it.
+        """
+        with self._read() as c:
+            self._refuse_failed(c, keys, _now())
+        with self._write() as c:
+            now = _now()
+            self._refuse_failed(c, keys, now)  # again: another process may have recorded one since
+            longest = max(limit.get_expiry() for limit in (self._failed_login, self._failed_address))
+            c.execute(failures.delete().where(failures.c.at <= now - timedelta(seconds=longest)))
+            return list(c.execute(failures.insert().returning(failures.c.id), [{"key": key, "at": now} for key in keys]).scalars())
+
+    def _refuse_failed(self, c: sa.Connection, keys: dict[str, RateLimitItem], now: datetime) -> None:
+        """Raise :class:`RateLimited` if a key has ``limit.amount`` failures in its moving window."""
+        for key, limit in keys.items():
+            window = timedelta(seconds=limit.get_expiry())
+            n, oldest = c.execute(sa.select(sa.func.count(), sa.func.min(failures.c.at)).where(failures.c.key == key, failures.c.at > now - window)).one()
+            if n >= limit.amount:
+                raise RateLimited(max(1, math.ceil((_utc(oldest) + window - now).total_seconds())), "too many failed sign-ins")
 
     # flags
 
@@ -472,8 +700,7 @@ class CrowdStore:
             count, oldest = stored[key]
             new = {(r.who.id, item.sample.sample_id, item.category) for item in r.items} - reported
             if count + len(new) > r.limit.amount:
-                oldest = oldest.replace(tzinfo=UTC) if oldest and oldest.tzinfo is None else oldest  # SQLite keeps no zone
-                wait = (oldest + timedelta(seconds=key[1]) - now).total_seconds() if oldest else key[1]
+                wait = (_utc(oldest) + timedelta(seconds=key[1]) - now).total_seconds() if oldest else key[1]
                 outcome[i] = RateLimited(max(1, math.ceil(wait)))
             else:
                 stored[key] = (count + len(new), oldest or now)
@@ -520,7 +747,7 @@ class CrowdStore:
         report_rows: dict[tuple[int, int], dict] = {}
         for i, who, item in items:  # the first of an account's repeats is the one recorded
             flag_id = flag_ids[item.sample.sample_id, item.category]
-            report_rows.setdefault((flag_id, who.id), {"flag_id": flag_id, "account_id": who.id, "note": item.note, "source": sources[i], "created_at": now})
+            report_rows.setdefault((flag_id, who.id), {"flag_id": flag_id, "account_id": who.id, "note": _stored_note(item.note), "source": sources[i], "created_at": now})
         new_reports = {(flag_id, account_id) for flag_id, account_id in c.execute(
             self._insert(reports).on_conflict_do_nothing().returning(reports.c.flag_id, reports.c.account_id), list(report_rows.values()))}
         made, trail, audited = [], [], set()
@@ -540,10 +767,10 @@ class CrowdStore:
         quorum = self.config.confirm.contributors
         reported = sorted({flag_id for flag_id, new in made if new and status[flag_id] == "pending"})
         for chunk in _chunks(reported if quorum else [], 1000):
-            # only contributor accounts count: a staff report waits for another reviewer (README "Review and reports")
+            # only enabled contributor accounts count: a staff report waits for another reviewer (README "Review and reports")
             counted = c.execute(
                 sa.select(reports.c.flag_id, sa.func.count()).join(accounts, accounts.c.id == reports.c.account_id)
-                .where(reports.c.flag_id.in_(chunk), accounts.c.role == "contributor").group_by(reports.c.flag_id))
+                .where(reports.c.flag_id.in_(chunk), accounts.c.role == "contributor", accounts.c.disabled_at.is_(None)).group_by(reports.c.flag_id))
             for flag_id, reporters in counted.all():
                 if reporters >= quorum:
                     self._set_status(c, "quorum", flag_id, "pending", "confirmed", {"contributors": reporters})
@@ -572,7 +799,7 @@ class CrowdStore:
                 raise CrowdError(f"no flag {flag_id}", 404)
             if c.execute(sa.select(reports.c.id).where(reports.c.flag_id == flag_id, reports.c.account_id == who.id)).first():
                 raise CrowdError("a reviewer cannot decide a flag they reported", 403)
-            c.execute(reviews.insert().values(flag_id=flag_id, account_id=who.id, decision=decision, reason=reason, note=note, created_at=_now()))
+            c.execute(reviews.insert().values(flag_id=flag_id, account_id=who.id, decision=decision, reason=reason, note=_stored_note(note), created_at=_now()))
             self._audit(c, who.name, "review", flag_id, detail={"decision": decision, "reason": reason})
             new = DECISIONS[decision]
             if decision == "confirm":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow.parquet as pq
@@ -327,3 +328,123 @@ def test_staff_reports_do_not_count_toward_the_contributor_quorum(any_store):
     audit = crowd.flag_detail(eve, other)["audit"]
     assert crowd.flag_detail(eve, other)["status"] == "confirmed" and audit[-1]["actor"] == "quorum"
     assert json.loads(audit[-1]["detail"]) == {"contributors": 2}
+
+def test_the_cli_lists_disables_enables_rotates_and_resets_accounts(scanned):
+    """Issue 23, fault 5: every credential can be listed, disabled and rotated, at once, audited."""
+    config = str(scanned.config_path)
+
+    def run(*args):
+        return CliRunner().invoke(app, [*args[:1], args[1], config, *args[2:]])
+
+    added = run("users", "add", "ann", "--role", "contributor").stdout
+    password, token = (added.split(f"{k}: ")[1].split()[0] for k in ("password", "API token"))
+    run("users", "add", "rev", "--role", "reviewer")
+    crowd = CrowdStore(scanned.crowd)
+    session = crowd.sign_in("ann", password, "192.0.2.1")
+    listed = run("users", "list")
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[0]: line.split()[1:] for line in listed.stdout.splitlines()[1:]}
+    assert rows["ann"][:2] == ["contributor", "enabled"] and rows["ann"][-2:] == ["1", "1"]  # one token, one live session
+    assert rows["rev"][-3:] == ["never", "1", "0"] and password not in listed.stdout and token not in listed.stdout
+
+    disabled = run("users", "disable", "ann")
+    assert disabled.exit_code == 0, disabled.output
+    assert crowd.by_token(token) is None and crowd.by_session(session) is None and crowd.by_password("ann", password) is None
+    assert crowd.sign_in("ann", password, "192.0.2.1") is None
+    assert run("users", "enable", "ann").exit_code == 0
+    assert crowd.by_token(token) is None  # ended for good
+    assert crowd.by_password("ann", password).name == "ann"
+
+    rotated = run("users", "rotate-token", "ann")
+    new_token = rotated.stdout.split("API token of 'ann': ")[1].split()[0]
+    assert crowd.by_token(new_token).name == "ann"
+    session = crowd.sign_in("ann", password, "192.0.2.1")
+    assert run("users", "rotate-token", "ann").exit_code == 0 and crowd.by_token(new_token) is None
+    assert crowd.by_session(session).name == "ann"  # a new token leaves the sessions alone
+
+    reset = run("users", "reset-password", "ann")
+    new_password = reset.stdout.split("password of 'ann': ")[1].split()[0]
+    assert crowd.by_session(session) is None and crowd.by_password("ann", password) is None
+    assert crowd.by_password("ann", new_password).name == "ann"
+
+    missing = run("users", "disable", "nobody")
+    assert missing.exit_code == 1 and "no account 'nobody'" in missing.stderr
+    with crowd.engine.connect() as c:
+        changes = [(actor, json.loads(detail)) for actor, detail in c.execute(
+            sa.select(crowd_tables.audit.c.actor, crowd_tables.audit.c.detail).where(crowd_tables.audit.c.action == "account").order_by(crowd_tables.audit.c.id))]
+    assert [(actor, d.get("change")) for actor, d in changes] == [
+        ("cli", None), ("cli", None), ("cli", "disable"), ("cli", "enable"), ("cli", "rotate-token"), ("cli", "rotate-token"), ("cli", "reset-password")]
+    assert changes[2][1] == {"name": "ann", "change": "disable", "sessions_ended": 1, "tokens_ended": 1}
+    stored = "".join(str(d) for _, d in changes)
+    assert not any(secret in stored for secret in (password, new_password, token, new_token))
+
+
+def test_sessions_are_records_that_end_on_log_out_and_expire(any_store):
+    crowd = any_store
+    password, _ = crowd.add_account("ann", "contributor")
+    first, second = (crowd.sign_in("ann", password, "192.0.2.1") for _ in range(2))
+    assert crowd.by_session(first).name == "ann" and crowd.by_session(second).name == "ann"
+    crowd.end_session(first)
+    assert crowd.by_session(first) is None and crowd.by_session(second).name == "ann"  # one log-out ends one session
+    with crowd.engine.begin() as c:
+        c.execute(crowd_tables.sessions.update().values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert crowd.by_session(second) is None
+    assert crowd.by_session("made up") is None
+    [ann] = crowd.list_accounts()
+    assert ann["sessions"] == 0 and ann["signed_in_at"] is not None
+    with crowd.engine.connect() as c:  # nothing left that signs a session: sessions are looked up, not verified
+        assert c.execute(sa.select(crowd_tables.settings.c.key)).scalars().all() == ["csrf_secret"]
+        assert first not in str(c.execute(sa.select(crowd_tables.sessions)).all())
+
+
+def test_failed_sign_ins_are_throttled_per_name_and_per_address_alike(any_store, monkeypatch):
+    """NIST SP 800-63B §5.2.2 and OWASP's Authentication Cheat Sheet: failures are limited per
+    account and per address, and an account that does not exist is answered as a wrong password,
+    in message and in work (argon2 runs either way)."""
+    crowd = any_store
+    password, _ = crowd.add_account("ann", "contributor")
+    crowd.add_account("off", "contributor")
+    crowd.change_account("off", "disable", "cli")
+    argon2 = []
+    for method in ("hash", "verify"):
+        real = getattr(crowd._passwords, method)
+        monkeypatch.setattr(crowd._passwords, method, lambda *a, real=real, method=method: argon2.append(method) or real(*a))
+    per_name = parse(crowd.config.failed_logins_per_account).amount
+    answers = {}
+    for name in ("ann", "nobody", "off"):
+        argon2.clear()
+        for n in range(per_name):
+            assert crowd.sign_in(name, "wrong", f"192.0.2.{n}") is None
+        assert len(argon2) == per_name  # one argon2 run per attempt, whatever the name
+        with pytest.raises(RateLimited) as limited:
+            crowd.sign_in(name, password, "198.51.100.1")  # the right password too, from a fresh address
+        answers[name] = str(limited.value).split(":")[0]
+        assert len(argon2) == per_name and 1 <= limited.value.retry_after <= 15 * 60  # refused before argon2
+    assert set(answers.values()) == {"too many failed sign-ins"}
+    assert crowd.sign_in("cal", "x", "198.51.100.1") is None  # another name is not held up by ann's failures
+
+    per_address = parse(crowd.config.failures_per_address).amount
+    for n in range(per_address - 1):
+        crowd.failed_token("203.0.113.9")
+    assert crowd.sign_in("someone", "wrong", "203.0.113.9") is None  # the last failure the address may have
+    with pytest.raises(RateLimited):
+        crowd.failed_token("203.0.113.9")
+    with pytest.raises(RateLimited):
+        crowd.sign_in("bob", "wrong", "203.0.113.9")  # a name with no failures, from that address
+    crowd.failed_token("203.0.113.10")  # another address has its own count
+
+
+def test_a_store_made_before_sessions_gains_them(tmp_path):
+    """A crowd store made by an earlier version (no account states, a session-signing secret)
+    opens: the new columns are added and the old secret is deleted."""
+    url = f"sqlite:///{tmp_path / 'crowd.sqlite'}"
+    CrowdStore(CrowdConfig(database=url)).close()
+    with sa.create_engine(url).begin() as c:
+        for column in ("disabled_at", "signed_in_at"):
+            c.exec_driver_sql(f"ALTER TABLE accounts DROP COLUMN {column}")
+        c.exec_driver_sql("INSERT INTO settings VALUES ('session_secret', 'forges sessions')")
+    with CrowdStore(CrowdConfig(database=url)) as crowd:
+        password, token = crowd.add_account("ann", "contributor")
+        assert crowd.by_token(token).name == "ann" and crowd.list_accounts()[0]["state"] == "enabled"
+        with crowd.engine.connect() as c:
+            assert "forges sessions" not in str(c.execute(sa.select(crowd_tables.settings)).all())

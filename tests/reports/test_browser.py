@@ -135,3 +135,35 @@ def test_flag_review_release_in_a_browser(app, browser, tmp_path):
     release = build_release(cfg, "clean")
     kept = {json.loads(line)["key"] for line in (release / "data" / "d.jsonl").read_text().splitlines()}
     assert kept == {r["key"] for r in ROWS} - {"k1", f"k{LISTED}"}  # exactly the confirmed flag and the hash-list match
+
+def test_a_maintainer_rotates_a_token_and_disables_an_account_on_the_accounts_page(app, browser, tmp_path):
+    """Issue 23, fault 5: the accounts page as a maintainer sees it; its forms take effect at once
+    and a new token is shown once."""
+    cfg, base, _, _ = app
+    spare = f"{PAYLOADS[0]} spare"  # a name is shown as text
+    with CrowdStore(cfg.crowd) as crowd:
+        boss_password, _ = crowd.add_account("boss", "maintainer")
+        _, spare_token = crowd.add_account(spare, "contributor")
+    alerts: list[str] = []
+    page = signed_in(browser, base, "boss", boss_password, alerts)
+    page.click("text=Accounts")
+    page.wait_for_url(re.compile(r"/accounts$"))
+    row = page.locator("tbody tr", has_text="spare")
+    assert row.locator("td").first.inner_text() == spare and row.locator("td").nth(2).inner_text() == "enabled"
+    assert page.locator("tbody tr").count() == 4 and "boss" in page.locator("tbody").inner_text()
+    page.screenshot(path=str(tmp_path / "accounts.png"), full_page=True)
+    assert (tmp_path / "accounts.png").stat().st_size > 0
+
+    row.get_by_role("button", name="Rotate token").click()
+    shown = page.locator("#shown code")
+    shown.wait_for()
+    token = shown.inner_text()
+    api = f"{base}/api/flags"
+    assert httpx.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert httpx.get(api, headers={"Authorization": f"Bearer {spare_token}"}).status_code == 401
+    page.locator("tbody tr", has_text="spare").get_by_role("button", name="Disable").click()
+    page.wait_for_url(re.compile(r"/accounts$"))
+    assert page.locator("tbody tr", has_text="spare").locator("td").nth(2).inner_text() == "disabled"
+    assert page.locator("#shown").count() == 0 and token not in page.content()  # shown once
+    assert httpx.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert alerts == []
