@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from reports.access import SESSION_COOKIE, Served, SignedIn, client_address, shown_detail, shown_findings, shown_flags, signed_in
 from reports.api import FlagIn, record_flag
 from reports.html import ENV
-from reports.takedown import by_domain, located
+from reports.takedown import by_domain, located, manifest_csv, manifest_json
 from scrutineer.crowd import STATUSES, Account, CrowdError, RateLimited
 
 templates = Jinja2Templates(env=ENV)
@@ -212,17 +212,34 @@ def review(
 # the maintainer's takedown view
 
 
-@router.get("/takedown")
-def takedown(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
-    """The latest run's restricted findings grouped by registrable domain and host (maintainers only).
+def _takedown_rows(who: Account, s: Served) -> list[dict[str, Any]]:
+    """The review snapshot's takedown rows (:func:`reports.takedown.located`), for a maintainer.
 
     Raises:
         CrowdError: 403 for contributors and reviewers.
+        WorkspaceError: no review snapshot yet.
     """
     if who.role != "maintainer":
         raise CrowdError("the takedown view is for maintainers", 403)
-    rows = located(s.snapshot.takedown())
-    return page(request, who, "takedown", domains=by_domain(rows), count=len(rows))
+    return located(s.snapshot.takedown())
+
+
+@router.get("/takedown")
+def takedown(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
+    """The latest run's restricted findings grouped by registrable domain and host, with links to
+    the CSV and JSON (maintainers only; 403 for others)."""
+    rows = _takedown_rows(who, s)
+    return page(request, who, "takedown", domains=by_domain(rows), count=len(rows), dataset=s.cfg.dataset.name)
+
+
+@router.get("/takedown.{kind}")
+def takedown_file(kind: Literal["csv", "json"], who: SignedIn, s: Served) -> Response:
+    """The takedown page's list as the file ``scrutineer takedown`` writes (:mod:`reports.takedown`),
+    as a download named ``<dataset>.csv`` or ``.json`` (maintainers only; 403 for others)."""
+    rows = _takedown_rows(who, s)
+    name = s.cfg.dataset.name
+    body, media = (manifest_csv(rows), "text/csv") if kind == "csv" else (manifest_json(name, s.snapshot.run_id(), rows), "application/json")
+    return Response(body, media_type=f"{media}; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}.{kind}"'})
 
 
 # the watchdog report

@@ -12,6 +12,8 @@ previous one open keep reading it). It holds:
   samples, measured for issue 11);
 - ``findings`` (sample_id, shard_id, row_index, url, detector, reason, restricted, evidence JSON):
   the run's findings (the app shows a restricted finding's URL to reviewers and maintainers only);
+- ``takedown``: the run's takedown rows (:data:`TAKEDOWN_SQL`), for the maintainer's takedown
+  view and its downloads, the same rows ``scrutineer takedown`` writes;
 - ``report``: the run's watchdog report data (:func:`reports.data.report_data`) as one JSON value.
 """
 
@@ -40,6 +42,20 @@ SampleKey = tuple[Literal["sample_id", "url"], str]
 #: (default 50: a join with more keys scans the table) to this. Measured on 2 million samples: 50 ids
 #: in ~2 ms, 1,000 in ~60 ms; a scan takes ~100 ms there and grows with the run.
 LOOKUP_IDS = 1000
+#: What :data:`TAKEDOWN_SQL` gives, in order.
+TAKEDOWN_COLUMNS = ("url", "reason", "bank", "bank_version", "sample_id", "shard_id", "row_index", "first_seen")
+#: The takedown rows of run ``$run_id`` (restricted: for maintainers only): its restricted
+#: findings, with the bank and bank version that matched and ``first_seen``, the start of the
+#: dataset's first run that found the same URL restricted for the same reason. The one query for
+#: ``scrutineer takedown`` (run on the store, :mod:`reports.takedown`) and the snapshot's
+#: ``takedown`` table (run on the store when publishing), so the app and the command list the same rows.
+TAKEDOWN_SQL = """
+    SELECT f.url, f.reason, f.evidence->>'bank' AS bank, f.evidence->>'bank_version' AS bank_version,
+           f.sample_id, f.shard_id, f.row_index,
+           (SELECT min(r.started_at) FROM findings g JOIN runs r USING (run_id)
+             WHERE r.dataset = this.dataset AND g.url = f.url AND g.reason = f.reason AND g.restricted) AS first_seen
+    FROM findings f JOIN runs this USING (run_id) WHERE f.run_id = $run_id AND f.restricted
+"""
 
 
 def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report: dict[str, Any]) -> Path:
@@ -72,6 +88,7 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report
             "FROM findings WHERE run_id = ? ORDER BY sample_id",
             [run_id],
         )
+        con.execute(f"CREATE TABLE snapshot.takedown AS {TAKEDOWN_SQL}", {"run_id": run_id})
         con.execute("CREATE TABLE snapshot.report AS SELECT ?::JSON AS data, ? AS run_id", [json.dumps(report), run_id])
         con.execute("DETACH snapshot")
         os.replace(tmp, out)
@@ -181,11 +198,22 @@ class Snapshot:
         return self._restricted.intersection(sample_ids)
 
     def takedown(self) -> list[dict[str, Any]]:
-        """The run's restricted findings (restricted: for maintainers only), as dicts of url,
-        reason, bank, bank_version, sample_id, shard_id, row_index; sorted by URL and reason."""
+        """The run's takedown rows (:data:`TAKEDOWN_SQL`; restricted: for maintainers only), as
+        dicts keyed by :data:`TAKEDOWN_COLUMNS`, unordered.
+
+        Raises:
+            WorkspaceError: no review snapshot yet, or one published before it held them.
+        """
         with self._cursor() as cur:
-            rows = cur.execute(
-                "SELECT url, reason, evidence->>'bank', evidence->>'bank_version', sample_id, shard_id, row_index FROM findings "
-                "WHERE restricted ORDER BY url, reason, shard_id, row_index"
-            ).fetchall()
-        return [dict(zip(["url", "reason", "bank", "bank_version", "sample_id", "shard_id", "row_index"], r)) for r in rows]
+            try:
+                rows = cur.execute(f"SELECT {', '.join(TAKEDOWN_COLUMNS)} FROM takedown").fetchall()
+            except duckdb.CatalogException:
+                raise WorkspaceError(f"the review snapshot in {self.path.parent} predates the takedown list: "
+                                     "`scrutineer sync` (or a scan) publishes it again") from None
+        return [dict(zip(TAKEDOWN_COLUMNS, r)) for r in rows]
+
+
+def takedown_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    """:data:`TAKEDOWN_SQL` of ``run_id`` on the store's connection ``con``: dicts keyed by
+    :data:`TAKEDOWN_COLUMNS`, unordered."""
+    return [dict(zip(TAKEDOWN_COLUMNS, r)) for r in con.execute(TAKEDOWN_SQL, {"run_id": run_id}).fetchall()]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -167,3 +169,41 @@ def test_a_maintainer_rotates_a_token_and_disables_an_account_on_the_accounts_pa
     assert page.locator("#shown").count() == 0 and token not in page.content()  # shown once
     assert httpx.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert alerts == []
+
+
+def test_the_takedown_page_lists_its_domains_and_downloads_the_files_scrutineer_takedown_writes(app, browser, tmp_path):
+    """Issue 23, fault 13: each domain heading read ``<built-in method items of dict object>``,
+    and the page offered no download. Reviewers and contributors get neither page nor files."""
+    cfg, base, accounts, root = app
+    with CrowdStore(cfg.crowd) as crowd:
+        password, _ = crowd.add_account("takedown-maintainer", "maintainer")
+    alerts: list[str] = []
+    maintainer = signed_in(browser, base, "takedown-maintainer", password, alerts)
+    written = subprocess.run([str(Path(sys.executable).parent / "scrutineer"), "takedown", str(cfg.config_path)],
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert written.returncode == 0, written.stderr
+    csv_file, json_file = (cfg.workspace / "takedown" / f"{cfg.dataset.name}.{kind}" for kind in ("csv", "json"))
+    manifest = json.loads(json_file.read_text())
+    assert manifest["items"] >= 1  # the hash-listed row, at least
+
+    maintainer.goto("/takedown")
+    headings = maintainer.locator("h2").all_inner_texts()
+    assert [h.split()[0] for h in headings] == [d["registrable_domain"] for d in manifest["domains"]]
+    assert not any("built-in" in h for h in headings)
+    assert ROWS[LISTED]["url"] in maintainer.locator("table").first.inner_text()
+    downloads = {}
+    for kind in ("CSV", "JSON"):
+        with maintainer.expect_download() as download:
+            maintainer.click(f"a:has-text('{kind}')")
+        downloads[kind] = tmp_path / download.value.suggested_filename
+        download.value.save_as(downloads[kind])
+    assert downloads["CSV"].name == csv_file.name and downloads["CSV"].read_bytes() == csv_file.read_bytes()
+    got = json.loads(downloads["JSON"].read_text())
+    assert {k: v for k, v in got.items() if k != "generated_at"} == {k: v for k, v in manifest.items() if k != "generated_at"}
+
+    for role in ("reviewer", "contributor"):
+        other = signed_in(browser, base, role, accounts[role][0], alerts)
+        assert [other.request.get(path).status for path in ("/takedown", "/takedown.csv", "/takedown.json")] == [403, 403, 403]
+        assert other.locator("a[href='/takedown']").count() == 0
+    assert alerts == []
+
