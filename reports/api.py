@@ -3,7 +3,10 @@
 Every route but ``GET /api/health`` needs an API token (``Authorization: Bearer …``) or a session;
 a session's POSTs also need the CSRF token in ``x-csrftoken`` (:mod:`reports.app`). Errors are
 ``{"detail": message}``: 401 not signed in, 403 not allowed, 404 no such flag or sample, 422
-invalid input, 429 rate limited (with ``Retry-After``), 503 no scan has been published yet.
+invalid input (``{"detail": [{"type", "loc", "msg"}]}``, as FastAPI gives it, without the input:
+an id past :data:`MAX_ID`, text that is not Unicode), 429 rate limited (with ``Retry-After``), 503
+no scan has been published yet; a body other than JSON or a URL-encoded form is refused before any
+route (:mod:`reports.bodies`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reports.access import Served, Services, SignedIn, shown_detail, shown_flags, signed_in
@@ -22,6 +25,13 @@ from scrutineer.snapshot import SampleKey
 from scrutineer.errors import WorkspaceError
 
 NOTE_CHARS = 4000
+#: The largest id of a flag: SQLite's INTEGER is a signed 64-bit number
+#: (https://www.sqlite.org/datatype3.html), Postgres's BIGINT too; a larger id in a request is 422.
+MAX_ID = 2**63 - 1
+#: A flag's id in a path.
+FlagId = Annotated[int, Path(ge=1, le=MAX_ID, description="A flag's id.")]
+#: The ``before`` of a page of flags.
+Before = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only flags with a smaller id: the last id of the previous page.")]
 
 
 class FlagIn(BaseModel):
@@ -187,7 +197,7 @@ def list_flags(
     status: Literal["pending", "confirmed", "rejected"] | None = None,
     category: str | None = None,
     domain: Annotated[str | None, Query(description="A registrable domain (eTLD+1), e.g. `example.co.uk`.")] = None,
-    before: Annotated[int | None, Query(ge=1, description="Only flags with a smaller id: the last id of the previous page.")] = None,
+    before: Before = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> FlagList:
     """Flags, newest first: all of them for reviewers and maintainers, a contributor's own for contributors."""
@@ -196,7 +206,7 @@ def list_flags(
 
 
 @router.get("/flags/{flag_id}")
-def get_flag(flag_id: int, who: SignedIn, s: Served) -> FlagDetail:
+def get_flag(flag_id: FlagId, who: SignedIn, s: Served) -> FlagDetail:
     """One flag with its reports, reviews and audit trail (404 for a contributor's flag of someone else)."""
     detail = shown_detail(s, who, s.crowd.flag_detail(who, flag_id))
     detail["audit"] = [a | {"detail": json.loads(a["detail"])} for a in detail["audit"]]
@@ -204,7 +214,7 @@ def get_flag(flag_id: int, who: SignedIn, s: Served) -> FlagDetail:
 
 
 @router.post("/flags/{flag_id}/review")
-def review_flag(flag_id: int, body: ReviewIn, who: SignedIn, s: Served) -> ReviewOut:
+def review_flag(flag_id: FlagId, body: ReviewIn, who: SignedIn, s: Served) -> ReviewOut:
     """Confirm or reject a flag, with a reason code from the config; reviewers and maintainers
     only (403 for contributors and for a reviewer who reported the flag)."""
     return ReviewOut(id=flag_id, status=s.crowd.review(who, flag_id, body.decision, body.reason, body.note))

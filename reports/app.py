@@ -12,6 +12,8 @@ Security, outermost first:
 - :class:`SecurityHeaders` sets a strict Content-Security-Policy (scripts only from this origin;
   ``/docs`` also allows its one inline script by hash), ``X-Content-Type-Options: nosniff``,
   ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store`` (except the static file).
+- :class:`reports.bodies.RequestBodies` admits only JSON and URL-encoded UTF-8 form bodies of at
+  most 256 KiB (415, 400, 413 otherwise), before asgi-csrf reads one.
 - asgi-csrf checks every unsafe request carrying cookies (and every ``POST /login``) for the
   token of its signed ``csrftoken`` cookie, in the ``csrftoken`` form field or the ``x-csrftoken``
   header; a request with ``Authorization: Bearer`` skips it (a browser never adds that header by
@@ -38,6 +40,7 @@ import fastapi_offline
 import anyio.to_thread
 from asgi_csrf import asgi_csrf
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -46,6 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reports import accounts, api, pages
 from reports.access import NotSignedIn, Services, signed_in
+from reports.bodies import RequestBodies
 from scrutineer import __version__
 from scrutineer.config import Config, load_config
 from scrutineer.crowd import CrowdError, RateLimited
@@ -151,6 +155,20 @@ def _crowd_error(request: Request, exc: CrowdError) -> Response:
     return _error(request, exc.status, str(exc), {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None)
 
 
+def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    """422 naming each invalid part of the request, without echoing its value as FastAPI does (a
+    lone surrogate cannot be encoded, so echoing one failed with a traceback: issue 23, fault 9)."""
+    errors = [{"type": e["type"], "loc": [_printable(part) for part in e["loc"]], "msg": _printable(e["msg"])} for e in exc.errors()]
+    if _json(request):
+        return JSONResponse({"detail": errors}, 422)
+    return pages.error_page(request, 422, "; ".join(f"{' '.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+
+
+def _printable(part: object) -> object:
+    """A part of a validation error that UTF-8 can encode (a lone surrogate written ``\\ud800``)."""
+    return part.encode("utf-8", "backslashreplace").decode() if isinstance(part, str) else part
+
+
 def _workspace_error(request: Request, exc: WorkspaceError) -> Response:
     return _error(request, 503, str(exc))
 
@@ -195,6 +213,8 @@ def create_app(cfg: Config) -> FastAPI:
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_exception_handler(CrowdError, _crowd_error)
     app.add_exception_handler(WorkspaceError, _workspace_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(asgi_csrf, signing_secret=s.crowd.csrf_secret(), always_protect={"/login"}, cookie_samesite="Strict")
+    app.add_middleware(RequestBodies)  # before asgi-csrf reads a body
     app.add_middleware(SecurityHeaders)
     return app

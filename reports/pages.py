@@ -12,26 +12,45 @@ Flagged imagery is never rendered (issue 11, "Never render flagged imagery"): a 
 to anyone. Another item's image appears only when the user asks for the fragment
 ``/flags/{id}/image``: an ``<img>`` of the original URL, blurred until the user ticks a box (CSS
 only), loaded by the browser without a referrer; the server never fetches or stores it.
+
+Text from a dataset or a person (captions, URLs, hosts, ids, notes) is shown through the
+:func:`visible` filter: escaped, with each bidi control shown as ``<U+202E>`` rather than obeyed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 
 from reports.access import SESSION_COOKIE, Served, SignedIn, client_address, shown_detail, shown_findings, shown_flags, signed_in
-from reports.api import FlagIn, record_flag
+from reports.api import Before, FlagId, FlagIn, record_flag
 from reports.html import ENV
 from reports.takedown import by_domain, located, manifest_csv, manifest_json
 from scrutineer.crowd import STATUSES, Account, CrowdError, RateLimited
 
+#: Unicode's explicit bidirectional formatting characters (UAX #9 section 2: the embeddings,
+#: overrides and isolates, and the marks LRM, RLM and ALM). Obeyed, one in a caption or a note
+#: reorders what the reader sees ("Trojan Source", CVE-2021-42574).
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: object) -> Markup:
+    """``text`` HTML-escaped, each of :data:`BIDI_CONTROLS` shown as ``<U+202E>`` (in a
+    ``<code class="control">``) instead of obeyed; None is shown as nothing."""
+    escaped = escape("" if text is None else text)
+    return Markup(BIDI_CONTROLS.sub(lambda m: f'<code class="control">&lt;U+{ord(m[0]):04X}&gt;</code>', escaped))
+
+
 templates = Jinja2Templates(env=ENV)
+templates.env.filters["visible"] = visible
 #: Flags per queue page.
 PAGE = 50
 
@@ -108,7 +127,7 @@ async def queue(
     status: Literal["", "pending", "confirmed", "rejected"] = "",
     category: str = "",
     domain: str = "",
-    before: int | None = None,
+    before: Before = None,
 ) -> HTMLResponse:
     """The flags ``who`` may see, newest first, filtered; an htmx request from the filter form or
     the paging link (``HX-Target: flags``) gets the table alone."""
@@ -164,7 +183,7 @@ def _image_url(flag: dict[str, Any]) -> bool:
 
 
 @router.get("/flags/{flag_id}")
-def item(request: Request, flag_id: int, who: SignedIn, s: Served) -> HTMLResponse:
+def item(request: Request, flag_id: FlagId, who: SignedIn, s: Served) -> HTMLResponse:
     """One flag: its sample (the URL only when ``who`` may see it), detector evidence, reports,
     reviews, audit trail, and the decision form for reviewers who did not report it."""
     flag = shown_detail(s, who, s.crowd.flag_detail(who, flag_id))
@@ -177,7 +196,7 @@ def item(request: Request, flag_id: int, who: SignedIn, s: Served) -> HTMLRespon
 
 
 @router.get("/flags/{flag_id}/image")
-def image(request: Request, flag_id: int, who: SignedIn, s: Served) -> HTMLResponse:
+def image(request: Request, flag_id: FlagId, who: SignedIn, s: Served) -> HTMLResponse:
     """The blurred ``<img>`` fragment of an unrestricted flag's original URL.
 
     Raises:
@@ -193,7 +212,7 @@ def image(request: Request, flag_id: int, who: SignedIn, s: Served) -> HTMLRespo
 
 @router.post("/flags/{flag_id}/review")
 def review(
-    flag_id: int,
+    flag_id: FlagId,
     who: SignedIn,
     s: Served,
     decision: Annotated[str, Form()],

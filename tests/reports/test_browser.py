@@ -207,3 +207,26 @@ def test_the_takedown_page_lists_its_domains_and_downloads_the_files_scrutineer_
         assert other.locator("a[href='/takedown']").count() == 0
     assert alerts == []
 
+
+def test_a_note_with_a_bidi_override_is_shown_in_the_order_it_was_written(app, browser):
+    """Issue 23, fault 9: an RLO (U+202E) in a note was obeyed, so "gpj.exe" after it read "exe.jpg"."""
+    cfg, base, accounts, root = app
+    contributor = signed_in(browser, base, "contributor", accounts["contributor"][0], [])
+    flag_id = flag_in_form(contributor, "k5", "copyright", "ok\u202egpj.exe")
+    contributor.goto(f"/flags/{flag_id}")
+    lefts = contributor.evaluate("""() => {
+        const td = [...document.querySelectorAll("td")].find(cell => cell.textContent.includes("gpj.exe"));
+        const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+        let node = walker.nextNode();
+        while (!node.data.includes("gpj.exe")) node = walker.nextNode();
+        const start = node.data.indexOf("gpj.exe");
+        return [...Array(7).keys()].map(i => {
+            const range = document.createRange();
+            range.setStart(node, start + i);
+            range.setEnd(node, start + i + 1);
+            return range.getBoundingClientRect().left;
+        });
+    }""")
+    assert lefts == sorted(lefts) and len(set(lefts)) == 7  # each character right of the one before it
+    note = contributor.locator("td", has_text="gpj.exe")
+    assert note.inner_text() == "ok<U+202E>gpj.exe" and "\u202e" not in contributor.content()
