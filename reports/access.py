@@ -14,8 +14,15 @@ restricted-data rule (issue 11, "The app" and "Accounts and security").
   (:meth:`scrutineer.crowd.CrowdStore.flag_many`), so several app processes share one count.
 - **Restricted data.** A flag is restricted when its sample has a restricted finding in the
   review snapshot (a hash-bank match, a synced sensitive flag) or any flag of a sensitive category
-  (``crowd.categories.<name>.sensitive``). Its URL goes only to reviewers and maintainers
-  (:attr:`scrutineer.crowd.Account.reviews`), and nobody is ever shown its image.
+  (``crowd.categories.<name>.sensitive``). Reviewers and maintainers
+  (:attr:`scrutineer.crowd.Account.reviews`) see that, and its URL; nobody is ever shown its image.
+- **What a contributor sees** depends on nothing they do not know already (issue 23, fault 4):
+  the public row of the dataset they named, their own flag's category and the flag's progress.
+  Whether a sample is restricted is not theirs to learn, so nothing that could tell them differs
+  between a listed sample and an unlisted one: no URL and no image of any sample, no detector
+  findings, no reviewer's note; ``restricted`` means only that their flag's category is
+  sensitive. The outcome and the other reports of a flag of a sensitive category are restricted
+  too: such a flag shows its contributor their own report alone, pending (:func:`shown_detail`).
 """
 
 from __future__ import annotations
@@ -123,34 +130,62 @@ Served = Annotated[Services, Depends(services)]
 
 
 def shown_flags(s: Services, who: Account, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Flags (dicts with ``sample_id``, ``url`` and ``sensitive``, as
-    :meth:`scrutineer.crowd.CrowdStore.flags` gives them) as ``who`` may see them: each gains
-    ``restricted`` (see the module docstring), and a restricted one's ``url`` is None unless
-    ``who`` reviews.
+    """Flags (dicts of the ``flags`` columns, ``reports`` and ``sensitive``, as
+    :meth:`scrutineer.crowd.CrowdStore.flags` gives them) as ``who`` may see them (module
+    docstring), each with ``restricted`` and without ``sensitive``.
+
+    Reviewers and maintainers see them as they are, ``restricted`` from the review snapshot and
+    the crowd store. A contributor sees :func:`_as_contributor`'s view, and ``reports`` 1 on a
+    flag of a sensitive category (how many others flagged it is restricted).
 
     Raises:
-        WorkspaceError: no review snapshot yet.
+        WorkspaceError: no review snapshot yet (reviewers and maintainers: a contributor's view reads none).
     """
+    if not who.reviews:
+        return [shown | {"reports": 1} if shown["restricted"] else shown for shown in (_as_contributor(s, r) for r in rows)]
     hidden = s.snapshot.restricted([r["sample_id"] for r in rows]) | {r["sample_id"] for r in rows if r["sensitive"]}
-    return [r | {"restricted": r["sample_id"] in hidden, "url": None if r["sample_id"] in hidden and not who.reviews else r["url"]} for r in rows]
+    return [_without_sensitive(r) | {"restricted": r["sample_id"] in hidden} for r in rows]
 
 
 def shown_detail(s: Services, who: Account, detail: dict[str, Any]) -> dict[str, Any]:
-    """A flag's detail (:meth:`scrutineer.crowd.CrowdStore.flag_detail`) as ``who`` may see it:
-    :func:`shown_flags`, and on a restricted flag a contributor sees no reviewer's note (a note
-    may quote the URL).
+    """A flag's detail (:meth:`scrutineer.crowd.CrowdStore.flag_detail`: a contributor's has only
+    their own report) as ``who`` may see it: :func:`shown_flags`; and to a contributor no
+    reviewer's note (a note may quote a restricted URL) and, on a flag of a sensitive category, no
+    review and only their own entries of the audit trail (their report; the flag's creation if it
+    was theirs).
 
     Raises:
-        WorkspaceError: no review snapshot yet.
+        WorkspaceError: no review snapshot yet (reviewers and maintainers).
     """
-    [shown] = shown_flags(s, who, [detail])
-    if shown["restricted"] and not who.reviews:
-        shown["reviews"] = [r | {"note": None} for r in shown["reviews"]]
-    return shown
+    if who.reviews:
+        [shown] = shown_flags(s, who, [detail])
+        return shown
+    shown = _as_contributor(s, detail)
+    if shown["restricted"]:
+        return shown | {"reviews": [], "audit": [a for a in detail["audit"] if a["actor"] == who.name]}
+    return shown | {"reviews": [r | {"note": None} for r in detail["reviews"]]}
 
 
-def shown_findings(who: Account, restricted: bool, findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A sample's findings (:meth:`scrutineer.snapshot.Snapshot.findings`) as ``who`` may see
-    them: on a restricted sample a contributor sees detector and reason, no evidence (evidence
-    such as a redirect's ``final_url`` may carry the URL)."""
-    return findings if who.reviews or not restricted else [f | {"evidence": None} for f in findings]
+def shown_findings(s: Services, who: Account, sample_id: str) -> list[dict[str, Any]] | None:
+    """The review snapshot's findings of a sample (:meth:`scrutineer.snapshot.Snapshot.findings`)
+    for reviewers and maintainers; None for a contributor, without reading the snapshot (which
+    detectors flagged a sample, a hash-bank match above all, is not theirs to learn).
+
+    Raises:
+        WorkspaceError: no review snapshot yet (reviewers and maintainers).
+    """
+    return s.snapshot.findings(sample_id) if who.reviews else None
+
+
+def _without_sensitive(flag: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flag.items() if k != "sensitive"}
+
+
+def _as_contributor(s: Services, flag: dict[str, Any]) -> dict[str, Any]:
+    """A contributor's view of a flag they reported: no ``url`` (for any sample: whether one
+    would be withheld is itself restricted), ``restricted`` when the flag's own category is
+    sensitive (they chose it), and then ``status`` pending and ``updated_at`` its ``created_at``
+    (its outcome is restricted: a confirmed sensitive flag is a restricted finding)."""
+    sensitive = s.crowd.sensitive(flag["category"])
+    shown = _without_sensitive(flag) | {"url": None, "restricted": sensitive}
+    return shown | {"status": "pending", "updated_at": flag["created_at"]} if sensitive else shown

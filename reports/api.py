@@ -7,6 +7,9 @@ invalid input (``{"detail": [{"type", "loc", "msg"}]}``, as FastAPI gives it, wi
 an id past :data:`MAX_ID`, text that is not Unicode), 429 rate limited (with ``Retry-After``), 503
 no scan has been published yet; a body other than JSON or a URL-encoded form is refused before any
 route (:mod:`reports.bodies`).
+
+What a contributor is shown of their flags depends on nothing they do not know already
+(:func:`reports.access.shown_flags`): no URL, whether or not the sample is restricted.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class FlagFields(BaseModel):
     sample_id: str
     shard_id: str
     row_index: int
-    url: str | None = Field(description="Null when the flag is restricted and the caller is a contributor.")
+    url: str | None = Field(description="Null for contributors, on every flag (whether a sample is restricted is not theirs to learn).")
     host: str
     registrable_domain: str
     caption: str | None
@@ -74,13 +77,14 @@ class FlagFields(BaseModel):
     status: Literal["pending", "confirmed", "rejected"]
     created_at: datetime
     updated_at: datetime
-    restricted: bool = Field(description="A hash-bank match or a sensitive category: the URL is for reviewers only, the image for nobody.")
+    restricted: bool = Field(description="For reviewers and maintainers: the sample has a hash-bank match or a flag of a sensitive "
+                             "category (its URL is for them only, its image for nobody). For contributors: the flag's own category is sensitive.")
 
 
 class Flag(FlagFields):
     """A flag in a list."""
 
-    reports: int = Field(description="How many contributors flagged it.")
+    reports: int = Field(description="How many contributors flagged it (to a contributor, 1 on a flag of a sensitive category).")
 
 
 class FlagList(BaseModel):
@@ -104,7 +108,7 @@ class Review(BaseModel):
     by: str
     decision: Literal["confirm", "reject"]
     reason: str
-    note: str | None = Field(description="Null for contributors on a restricted flag.")
+    note: str | None = Field(description="Null for contributors (a note may quote a restricted URL).")
     created_at: datetime
 
 
@@ -120,7 +124,9 @@ class AuditEntry(BaseModel):
 
 
 class FlagDetail(FlagFields):
-    """A flag with its reports (a contributor sees only their own), reviews and audit trail."""
+    """A flag with its reports (a contributor sees only their own), reviews and audit trail (a
+    contributor's flag of a sensitive category shows them only their own report: pending, no
+    reviews, :func:`reports.access.shown_detail`)."""
 
     reports: list[Report]
     reviews: list[Review]

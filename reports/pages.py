@@ -9,9 +9,11 @@ Every form carries the CSRF token (:mod:`reports.app`); htmx requests send it as
 
 Flagged imagery is never rendered (issue 11, "Never render flagged imagery"): a restricted item
 (:mod:`reports.access`) shows evidence and a hotline referral, and no ``<img>`` is emitted for it,
-to anyone. Another item's image appears only when the user asks for the fragment
+to anyone. Another item's image appears only when a reviewer or maintainer asks for the fragment
 ``/flags/{id}/image``: an ``<img>`` of the original URL, blurred until the user ticks a box (CSS
-only), loaded by the browser without a referrer; the server never fetches or stores it.
+only), loaded by the browser without a referrer; the server never fetches or stores it. A
+contributor is shown no image and no URL of any sample (:mod:`reports.access`: which samples are
+restricted is not theirs to learn).
 
 Text from a dataset or a person (captions, URLs, hosts, ids, notes) is shown through the
 :func:`visible` filter: escaped, with each bidi control shown as ``<U+202E>`` rather than obeyed.
@@ -130,14 +132,16 @@ async def queue(
     before: Before = None,
 ) -> HTMLResponse:
     """The flags ``who`` may see, newest first, filtered; an htmx request from the filter form or
-    the paging link (``HX-Target: flags``) gets the table alone."""
+    the paging link (``HX-Target: flags``) gets the table alone. The counts by status are for
+    reviewers and maintainers: they count everyone's flags, so a contributor's flag that adds no
+    new one would tell them someone flagged that sample under that category already."""
     filters = {"status": status, "category": category, "domain": domain}
     rows = shown_flags(s, who, s.crowd.flags(who, status=status or None, category=category or None, domain=domain or None, before=before, limit=PAGE))
     older = urlencode({k: v for k, v in filters.items() if v} | {"before": rows[-1]["id"]}) if len(rows) == PAGE else None
     if request.headers.get("hx-target") == "flags":
         return page(request, who, "flags_table", flags=rows, older=older)
     return page(request, who, "queue", flags=rows, older=older, filters=filters, statuses=STATUSES,
-                categories=s.cfg.crowd.categories, counts=s.status_counts())
+                categories=s.cfg.crowd.categories, counts=s.status_counts() if who.reviews else None)
 
 
 # flagging
@@ -184,11 +188,12 @@ def _image_url(flag: dict[str, Any]) -> bool:
 
 @router.get("/flags/{flag_id}")
 def item(request: Request, flag_id: FlagId, who: SignedIn, s: Served) -> HTMLResponse:
-    """One flag: its sample (the URL only when ``who`` may see it), detector evidence, reports,
-    reviews, audit trail, and the decision form for reviewers who did not report it."""
+    """One flag as ``who`` may see it (:mod:`reports.access`): its sample, detector evidence
+    (reviewers and maintainers), reports, reviews, audit trail, and the decision form for
+    reviewers who did not report it."""
     flag = shown_detail(s, who, s.crowd.flag_detail(who, flag_id))
-    findings = shown_findings(who, flag["restricted"], s.snapshot.findings(flag["sample_id"]))
-    for f in findings:
+    findings = shown_findings(s, who, flag["sample_id"])
+    for f in findings or []:
         f["evidence_text"] = json.dumps(f["evidence"], indent=1, sort_keys=True, ensure_ascii=False) if f["evidence"] is not None else None
     decides = who.reviews and all(r["by"] != who.name for r in flag["reports"])
     return page(request, who, "item", flag=flag, findings=findings, category=s.cfg.crowd.categories.get(flag["category"]),
@@ -197,11 +202,14 @@ def item(request: Request, flag_id: FlagId, who: SignedIn, s: Served) -> HTMLRes
 
 @router.get("/flags/{flag_id}/image")
 def image(request: Request, flag_id: FlagId, who: SignedIn, s: Served) -> HTMLResponse:
-    """The blurred ``<img>`` fragment of an unrestricted flag's original URL.
+    """The blurred ``<img>`` fragment of an unrestricted flag's original URL, for reviewers and maintainers.
 
     Raises:
-        CrowdError: 403 the flag is restricted (never shown), 404 no such flag or no http(s) URL.
+        CrowdError: 403 for a contributor (whatever the flag: nothing is looked up) and on a
+            restricted flag (never shown), 404 no such flag or no http(s) URL.
     """
+    if not who.reviews:
+        raise CrowdError("images are shown to reviewers and maintainers only", 403)
     flag = shown_detail(s, who, s.crowd.flag_detail(who, flag_id))
     if flag["restricted"]:
         raise CrowdError("this flag is restricted: its image is never shown", 403)
@@ -267,7 +275,9 @@ def takedown_file(kind: Literal["csv", "json"], who: SignedIn, s: Served) -> Res
 @router.get("/reports")
 def report(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
     """The latest run's watchdog report (:func:`reports.data.report_data`, published with the
-    review snapshot) with the crowd store's current flag counts; restricted reasons as counts only."""
+    review snapshot); restricted reasons as counts only. Reviewers and maintainers also see the
+    crowd store's current flag counts: to a contributor, a count that their flag left unchanged
+    would tell that someone flagged that sample under that category already."""
     data = s.snapshot.report()
-    data["crowd"] = s.crowd.counts()
+    data["crowd"] = s.crowd.counts() if who.reviews else None
     return page(request, who, "reports", report=data)

@@ -171,7 +171,7 @@ def test_every_route_but_log_in_health_and_static_refuses_anonymous_requests(ser
 
 
 def test_payloads_in_captions_and_urls_are_shown_as_text(served, person):
-    for who in (person("reviewer"), person("contributor", "owner")):
+    for who in (person("contributor", "owner"), person("reviewer")):  # the reviewer last: contributors get no URL
         pages = [who.web.get("/queue")] + [who.web.get(f"/flags/{served.flags[k]}") for k in ("k0", "k1", "k2")] + [who.web.get("/reports")]
         for page in pages:
             assert page.status_code == 200
@@ -189,7 +189,13 @@ def test_payloads_in_captions_and_urls_are_shown_as_text(served, person):
 
 
 def test_an_image_is_offered_only_on_request_blurred_and_never_for_a_restricted_item(served, person):
-    for who in (person("reviewer"), person("maintainer"), person("contributor", "owner")):
+    owner = person("contributor", "owner")
+    for sample in ("k0", "k3", "k4"):  # a contributor gets no image of any sample, listed or not
+        page = owner.web.get(f"/flags/{served.flags[sample]}")
+        assert page.status_code == 200 and "<img" not in page.text and "/image" not in page.text
+        assert owner.web.get(f"/flags/{served.flags[sample]}/image").status_code == 403
+    assert owner.web.get("/flags/999999/image").status_code == 403  # nothing looked up: the same answer for any id
+    for who in (person("reviewer"), person("maintainer")):
         plain = who.web.get(f"/flags/{served.flags['k0']}")
         assert f'hx-get="/flags/{served.flags["k0"]}/image"' in plain.text and "<img" not in plain.text
         fragment = who.web.get(f"/flags/{served.flags['k0']}/image", headers={"HX-Request": "true"})
@@ -206,7 +212,7 @@ def test_an_image_is_offered_only_on_request_blurred_and_never_for_a_restricted_
 def _everything(who: Person, served: Served) -> list[httpx.Response]:
     """Every page and API response ``who`` can get about the module's flags."""
     ids = served.flags.values()
-    out = [who.web.get(p) for p in ("/queue", "/queue?category=csam_suspected", "/flags/new", "/reports", "/takedown")]
+    out = [who.web.get(p) for p in ("/queue", "/queue?category=csam_suspected", "/flags/new", "/reports", "/takedown", "/takedown.csv", "/takedown.json")]
     out += [who.web.get(f"/flags/{i}") for i in ids] + [who.web.get(f"/flags/{i}/image") for i in ids]
     out += [who.api.get("/api/flags"), who.api.get("/api/flags?status=pending&limit=500")] + [who.api.get(f"/api/flags/{i}") for i in ids]
     return out
@@ -224,7 +230,7 @@ def test_restricted_urls_reach_reviewers_and_maintainers_only(served, person):
         leaks = [(str(a.url), u) for a in answers for u in RESTRICTED_URLS if u in a.text]
         assert not leaks
         assert all(f["url"] is None for f in contributor.api.get("/api/flags").json()["flags"] if f["restricted"])
-    assert URL["k0"] in owner.api.get(f"/api/flags/{served.flags['k0']}").text  # an unrestricted URL is shown
+    assert owner.api.get(f"/api/flags/{served.flags['k0']}").json()["url"] is None  # nor an unrestricted one: whether it is restricted is not theirs to learn
     assert "restricted" in owner.web.get(f"/flags/{served.flags['k4']}").text
     for reviewer in (reviewer, person("maintainer")):
         listed = {f["sample_id"]: f["url"] for f in reviewer.api.get("/api/flags?limit=500").json()["flags"]}
