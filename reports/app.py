@@ -11,7 +11,12 @@ Security, outermost first:
 
 - :class:`SecurityHeaders` sets a strict Content-Security-Policy (scripts only from this origin;
   ``/docs`` also allows its one inline script by hash), ``X-Content-Type-Options: nosniff``,
-  ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store`` (except the static file).
+  ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store`` (except the static file), and
+  marks every cookie ``Secure`` on an HTTPS request (the scheme a proxy on loopback names in
+  ``X-Forwarded-Proto`` counts: uvicorn trusts gunicorn's ``forwarded_allow_ips``) or always with
+  ``serve --secure-cookies``.
+- :class:`SameOrigin` refuses (403) a state-changing request carrying cookies that a browser
+  sent from another site.
 - :class:`reports.bodies.RequestBodies` admits only JSON and URL-encoded UTF-8 form bodies of at
   most 256 KiB (415, 400, 413 otherwise), before asgi-csrf reads one.
 - asgi-csrf checks every unsafe request carrying cookies (and every ``POST /login``) for the
@@ -42,9 +47,9 @@ from asgi_csrf import asgi_csrf
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reports import accounts, api, pages
@@ -66,6 +71,8 @@ SWAGGER = Path(fastapi_offline.__file__).parent / "static"
 THREADS = 4
 #: The environment variable naming the config of ``scrutineer serve``'s worker processes.
 CONFIG_ENV = "SCRUTINEER_SERVE_CONFIG"
+#: The environment variable that is ``1`` when ``scrutineer serve --secure-cookies`` was given.
+SECURE_COOKIES_ENV = "SCRUTINEER_SERVE_SECURE_COOKIES"
 
 DOCS_HTML = get_swagger_ui_html(
     openapi_url="/openapi.json",
@@ -87,16 +94,23 @@ DOCS_CSP = CSP.replace("script-src 'self'", f"script-src 'self' {_DOCS_SCRIPTS}"
 
 
 class SecurityHeaders:
-    """ASGI middleware setting the security headers (module docstring) on every response."""
+    """ASGI middleware setting the security headers (module docstring) on every response.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Args:
+        secure_cookies: mark every cookie ``Secure``, whatever the request's scheme (``serve
+            --secure-cookies``: behind a TLS proxy that does not say ``X-Forwarded-Proto``).
+    """
+
+    def __init__(self, app: ASGIApp, secure_cookies: bool = False) -> None:
         self.app = app
+        self.secure_cookies = secure_cookies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        secure = self.secure_cookies or scope["scheme"] == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -106,9 +120,43 @@ class SecurityHeaders:
                 headers["Referrer-Policy"] = "no-referrer"
                 if not path.startswith("/static/"):
                     headers["Cache-Control"] = "no-store"
+                if secure:
+                    message["headers"] = [(k, v + b"; Secure" if k == b"set-cookie" and b"; secure" not in v.lower() else v) for k, v in message["headers"]]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class SameOrigin:
+    """ASGI middleware refusing (403) a POST, PUT, PATCH or DELETE that carries cookies and that a
+    browser sent from another site: its ``Sec-Fetch-Site`` is ``cross-site`` or ``same-site``, or
+    its ``Origin`` names another host. OWASP's CSRF Prevention Cheat Sheet ("Fetch Metadata
+    headers", "Verifying Origin with standard headers"): a second defence beside the CSRF token.
+    A request with neither header (not a browser's, or an old one) passes to the CSRF check; one
+    without cookies (an API client with its token) is no browser's session.
+
+    ``Origin: null`` says nothing: browsers send it on this app's own forms, whose pages have
+    ``Referrer-Policy: no-referrer`` (Chromium sends ``Sec-Fetch-Site: same-origin`` beside it).
+    Another ``Origin``'s host and port are compared with the request's ``Host``; the scheme is
+    not, as a TLS proxy may not tell the app (``Sec-Fetch-Site`` tells http from https).
+    """
+
+    UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in self.UNSAFE:
+            headers = Headers(scope=scope)
+            origin, site = headers.get("origin"), headers.get("sec-fetch-site")
+            foreign_origin = origin not in (None, "null") and origin.partition("://")[2].lower() != headers.get("host", "").lower()
+            if "cookie" in headers and (foreign_origin or site in ("cross-site", "same-site")):
+                message = "refused: a request from another site"
+                refused = JSONResponse({"detail": message}, 403) if scope["path"].startswith("/api/") else PlainTextResponse(message, 403)
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 docs = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
@@ -174,13 +222,16 @@ def _workspace_error(request: Request, exc: WorkspaceError) -> Response:
 
 
 def app_from_environment() -> FastAPI:
-    """:func:`create_app` for the config that :data:`CONFIG_ENV` names: the factory each uvicorn
-    worker process of ``scrutineer serve`` calls."""
-    return create_app(load_config(os.environ[CONFIG_ENV]))
+    """:func:`create_app` for the config that :data:`CONFIG_ENV` names (and
+    :data:`SECURE_COOKIES_ENV`): the factory each uvicorn worker process of ``scrutineer serve`` calls."""
+    return create_app(load_config(os.environ[CONFIG_ENV]), secure_cookies=os.environ.get(SECURE_COOKIES_ENV) == "1")
 
 
-def create_app(cfg: Config) -> FastAPI:
+def create_app(cfg: Config, secure_cookies: bool = False) -> FastAPI:
     """The review app of ``cfg``'s workspace.
+
+    Args:
+        secure_cookies: mark every cookie ``Secure`` even on plain HTTP requests (:class:`SecurityHeaders`).
 
     Raises:
         ConfigError: the config has no crowd categories (there is nothing to flag).
@@ -216,5 +267,6 @@ def create_app(cfg: Config) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(asgi_csrf, signing_secret=s.crowd.csrf_secret(), always_protect={"/login"}, cookie_samesite="Strict")
     app.add_middleware(RequestBodies)  # before asgi-csrf reads a body
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SameOrigin)
+    app.add_middleware(SecurityHeaders, secure_cookies=secure_cookies)
     return app

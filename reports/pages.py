@@ -88,9 +88,9 @@ def login_form(request: Request) -> HTMLResponse:
 @public.post("/login")
 def login(request: Request, s: Served, name: Annotated[str, Form()], password: Annotated[str, Form()]) -> Response:
     """Check a name and password (argon2) and start a session (:meth:`scrutineer.crowd.CrowdStore.sign_in`):
-    its cookie is HttpOnly, ``SameSite=Strict`` and lasts ``crowd.session_hours``. 401 for a wrong
-    name or password alike; 429 (with ``Retry-After``) once the name or the address has failed too
-    often."""
+    its cookie is HttpOnly, ``SameSite=Strict``, lasts ``crowd.session_hours`` and is ``Secure``
+    over HTTPS (:mod:`reports.app`). 401 for a wrong name or password alike; 429 (with
+    ``Retry-After``) once the name or the address has failed too often."""
     try:
         session = s.crowd.sign_in(name, password, client_address(request))
     except RateLimited as e:

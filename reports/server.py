@@ -12,6 +12,7 @@ does the same on uvicorn (skypilot-org/skypilot#10016).
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from typing import Any, ClassVar
 
@@ -55,6 +56,20 @@ class Server(BaseApplication):
         from reports.app import app_from_environment
 
         return app_from_environment()
+
+
+def plain_http_warning(host: str) -> str | None:
+    """What ``serve --host HOST`` warns of: None for a loopback address or ``localhost``; for any
+    other host (``0.0.0.0`` included), that the app serves plain HTTP to the network there, naming
+    the README's section on running it behind a TLS proxy."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        loopback = host == "localhost"
+    if loopback:
+        return None
+    return (f"serving plain HTTP on {host}: passwords, API tokens and session cookies would cross the network unencrypted. "
+            'Keep the app on 127.0.0.1 and put a TLS reverse proxy in front (README "Behind TLS").')
 
 
 def _check_free(host: str, port: int) -> None:

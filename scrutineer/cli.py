@@ -354,19 +354,24 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; keep loopback and put a TLS reverse proxy in front (README).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port; it must be free.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="App processes (gunicorn workers running uvicorn); they share the crowd store, sessions and rate limits.")] = 2,
+    secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Mark cookies Secure on every request, for a TLS proxy that does not send X-Forwarded-Proto (README \"Behind TLS\").")] = False,
 ) -> None:
     """Serve the review app: flag samples, review flags, read reports (FastAPI, on uvicorn, in
-    gunicorn's worker processes)."""
+    gunicorn's worker processes). A host other than loopback serves plain HTTP to the network:
+    it is allowed, with a warning."""
     import os
 
-    from reports.app import CONFIG_ENV, create_app
-    from reports.server import Server
+    from reports.app import CONFIG_ENV, SECURE_COOKIES_ENV, create_app
+    from reports.server import Server, plain_http_warning
 
+    if warning := plain_http_warning(host):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     with _reported():
         cfg = load_config(config)
         create_app(cfg).state.services.close()  # a bad config or crowd store fails here, in one line
         server = Server(host, port, workers)
     os.environ[CONFIG_ENV] = str(cfg.config_path)
+    os.environ[SECURE_COOKIES_ENV] = "1" if secure_cookies else "0"
     server.run()
 
 

@@ -1,6 +1,7 @@
-"""Accounts, sessions and their revocation in the running review app (issue 23, faults 3 and 5,
-acceptance 4): ``scrutineer serve`` on loopback with its two app processes, spoken to over HTTP,
-while the command line changes accounts in the same crowd store."""
+"""Accounts, sessions and their revocation in the running review app, and its browser-facing
+hardening (issue 23, faults 3, 5 and 11, acceptance 4): ``scrutineer serve`` on loopback with its
+two app processes, spoken to over HTTP, while the command line changes accounts in the same crowd
+store."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import base64
 import itertools
 import json
 import re
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -208,6 +213,61 @@ def test_failed_log_ins_and_tokens_are_throttled_per_account_and_address(served,
     assert attempt(served, "someone-else", "wrong", **address)[0].status_code == 429  # the address's log-ins too
     assert who.api.get("/api/flags", headers=address).status_code == 200  # a token that matches is no failure
     assert httpx.get(f"{served.url}/api/flags", headers={**wrong, "X-Forwarded-For": "203.0.113.8"}).status_code == 401
+
+
+def test_a_state_changing_request_from_another_site_is_refused(served, person):
+    """Fault 11: POSTs carrying cookies whose Origin or Sec-Fetch-Site says another site get 403,
+    even with a valid CSRF token; a token-only client is no browser and is not checked."""
+    who = person("contributor")
+    csrf = {"x-csrftoken": who.web.cookies["csrftoken"]}
+    foreigners = ({"Origin": "https://evil.example"}, {"Origin": "http://127.0.0.1:1"}, {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+                  {"Sec-Fetch-Site": "same-site"}, {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"})
+    for foreign in foreigners:
+        assert who.form("/flags", {"sample_id": "k1", "category": "copyright"}, headers=foreign).status_code == 403
+        refused = who.web.post("/api/flags", json={"sample_id": "k1", "category": "copyright"}, headers={**csrf, **foreign})
+        assert refused.status_code == 403 and "another site" in refused.json()["detail"]
+        assert who.form("/logout", headers=foreign).status_code == 403
+    assert who.api.get("/api/flags").json()["flags"] == []  # nothing recorded
+    same = {"Origin": served.url, "Sec-Fetch-Site": "same-origin"}
+    assert who.form("/flags", {"sample_id": "k1", "category": "copyright"}, headers=same).status_code == 303
+    own_form = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}  # what Chromium sends from a page with Referrer-Policy: no-referrer
+    assert who.form("/flags", {"sample_id": "k3", "category": "copyright"}, headers=own_form).status_code == 303
+    made = who.api.post("/api/flags", json={"sample_id": "k2", "category": "copyright"}, headers={"Origin": "https://evil.example"})
+    assert made.status_code == 201
+
+
+def set_cookies(answer: httpx.Response) -> list[str]:
+    return answer.headers.get_list("set-cookie")
+
+
+def test_cookies_are_secure_over_https_and_with_secure_cookies(served, person):
+    """Fault 11: over HTTPS (a TLS proxy on loopback saying ``X-Forwarded-Proto: https``) every
+    cookie, the session's too, is ``Secure``; over plain HTTP only with ``serve --secure-cookies``."""
+    who = person("contributor")
+    https = {"X-Forwarded-Proto": "https"}
+    plain = set_cookies(httpx.get(f"{served.url}/login"))
+    assert plain and not any("secure" in c.lower() for c in plain)
+    logged_in, _ = attempt(served, who.name, who.password, **https)
+    cookies = set_cookies(httpx.get(f"{served.url}/login", headers=https)) + set_cookies(logged_in)
+    assert any(c.startswith(f"{SESSION_COOKIE}=") for c in cookies) and all("; Secure" in c for c in cookies)
+    assert all("httponly" in c.lower() and "samesite=strict" in c.lower() for c in set_cookies(logged_in))
+    with serve(served.cfg.config_path, "--secure-cookies") as url:
+        secure = set_cookies(httpx.get(f"{url}/login"))
+        assert secure and all("; Secure" in c for c in secure)
+
+
+def test_serving_beyond_loopback_warns_of_plain_http(served):
+    """Fault 11: ``serve --host`` with a host other than loopback warns that it serves plain HTTP
+    and names the README's section on a TLS proxy. (The port is taken, so nothing is served.)"""
+    exe = str(Path(sys.executable).parent / "scrutineer")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for host, warned in (("0.0.0.0", True), ("127.0.0.1", False)):
+            run = subprocess.run([exe, "serve", str(served.cfg.config_path), "--host", host, "--port", port], capture_output=True, text=True, timeout=60)
+            assert run.returncode == 1 and "cannot serve" in run.stderr
+            assert ("plain HTTP" in run.stderr and 'README "Behind TLS"' in run.stderr) is warned, run.stderr
 
 
 def test_maintainers_manage_accounts_in_the_app(served, person):
