@@ -40,9 +40,11 @@ class App:
     log: Path  # the server's stderr
     contributor: tuple[str, str]  # password, token
     reviewer: tuple[str, str]
+    seen: int = 0  # characters of the log written before the running test
 
     def tracebacks(self) -> int:
-        return self.log.read_text().count("Traceback")
+        """Tracebacks the server logged during the running test."""
+        return self.log.read_text()[self.seen:].count("Traceback")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +75,11 @@ def app(tmp_path_factory) -> Iterator[App]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def from_here(app: App) -> None:
+    app.seen = len(app.log.read_text())
 
 
 def api(app: App, who: str = "contributor") -> httpx.Client:
