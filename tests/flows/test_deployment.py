@@ -172,5 +172,6 @@ def test_deploy_to_a_stopped_server_says_so_in_one_line(tmp_path):
         result = subprocess.run([str(BIN / "scrutineer"), "deploy", str(config), "--pool", POOL], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert result.stdout == ""
-    (line,) = result.stderr.splitlines()
-    assert line.startswith(f"error: no Prefect server answers at {api} (PREFECT_API_URL): ") and "Connection refused" in line
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"{len(lines)} lines:\n{result.stderr[-3000:]}"
+    assert lines[0].startswith(f"error: no Prefect server answers at {api} (PREFECT_API_URL): ") and "Connection refused" in lines[0]
