@@ -50,6 +50,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, Self
 
 import sqlalchemy as sa
@@ -356,6 +357,8 @@ class CrowdStore:
         self._sensitive_sample = sa.exists().where(other.c.sample_id == flags.c.sample_id, other.c.category.not_in(plain)).label("sensitive")
         url = sa.make_url(crowd.database)
         self.sqlite = url.get_backend_name() == "sqlite"
+        if self.sqlite and url.database not in (None, "", ":memory:"):  # `users add` before the first scan made the workspace
+            Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._writer = _Writers(url.database) if self.sqlite else nullcontext()
         self.engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT} if self.sqlite else {}, pool_size=8, max_overflow=16)
         if self.sqlite:

@@ -448,3 +448,10 @@ def test_a_store_made_before_sessions_gains_them(tmp_path):
         assert crowd.by_token(token).name == "ann" and crowd.list_accounts()[0]["state"] == "enabled"
         with crowd.engine.connect() as c:
             assert "forges sessions" not in str(c.execute(sa.select(crowd_tables.settings)).all())
+
+def test_accounts_can_be_added_before_the_first_scan(tmp_path):
+    """`users add` on a workspace no scan has made yet makes it (its owner's only), not a traceback."""
+    config = dataset(tmp_path)
+    added = CliRunner().invoke(app, ["users", "add", str(config), "ann", "--role", "maintainer"])
+    assert added.exit_code == 0, added.output
+    assert (tmp_path / "work").stat().st_mode & 0o777 == 0o700
