@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import duckdb
-import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from limits import parse
@@ -44,7 +43,8 @@ def dataset(tmp_path, crowd=CROWD, remove=("hash_match", "crowd")):
             "banks": [{"name": "w", "path": "urls.txt", "signal_type": "url_md5", "source": "test", "version": "1"}],
             "detectors": {"url_hashlist": {}},
             "crowd": crowd,
-            "release": {"variants": {"clean": {"remove": list(remove)}}},
+            # the hash-list match and the sensitive flag are 2 of the 4 removals no one can recompute
+            "release": {"variants": {"clean": {"remove": list(remove), "acknowledge_restricted_share": 0.5}}},
         },
     )
 
@@ -155,8 +155,10 @@ def test_sync_is_idempotent_and_release_removes_exactly_the_confirmed_samples(sc
     release = build_release(scanned, "clean")
     kept = {json.loads(line)["key"] for line in (release / "data" / "d.jsonl").read_text().splitlines()}
     assert kept == {r["key"] for r in ROWS} - {"k2", "k3", "k4", "k7"}  # k7: the hash-list match
-    listed = set(pq.read_table(release / "removed.parquet").column("sample_id").to_pylist())
-    assert listed == {"k2", "k4"}  # restricted rows (the sensitive flag, the match) are counted, never listed
+    # no removal is listed; the restricted rows (the sensitive flag, the match) hide among the crowd's decisions
+    assert not (release / "removed.parquet").exists()
+    hidden = json.loads((release / "manifest.json").read_text())["removed"]["anonymity_set"]
+    assert hidden == {"rows": 4, "restricted": 2, "restricted_share": 0.5}
     # the watchdog report counts the crowd's flags, and names no URL of the sensitive one
     html = write_report(scanned).read_text()
     assert '<td>copyright</td>\n<td class="n">0</td><td class="n">2</td><td class="n">0</td>' in html
@@ -329,6 +331,7 @@ def test_staff_reports_do_not_count_toward_the_contributor_quorum(any_store):
     assert crowd.flag_detail(eve, other)["status"] == "confirmed" and audit[-1]["actor"] == "quorum"
     assert json.loads(audit[-1]["detail"]) == {"contributors": 2}
 
+
 def test_the_cli_lists_disables_enables_rotates_and_resets_accounts(scanned):
     """Issue 23, fault 5: every credential can be listed, disabled and rotated, at once, audited."""
     config = str(scanned.config_path)
@@ -448,6 +451,7 @@ def test_a_store_made_before_sessions_gains_them(tmp_path):
         assert crowd.by_token(token).name == "ann" and crowd.list_accounts()[0]["state"] == "enabled"
         with crowd.engine.connect() as c:
             assert "forges sessions" not in str(c.execute(sa.select(crowd_tables.settings)).all())
+
 
 def test_accounts_can_be_added_before_the_first_scan(tmp_path):
     """`users add` on a workspace no scan has made yet makes it (its owner's only), not a traceback."""

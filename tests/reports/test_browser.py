@@ -42,7 +42,7 @@ def app(tmp_path_factory):
             "banks": [{"name": "w", "path": "urls.txt", "signal_type": "url_md5", "source": "test", "version": "1"}],
             "detectors": {"url_hashlist": {}},
             "crowd": {"categories": {"csam_suspected": {"sensitive": True}, "copyright": {"description": "Used without permission"}}},
-            "release": {"variants": {"clean": {"remove": ["hash_match", "crowd"]}}},
+            "release": {"variants": {"clean": {"remove": ["hash_match", "crowd"], "acknowledge_restricted_share": 0.5}}},
         },
     )
     assert scan(config)["status"] == "completed"
@@ -137,6 +137,7 @@ def test_flag_review_release_in_a_browser(app, browser, tmp_path):
     release = build_release(cfg, "clean")
     kept = {json.loads(line)["key"] for line in (release / "data" / "d.jsonl").read_text().splitlines()}
     assert kept == {r["key"] for r in ROWS} - {"k1", f"k{LISTED}"}  # exactly the confirmed flag and the hash-list match
+
 
 def test_a_maintainer_rotates_a_token_and_disables_an_account_on_the_accounts_page(app, browser, tmp_path):
     """Issue 23, fault 5: the accounts page as a maintainer sees it; its forms take effect at once
