@@ -10,14 +10,17 @@ Written to ``<workspace>/reports/``, each file atomically:
 
 The CSVs are spreadsheet-safe (:mod:`reports.csvsafe`). :data:`ENV` is the Jinja environment of
 the templates: the review app renders ``report_body.html.j2`` (which expects ``report``, the dict)
-from it inside its own page layout; ``charts.j2`` holds the SVG chart macros.
+from it inside its own page layout; ``charts.j2`` holds the SVG chart macros. Text from a dataset
+or a person goes through its :func:`visible` filter.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
 from reports.csvsafe import csv_text
 from reports.data import report_data
@@ -26,11 +29,25 @@ from scrutineer.config import Config
 from scrutineer.crowd import crowd_counts
 from scrutineer.files import atomic_write_text
 
+#: Unicode's explicit bidirectional formatting characters (UAX #9 section 2: the embeddings,
+#: overrides and isolates, and the marks LRM, RLM and ALM). Obeyed, one in a caption or a note
+#: reorders what the reader sees ("Trojan Source", CVE-2021-42574).
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: object) -> Markup:
+    """``text`` HTML-escaped, each of :data:`BIDI_CONTROLS` shown as ``<U+202E>`` (in a
+    ``<code class="control">``) instead of obeyed; None is shown as nothing."""
+    escaped = escape("" if text is None else text)
+    return Markup(BIDI_CONTROLS.sub(lambda m: f'<code class="control">&lt;U+{ord(m[0]):04X}&gt;</code>', escaped))
+
+
 #: The report and app templates (``reports/templates``), HTML-escaping every value, failing on a missing one.
 ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
     auto_reload=False,  # templates do not change while the app runs: no stat() of each file per page
 )
+ENV.filters["visible"] = visible
 
 
 def write_report(cfg: Config, run_id: str | None = None) -> Path:

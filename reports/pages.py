@@ -16,20 +16,18 @@ contributor is shown no image and no URL of any sample (:mod:`reports.access`: w
 restricted is not theirs to learn).
 
 Text from a dataset or a person (captions, URLs, hosts, ids, notes) is shown through the
-:func:`visible` filter: escaped, with each bidi control shown as ``<U+202E>`` rather than obeyed.
+:func:`reports.html.visible` filter: escaped, with each bidi control shown as ``<U+202E>`` rather than obeyed.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup, escape
 from pydantic import ValidationError
 
 from reports.access import SESSION_COOKIE, Served, SignedIn, client_address, shown_detail, shown_findings, shown_flags, signed_in
@@ -38,21 +36,7 @@ from reports.html import ENV
 from reports.takedown import by_domain, located, manifest_csv, manifest_json
 from scrutineer.crowd import STATUSES, Account, CrowdError, RateLimited
 
-#: Unicode's explicit bidirectional formatting characters (UAX #9 section 2: the embeddings,
-#: overrides and isolates, and the marks LRM, RLM and ALM). Obeyed, one in a caption or a note
-#: reorders what the reader sees ("Trojan Source", CVE-2021-42574).
-BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def visible(text: object) -> Markup:
-    """``text`` HTML-escaped, each of :data:`BIDI_CONTROLS` shown as ``<U+202E>`` (in a
-    ``<code class="control">``) instead of obeyed; None is shown as nothing."""
-    escaped = escape("" if text is None else text)
-    return Markup(BIDI_CONTROLS.sub(lambda m: f'<code class="control">&lt;U+{ord(m[0]):04X}&gt;</code>', escaped))
-
-
 templates = Jinja2Templates(env=ENV)
-templates.env.filters["visible"] = visible
 #: Flags per queue page.
 PAGE = 50
 
@@ -280,4 +264,5 @@ def report(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
     would tell that someone flagged that sample under that category already."""
     data = s.snapshot.report()
     data["crowd"] = s.crowd.counts() if who.reviews else None
-    return page(request, who, "reports", report=data)
+    hidden = None if who.reviews else "The crowd's flag counts are shown to reviewers and maintainers."
+    return page(request, who, "reports", report=data, crowd_hidden=hidden)

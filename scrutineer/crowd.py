@@ -309,7 +309,7 @@ def _stored_note(note: str) -> str:
     import``): without NUL (U+0000), which Postgres's text refuses and many readers of a SQLite
     file take for the end of the string, and with each lone surrogate (which UTF-8 cannot encode:
     JSON may escape one) as U+FFFD (issue 23, fault 9). Bidi controls are kept: pages show them
-    visibly (:func:`reports.pages.visible`)."""
+    visibly (:func:`reports.html.visible`)."""
     return note.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
@@ -545,9 +545,9 @@ class CrowdStore:
         """The account with this id, enabled or not, or None."""
         return self._account(_ACCOUNT.where(accounts.c.id == account_id))
 
-    def by_name(self, name: str) -> Account | None:
-        """The account with this name, enabled or not, or None."""
-        return self._account(_ACCOUNT.where(accounts.c.name == name))
+    def by_name(self, name: str, enabled: bool = False) -> Account | None:
+        """The account with this name (only if enabled, with ``enabled``), or None."""
+        return self._account((_ENABLED if enabled else _ACCOUNT).where(accounts.c.name == name))
 
     # sessions and failed sign-ins
 

@@ -180,6 +180,17 @@ def test_report_is_self_contained_and_shows_payloads_as_text(payloads):
     assert "(sensitive: counts only)" in html
 
 
+def test_a_bidi_control_in_a_caption_is_shown_not_obeyed(payloads):
+    """A right-to-left override in a caption ("photo of a cat.gpj.exe" shown as "...exe.jpg")
+    reaches the report as the text <U+202E>, so it cannot reorder what a watchdog reads."""
+    config, first, _ = payloads
+    data = data_of(config, first)
+    cluster = next(k for k in data["clusters"]["largest"] if not k["restricted"])
+    cluster["caption"] = "photo of a cat\u202egpj.exe"
+    html = ENV.get_template("report.html.j2").render(report=data)
+    assert "\u202e" not in html and 'photo of a cat<code class="control">&lt;U+202E&gt;</code>gpj.exe' in html
+
+
 def test_report_body_is_a_fragment(payloads):
     config, first, _ = payloads
     body = ENV.get_template("report_body.html.j2").render(report=data_of(config, first))
