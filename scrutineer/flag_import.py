@@ -31,7 +31,7 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
         (flags in the file, after a URL's expansion to its samples; how many were new reports).
 
     Raises:
-        CrowdError: no such account, an unreadable file or one with bad rows (nothing recorded;
+        CrowdError: no such account (404), a disabled one (403), an unreadable file or one with bad rows (nothing recorded;
             the message names the file and each bad line: unknown sample, URL or category, a
             missing or doubled key, an unknown column).
         WorkspaceError: no review snapshot yet (no finished scan).
@@ -61,7 +61,9 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
         more = f"\n  … and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
         raise CrowdError(f"{path}: nothing imported, {len(errors)} bad row(s):\n  " + "\n  ".join(errors[:SHOWN_ERRORS]) + more)
     with CrowdStore(cfg.crowd) as crowd:
-        who = crowd.by_name(by)
+        who = crowd.by_name(by, enabled=True)
+        if who is None and crowd.by_name(by):
+            raise CrowdError(f"account {by!r} is disabled: `scrutineer users enable` it first", 403)
         if who is None:
             raise CrowdError(f"no account {by!r}: create it with `scrutineer users add`", 404)
         made = crowd.flag(who, items, "import")

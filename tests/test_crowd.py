@@ -136,6 +136,20 @@ def test_import_is_all_or_nothing_and_names_each_bad_line(scanned, tmp_path):
     assert {f["sample_id"] for f in crowd.flags(crowd.by_name("rev"))} == {"k1", "k4"}
 
 
+def test_a_disabled_account_imports_no_flags(scanned, tmp_path):
+    """`users disable` takes an account's access back everywhere: `flags import --by` it too."""
+    crowd = CrowdStore(scanned.crowd)
+    people(crowd)
+    crowd.change_account("ann", "disable", "test")
+    good = tmp_path / "flags.jsonl"
+    good.write_text(json.dumps({"sample_id": "k1", "category": "copyright", "note": "n"}) + "\n")
+    with pytest.raises(CrowdError, match="account 'ann' is disabled") as e:
+        import_flags(scanned, good, "ann")
+    assert e.value.status == 403 and crowd.counts()["by_status"]["pending"] == 0
+    crowd.change_account("ann", "enable", "test")
+    assert import_flags(scanned, good, "ann") == (1, 1)
+
+
 def test_sync_is_idempotent_and_release_removes_exactly_the_confirmed_samples(scanned):
     crowd = CrowdStore(scanned.crowd)
     ann, _, rev = people(crowd)
