@@ -29,6 +29,9 @@ from tests.conftest import url_list_config
 HOSTS = ["127.0.0.23"]
 POOL = "scrutineer-test"
 BIN = Path(sys.executable).parent
+#: Seconds a request to the Prefect server's API may take: on a busy machine its SQLite database
+#: answered a request in more than httpx's default 5 s (CI, two busy processes beside the suite).
+API_SECONDS = 60
 
 
 @contextmanager
@@ -95,9 +98,9 @@ def service(shared_data, tmp_path_factory) -> Iterator[dict]:
             deployed = subprocess.run([str(BIN / "scrutineer"), "deploy", str(config), "--pool", POOL], env=env, capture_output=True, text=True, check=False)
             assert deployed.returncode == 0, deployed.stderr
             with started([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--install-policy", "never"], env, logs[1]):
-                scan_id = httpx.get(f"{api}/deployments/name/scrutineer-scan/service-test").json()["id"]
-                recheck_id = httpx.get(f"{api}/deployments/name/scrutineer-recheck-links/service-test").json()["id"]
-                run_id = httpx.post(f"{api}/deployments/{scan_id}/create_flow_run", json={}).json()["id"]
+                scan_id = httpx.get(f"{api}/deployments/name/scrutineer-scan/service-test", timeout=API_SECONDS).json()["id"]
+                recheck_id = httpx.get(f"{api}/deployments/name/scrutineer-recheck-links/service-test", timeout=API_SECONDS).json()["id"]
+                run_id = httpx.post(f"{api}/deployments/{scan_id}/create_flow_run", json={}, timeout=API_SECONDS).json()["id"]
                 scan_run = wait_for("the scan's flow run to end", lambda: _final(api, run_id), 300, logs)
                 recheck_run = wait_for(
                     "a scheduled recheck_links run after the scan",
@@ -117,7 +120,7 @@ def _healthy(api: str) -> bool:
 
 
 def _final(api: str, run_id: str) -> dict | None:
-    run = httpx.get(f"{api}/flow_runs/{run_id}").json()
+    run = httpx.get(f"{api}/flow_runs/{run_id}", timeout=API_SECONDS).json()
     return run if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
 
@@ -125,7 +128,7 @@ def _completed(api: str, deployment_id: str) -> list[dict]:
     """The deployment's Completed flow runs, latest first (its scheduled ones are many, and not started)."""
     body = {"deployments": {"id": {"any_": [deployment_id]}}, "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
             "sort": "START_TIME_DESC", "limit": 50}
-    return httpx.post(f"{api}/flow_runs/filter", json=body).json()
+    return httpx.post(f"{api}/flow_runs/filter", json=body, timeout=API_SECONDS).json()
 
 
 def test_deploy_registers_every_flow_with_its_schedule(service):
