@@ -40,7 +40,7 @@ from limits import parse
 
 from reports.flag_writer import FlagWriter
 from scrutineer.config import Config
-from scrutineer.crowd import Account, CrowdStore
+from scrutineer.crowd import Account, CrowdError, CrowdStore
 from scrutineer.snapshot import Snapshot
 
 #: Seconds the queue's counts by status may lag behind the crowd store.
@@ -127,6 +127,16 @@ async def signed_in(request: Request, credentials: Annotated[HTTPAuthorizationCr
 
 SignedIn = Annotated[Account, Depends(signed_in)]
 Served = Annotated[Services, Depends(services)]
+
+
+def maintainers_only(who: Account, what: str) -> None:
+    """Refuse ``who`` unless a maintainer: the takedown view and the accounts page (``what``).
+
+    Raises:
+        CrowdError: 403 for contributors and reviewers.
+    """
+    if who.role != "maintainer":
+        raise CrowdError(f"{what} is for maintainers", 403)
 
 
 def shown_flags(s: Services, who: Account, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

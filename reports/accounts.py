@@ -13,16 +13,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from reports.access import Served, Services, SignedIn, signed_in
+from reports.access import Served, Services, SignedIn, maintainers_only, signed_in
 from reports.pages import page
 from scrutineer.crowd import Account, AccountChange, CrowdError
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
-
-
-def _maintainer(who: Account) -> None:
-    if who.role != "maintainer":
-        raise CrowdError("the accounts page is for maintainers", 403)
 
 
 def _page(request: Request, who: Account, s: Services, shown: dict | None = None) -> HTMLResponse:
@@ -36,7 +31,7 @@ def accounts(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
     Raises:
         CrowdError: 403 for contributors and reviewers.
     """
-    _maintainer(who)
+    maintainers_only(who, "the accounts page")
     return _page(request, who, s)
 
 
@@ -49,7 +44,7 @@ def change(request: Request, account_id: int, change: AccountChange, who: Signed
         CrowdError: 403 for contributors and reviewers; 404 no such account; 422 a maintainer
             disabling their own account.
     """
-    _maintainer(who)
+    maintainers_only(who, "the accounts page")
     target = s.crowd.by_id(account_id)
     if target is None:
         raise CrowdError(f"no account {account_id}", 404)

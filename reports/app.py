@@ -47,14 +47,14 @@ from asgi_csrf import asgi_csrf
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reports import accounts, api, pages
 from reports.access import NotSignedIn, Services, signed_in
-from reports.bodies import RequestBodies
+from reports.bodies import UNSAFE_METHODS, RequestBodies, refuse
 from scrutineer import __version__
 from scrutineer.config import Config, load_config
 from scrutineer.crowd import CrowdError, RateLimited
@@ -141,20 +141,16 @@ class SameOrigin:
     not, as a TLS proxy may not tell the app (``Sec-Fetch-Site`` tells http from https).
     """
 
-    UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in self.UNSAFE:
+        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
             headers = Headers(scope=scope)
             origin, site = headers.get("origin"), headers.get("sec-fetch-site")
             foreign_origin = origin not in (None, "null") and origin.partition("://")[2].lower() != headers.get("host", "").lower()
             if "cookie" in headers and (foreign_origin or site in ("cross-site", "same-site")):
-                message = "refused: a request from another site"
-                refused = JSONResponse({"detail": message}, 403) if scope["path"].startswith("/api/") else PlainTextResponse(message, 403)
-                await refused(scope, receive, send)
+                await refuse(scope, receive, send, 403, "refused: a request from another site")
                 return
         await self.app(scope, receive, send)
 

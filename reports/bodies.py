@@ -23,8 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_BODY = 256 * 1024
 #: The media types of the bodies the app reads.
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"
-#: The methods whose requests may carry a body.
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: The methods that change state (not safe: RFC 9110 §9.2.1): the requests whose bodies the app
+#: reads, and that :class:`reports.app.SameOrigin` checks.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class RequestBodies:
@@ -35,17 +36,17 @@ class RequestBodies:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         media = headers.get("content-type", "").partition(";")[0].strip().lower()
         if media not in ("", JSON, FORM):
-            await _refuse(scope, receive, send, 415, f"a request body must be {JSON} or {FORM}")
+            await refuse(scope, receive, send, 415, f"a request body must be {JSON} or {FORM}")
             return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY:
-            await _refuse(scope, receive, send, 413, f"a request body must be at most {MAX_BODY} bytes")
+            await refuse(scope, receive, send, 413, f"a request body must be at most {MAX_BODY} bytes")
             return
         body, more = bytearray(), True
         while more:
@@ -54,11 +55,11 @@ class RequestBodies:
                 return
             body += message.get("body", b"")
             if len(body) > MAX_BODY:
-                await _refuse(scope, receive, send, 413, f"a request body must be at most {MAX_BODY} bytes")
+                await refuse(scope, receive, send, 413, f"a request body must be at most {MAX_BODY} bytes")
                 return
             more = message.get("more_body", False)
         if media == FORM and not _utf8_form(bytes(body)):
-            await _refuse(scope, receive, send, 400, "a form must be UTF-8 (and its %-escapes too)")
+            await refuse(scope, receive, send, 400, "a form must be UTF-8 (and its %-escapes too)")
             return
         replay: list[Message] = [{"type": "http.request", "body": bytes(body), "more_body": False}]
 
@@ -77,6 +78,8 @@ def _utf8_form(body: bytes) -> bool:
     return True
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+async def refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    """Answer a request, from ASGI middleware, with ``status``: ``{"detail": message}`` on ``/api/``,
+    the message as text elsewhere."""
     refused = JSONResponse({"detail": message}, status) if scope["path"].startswith("/api/") else PlainTextResponse(message, status)
     await refused(scope, receive, send)

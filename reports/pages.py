@@ -30,7 +30,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from reports.access import SESSION_COOKIE, Served, SignedIn, client_address, shown_detail, shown_findings, shown_flags, signed_in
+from reports.access import (
+    SESSION_COOKIE,
+    Served,
+    SignedIn,
+    client_address,
+    maintainers_only,
+    shown_detail,
+    shown_findings,
+    shown_flags,
+    signed_in,
+)
 from reports.api import Before, FlagId, FlagIn, record_flag
 from reports.html import ENV
 from reports.takedown import by_domain, located, manifest_csv, manifest_json
@@ -230,8 +240,7 @@ def _takedown_rows(who: Account, s: Served) -> list[dict[str, Any]]:
         CrowdError: 403 for contributors and reviewers.
         WorkspaceError: no review snapshot yet.
     """
-    if who.role != "maintainer":
-        raise CrowdError("the takedown view is for maintainers", 403)
+    maintainers_only(who, "the takedown view")
     return located(s.snapshot.takedown())
 
 

@@ -64,12 +64,18 @@ def x_robots_tag(value: str | None, directives: frozenset[str], agents: frozense
     return None
 
 
+def clipped(value: str) -> str:
+    """A header value over :data:`MAX_VALUE` characters as evidence shows it: its first 200
+    characters and "…"."""
+    return value[:200] + "…"
+
+
 def too_long(value: str, signal: str) -> Signal:
     """``optout.invalid`` for a header value over :data:`MAX_VALUE` characters.
 
-    Evidence: ``{"signal", "value": its first 200 characters and "…", "fault"}``.
+    Evidence: ``{"signal", "value": clipped (:func:`clipped`), "fault"}``.
     """
-    return Signal("optout.invalid", {"signal": signal, "value": value[:200] + "…", "fault": f"longer than {MAX_VALUE:,} characters"})
+    return Signal("optout.invalid", {"signal": signal, "value": clipped(value), "fault": f"longer than {MAX_VALUE:,} characters"})
 
 
 def usage_preferences(value: str) -> dict[str, str]:

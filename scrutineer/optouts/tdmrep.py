@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from scrutineer.optouts import Signal
-from scrutineer.optouts.headers import MAX_VALUE, too_long
+from scrutineer.optouts.headers import MAX_VALUE, clipped, too_long
 from scrutineer.optouts.rules import MAX_RULES, Pattern, url_path
 from scrutineer.policy_files import MAX_BYTES
 
@@ -95,7 +95,7 @@ def from_headers(reservation: str | None, policy: str | None) -> Signal | None:
     ``optout.invalid`` for a value other than 0 or 1, None for 0 or no header.
 
     Evidence: ``{"signal": "tdm-reservation header", "value", "tdm_policy"}`` (a ``tdm-policy``
-    over :data:`~scrutineer.optouts.headers.MAX_VALUE` characters cut to its first 200); a
+    over :data:`~scrutineer.optouts.headers.MAX_VALUE` characters :func:`~scrutineer.optouts.headers.clipped`); a
     ``tdm-reservation`` over that is ``optout.invalid`` (:func:`~scrutineer.optouts.headers.too_long`).
     """
     if reservation is None:
@@ -104,7 +104,7 @@ def from_headers(reservation: str | None, policy: str | None) -> Signal | None:
         return too_long(reservation, "tdm-reservation header")
     value = reservation.strip()
     if value == "1":
-        shown = policy if policy is None or len(policy) <= MAX_VALUE else policy[:200] + "…"
+        shown = policy if policy is None or len(policy) <= MAX_VALUE else clipped(policy)
         return Signal("optout.tdmrep", {"signal": "tdm-reservation header", "value": value, "tdm_policy": shown})
     if value != "0":
         return Signal("optout.invalid", {"signal": "tdm-reservation header", "value": reservation, "fault": "tdm-reservation is not 0 or 1"})
