@@ -131,8 +131,7 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
     import duckdb
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from flows.load import release_arrow_memory
+    from scrutineer.flows.load import release_arrow_memory
 
     path = work / f"{name}-signatures.parquet"
     t0 = time.perf_counter()
@@ -157,7 +156,7 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
     print(f"  {name}: signatures in {signed_at - t0:.1f} s, peak RSS {signed_rss:,.0f} MB by then; finalizing", file=sys.stderr, flush=True)
     detector.close()  # as a shard task's detectors are when its pass ends; the store runs finalize on a fresh one
     detector = type(detector)(detector.params, detector.ctx)
-    release_arrow_memory()  # as flows.load.load does before finalize
+    release_arrow_memory()  # as scrutineer.flows.load.load does before finalize
     (work / f"{name}.duckdb").unlink(missing_ok=True)
     con = duckdb.connect(str(work / f"{name}.duckdb"), config={"memory_limit": "1GB", "threads": 2})
     con.read_parquet(str(path)).create_view("sigs")
@@ -170,10 +169,10 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
 def run_scrutineer(shard: Path, work: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from scrutineer.detectors.base import DetectContext
+    from scrutineer.detectors.dedup import Dedup
 
-    from detectors.base import DetectContext
-    from detectors.dedup import Dedup
-    from scrutineer.contract import DETECT
+    from scrutineer.core.contract import DETECT
 
     def batches():
         start = 0
@@ -191,7 +190,7 @@ def run_scrutineer(shard: Path, work: Path) -> dict:
 def run_datasketch(shard: Path) -> dict:
     import datasketch
 
-    from scrutineer.minhash import Shingling
+    from scrutineer.matching.minhash import Shingling
 
     shingle = Shingling("char", 5)
     import pyarrow.parquet as pq
@@ -236,9 +235,8 @@ def pdq_codes(rows: np.ndarray) -> np.ndarray:
 
 def run_images(rows: int, work: Path, blocks: int) -> dict:
     import pyarrow as pa
-
-    from detectors.base import DetectContext
-    from detectors.dedup import Dedup
+    from scrutineer.detectors.base import DetectContext
+    from scrutineer.detectors.dedup import Dedup
 
     def batch(start: int) -> pa.RecordBatch:
         index = np.arange(start, min(start + 65_536, rows), dtype=np.uint64)
@@ -273,10 +271,10 @@ def long_captions(rows: int, chars: int) -> list[str]:
 
 def run_long_captions(rows: int, chars: int, work: Path) -> dict:
     import pyarrow as pa
+    from scrutineer.detectors.base import DetectContext
+    from scrutineer.detectors.dedup import Dedup
 
-    from detectors.base import DetectContext
-    from detectors.dedup import Dedup
-    from scrutineer.contract import DETECT
+    from scrutineer.core.contract import DETECT
 
     def batch() -> pa.RecordBatch:
         return pa.RecordBatch.from_pydict(

@@ -221,7 +221,7 @@ def _hashing_ceiling(bodies: list[bytes]) -> dict:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from scrutineer.hashing import hash_content
+    from scrutineer.observing.hashing import hash_content
 
     sample = bodies[:500]
     cpu = {False: 0.0, True: 0.0}
@@ -291,12 +291,13 @@ def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict, runner: dict |
 
 def _scan_child(config_path: str) -> None:
     """In the child: run the scan, print JSON figures on the last line of stdout."""
-    from flows import configure_prefect
+    from scrutineer.flows import configure_prefect
+
     from scrutineer import Workspace
-    from scrutineer.config import load_config
+    from scrutineer.core.config import load_config
 
     configure_prefect()
-    from flows.scan import run_scan
+    from scrutineer.flows.scan import run_scan
 
     cfg = load_config(config_path)
     sampler = TreeRss()

@@ -1,6 +1,6 @@
 """PDQ re-match at scale: a bank of N PDQ hashes against M stored hashes, all pairs within 31 bits.
 
-Times :class:`scrutineer.mih.MultiIndexHash` (what ``scrutineer rematch`` and ``content_hashlist``
+Times :class:`scrutineer.matching.mih.MultiIndexHash` (what ``scrutineer rematch`` and ``content_hashlist``
 use for PDQ) on the whole M, and faiss's exhaustive ``IndexBinaryFlat`` on a slice of the queries,
 extrapolated to M; checks both return the same pairs on that slice and that every planted
 near-duplicate (1,000 queries 0-31 bits from a bank entry) is found. Then times what a rematch
@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from scrutineer.mih import MultiIndexHash
+from scrutineer.matching.mih import MultiIndexHash
 
 
 def main() -> None:
@@ -72,12 +72,12 @@ def _rematch(bank: np.ndarray, queries: np.ndarray, expected: int) -> None:
     """A rematch's work for a new PDQ bank: read the bank file, then judge ``queries`` as stored
     content rows with ``content_hashlist``."""
     import pyarrow as pa
+    from scrutineer.detectors.base import DetectContext
+    from scrutineer.detectors.content_hashlist import ContentHashlist
 
-    from detectors.base import DetectContext
-    from detectors.content_hashlist import ContentHashlist
-    from scrutineer.banks import load_bank
-    from scrutineer.config import BankConfig, DatasetConfig
-    from scrutineer.contract import CONTENT
+    from scrutineer.core.banks import load_bank
+    from scrutineer.core.config import BankConfig, DatasetConfig
+    from scrutineer.core.contract import CONTENT
 
     root = Path(tempfile.mkdtemp(prefix="scrutineer-bench-pdq-"))
     (root / "bank.txt").write_text("\n".join(bytes(row).hex() for row in bank) + "\n")

@@ -51,14 +51,14 @@ NOOP_TASKS = 40
 
 def task_overhead(config_path: Path) -> float:
     """In a fresh process: Prefect's seconds per task on the config's runner (the scan's own
-    :func:`flows.scan.task_runner`), from flows of 1 and of :data:`NOOP_TASKS` + 1 no-op tasks."""
-    from flows import configure_prefect
+    :func:`scrutineer.flows.scan.task_runner`), from flows of 1 and of :data:`NOOP_TASKS` + 1 no-op tasks."""
+    from scrutineer.flows import configure_prefect
 
     configure_prefect()
     from prefect import flow, task
+    from scrutineer.flows.scan import task_runner
 
-    from flows.scan import task_runner
-    from scrutineer.config import load_config
+    from scrutineer.core.config import load_config
 
     cfg = load_config(config_path)
 
@@ -86,7 +86,7 @@ def _running_cluster(api_url: str) -> Iterator[str]:
     ``PREFECT_API_URL`` is set first, for this process and the workers it starts: the tasks
     report to that server, not to a temporary one each."""
     os.environ["PREFECT_API_URL"] = api_url
-    from flows import configure_prefect
+    from scrutineer.flows import configure_prefect
 
     configure_prefect()  # the quiet defaults the scans have, for this cluster's workers too
     import dask

@@ -180,7 +180,7 @@ def _row_group(start: int, stop: int, seed: int, vocab: pa.Array) -> pa.Table:
 
 def generate(parquet_path: Path, bank_path: Path, rows: int, seed: int) -> None:
     """Write the dataset (row groups of :data:`ROW_GROUP_ROWS`) and its ``url_md5`` bank."""
-    from scrutineer.banks import url_md5
+    from scrutineer.core.banks import url_md5
 
     rng = np.random.default_rng(seed)
     banked_rows = np.sort(rng.choice(rows, size=min(BANK_URLS, rows), replace=False))
@@ -205,7 +205,7 @@ def generate(parquet_path: Path, bank_path: Path, rows: int, seed: int) -> None:
 def prefect_probe() -> dict:
     """Seconds to import prefect and to run one trivial flow, with the ``PREFECT_HOME`` the scan
     uses (run first, it also creates that home's database if it is new, as a user's first scan would)."""
-    from flows import configure_prefect
+    from scrutineer.flows import configure_prefect
 
     configure_prefect()
     t0 = time.perf_counter()
@@ -245,12 +245,13 @@ def run_pipeline(config_path: Path) -> tuple[float, float, float, dict[str, int]
     """A scan in this process: (total seconds, seconds inside run_scan, seconds of the shard task
     as the store records them, findings per reason)."""
     t0 = time.perf_counter()
-    from scrutineer.config import load_config
-    from flows import configure_prefect
+    from scrutineer.flows import configure_prefect
+
+    from scrutineer.core.config import load_config
 
     cfg = load_config(config_path)
     configure_prefect()
-    from flows.scan import run_scan
+    from scrutineer.flows.scan import run_scan
 
     t1 = time.perf_counter()
     summary = run_scan(cfg)

@@ -42,13 +42,14 @@ CATEGORIES = ["copyright", "personal_data", "mislabelled"]
 def build(root: Path, samples: int, flags: int, clients: int) -> tuple[Path, list[str], list[str]]:
     """The dataset, a scan of it, a reviewer and a contributor per client, and ``flags`` flags;
     (config, reviewers' tokens, contributors' tokens)."""
-    from flows import configure_prefect
+    from scrutineer.flows import configure_prefect
 
     configure_prefect()
-    from flows.scan import run_scan
-    from scrutineer.config import load_config
-    from scrutineer.crowd import CrowdStore, FlagItem
-    from scrutineer.snapshot import Snapshot
+    from scrutineer.crowd.snapshot import Snapshot
+    from scrutineer.crowd.store import CrowdStore, FlagItem
+    from scrutineer.flows.scan import run_scan
+
+    from scrutineer.core.config import load_config
 
     rng = random.Random(2023)
     (root / "data").mkdir(parents=True)

@@ -1,12 +1,12 @@
 """The detector interface: one base class, one abstract method.
 
 A detector *judges*; it never drops rows (releases filter, by policy). Its :meth:`Detector.detect`
-sees ``pyarrow.RecordBatch``es of a shard's observations, :data:`scrutineer.contract.DETECT` (the
+sees ``pyarrow.RecordBatch``es of a shard's observations, :data:`scrutineer.core.contract.DETECT` (the
 samples read) or, when it needs content (:meth:`Detector.needs_for`),
-:data:`scrutineer.contract.CONTENT` (each sample's fetch record and content hashes) followed by
+:data:`scrutineer.core.contract.CONTENT` (each sample's fetch record and content hashes) followed by
 the sample's ``caption`` and ``license``; then the source columns it asked for
 (:meth:`Detector.source_columns`). It returns the findings for that batch, a ``pa.Table`` in
-:data:`scrutineer.contract.FINDING` (sparse: one row per finding; build it with
+:data:`scrutineer.core.contract.FINDING` (sparse: one row per finding; build it with
 :meth:`Detector.findings`). Corpus-level work (grouping duplicates across shards) goes in
 :meth:`Detector.signatures` (per batch, kept per shard) and :meth:`Detector.finalize` (once per
 run, in the store).
@@ -33,12 +33,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
-from scrutineer.contract import FINDING
+from scrutineer.core.contract import FINDING
 
 if TYPE_CHECKING:
-    from scrutineer.banks import Bank
-    from scrutineer.config import Config
-    from scrutineer.policy_files import PolicyFile
+    from scrutineer.core.banks import Bank
+    from scrutineer.core.config import Config
+    from scrutineer.observing.policy_files import PolicyFile
 
 
 class NoParams(BaseModel):
@@ -72,7 +72,7 @@ class Detector(ABC):
     #: Every reason code the detector can emit -> whether findings of that reason are restricted
     #: (hash-bank matches, ``hash_match.*``: DESIGN.md "Restricted and public outputs"), e.g.
     #: ``{"hash_match.url": True}``. A finding's ``restricted`` column follows from it (:meth:`findings`). Config checks
-    #: release variants against it (:meth:`scrutineer.config.ReleaseConfig.check`): a ``remove``
+    #: release variants against it (:meth:`scrutineer.core.config.ReleaseConfig.check`): a ``remove``
     #: pattern must match a reason of a registered detector, and a variant must remove every
     #: restricted reason of the configured detectors unless it sets ``keep_restricted``.
     reasons: ClassVar[Mapping[str, bool]]
@@ -81,13 +81,13 @@ class Detector(ABC):
     #: batches (with ``caption`` and ``license``), and the scan fetches and hashes the shard's
     #: URLs (or reads its tar) for it. :meth:`needs_for` may decide it by parameters.
     needs: ClassVar[Literal["metadata", "content"]] = "metadata"
-    #: Signal types of the banks it matches (:mod:`scrutineer.signals`); the config must give at
+    #: Signal types of the banks it matches (:mod:`scrutineer.matching.signals`); the config must give at
     #: least one bank of them, and only those banks are part of its judgements' keys.
     signals: ClassVar[frozenset[str]] = frozenset()
-    #: Policy files (:data:`scrutineer.policy_files.POLICY_PATHS` names) of each URL's origin the
+    #: Policy files (:data:`scrutineer.observing.policy_files.POLICY_PATHS` names) of each URL's origin the
     #: content stage reads for it; they reach :meth:`detect` as ``ctx.policy_files``.
     policy_files: ClassVar[tuple[str, ...]] = ()
-    #: Schema of :meth:`signatures`: :data:`scrutineer.contract.SIGNATURE`'s columns, then its own.
+    #: Schema of :meth:`signatures`: :data:`scrutineer.core.contract.SIGNATURE`'s columns, then its own.
     signature_schema: ClassVar[pa.Schema | None] = None
 
     @classmethod
@@ -146,7 +146,7 @@ class Detector(ABC):
 
     @abstractmethod
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
-        """Findings for one batch: a ``pa.Table`` in :data:`~scrutineer.contract.FINDING`, possibly empty."""
+        """Findings for one batch: a ``pa.Table`` in :data:`~scrutineer.core.contract.FINDING`, possibly empty."""
 
     def signatures(self, batch: pa.RecordBatch) -> pa.Table | None:
         """Per-row data kept for :meth:`finalize`, in :attr:`signature_schema`. None = nothing."""
@@ -160,13 +160,13 @@ class Detector(ABC):
                 ``shard_id`` and ``observation_id`` columns added.
 
         Returns:
-            A DuckDB ``SELECT`` with the columns of :data:`~scrutineer.contract.FINDING` and
+            A DuckDB ``SELECT`` with the columns of :data:`~scrutineer.core.contract.FINDING` and
             ``observation_id`` (matched by name), or None.
         """
         return None
 
     def findings(self, rows: pa.Table, reason: str | pa.Array, evidence: pa.Array) -> pa.Table:
-        """A :data:`~scrutineer.contract.FINDING` table for ``rows`` (columns row_index,
+        """A :data:`~scrutineer.core.contract.FINDING` table for ``rows`` (columns row_index,
         sample_id, url); ``restricted`` follows from each reason (:attr:`reasons`).
 
         Args:

@@ -24,10 +24,9 @@ from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
+from scrutineer.detectors.base import DetectContext, Detector
 
-from detectors.base import DetectContext, Detector
-from detectors.registry import get_detector_class
-from scrutineer.contract import (
+from scrutineer.core.contract import (
     CONTENT,
     DETECT,
     FINDING,
@@ -35,11 +34,12 @@ from scrutineer.contract import (
     SIGNATURE,
     stored_signatures,
 )
+from scrutineer.core.registry import get_detector_class
 
 
 def register_signatures(con: duckdb.DuckDBPyConnection, detector: Detector, signatures: pa.Table, name: str = "signatures_view") -> str:
     """Register one shard's ``signatures`` (of ``detector``, judged in its ``ctx.shard_id``) on
-    ``con`` as the store's view of them is (:func:`~scrutineer.contract.stored_signatures`); returns
+    ``con`` as the store's view of them is (:func:`~scrutineer.core.contract.stored_signatures`); returns
     the view's name, for :meth:`Detector.finalize`."""
     con.register(name, stored_signatures(signatures, detector.ctx.shard_id, "observation-0"))
     return name

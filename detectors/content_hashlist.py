@@ -6,11 +6,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
-from detectors.base import Detector, empty_findings, evidence_json
-from scrutineer.hashing import PDQ_DIHEDRAL
-from scrutineer.matching import NearIndex
-from scrutineer.signals import CONTENT_SIGNALS, PDQ, PDQ_MIN_QUALITY, PHASH
+from scrutineer.matching.search import NearIndex
+from scrutineer.matching.signals import CONTENT_SIGNALS, PDQ, PDQ_MIN_QUALITY, PHASH
+from scrutineer.observing.hashing import PDQ_DIHEDRAL
 
 #: At most this many bank entries are named in one finding's evidence (nearest first).
 EVIDENCE_ENTRIES = 10
@@ -33,7 +33,7 @@ class ContentHashlist(Detector):
     ``hash_match.phash``: the bytes a sample's URL served (or its tar held) hash to an entry of a
     bank of that signal type. Exact digests match by a DuckDB join on the banks' entries; PDQ within
     ``pdq_threshold`` bits (quality at least ``pdq_min_quality``) and pHash within
-    ``phash_threshold`` bits, by the index their signal type names (:mod:`scrutineer.signals`).
+    ``phash_threshold`` bits, by the index their signal type names (:mod:`scrutineer.matching.signals`).
 
     One finding per (row, bank); restricted. Evidence ``{"bank", "bank_version", "signal", "entry",
     "distance"}`` names the nearest matching entry and its Hamming distance in bits (0 for exact
@@ -41,7 +41,7 @@ class ContentHashlist(Detector):
     first, as ``[entry, distance]`` pairs, at most :data:`EVIDENCE_ENTRIES` of them, and
     ``"more"`` counts the rest. With ``fetch.pdq_dihedral``, a PDQ bank entry also matches a
     rotated or mirrored copy: the image's 8 dihedral hashes are searched, the nearest of them
-    decides, and ``"transform"`` names it (:data:`scrutineer.hashing.PDQ_DIHEDRAL`: the transform
+    decides, and ``"transform"`` names it (:data:`scrutineer.observing.hashing.PDQ_DIHEDRAL`: the transform
     that takes the image to the bank's, ``"original"`` for none).
     """
 

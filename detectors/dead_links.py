@@ -5,8 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
-
-from detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
 #: Fetch status class -> reason. ``dead`` only counts once ``min_checks`` checks agree.
 REASONS = {

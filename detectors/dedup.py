@@ -9,15 +9,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
+from scrutineer.detectors.base import Detector, empty_findings
 
-from detectors.base import Detector, empty_findings
-from scrutineer.canonical_url import canonical_urls
-from scrutineer.contract import SIGNATURE
-from scrutineer.hashing import PDQ_DIHEDRAL
-from scrutineer.licenses import to_spdx
-from scrutineer.minhash import MAX_CHARS, Shingling, band_keys, lsh_bands, minhashes
-from scrutineer.pigeonhole import block_values, hex_codes, words
-from scrutineer.signals import PDQ, PDQ_MIN_QUALITY, PHASH
+from scrutineer.core.contract import SIGNATURE
+from scrutineer.matching.minhash import (
+    MAX_CHARS,
+    Shingling,
+    band_keys,
+    lsh_bands,
+    minhashes,
+)
+from scrutineer.matching.pigeonhole import block_values, hex_codes, words
+from scrutineer.matching.signals import PDQ, PDQ_MIN_QUALITY, PHASH
+from scrutineer.observing.hashing import PDQ_DIHEDRAL
+from scrutineer.samples.canonical_url import canonical_urls
+from scrutineer.samples.licenses import to_spdx
 
 #: The caption key: lowercased, every run of whitespace (Python's ``str.isspace`` set: ASCII
 #: ``\t\n\v\f\r\x1c-\x1f`` and space, NEL, and Unicode separators ``\p{Z}`` such as NBSP) collapsed
@@ -33,7 +39,7 @@ UNPLAIN_CAPTION_REGEX = r"[\x00-\x1f\x7f-\x{10ffff}]|  |^ | $"
 
 KEYS = ("url", "caption")
 #: Columns of the signatures holding a row's caption key cut to its first
-#: :data:`scrutineer.minhash.MAX_CHARS` characters (for exact verification), whether it was cut,
+#: :data:`scrutineer.matching.minhash.MAX_CHARS` characters (for exact verification), whether it was cut,
 #: and its MinHash LSH band keys.
 NEAR_CAPTION = [
     pa.field("near_caption_key", pa.string()),
@@ -41,8 +47,8 @@ NEAR_CAPTION = [
     pa.field("near_caption_bands", pa.list_(pa.uint64())),
 ]
 #: Columns of the signatures holding a row's PDQ (4 words, most significant first; with its 7
-#: dihedral variants, 32: :data:`scrutineer.hashing.PDQ_DIHEDRAL` order) and pHash (1 word), each
-#: with its pigeonhole blocks (:mod:`scrutineer.pigeonhole`; those of the dihedral variants
+#: dihedral variants, 32: :data:`scrutineer.observing.hashing.PDQ_DIHEDRAL` order) and pHash (1 word), each
+#: with its pigeonhole blocks (:mod:`scrutineer.matching.pigeonhole`; those of the dihedral variants
 #: follow the original's).
 NEAR_IMAGE = [
     pa.field("near_image_pdq", pa.list_(pa.uint64())),
@@ -133,13 +139,13 @@ class _Scores(NamedTuple):
 class Dedup(Detector):
     """Flags duplicates across all shards:
 
-    - ``duplicate.url``: same canonical URL (:func:`scrutineer.canonical_url.canonical_url`: scheme,
+    - ``duplicate.url``: same canonical URL (:func:`scrutineer.samples.canonical_url.canonical_url`: scheme,
       ``www.``, default port, trailing slash, ``&amp;``, percent-encoding case, parameter order and
       tracking parameters aside);
     - ``duplicate.caption``: same caption key (:data:`CAPTION_KEY_SQL`);
     - ``duplicate.near_caption``: caption keys whose shingle sets (of their first
-      :data:`scrutineer.minhash.MAX_CHARS` characters) have a Jaccard similarity of at least
-      ``near_caption.threshold``, found by MinHash LSH (:mod:`scrutineer.minhash`) and linked into
+      :data:`scrutineer.matching.minhash.MAX_CHARS` characters) have a Jaccard similarity of at least
+      ``near_caption.threshold``, found by MinHash LSH (:mod:`scrutineer.matching.minhash`) and linked into
       clusters (so an exact duplicate is a near one too);
     - ``duplicate.near_image``: images whose PDQ hashes are within ``near_image.pdq_threshold``
       bits (over the 8 dihedral variants when ``fetch.pdq_dihedral`` stored them, so a rotated or
@@ -154,7 +160,7 @@ class Dedup(Detector):
     ``"cluster_size"`` (samples, the kept one included). Not restricted.
     Per shard, each exact key is stored as a 128-bit MD5 (``md5_number``), each caption's key and
     MinHash LSH band keys, and each image's PDQ and pHash words and pigeonhole blocks
-    (:mod:`scrutineer.pigeonhole`); keys are then grouped across shards in the store.
+    (:mod:`scrutineer.matching.pigeonhole`); keys are then grouped across shards in the store.
 
     Near captions: rows that share a band key in any band are linked to the band's first row, and
     a link stands when the exact Jaccard similarity of the two shingle sets reaches ``threshold``
@@ -170,7 +176,7 @@ class Dedup(Detector):
     captions, and ``"truncated_to": MAX_CHARS`` when either caption was longer and only its first
     ``MAX_CHARS`` characters were compared; with ``pdq_distance`` and ``phash_distance`` in bits (null where a
     hash is missing), ``transform`` (the dihedral transform taking the flagged image to the near
-    one, :data:`scrutineer.hashing.PDQ_DIHEDRAL`) and the ``near_image`` parameters for images.
+    one, :data:`scrutineer.observing.hashing.PDQ_DIHEDRAL`) and the ``near_image`` parameters for images.
     """
 
     name = "dedup"
@@ -203,7 +209,7 @@ class Dedup(Detector):
         (UHUGEINT), which reaches Arrow as ``decimal128(38, 0)`` bit for bit, so digests of 2^127
         and above read as negative numbers; grouping on them is exact. With ``near_caption``, the
         caption key (as ``duplicate.caption`` normalises it) cut to its first
-        :data:`~scrutineer.minhash.MAX_CHARS` characters, whether it was cut, and its LSH band keys; with
+        :data:`~scrutineer.matching.minhash.MAX_CHARS` characters, whether it was cut, and its LSH band keys; with
         ``near_image``, the hash words and blocks (:data:`NEAR_IMAGE`); ``keep_rank`` always."""
         on = self.params.on
         captions = {"caption", "near_caption"} & set(on)
@@ -269,7 +275,7 @@ class Dedup(Detector):
         }
 
     def _near_caption(self, hashed: pa.Table | None, n: int) -> dict[str, pa.Array]:
-        """Each caption key cut to its first :data:`~scrutineer.minhash.MAX_CHARS` characters and
+        """Each caption key cut to its first :data:`~scrutineer.matching.minhash.MAX_CHARS` characters and
         whether it was cut (``hashed``'s ``near_caption_key`` and ``near_caption_truncated``), and
         the LSH band keys of the cut key (null for no caption, or when ``near_caption`` is not in
         ``on``: ``hashed`` None)."""

@@ -7,9 +7,9 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
-from detectors.base import Detector, empty_findings, evidence_json
-from scrutineer.licenses import conditions, is_spdx_id, to_spdx
+from scrutineer.samples.licenses import conditions, is_spdx_id, to_spdx
 
 
 class LicenseGapsParams(BaseModel):
@@ -36,14 +36,14 @@ class LicenseGapsParams(BaseModel):
 
 class LicenseGaps(Detector):
     """Flags, per sample, from the ``license`` column normalised to an SPDX id
-    (:func:`scrutineer.licenses.to_spdx`):
+    (:func:`scrutineer.samples.licenses.to_spdx`):
 
     - ``license.missing``: no licence (no column, null or blank);
     - ``license.unknown``: a value that is not a recognisable SPDX licence;
     - ``license.disallowed``: an SPDX id outside ``allow`` (when ``allow`` is set);
     - ``license.nc``, ``license.nd``, ``license.sa``: a Creative Commons licence with the
       NonCommercial, NoDerivatives or ShareAlike element, as its SPDX id names it
-      (:func:`scrutineer.licenses.conditions`), for those in ``conditions``; a sample may have
+      (:func:`scrutineer.samples.licenses.conditions`), for those in ``conditions``; a sample may have
       several (``CC-BY-NC-SA-2.0``: ``license.nc`` and ``license.sa``), beside ``disallowed``.
 
     A release variant is a licence policy over these reasons: ``commercial`` removes ``license.nc``,

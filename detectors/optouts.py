@@ -4,7 +4,7 @@ Policy files are those of the sample's URL as the dataset gives it (what a crawl
 fetching it); headers and C2PA are those of the last response (after redirects). Every finding's
 evidence names its signal and the matched rule, line or value; a policy file's finding adds the
 file's URL, its sha256 and when it was read (``read_at``); a response's, when it was checked.
-Each module of :mod:`scrutineer.optouts` documents its rules and their sources.
+Each module of :mod:`scrutineer.observing.optouts` documents its rules and their sources.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from datetime import datetime
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
-from detectors.base import Detector, empty_findings, evidence_json
-from scrutineer.optouts import Signal, ai_txt, c2pa, headers, robots, tdmrep
-from scrutineer.policy_files import POLICY_PATHS, PolicyFile, origin
+from scrutineer.observing.optouts import Signal, ai_txt, c2pa, headers, robots, tdmrep
+from scrutineer.observing.policy_files import POLICY_PATHS, PolicyFile, origin
 
 #: The reasons that reserve a sample (``optout.constrained`` and ``optout.invalid`` do not), then all.
 RESERVATIONS = tuple(f"optout.{s}" for s in ("header", "tdmrep", "aipref", "ai_txt", "robots", "c2pa"))
@@ -59,7 +59,7 @@ class Optouts(Detector):
 
     A policy file that could not be read (status ``transient`` in ``policy_files``, with its
     reason) gives no finding: it is neither a reservation nor its absence, and the next run or
-    ``recheck`` reads it again. Every reader is bounded in time and memory (:mod:`scrutineer.optouts`).
+    ``recheck`` reads it again. Every reader is bounded in time and memory (:mod:`scrutineer.observing.optouts`).
     """
 
     name = "optouts"

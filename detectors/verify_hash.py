@@ -7,8 +7,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
-
-from detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
 
 class VerifyHashParams(BaseModel):

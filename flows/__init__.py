@@ -36,7 +36,7 @@ def configure_prefect() -> None:
 @contextlib.contextmanager
 def prefect_api() -> Iterator[None]:
     """The Prefect API for a run: ``PREFECT_API_URL`` when set, else a temporary server of this
-    process (:class:`flows.prefect_server.TemporaryServer`, started once, ending with the process),
+    process (:class:`scrutineer.flows.prefect_server.TemporaryServer`, started once, ending with the process),
     with the flow heartbeat off: a temporary server has nobody watching for crashed runs, and the
     heartbeat thread's join costs ~1 s per run (MEASURED.md)."""
     from prefect.settings import (
@@ -48,7 +48,7 @@ def prefect_api() -> Iterator[None]:
     if PREFECT_API_URL.value():
         yield
         return
-    from flows.prefect_server import TemporaryServer
+    from scrutineer.flows.prefect_server import TemporaryServer
 
     server = TemporaryServer()
     server.start()

@@ -1,8 +1,8 @@
 """The content stage of a shard task: fetch each distinct URL (or, for a webdataset shard, read
 each sample's image from its tar), hash the bytes in this process's hash pool, and make one
-:data:`~scrutineer.contract.CONTENT` row per sample (DESIGN.md "What flows where").
+:data:`~scrutineer.core.contract.CONTENT` row per sample (DESIGN.md "What flows where").
 
-Bytes live in memory from the fetcher to :func:`scrutineer.hashing.hash_content` in a worker
+Bytes live in memory from the fetcher to :func:`scrutineer.observing.hashing.hash_content` in a worker
 process, and are dropped as soon as the hashes come back; only fetch records and hashes leave
 this module; at most ``2 * fetch.concurrency`` bodies exist at once. A URL that looks dead (404,
 410, NXDOMAIN) is checked ``fetch.dead_checks`` times, ``fetch.recheck_interval`` seconds apart;
@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scrutineer.config import FetchConfig
-from scrutineer.contract import CHECK, CONTENT, FETCH, HASHES, OPT_OUT_SIGNALS
-from scrutineer.errors import NetworkDownError
-from scrutineer.fetch import Fetched, Fetcher, NetworkDown
-from scrutineer.hashing import ContentHashes, HashPool
-from scrutineer.policy_files import origin
+from scrutineer.core.config import FetchConfig
+from scrutineer.core.contract import CHECK, CONTENT, FETCH, HASHES, OPT_OUT_SIGNALS
+from scrutineer.core.errors import NetworkDownError
+from scrutineer.observing.fetch import Fetched, Fetcher, NetworkDown
+from scrutineer.observing.hashing import ContentHashes, HashPool
+from scrutineer.observing.policy_files import origin
 
 #: Columns of a content row that come from the URL's (or tar member's) outcome.
 OUTCOME_COLUMNS = CONTENT.names[3:]
@@ -84,8 +84,8 @@ async def _each(items: list[str], step, workers: int) -> None:
 
 async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: HashPool, policies: tuple[str, ...] = ()) -> dict[str, Checked]:
     """Check every URL with ``fetcher`` (politely, concurrently) and hash what it serves; meanwhile
-    read the ``policies`` files (:data:`~scrutineer.policy_files.POLICY_PATHS` names) of each
-    URL's origin (:meth:`~scrutineer.fetch.Fetcher.policy_file`: once per origin and TTL).
+    read the ``policies`` files (:data:`~scrutineer.observing.policy_files.POLICY_PATHS` names) of each
+    URL's origin (:meth:`~scrutineer.observing.fetch.Fetcher.policy_file`: once per origin and TTL).
 
     At most ``2 * fetch.concurrency`` URLs are in progress at once, so at most that many bodies
     wait for the hashers however long the list. URLs that look dead are checked again after the
@@ -128,7 +128,7 @@ def _outcome(checked: Checked | None, hashes: ContentHashes | None) -> dict:
 
 
 def content_batch(rows: pa.RecordBatch, outcomes: dict[str, dict], by: str) -> pa.RecordBatch:
-    """:data:`~scrutineer.contract.CONTENT` rows for a rows batch: each row's outcome looked up by
+    """:data:`~scrutineer.core.contract.CONTENT` rows for a rows batch: each row's outcome looked up by
     its ``by`` column (``url`` for fetched content, ``key`` for a webdataset tar) with Arrow's
     ``index_in``/``take``. A row with no outcome has null outcome columns and ``checks`` 0; a row
     with no URL, when fetching, is ``invalid`` ("no URL").
@@ -152,7 +152,7 @@ def content_batch(rows: pa.RecordBatch, outcomes: dict[str, dict], by: str) -> p
 
 
 def rechecked_batch(rows: pa.RecordBatch, stored: pa.RecordBatch, outcomes: dict[str, dict]) -> pa.RecordBatch:
-    """A recheck's :data:`~scrutineer.contract.CONTENT` rows: the ``stored`` ones (the same rows as
+    """A recheck's :data:`~scrutineer.core.contract.CONTENT` rows: the ``stored`` ones (the same rows as
     ``rows``), except that a row whose URL was checked again (``outcomes``, by URL) takes the new
     check's outcome; its ``checks`` counts on from the stored ones when the new check agrees with
     the stored status, so a link is confirmed dead across runs, and starts again when it does not
@@ -178,6 +178,6 @@ def tar_outcomes(keys: list[str], hashed: dict[str, ContentHashes]) -> dict[str,
 
 
 def fetch_rows(checked: dict[str, Checked]) -> pa.Table:
-    """Every check as :data:`~scrutineer.contract.FETCH` rows."""
+    """Every check as :data:`~scrutineer.core.contract.FETCH` rows."""
     rows = [{n: getattr(f, n) for n in FETCH.names} for c in checked.values() for f in c.checks]
     return pa.Table.from_pylist(rows, schema=FETCH)

@@ -4,7 +4,8 @@ store's only writer).
 For each shard: its row in ``shards``; its observations, once (``observations``, and for a
 content observation its ``fetches``, ``content_hashes`` and ``policy_files``); its file digests. Then the run's
 findings: every shard's judgements, each detector's corpus-level ``finalize`` over every
-shard's signatures, and the confirmed crowd flags (:mod:`scrutineer.sync`). A failed or inconclusive shard contributes its ``shards`` row only.
+shard's signatures. A failed or inconclusive shard contributes its ``shards`` row only. (The
+confirmed crowd flags join a finished run afterwards, through :func:`scrutineer.crowd.sync.after_run`.)
 """
 
 from __future__ import annotations
@@ -14,20 +15,18 @@ from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
+from scrutineer.detectors.base import DetectContext
+from scrutineer.flows.plan import ScanPlan
+from scrutineer.flows.shard import ShardResult
 
-from detectors.base import DetectContext
-from flows.plan import ScanPlan
-from flows.shard import ShardResult
-from scrutineer import store
-from scrutineer.contract import (
+from scrutineer.core import store
+from scrutineer.core.contract import (
     CONTENT_HASHES,
     FILE_DIGESTS,
-    FINDINGS,
     OBSERVATIONS,
     POLICY_FILES,
     SHARDS,
 )
-from scrutineer.sync import crowd_findings
 
 
 def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: list[ShardResult], status: str) -> None:
@@ -60,7 +59,6 @@ def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: l
             if query is not None:
                 store.insert_findings(con, run_id, query)
             con.execute(f"DROP VIEW {view}")
-        store.insert(con, FINDINGS, crowd_findings(plan.config, run_id))
         con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, datetime.now(UTC), run_id])
 
 

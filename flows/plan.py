@@ -29,13 +29,13 @@ from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
+from scrutineer.detectors.base import Detector
 
-from detectors.base import Detector
-from detectors.registry import get_detector_class
-from scrutineer import store
-from scrutineer.banks import BankRef
-from scrutineer.config import Config
-from scrutineer.sources import Shard
+from scrutineer.core import store
+from scrutineer.core.banks import BankRef
+from scrutineer.core.config import Config
+from scrutineer.core.registry import get_detector_class
+from scrutineer.formats.sources import Shard
 
 #: Read options that change which rows and values a shard yields.
 READ_OPTIONS = {"columns", "header", "names", "quoting", "hf"}
@@ -65,9 +65,9 @@ class ScanPlan:
         recheck: for a recheck, when it started: the links its shards' content observations
             call transient, or dead and not yet confirmed, and last checked
             ``fetch.recheck_interval`` seconds or more before this, are checked again
-            (:func:`flows.shard.due_urls`).
+            (:func:`scrutineer.flows.shard.due_urls`).
         fetchers: shard tasks that may fetch at once; each one's fetcher takes this share of the
-            per-domain politeness limits (:class:`scrutineer.fetch.Fetcher`).
+            per-domain politeness limits (:class:`scrutineer.observing.fetch.Fetcher`).
     """
 
     config: Config
@@ -89,7 +89,7 @@ class ScanPlan:
 
     @property
     def policy_files(self) -> tuple[str, ...]:
-        """The policy files (:data:`~scrutineer.policy_files.POLICY_PATHS` names) the configured
+        """The policy files (:data:`~scrutineer.observing.policy_files.POLICY_PATHS` names) the configured
         detectors read, which the content stage reads for each origin."""
         return tuple(sorted({f for n in self.names("content") for f in self.detector_class(n).policy_files}))
 

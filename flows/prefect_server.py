@@ -4,7 +4,7 @@ Prefect starts a temporary server (uvicorn in a subprocess) when no ``PREFECT_AP
 and stops it at exit; a scan killed by SIGKILL never reaches its exit, and the server lived on.
 :class:`TemporaryServer` is Prefect's own ``SubprocessASGIServer`` with one change: uvicorn builds
 the app through :func:`create_app`, which first arranges for the server to end when its parent
-does (:func:`scrutineer.children.die_with`).
+does (:func:`scrutineer.core.children.die_with`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import prefect
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import get_current_settings
 
-from scrutineer.children import die_with
+from scrutineer.core.children import die_with
 
 PARENT_PID = "SCRUTINEER_PREFECT_PARENT_PID"
 
@@ -41,7 +41,7 @@ class TemporaryServer(SubprocessASGIServer):
         return subprocess.Popen(
             args=[
                 sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
-                "--factory", "flows.prefect_server:create_app",
+                "--factory", "scrutineer.flows.prefect_server:create_app",
                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on",
             ],
             env={**os.environ, **server_env, **get_current_settings().to_environment_variables(exclude_unset=True)},

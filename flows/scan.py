@@ -4,7 +4,7 @@
 A run is one of three kinds (:data:`RunKind`). A **scan** observes what is not stored yet and
 judges what is not judged yet. A **rematch** only re-judges stored observations, so it never reads
 a shard's rows or fetches a URL. A **recheck** checks the due links of the stored content
-observations again (:func:`flows.shard.due_urls`), into new content observations, so link
+observations again (:func:`scrutineer.flows.shard.due_urls`), into new content observations, so link
 liveness becomes a history across runs. Whatever its kind, the run records every shard and loads
 every finding it has, so the latest finished run is complete.
 """
@@ -28,26 +28,26 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.states import Failed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from scrutineer.flows import prefect_api
+from scrutineer.flows.load import load
+from scrutineer.flows.plan import ScanPlan
+from scrutineer.flows.shard import ShardResult, ShardTask, run_shard
 
-from flows import prefect_api
-from flows.load import load
-from flows.plan import ScanPlan
-from flows.shard import ShardResult, ShardTask, run_shard
-from scrutineer import __version__, store
-from scrutineer.banks import load_banks, register
-from scrutineer.config import Config
-from scrutineer.contract import RUNS
-from scrutineer.errors import (
+from scrutineer import __version__
+from scrutineer.core import store
+from scrutineer.core.banks import load_banks, register
+from scrutineer.core.config import Config
+from scrutineer.core.contract import RUNS
+from scrutineer.core.errors import (
     ConfigError,
     NetworkDownError,
     ScrutineerError,
     ShardError,
     WorkspaceError,
 )
-from scrutineer.files import FileDigest, sweep_temporaries
-from scrutineer.sources import list_shards
-from scrutineer.sync import publish
-from scrutineer.webdataset import tar_path
+from scrutineer.core.files import FileDigest, sweep_temporaries
+from scrutineer.formats.sources import list_shards
+from scrutineer.formats.webdataset import tar_path
 
 #: What a run does: observe and judge (scan), re-judge stored observations (rematch), or check due
 #: links again (recheck).
@@ -62,8 +62,8 @@ _on_shard: ContextVar[OnShard] = ContextVar("on_shard", default=lambda result: N
 
 @task(name="shard", cache_policy=NO_CACHE)
 def shard_task(args: ShardTask) -> ShardResult:
-    """:func:`flows.shard.run_shard` as a Prefect task. A shard that fails as shards may (a
-    :class:`~scrutineer.errors.ShardError`) is a result, ``failed`` or ``inconclusive``, with its
+    """:func:`scrutineer.flows.shard.run_shard` as a Prefect task. A shard that fails as shards may (a
+    :class:`~scrutineer.core.errors.ShardError`) is a result, ``failed`` or ``inconclusive``, with its
     one-line message: the run records it and goes on."""
     shard = args.shard
     try:
@@ -112,7 +112,7 @@ def scan_flow(config: Config, kind: RunKind = "scan") -> dict:
     (``recheck``): shard tasks in parallel, then the load, duplicate grouping included.
 
     Args:
-        config: a loaded :class:`~scrutineer.config.Config`.
+        config: a loaded :class:`~scrutineer.core.config.Config`.
         kind: scan, rematch or recheck. In a rematch or a recheck, a shard whose observations are
             not stored fails.
 
@@ -165,8 +165,6 @@ def _scan(config: Config, kind: RunKind) -> dict:
             statuses = {r.status for r in results}
             status = "inconclusive" if "inconclusive" in statuses else "partial" if "failed" in statuses else "completed"
             load(con, run_id, plan, results, status)
-            if status != "inconclusive":  # the runs releases and reports use (store.latest_run)
-                publish(con, config, run_id)
         except BaseException as e:
             try:
                 con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ?", [datetime.now(UTC), run_id])
@@ -193,7 +191,7 @@ def _fetchers(plan: ScanPlan, shards: int) -> int:
     the per-domain politeness limits, so they add up to the configured ones.
 
     Raises:
-        ConfigError: the plan fetches (:attr:`~flows.plan.ScanPlan.fetches`), and
+        ConfigError: the plan fetches (:attr:`~scrutineer.flows.plan.ScanPlan.fetches`), and
             ``fetch.per_domain`` is below that number.
     """
     config = plan.config

@@ -6,15 +6,15 @@ next scheduled run without deploying again. The flows of one workspace take turn
 slot of the workspace's Prefect global concurrency limit (:func:`workspace_limit`, limit 1, made
 by :func:`deploy`) while it runs, since the store admits one writer process; a scheduled run
 that finds the workspace busy waits for its slot instead of failing. A flow's
-:class:`~scrutineer.errors.ScrutineerError` ends its run Failed with the one-line message.
+:class:`~scrutineer.core.errors.ScrutineerError` ends its run Failed with the one-line message.
 
 =====================  ==============================================================
 deployment             does
 =====================  ==============================================================
-``scrutineer-scan``    a scan (:func:`flows.scan.run_scan`)
-``…-recheck-links``    checks due links again (a recheck run; :func:`flows.shard.due_urls`)
+``scrutineer-scan``    a scan (:func:`scrutineer.flows.scan.run_scan`)
+``…-recheck-links``    checks due links again (a recheck run; :func:`scrutineer.flows.shard.due_urls`)
 ``…-rematch-banks``    a rematch, when a bank file's sha256 differs from the latest run's
-``scrutineer-sync``    imports the confirmed crowd flags (:func:`scrutineer.sync.sync_latest`)
+``scrutineer-sync``    imports the confirmed crowd flags (:func:`scrutineer.crowd.sync.sync_latest`)
 ``scrutineer-release`` writes a release variant (parameter ``variant``)
 ``scrutineer-report``  writes the HTML report of the latest finished run
 =====================  ==============================================================
@@ -37,11 +37,13 @@ from prefect.client.schemas.objects import (
     ConcurrencyLimitStrategy,
 )
 from prefect.concurrency.sync import concurrency
+from scrutineer.crowd.store import crowd_counts
+from scrutineer.crowd.sync import after_run, sync_latest
 
-from scrutineer import store
-from scrutineer.config import Config, ScheduleConfig, load_config
-from scrutineer.errors import ConfigError, WorkspaceError
-from scrutineer.files import file_sha256
+from scrutineer.core import store
+from scrutineer.core.config import Config, ScheduleConfig, load_config
+from scrutineer.core.errors import ConfigError, WorkspaceError
+from scrutineer.core.files import file_sha256
 
 #: Seconds a flow's workspace slot is leased for; Prefect renews the lease while the flow runs, and
 #: frees the slot this long after a worker dies holding it.
@@ -64,10 +66,10 @@ def _turn(config: str) -> Iterator[Config]:
 
 
 def _run(cfg: Config, kind: str) -> dict:
-    """:func:`flows.scan.run_scan`, its summary logged (a warning unless it completed)."""
-    from flows.scan import run_scan
+    """:func:`scrutineer.flows.scan.run_scan`, its summary logged (a warning unless it completed)."""
+    from scrutineer.flows.scan import run_scan
 
-    summary = run_scan(cfg, kind)
+    summary = after_run(cfg, run_scan(cfg, kind))
     log = get_run_logger()
     (log.info if summary["status"] == "completed" else log.warning)("run %s: %s", summary["run_id"], json.dumps(summary))
     return summary
@@ -89,7 +91,7 @@ def _scanned(cfg: Config) -> list[dict] | None:
 @flow(name="scrutineer-scan", persist_result=False)
 def scan(config: str) -> dict:
     """Scan the dataset of the config at path ``config``. Returns the run's summary
-    (:func:`flows.scan.scan_flow`)."""
+    (:func:`scrutineer.flows.scan.scan_flow`)."""
     with _turn(config) as cfg:
         return _run(cfg, "scan")
 
@@ -131,9 +133,7 @@ def rematch_banks(config: str) -> dict:
 @flow(name="scrutineer-sync", persist_result=False)
 def sync(config: str) -> dict:
     """Import the confirmed crowd flags into the latest finished run
-    (:func:`scrutineer.sync.sync_latest`). Returns ``{"run_id", "crowd_findings"}``."""
-    from scrutineer.sync import sync_latest
-
+    (:func:`scrutineer.crowd.sync.sync_latest`). Returns ``{"run_id", "crowd_findings"}``."""
     with _turn(config) as cfg:
         run_id, n = sync_latest(cfg)
     return {"run_id": run_id, "crowd_findings": n}
@@ -141,21 +141,23 @@ def sync(config: str) -> dict:
 
 @flow(name="scrutineer-release", persist_result=False)
 def release(config: str, variant: str) -> str:
-    """Write release ``variant`` (:func:`scrutineer.release.build_release`). Returns its directory."""
-    from scrutineer.release import build_release
+    """Write release ``variant`` (:func:`scrutineer.release.build.build_release`). Returns its directory."""
+    from scrutineer.release.build import build_release
 
     with _turn(config) as cfg:
+        if cfg.crowd.categories:
+            sync_latest(cfg)  # every crowd decision made before the release is in it
         return str(build_release(cfg, variant))
 
 
 @flow(name="scrutineer-report", persist_result=False)
 def report(config: str) -> str:
-    """Write the HTML report of the latest finished run (:func:`reports.html.write_report`).
+    """Write the HTML report of the latest finished run (:func:`scrutineer.reports.html.write_report`).
     Returns its path."""
-    from reports.html import write_report
+    from scrutineer.reports.html import write_report
 
     with _turn(config) as cfg:
-        return str(write_report(cfg))
+        return str(write_report(cfg, crowd=crowd_counts(cfg)))
 
 
 #: Config ``schedule:`` key -> flow. Release and report run on demand only.

@@ -2,7 +2,7 @@
 judged yet (flows/plan.py names both).
 
 :func:`run_shard` takes only plain, picklable values (:class:`ShardTask`) and creates what it needs
-in the process that runs it: its hash pool (:func:`scrutineer.hashing.hash_pool`), its event loop
+in the process that runs it: its hash pool (:func:`scrutineer.observing.hashing.hash_pool`), its event loop
 and fetcher, its detectors. It writes only files under ``<workspace>/observations/`` and
 ``<workspace>/judgements/``, each set under a temporary name renamed into place when complete, so a
 killed task leaves nothing half-written and a rerun redoes only what is missing. It never opens
@@ -35,13 +35,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from scrutineer.detectors.base import DetectContext, Detector
+from scrutineer.flows import content
+from scrutineer.flows.plan import CONTENT_VERSION, ScanPlan, key_id
 
-from detectors.base import DetectContext, Detector
-from flows import content
-from flows.plan import CONTENT_VERSION, ScanPlan, key_id
-from scrutineer.banks import Bank, entries_path, registered_entries
-from scrutineer.config import FetchConfig
-from scrutineer.contract import (
+from scrutineer.core.banks import Bank, entries_path, registered_entries
+from scrutineer.core.config import FetchConfig
+from scrutineer.core.contract import (
     CONTENT,
     DETECT,
     FETCH,
@@ -50,13 +50,13 @@ from scrutineer.contract import (
     UTC_TIME,
     stored_signatures,
 )
-from scrutineer.errors import ShardError
-from scrutineer.fetch import Fetcher
-from scrutineer.files import FileDigest, keep_private, temporary_sibling
-from scrutineer.hashing import hash_pool
-from scrutineer.policy_files import PolicyCache, PolicyFile, origin
-from scrutineer.sources import Shard, as_string, iter_detect_batches
-from scrutineer.webdataset import hash_tar, tar_digest, tar_path
+from scrutineer.core.errors import ShardError
+from scrutineer.core.files import FileDigest, keep_private, temporary_sibling
+from scrutineer.formats.sources import Shard, as_string, iter_detect_batches
+from scrutineer.formats.webdataset import hash_tar, tar_digest, tar_path
+from scrutineer.observing.fetch import Fetcher
+from scrutineer.observing.hashing import hash_pool
+from scrutineer.observing.policy_files import PolicyCache, PolicyFile, origin
 
 #: Parquet options of the working files, which the store loader and later judgements read back.
 #: Uncompressed, with statistics for ``row_index`` only, they are written 2x faster than with
@@ -340,7 +340,7 @@ class _Work:
 
     @contextmanager
     def _fetching(self, observation: _Output, cfg: FetchConfig) -> Iterator[Callable[[list[str]], dict[str, content.Checked]]]:
-        """A function checking a list of URLs (:func:`flows.content.check_urls`) and writing every
+        """A function checking a list of URLs (:func:`scrutineer.flows.content.check_urls`) and writing every
         check to ``fetches.parquet``. One event loop and one fetcher for the whole shard:
         robots.txt, DNS answers, politeness clocks and the network-down breaker carry over from
         batch to batch."""
@@ -387,7 +387,7 @@ class _Work:
 
     def _rechecked_content(self, observation: _Output, previous: str, due: set[str]) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
         """Content of a recheck: the stored observation ``previous``, with each URL of ``due``
-        checked once more (:func:`flows.content.rechecked_batch`); only the new checks go to
+        checked once more (:func:`scrutineer.flows.content.rechecked_batch`); only the new checks go to
         ``fetches.parquet``, and the earlier ones stay in the store's ``fetches``."""
         checked: dict[str, content.Checked] = {}
         once = self.plan.config.fetch.model_copy(update={"dead_checks": 1})  # one check per recheck, days apart

@@ -3,7 +3,7 @@
 :func:`report_data` gathers it from the store (any connection, the read-only one of
 :class:`scrutineer.Workspace` included: Parquet working files are read with pyarrow, never by
 DuckDB) and returns a JSON-serialisable dict that the report templates render, the static file
-(:func:`reports.html.write_report`) and the review app alike.
+(:func:`scrutineer.reports.html.write_report`) and the review app alike.
 
 Public: a restricted finding (a hash-list match) appears in counts only. No URL is in the dict;
 hosts and registrable domains are, and a duplicate cluster touching a restricted sample shows
@@ -21,13 +21,13 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
+from scrutineer.detectors.optouts import RESERVATIONS as OPTOUT_RESERVATIONS
 
-from detectors.optouts import REASONS as OPTOUT_REASONS
-from detectors.optouts import RESERVATIONS as OPTOUT_RESERVATIONS
-from scrutineer import store
-from scrutineer.domains import host_and_domain
-from scrutineer.errors import WorkspaceError
-from scrutineer.policy import reason_filter_sql
+from scrutineer.core import store
+from scrutineer.core.errors import WorkspaceError
+from scrutineer.core.policy import reason_filter_sql
+from scrutineer.samples.domains import host_and_domain
 
 #: Run statuses whose findings count in a dataset's history (``failed`` and ``interrupted`` runs
 #: and a ``running`` one have no complete findings).
@@ -63,7 +63,7 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
             # against the dataset's latest finished run started before this one; added/gone:
             # samples flagged now and not before, and the reverse (overall: for any reason)
         liveness: [{status, urls}]        # each URL's latest check in the run's content
-            # observations, by status (scrutineer.contract.FETCH_STATUSES); [] if nothing fetched
+            # observations, by status (scrutineer.core.contract.FETCH_STATUSES); [] if nothing fetched
         top_domains_matches: [{domain, samples}]   # registrable domains by samples with a
             # restricted finding, most first, TOP_DOMAINS at most; NO_HOST for URLs without one
         optouts: None | {reasons: [{reason, samples}],   # every OPTOUT_REASONS, in that order, 0 where none

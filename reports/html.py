@@ -1,14 +1,14 @@
 """The watchdog report: one self-contained HTML file per run (inline-SVG charts; no scripts, no
 external assets), plus CSV exports. Public: restricted findings appear as counts only, never
-their URLs (:mod:`reports.data`).
+their URLs (:mod:`scrutineer.reports.data`).
 
 Written to ``<workspace>/reports/``, each file atomically:
 
-- ``<run_id>.html``: every section of :func:`reports.data.report_data`;
+- ``<run_id>.html``: every section of :func:`scrutineer.reports.data.report_data`;
 - ``<run_id>-findings.csv``: reason, restricted, findings, samples;
 - ``<run_id>-domains.csv``: registrable domains by samples with a hash-list match.
 
-The CSVs are spreadsheet-safe (:mod:`reports.csvsafe`). :data:`ENV` is the Jinja environment of
+The CSVs are spreadsheet-safe (:mod:`scrutineer.reports.csvsafe`). :data:`ENV` is the Jinja environment of
 the templates: the review app renders ``report_body.html.j2`` (which expects ``report``, the dict)
 from it inside its own page layout; ``charts.j2`` holds the SVG chart macros. Text from a dataset
 or a person goes through its :func:`visible` filter.
@@ -21,13 +21,12 @@ from pathlib import Path
 
 import jinja2
 from markupsafe import Markup, escape
+from scrutineer.reports.csvsafe import csv_text
+from scrutineer.reports.data import report_data
 
-from reports.csvsafe import csv_text
-from reports.data import report_data
 from scrutineer import Workspace
-from scrutineer.config import Config
-from scrutineer.crowd import crowd_counts
-from scrutineer.files import atomic_write_text
+from scrutineer.core.config import Config
+from scrutineer.core.files import atomic_write_text
 
 #: Unicode's explicit bidirectional formatting characters (UAX #9 section 2: the embeddings,
 #: overrides and isolates, and the marks LRM, RLM and ALM). Obeyed, one in a caption or a note
@@ -42,15 +41,15 @@ def visible(text: object) -> Markup:
     return Markup(BIDI_CONTROLS.sub(lambda m: f'<code class="control">&lt;U+{ord(m[0]):04X}&gt;</code>', escaped))
 
 
-#: The report and app templates (``reports/templates``), HTML-escaping every value, failing on a missing one.
+#: The report templates (``reports/templates``), HTML-escaping every value, failing on a missing one.
 ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
+    loader=jinja2.PackageLoader("scrutineer.reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
     auto_reload=False,  # templates do not change while the app runs: no stat() of each file per page
 )
 ENV.filters["visible"] = visible
 
 
-def write_report(cfg: Config, run_id: str | None = None) -> Path:
+def write_report(cfg: Config, run_id: str | None = None, crowd: dict | None = None) -> Path:
     """Write the report of ``run_id`` (default: the dataset's latest finished scan) and its CSVs,
     with the crowd flags' counts when the config has crowd categories.
 
@@ -64,7 +63,7 @@ def write_report(cfg: Config, run_id: str | None = None) -> Path:
     with Workspace(cfg.workspace) as ws:
         if run_id is None:
             run_id = ws.latest_run(cfg.dataset.name)
-        report = report_data(ws.con, ws.path, cfg.dataset.name, run_id, crowd_counts(cfg))
+        report = report_data(ws.con, ws.path, cfg.dataset.name, run_id, crowd)
     out = cfg.workspace / "reports"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{run_id}.html"

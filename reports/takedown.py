@@ -3,12 +3,12 @@ and host, ready to send to a host's abuse contact or a hotline.
 
 Written as ``<workspace>/takedown/<dataset>.csv`` and ``.json`` by ``scrutineer takedown``, and
 downloaded from the review app's takedown page (maintainers only; from the review snapshot, whose
-rows the same query gives: :data:`scrutineer.snapshot.TAKEDOWN_SQL`). One row per restricted
+rows the same query gives: :data:`TAKEDOWN_SQL`). One row per restricted
 finding of the dataset's latest finished scan, sorted by registrable domain, host, URL and reason.
 The registrable domain comes from tldextract with its bundled Public Suffix List snapshot (no
 network). :func:`located` makes the rows, :func:`manifest_csv` and :func:`manifest_json` the files.
 
-The CSV is made safe to open in a spreadsheet (:mod:`reports.csvsafe`: a text cell starting with
+The CSV is made safe to open in a spreadsheet (:mod:`scrutineer.reports.csvsafe`: a text cell starting with
 ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a ``'`` before it). The JSON carries every
 value exactly.
 """
@@ -19,12 +19,31 @@ import json
 from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
+from typing import Any
 
-from reports.csvsafe import csv_text
-from scrutineer import Workspace, snapshot
-from scrutineer.config import Config
-from scrutineer.domains import host_and_domain
-from scrutineer.files import atomic_write_text
+import duckdb
+from scrutineer.reports.csvsafe import csv_text
+
+from scrutineer import Workspace
+from scrutineer.core.config import Config
+from scrutineer.core.files import atomic_write_text
+from scrutineer.samples.domains import host_and_domain
+
+#: What :data:`TAKEDOWN_SQL` gives, in order.
+TAKEDOWN_COLUMNS = ("url", "reason", "bank", "bank_version", "sample_id", "shard_id", "row_index", "first_seen")
+#: The takedown rows of run ``$run_id`` (restricted: for maintainers only): its restricted
+#: findings, with the bank and bank version that matched and ``first_seen``, the start of the
+#: dataset's first run that found the same URL restricted for the same reason. The one query for
+#: ``scrutineer takedown`` (run on the store) and the review snapshot's
+#: ``takedown`` table (:func:`scrutineer.crowd.snapshot.publish`, run on the store when publishing), so the app and the command list the same rows.
+TAKEDOWN_SQL = """
+    SELECT f.url, f.reason, f.evidence->>'bank' AS bank, f.evidence->>'bank_version' AS bank_version,
+           f.sample_id, f.shard_id, f.row_index,
+           (SELECT min(r.started_at) FROM findings g JOIN runs r USING (run_id)
+             WHERE r.dataset = this.dataset AND g.url = f.url AND g.reason = f.reason AND g.restricted) AS first_seen
+    FROM findings f JOIN runs this USING (run_id) WHERE f.run_id = $run_id AND f.restricted
+"""
+
 
 COLUMNS = [
     "registrable_domain",
@@ -39,6 +58,12 @@ COLUMNS = [
     "first_seen",
 ]
 
+def query_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    """:data:`TAKEDOWN_SQL` of ``run_id`` on the store's connection ``con``: dicts keyed by
+    :data:`TAKEDOWN_COLUMNS`, unordered."""
+    return [dict(zip(TAKEDOWN_COLUMNS, r)) for r in con.execute(TAKEDOWN_SQL, {"run_id": run_id}).fetchall()]
+
+
 def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
     """(run_id, rows) for the dataset's latest finished scan; rows are :func:`located`'s.
 
@@ -47,12 +72,12 @@ def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
     """
     with Workspace(cfg.workspace) as ws:
         run_id = ws.latest_run(cfg.dataset.name)
-        found = snapshot.takedown_rows(ws.con, run_id)
+        found = query_rows(ws.con, run_id)
     return run_id, located(found)
 
 
 def located(rows: list[dict]) -> list[dict]:
-    """Takedown rows as :data:`scrutineer.snapshot.TAKEDOWN_SQL` gives them (dicts with ``url``,
+    """Takedown rows as :data:`TAKEDOWN_SQL` gives them (dicts with ``url``,
     ``reason``, ``shard_id``, ``row_index``, ``first_seen`` a datetime or None, ...) as the manifest
     lists them: dicts keyed by :data:`COLUMNS` (``registrable_domain`` and ``host`` added,
     ``first_seen`` ISO 8601 text to the second), sorted by those, then URL, reason, shard and row."""
@@ -74,7 +99,7 @@ def by_domain(rows: list[dict]) -> list[dict]:
 
 def manifest_csv(rows: list[dict]) -> str:
     """The CSV manifest of :func:`located` rows: a header of :data:`COLUMNS`, spreadsheet-safe
-    (:func:`reports.csvsafe.csv_text`)."""
+    (:func:`scrutineer.reports.csvsafe.csv_text`)."""
     return csv_text(COLUMNS, ([r[c] for c in COLUMNS] for r in rows))
 
 

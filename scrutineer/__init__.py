@@ -1,11 +1,11 @@
 """Scrutineer: audit open image-text datasets against hash lists, licences and duplicates, and
 publish verifiable RE- releases. See README.md and DESIGN.md.
 
-From Python, read a workspace with :class:`Workspace` (:mod:`scrutineer.workspace`).
+From Python, read a workspace with :class:`Workspace` (:mod:`scrutineer.core.workspace`).
 """
 
 __version__ = "0.1.0"
 
-from scrutineer.workspace import Workspace
+from scrutineer.core.workspace import Workspace
 
 __all__ = ["Workspace", "__version__"]

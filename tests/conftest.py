@@ -22,7 +22,8 @@ import yaml
 # workers that import this module for hash_after_marking, which make no directory of their own).
 if "PREFECT_HOME" not in os.environ:
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="scrutineer-test-prefect-")
-from flows import configure_prefect  # noqa: E402
+from scrutineer.flows import configure_prefect  # noqa: E402
+
 from scrutineer.testing.served import free_port  # noqa: E402
 
 configure_prefect()
@@ -74,11 +75,11 @@ def url_list_config(directory: Path, name: str, urls: list[str], detectors: dict
 
 
 def hash_after_marking(marker: str, body: bytes, max_pixels: int, dihedral: bool):
-    """A hash worker's work (:class:`scrutineer.hashing.HashPool`'s ``hasher``) that shows a test
+    """A hash worker's work (:class:`scrutineer.observing.hashing.HashPool`'s ``hasher``) that shows a test
     which worker is busy: the first call of all claims ``marker`` (a path), writes its process id
     there, and holds its body until the test kills the process (300 s at most: a bound on a hang
     only); every other call hashes at once."""
-    from scrutineer.hashing import hash_content
+    from scrutineer.observing.hashing import hash_content
 
     try:
         os.close(os.open(marker + ".claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
@@ -102,18 +103,22 @@ def wait_until(what: str, check, timeout: float = 120):
 
 
 def scan(path: Path) -> dict:
-    """Load a config and run the scan flow in this process."""
-    from scrutineer.config import load_config
-    from flows.scan import run_scan
+    """Load a config and scan as ``scrutineer scan`` does, in this process: the scan flow, then the
+    crowd's confirmed flags and review snapshot (:func:`scrutineer.crowd.sync.after_run`)."""
+    from scrutineer.crowd.sync import after_run
+    from scrutineer.flows.scan import run_scan
 
-    return run_scan(load_config(path))
+    from scrutineer.core.config import load_config
+
+    cfg = load_config(path)
+    return after_run(cfg, run_scan(cfg))
 
 
 _FILE_SIZE_LIMITED = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit raises OSError (EFBIG)
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
-from scrutineer.cli import app
+from scrutineer.cli.main import app
 app(sys.argv[2:])
 """
 

@@ -5,12 +5,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.url_hashlist import UrlHashlist
 
-from scrutineer.banks import URL_MD5_SIMPLE_REGEX, Bank, BankRef, load_bank, url_md5, url_md5_normalize
-from scrutineer.config import BankConfig
-from scrutineer.errors import ConfigError
-from detectors.base import DetectContext
-from detectors.url_hashlist import UrlHashlist
+from scrutineer.core.banks import (
+    URL_MD5_SIMPLE_REGEX,
+    Bank,
+    BankRef,
+    load_bank,
+    url_md5,
+    url_md5_normalize,
+)
+from scrutineer.core.config import BankConfig
+from scrutineer.core.errors import ConfigError
 
 
 def bank_config(path, signal_type="url_md5"):

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scrutineer.canonical_url import canonical_url, canonical_urls
+from scrutineer.samples.canonical_url import canonical_url, canonical_urls
 
 RULES = [
     # (URL, its key, the rule)

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import readable_by_others, write_config
+from scrutineer.cli.main import app
 from typer.testing import CliRunner
-
-from scrutineer.cli import app
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 runner = CliRunner()
@@ -165,7 +164,7 @@ def test_a_detector_without_a_bank_of_its_signal_stops_the_scan(tmp_path):
 
 
 def test_query_reads_the_store_and_no_other_file(tmp_path):
-    from scrutineer import store
+    from scrutineer.core import store
 
     config = write_store_config(tmp_path)
     store.connect(tmp_path / "work").close()
@@ -215,8 +214,9 @@ def test_demo_runs_offline_without_shared_data(tmp_path):
     safe = set(pq.read_table(work / "releases" / "RE-demo-laion-research-safe" / "removed.parquet")["sample_id"].to_pylist())
     assert research < safe
     # one account per role, whose printed credentials work, and one flag waiting for review
-    from scrutineer.config import load_config
-    from scrutineer.crowd import CrowdStore
+    from scrutineer.crowd.store import CrowdStore
+
+    from scrutineer.core.config import load_config
 
     crowd = CrowdStore(load_config(tmp_path / "demo" / "demo.yaml").crowd)
     for role in ("contributor", "reviewer", "maintainer"):

@@ -4,8 +4,8 @@ publishes restricted findings only when it says so."""
 import pytest
 from conftest import write_config
 
-from scrutineer.config import load_config
-from scrutineer.errors import ConfigError
+from scrutineer.core.config import load_config
+from scrutineer.core.errors import ConfigError
 
 
 def variant_config(tmp_path, variants, detectors=None):
@@ -27,7 +27,7 @@ def test_a_pattern_matching_no_reason_is_a_config_error(tmp_path):
         load_config(config)
     assert "research" in str(e.value) and "'hash_mtach'" in str(e.value)
     assert "hash_match.url" in str(e.value) and "license.missing" in str(e.value)  # the known reasons
-    # a prefix matches whole dotted segments only (scrutineer/policy.py)
+    # a prefix matches whole dotted segments only (scrutineer/core/policy.py)
     with pytest.raises(ConfigError, match="'hash_match.ur'"):
         load_config(variant_config(tmp_path, {"research": {"remove": ["hash_match.ur"]}}))
 
@@ -81,8 +81,8 @@ def _models():
     """Every pydantic model of the config, and every detector's Params."""
     from pydantic import BaseModel
 
-    from detectors.registry import available, get_detector_class
-    from scrutineer import config
+    from scrutineer.core import config
+    from scrutineer.core.registry import available, get_detector_class
 
     models = [m for m in vars(config).values() if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == config.__name__]
     return models + [get_detector_class(name).Params for name in available()]

@@ -9,22 +9,28 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 import sqlalchemy as sa
-from limits import parse
 from conftest import scan, write_config
-
+from limits import parse
+from scrutineer.cli.main import app
+from scrutineer.crowd import store as crowd_tables
+from scrutineer.crowd.flag_import import import_flags
+from scrutineer.crowd.snapshot import LOOKUP_IDS, Snapshot
+from scrutineer.crowd.store import (
+    CrowdError,
+    CrowdStore,
+    FlagItem,
+    FlagRequest,
+    RateLimited,
+    Sample,
+    crowd_counts,
+)
+from scrutineer.crowd.sync import sync_latest
+from scrutineer.reports.html import write_report
 from typer.testing import CliRunner
 
-from reports.html import write_report
-from scrutineer.banks import url_md5
-from scrutineer.cli import app
-from scrutineer import crowd as crowd_tables
-from scrutineer.config import CrowdConfig, load_config
-from scrutineer.crowd import CrowdError, CrowdStore, FlagItem, FlagRequest, RateLimited, Sample
-from scrutineer.errors import ConfigError
-from scrutineer.flag_import import import_flags
-from scrutineer.release import build_release
-from scrutineer.snapshot import LOOKUP_IDS, Snapshot
-from scrutineer.sync import sync_latest
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import CrowdConfig, load_config
+from scrutineer.core.errors import ConfigError
 
 CROWD = {
     "categories": {"csam_suspected": {"sensitive": True}, "copyright": {"description": "Used without permission"}},
@@ -166,7 +172,9 @@ def test_sync_is_idempotent_and_release_removes_exactly_the_confirmed_samples(sc
     assert json.loads(found[1][3])["flag_id"] == ids[3] and json.loads(found[1][3])["review_ids"]
 
     crowd.review(rev, ids[4], "confirm", "matches_category", "changed my mind")  # decided after the sync: release syncs first
-    release = build_release(scanned, "clean")
+    released = CliRunner().invoke(app, ["release", str(scanned.config_path), "--variant", "clean"])
+    assert released.exit_code == 0, released.output
+    release = scanned.workspace / "releases" / "RE-d-clean"
     kept = {json.loads(line)["key"] for line in (release / "data" / "d.jsonl").read_text().splitlines()}
     assert kept == {r["key"] for r in ROWS} - {"k2", "k3", "k4", "k7"}  # k7: the hash-list match
     # no removal is listed; the restricted rows (the sensitive flag, the match) hide among the crowd's decisions
@@ -174,7 +182,7 @@ def test_sync_is_idempotent_and_release_removes_exactly_the_confirmed_samples(sc
     hidden = json.loads((release / "manifest.json").read_text())["removed"]["anonymity_set"]
     assert hidden == {"rows": 4, "restricted": 2, "restricted_share": 0.5}
     # the watchdog report counts the crowd's flags, and names no URL of the sensitive one
-    html = write_report(scanned).read_text()
+    html = write_report(scanned, crowd=crowd_counts(scanned)).read_text()  # as `scrutineer report` does
     assert '<td>copyright</td>\n<td class="n">0</td><td class="n">2</td><td class="n">0</td>' in html
     assert ROWS[3]["url"] not in html and "(sensitive: counts only)" in html
 

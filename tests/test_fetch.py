@@ -8,11 +8,11 @@ import time
 from urllib.parse import quote
 
 import pytest
+from scrutineer.flows.content import check_urls
 
-from flows.content import check_urls
-from scrutineer.config import FetchConfig
-from scrutineer.fetch import Fetcher, NetworkDown, refused_address
-from scrutineer.hashing import hash_pool
+from scrutineer.core.config import FetchConfig
+from scrutineer.observing.fetch import Fetcher, NetworkDown, refused_address
+from scrutineer.observing.hashing import hash_pool
 from scrutineer.testing.fixture_web import FixtureWeb
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]

@@ -10,11 +10,12 @@ up after ``read_timeout`` (2 s) without a byte.
 from __future__ import annotations
 
 import asyncio
+
 import pytest
 
-from scrutineer.config import FetchConfig
-from scrutineer.fetch import Fetcher
-from scrutineer.policy_files import MAX_BYTES, PolicyCache
+from scrutineer.core.config import FetchConfig
+from scrutineer.observing.fetch import Fetcher
+from scrutineer.observing.policy_files import MAX_BYTES, PolicyCache
 from scrutineer.testing.fixture_web import FixtureWeb
 
 IMAGE = "/img/synthetic-00000.jpg"

@@ -7,8 +7,8 @@ import stat
 import pytest
 from conftest import readable_by_others
 
-from scrutineer import store
-from scrutineer.files import file_sha256
+from scrutineer.core import store
+from scrutineer.core.files import file_sha256
 
 
 def test_file_sha256_matches_hashing_the_whole_file(tmp_path):

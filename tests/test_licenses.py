@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from scrutineer.licenses import to_spdx
+from scrutineer.samples.licenses import to_spdx
 
 
 def test_every_creative_commons_url_on_the_spdx_list_maps_to_its_id(shared_data):

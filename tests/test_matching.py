@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+import pyarrow as pa
 import pytest
 
-import pyarrow as pa
-
-from scrutineer.matching import NearIndex
-from scrutineer.mih import MAX_THRESHOLD, MultiIndexHash
-from scrutineer.signals import PDQ, PHASH, SIGNAL_TYPES
+from scrutineer.matching.mih import MAX_THRESHOLD, MultiIndexHash
+from scrutineer.matching.search import NearIndex
+from scrutineer.matching.signals import PDQ, PHASH, SIGNAL_TYPES
 
 
 def flip(code: np.ndarray, bits: list[int]) -> np.ndarray:

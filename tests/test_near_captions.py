@@ -16,12 +16,18 @@ import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
 from datasketch.lsh import _optimal_param
+from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.conformance import register_signatures
+from scrutineer.detectors.dedup import Dedup
 
-from detectors.base import DetectContext
-from detectors.conformance import register_signatures
-from detectors.dedup import Dedup
-from scrutineer.contract import DETECT
-from scrutineer.minhash import MAX_CHARS, Shingling, char_shingle_hashes, lsh_bands, minhashes
+from scrutineer.core.contract import DETECT
+from scrutineer.matching.minhash import (
+    MAX_CHARS,
+    Shingling,
+    char_shingle_hashes,
+    lsh_bands,
+    minhashes,
+)
 
 
 @pytest.fixture(scope="module")

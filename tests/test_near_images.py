@@ -14,12 +14,12 @@ import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
 from PIL import Image
+from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.conformance import register_signatures
+from scrutineer.detectors.dedup import Dedup
 
-from detectors.base import DetectContext
-from detectors.conformance import register_signatures
-from detectors.dedup import Dedup
-from scrutineer.hashing import hash_content, pdq_hex
-from scrutineer.pigeonhole import block_bounds, block_values, hex_codes, words
+from scrutineer.matching.pigeonhole import block_bounds, block_values, hex_codes, words
+from scrutineer.observing.hashing import hash_content, pdq_hex
 
 SKIMAGE = ("astronaut", "brick", "camera", "cell", "chelsea", "clock_motion", "coins", "grass", "horse", "text")
 VARIANTS = {
@@ -230,7 +230,7 @@ def test_a_block_shared_by_many_codes_links_them_to_its_first_code_only():
     """2,500 distinct codes with the same first 32 bits would make 3.1M candidate pairs in that
     block; past HOT_BUCKET codes they link to its first code instead (2,499 candidates, none
     within 31 bits), and a near pair among them is still found through its other blocks."""
-    from detectors.dedup import HOT_BUCKET
+    from scrutineer.detectors.dedup import HOT_BUCKET
 
     codes, _ = random_codes(2_500, 0, seed=11)
     codes[:, :4] = codes[0, :4]

@@ -1,4 +1,4 @@
-"""The opt-out signal readers (scrutineer/optouts) on the real files in ../shared/data/optout.
+"""The opt-out signal readers (scrutineer/observing/optouts) on the real files in ../shared/data/optout.
 
 Each expected verdict says why, quoting the spec or the file's own words."""
 
@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from protego import Protego
 
-from scrutineer.optouts import ai_txt, c2pa, headers, tdmrep
-from scrutineer.optouts.robots import RobotsPolicy, default_agents
-from scrutineer.policy_files import origin, policy_file
+from scrutineer.observing.optouts import ai_txt, c2pa, headers, tdmrep
+from scrutineer.observing.optouts.robots import RobotsPolicy, default_agents
+from scrutineer.observing.policy_files import origin, policy_file
 
 URL = "https://example.org/img/photo.jpg"
 NO_AGENTS = frozenset()

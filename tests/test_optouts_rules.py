@@ -1,4 +1,4 @@
-"""robots.txt's syntax read once (scrutineer/optouts/rules.py) and judged as protego judges it.
+"""robots.txt's syntax read once (scrutineer/observing/optouts/rules.py) and judged as protego judges it.
 
 Hypothesis writes robots.txt files, agents and URLs from the pieces websites use (groups, the
 spellings protego accepts, wildcards, ``$``, escapes, non-ASCII, comments, blank and stray lines);
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from protego import Protego
 
-from scrutineer.optouts import ai_txt, rules, tdmrep
-from scrutineer.optouts.robots import RobotsPolicy
+from scrutineer.observing.optouts import ai_txt, rules, tdmrep
+from scrutineer.observing.optouts.robots import RobotsPolicy
 
 #: Hypothesis warns when the global ``random`` changes while it draws an example. These strategies
 #: never use it, but the threads Prefect leaves running in the test process after an earlier test's

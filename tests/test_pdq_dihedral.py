@@ -10,12 +10,12 @@ import pdqhash
 import pyarrow as pa
 import pytest
 from PIL import Image
+from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.content_hashlist import ContentHashlist
 
-from detectors.base import DetectContext
-from detectors.content_hashlist import ContentHashlist
-from scrutineer.banks import Bank, BankRef
-from scrutineer.contract import CONTENT
-from scrutineer.hashing import PDQ_DIHEDRAL, hamming, hash_content, pdq_hex
+from scrutineer.core.banks import Bank, BankRef
+from scrutineer.core.contract import CONTENT
+from scrutineer.observing.hashing import PDQ_DIHEDRAL, hamming, hash_content, pdq_hex
 
 
 @pytest.fixture(scope="module")

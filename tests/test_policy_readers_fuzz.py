@@ -9,8 +9,8 @@ parsed and judged for three URLs (a long path, a query, escapes and non-ASCII), 
 does.
 
 Time bound: 50 ms of CPU time per 64 KiB a reader reads (a text reader reads at most
-:data:`~scrutineer.policy_files.MAX_BYTES`, a header reader at most
-:data:`~scrutineer.optouts.headers.MAX_VALUE`; the bound of a smaller input is 50 ms). C2PA
+:data:`~scrutineer.observing.policy_files.MAX_BYTES`, a header reader at most
+:data:`~scrutineer.observing.optouts.headers.MAX_VALUE`; the bound of a smaller input is 50 ms). C2PA
 manifests are read by c2pa-rs from the whole body (``fetch.max_bytes`` bounds it), measured at
 ~9 ms per MB, so its bound is 50 ms per MiB (50 ms at 64 KB too). The time is the CPU time of the
 test's thread (``time.thread_time()``), not wall time, so other processes' load does not count.
@@ -41,9 +41,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scrutineer.optouts import ai_txt, c2pa, headers, tdmrep
-from scrutineer.optouts.robots import RobotsPolicy, default_agents
-from scrutineer.policy_files import MAX_BYTES
+from scrutineer.observing.optouts import ai_txt, c2pa, headers, tdmrep
+from scrutineer.observing.optouts.robots import RobotsPolicy, default_agents
+from scrutineer.observing.policy_files import MAX_BYTES
 
 #: Hypothesis warns when the global ``random`` changes while it draws an example. These strategies
 #: never use it, but the threads Prefect leaves running in the test process after an earlier test's

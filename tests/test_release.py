@@ -11,17 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import scan, write_config
+from scrutineer.cli.main import app
+from scrutineer.flows.scan import run_scan
 from typer.testing import CliRunner
 
-from flows.scan import run_scan
-from scrutineer.banks import url_md5
-from scrutineer.canonical_url import canonical_url
-from scrutineer.cli import app
-from scrutineer.config import Config, ReleaseConfig, load_config
-from scrutineer.errors import ConfigError
-from scrutineer.licenses import to_spdx
-from scrutineer.policy import matches
-from scrutineer.release import ReleaseError, build_release
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import Config, ReleaseConfig, load_config
+from scrutineer.core.errors import ConfigError
+from scrutineer.core.policy import matches
+from scrutineer.release.build import ReleaseError, build_release
+from scrutineer.samples.canonical_url import canonical_url
+from scrutineer.samples.licenses import to_spdx
 from scrutineer.testing import demo
 
 runner = CliRunner()

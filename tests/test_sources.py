@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scrutineer.config import Config
-from scrutineer.errors import ShardError
-from scrutineer.sources import iter_detect_batches, list_shards
+from scrutineer.core.config import Config
+from scrutineer.core.errors import ShardError
+from scrutineer.formats.sources import iter_detect_batches, list_shards
 
 
 def config(tmp_path, dataset):

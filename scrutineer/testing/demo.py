@@ -9,8 +9,8 @@ before serving. The hash banks are synthetic too: a ``url_md5`` bank matching fo
 written in the dataset with an upper-case scheme, which HMA's normalisation still matches), an
 ``md5`` bank holding one served image, and a ``pdq`` bank holding a re-encoded, resized copy of
 another (a near-duplicate). :func:`add_later_bank` then plays a hotline sending a pHash list after
-the scan, for ``scrutineer rematch``, and :func:`add_people` opens the review app to one account
-per role, with one flag pending review.
+the scan, for ``scrutineer rematch``. :func:`scrutineer.crowd.demo.add_people`
+opens the review app to one account per role, with one flag pending review.
 """
 
 from __future__ import annotations
@@ -25,11 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from scrutineer.banks import url_md5
-from scrutineer.config import Config
-from scrutineer.crowd import CrowdStore, FlagItem
-from scrutineer.hashing import hash_content
-from scrutineer.snapshot import Snapshot
+from scrutineer.core.banks import url_md5
+from scrutineer.observing.hashing import hash_content
 from scrutineer.testing.fixture_web import FixtureWeb, synthetic_jpeg
 
 ROWS_PER_SHARD = 150
@@ -51,10 +48,6 @@ CATEGORIES = {
     "copyright": {"description": "Used without the rights holder's permission."},
     "mislabelled": {"description": "The caption does not describe the image."},
 }
-#: The demo's accounts, one per role.
-PEOPLE = {"contributor": "casey", "reviewer": "riley", "maintainer": "morgan"}
-#: The demo sample left flagged and pending review.
-PENDING = (1, "copyright", "This is my photo; I never licensed it.")
 
 
 def web() -> FixtureWeb:
@@ -130,23 +123,6 @@ def build_demo(root: Path, server: FixtureWeb, seed: int = 2023) -> Path:
     path = root / "demo.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-
-
-def add_people(cfg: Config) -> list[tuple[str, str, str, str]]:
-    """Create one account per role (:data:`PEOPLE`) in a fresh crowd store (an earlier demo
-    run's is deleted: its passwords were shown once) and leave one flag pending review.
-
-    Returns:
-        (role, name, password, API token) per account.
-    """
-    for leftover in cfg.workspace.glob("crowd.sqlite*"):
-        leftover.unlink()
-    with CrowdStore(cfg.crowd) as crowd, Snapshot(cfg.workspace) as snapshot:
-        people = [(role, name, *crowd.add_account(name, role)) for role, name in PEOPLE.items()]
-        n, category, note = PENDING
-        [[pending]] = snapshot.samples([("sample_id", f"{1_000_000 + n}")])
-        crowd.flag(crowd.by_name(PEOPLE["contributor"]), [FlagItem(pending, category, note)], "form")
-    return people
 
 
 def add_later_bank(config_path: Path) -> str:

@@ -1,26 +1,26 @@
 import json
-from datetime import UTC, datetime
 import re
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
 import pytest
+from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.conformance import DetectorConformance
+from scrutineer.detectors.content_hashlist import ContentHashlist
+from scrutineer.detectors.dead_links import DeadLinks
+from scrutineer.detectors.dedup import Dedup
+from scrutineer.detectors.license_gaps import LicenseGaps
+from scrutineer.detectors.optouts import Optouts
+from scrutineer.detectors.url_hashlist import UrlHashlist
+from scrutineer.detectors.verify_hash import VerifyHash
 
-from detectors.base import DetectContext
-from detectors.conformance import DetectorConformance
-from detectors.content_hashlist import ContentHashlist
-from detectors.dead_links import DeadLinks
-from detectors.dedup import Dedup
-from detectors.license_gaps import LicenseGaps
-from detectors.optouts import Optouts
-from detectors.registry import get_detector_class
-from detectors.url_hashlist import UrlHashlist
-from detectors.verify_hash import VerifyHash
-from scrutineer.banks import Bank, BankRef, url_md5
-from scrutineer.canonical_url import canonical_url
-from scrutineer.contract import DETECT
-from scrutineer.errors import ConfigError
-from scrutineer.policy_files import policy_file
+from scrutineer.core.banks import Bank, BankRef, url_md5
+from scrutineer.core.contract import DETECT
+from scrutineer.core.errors import ConfigError
+from scrutineer.core.registry import get_detector_class
+from scrutineer.observing.policy_files import policy_file
+from scrutineer.samples.canonical_url import canonical_url
 
 
 def bank(signal_type: str, hashes, name: str | None = None, version: str = "v1") -> Bank:
@@ -55,7 +55,7 @@ class TestLicenseGaps(DetectorConformance):
     expected = {(1, "license.unknown"), (2, "license.missing"), (3, "license.disallowed"), (3, "license.nc")}
 
     def test_conditions_are_read_from_the_spdx_id(self):
-        from scrutineer.licenses import conditions
+        from scrutineer.samples.licenses import conditions
 
         assert conditions("CC-BY-NC-SA-2.0") == {"NC", "SA"}
         assert conditions("CC-BY-NC-ND-3.0-IGO") == {"NC", "ND"}
@@ -196,7 +196,7 @@ def test_unknown_detector_lists_the_known_ones():
 
 
 def test_registered_reasons_mark_hash_matches_restricted():
-    from detectors.registry import registered_reasons
+    from scrutineer.core.registry import registered_reasons
 
     reasons = registered_reasons()
     assert set(reasons) >= {"url_hashlist", "content_hashlist", "dead_links", "license_gaps", "dedup", "verify_hash"}

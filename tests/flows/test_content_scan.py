@@ -17,16 +17,23 @@ from pathlib import Path
 
 import pytest
 import yaml
+from scrutineer.cli.main import app
+from scrutineer.flows.content import check_urls
 from typer.testing import CliRunner
 
-from scrutineer import hashing, store
-from scrutineer.cli import app
-from scrutineer.config import FetchConfig
-from scrutineer.fetch import Fetcher
+from scrutineer.core import store
+from scrutineer.core.config import FetchConfig
+from scrutineer.observing import hashing
+from scrutineer.observing.fetch import Fetcher
+from scrutineer.observing.hashing import HashPool, hamming, hash_content
 from scrutineer.testing.fixture_web import FixtureWeb
-from flows.content import check_urls
-from scrutineer.hashing import HashPool, hash_content, hamming
-from tests.conftest import hash_after_marking, scan, url_list_config, wait_until, write_config
+from tests.conftest import (
+    hash_after_marking,
+    scan,
+    url_list_config,
+    wait_until,
+    write_config,
+)
 
 HOSTS = ["127.0.0.5", "127.0.0.6", "127.0.0.7"]
 UKBENCH = "ukbench_imagededup"
@@ -164,7 +171,7 @@ def test_near_image_clusters_are_judged_from_the_stored_hashes(content_scan, tmp
     assert names["img-10"] == "ukbench00120.jpg" and names["img-6"] == "coins.png"
     assert {e["cluster_size"] for n, e in found.items() if n.startswith("ukbench")} == {4}
 
-    from reports.data import report_data
+    from scrutineer.reports.data import report_data
 
     con = store.connect(tmp_path / "work", read_only=True)
     try:

@@ -20,8 +20,8 @@ import httpx
 import psutil
 import pytest
 
-from scrutineer import store
-from scrutineer.config import load_config
+from scrutineer.core import store
+from scrutineer.core.config import load_config
 from scrutineer.testing.fixture_web import FixtureWeb
 from scrutineer.testing.served import free_port
 from tests.conftest import url_list_config

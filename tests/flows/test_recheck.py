@@ -10,14 +10,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from scrutineer.cli.main import app
+from scrutineer.flows.plan import ScanPlan
+from scrutineer.flows.scan import run_scan
+from scrutineer.flows.shard import due_urls
 from typer.testing import CliRunner
 
-from flows.plan import ScanPlan
-from flows.scan import run_scan
-from flows.shard import due_urls
-from scrutineer import store
-from scrutineer.cli import app
-from scrutineer.config import load_config
+from scrutineer.core import store
+from scrutineer.core.config import load_config
 from scrutineer.testing.fixture_web import FixtureWeb
 from tests.conftest import url_list_config
 
@@ -128,7 +128,7 @@ def test_a_link_is_due_only_once_the_recheck_interval_has_passed(runs):
 
 
 def test_the_report_counts_every_link_of_a_recheck_run_by_its_latest_check(runs):
-    from reports.data import report_data
+    from scrutineer.reports.data import report_data
 
     con = store.connect(runs["ws"], read_only=True)
     try:

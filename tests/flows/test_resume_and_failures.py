@@ -11,12 +11,18 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import command_line, scan, scrutineer_with_file_size_limit, url_list_config, write_config
+from conftest import (
+    command_line,
+    scan,
+    scrutineer_with_file_size_limit,
+    url_list_config,
+    write_config,
+)
 
-from scrutineer.banks import url_md5
-from scrutineer.config import load_config
-from scrutineer.errors import ConfigError
-from scrutineer.release import build_release
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import load_config
+from scrutineer.core.errors import ConfigError
+from scrutineer.release.build import build_release
 
 SCRUTINEER = [str(Path(sys.executable).parent / "scrutineer")]
 

@@ -12,16 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import scan, write_config
 from huggingface_hub import DatasetCard
+from scrutineer.reports.takedown import write_takedown
 from test_near_captions import judge
 
-from reports.takedown import write_takedown
-from scrutineer.banks import url_md5
-from scrutineer.canonical_url import canonical_url
-from scrutineer.config import load_config
-from scrutineer.errors import ConfigError
-from scrutineer.files import file_sha256
-from scrutineer.licenses import to_spdx
-from scrutineer.release import ReleaseError, build_release
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import load_config
+from scrutineer.core.errors import ConfigError
+from scrutineer.core.files import file_sha256
+from scrutineer.release.build import ReleaseError, build_release
+from scrutineer.samples.canonical_url import canonical_url
+from scrutineer.samples.licenses import to_spdx
 
 LAION = ["laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"]
 

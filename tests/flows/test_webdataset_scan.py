@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scrutineer.config import load_config
-from scrutineer.errors import ConfigError
-from scrutineer.release import build_release
+from scrutineer.core.config import load_config
+from scrutineer.core.errors import ConfigError
+from scrutineer.release.build import build_release
 from scrutineer.testing.fixture_web import FixtureWeb
 from tests.conftest import scan, write_config
 from tests.flows.test_content_scan import query
@@ -169,7 +169,7 @@ def test_webdataset_shards_are_the_parquet_files(tmp_path, shared_data, original
     source = pq.read_table(shared_data / "metadata" / FIXTURE)
     write_img2dataset_shard(tmp_path / "i2d", "00000", source, {})
     config = verify_config(tmp_path, [str(tmp_path / "i2d" / "*.tar")], "webdataset", original)
-    from scrutineer.sources import list_shards
+    from scrutineer.formats.sources import list_shards
 
     with pytest.raises(ConfigError, match=r"img2dataset's \.parquet file .*00000\.tar"):
         list_shards(load_config(config))

@@ -22,19 +22,19 @@ import sqlalchemy as sa
 from conftest import scan, write_config
 from itsdangerous import TimestampSigner
 from limits import parse
+from scrutineer.cli.main import app
+from scrutineer.crowd import store as crowd_tables
+from scrutineer.crowd.store import CrowdStore
 from typer.testing import CliRunner
 
-from scrutineer import crowd as crowd_tables
-from scrutineer.banks import url_md5
-from scrutineer.cli import app
-from scrutineer.config import Config, CrowdConfig, load_config
-from scrutineer.crowd import CrowdStore
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import Config, CrowdConfig, load_config
 from scrutineer.testing.served import serve
 
 ROWS = [{"key": f"k{i}", "url": f"http://h{i}.example/{i}.jpg", "caption": f"caption {i}"} for i in range(4)]
 LISTED = ROWS[3]["url"]  # on the hash list: the takedown view shows it
 names = itertools.count()
-#: The session cookie's name, as a browser sees it (reports.access.SESSION_COOKIE; unchanged since sessions were signed).
+#: The session cookie's name, as a browser sees it (scrutineer.crowd.access.SESSION_COOKIE; unchanged since sessions were signed).
 SESSION_COOKIE = "scrutineer_session"
 #: Fresh connections: the kernel spreads them over both app processes.
 CLOSE = {"Connection": "close"}

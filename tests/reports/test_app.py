@@ -21,13 +21,13 @@ import pytest
 from conftest import scan, write_config
 from fastapi.routing import iter_route_contexts
 from limits import parse
+from scrutineer.crowd.flag_writer import FlagWriter, Submission
+from scrutineer.crowd.snapshot import Snapshot
+from scrutineer.crowd.store import CrowdError, CrowdStore, FlagItem
 from starlette.routing import Mount
 
-from reports.flag_writer import FlagWriter, Submission
-from scrutineer.banks import url_md5
-from scrutineer.config import Config, load_config
-from scrutineer.crowd import CrowdError, CrowdStore, FlagItem
-from scrutineer.snapshot import Snapshot
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import Config, load_config
 from scrutineer.testing.served import serve
 
 SCRIPT, ONERROR, JS_URL = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"
@@ -150,7 +150,7 @@ def test_a_second_server_on_the_port_is_refused_and_the_first_keeps_serving(serv
 
 
 def test_every_route_but_log_in_health_and_static_refuses_anonymous_requests(served):
-    from reports.app import create_app
+    from scrutineer.crowd.app import create_app
 
     app = create_app(served.cfg)
     app.state.services.close()

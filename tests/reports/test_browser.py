@@ -12,11 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import scan, write_config
+from scrutineer.crowd.store import CrowdStore
+from scrutineer.crowd.sync import sync_latest
 
-from scrutineer.banks import url_md5
-from scrutineer.config import load_config
-from scrutineer.crowd import CrowdStore
-from scrutineer.release import build_release
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import load_config
+from scrutineer.release.build import build_release
 from scrutineer.testing.served import serve
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -134,6 +135,7 @@ def test_flag_review_release_in_a_browser(app, browser, tmp_path):
     assert ROWS[4]["url"] not in contributor.content()
     assert alerts == []
 
+    sync_latest(cfg)  # as `scrutineer release` does first
     release = build_release(cfg, "clean")
     kept = {json.loads(line)["key"] for line in (release / "data" / "d.jsonl").read_text().splitlines()}
     assert kept == {r["key"] for r in ROWS} - {"k1", f"k{LISTED}"}  # exactly the confirmed flag and the hash-list match

@@ -3,7 +3,7 @@
 import csv
 import io
 
-from reports.csvsafe import FORMULA_STARTS, csv_text
+from scrutineer.reports.csvsafe import FORMULA_STARTS, csv_text
 
 
 def test_every_formula_start_gets_an_apostrophe_and_other_cells_stay():

@@ -1,4 +1,4 @@
-"""The watchdog report: its data (reports.data), the HTML file and its CSV exports, from real scans
+"""The watchdog report: its data (scrutineer.reports.data), the HTML file and its CSV exports, from real scans
 of a dataset whose captions and licences carry script payloads, whose hosts start like
 spreadsheet formulas and some of whose URLs are on a hash list; its opt-out section from findings
 stored directly in a real store."""
@@ -16,15 +16,16 @@ from conftest import (
     url_list_config,
     write_config,
 )
+from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
+from scrutineer.reports.data import report_data
+from scrutineer.reports.html import ENV, write_report
 
-from detectors.optouts import REASONS as OPTOUT_REASONS
-from reports.data import report_data
-from reports.html import ENV, write_report
-from scrutineer import Workspace, store
-from scrutineer.banks import url_md5
-from scrutineer.config import load_config
-from scrutineer.contract import FINDINGS, RUNS, SHARDS
-from scrutineer.errors import WorkspaceError
+from scrutineer import Workspace
+from scrutineer.core import store
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import load_config
+from scrutineer.core.contract import FINDINGS, RUNS, SHARDS
+from scrutineer.core.errors import WorkspaceError
 from scrutineer.testing.fixture_web import FixtureWeb
 
 SCRIPT, IMG, JS = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"

@@ -9,14 +9,16 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+
 import httpx
 import pytest
 from conftest import scan
 from markupsafe import escape
+from scrutineer.crowd.demo import add_people
+from scrutineer.crowd.snapshot import NAME as SNAPSHOT
+from scrutineer.crowd.store import CrowdStore
 
-from scrutineer.config import Config, load_config
-from scrutineer.crowd import CrowdStore
-from scrutineer.snapshot import NAME as SNAPSHOT
+from scrutineer.core.config import Config, load_config
 from scrutineer.testing import demo
 from scrutineer.testing.served import serve
 
@@ -36,13 +38,13 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def served_demo(tmp_path_factory) -> Iterator[Demo]:
-    """The demo, scanned, with its accounts (:func:`scrutineer.testing.demo.add_people`), served."""
+    """The demo, scanned, with its accounts (:func:`scrutineer.crowd.demo.add_people`), served."""
     root = tmp_path_factory.mktemp("demo")
     with demo.web() as server:
         config = demo.build_demo(root, server)
         assert scan(config)["status"] == "completed"
     cfg = load_config(config)
-    people = {role: (name, password, token) for role, name, password, token in demo.add_people(cfg)}
+    people = {role: (name, password, token) for role, name, password, token in add_people(cfg)}
     with serve(config) as url:
         yield Demo(url, cfg, people)
 

@@ -1,0 +1,233 @@
+"""The review app's JSON API under ``/api`` (issue 11, "The app"), documented by FastAPI's OpenAPI.
+
+Every route but ``GET /api/health`` needs an API token (``Authorization: Bearer …``) or a session;
+a session's POSTs also need the CSRF token in ``x-csrftoken`` (:mod:`scrutineer.crowd.app`). Errors are
+``{"detail": message}``: 401 not signed in, 403 not allowed, 404 no such flag or sample, 422
+invalid input (``{"detail": [{"type", "loc", "msg"}]}``, as FastAPI gives it, without the input:
+an id past :data:`MAX_ID`, text that is not Unicode), 429 rate limited (with ``Retry-After``), 503
+no scan has been published yet; a body other than JSON or a URL-encoded form is refused before any
+route (:mod:`scrutineer.crowd.bodies`).
+
+What a contributor is shown of their flags depends on nothing they do not know already
+(:func:`scrutineer.crowd.access.shown_flags`): no URL, whether or not the sample is restricted.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scrutineer.crowd.access import (
+    Served,
+    Services,
+    SignedIn,
+    shown_detail,
+    shown_flags,
+    signed_in,
+)
+from scrutineer.crowd.flag_writer import Submission
+from scrutineer.crowd.snapshot import SampleKey
+from scrutineer.crowd.store import Account
+
+from scrutineer.core.errors import WorkspaceError
+
+NOTE_CHARS = 4000
+#: The largest id of a flag: SQLite's INTEGER is a signed 64-bit number
+#: (https://www.sqlite.org/datatype3.html), Postgres's BIGINT too; a larger id in a request is 422.
+MAX_ID = 2**63 - 1
+#: A flag's id in a path.
+FlagId = Annotated[int, Path(ge=1, le=MAX_ID, description="A flag's id.")]
+#: The ``before`` of a page of flags.
+Before = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only flags with a smaller id: the last id of the previous page.")]
+
+
+class FlagIn(BaseModel):
+    """A flag: one sample, by its id or its URL (a URL flags every sample of the latest scan that
+    has it), under a category of the config's ``crowd.categories``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_id: str | None = Field(None, min_length=1, description="The sample's id in the latest scan.")
+    url: str | None = Field(None, min_length=1, description="The sample's URL, exactly as in the dataset.")
+    category: str = Field(description="A category of the config's `crowd.categories`.")
+    note: str = Field("", max_length=NOTE_CHARS, description="Why: what the reviewer should know.")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> FlagIn:
+        if (self.sample_id is None) == (self.url is None):
+            raise ValueError("give exactly one of sample_id and url")
+        return self
+
+
+class FlagCreated(BaseModel):
+    """The flags recorded: ``ids`` has one per sample (several when a URL matched several)."""
+
+    id: int = Field(description="The first flag's id.")
+    ids: list[int]
+
+
+class FlagFields(BaseModel):
+    """What a flag records: the sample as the scan read it, its category and status."""
+
+    id: int
+    sample_id: str
+    shard_id: str
+    row_index: int
+    url: str | None = Field(description="Null for contributors, on every flag (whether a sample is restricted is not theirs to learn).")
+    host: str
+    registrable_domain: str
+    caption: str | None
+    category: str
+    status: Literal["pending", "confirmed", "rejected"]
+    created_at: datetime
+    updated_at: datetime
+    restricted: bool = Field(description="For reviewers and maintainers: the sample has a hash-bank match or a flag of a sensitive "
+                             "category (its URL is for them only, its image for nobody). For contributors: the flag's own category is sensitive.")
+
+
+class Flag(FlagFields):
+    """A flag in a list."""
+
+    reports: int = Field(description="How many contributors flagged it (to a contributor, 1 on a flag of a sensitive category).")
+
+
+class FlagList(BaseModel):
+    """A page of flags."""
+
+    flags: list[Flag] = Field(description="Newest first; page on with `before` = the last id.")
+
+
+class Report(BaseModel):
+    """One contributor's report of a flag."""
+
+    by: str
+    note: str
+    source: Literal["api", "form", "import"]
+    created_at: datetime
+
+
+class Review(BaseModel):
+    """One reviewer's decision on a flag."""
+
+    by: str
+    decision: Literal["confirm", "reject"]
+    reason: str
+    note: str | None = Field(description="Null for contributors (a note may quote a restricted URL).")
+    created_at: datetime
+
+
+class AuditEntry(BaseModel):
+    """One change in the audit log (another contributor's report is named "another contributor" to a contributor)."""
+
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    detail: dict
+
+
+class FlagDetail(FlagFields):
+    """A flag with its reports (a contributor sees only their own), reviews and audit trail (a
+    contributor's flag of a sensitive category shows them only their own report: pending, no
+    reviews, :func:`scrutineer.crowd.access.shown_detail`)."""
+
+    reports: list[Report]
+    reviews: list[Review]
+    audit: list[AuditEntry]
+
+
+class ReviewIn(BaseModel):
+    """A reviewer's decision; ``reason`` is one of the config's ``crowd.reasons.<decision>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["confirm", "reject"]
+    reason: str
+    note: str = Field("", max_length=NOTE_CHARS)
+
+
+class ReviewOut(BaseModel):
+    """The flag decided."""
+
+    id: int
+    status: Literal["pending", "confirmed", "rejected"] = Field(description="The flag's status after the decision.")
+
+
+class Health(BaseModel):
+    """The app is up."""
+
+    status: Literal["ok"]
+    run_id: str | None = Field(description="The scan run the review snapshot holds; null before the first scan.")
+
+
+public = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(signed_in)])
+
+
+async def record_flag(s: Services, who: Account, body: FlagIn, source: str) -> tuple[list[int], bool]:
+    """Record ``who``'s flag, counted against the rate limit.
+
+    Returns:
+        (flag ids, one per sample; whether any report was new).
+
+    Raises:
+        RateLimited: 429.
+        CrowdError: 404 no such sample or URL in the latest scan, 422 an unknown category.
+        WorkspaceError: no review snapshot yet.
+    """
+    key: SampleKey = ("sample_id", body.sample_id) if body.sample_id else ("url", body.url or "")
+    made = await s.flag(Submission(who, key, body.category, body.note, source))
+    return [flag_id for flag_id, _ in made], any(new for _, new in made)
+
+
+@public.get("/health")
+def health(s: Served) -> Health:
+    """Whether the app is up, and which scan it serves."""
+    try:
+        run_id = s.snapshot.run_id()
+    except WorkspaceError:
+        run_id = None
+    return Health(status="ok", run_id=run_id)
+
+
+@router.post("/flags", status_code=201, responses={200: {"model": FlagCreated, "description": "Already flagged by this account: nothing new recorded."}})
+async def create_flag(body: FlagIn, response: Response, who: SignedIn, s: Served) -> FlagCreated:
+    """Flag a sample (201), or find that this account flagged it already (200). Rate-limited per account."""
+    ids, new = await record_flag(s, who, body, "api")
+    if not new:
+        response.status_code = 200
+    return FlagCreated(id=ids[0], ids=ids)
+
+
+@router.get("/flags")
+def list_flags(
+    who: SignedIn,
+    s: Served,
+    status: Literal["pending", "confirmed", "rejected"] | None = None,
+    category: str | None = None,
+    domain: Annotated[str | None, Query(description="A registrable domain (eTLD+1), e.g. `example.co.uk`.")] = None,
+    before: Before = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> FlagList:
+    """Flags, newest first: all of them for reviewers and maintainers, a contributor's own for contributors."""
+    rows = s.crowd.flags(who, status=status, category=category, domain=domain, before=before, limit=limit)
+    return FlagList(flags=shown_flags(s, who, rows))
+
+
+@router.get("/flags/{flag_id}")
+def get_flag(flag_id: FlagId, who: SignedIn, s: Served) -> FlagDetail:
+    """One flag with its reports, reviews and audit trail (404 for a contributor's flag of someone else)."""
+    detail = shown_detail(s, who, s.crowd.flag_detail(who, flag_id))
+    detail["audit"] = [a | {"detail": json.loads(a["detail"])} for a in detail["audit"]]
+    return FlagDetail(**detail)
+
+
+@router.post("/flags/{flag_id}/review")
+def review_flag(flag_id: FlagId, body: ReviewIn, who: SignedIn, s: Served) -> ReviewOut:
+    """Confirm or reject a flag, with a reason code from the config; reviewers and maintainers
+    only (403 for contributors and for a reviewer who reported the flag)."""
+    return ReviewOut(id=flag_id, status=s.crowd.review(who, flag_id, body.decision, body.reason, body.note))

@@ -1,0 +1,134 @@
+"""``sync``: confirmed crowd flags into the findings store (DESIGN.md "Global steps").
+
+Each confirmed flag becomes a finding ``crowd.<category>`` of detector ``crowd`` in a run, with
+its flag id and the ids of its reports and reviews as evidence. A flag of a sensitive category
+is restricted, like a hash-bank match. Syncing replaces the run's crowd findings with the current
+confirmed set, so it is idempotent, and a flag a reviewer later rejects leaves the next sync's
+findings.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+from scrutineer.crowd import snapshot
+from scrutineer.crowd.store import CrowdStore
+from scrutineer.reports.data import report_data
+
+from scrutineer.core import store
+from scrutineer.core.config import Config
+from scrutineer.core.contract import FINDINGS
+
+DETECTOR = "crowd"
+#: The ``detector_version`` of crowd findings; bump when their evidence changes shape.
+VERSION = "1"
+
+
+def crowd_findings(cfg: Config, run_id: str) -> list[dict]:
+    """The findings rows (the contract's ``findings`` columns) of every confirmed flag, for run ``run_id``.
+
+    Raises:
+        CrowdError: the crowd store cannot be opened.
+    """
+    if not cfg.crowd.categories:
+        return []
+    with CrowdStore(cfg.crowd) as crowd:
+        return [
+            {
+                "run_id": run_id,
+                "observation_id": None,
+                "shard_id": f["shard_id"],
+                "row_index": f["row_index"],
+                "sample_id": f["sample_id"],
+                "url": f["url"],
+                "detector": DETECTOR,
+                "detector_version": VERSION,
+                "reason": f"crowd.{f['category']}",
+                "evidence": json.dumps(
+                    {"flag_id": f["id"], "report_ids": f["report_ids"], "review_ids": f["review_ids"],
+                     "confirmed_at": f["updated_at"].isoformat(timespec="seconds")}
+                ),
+                "restricted": crowd.sensitive(f["category"]),
+            }
+            for f in crowd.confirmed()
+        ]
+
+
+def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:
+    """Replace run ``run_id``'s crowd findings with the confirmed flags, in one transaction, and
+    publish the review snapshot again (:mod:`scrutineer.crowd.snapshot`).
+
+    Args:
+        con: the store's writable connection.
+
+    Returns:
+        How many crowd findings the run has now.
+
+    Raises:
+        CrowdError: the crowd store cannot be opened.
+        duckdb.Error, OSError: the store or the snapshot cannot be written; the store is left as it was.
+    """
+    rows = crowd_findings(cfg, run_id)
+    with store.transaction(con):
+        con.execute("DELETE FROM findings WHERE run_id = ? AND detector = ?", [run_id, DETECTOR])
+        store.insert(con, FINDINGS, rows)
+    publish(con, cfg, run_id)
+    return len(rows)
+
+
+def publish(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> None:
+    """Publish run ``run_id``'s review snapshot, with its report data (the app adds the crowd's
+    counts live), when the config has crowd categories: without them there is no review app to
+    read it."""
+    if not cfg.crowd.categories:
+        return
+    snapshot.publish(con, cfg.workspace, run_id, report_data(con, cfg.workspace, cfg.dataset.name, run_id))
+
+
+def after_run(cfg: Config, summary: dict) -> dict:
+    """What the CLI and the deployed flows do after each run (:func:`scrutineer.flows.scan.run_scan`):
+    :func:`sync` the confirmed flags into it and publish its review snapshot, unless the run is
+    inconclusive (releases and reports never use such a run: :func:`scrutineer.core.store.latest_run`)
+    or the config has no crowd categories.
+
+    Args:
+        summary: the run's summary, ``{"run_id", "status", "findings": {reason: count}, ...}``.
+
+    Returns:
+        ``summary``, its ``findings`` counting the crowd findings too.
+
+    Raises:
+        CrowdError: the crowd store cannot be opened (the run stands; ``scrutineer sync`` retries).
+        WorkspaceError: the store is held by another process.
+    """
+    if summary["status"] == "inconclusive" or not cfg.crowd.categories:
+        return summary
+    con = store.connect(cfg.workspace, memory_limit=cfg.memory_limit)
+    try:
+        sync(con, cfg, summary["run_id"])
+        counts = con.execute(
+            "SELECT reason, count(*) FROM findings WHERE run_id = ? AND detector = ? GROUP BY reason", [summary["run_id"], DETECTOR]
+        ).fetchall()
+    finally:
+        con.close()
+    summary["findings"] = dict(sorted({**summary["findings"], **dict(counts)}.items()))
+    return summary
+
+
+def sync_latest(cfg: Config) -> tuple[str, int]:
+    """:func:`sync` on the dataset's latest finished run.
+
+    Returns:
+        (run id, crowd findings it has now).
+
+    Raises:
+        WorkspaceError: the store is held by another process, or no run has finished.
+        CrowdError: the crowd store cannot be opened.
+    """
+    con = store.connect(cfg.workspace, memory_limit=cfg.memory_limit)
+    try:
+        run_id, _ = store.latest_run(con, cfg.dataset.name, cfg.workspace)
+        return run_id, sync(con, cfg, run_id)
+    finally:
+        con.close()

@@ -1,0 +1,1 @@
+"""Matching: signal types, and search in Hamming space (multi-index hashing, pigeonhole blocks) and MinHash."""

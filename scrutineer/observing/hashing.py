@@ -1,0 +1,231 @@
+"""Content hashes of image bytes, computed in memory (DESIGN.md "Hash and drop").
+
+:func:`hash_content` takes the bytes as served and returns their exact digests (MD5, SHA-1,
+SHA-256) and, when they decode as an image of at most ``max_pixels`` pixels, its perceptual hashes:
+PDQ (Meta's 256-bit hash with its quality score, via ``pdqhash``) and pHash (64-bit DCT hash, via
+``imagehash``). The bytes are never written anywhere and never appear in an error message. Hash
+strings follow HMA's signal types: lowercase hex; PDQ as 64 hex characters read first bit most
+significant (as HMA's ``pdq_hasher`` writes ``pdqhash.compute``'s vector); pHash as ``imagehash``'s
+16-character string.
+
+JPEGs are decoded at full size: Pillow's ``draft()`` (DCT-domain downscaling) would make decoding
+several times cheaper, but at 1/2 scale it moved PDQ by 4-34 bits on the UKBench images in
+``../shared/data`` (pHash by 0-2), so a bank's PDQ entries, computed at full size, could be missed.
+
+Hashing runs in worker processes (:func:`hash_pool`: one pool per process, made on first use and
+never passed around), so decoding never holds the event loop or the GIL of the fetcher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import multiprocessing.util
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from scrutineer.core.children import die_with
+from scrutineer.core.config import MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class ContentHashes:
+    """Hashes of one body of ``bytes`` bytes. ``problem`` is None when the bytes decoded as an
+    image; then ``pdq``, ``pdq_quality`` (0-100), ``phash``, ``width`` and ``height`` (pixels) are
+    set. Otherwise ``problem`` is ``not_image`` (they did not decode) or ``too_large`` (more than
+    ``max_pixels`` pixels, or too many bytes to be read at all: then no digest is set either), and
+    ``error`` says why in words. ``pdq_dihedral``: when asked for, the PDQ hashes of the image's
+    7 other dihedral transforms, in :data:`PDQ_DIHEDRAL` order (``pdq`` is the first). ``c2pa``: the C2PA/CAWG training-mining assertion the bytes carry,
+    as JSON (:func:`scrutineer.observing.optouts.c2pa.read_training_mining`), else None."""
+
+    bytes: int
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = None
+    phash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    problem: str | None = None
+    error: str | None = None
+    c2pa: str | None = None
+    pdq_dihedral: tuple[str, ...] | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+#: The dihedral transforms of an image, in ``pdqhash.compute_dihedral``'s order: the PDQ hash of an
+#: image transformed by the i-th is (within a few bits) the i-th hash of the original
+#: (tests/test_hashing.py checks it with numpy's rotations and flips).
+PDQ_DIHEDRAL = (
+    "original", "rotate 90° counter-clockwise", "rotate 180°", "rotate 270° counter-clockwise",
+    "flip top to bottom", "flip left to right", "transpose", "anti-transpose",
+)
+
+
+def pdq_hex(vector: np.ndarray) -> str:
+    """A PDQ bit vector (256 values 0/1, first = most significant) as 64 lowercase hex chars."""
+    return np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes().hex()
+
+
+def exact_hashes(body: bytes) -> ContentHashes:
+    """The exact digests of ``body`` only (no decoding)."""
+    return ContentHashes(
+        md5=hashlib.md5(body).hexdigest(),
+        sha1=hashlib.sha1(body).hexdigest(),
+        sha256=hashlib.sha256(body).hexdigest(),
+        bytes=len(body),
+    )
+
+
+def hash_content(body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = False) -> ContentHashes:
+    """Exact and perceptual hashes of ``body`` (an image as served, in memory), and the C2PA/CAWG
+    training-mining assertion it carries, if any.
+
+    Args:
+        body: the bytes.
+        max_pixels: images with more pixels are not decoded (read from the header first).
+        dihedral: also compute the PDQ hashes of the 7 other rotations and flips
+            (``pdqhash.compute_dihedral``, which costs what ``compute`` does: one DCT, its
+            coefficients read 8 ways).
+
+    Returns:
+        :class:`ContentHashes`. A body that is not a decodable image (HTML, truncated or corrupt
+        data) or has too many pixels gets its exact digests and a ``problem``; it does not raise.
+    """
+    from scrutineer.observing.optouts.c2pa import read_training_mining
+
+    exact = _with(exact_hashes(body), c2pa=read_training_mining(body))
+    import imagehash
+    import pdqhash
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow checks the header's size at open: it warns above MAX_IMAGE_PIXELS, raises above twice it.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            with Image.open(io.BytesIO(body)) as image:
+                width, height = image.size
+                rgb = image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return _with(exact, problem="too_large", error=f"image larger than {max_pixels:,} pixels (fetch.max_pixels)")
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad data; none carry the bytes
+        return _with(exact, problem="not_image", error=f"not a decodable image: {type(e).__name__}")
+    if dihedral:
+        vectors, quality = pdqhash.compute_dihedral(np.asarray(rgb))
+        vector, others = vectors[0], tuple(pdq_hex(v) for v in vectors[1:])
+    else:
+        (vector, quality), others = pdqhash.compute(np.asarray(rgb)), None
+    return _with(exact, pdq=pdq_hex(vector), pdq_quality=int(quality), phash=str(imagehash.phash(rgb)), width=width, height=height,
+                 pdq_dihedral=others)
+
+
+def _with(base: ContentHashes, **fields) -> ContentHashes:
+    return ContentHashes(**{**base.as_dict(), **fields})
+
+
+def hamming(a: str, b: str) -> int:
+    """Hamming distance in bits between two equal-length hex hash strings."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+class HashPool:
+    """Worker processes running :func:`hash_content`, which survive a dead worker.
+
+    A worker that dies (killed, or out of memory on a hostile image) breaks a
+    ``ProcessPoolExecutor`` for every call in flight. Then the pool is replaced, and each body that
+    was in flight is hashed again alone, in a process of its own: the innocent ones get their hashes,
+    and the one that kills its process too gets its exact digests and ``problem`` ``not_image``
+    ("the hashing process died").
+
+    Workers are started with ``forkserver`` (forking a process that runs threads is unsafe) and end
+    with the process that made the pool (:func:`scrutineer.core.children.die_with`).
+    """
+
+    def __init__(self, workers: int, hasher: Callable[[bytes, int, bool], ContentHashes] = hash_content) -> None:
+        """
+        Args:
+            workers: worker processes.
+            hasher: what a worker runs on ``(body, max_pixels, dihedral)``: :func:`hash_content`. A
+                test-only hook: a test that kills a busy worker passes a picklable function that
+                first says which process it runs in, since nothing else shows which worker is busy
+                (``tests/flows/test_content_scan.py``).
+        """
+        self.workers = workers
+        self._hasher = hasher
+        self._context = multiprocessing.get_context("forkserver")
+        self._lock = threading.Lock()
+        self._pool = self._new_pool(workers)
+        self._alone = ThreadPoolExecutor(1, thread_name_prefix="hash-alone")
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=self._context, initializer=die_with, initargs=(os.getpid(),))
+
+    def submit(self, body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = False) -> Future:
+        """Hash ``body`` in a worker; a ``Future`` of :class:`ContentHashes` that never fails with
+        a broken pool."""
+        pool = self._pool
+        try:
+            inner = pool.submit(self._hasher, body, max_pixels, dihedral)
+        except BrokenProcessPool:
+            inner = Future()
+            inner.set_exception(BrokenProcessPool())
+        outer: Future = Future()
+
+        def done(f: Future) -> None:
+            if isinstance(f.exception(), BrokenProcessPool):
+                self._replace(pool)
+                self._alone.submit(lambda: outer.set_result(self._hash_alone(body, max_pixels, dihedral)))
+            elif f.exception() is not None:
+                outer.set_exception(f.exception())
+            else:
+                outer.set_result(f.result())
+
+        inner.add_done_callback(done)
+        return outer
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken:
+                self._pool = self._new_pool(self.workers)
+                broken.shutdown(wait=False, cancel_futures=True)
+
+    def _hash_alone(self, body: bytes, max_pixels: int, dihedral: bool) -> ContentHashes:
+        with self._new_pool(1) as alone:
+            try:
+                return alone.submit(self._hasher, body, max_pixels, dihedral).result()
+            except BrokenProcessPool:
+                return _with(exact_hashes(body), problem="not_image", error="the hashing process died on this image")
+
+    def shutdown(self) -> None:
+        self._alone.shutdown(wait=True)
+        self._pool.shutdown(cancel_futures=True)
+
+
+_pool: HashPool | None = None
+_pool_lock = threading.Lock()
+
+
+def hash_pool(workers: int) -> HashPool:
+    """This process's :class:`HashPool`, made on first use with ``workers`` processes and shut down
+    when the process exits: by a multiprocessing finalizer, which runs in a multiprocessing (or
+    Dask) worker process too, where ``atexit`` hooks do not. Its priority puts it before the
+    finalizers of the pool's own queues (priority 10), which would otherwise close the queue before
+    the workers are told to stop, and the process would wait for them forever."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = HashPool(workers)
+            multiprocessing.util.Finalize(_pool, _pool.shutdown, exitpriority=100)
+        return _pool

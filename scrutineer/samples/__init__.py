@@ -1,0 +1,1 @@
+"""What a sample's fields mean: registrable domains, canonical URLs, licences as SPDX ids."""
