@@ -20,8 +20,7 @@ import pyarrow.compute as pc
 
 from scrutineer.core.config import FetchConfig
 from scrutineer.core.contract import CHECK, CONTENT, FETCH, HASHES, OPT_OUT_SIGNALS
-from scrutineer.core.errors import NetworkDownError
-from scrutineer.observing.fetch import Fetched, Fetcher, NetworkDown
+from scrutineer.observing.fetch import Fetched, Fetcher
 from scrutineer.observing.hashing import ContentHashes, HashPool
 from scrutineer.observing.policy_files import origin
 
@@ -107,8 +106,6 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: 
                 since = (datetime.now(UTC) - max(checked[u].last.fetched_at for u in pending)).total_seconds()
                 await asyncio.sleep(max(0.0, cfg.recheck_interval - since))
         await reads
-    except NetworkDown as e:
-        raise NetworkDownError(str(e)) from None
     finally:
         reads.cancel()  # a no-op once done; a policy read never outlives its batch
     return checked

@@ -21,12 +21,11 @@ from typing import Literal
 
 import dask
 import duckdb
-import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
-from prefect.states import Failed
+from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from scrutineer.flows import prefect_api
 from scrutineer.flows.load import load
@@ -107,7 +106,7 @@ def task_runner(config: Config) -> TaskRunner:
 
 
 @flow(name="scrutineer-run", log_prints=False, persist_result=False)
-def scan_flow(config: Config, kind: RunKind = "scan") -> dict:
+def scan_flow(config: Config, kind: RunKind = "scan") -> dict | State:
     """Scan a dataset, re-judge its stored observations (``rematch``) or check its due links again
     (``recheck``): shard tasks in parallel, then the load, duplicate grouping included.
 
@@ -118,7 +117,9 @@ def scan_flow(config: Config, kind: RunKind = "scan") -> dict:
 
     Returns:
         Summary dict: ``run_id``, ``kind``, ``status`` (completed|partial|inconclusive),
-        ``shards`` (per shard: shard_id, status, rows, error), ``findings`` (count per reason).
+        ``shards`` (per shard: shard_id, status, rows, error), ``findings`` (count per reason);
+        or, for a :class:`~scrutineer.core.errors.ScrutineerError` below, a ``Failed`` state
+        carrying it (the run's one-line error; :func:`run_scan` raises it again).
 
     Raises:
         ConfigError: a bad config or bank file (before any shard is read); a recheck without the
@@ -158,10 +159,6 @@ def _scan(config: Config, kind: RunKind) -> dict:
         store.insert(con, RUNS, [run])
         try:
             results = _run_shards(shards, plan, _known_digests(con, shards), _rechecked(con, shards), on_shard)
-            # Arrow's allocator keeps the shard tasks' freed buffers (0.5 GB at 10M rows); hand
-            # them back before the load adds DuckDB's memory_limit on top (peak RSS 1.9 -> 1.4 GB,
-            # bench/scan_metadata.py).
-            pa.default_memory_pool().release_unused()
             statuses = {r.status for r in results}
             status = "inconclusive" if "inconclusive" in statuses else "partial" if "failed" in statuses else "completed"
             load(con, run_id, plan, results, status)

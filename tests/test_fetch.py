@@ -11,7 +11,8 @@ import pytest
 from scrutineer.flows.content import check_urls
 
 from scrutineer.core.config import FetchConfig
-from scrutineer.observing.fetch import Fetcher, NetworkDown, refused_address
+from scrutineer.core.errors import NetworkDownError
+from scrutineer.observing.fetch import Fetcher, refused_address
 from scrutineer.observing.hashing import hash_pool
 from scrutineer.testing.fixture_web import FixtureWeb
 
@@ -230,7 +231,7 @@ def test_network_cut_mid_run_opens_the_breaker(shared_data):
         results = asyncio.run(run())
     finally:
         server.stop()
-    down = [r for r in results if isinstance(r, NetworkDown)]
+    down = [r for r in results if isinstance(r, NetworkDownError)]
     done = [r for r in results if not isinstance(r, BaseException)]
     assert down, "the breaker never opened"
     assert "inconclusive" in str(down[0])

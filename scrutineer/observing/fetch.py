@@ -26,7 +26,7 @@ default transport costs ~5 ms of client CPU per request against ~0.3 ms for aioh
   runs before each hop and again in the resolver aiohttp connects with, so a DNS answer that
   changes between the two cannot slip through;
 - a circuit breaker: connection-level failures spreading across many hosts mean the network is
-  down, not the links; :class:`NetworkDown` is raised and nothing may be called dead.
+  down, not the links; :class:`~scrutineer.core.errors.NetworkDownError` is raised and nothing may be called dead.
 
 Every result is a :class:`Fetched` with one status class: ``alive``, ``dead`` (404, 410,
 NXDOMAIN), ``moved`` (redirected to another registrable domain, or to HTML where an image was
@@ -49,7 +49,7 @@ cached, and read again by the next shard task or run (within one fetcher, by the
 only after a connection-level failure, which is quick to find again). The response headers of the opt-out signals
 (:data:`OPT_OUT_HEADERS`) are kept with it.
 
-:meth:`Fetcher.fetch` raises nothing but :class:`NetworkDown`: every transport error is a
+:meth:`Fetcher.fetch` raises nothing but :class:`~scrutineer.core.errors.NetworkDownError`: every transport error is a
 status. Connection failures and timeouts are ``transient``; so is a response aiohttp refuses to
 parse (a header line over its 8190-byte limit, a malformed status line), since a server may
 answer better later. A URL the HTTP client refuses (non-printable characters) is ``invalid``,
@@ -77,6 +77,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from scrutineer.core.config import FetchConfig
+from scrutineer.core.errors import NetworkDownError
 from scrutineer.observing.optouts.robots import RobotsPolicy
 from scrutineer.observing.policy_files import (
     MAX_BYTES,
@@ -94,10 +95,6 @@ OPT_OUT_HEADERS = ("x_robots_tag", "tdm_reservation", "tdm_policy", "content_usa
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 T = TypeVar("T")
-
-
-class NetworkDown(Exception):
-    """Connection-level failures spread across many hosts: the checks are inconclusive."""
 
 
 class RefusedAddress(OSError):
@@ -244,14 +241,14 @@ class Fetcher:
         seconds, the transient result is returned at once.
 
         Raises:
-            NetworkDown: the circuit breaker is open (before or during this fetch).
+            NetworkDownError: the circuit breaker is open (before or during this fetch).
         """
         started = time.monotonic()
         fetched_at = datetime.now(UTC)
         attempt = 0
         while True:
             if self.network_down:
-                raise NetworkDown(self._breaker_message())
+                raise NetworkDownError(self._breaker_message())
             attempt += 1
             try:
                 async with asyncio.timeout(self.cfg.total_timeout):
