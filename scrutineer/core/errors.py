@@ -22,6 +22,12 @@ Per-row problems (an unparsable licence, a missing URL, a dead link, an image th
 decode) are never exceptions: they are findings or fetch statuses. Any other exception inside a
 shard task fails that shard alone, like a :class:`ShardError`. Retrying a task is left to the
 engine running it (a shard lost with its process is simply run again: its outputs are atomic).
+
+The crowd's errors refuse one request of the review app or one command (``users``, ``flags
+import``, ``sync``), never a scan: :class:`CrowdError` (invalid input) and its kinds
+:class:`NotSignedIn`, :class:`NotAllowed`, :class:`NotFound`, :class:`RateLimited`,
+:class:`CrowdStoreError` and :class:`AppStopping`. The review app answers each kind with its HTTP
+status, mapped in one table (:data:`scrutineer.crowd.api.HTTP_STATUS`); the CLI exits 1.
 """
 
 
@@ -45,3 +51,47 @@ class ShardError(ScrutineerError):
 class NetworkDownError(ShardError):
     """The fetcher's circuit breaker opened: the shard's link checks are inconclusive, nothing
     from its content stage is stored, and a rerun checks it again. The run ends ``inconclusive``."""
+
+
+class CrowdError(ScrutineerError):
+    """A crowd request that cannot be done as asked: an unknown role, category, decision, reason
+    or change, a bad account name, a name taken, a flags file with bad rows. Its subclasses are the
+    other kinds of refusal."""
+
+
+class NotSignedIn(CrowdError):
+    """A review-app request carries no valid API token or session."""
+
+
+class NotAllowed(CrowdError):
+    """The account may not do this: its role, a flag it reported itself, a restricted flag's
+    image, a disabled account."""
+
+
+class NotFound(CrowdError):
+    """No such flag, account, or sample in the latest scan (or none the account may see)."""
+
+
+class RateLimited(CrowdError):
+    """An account submitted more flags than ``crowd.rate_limit`` allows, or an account name or a
+    client address failed to sign in more often than ``crowd.failed_logins_per_account`` or
+    ``crowd.failures_per_address`` allow; ``retry_after`` is in whole seconds (the ``Retry-After``
+    header)."""
+
+    def __init__(self, retry_after: int, what: str = "too many flags") -> None:
+        super().__init__(f"{what}: try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class CrowdStoreError(CrowdError):
+    """The crowd store cannot be opened or created."""
+
+
+class AppStopping(CrowdError):
+    """The review app is stopping: a flag submitted now would never be written."""
+
+
+class RefusedAddress(OSError):
+    """A host resolved to an address the fetcher's SSRF guard refuses (``fetch.allow_private_networks``,
+    ``fetch.allowed_networks``). An ``OSError``, so the HTTP client reports it as a failed
+    connection; the fetcher records the URL ``blocked``, never dead."""

@@ -77,7 +77,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from scrutineer.core.config import FetchConfig
-from scrutineer.core.errors import NetworkDownError
+from scrutineer.core.errors import NetworkDownError, RefusedAddress
 from scrutineer.observing.optouts.robots import RobotsPolicy
 from scrutineer.observing.policy_files import (
     MAX_BYTES,
@@ -95,10 +95,6 @@ OPT_OUT_HEADERS = ("x_robots_tag", "tdm_reservation", "tdm_policy", "content_usa
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 T = TypeVar("T")
-
-
-class RefusedAddress(OSError):
-    """A host resolved to an address the SSRF guard refuses."""
 
 
 @dataclass
