@@ -27,6 +27,7 @@ from scrutineer.core.contract import (
     POLICY_FILES,
     SHARDS,
 )
+from scrutineer.core.layout import Layout
 
 
 def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: list[ShardResult], status: str) -> None:
@@ -44,12 +45,12 @@ def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: l
         store.insert(con, SHARDS, [_shard_row(run_id, r) for r in results])
         store.insert(con, FILE_DIGESTS, list({d.path: vars(d) for r in results for d in r.digests}.values()), on_conflict="replace")
         _load_observations(con, run_id, plan, ok)
-        files = [str(plan.judgement_dir(j) / "findings.parquet") for r in ok for j in r.judgements.values()]
+        files = [str(plan.layout.judgement(j) / Layout.FINDINGS) for r in ok for j in r.judgements.values()]
         if files:
             store.insert_findings(con, run_id, "SELECT * FROM read_parquet(?)", [files])
         for name, params in plan.params.items():
             cls = plan.detector_class(name)
-            signatures = [str(p) for r in ok if (p := plan.judgement_dir(r.judgements[name]) / "signatures.parquet").exists()]
+            signatures = [str(p) for r in ok if (p := plan.layout.judgement(r.judgements[name]) / Layout.SIGNATURES).exists()]
             if cls.signature_schema is None or not signatures:
                 continue
             view = f"signatures_{name}"
@@ -91,18 +92,18 @@ def _load_observations(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPl
             if observation_id is None or observation_id in known:
                 continue
             known.add(observation_id)
-            folder = plan.observation_dir(observation_id)
-            stats = json.loads((folder / "stats.json").read_text())
+            folder = plan.layout.observation(observation_id)
+            stats = json.loads((folder / Layout.STATS).read_text())
             rows.append(
                 {"observation_id": observation_id, "kind": kind, "shard_id": r.shard.shard_id, "shard_sha256": r.sha256,
                  "key": json.dumps(stats["key"], sort_keys=True), "rows": r.rows, "observed_at": now, "run_id": run_id}
             )
             if kind == "content":
                 ids = [observation_id, r.shard.shard_id]
-                fetches = folder / "fetches.parquet"
+                fetches = folder / Layout.FETCHES
                 if fetches.exists():
                     con.execute("INSERT INTO fetches BY NAME SELECT ? AS observation_id, ? AS shard_id, * FROM read_parquet(?)", [*ids, str(fetches)])
-                policies = folder / "policy_files.parquet"
+                policies = folder / Layout.POLICY_FILES
                 if policies.exists():
                     columns = ", ".join(POLICY_FILES.columns[2:])
                     con.execute(f"INSERT INTO policy_files BY NAME SELECT ? AS observation_id, ? AS shard_id, {columns} FROM read_parquet(?)",
@@ -112,6 +113,6 @@ def _load_observations(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPl
                 con.execute(
                     f"INSERT INTO content_hashes BY NAME SELECT ? AS observation_id, ? AS shard_id, {', '.join(hashed)} "
                     "FROM read_parquet(?) WHERE sha256 IS NOT NULL" + (" AND url IN (SELECT url FROM read_parquet(?))" if rechecked else ""),
-                    [*ids, str(folder / "content.parquet"), *([str(fetches)] if rechecked else [])],
+                    [*ids, str(folder / Layout.CONTENT), *([str(fetches)] if rechecked else [])],
                 )
     store.insert(con, OBSERVATIONS, rows)

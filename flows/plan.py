@@ -10,7 +10,7 @@ A shard task makes *observations* and *judgements* (DESIGN.md "What flows where"
   the shard's URLs, the hashes of their bytes (or, for a webdataset shard, of its tar's images) and
   the policy files of their origins, keyed by the shard's bytes, its read options, the fetch
   options that can change what a check finds (or the tar's bytes) and which policy files the
-  detectors read;
+  detectors read; a recheck's, by the observation it checks again (:meth:`ScanPlan.recheck_key`);
 - one **judgement** per detector (``<workspace>/judgements/<id>/findings.parquet`` and
   ``signatures.parquet``), keyed by the detector's name, version and parameters, the observations
   it judged and the sha256 of the banks of the signal types it uses.
@@ -31,9 +31,9 @@ from pathlib import Path
 from pydantic import BaseModel
 from scrutineer.detectors.base import Detector
 
-from scrutineer.core import store
 from scrutineer.core.banks import BankRef
 from scrutineer.core.config import Config
+from scrutineer.core.layout import Layout
 from scrutineer.core.registry import get_detector_class
 from scrutineer.formats.sources import Shard
 
@@ -80,6 +80,11 @@ class ScanPlan:
     @property
     def workspace(self) -> Path:
         return self.config.workspace
+
+    @property
+    def layout(self) -> Layout:
+        """Where the sets its keys name are (:meth:`Layout.observation`, :meth:`Layout.judgement`)."""
+        return Layout(self.config.workspace)
 
     @property
     def fetches(self) -> bool:
@@ -135,6 +140,13 @@ class ScanPlan:
             return {**key, "tar_sha256": tar_sha256, "fetch": {k: fetch[k] for k in ("max_bytes", "max_pixels", "pdq_dihedral")}}
         return {**key, "fetch": fetch} | ({"policy_files": list(self.policy_files)} if self.policy_files else {})
 
+    def recheck_key(self, base: str, previous: str) -> dict:
+        """The key of a recheck's content observation: the first scan's observation it builds on
+        (``base``), the one it checks again (``previous``: ``base`` or the latest recheck of it), and
+        when this recheck started. No two rechecks share one, and
+        :data:`scrutineer.core.store.CONTENT_LINEAGE` follows ``base``."""
+        return {"kind": "content", "version": CONTENT_VERSION, "base": base, "recheck_of": previous, "checked_at": self.recheck.isoformat()}
+
     def judgement_key(self, name: str, rows: str, content: str | None) -> dict:
         cls = self.detector_class(name)
         return {
@@ -145,8 +157,7 @@ class ScanPlan:
             "banks": sorted(b.sha256 for b in self.banks_for(name)),
         }
 
-    def observation_dir(self, observation_id: str) -> Path:
-        return store.observation_dir(self.workspace, observation_id)
-
-    def judgement_dir(self, judgement_id: str) -> Path:
-        return self.workspace / "judgements" / judgement_id
+    def judgements(self, rows: str, content: str | None) -> dict[str, str]:
+        """Detector name -> the id of its judgement of a shard's observations ``rows`` and
+        ``content`` (None when no content detector runs)."""
+        return {name: key_id(self.judgement_key(name, rows, content)) for name in self.params}

@@ -148,9 +148,9 @@ def _scan(config: Config, kind: RunKind) -> dict:
     ws = config.workspace
     con = store.connect(ws, memory_limit=config.memory_limit)  # holds the workspace: DuckDB admits one writer process
     try:
-        for folder in ("observations", "judgements", "banks"):
-            (ws / folder).mkdir(exist_ok=True)
-            sweep_temporaries(ws / folder)
+        for folder in (plan.layout.observations, plan.layout.judgements, plan.layout.banks):
+            folder.mkdir(exist_ok=True)
+            sweep_temporaries(folder)
         register(con, ws, banks)
         run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
         run = {"run_id": run_id, "kind": kind, "dataset": config.dataset.name, "started_at": started,

@@ -37,9 +37,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from scrutineer.detectors.base import DetectContext, Detector
 from scrutineer.flows import content
-from scrutineer.flows.plan import CONTENT_VERSION, ScanPlan, key_id
+from scrutineer.flows.plan import ScanPlan, key_id
 
-from scrutineer.core.banks import Bank, entries_path, registered_entries
+from scrutineer.core.banks import Bank, registered_entries
 from scrutineer.core.config import FetchConfig
 from scrutineer.core.contract import (
     CONTENT,
@@ -52,6 +52,7 @@ from scrutineer.core.contract import (
 )
 from scrutineer.core.errors import ShardError
 from scrutineer.core.files import FileDigest, keep_private, temporary_sibling
+from scrutineer.core.layout import Layout
 from scrutineer.formats.sources import Shard, as_string, iter_detect_batches
 from scrutineer.formats.webdataset import hash_tar, tar_digest, tar_path
 from scrutineer.observing.fetch import Fetcher
@@ -133,20 +134,20 @@ def run_shard(task: ShardTask) -> ShardResult:
         base = key_id(content_key)  # the first scan's observation; a recheck's key names it
         content_id = task.rechecked.get(base, base)
     rows_id = key_id(rows_key)
-    have_rows = plan.observation_dir(rows_id).exists()
-    have_content = content_id is None or plan.observation_dir(content_id).exists()
+    layout = plan.layout
+    have_rows = layout.observation(rows_id).exists()
+    have_content = content_id is None or layout.observation(content_id).exists()
     if not plan.observe and not (have_rows and have_content):
         raise ShardError(
             f"{shard.location}: no stored observations for these shard bytes and read/fetch options; `scrutineer scan` makes them"
         )
     due: set[str] = set()
-    if plan.recheck and content_id and (due := due_urls(plan, plan.observation_dir(content_id) / "content.parquet")):
+    if plan.recheck and content_id and (due := due_urls(plan, layout.observation(content_id) / Layout.CONTENT)):
         previous = content_id
-        content_key = {"kind": "content", "version": CONTENT_VERSION, "base": base, "recheck_of": previous,
-                       "checked_at": plan.recheck.isoformat()}
+        content_key = plan.recheck_key(base, previous)
         content_id, have_content = key_id(content_key), False
-    judgements = {name: key_id(plan.judgement_key(name, rows_id, content_id)) for name in plan.params}
-    todo = {name: j for name, j in judgements.items() if not plan.judgement_dir(j).exists()}
+    judgements = plan.judgements(rows_id, content_id)
+    todo = {name: j for name, j in judgements.items() if not layout.judgement(j).exists()}
     status = "reused"
     if todo or not have_rows or not have_content:
         status = "judged" if have_rows and have_content else "observed"
@@ -154,7 +155,7 @@ def run_shard(task: ShardTask) -> ShardResult:
         work.rows_pass(have_rows)
         if content_id is not None:
             work.content_pass(have_content, recheck=(previous, due) if due else None)
-    rows = json.loads((plan.observation_dir(rows_id) / "stats.json").read_text())["rows"]
+    rows = json.loads((layout.observation(rows_id) / Layout.STATS).read_text())["rows"]
     return ShardResult(
         shard, status, sha256, rows, rows_id, content_id, judgements, tuple(digests), time.perf_counter() - started
     )
@@ -203,7 +204,7 @@ class _Output:
         for w in self.writers.values():
             w.close()
         if stats:
-            (self.tmp / "stats.json").write_text(json.dumps(stats))
+            (self.tmp / Layout.STATS).write_text(json.dumps(stats))
         try:
             os.rename(self.tmp, self.final)
         except OSError:
@@ -238,7 +239,7 @@ class _Work:
         self.rows_key, self.content_key = rows_key, content_key
         self.rows_id = key_id(rows_key)
         self.content_id = content_id
-        self.rows_path = plan.observation_dir(self.rows_id) / "rows.parquet"
+        self.rows_path = plan.layout.observation(self.rows_id) / Layout.ROWS
         #: The content observation's policy files, by origin and name, as the content pass reads
         #: them (or loads them, once observed); the content detectors look them up here.
         self.policies: dict[str, dict[str, PolicyFile]] = {}
@@ -268,8 +269,8 @@ class _Work:
         with self._detectors("metadata") as detectors:
             if have_rows and not detectors:
                 return
-            observation = None if have_rows else _Output(self.plan.observation_dir(self.rows_id))
-            judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
+            observation = None if have_rows else _Output(self.plan.layout.observation(self.rows_id))
+            judged = {d.name: _Output(self.plan.layout.judgement(self.todo[d.name])) for d in detectors}
             batches = self._stored_rows() if have_rows else iter_detect_batches(self.shard, self.plan.config.dataset, self.rows_key["columns"])
 
             def judge(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[tuple[Detector, pa.Table, pa.Table | None]]]:
@@ -280,23 +281,23 @@ class _Work:
                 for batch, results in _ordered(judge, batches, self.plan.config.threads_per_shard):
                     rows += batch.num_rows
                     if observation:
-                        observation.write("rows.parquet", batch, batch.schema, use_dictionary=["license"])
+                        observation.write(Layout.ROWS, batch, batch.schema, use_dictionary=["license"])
                     for d, found, sigs in results:
                         self._write_judged(judged[d.name], found, sigs, self.rows_id)
                 if observation:
                     extra = self.rows_key["columns"]
-                    observation.ensure("rows.parquet", pa.schema([*DETECT, *(pa.field(c, pa.string()) for c in extra)]))
+                    observation.ensure(Layout.ROWS, pa.schema([*DETECT, *(pa.field(c, pa.string()) for c in extra)]))
                     observation.commit(shard_id=self.shard.shard_id, rows=rows, key=self.rows_key)
                 for out in judged.values():
-                    out.ensure("findings.parquet", JUDGEMENT)
+                    out.ensure(Layout.FINDINGS, JUDGEMENT)
                     out.commit()
 
     def _write_judged(self, out: _Output, found: pa.Table, signatures: pa.Table | None, observation_id: str) -> None:
         """Write one batch's findings and signatures (with the shard and the observation judged)."""
-        out.write("findings.parquet", _judged(found, observation_id), JUDGEMENT, use_dictionary=REPEATING)
+        out.write(Layout.FINDINGS, _judged(found, observation_id), JUDGEMENT, use_dictionary=REPEATING)
         if signatures is not None:
             signatures = stored_signatures(signatures, self.shard.shard_id, observation_id)
-            out.write("signatures.parquet", signatures, signatures.schema, use_dictionary=["shard_id", "observation_id"])
+            out.write(Layout.SIGNATURES, signatures, signatures.schema, use_dictionary=["shard_id", "observation_id"])
 
     def content_pass(self, have_content: bool, recheck: tuple[str, set[str]] | None = None) -> None:
         """Make the content observation (unless stored) and run the content detectors still to
@@ -309,12 +310,12 @@ class _Work:
         with self._detectors("content") as detectors:
             if have_content and not detectors:
                 return
-            observation = None if have_content else _Output(self.plan.observation_dir(self.content_id))
-            judged = {d.name: _Output(self.plan.judgement_dir(self.todo[d.name])) for d in detectors}
+            observation = None if have_content else _Output(self.plan.layout.observation(self.content_id))
+            judged = {d.name: _Output(self.plan.layout.judgement(self.todo[d.name])) for d in detectors}
             with _all_or_nothing([observation, *judged.values()]):
                 if have_content:
-                    self._keep_policies(self.plan.observation_dir(self.content_id), None)
-                    source = _aligned(self._stored_rows(), self.plan.observation_dir(self.content_id) / "content.parquet")
+                    self._keep_policies(self.plan.layout.observation(self.content_id), None)
+                    source = _aligned(self._stored_rows(), self.plan.layout.observation(self.content_id) / Layout.CONTENT)
                 elif recheck:
                     source = self._rechecked_content(observation, *recheck)
                 elif self.shard.format == "webdataset":
@@ -323,7 +324,7 @@ class _Work:
                     source = self._fetched_content(observation)
                 for rows, found in source:
                     if observation:
-                        observation.write("content.parquet", found, CONTENT)
+                        observation.write(Layout.CONTENT, found, CONTENT)
                     batch = found
                     for name in rows.schema.names:  # caption, license and the detectors' source columns
                         if name not in CONTENT.names:
@@ -331,11 +332,11 @@ class _Work:
                     for d in detectors:
                         self._write_judged(judged[d.name], d.detect(batch), d.signatures(batch), self.content_id)
                 if observation:
-                    observation.ensure("content.parquet", CONTENT)
-                    observation.ensure("policy_files.parquet", POLICY_FILE)
+                    observation.ensure(Layout.CONTENT, CONTENT)
+                    observation.ensure(Layout.POLICY_FILES, POLICY_FILE)
                     observation.commit(shard_id=self.shard.shard_id, key=self.content_key)
                 for out in judged.values():
-                    out.ensure("findings.parquet", JUDGEMENT)
+                    out.ensure(Layout.FINDINGS, JUDGEMENT)
                     out.commit()
 
     @contextmanager
@@ -345,15 +346,15 @@ class _Work:
         robots.txt, DNS answers, politeness clocks and the network-down breaker carry over from
         batch to batch."""
         pool = hash_pool(cfg.hash_workers)
-        observation.ensure("fetches.parquet", FETCH)
-        cache = PolicyCache(self.plan.workspace / "policy_files", cfg.policy_ttl)
+        observation.ensure(Layout.FETCHES, FETCH)
+        cache = PolicyCache(self.plan.layout.policy_files, cfg.policy_ttl)
         with asyncio.Runner() as loop:
             fetcher = Fetcher(cfg, share=self.plan.fetchers, policy_cache=cache)
             loop.run(fetcher.__aenter__())
 
             def check(urls: list[str]) -> dict[str, content.Checked]:
                 checked = loop.run(content.check_urls(fetcher, urls, cfg, pool, self.plan.policy_files))
-                observation.write("fetches.parquet", content.fetch_rows(checked), FETCH)
+                observation.write(Layout.FETCHES, content.fetch_rows(checked), FETCH)
                 self._keep_policies(fetcher.new_policy_files(), observation)
                 return checked
 
@@ -367,13 +368,13 @@ class _Work:
         :attr:`policies`, and write those not seen before to ``observation``'s
         ``policy_files.parquet``."""
         if isinstance(reads, Path):
-            path = reads / "policy_files.parquet"
+            path = reads / Layout.POLICY_FILES
             reads = [PolicyFile.of(r) for r in pq.read_table(path).to_pylist()] if path.exists() else []
         new = [r for r in reads if self.policies.get(r.origin, {}).get(r.name) != r]
         for r in new:
             self.policies.setdefault(r.origin, {})[r.name] = r
         if observation and new:
-            observation.write("policy_files.parquet", pa.Table.from_pylist([r.row() for r in new], schema=POLICY_FILE), POLICY_FILE)
+            observation.write(Layout.POLICY_FILES, pa.Table.from_pylist([r.row() for r in new], schema=POLICY_FILE), POLICY_FILE)
 
     def _fetched_content(self, observation: _Output) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
         """Content of a shard whose images are fetched from their URLs, each distinct URL once per
@@ -391,9 +392,9 @@ class _Work:
         ``fetches.parquet``, and the earlier ones stay in the store's ``fetches``."""
         checked: dict[str, content.Checked] = {}
         once = self.plan.config.fetch.model_copy(update={"dead_checks": 1})  # one check per recheck, days apart
-        self._keep_policies(self.plan.observation_dir(previous), observation)
+        self._keep_policies(self.plan.layout.observation(previous), observation)
         with self._fetching(observation, once) as check:
-            for rows, stored in _aligned(self._stored_rows(), self.plan.observation_dir(previous) / "content.parquet"):
+            for rows, stored in _aligned(self._stored_rows(), self.plan.layout.observation(previous) / Layout.CONTENT):
                 urls = list(dict.fromkeys(u for u in rows.column("url").to_pylist() if u in due))
                 checked.update(check([u for u in urls if u not in checked]))
                 yield rows, content.rechecked_batch(rows, stored, content.fetch_outcomes(urls, checked))
@@ -416,7 +417,7 @@ def _judged(found: pa.Table, observation_id: str) -> pa.Table:
 
 def _banks(plan: ScanPlan, name: str) -> list[Bank]:
     """The loaded banks of the signal types detector ``name`` uses."""
-    return [Bank(ref, registered_entries(entries_path(plan.workspace, ref.sha256))) for ref in plan.banks_for(name)]
+    return [Bank(ref, registered_entries(plan.layout.bank_entries(ref.sha256))) for ref in plan.banks_for(name)]
 
 
 def _ordered(fn, items: Iterator, threads: int) -> Iterator:

@@ -32,6 +32,7 @@ from scrutineer.core.config import BankConfig
 from scrutineer.core.contract import BANKS
 from scrutineer.core.errors import ConfigError
 from scrutineer.core.files import atomic_write_parquet
+from scrutineer.core.layout import Layout
 from scrutineer.matching.signals import SignalType, signal_type
 
 
@@ -139,17 +140,12 @@ def load_banks(configs: list[BankConfig]) -> list[Bank]:
     return [load_bank(c) for c in configs]
 
 
-def entries_path(workspace: Path, sha256: str) -> Path:
-    """Where a registered bank's entries are kept."""
-    return workspace / "banks" / f"{sha256}.parquet"
-
-
 def register(con: duckdb.DuckDBPyConnection, workspace: Path, banks: list[Bank]) -> None:
     """Record each bank in the store's ``banks`` table (once per name and file sha256) and keep its
     entries in the workspace (once per sha256). Call while holding the store's write lock."""
     now = datetime.now(UTC)
     for bank in banks:
-        path = entries_path(workspace, bank.ref.sha256)
+        path = Layout(workspace).bank_entries(bank.ref.sha256)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_parquet(pa.table({"hash": bank.entries}), path)

@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from scrutineer.core.errors import ConfigError
+from scrutineer.core.layout import Layout
 from scrutineer.core.policy import matches
 from scrutineer.core.registry import get_detector_class, registered_reasons
 from scrutineer.matching.signals import SIGNAL_TYPES
@@ -413,7 +414,7 @@ class Config(Strict):
     """A whole scan configuration; see the module docstring for an example."""
 
     dataset: DatasetConfig = Field(description="Where the shards are and how to read them.")
-    workspace: Path = Field(Path("work"), description="Holds scrutineer.duckdb, shards/, runs/, releases/, takedown/, reports/.")
+    workspace: Path = Field(Path("work"), description="Holds the store, the observation and judgement sets, releases, reports and the takedown manifest (scrutineer.core.layout).")
     banks: list[BankConfig] = Field(default_factory=list, description="Hash banks (hash lists) to match.")
     detectors: dict[str, dict[str, Any]] = Field(min_length=1, description="Detector name -> its parameters.")
     release: ReleaseConfig = Field(default_factory=ReleaseConfig, description="Release variants.")
@@ -509,7 +510,7 @@ def _resolve(cfg: Config, base: Path) -> Config:
     banks = [b.model_copy(update={"path": (base / _expand(b.path, f"banks.{b.name}.path")).resolve()}) for b in cfg.banks]
     shards = [_expand(p, "dataset.shards") for p in cfg.dataset.shards]
     workspace = (base / _expand(cfg.workspace, "workspace")).resolve()
-    database = _expand(cfg.crowd.database, "crowd.database") if cfg.crowd.database else f"sqlite:///{workspace / 'crowd.sqlite'}"
+    database = _expand(cfg.crowd.database, "crowd.database") if cfg.crowd.database else f"sqlite:///{Layout(workspace).crowd_store}"
     return cfg.model_copy(
         update={
             "workspace": workspace,

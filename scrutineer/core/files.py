@@ -91,10 +91,15 @@ def replace_dir(tmp: Path, out: Path) -> None:
         shutil.rmtree(old)
 
 
+def temporaries(directory: Path) -> list[Path]:
+    """The temporaries (:func:`temporary_sibling` names) directly in ``directory``."""
+    return sorted(directory.glob(".*.tmp-*"))
+
+
 def sweep_temporaries(directory: Path) -> None:
     """Delete temporaries a killed run left in ``directory``. Call only while holding the store's
     write lock, so that no other run of this workspace is writing."""
-    for tmp in directory.glob(".*.tmp-*"):
+    for tmp in temporaries(directory):
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:

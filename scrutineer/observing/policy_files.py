@@ -22,12 +22,13 @@ import hashlib
 import json
 import os
 import re
-import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from scrutineer.core.files import temporary_sibling
 
 #: Policy file name -> its path on an origin.
 POLICY_PATHS = {"robots.txt": "/robots.txt", "ai.txt": "/ai.txt", "tdmrep.json": "/.well-known/tdmrep.json"}
@@ -142,6 +143,6 @@ class PolicyCache:
             return
         path = self._path(read.origin, read.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp = temporary_sibling(path)
         tmp.write_text(json.dumps(read.row(), default=str))
         os.replace(tmp, path)

@@ -121,7 +121,7 @@ def test_a_link_is_due_only_once_the_recheck_interval_has_passed(runs):
         (latest,) = con.execute("SELECT content_observation FROM shards ORDER BY run_id DESC LIMIT 1").fetchone()
     finally:
         con.close()
-    content = plan.observation_dir(latest) / "content.parquet"
+    content = plan.layout.observation(latest) / "content.parquet"
     assert due_urls(plan, content) == {runs["urls"]["error"]}
     later = replace(plan, config=cfg.model_copy(update={"fetch": cfg.fetch.model_copy(update={"recheck_interval": 3600})}))
     assert due_urls(later, content) == set()

@@ -65,7 +65,7 @@ def test_a_shard_task_runs_from_pickled_arguments_in_another_process(tmp_path, s
     found = {
         (r["sample_id"], r["reason"])
         for j in result.judgements.values()
-        for r in pq.read_table(plan.judgement_dir(j) / "findings.parquet").to_pylist()
+        for r in pq.read_table(plan.layout.judgement(j) / "findings.parquet").to_pylist()
     }
     assert found == {("k0", "hash_match.md5"), ("k1", "hash_match.url"), ("k2", "link.dead")}
     # the same arguments here find everything made: nothing is observed or judged twice
