@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import Config, ReleaseConfig, load_config
-from scrutineer.core.errors import ConfigError
+from scrutineer.core.errors import ConfigError, ReleaseError
 from scrutineer.core.policy import matches
-from scrutineer.release.build import ReleaseError, build_release
+from scrutineer.release.build import build_release
 from scrutineer.samples.canonical_url import canonical_url
 from scrutineer.samples.licenses import to_spdx
 from scrutineer.testing import demo

@@ -39,6 +39,11 @@ class ConfigError(ScrutineerError):
     """The configuration or a file it names is invalid; the run must not start."""
 
 
+class ReleaseError(ConfigError):
+    """The release cannot be built (unknown variant, no finished scan, a partial scan, a shard
+    changed since, restricted rows too large a share of the anonymity set); the CLI exits 1."""
+
+
 class WorkspaceError(ScrutineerError):
     """The workspace cannot serve the command (held by another process, not a directory, no
     finished scan)."""

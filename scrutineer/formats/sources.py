@@ -5,20 +5,20 @@ dataset root (the deepest directory holding every shard), so ids are stable acro
 A row's identity is ``(shard_id, row_index)``, ``row_index`` counting data rows from 0 in file
 order (header lines and blank JSONL lines are not rows).
 
-Formats: ``parquet``; ``csv`` and ``tsv`` with or without a header (``quoting: false`` reads with
-``QUOTE_NONE`` semantics); ``jsonl``; ``coco`` captions JSON (one row per caption); ``hf``
+Each format reads its shards (:data:`scrutineer.formats.registry.FORMATS`): ``parquet``; ``csv``
+and ``tsv`` with or without a header (``quoting: false`` reads with ``QUOTE_NONE`` semantics);
+``jsonl``; ``coco`` captions JSON (one row per caption); ``hf``
 (``datasets.load_dataset(..., streaming=True)``); ``webdataset``: img2dataset's per-shard
 ``.parquet`` (``url``, ``key``, ``caption``, ``status``, ...) read as parquet, its images coming
 from the ``.tar`` beside it (:mod:`scrutineer.formats.webdataset`). Memory per shard is bounded by
-``dataset.batch_rows`` except for ``coco``, whose JSON is parsed whole.
+``dataset.batch_rows`` except for ``coco``, whose JSON is parsed whole. This module maps a
+shard's columns to the canonical ones and names the file and row of every error.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
-import io
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,14 +27,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
 
 from scrutineer.core.config import SUFFIX_FORMATS, Config, DatasetConfig, Format
 from scrutineer.core.contract import DETECT
 from scrutineer.core.errors import ConfigError, ShardError
 from scrutineer.core.files import FileDigest, file_digest
+from scrutineer.formats.registry import FORMATS
 
 CANONICAL = ("sample_id", "url", "caption", "license")
 
@@ -126,7 +124,8 @@ def _format_of(ds: DatasetConfig, path: Path) -> Format:
 
 
 def iter_raw_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """Stream a shard in its own schema, in file order.
+    """Stream a shard in its own schema, in file order, as its format reads it
+    (:data:`scrutineer.formats.registry.FORMATS`).
 
     Args:
         shard: the shard to read.
@@ -139,198 +138,10 @@ def iter_raw_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None 
     Raises:
         ShardError: unreadable or malformed; the message names the file and, where known, the row.
     """
-    readers = {
-        "parquet": _parquet_batches,
-        "webdataset": _parquet_batches,
-        "csv": _csv_batches,
-        "tsv": _csv_batches,
-        "jsonl": _jsonl_batches,
-        "coco": _coco_batches,
-        "hf": _hf_batches,
-    }
-    rows = 0
-    try:
-        for batch in readers[shard.format](shard, ds, columns):
-            rows += batch.num_rows
-            yield batch
-    except ShardError:
-        raise
-    except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as e:
-        raise ShardError(f"{shard.location}: unreadable after row {rows}: {type(e).__name__}: {e}") from None
-
-
-def _parquet_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
-    # pre_buffer=False: pre-buffering keeps ~90 bytes per row allocated until the file is closed
-    # (880 MB at 10M rows, measured by bench/scan_metadata.py).
-    with pq.ParquetFile(shard.location, pre_buffer=False) as f:
-        yield from f.iter_batches(batch_size=ds.batch_rows, columns=columns, use_pandas_metadata=False)
-
-
-def csv_dialect(shard: Shard, ds: DatasetConfig) -> tuple[str, bool, bool]:
-    """(delimiter, header, quoting) of a CSV/TSV shard, from config and format defaults."""
-    delimiter = "\t" if shard.format == "tsv" else ","
-    header = ds.header if ds.header is not None else ds.names is None
-    quoting = ds.quoting if ds.quoting is not None else shard.format == "csv"
-    return delimiter, header, quoting
-
-
-def _csv_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
-    delimiter, header, quoting = csv_dialect(shard, ds)
-    bad: list[pacsv.InvalidRow] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append(row)
-        return "error"
-
-    def open_reader(column_types: dict | None) -> pacsv.CSVStreamingReader:
-        return pacsv.open_csv(
-            shard.location,
-            read_options=pacsv.ReadOptions(
-                column_names=None if header else ds.names,
-                autogenerate_column_names=not header and not ds.names,
-                block_size=1 << 22,
-                use_threads=False,
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter,
-                quote_char='"' if quoting else False,
-                newlines_in_values=quoting,
-                invalid_row_handler=on_invalid,
-            ),
-            convert_options=pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=False),
-        )
-
-    try:
-        names = open_reader(None).schema.names
-        # Every column as text: values round-trip unchanged into a release.
-        reader = open_reader({n: pa.string() for n in names})
-        pending: list[pa.RecordBatch] = []
-        size = 0
-        for batch in reader:
-            pending.append(batch)
-            size += batch.num_rows
-            if size >= ds.batch_rows:
-                yield from pa.Table.from_batches(pending).to_batches(max_chunksize=ds.batch_rows)
-                pending, size = [], 0
-        if pending:
-            yield from pa.Table.from_batches(pending).to_batches(max_chunksize=ds.batch_rows)
-    except pa.ArrowInvalid as e:
-        if bad:
-            row = bad[0]
-            where = f"line {row.number}" if row.number is not None else "a row"
-            raise ShardError(
-                f"{shard.location}: {where}: expected {row.expected_columns} columns, got {row.actual_columns}"
-            ) from None
-        raise ShardError(f"{shard.location}: malformed CSV: {e}") from None
-
-
-def iter_jsonl_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(line number from 1, line) for each non-blank line of a JSONL file; blank lines are not rows."""
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                yield number, line
-
-
-def _jsonl_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
-    """pyarrow parses each chunk of lines; only a chunk it refuses is scanned line by line, to name
-    the bad line."""
-    chunk: list[tuple[int, bytes]] = []
-
-    def parse(chunk: list[tuple[int, bytes]]) -> Iterator[pa.RecordBatch]:
-        data = b"".join(line if line.endswith(b"\n") else line + b"\n" for _, line in chunk)
-        try:
-            table = pajson.read_json(io.BytesIO(data))
-        except pa.ArrowInvalid as e:
-            for number, line in chunk:
-                try:
-                    obj = json.loads(line)
-                except ValueError as bad:
-                    raise ShardError(f"{shard.location}: line {number}: invalid JSON: {bad.args[0]}") from None
-                if not isinstance(obj, dict):
-                    raise ShardError(f"{shard.location}: line {number}: expected a JSON object")
-            raise ShardError(f"{shard.location}: lines {chunk[0][0]}-{chunk[-1][0]}: {e}") from None
-        yield from table.to_batches(max_chunksize=ds.batch_rows)
-
-    for item in iter_jsonl_lines(shard.location):
-        chunk.append(item)
-        if len(chunk) >= ds.batch_rows:
-            yield from parse(chunk)
-            chunk = []
-    if chunk:
-        yield from parse(chunk)
-
-
-def load_coco(path: str) -> dict:
-    """Parse a COCO captions JSON (``images``, ``annotations``, ``licenses``).
-
-    Raises:
-        ShardError: invalid JSON or a missing key.
-    """
-    try:
-        with open(path, "rb") as f:
-            doc = json.load(f)
-    except ValueError as e:
-        raise ShardError(f"{path}: invalid JSON: {e}") from None
-    for key in ("images", "annotations"):
-        if not isinstance(doc.get(key), list):
-            raise ShardError(f"{path}: not a COCO captions file: no {key!r} list")
-    return doc
-
-
-def _coco_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
-    """One row per caption: the annotation's ``id``, ``image_id`` and ``caption``, the image's fields,
-    and ``license_url`` / ``license_name`` from the image's entry in ``licenses``."""
-    doc = load_coco(shard.location)
-    licenses = {lic.get("id"): lic for lic in doc.get("licenses", [])}
-    images = {img.get("id"): img for img in doc["images"]}
-    rows = []
-    for i, ann in enumerate(doc["annotations"]):
-        img = images.get(ann.get("image_id"))
-        if img is None:
-            raise ShardError(f"{shard.location}: annotation {i}: image_id {ann.get('image_id')!r} not in images")
-        lic = licenses.get(img.get("license"), {})
-        rows.append(
-            {
-                "id": ann.get("id"),
-                "image_id": ann.get("image_id"),
-                "caption": ann.get("caption"),
-                "coco_url": img.get("coco_url"),
-                "flickr_url": img.get("flickr_url"),
-                "file_name": img.get("file_name"),
-                "width": img.get("width"),
-                "height": img.get("height"),
-                "license": img.get("license"),
-                "license_url": lic.get("url"),
-                "license_name": lic.get("name"),
-            }
-        )
-    table = pa.Table.from_pylist(rows)
-    yield from table.to_batches(max_chunksize=ds.batch_rows)
-
-
-def _hf_batches(shard: Shard, ds: DatasetConfig, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
-    if shard.is_local:  # a local file needs no Hub: never let datasets try the network
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    import datasets
-
-    if shard.is_local:
-        builder = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}.get(Path(shard.location).suffix)
-        if builder is None:
-            raise ShardError(f"{shard.location}: no Hugging Face builder for this suffix")
-        stream = datasets.load_dataset(builder, data_files=shard.location, split=ds.hf.split, streaming=True)
-    else:
-        stream = datasets.load_dataset(
-            shard.location, name=ds.hf.name, split=ds.hf.split, revision=ds.hf.revision, streaming=True
-        )
-    for table in stream.with_format("arrow").iter(batch_size=ds.batch_rows):
-        yield from table.to_batches(max_chunksize=ds.batch_rows)
+    return FORMATS[shard.format].rows(shard.location, ds, columns)
 
 
 # --- canonical batches: what detectors see ---------------------------------------------------
-
-COCO_COLUMNS = {"sample_id": "id", "url": "coco_url", "caption": "caption", "license": "license_url"}
 
 
 def column_mapping(shard: Shard, ds: DatasetConfig, names: list[str], extra: Sequence[str] = ()) -> dict[str, str | None]:
@@ -350,7 +161,8 @@ def column_mapping(shard: Shard, ds: DatasetConfig, names: list[str], extra: Seq
                 raise ShardError(f"{shard.location}: column {ds.columns[canon]!r} (dataset.columns.{canon}) not in {names}")
             mapping[canon] = ds.columns[canon]
             continue
-        candidates = (COCO_COLUMNS[canon],) if shard.format == "coco" else FALLBACK_COLUMNS[canon]
+        fixed = FORMATS[shard.format].canonical
+        candidates = (fixed[canon],) if fixed else FALLBACK_COLUMNS[canon]
         mapping[canon] = next((c for c in candidates if c in names), None)
     if mapping["url"] is None:
         raise ShardError(f"{shard.location}: no URL column among {names}; set dataset.columns.url")
@@ -371,11 +183,7 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = 
     extra = [c for c in dict.fromkeys(extra) if c not in DETECT.names]
     mapping: dict[str, str | None] | None = None
     projection = None
-    if shard.format in ("parquet", "webdataset"):
-        try:
-            names = pq.read_schema(shard.location).names
-        except (pa.ArrowException, OSError) as e:
-            raise ShardError(f"{shard.location}: unreadable parquet: {e}") from None
+    if (names := FORMATS[shard.format].column_names(shard.location)) is not None:
         mapping = column_mapping(shard, ds, names, extra)
         projection = sorted({c for c in mapping.values() if c is not None} | set(extra))
     start = 0

@@ -1,4 +1,5 @@
-"""Images of an img2dataset webdataset shard, read from its tar in memory (no HTTP).
+"""img2dataset webdataset shards: the rows are the parquet file's, the images are read from the tar
+beside it, in memory (no HTTP).
 
 img2dataset writes, per shard, ``NNNNN.tar`` (members ``<key>.jpg|png|webp`` with ``<key>.txt``
 and ``<key>.json`` beside each image) and ``NNNNN.parquet`` (one row per input sample: ``url``,
@@ -6,6 +7,10 @@ and ``<key>.json`` beside each image) and ``NNNNN.parquet`` (one row per input s
 Scrutineer reads the parquet as the shard's rows, hashes every image of the tar (reading it once,
 in member order), and joins the hashes to the rows by ``key``; the bytes go straight to the
 hashers and are never written anywhere.
+
+A release writes the parquet files only (as :class:`scrutineer.formats.parquet.Parquet` does):
+Scrutineer never writes image bytes, so the tars are not rewritten; the removed keys tell a
+maintainer which members to drop.
 """
 
 from __future__ import annotations
@@ -17,10 +22,18 @@ from pathlib import Path
 
 from scrutineer.core.errors import ShardError
 from scrutineer.core.files import FileDigest, file_digest
+from scrutineer.formats.parquet import Parquet
 from scrutineer.observing.hashing import ContentHashes, HashPool
 
 #: Image member suffixes img2dataset writes (its ``output_format`` encodings).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+class WebDataset(Parquet):
+    """``format: webdataset``: a shard is img2dataset's ``.parquet`` (``url``, ``key``, ``caption``,
+    ``status``, ...), read and released as parquet; its images are in :func:`tar_path`."""
+
+    name = "webdataset"
 
 
 def tar_path(parquet: str | Path) -> Path:
