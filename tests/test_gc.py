@@ -1,0 +1,165 @@
+"""``scrutineer gc``: a workspace scanned three times with changed detector parameters loses the
+judgement sets no kept run needs, and the release, rematch and recheck of the kept run give what
+they gave before it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from scrutineer.flows.gc import collect
+from scrutineer.flows.plan import ScanPlan
+from scrutineer.flows.scan import run_scan
+
+from scrutineer.core import store
+from scrutineer.core.banks import BankRef
+from scrutineer.core.config import Config, load_config
+from scrutineer.core.errors import ConfigError, WorkspaceError
+from scrutineer.core.layout import Layout
+from scrutineer.release.build import build_release
+from scrutineer.testing.fixture_web import FixtureWeb
+from tests.conftest import url_list_config
+
+HOSTS = ["127.0.0.23"]
+PATHS = ["/img/camera.png", "/gone/coins.png", "/busy/coins.png?times=1", "/error/coins.png"]
+#: license_gaps' allow-list of each of the three scans: each makes new license_gaps judgement sets.
+ALLOWED = (["CC0-1.0"], ["CC-BY-4.0"], ["MIT"])
+VARIANTS = {"links": {"remove": ["hash_match", "link"]}, "licences": {"remove": ["hash_match", "license"]}}
+
+
+def configure(path: Path, workspace: Path | None = None, allow: list[str] | None = None) -> None:
+    """Set the config's release variants, and its workspace or license_gaps' allow-list."""
+    raw = yaml.safe_load(path.read_text())
+    raw["release"] = {"variants": VARIANTS}
+    if workspace is not None:
+        raw["workspace"] = str(workspace)
+    if allow is not None:
+        raw["detectors"]["license_gaps"] = {"allow": allow}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def run_sets(ws: Path, run_id: str) -> tuple[set[str], set[str]]:
+    """(observation ids, judgement ids) run ``run_id`` used, as its plan names them."""
+    con = store.connect(ws, read_only=True)
+    try:
+        config, banks = con.execute("SELECT config, banks FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        shards = con.execute("SELECT rows_observation, content_observation FROM shards WHERE run_id = ?", [run_id]).fetchall()
+    finally:
+        con.close()
+    cfg = Config.model_validate_json(config)
+    plan = ScanPlan(cfg, cfg.detector_params(), tuple(BankRef(**b) for b in json.loads(banks)))
+    return {o for s in shards for o in s if o}, {j for rows, content in shards for j in plan.judgements(rows, content).values()}
+
+
+def findings(ws: Path, run_id: str, without: tuple[str, ...] = ("run_id",)) -> list[tuple]:
+    con = store.connect(ws, read_only=True)
+    try:
+        rel = con.sql("SELECT * EXCLUDE (" + ", ".join(without) + ") FROM findings WHERE run_id = ? ORDER BY ALL", params=[run_id])
+        return rel.fetchall()
+    finally:
+        con.close()
+
+
+def release_files(out: Path) -> dict[str, bytes]:
+    """Every file of a release, its manifest without the time it was written."""
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    manifest = json.loads(files.pop(Layout.MANIFEST))
+    manifest.pop("created_at")
+    files.pop(Layout.CARD)  # the card names the time too
+    return files | {Layout.MANIFEST: json.dumps(manifest, sort_keys=True).encode()}
+
+
+def after(config: Path) -> dict:
+    """Release, rematch and recheck of the workspace's latest run, as the kept run's config has them."""
+    cfg = load_config(config)
+    out = {"release": release_files(build_release(cfg, "links"))}
+    rematch = run_scan(cfg, "rematch")
+    recheck = run_scan(cfg, "recheck")
+    out["rematch"], out["recheck"] = rematch, recheck
+    out["rematch_findings"] = findings(cfg.workspace, rematch["run_id"])
+    out["recheck_findings"] = findings(cfg.workspace, recheck["run_id"], ("run_id", "observation_id"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory, test_data):
+    """Three scans, a release of the first (which keeps it), and two copies of the workspace: one
+    collected by gc --keep-runs 1, one not; then release, rematch and recheck on both."""
+    tmp = tmp_path_factory.mktemp("gc")
+    with FixtureWeb(HOSTS, images=[test_data / "images" / "skimage"]) as web:
+        path = url_list_config(tmp / "scanned", "gc", [web.url(p) for p in PATHS],
+                               {"dead_links": {"min_checks": 2}, "dedup": {"on": ["url"]}}, dead_checks=1, retries=0, recheck_interval=0)
+        runs = []
+        for allow in ALLOWED:
+            configure(path, allow=allow)
+            cfg = load_config(path)
+            runs.append(run_scan(cfg)["run_id"])
+            if len(runs) == 1:
+                build_release(cfg, "licences")  # its manifest names the first run: gc keeps it
+        ws = cfg.workspace
+        layout = Layout(ws)
+        # what a killed run leaves: a temporary, and a recheck set the store never recorded
+        orphan = layout.observation("0" * 32)
+        orphan.mkdir()
+        (orphan / Layout.CONTENT).write_bytes(b"x" * 100)
+        (layout.judgements / ".0123.tmp-abcd").mkdir()
+        sets = {run: run_sets(ws, run) for run in runs}
+        copies = {}
+        for name in ("before", "collected"):
+            shutil.copytree(tmp / "scanned", tmp / name)
+            configure(tmp / name / "config.yaml", workspace=tmp / name / "work")
+            copies[name] = tmp / name / "config.yaml"
+        dry = collect(load_config(copies["collected"]), keep_runs=1, dry_run=True)
+        collected = collect(load_config(copies["collected"]), keep_runs=1)
+        return {"runs": runs, "sets": sets, "dry": dry, "collected": collected, "copies": copies,
+                "before": after(copies["before"]), "after": after(copies["collected"])}
+
+
+def test_gc_deletes_the_sets_no_kept_run_needs(scanned):
+    runs, sets, collected = scanned["runs"], scanned["sets"], scanned["collected"]
+    layout = Layout(load_config(scanned["copies"]["collected"]).workspace)
+    assert collected.kept_runs == (runs[2], runs[0]), "the latest, and the one a release names"
+    kept = sets[runs[0]][1] | sets[runs[2]][1]
+    unneeded = sets[runs[1]][1] - kept
+    assert unneeded, "the second scan's license_gaps judgements are its own"
+    assert {p.name for p in collected.deleted["judgements"]} == unneeded
+    assert not any(layout.judgement(j).exists() for j in unneeded)
+    assert all(layout.judgement(j).exists() for j in kept)
+    assert all(layout.observation(o).exists() for run in runs for o in sets[run][0]), "the three scans share their observations"
+    assert not layout.observation("0" * 32).exists(), "an orphaned recheck set goes"
+    assert [p.name for p in collected.deleted["temporaries"]] == [".0123.tmp-abcd"]
+    assert collected.bytes > 0
+
+
+def test_a_dry_run_says_the_same_and_deletes_nothing(scanned):
+    dry, collected = scanned["dry"], scanned["collected"]
+    assert dry.dry_run and (dry.kept_runs, dry.deleted, dry.bytes) == (collected.kept_runs, collected.deleted, collected.bytes)
+
+
+def test_release_rematch_and_recheck_of_the_kept_run_give_what_they_gave(scanned):
+    before, after = scanned["before"], scanned["after"]
+    assert after["release"] == before["release"]
+    assert after["rematch"]["status"] == "completed"
+    assert {s["status"] for s in after["rematch"]["shards"]} == {"reused"}, "every set the rematch reads is still there"
+    assert after["rematch_findings"] == before["rematch_findings"]
+    assert after["recheck"]["status"] == before["recheck"]["status"] == "completed"
+    assert after["recheck_findings"] == before["recheck_findings"]
+    assert any(f[6] == "link.dead" for f in after["recheck_findings"]), "the recheck confirmed the dead link"
+
+
+def test_a_second_gc_frees_nothing_the_runs_since_need(scanned):
+    """The rematch and the recheck since are kept with the scan they build on: the recheck's new
+    content observation is its lineage's newest, the scan's own is the kept scan's."""
+    again = collect(load_config(scanned["copies"]["collected"]), keep_runs=3)
+    assert (again.deleted, again.bytes) == ({}, 0)
+
+
+def test_gc_refuses_a_workspace_without_a_store_and_keeping_no_run(tmp_path):
+    path = url_list_config(tmp_path, "empty", ["http://127.0.0.1/x"])
+    with pytest.raises(WorkspaceError, match="no store"):
+        collect(load_config(path))
+    with pytest.raises(ConfigError, match="at least"):
+        collect(load_config(path), keep_runs=0)
