@@ -26,6 +26,12 @@ Batches (what detectors see and return, and the per-shard working files):
 
 Store tables (:data:`TABLES`): ``runs``, ``shards``, ``observations``, ``file_digests``,
 ``findings``, ``fetches``, ``content_hashes``, ``policy_files``, ``banks``, ``releases``.
+
+Named runs of columns, so no one counts positions: :data:`SAMPLE_COLUMNS` (the first columns of
+every per-sample batch), :data:`OUTCOME_COLUMNS` (a content row's check and hashes),
+:data:`HASHED_COLUMNS` (what ``content_hashes`` keeps of a content row),
+:data:`STORED_POLICY_FILE_COLUMNS` (what ``policy_files`` keeps of a policy file) and
+:data:`SHARD_OUTCOME_COLUMNS` (what a shard task reports in ``shards``).
 """
 
 from __future__ import annotations
@@ -100,30 +106,36 @@ OPT_OUT_SIGNALS = [
 
 # --- batches and working files -------------------------------------------------------------------
 
+#: The columns naming a sample of a shard, first in every per-sample batch.
+SAMPLE = [ROW_INDEX, SAMPLE_ID, URL]
+SAMPLE_COLUMNS = tuple(f.name for f in SAMPLE)
+
 DETECT = pa.schema(
     [
-        ROW_INDEX,
-        SAMPLE_ID,
-        URL,
+        *SAMPLE,
         column("caption", pa.string(), "The sample's caption."),
         column("license", pa.string(), "The sample's licence as the dataset gives it."),
     ]
 )
 
-CONTENT = pa.schema(
-    [
-        ROW_INDEX,
-        SAMPLE_ID,
-        URL,
-        *CHECK,
-        column("checks", pa.int32(), "How many of the URL's latest checks agree with the last, over this scan and the rechecks since (0: read from a tar, no check)."),
-        column("checked_at", UTC_TIME, "When the last check started (null: read from a tar, no check)."),
-        BYTES,
-        *HASHES,
-        column("pdq_dihedral", pa.list_(pa.string()), "With fetch.pdq_dihedral: the PDQ hashes of the image's 7 other rotations and flips (scrutineer.observing.hashing.PDQ_DIHEDRAL order after 'original'), else null."),
-        *OPT_OUT_SIGNALS,
-    ]
-)
+#: A content row's columns after :data:`SAMPLE`: its URL's latest check (or its tar member) and
+#: the hashes of the bytes.
+OUTCOME = [
+    *CHECK,
+    column("checks", pa.int32(), "How many of the URL's latest checks agree with the last, over this scan and the rechecks since (0: read from a tar, no check)."),
+    column("checked_at", UTC_TIME, "When the last check started (null: read from a tar, no check)."),
+    BYTES,
+    *HASHES,
+    column("pdq_dihedral", pa.list_(pa.string()), "With fetch.pdq_dihedral: the PDQ hashes of the image's 7 other rotations and flips (scrutineer.observing.hashing.PDQ_DIHEDRAL order after 'original'), else null."),
+    *OPT_OUT_SIGNALS,
+]
+OUTCOME_COLUMNS = tuple(f.name for f in OUTCOME)
+
+CONTENT = pa.schema([*SAMPLE, *OUTCOME])
+
+#: What the store's ``content_hashes`` keeps of a content row.
+HASHED = [*SAMPLE, *HASHES, BYTES]
+HASHED_COLUMNS = tuple(f.name for f in HASHED)
 
 POLICY_FILE = pa.schema(
     [
@@ -168,7 +180,7 @@ FINDING = pa.schema(
 
 JUDGEMENT = pa.schema([OBSERVATION_ID, *FINDING])
 
-SIGNATURE = pa.schema([ROW_INDEX, SAMPLE_ID, URL])
+SIGNATURE = pa.schema(SAMPLE)
 
 
 def stored_signatures(signatures: pa.Table, shard_id: str, observation_id: str) -> pa.Table:
@@ -214,6 +226,19 @@ RUNS = Table(
     ("run_id",),
 )
 
+#: The columns of a ``shards`` row that its shard task reports (``scrutineer.flows.shard.ShardResult``
+#: has an attribute of each name); the others name the run and the shard.
+SHARD_OUTCOME = [
+    column("sha256", pa.string(), "SHA-256 of the shard's bytes."),
+    column("rows_observation", pa.string(), "Observation set of the rows read."),
+    column("content_observation", pa.string(), "Observation set of the fetches and content hashes, if a content detector ran."),
+    column("rows", pa.int64(), "Rows in the shard."),
+    column("status", pa.string(), "observed (read now), judged (observations reused, findings re-derived), reused (nothing recomputed), failed or inconclusive."),
+    column("error", pa.string(), "Why the shard failed, naming the file and row where known."),
+    column("seconds", pa.float64(), "Wall time of the shard task."),
+]
+SHARD_OUTCOME_COLUMNS = tuple(f.name for f in SHARD_OUTCOME)
+
 SHARDS = Table(
     "shards",
     pa.schema(
@@ -222,13 +247,7 @@ SHARDS = Table(
             SHARD_ID,
             column("location", pa.string(), "Path (or Hub id) of the shard."),
             column("format", pa.string(), "Shard format."),
-            column("sha256", pa.string(), "SHA-256 of the shard's bytes."),
-            column("rows_observation", pa.string(), "Observation set of the rows read."),
-            column("content_observation", pa.string(), "Observation set of the fetches and content hashes, if a content detector ran."),
-            column("rows", pa.int64(), "Rows in the shard."),
-            column("status", pa.string(), "observed (read now), judged (observations reused, findings re-derived), reused (nothing recomputed), failed or inconclusive."),
-            column("error", pa.string(), "Why the shard failed, naming the file and row where known."),
-            column("seconds", pa.float64(), "Wall time of the shard task."),
+            *SHARD_OUTCOME,
         ]
     ),
     "One row per shard per run.",
@@ -282,13 +301,17 @@ FETCHES = Table(
 
 CONTENT_HASHES = Table(
     "content_hashes",
-    pa.schema([OBSERVATION_ID, SHARD_ID, ROW_INDEX, SAMPLE_ID, URL, *HASHES, BYTES]),
+    pa.schema([OBSERVATION_ID, SHARD_ID, *HASHED]),
     "One row per sample whose bytes were hashed (the bytes themselves are never stored). Restricted.",
 )
 
+#: What the store's ``policy_files`` keeps of a policy file: all but its ``text``.
+STORED_POLICY_FILE = [f for f in POLICY_FILE if f.name != "text"]
+STORED_POLICY_FILE_COLUMNS = tuple(f.name for f in STORED_POLICY_FILE)
+
 POLICY_FILES = Table(
     "policy_files",
-    pa.schema([OBSERVATION_ID, SHARD_ID, *(f for f in POLICY_FILE if f.name != "text")]),
+    pa.schema([OBSERVATION_ID, SHARD_ID, *STORED_POLICY_FILE]),
     "One row per policy file a content observation used, with when it was read; the texts stay in the observation's policy_files.parquet.",
 )
 
