@@ -154,13 +154,13 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
     signed_at = time.perf_counter()
     signed_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  {name}: signatures in {signed_at - t0:.1f} s, peak RSS {signed_rss:,.0f} MB by then; finalizing", file=sys.stderr, flush=True)
-    detector.close()  # as a shard task's detectors are when its pass ends; the store runs finalize on a fresh one
-    detector = type(detector)(detector.params, detector.ctx)
+    detector.close()  # as a shard task's detectors are when its pass ends; the store runs finalize, a class method
     release_arrow_memory()  # as scrutineer.flows.load.load does before finalize
     (work / f"{name}.duckdb").unlink(missing_ok=True)
     con = duckdb.connect(str(work / f"{name}.duckdb"), config={"memory_limit": "1GB", "threads": 2})
     con.read_parquet(str(path)).create_view("sigs")
-    found = con.sql(f"SELECT row_index, reason FROM ({detector.finalize('sigs')})").fetchall()
+    query, params = type(detector).finalize(detector.params, "sigs")
+    found = con.execute(f"SELECT row_index, reason FROM ({query})", params).fetchall()
     flagged = [row for row, _ in found]
     done = time.perf_counter()
     return {"flagged": flagged, "reasons": {r: sum(x == r for _, x in found) for r in sorted({x for _, x in found})}, "seconds": done - t0, "signatures_s": signed_at - t0, "finalize_s": done - signed_at, "signatures_rss_mb": signed_rss}

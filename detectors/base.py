@@ -1,23 +1,33 @@
-"""The detector interface: one base class, one abstract method.
+"""The detector kinds: one small base class each.
 
-A detector *judges*; it never drops rows (releases filter, by policy). Its :meth:`Detector.detect`
-sees ``pyarrow.RecordBatch``es of a shard's observations, :data:`scrutineer.core.contract.DETECT` (the
-samples read) or, when it needs content (:meth:`Detector.needs_for`),
-:data:`scrutineer.core.contract.CONTENT` (each sample's fetch record and content hashes) followed by
-the sample's ``caption`` and ``license``; then the source columns it asked for
-(:meth:`Detector.source_columns`). It returns the findings for that batch, a ``pa.Table`` in
-:data:`scrutineer.core.contract.FINDING` (sparse: one row per finding; build it with
-:meth:`Detector.findings`). Corpus-level work (grouping duplicates across shards) goes in
-:meth:`Detector.signatures` (per batch, kept per shard) and :meth:`Detector.finalize` (once per
-run, in the store).
+- :class:`Detector`: per-batch work. Its :meth:`Detector.detect` sees ``pyarrow.RecordBatch``es of
+  a shard's observations, :data:`scrutineer.core.contract.DETECT` (the samples read) or, when it
+  needs content (:attr:`Detector.needs`), :data:`scrutineer.core.contract.CONTENT` (each
+  sample's fetch record and content hashes) followed by the sample's ``caption`` and
+  ``license``; then the source columns it asked for (:meth:`Detector.source_columns`). It
+  returns the findings for that batch, a ``pa.Table`` in :data:`scrutineer.core.contract.FINDING`
+  (sparse: one row per finding; build it with :meth:`Detector.findings`). A detector judges; it
+  never drops rows (releases filter, by policy).
+- :class:`CorpusDetector`: corpus-level work (grouping duplicates across shards). Per batch, its
+  :meth:`CorpusDetector.signatures` (kept per shard, with the shard's judgement); once per run,
+  in the store, the class method :meth:`CorpusDetector.finalize` over every shard's signatures.
+- :class:`RecheckingDetector`: a detector whose findings a later check of a link can change
+  (``dead_links``); its :meth:`RecheckingDetector.due_urls` says which links a recheck checks
+  again, and a recheck needs one.
+
+A detector whose needs or judged parameters depend on its parameters defines the class methods
+``needs_for(params)`` (metadata or content; else :attr:`Detector.needs`) and
+``judged_params(params)`` (else all of ``params``); the plan asks for them
+(:class:`scrutineer.flows.plan.ScanPlan`). ``dedup`` does.
 
 A detector's findings are cached per shard under a key of its name, version and parameters, the
 observations it judged and the banks of the signal types it uses (:attr:`Detector.signals`), so a
 change of any of these re-derives them from stored observations, and nothing else.
 
-A shard task calls :meth:`Detector.detect` and :meth:`Detector.signatures` from several threads at
-once, each call with its own batch: keep per-call state local, and use :meth:`Detector.sql` for
-DuckDB work (a fresh cursor per call on the detector's private in-memory database).
+A shard task calls :meth:`Detector.detect` and :meth:`CorpusDetector.signatures` from several
+threads at once, each call with its own batch: keep per-call state local, and use
+:meth:`Detector.sql` for DuckDB work (a fresh cursor per call on the detector's private in-memory
+database).
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import duckdb
@@ -79,7 +91,8 @@ class Detector(ABC):
     Params: ClassVar[type[BaseModel]] = NoParams
     #: ``metadata``: :meth:`detect` sees ``DETECT`` batches. ``content``: it sees ``CONTENT``
     #: batches (with ``caption`` and ``license``), and the scan fetches and hashes the shard's
-    #: URLs (or reads its tar) for it. :meth:`needs_for` may decide it by parameters.
+    #: URLs (or reads its tar) for it. A ``needs_for(params)`` class method may decide it by
+    #: parameters (see the module docstring).
     needs: ClassVar[Literal["metadata", "content"]] = "metadata"
     #: Signal types of the banks it matches (:mod:`scrutineer.matching.signals`); the config must give at
     #: least one bank of them, and only those banks are part of its judgements' keys.
@@ -87,19 +100,6 @@ class Detector(ABC):
     #: Policy files (:data:`scrutineer.observing.policy_files.POLICY_PATHS` names) of each URL's origin the
     #: content stage reads for it; they reach :meth:`detect` as ``ctx.policy_files``.
     policy_files: ClassVar[tuple[str, ...]] = ()
-    #: Schema of :meth:`signatures`: :data:`scrutineer.core.contract.SIGNATURE`'s columns, then its own.
-    signature_schema: ClassVar[pa.Schema | None] = None
-
-    @classmethod
-    def needs_for(cls, params: BaseModel) -> Literal["metadata", "content"]:
-        """What a detector with ``params`` judges (see :attr:`needs`, the default)."""
-        return cls.needs
-
-    @classmethod
-    def judged_params(cls, params: BaseModel) -> dict:
-        """The parameters its judgements depend on, as JSON (part of a judgement's key: changing one
-        judges the shards again). By default all of ``params``."""
-        return params.model_dump(mode="json")
 
     @classmethod
     def source_columns(cls, params: BaseModel) -> list[str]:
@@ -109,7 +109,9 @@ class Detector(ABC):
 
     @classmethod
     def check_config(cls, params: BaseModel, config: Config) -> None:
-        """Refuse settings elsewhere in the config that contradict ``params``.
+        """Refuse settings elsewhere in the config that contradict ``params`` (called by
+        :meth:`scrutineer.core.config.Config.detector_params`, so :func:`~scrutineer.core.config.load_config`
+        refuses them). By default none.
 
         Raises:
             ConfigError: the contradiction, in one line.
@@ -148,23 +150,6 @@ class Detector(ABC):
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         """Findings for one batch: a ``pa.Table`` in :data:`~scrutineer.core.contract.FINDING`, possibly empty."""
 
-    def signatures(self, batch: pa.RecordBatch) -> pa.Table | None:
-        """Per-row data kept for :meth:`finalize`, in :attr:`signature_schema`. None = nothing."""
-        return None
-
-    def finalize(self, signatures: str) -> str | None:
-        """Corpus-level findings, computed in the store once every shard is judged.
-
-        Args:
-            signatures: the name of a DuckDB view over every shard's signatures, with
-                ``shard_id`` and ``observation_id`` columns added.
-
-        Returns:
-            A DuckDB ``SELECT`` with the columns of :data:`~scrutineer.core.contract.FINDING` and
-            ``observation_id`` (matched by name), or None.
-        """
-        return None
-
     def findings(self, rows: pa.Table, reason: str | pa.Array, evidence: pa.Array) -> pa.Table:
         """A :data:`~scrutineer.core.contract.FINDING` table for ``rows`` (columns row_index,
         sample_id, url); ``restricted`` follows from each reason (:attr:`reasons`).
@@ -199,6 +184,54 @@ class Detector(ABC):
             ],
             schema=FINDING,
         )
+
+
+class CorpusDetector(Detector):
+    """Base class of a detector whose findings need every shard: per batch it keeps
+    :meth:`signatures`, and once every shard is judged, :meth:`finalize` groups them in the store.
+    Its :meth:`detect` finds nothing by default."""
+
+    #: Schema of :meth:`signatures`: :data:`scrutineer.core.contract.SIGNATURE`'s columns, then its own.
+    signature_schema: ClassVar[pa.Schema]
+
+    def detect(self, batch: pa.RecordBatch) -> pa.Table:
+        return empty_findings()  # its findings are corpus-wide: see finalize()
+
+    @abstractmethod
+    def signatures(self, batch: pa.RecordBatch) -> pa.Table:
+        """Per-row data kept for :meth:`finalize`: a ``pa.Table`` in :attr:`signature_schema`, one
+        row per row of ``batch``."""
+
+    @classmethod
+    @abstractmethod
+    def finalize(cls, params: BaseModel, signatures: str) -> tuple[str, list]:
+        """Corpus-level findings, computed in the store once every shard is judged.
+
+        Args:
+            params: the detector's validated parameters.
+            signatures: the name of a DuckDB view over every shard's signatures, with
+                ``shard_id`` and ``observation_id`` columns added.
+
+        Returns:
+            A DuckDB ``SELECT`` with the columns of :data:`~scrutineer.core.contract.FINDING` and
+            ``observation_id`` (matched by name), and the values of its ``?`` parameters.
+        """
+
+
+class RecheckingDetector(Detector):
+    """Base class of a detector whose findings a later check of a link can change; a recheck
+    (``scrutineer recheck``) checks again the links it calls due, and needs one configured."""
+
+    @classmethod
+    @abstractmethod
+    def due_urls(cls, params: BaseModel, content: Path, checked_before: datetime) -> set[str]:
+        """The URLs of a content observation a recheck checks again.
+
+        Args:
+            params: the detector's validated parameters.
+            content: the observation's ``content.parquet`` (``policy_files.parquet`` beside it).
+            checked_before: only URLs whose last check started at or before it are due.
+        """
 
 
 def evidence_json(**fields) -> str:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
-from scrutineer.detectors.base import DetectContext, Detector
+from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector
 
 from scrutineer.core.contract import (
     CONTENT,
@@ -37,10 +37,10 @@ from scrutineer.core.contract import (
 from scrutineer.core.registry import get_detector_class
 
 
-def register_signatures(con: duckdb.DuckDBPyConnection, detector: Detector, signatures: pa.Table, name: str = "signatures_view") -> str:
+def register_signatures(con: duckdb.DuckDBPyConnection, detector: CorpusDetector, signatures: pa.Table, name: str = "signatures_view") -> str:
     """Register one shard's ``signatures`` (of ``detector``, judged in its ``ctx.shard_id``) on
     ``con`` as the store's view of them is (:func:`~scrutineer.core.contract.stored_signatures`); returns
-    the view's name, for :meth:`Detector.finalize`."""
+    the view's name, for :meth:`CorpusDetector.finalize`."""
     con.register(name, stored_signatures(signatures, detector.ctx.shard_id, "observation-0"))
     return name
 
@@ -64,8 +64,10 @@ class DetectorConformance:
         return pa.schema([*base, *(pa.field(c, pa.string()) for c in extra if c not in base.names)])
 
     def content(self) -> bool:
-        """Whether the detector, with :attr:`params`, judges content batches."""
-        return self.detector_class.needs_for(self.detector_class.Params.model_validate(self.params)) == "content"
+        """Whether the detector, with :attr:`params`, judges content batches (its
+        ``needs_for(params)`` when it has one, else its ``needs``)."""
+        cls = self.detector_class
+        return (cls.needs_for(cls.Params.model_validate(self.params)) if hasattr(cls, "needs_for") else cls.needs) == "content"
 
     def extra_values(self) -> dict[str, list]:
         """Values of the detector's source columns for :meth:`sample_batch` (default: null)."""
@@ -140,17 +142,14 @@ class DetectorConformance:
         det = self.make()
         found = det.detect(batch)
         assert found.schema == FINDING, found.schema
-        signatures = det.signatures(batch)
-        if det.signature_schema is None:
-            assert signatures is None, "signatures without a signature_schema"
+        if not isinstance(det, CorpusDetector):
             return found
+        signatures = det.signatures(batch)
         assert det.signature_schema.names[: len(SIGNATURE)] == SIGNATURE.names
         assert signatures.schema == det.signature_schema, signatures.schema
         con = duckdb.connect()
-        query = det.finalize(register_signatures(con, det, signatures))
-        if query is None:
-            return found
-        final = con.sql(query).to_arrow_table()
+        query, params = type(det).finalize(det.params, register_signatures(con, det, signatures))
+        final = con.sql(query, params=params).to_arrow_table()
         assert {(f.name, f.type) for f in final.schema} == {(f.name, f.type) for f in JUDGEMENT}, final.schema
         return pa.concat_tables([found, final.select(FINDING.names).cast(FINDING)])
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.detectors.base import RecheckingDetector, empty_findings, evidence_json
+
+from scrutineer.core.contract import UTC_TIME
+from scrutineer.core.errors import ConfigError
+from scrutineer.observing.policy_files import origin
+
+if TYPE_CHECKING:
+    from scrutineer.core.config import Config
 
 #: Fetch status class -> reason. ``dead`` only counts once ``min_checks`` checks agree.
 REASONS = {
@@ -26,7 +38,7 @@ class DeadLinksParams(BaseModel):
     )
 
 
-class DeadLinks(Detector):
+class DeadLinks(RecheckingDetector):
     """Flags ``link.dead`` (404, 410 or NXDOMAIN on ``min_checks`` agreeing checks),
     ``link.moved`` (redirected to another registrable domain, or to HTML), ``link.not_image``
     (the body is not an image), ``link.too_large`` (more than ``fetch.max_bytes`` bytes or
@@ -34,6 +46,8 @@ class DeadLinks(Detector):
     ``link.transient`` (timeouts, 429, 5xx, resets after retries). Evidence
     ``{"status", "http_status", "final_url", "error", "checks"}``; not restricted. A dead-looking
     link with fewer agreeing checks gets no finding: one failed check is not link rot.
+
+    A recheck (``scrutineer recheck``) checks again the links it calls due (:meth:`due_urls`).
     """
 
     name = "dead_links"
@@ -55,3 +69,31 @@ class DeadLinks(Detector):
             for s, h, f, e, c in zip(statuses, *(rows.column(n).to_pylist() for n in ("http_status", "final_url", "error", "checks")))
         ]
         return self.findings(rows, reason=pa.array([REASONS[s] for s in statuses], pa.string()), evidence=pa.array(evidence, pa.string()))
+
+    @classmethod
+    def check_config(cls, params: DeadLinksParams, config: Config) -> None:
+        """Refuse a webdataset scan: its bytes come from its tars, and no URL is checked.
+
+        Raises:
+            ConfigError: ``dataset.format`` is ``webdataset``.
+        """
+        if config.dataset.format == "webdataset":
+            raise ConfigError("dead_links checks URLs on the web; a webdataset scan reads the bytes from its tars, with no HTTP")
+
+    @classmethod
+    def due_urls(cls, params: DeadLinksParams, content: Path, checked_before: datetime) -> set[str]:
+        """The URLs of a content observation a recheck checks again: those whose last check was
+        ``link.transient``, or dead (404, 410, NXDOMAIN) with fewer agreeing checks than
+        ``min_checks``, or whose origin has a policy file whose latest read the observation could
+        not make (``transient`` in ``policy_files.parquet``: checking them reads it again); and
+        started at or before ``checked_before``. Reads only those rows of ``content.parquet``."""
+        due = (pc.field("status") == "transient") | ((pc.field("status") == "dead") & (pc.field("checks") < params.min_checks))
+        old = pc.field("checked_at") <= pa.scalar(checked_before, UTC_TIME)
+        found = set(pq.read_table(content, columns=["url"], filters=due & old).column("url").unique().drop_null().to_pylist())
+        policies = content.with_name("policy_files.parquet")
+        reads = pq.read_table(policies, columns=["origin", "name", "fetched_at", "status"]).to_pylist() if policies.exists() else []
+        latest = {(r["origin"], r["name"]): r["status"] for r in sorted(reads, key=lambda r: r["fetched_at"])}  # a recheck keeps the earlier reads
+        if unread := {o for (o, _name), status in latest.items() if status == "transient"}:
+            urls = pq.read_table(content, columns=["url"], filters=old).column("url").unique().drop_null().to_pylist()
+            found |= {u for u in urls if origin(u) in unread}
+        return found

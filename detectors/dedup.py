@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
-from scrutineer.detectors.base import Detector, empty_findings
+from scrutineer.detectors.base import CorpusDetector
 
 from scrutineer.core.contract import SIGNATURE
 from scrutineer.matching.minhash import (
@@ -136,7 +136,7 @@ class _Scores(NamedTuple):
     patch: str = "'{}'"
 
 
-class Dedup(Detector):
+class Dedup(CorpusDetector):
     """Flags duplicates across all shards:
 
     - ``duplicate.url``: same canonical URL (:func:`scrutineer.samples.canonical_url.canonical_url`: scheme,
@@ -199,9 +199,6 @@ class Dedup(Detector):
     def judged_params(cls, params: DedupParams) -> dict:
         """All but the settings of a near-duplicate kind that is not in ``on`` (they change nothing)."""
         return params.model_dump(mode="json", exclude={k for k in ("near_caption", "near_image") if k not in params.on})
-
-    def detect(self, batch: pa.RecordBatch) -> pa.Table:
-        return empty_findings()  # grouping is corpus-wide: see finalize()
 
     def signatures(self, batch: pa.RecordBatch) -> pa.Table:
         """``row_index``, ``sample_id`` and ``url`` of every row, and per key in ``on`` the 128-bit
@@ -289,18 +286,20 @@ class Dedup(Detector):
         return {"near_caption_key": keys, "near_caption_truncated": hashed.column("near_caption_truncated"),
                 "near_caption_bands": _spread(_uint64_lists(signed), present)}
 
-    def finalize(self, signatures: str) -> str:
+    @classmethod
+    def finalize(cls, params: DedupParams, signatures: str) -> tuple[str, list]:
         ctes, parts = [], []
-        exact = [k for k in self.params.on if k in KEYS]
+        exact = [k for k in params.on if k in KEYS]
         if exact:
-            self._exact(signatures, exact, ctes, parts)
-        if "near_caption" in self.params.on:
-            self._clusters("nc", "near_caption", self._near_caption_links(signatures, ctes), signatures, ctes, parts)
-        if "near_image" in self.params.on:
-            self._clusters("ni", "near_image", self._near_image_links(signatures, ctes), signatures, ctes, parts)
-        return "WITH RECURSIVE " + ",\n".join(ctes) + "\n" + " UNION ALL ".join(parts)
+            cls._exact(signatures, exact, ctes, parts)
+        if "near_caption" in params.on:
+            cls._clusters("nc", "near_caption", cls._near_caption_links(params.near_caption, signatures, ctes), signatures, ctes, parts)
+        if "near_image" in params.on:
+            cls._clusters("ni", "near_image", cls._near_image_links(params.near_image, signatures, ctes), signatures, ctes, parts)
+        return "WITH RECURSIVE " + ",\n".join(ctes) + "\n" + " UNION ALL ".join(parts), []
 
-    def _exact(self, signatures: str, on: list[str], ctes: list[str], parts: list[str]) -> None:
+    @classmethod
+    def _exact(cls, signatures: str, on: list[str], ctes: list[str], parts: list[str]) -> None:
         # Count on the 128-bit keys first, then read the rows of duplicated keys (any key) in one
         # pass and pick each key's kept sample among them: the smallest (keep_rank, shard_id,
         # row_index) struct, which is 3x cheaper than arg_min (bench/scan_metadata.py).
@@ -313,7 +312,7 @@ class Dedup(Detector):
         parts += [
             f"""
             SELECT d.shard_id, d.row_index, d.sample_id, d.url,
-                   '{self.name}' AS detector, '{self.version}' AS detector_version,
+                   '{cls.name}' AS detector, '{cls.version}' AS detector_version,
                    'duplicate.{k}' AS reason,
                    json_object('kept_row_index', g.first.row_index, 'kept_sample_id', g.first.sample_id,
                                'kept_shard_id', g.first.shard_id)::VARCHAR AS evidence,
@@ -326,12 +325,12 @@ class Dedup(Detector):
             for k in on
         ]
 
-    def _near_caption_links(self, signatures: str, ctes: list[str]) -> _Scores:
+    @classmethod
+    def _near_caption_links(cls, p: NearCaptionParams, signatures: str, ctes: list[str]) -> _Scores:
         """``nc_link``: (shard_id, row_index) pairs of captions at or above the Jaccard threshold,
         with ``jaccard`` and ``truncated`` (either key was cut): each row sharing a band bucket
         linked to the bucket's first row, when the exact Jaccard similarity of their (cut) keys'
         shingle sets reaches the threshold."""
-        p = self.params.near_caption
         bands, rows = p.bands_rows
         minhash = json.dumps({"algorithm": "MinHash LSH (rensa RMinHash), exact Jaccard of the candidates", "shingles": p.shingles,
                               "ngram": p.ngram, "num_perm": p.num_perm, "bands": bands, "rows": rows, "seed": p.seed, "threshold": p.threshold})
@@ -360,17 +359,17 @@ class Dedup(Detector):
         return _Scores(["jaccard", "truncated"], "jaccard, truncated", "-l.jaccard", f"'jaccard', round(e.link.jaccard, 3), 'minhash', json('{minhash}')",
                        f"""CASE WHEN e.link.truncated THEN '{{"truncated_to": {MAX_CHARS}}}' ELSE '{{}}' END""")
 
-    def _near_image_links(self, signatures: str, ctes: list[str]) -> _Scores:
+    @classmethod
+    def _near_image_links(cls, p: NearImageParams, signatures: str, ctes: list[str]) -> _Scores:
         """``ni_link``: (shard_id, row_index) pairs of images within a threshold, with
         ``pdq_distance`` (over the dihedral variants), ``transform`` (taking a to b) and
         ``phash_distance``. Candidates: rows with the same code, linked to its first row (so a
         thousand copies of one image make a thousand links, not half a million), and the first
         rows of distinct codes sharing a pigeonhole block (a dihedral variant's block against an
         original's); each verified on its exact distance."""
-        p = self.params.near_image
-        candidates = [self._same_and_blocks("pdq", signatures, p.pdq_blocks, 4, ctes)]
+        candidates = [cls._same_and_blocks("pdq", signatures, p.pdq_blocks, 4, ctes)]
         if p.phash_threshold is not None:
-            candidates.append(self._same_and_blocks("phash", signatures, p.phash_blocks, 1, ctes))
+            candidates.append(cls._same_and_blocks("phash", signatures, p.phash_blocks, 1, ctes))
         # d(a_t, b) for each variant t of a, and d(b_t, a): the nearest decides; a transform found
         # from b's side is undone to read from a to b.
         distance = " + ".join(f"bit_count(xor({{x}}[4 * t + {w}], {{y}}[{w}]))" for w in range(1, 5))
@@ -437,7 +436,8 @@ class Dedup(Detector):
             SELECT {pair.format(q="h.anchor")}
             FROM ni_{signal}_key p JOIN ni_{signal}_hot h ON h.band = p.band AND h.key = p.key AND p.first <> h.anchor"""
 
-    def _clusters(self, prefix: str, reason: str, scores: _Scores, signatures: str, ctes: list[str], parts: list[str]) -> None:
+    @classmethod
+    def _clusters(cls, prefix: str, reason: str, scores: _Scores, signatures: str, ctes: list[str], parts: list[str]) -> None:
         """Clusters of ``{prefix}_link`` (pairs a -> b of (shard_id, row_index) with their
         ``scores``): nodes numbered in keep order (keep_rank, shard_id, row_index), connected
         components by label propagation (a recursive CTE keyed by node, each node taking the
@@ -470,7 +470,7 @@ class Dedup(Detector):
         parts.append(
             f"""
             SELECT d.shard_id, d.row_index, d.sample_id, d.url,
-                   '{self.name}' AS detector, '{self.version}' AS detector_version, 'duplicate.{reason}' AS reason,
+                   '{cls.name}' AS detector, '{cls.version}' AS detector_version, 'duplicate.{reason}' AS reason,
                    json_merge_patch(json_object('kept_row_index', k.row_index, 'kept_sample_id', k.sample_id, 'kept_shard_id', k.shard_id,
                                'cluster_id', {CLUSTER_ID_SQL.format(kept="k")}, 'cluster_size', z.size,
                                'near_row_index', n.row_index, 'near_sample_id', n.sample_id, 'near_shard_id', n.shard_id,

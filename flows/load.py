@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
-from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.base import CorpusDetector
 from scrutineer.flows.plan import ScanPlan
 from scrutineer.flows.shard import ShardResult
 
@@ -50,18 +50,14 @@ def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: l
             store.insert_findings(con, run_id, "SELECT * FROM read_parquet(?)", [files])
         for name, params in plan.params.items():
             cls = plan.detector_class(name)
+            if not issubclass(cls, CorpusDetector):
+                continue
             signatures = [str(p) for r in ok if (p := plan.layout.judgement(r.judgements[name]) / Layout.SIGNATURES).exists()]
-            if cls.signature_schema is None or not signatures:
+            if not signatures:
                 continue
             view = f"signatures_{name}"
             con.read_parquet(signatures).create_view(view, replace=True)
-            detector = cls(params, DetectContext(shard_id=""))
-            try:
-                query = detector.finalize(view)
-            finally:
-                detector.close()
-            if query is not None:
-                store.insert_findings(con, run_id, query)
+            store.insert_findings(con, run_id, *cls.finalize(params, view))
             con.execute(f"DROP VIEW {view}")
         con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, datetime.now(UTC), run_id])
 

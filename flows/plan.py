@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
-from scrutineer.detectors.base import Detector
+from scrutineer.detectors.base import Detector, RecheckingDetector
 
 from scrutineer.core.banks import BankRef
 from scrutineer.core.config import Config
@@ -106,8 +106,15 @@ class ScanPlan:
         return [n for n in self.params if self.needs(n) == needs]
 
     def needs(self, name: str) -> str:
-        """What detector ``name`` judges with its configured parameters: metadata or content."""
-        return self.detector_class(name).needs_for(self.params[name])
+        """What detector ``name`` judges with its configured parameters: metadata or content (its
+        ``needs_for(params)`` when it has one, as dedup does, else its ``needs``)."""
+        cls = self.detector_class(name)
+        return cls.needs_for(self.params[name]) if hasattr(cls, "needs_for") else cls.needs
+
+    def rechecking(self) -> list[str]:
+        """Configured detectors whose findings a recheck can change: they say which links are due
+        (:class:`~scrutineer.detectors.base.RecheckingDetector`)."""
+        return [n for n in self.params if issubclass(self.detector_class(n), RecheckingDetector)]
 
     def banks_for(self, name: str) -> tuple[BankRef, ...]:
         """The banks of the signal types detector ``name`` uses."""
@@ -148,11 +155,13 @@ class ScanPlan:
         return {"kind": "content", "version": CONTENT_VERSION, "base": base, "recheck_of": previous, "checked_at": self.recheck.isoformat()}
 
     def judgement_key(self, name: str, rows: str, content: str | None) -> dict:
-        cls = self.detector_class(name)
+        cls, params = self.detector_class(name), self.params[name]
         return {
             "detector": name,
             "version": cls.version,
-            "params": cls.judged_params(self.params[name]),
+            # the parameters its judgements depend on: its judged_params(params) when it has one,
+            # as dedup does, else all of them
+            "params": cls.judged_params(params) if hasattr(cls, "judged_params") else params.model_dump(mode="json"),
             "observations": [rows, content] if self.needs(name) == "content" else [rows],
             "banks": sorted(b.sha256 for b in self.banks_for(name)),
         }

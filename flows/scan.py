@@ -27,6 +27,7 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from scrutineer.detectors.base import RecheckingDetector
 from scrutineer.flows import prefect_api
 from scrutineer.flows.load import load
 from scrutineer.flows.plan import ScanPlan
@@ -45,6 +46,7 @@ from scrutineer.core.errors import (
     WorkspaceError,
 )
 from scrutineer.core.files import FileDigest, sweep_temporaries
+from scrutineer.core.registry import available, get_detector_class
 from scrutineer.formats.sources import list_shards
 from scrutineer.formats.webdataset import tar_path
 
@@ -123,7 +125,8 @@ def scan_flow(config: Config, kind: RunKind = "scan") -> dict | State:
 
     Raises:
         ConfigError: a bad config or bank file (before any shard is read); a recheck without the
-            ``dead_links`` detector, which says what is due.
+            detector that says which links are due (``dead_links``: a
+            :class:`~scrutineer.detectors.base.RecheckingDetector`).
         WorkspaceError: another process holds the workspace, or its store cannot take the run (a
             full disk: nothing of the run is loaded).
     """
@@ -139,8 +142,10 @@ def _scan(config: Config, kind: RunKind) -> dict:
     on_shard = _on_shard.get()
     banks = load_banks(config.banks)
     params = config.detector_params()
-    if kind == "recheck" and "dead_links" not in params:
-        raise ConfigError("a recheck checks again the links dead_links calls transient or not yet dead: configure detectors.dead_links")
+    if kind == "recheck" and not any(issubclass(get_detector_class(n), RecheckingDetector) for n in params):
+        rechecking = sorted(n for n in available() if issubclass(get_detector_class(n), RecheckingDetector))
+        raise ConfigError(f"a recheck checks again the links {' or '.join(rechecking)} calls transient or not yet dead: "
+                          f"configure detectors.{' or detectors.'.join(rechecking)}")
     shards = list_shards(config)
     started = datetime.now(UTC)
     plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe=kind == "scan", recheck=started if kind == "recheck" else None)

@@ -33,9 +33,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from scrutineer.detectors.base import DetectContext, Detector
+from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector
 from scrutineer.flows import content
 from scrutineer.flows.plan import ScanPlan, key_id
 
@@ -47,7 +46,6 @@ from scrutineer.core.contract import (
     FETCH,
     JUDGEMENT,
     POLICY_FILE,
-    UTC_TIME,
     stored_signatures,
 )
 from scrutineer.core.errors import ShardError
@@ -57,7 +55,7 @@ from scrutineer.formats.sources import Shard, as_string, iter_detect_batches
 from scrutineer.formats.webdataset import hash_tar, tar_digest, tar_path
 from scrutineer.observing.fetch import Fetcher
 from scrutineer.observing.hashing import hash_pool
-from scrutineer.observing.policy_files import PolicyCache, PolicyFile, origin
+from scrutineer.observing.policy_files import PolicyCache, PolicyFile
 
 #: Parquet options of the working files, which the store loader and later judgements read back.
 #: Uncompressed, with statistics for ``row_index`` only, they are written 2x faster than with
@@ -162,24 +160,12 @@ def run_shard(task: ShardTask) -> ShardResult:
 
 
 def due_urls(plan: ScanPlan, content_path: Path) -> set[str]:
-    """The URLs of a content observation that a recheck (``plan.recheck``) checks again: those
-    whose last check was ``link.transient``, or dead (404, 410, NXDOMAIN) with fewer agreeing
-    checks than ``dead_links.min_checks``, or whose origin has a policy file whose latest read the
-    observation could not make (``transient`` in ``policy_files.parquet``: checking them reads it
-    again); and started at least ``fetch.recheck_interval`` seconds before the recheck. Reads only
-    those rows of ``content.parquet``."""
-    cutoff = plan.recheck - timedelta(seconds=plan.config.fetch.recheck_interval)
-    min_checks = plan.params["dead_links"].min_checks
-    due = (pc.field("status") == "transient") | ((pc.field("status") == "dead") & (pc.field("checks") < min_checks))
-    old = pc.field("checked_at") <= pa.scalar(cutoff, UTC_TIME)
-    found = set(pq.read_table(content_path, columns=["url"], filters=due & old).column("url").unique().drop_null().to_pylist())
-    policies = content_path.with_name("policy_files.parquet")
-    reads = pq.read_table(policies, columns=["origin", "name", "fetched_at", "status"]).to_pylist() if policies.exists() else []
-    latest = {(r["origin"], r["name"]): r["status"] for r in sorted(reads, key=lambda r: r["fetched_at"])}  # a recheck keeps the earlier reads
-    if unread := {o for (o, _name), status in latest.items() if status == "transient"}:
-        urls = pq.read_table(content_path, columns=["url"], filters=old).column("url").unique().drop_null().to_pylist()
-        found |= {u for u in urls if origin(u) in unread}
-    return found
+    """The URLs of a content observation that a recheck (``plan.recheck``) checks again: those the
+    configured rechecking detectors call due
+    (:meth:`scrutineer.detectors.base.RecheckingDetector.due_urls`), last checked at least
+    ``fetch.recheck_interval`` seconds before the recheck."""
+    checked_before = plan.recheck - timedelta(seconds=plan.config.fetch.recheck_interval)
+    return set().union(*(plan.detector_class(n).due_urls(plan.params[n], content_path, checked_before) for n in plan.rechecking()))
 
 
 class _Output:
@@ -274,7 +260,7 @@ class _Work:
             batches = self._stored_rows() if have_rows else iter_detect_batches(self.shard, self.plan.config.dataset, self.rows_key["columns"])
 
             def judge(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[tuple[Detector, pa.Table, pa.Table | None]]]:
-                return batch, [(d, d.detect(batch), d.signatures(batch)) for d in detectors]
+                return batch, [(d, *_judge(d, batch)) for d in detectors]
 
             rows = 0
             with _all_or_nothing([observation, *judged.values()]):
@@ -330,7 +316,7 @@ class _Work:
                         if name not in CONTENT.names:
                             batch = batch.append_column(rows.schema.field(name), rows.column(name))
                     for d in detectors:
-                        self._write_judged(judged[d.name], d.detect(batch), d.signatures(batch), self.content_id)
+                        self._write_judged(judged[d.name], *_judge(d, batch), self.content_id)
                 if observation:
                     observation.ensure(Layout.CONTENT, CONTENT)
                     observation.ensure(Layout.POLICY_FILES, POLICY_FILE)
@@ -408,6 +394,11 @@ class _Work:
             keys = as_string(rows.column("key"))
             rows = rows.set_column(rows.schema.get_field_index("key"), "key", keys)
             yield rows, content.content_batch(rows, content.tar_outcomes(keys.to_pylist(), hashed), by="key")
+
+
+def _judge(detector: Detector, batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table | None]:
+    """A detector's findings for ``batch``, and a corpus detector's signatures of it (else None)."""
+    return detector.detect(batch), detector.signatures(batch) if isinstance(detector, CorpusDetector) else None
 
 
 def _judged(found: pa.Table, observation_id: str) -> pa.Table:

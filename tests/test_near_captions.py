@@ -57,7 +57,7 @@ def judge(captions: list[str], **params) -> dict[str, dict[int, dict]]:
     con = duckdb.connect()
     view = register_signatures(con, detector, detector.signatures(shard(captions)))
     out: dict[str, dict[int, dict]] = {}
-    for _, row, _, _, _, _, reason, evidence, _, _ in con.sql(detector.finalize(view)).fetchall():
+    for _, row, _, _, _, _, reason, evidence, _, _ in con.execute(*Dedup.finalize(detector.params, view)).fetchall():
         out.setdefault(reason, {})[row] = json.loads(evidence)
     return out
 

@@ -67,7 +67,7 @@ def judge(batch: pa.RecordBatch, **params) -> dict[str, dict]:
     detector = Dedup(Dedup.Params(on=["near_image"], **params), DetectContext("shard"))
     con = duckdb.connect()
     view = register_signatures(con, detector, detector.signatures(batch))
-    return {r[2]: json.loads(r[7]) for r in con.sql(detector.finalize(view)).fetchall() if r[6] == "duplicate.near_image"}
+    return {r[2]: json.loads(r[7]) for r in con.execute(*Dedup.finalize(detector.params, view)).fetchall() if r[6] == "duplicate.near_image"}
 
 
 def clusters(found: dict[str, dict]) -> list[set[str]]:
@@ -242,6 +242,6 @@ def test_a_block_shared_by_many_codes_links_them_to_its_first_code_only():
     detector = Dedup(Dedup.Params(on=["near_image"]), DetectContext("shard"))
     con = duckdb.connect()
     ctes: list[str] = []
-    detector._near_image_links(register_signatures(con, detector, detector.signatures(batch)), ctes)
+    Dedup._near_image_links(detector.params.near_image, register_signatures(con, detector, detector.signatures(batch)), ctes)
     candidates = con.sql("WITH RECURSIVE " + ",\n".join(ctes) + " SELECT count(*) FROM ni_candidate").fetchall()[0][0]
     assert len(codes) - 1 <= candidates < 2 * len(codes)

@@ -444,12 +444,6 @@ class Config(Strict):
             raise ValueError(f"bank names must be unique, repeated: {dupes}")
         return self
 
-    @model_validator(mode="after")
-    def _webdataset_has_no_links(self) -> Config:
-        if self.dataset.format == "webdataset" and "dead_links" in self.detectors:
-            raise ValueError("dead_links checks URLs on the web; a webdataset scan reads the bytes from its tars, with no HTTP")
-        return self
-
     @property
     def base_dir(self) -> Path:
         return self.config_path.parent if self.config_path else Path.cwd()
