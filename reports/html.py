@@ -27,6 +27,7 @@ from scrutineer.reports.data import report_data
 from scrutineer import Workspace
 from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
+from scrutineer.core.layout import Layout
 
 #: Unicode's explicit bidirectional formatting characters (UAX #9 section 2: the embeddings,
 #: overrides and isolates, and the marks LRM, RLM and ALM). Obeyed, one in a caption or a note
@@ -64,14 +65,14 @@ def write_report(cfg: Config, run_id: str | None = None, crowd: dict | None = No
         if run_id is None:
             run_id = ws.latest_run(cfg.dataset.name)
         report = report_data(ws.con, ws.path, cfg.dataset.name, run_id, crowd)
-    out = cfg.workspace / "reports"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{run_id}.html"
+    layout = Layout(cfg.workspace)
+    layout.reports.mkdir(parents=True, exist_ok=True)
+    path = layout.report(run_id)
     atomic_write_text(path, ENV.get_template("report.html.j2").render(report=report))
     columns = ["reason", "restricted", "findings", "samples"]
-    atomic_write_text(out / f"{run_id}-findings.csv", csv_text(columns, ([r[c] for c in columns] for r in report["reasons"])))
+    atomic_write_text(layout.report_findings(run_id), csv_text(columns, ([r[c] for c in columns] for r in report["reasons"])))
     atomic_write_text(
-        out / f"{run_id}-domains.csv",
+        layout.report_domains(run_id),
         csv_text(["registrable_domain", "samples"], ([d["domain"], d["samples"]] for d in report["top_domains_matches"])),
     )
     return path

@@ -27,6 +27,7 @@ from scrutineer.reports.csvsafe import csv_text
 from scrutineer import Workspace
 from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
+from scrutineer.core.layout import Layout
 from scrutineer.samples.domains import host_and_domain
 
 #: What :data:`TAKEDOWN_SQL` gives, in order.
@@ -133,10 +134,9 @@ def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
         WorkspaceError: no finished scan in the workspace.
     """
     run_id, rows = takedown_rows(cfg)
-    out = cfg.workspace / "takedown"
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / f"{cfg.dataset.name}.csv"
-    json_path = out / f"{cfg.dataset.name}.json"
+    layout = Layout(cfg.workspace)
+    layout.takedown.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = layout.takedown_csv(cfg.dataset.name), layout.takedown_json(cfg.dataset.name)
     atomic_write_text(csv_path, manifest_csv(rows))
     atomic_write_text(json_path, manifest_json(cfg.dataset.name, run_id, rows))
     return csv_path, json_path, len(rows)

@@ -45,6 +45,7 @@ from scrutineer.core.files import (
     sweep_temporaries,
     temporary_sibling,
 )
+from scrutineer.core.layout import Layout
 from scrutineer.core.policy import reason_filter_sql, recomputable_sql
 from scrutineer.formats.registry import FORMATS
 from scrutineer.formats.sources import Shard
@@ -72,9 +73,10 @@ def build_release(cfg: Config, variant: str) -> Path:
     policy = cfg.release.variants[variant]
     patterns = policy.remove
     name = f"RE-{cfg.dataset.name}-{variant}"
-    out = cfg.workspace / "releases" / name
-    if out.parent != cfg.workspace / "releases":
-        raise ReleaseError(f"release {name!r} would be written outside {cfg.workspace / 'releases'}; dataset and variant names must be plain names")
+    layout = Layout(cfg.workspace)
+    out = layout.release(name)
+    if out.parent != layout.releases:
+        raise ReleaseError(f"release {name!r} would be written outside {layout.releases}; dataset and variant names must be plain names")
     con = store.connect(cfg.workspace)
     try:
         run_id, status = store.latest_run(con, cfg.dataset.name, cfg.workspace)
@@ -108,7 +110,7 @@ def build_release(cfg: Config, variant: str) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out.parent)
         tmp = temporary_sibling(out)
-        (tmp / "data").mkdir(parents=True)
+        (tmp / Layout.RELEASE_DATA).mkdir(parents=True)
         try:
             entries = []
             for shard_id, location, fmt, sha256, rows in shards:
@@ -116,7 +118,7 @@ def build_release(cfg: Config, variant: str) -> Path:
                     raise ReleaseError(f"{location} changed since scan {run_id}; rescan before releasing")
                 drop = removed.filter(pc.equal(removed["shard_id"], shard_id))["row_index"].to_numpy()
                 rel_out = FORMATS[fmt].release_path(shard_id)
-                dest = tmp / "data" / rel_out
+                dest = tmp / Layout.RELEASE_DATA / rel_out
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 rows_in, rows_out = FORMATS[fmt].write(location, cfg.dataset, drop, dest)
                 if rows_in != rows:
@@ -126,12 +128,12 @@ def build_release(cfg: Config, variant: str) -> Path:
                         "shard_id": shard_id,
                         "format": fmt,
                         "input": {"sha256": sha256, "rows": rows_in},
-                        "output": {"path": f"data/{rel_out}", "sha256": file_sha256(dest), "rows": rows_out},
+                        "output": {"path": f"{Layout.RELEASE_DATA}/{rel_out}", "sha256": file_sha256(dest), "rows": rows_out},
                         "removed_rows": rows_in - rows_out,
                     }
                 )
             if listed is not None:
-                pq.write_table(listed, tmp / "removed.parquet")
+                pq.write_table(listed, tmp / Layout.REMOVED)
             manifest = {
                 "release": name,
                 "dataset": cfg.dataset.name,
@@ -149,20 +151,20 @@ def build_release(cfg: Config, variant: str) -> Path:
                     "recomputable": pc.sum(removed["recomputable"]).as_py() or 0,
                     "by_policy_entry": by_pattern,
                     "anonymity_set": anonymity,
-                    "file": None if listed is None else {"path": "removed.parquet", "sha256": file_sha256(tmp / "removed.parquet")},
+                    "file": None if listed is None else {"path": Layout.REMOVED, "sha256": file_sha256(tmp / Layout.REMOVED)},
                 },
                 "rows": {"input": sum(e["input"]["rows"] for e in entries), "output": sum(e["output"]["rows"] for e in entries)},
                 "shards": entries,
             }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-            dataset_card(manifest).save(tmp / "README.md")
+            (tmp / Layout.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            dataset_card(manifest).save(tmp / Layout.CARD)
             replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         release_id = f"{name}@{manifest['created_at']}-{secrets.token_hex(2)}"
         row = {"release_id": release_id, "run_id": run_id, "variant": variant, "path": str(out), "created_at": datetime.now(UTC),
-               "manifest_sha256": file_sha256(out / "manifest.json")}
+               "manifest_sha256": file_sha256(out / Layout.MANIFEST)}
         store.insert(con, RELEASES, [row])
     finally:
         con.close()
