@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data in ../shared/data, a quiet embedded Prefect, config writing."""
+"""Shared fixtures: the real data in tests/data, a quiet embedded Prefect, config writing."""
 
 from __future__ import annotations
 
@@ -28,15 +28,14 @@ from scrutineer.testing.served import free_port  # noqa: E402
 
 configure_prefect()
 
-SHARED = Path(os.environ.get("SCRUTINEER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data`` (or ``$SCRUTINEER_SHARED_DATA``); tests needing it skip without it."""
-    if not (SHARED / "metadata").is_dir():
-        pytest.skip(f"real test data not found at {SHARED}; set SCRUTINEER_SHARED_DATA")
-    return SHARED
+def test_data() -> Path:
+    """``tests/data``: the slices of the real samples that the tests read (metadata/, images/,
+    licenses/, optout/), each file's source and licence in its PROVENANCE.md."""
+    return DATA
 
 
 def command_line(process: psutil.Process) -> str:

@@ -49,11 +49,11 @@ EDGE_URLS = [
 ]
 
 
-def test_fast_path_agrees_with_reference_on_real_urls(shared_data):
+def test_fast_path_agrees_with_reference_on_real_urls(test_data):
     urls = []
     for name in ("laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"):
-        urls += pq.read_table(shared_data / "metadata" / name)["URL"].to_pylist()
-    with open(shared_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv", newline="") as f:
+        urls += pq.read_table(test_data / "metadata" / name)["URL"].to_pylist()
+    with open(test_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv", newline="") as f:
         urls += [row[1] for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
     urls += EDGE_URLS
     urls += [u.upper() for u in urls[:500]]

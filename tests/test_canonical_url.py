@@ -1,5 +1,5 @@
 """The canonical URL of duplicate.url: each rule's example, and the vectorised path against the
-definition (w3lib inside) on every real LAION and CC3M URL in ../shared/data."""
+definition (w3lib inside) on every real LAION and CC3M URL in tests/data."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def test_the_variants_of_one_url_share_a_key():
     assert set(canonical_urls(pa.array(variants)).to_pylist()) == {"a.example/img/p.jpg"}
 
 
-def test_vectorised_keys_match_the_definition_on_real_urls(shared_data):
-    metadata = shared_data / "metadata"
+def test_vectorised_keys_match_the_definition_on_real_urls(test_data):
+    metadata = test_data / "metadata"
     urls = [u for f in ("laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet")
             for u in pq.read_table(metadata / f, columns=["URL"])["URL"].to_pylist()]
     with (metadata / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv").open(newline="") as f:

@@ -18,9 +18,10 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
-def test_example_configs_resolve(config, shared_data, tmp_path, monkeypatch):
-    # outside a checkout beside shared/: SCRUTINEER_SHARED_DATA says where the data is
-    monkeypatch.setenv("SCRUTINEER_SHARED_DATA", str(shared_data))
+def test_example_configs_resolve(config, test_data, tmp_path, monkeypatch):
+    # outside a checkout beside shared/: SCRUTINEER_SHARED_DATA says where the data is (tests/data
+    # holds the samples under the names the examples' globs match)
+    monkeypatch.setenv("SCRUTINEER_SHARED_DATA", str(test_data))
     elsewhere = tmp_path / "a" / "b" / config.name
     elsewhere.parent.mkdir(parents=True)
     elsewhere.write_text(config.read_text())
@@ -28,7 +29,7 @@ def test_example_configs_resolve(config, shared_data, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     resolved = yaml.safe_load(result.output)
     assert resolved["shards_resolved"], "the example's globs found no shard"
-    assert all(Path(s["path"]).is_relative_to(shared_data.resolve()) for s in resolved["shards_resolved"])
+    assert all(Path(s["path"]).is_relative_to(test_data.resolve()) for s in resolved["shards_resolved"])
     assert Path(resolved["workspace"]).is_absolute()
 
 

@@ -21,8 +21,8 @@ SLOW_ROBOTS = "127.0.0.5"  # its robots.txt answers after 3 s
 
 
 @pytest.fixture(scope="module")
-def web(shared_data):
-    with FixtureWeb([*HOSTS, SLOW_ROBOTS], images=[shared_data / "images" / "skimage"], slow_robots={SLOW_ROBOTS: 3}) as server:
+def web(test_data):
+    with FixtureWeb([*HOSTS, SLOW_ROBOTS], images=[test_data / "images" / "skimage"], slow_robots={SLOW_ROBOTS: 3}) as server:
         yield server
 
 
@@ -44,7 +44,7 @@ def fetch_all(config: FetchConfig, urls: list[str]):
     return asyncio.run(run())
 
 
-def test_status_classes(web, shared_data):
+def test_status_classes(web, test_data):
     urls = {
         "alive": web.url("/img/coins.png"),
         "dead-410": web.url("/gone/coins.png"),
@@ -70,7 +70,7 @@ def test_status_classes(web, shared_data):
         "transient": "transient",
         "nxdomain": "dead",
     }
-    assert hashlib.sha256(got["alive"].body).digest() == hashlib.sha256((shared_data / "images/skimage/coins.png").read_bytes()).digest()
+    assert hashlib.sha256(got["alive"].body).digest() == hashlib.sha256((test_data / "images/skimage/coins.png").read_bytes()).digest()
     assert got["moved-host"].final_url == web.url("/img/coins.png", host=1)
     assert got["transient"].attempts == 3  # first try + 2 retries
     assert "NXDOMAIN" in got["nxdomain"].error
@@ -214,8 +214,8 @@ def test_refused_addresses():
         assert not refused_address(ip), ip
 
 
-def test_network_cut_mid_run_opens_the_breaker(shared_data):
-    server = FixtureWeb(HOSTS, images=[shared_data / "images" / "skimage"])
+def test_network_cut_mid_run_opens_the_breaker(test_data):
+    server = FixtureWeb(HOSTS, images=[test_data / "images" / "skimage"])
     server.start()
     urls = [server.url(f"/slow/coins.png?seconds=0.5&n={i}", host=i % 3) for i in range(60)]
     config = cfg(per_domain=2, retries=1, breaker={"failures": 6, "hosts": 3})

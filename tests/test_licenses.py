@@ -5,8 +5,8 @@ import pytest
 from scrutineer.samples.licenses import to_spdx
 
 
-def test_every_creative_commons_url_on_the_spdx_list_maps_to_its_id(shared_data):
-    with open(shared_data / "licenses" / "spdx_creativecommons_seeAlso_urls.csv", newline="") as f:
+def test_every_creative_commons_url_on_the_spdx_list_maps_to_its_id(test_data):
+    with open(test_data / "licenses" / "spdx_creativecommons_seeAlso_urls.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     # CC-PDM-1.0's seeAlso is CC's generic "cclicenses" overview page, which names no licence;
     # the Public Domain Mark's own URL (publicdomain/mark/1.0) is tested below.

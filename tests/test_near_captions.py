@@ -31,8 +31,8 @@ from scrutineer.matching.minhash import (
 
 
 @pytest.fixture(scope="module")
-def captions(shared_data) -> dict[str, list[str]]:
-    metadata = shared_data / "metadata"
+def captions(test_data) -> dict[str, list[str]]:
+    metadata = test_data / "metadata"
     coco = json.loads((metadata / "coco_captions_val2017_images0-2499.json").read_text())
     with (metadata / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv").open(newline="") as f:
         cc3m = [row[0] for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]

@@ -1,6 +1,7 @@
-"""Near-duplicate images (dedup on: [near_image]): the shared UKBench and scikit-image images and
-their resized, greyscale, rotated and mirrored copies (made in memory, never written), the
-pigeonhole blocks against brute force, and the rules for the kept sample."""
+"""Near-duplicate images (dedup on: [near_image]): a JPEG photo with its copies saved as JPEG files,
+other photos, and the scikit-image pictures with their resized, greyscale, rotated and mirrored
+copies (made in memory, never written), the pigeonhole blocks against brute force, and the rules
+for the kept sample."""
 
 from __future__ import annotations
 
@@ -37,12 +38,12 @@ def _png(image: Image.Image) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def images(shared_data) -> dict[str, bytes]:
-    """name -> bytes: the 9 UKBench files (ukbench00120 and its 4 copies made by imagededup's
-    authors, and 4 other objects), and each scikit-image picture with its 4 copies (in memory)."""
-    found = {p.stem: p.read_bytes() for p in sorted((shared_data / "images" / "ukbench_imagededup").glob("*.jpg"))}
+def images(test_data) -> dict[str, bytes]:
+    """name -> bytes: the 9 JPEG files of tests/data/images/jpeg (rocket and its 4 copies, and 4
+    other photos), and each scikit-image picture with its 4 copies (in memory)."""
+    found = {p.stem: p.read_bytes() for p in sorted((test_data / "images" / "jpeg").glob("*.jpg"))}
     for name in SKIMAGE:
-        with Image.open(shared_data / "images" / "skimage" / f"{name}.png") as im:
+        with Image.open(test_data / "images" / "skimage" / f"{name}.png") as im:
             im = im.convert("RGB")
             found[name] = _png(im)
             found |= {f"{name}_{v}": _png(make(im)) for v, make in VARIANTS.items()}
@@ -82,9 +83,9 @@ def clusters(found: dict[str, dict]) -> list[set[str]]:
 #: (pdq_blocks 32: every pair within 31 bits is a candidate), and pHash within 10 bits.
 #: Distances measured here (PDQ over the 8 dihedral variants / pHash, bits) to the original:
 #:
-#: - ukbench00120: gray 0/0, resize 8/0, hflip 6/32 (the 'flip left to right' hash; 124 bits
-#:   without it). Not its _rotation copy: turned by a small angle, which no dihedral transform
-#:   undoes (PDQ 108, pHash 34 bits; both hashes read a fixed grid of the image).
+#: - rocket: gray 2/0, resize 4/0, hflip 6/32 (the 'flip left to right' hash; 126 bits without
+#:   it). Not its _rotation copy: turned by 20°, which no dihedral transform undoes (PDQ 114,
+#:   pHash 30 bits; both hashes read a fixed grid of the image).
 #: - astronaut, camera, cell, chelsea, coins, horse, text: gray 0/0; resize 6-22/0-2; rot90
 #:   0-16 and hflip 0-16 (dihedral)/24-36.
 #: - brick: gray 0/0, resize 58/2 (PDQ of a fine texture moves with scale; pHash holds). Its rot90
@@ -95,10 +96,10 @@ def clusters(found: dict[str, dict]) -> list[set[str]]:
 #: - clock_motion: PDQ quality 34 (below Meta's 50, so its PDQ is not compared), pHash gray 0,
 #:   resize 0, rot90 30, hflip 32: only gray and resize group.
 #:
-#: Distractors: the 4 other UKBench objects, the _rotation copy and the other pictures: the
-#: nearest two of them are 102 bits apart in PDQ and 22 in pHash.
+#: Distractors: the 4 other photos and the _rotation copy: the nearest to any other image is 100
+#: bits from it in PDQ, and 20 in pHash.
 EXPECTED = [
-    {"ukbench00120", "ukbench00120_gray", "ukbench00120_resize", "ukbench00120_hflip"},
+    {"rocket", "rocket_gray", "rocket_resize", "rocket_hflip"},
     *({n, *(f"{n}_{v}" for v in VARIANTS)} for n in ("astronaut", "camera", "cell", "chelsea", "coins", "horse", "text")),
     {"brick", "brick_gray", "brick_resize"}, {"brick_rot90", "brick_hflip"},
     {"grass", "grass_gray", "grass_resize"}, {"grass_rot90", "grass_hflip"},
@@ -117,7 +118,7 @@ def test_each_original_groups_with_its_copies_as_far_as_pdq_and_phash_can(hashed
     for cluster in EXPECTED:  # the kept sample is the first row of its cluster (the original)
         first = min(cluster, key=list(hashed).index)
         assert all(found[s]["kept_sample_id"] == first and found[s]["cluster_size"] == len(cluster) for s in cluster - {first})
-    assert (found["ukbench00120_hflip"]["pdq_distance"], found["ukbench00120_hflip"]["transform"]) == (6, "flip left to right")
+    assert (found["rocket_hflip"]["pdq_distance"], found["rocket_hflip"]["transform"]) == (6, "flip left to right")
     assert found["cell_rot90"]["transform"] == "rotate 270° counter-clockwise"  # undoes the quarter turn
     assert found["brick_resize"]["pdq_distance"] > 31 and found["brick_resize"]["phash_distance"] <= 10
 
@@ -125,26 +126,26 @@ def test_each_original_groups_with_its_copies_as_far_as_pdq_and_phash_can(hashed
 def test_with_the_defaults_and_no_dihedral_hashes_fewer_copies_group(hashed):
     """Defaults (PDQ within 31 bits in 8 blocks, no pHash) and no fetch.pdq_dihedral: PDQ is not
     flip- or rotation-invariant, so no rot90 or hflip copy groups (120-140 bits away); pairs
-    within 7 bits are always found (the pigeonhole guarantee of 8 blocks); pairs at 8-31 bits only
-    when a 32-bit block is equal in both: ukbench00120_resize (8 bits), camera_resize (10),
+    within 7 bits are always found (the pigeonhole guarantee of 8 blocks: rocket_resize, 4 bits);
+    pairs at 8-31 bits only when a 32-bit block is equal in both: camera_resize (10),
     horse_resize (12), astronaut_resize (14), text_resize (16) are found, chelsea_resize (16),
     coins_resize (22) and grass_resize (28) are not; brick_resize (58 bits) and clock_motion
     (quality 34) are out of PDQ's reach."""
     plain = {name: type(h)(**{**h.as_dict(), "pdq_dihedral": None}) for name, h in hashed.items()}
     found = judge(content_batch(plain))
-    grey = {f"{n}_gray" for n in ("ukbench00120", *SKIMAGE) if n != "clock_motion"}
-    resized = {f"{n}_resize" for n in ("ukbench00120", "camera", "cell", "horse", "astronaut", "text")}
+    grey = {f"{n}_gray" for n in ("rocket", *SKIMAGE) if n != "clock_motion"}
+    resized = {f"{n}_resize" for n in ("rocket", "camera", "cell", "horse", "astronaut", "text")}
     assert set(found) == grey | resized
     assert all(found[s]["kept_sample_id"] == s.rsplit("_", 1)[0] and found[s]["transform"] == "original" for s in found)
     assert max(e["pdq_distance"] for e in found.values()) == 16
 
 
 def test_keep_largest_image_keeps_the_original_over_its_half_size_copy(hashed):
-    names = ["astronaut_resize", "astronaut", "ukbench00120_resize", "ukbench00120"]
+    names = ["astronaut_resize", "astronaut", "rocket_resize", "rocket"]
     found = judge(content_batch({n: hashed[n] for n in names}), keep="largest_image")
-    assert {s: e["kept_sample_id"] for s, e in found.items()} == {"astronaut_resize": "astronaut", "ukbench00120_resize": "ukbench00120"}
+    assert {s: e["kept_sample_id"] for s, e in found.items()} == {"astronaut_resize": "astronaut", "rocket_resize": "rocket"}
     first = judge(content_batch({n: hashed[n] for n in names}))
-    assert {s: e["kept_sample_id"] for s, e in first.items()} == {"astronaut": "astronaut_resize", "ukbench00120": "ukbench00120_resize"}
+    assert {s: e["kept_sample_id"] for s, e in first.items()} == {"astronaut": "astronaut_resize", "rocket": "rocket_resize"}
 
 
 def test_keep_has_license_keeps_a_sample_whose_licence_is_known(hashed):

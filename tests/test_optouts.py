@@ -1,4 +1,4 @@
-"""The opt-out signal readers (scrutineer/observing/optouts) on the real files in ../shared/data/optout.
+"""The opt-out signal readers (scrutineer/observing/optouts) on the real files in tests/data/optout.
 
 Each expected verdict says why, quoting the spec or the file's own words."""
 
@@ -21,8 +21,8 @@ IMG2DATASET_DIRECTIVES = frozenset({"noai", "noimageai"})
 
 
 @pytest.fixture(scope="module")
-def optout(shared_data):
-    return shared_data / "optout"
+def optout(test_data):
+    return test_data / "optout"
 
 
 # --- ai.txt -----------------------------------------------------------------------------------------

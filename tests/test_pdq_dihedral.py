@@ -19,15 +19,17 @@ from scrutineer.observing.hashing import PDQ_DIHEDRAL, hamming, hash_content, pd
 
 
 @pytest.fixture(scope="module")
-def ukbench(shared_data):
-    folder = shared_data / "images" / "ukbench_imagededup"
-    return {p.stem.removeprefix("ukbench00120").lstrip("_") or "original": p.read_bytes() for p in folder.glob("ukbench00120*.jpg")}
+def rocket(test_data):
+    """rocket.jpg and its copies (tests/data/images/jpeg) by what was done to it: "original",
+    "gray", "hflip", "resize" or "rotation" -> the file's bytes."""
+    folder = test_data / "images" / "jpeg"
+    return {p.stem.removeprefix("rocket").lstrip("_") or "original": p.read_bytes() for p in folder.glob("rocket*.jpg")}
 
 
-def test_dihedral_order_is_the_transforms_named(shared_data):
+def test_dihedral_order_is_the_transforms_named(test_data):
     """The i-th dihedral hash of an image is the PDQ of the image under PDQ_DIHEDRAL[i] (numpy's
     rotations and flips), within a few bits, and far from every other one."""
-    rgb = np.asarray(Image.open(shared_data / "images" / "skimage" / "astronaut.png").convert("RGB"))
+    rgb = np.asarray(Image.open(test_data / "images" / "skimage" / "astronaut.png").convert("RGB"))
     transformed = [rgb, np.rot90(rgb, 1), np.rot90(rgb, 2), np.rot90(rgb, 3), rgb[::-1], rgb[:, ::-1], rgb.transpose(1, 0, 2),
                    np.rot90(rgb, 2).transpose(1, 0, 2)]
     hashes = hash_content(_png(rgb), dihedral=True)
@@ -39,20 +41,20 @@ def test_dihedral_order_is_the_transforms_named(shared_data):
         assert distances[i] <= 16 and min(d for j, d in enumerate(distances) if j != i) >= 90, (PDQ_DIHEDRAL[i], distances)
 
 
-def test_without_dihedral_nothing_more_is_computed(ukbench):
-    plain, both = hash_content(ukbench["original"]), hash_content(ukbench["original"], dihedral=True)
+def test_without_dihedral_nothing_more_is_computed(rocket):
+    plain, both = hash_content(rocket["original"]), hash_content(rocket["original"], dihedral=True)
     assert plain.pdq_dihedral is None and plain.pdq == both.pdq and plain.pdq_quality == both.pdq_quality
 
 
-def test_a_mirrored_copy_matches_the_bank_entry_of_the_original(ukbench):
-    """ukbench00120_hflip is the original mirrored: its plain PDQ is 124 bits from the original's
-    (PDQ is not flip-invariant), its 'flip left to right' hash 6 bits. The _rotation copy is turned
-    by a small angle, which no dihedral transform undoes: 106 bits at best, no match."""
-    original = hash_content(ukbench["original"])
+def test_a_mirrored_copy_matches_the_bank_entry_of_the_original(rocket):
+    """rocket_hflip is the original mirrored: its plain PDQ is 126 bits from the original's (PDQ is
+    not flip-invariant), its 'flip left to right' hash 6 bits. The _rotation copy is turned by 20°,
+    which no dihedral transform undoes: 116 bits at best, no match."""
+    original = hash_content(rocket["original"])
     bank = Bank(BankRef("pdq-list", "test", "1", "pdq", "e" * 64, 1), pa.array([original.pdq]))
     names = ["hflip", "rotation", "gray"]
     for dihedral, expected in ((False, {"gray"}), (True, {"gray", "hflip"})):
-        batch = _content_batch([hash_content(ukbench[n], dihedral=dihedral) for n in names])
+        batch = _content_batch([hash_content(rocket[n], dihedral=dihedral) for n in names])
         found = ContentHashlist(ContentHashlist.Params(), DetectContext("s", [bank])).detect(batch)
         matched = {names[i]: json.loads(e) for i, e in zip(found["row_index"].to_pylist(), found["evidence"].to_pylist())}
         assert set(matched) == expected

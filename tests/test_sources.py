@@ -20,8 +20,8 @@ def read_all(cfg):
     return pa.Table.from_batches(list(iter_detect_batches(shard, cfg.dataset)))
 
 
-def test_cc3m_headerless_tsv_reads_with_quote_none(tmp_path, shared_data):
-    path = shared_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv"
+def test_cc3m_headerless_tsv_reads_with_quote_none(tmp_path, test_data):
+    path = test_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv"
     cfg = config(tmp_path, {"shards": [str(path)], "names": ["caption", "url"], "batch_rows": 1000})
     table = read_all(cfg)
     with open(path, newline="", encoding="utf-8") as f:
@@ -33,8 +33,8 @@ def test_cc3m_headerless_tsv_reads_with_quote_none(tmp_path, shared_data):
     assert table["sample_id"][5].as_py() == "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv:5"
 
 
-def test_coco_one_row_per_caption_with_licence_url(tmp_path, shared_data):
-    path = shared_data / "metadata" / "coco_captions_val2017_images0-2499.json"
+def test_coco_one_row_per_caption_with_licence_url(tmp_path, test_data):
+    path = test_data / "metadata" / "coco_captions_val2017_images0-2499.json"
     doc = json.loads(path.read_text())
     table = read_all(config(tmp_path, {"shards": [str(path)]}))
     assert table.num_rows == len(doc["annotations"]) == 12510
@@ -47,8 +47,8 @@ def test_coco_one_row_per_caption_with_licence_url(tmp_path, shared_data):
     assert table["sample_id"][0].as_py() == str(first["id"])
 
 
-def test_laion_parquet_and_hf_streaming_agree(tmp_path, shared_data):
-    path = shared_data / "metadata" / "laion400m_img2dataset_test_1000.parquet"
+def test_laion_parquet_and_hf_streaming_agree(tmp_path, test_data):
+    path = test_data / "metadata" / "laion400m_img2dataset_test_1000.parquet"
     direct = read_all(config(tmp_path, {"shards": [str(path)], "columns": {"url": "URL", "caption": "TEXT"}, "batch_rows": 300}))
     hf = read_all(config(tmp_path, {"shards": [str(path)], "format": "hf", "columns": {"url": "URL", "caption": "TEXT"}, "batch_rows": 300}))
     expected = pq.read_table(path)
@@ -81,8 +81,8 @@ def test_malformed_jsonl_names_line(tmp_path):
         read_all(config(tmp_path, {"shards": ["bad.jsonl"]}))
 
 
-def test_missing_mapped_column_is_a_shard_error(tmp_path, shared_data):
-    path = shared_data / "metadata" / "laion400m_img2dataset_test_1000.parquet"
+def test_missing_mapped_column_is_a_shard_error(tmp_path, test_data):
+    path = test_data / "metadata" / "laion400m_img2dataset_test_1000.parquet"
     with pytest.raises(ShardError, match="column 'LINK'"):
         read_all(config(tmp_path, {"shards": [str(path)], "columns": {"url": "LINK"}}))
 

@@ -36,24 +36,24 @@ from tests.conftest import (
 )
 
 HOSTS = ["127.0.0.5", "127.0.0.6", "127.0.0.7"]
-UKBENCH = "ukbench_imagededup"
+JPEG = "jpeg"  # rocket.jpg, its copies and other photos (tests/data/PROVENANCE.md)
 #: PDQ is not invariant to mirroring or rotation (Meta's PDQ docs: match those with the dihedral
-#: hashes, fetch.pdq_dihedral). Measured distances to ukbench00120.jpg: hflip 124 bits, rotation
-#: (a small angle) 140 bits.
-PDQ_MISSES = {"ukbench00120_hflip.jpg", "ukbench00120_rotation.jpg"}
+#: hashes, fetch.pdq_dihedral). Measured distances to rocket.jpg: hflip 126 bits, rotation (20°)
+#: 134 bits.
+PDQ_MISSES = {"rocket_hflip.jpg", "rocket_rotation.jpg"}
 
 
 @pytest.fixture(scope="module")
-def images(shared_data) -> dict[str, Path]:
-    dirs = [shared_data / "images" / d for d in ("skimage", UKBENCH)]
+def images(test_data) -> dict[str, Path]:
+    dirs = [test_data / "images" / d for d in ("skimage", JPEG)]
     return {p.name: p for d in dirs for p in sorted(d.iterdir()) if p.suffix in (".png", ".jpg")}
 
 
 @pytest.fixture(scope="module")
-def content_scan(tmp_path_factory, shared_data, images):
+def content_scan(tmp_path_factory, test_data, images):
     tmp = tmp_path_factory.mktemp("content")
     started = time.time()
-    with FixtureWeb(HOSTS, images=[shared_data / "images" / d for d in ("skimage", UKBENCH)]) as web:
+    with FixtureWeb(HOSTS, images=[test_data / "images" / d for d in ("skimage", JPEG)]) as web:
         rows = [{"key": f"img-{i}", "url": web.url(f"/img/{name}", host=i % 3), "caption": name} for i, name in enumerate(images)]
         rows += [
             {"key": "gone", "url": web.url("/gone/coins.png"), "caption": "gone"},
@@ -64,7 +64,7 @@ def content_scan(tmp_path_factory, shared_data, images):
         shard = tmp / "data" / "part-0.jsonl"
         shard.parent.mkdir()
         shard.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        original = hash_content(images["ukbench00120.jpg"].read_bytes())
+        original = hash_content(images["rocket.jpg"].read_bytes())
         banks = tmp / "banks"
         banks.mkdir()
         (banks / "md5.txt").write_text(hashlib.md5(images["astronaut.png"].read_bytes()).hexdigest() + "\n")
@@ -114,7 +114,7 @@ def test_hashes_equal_hashing_the_files(content_scan, images):
 def test_near_duplicates_match_by_pdq_within_the_default_threshold(content_scan):
     pdq = dict(query(content_scan["workspace"], "SELECT split_part(url, '/', -1), pdq FROM content_hashes"))
     original = content_scan["original"].pdq
-    for name in ("ukbench00120_gray.jpg", "ukbench00120_resize.jpg"):
+    for name in ("rocket_gray.jpg", "rocket_resize.jpg"):
         assert hamming(original, pdq[name]) <= 31, name
     for name in PDQ_MISSES:
         assert hamming(original, pdq[name]) > 31, name
@@ -123,13 +123,13 @@ def test_near_duplicates_match_by_pdq_within_the_default_threshold(content_scan)
         for sid, ev in query(content_scan["workspace"], "SELECT sample_id, evidence FROM findings WHERE reason = 'hash_match.pdq'")
     }
     names = {r["key"]: r["caption"] for r in content_scan["rows"]}
-    assert {names[s] for s in flagged} == {"ukbench00120.jpg", "ukbench00120_gray.jpg", "ukbench00120_resize.jpg"}
+    assert {names[s] for s in flagged} == {"rocket.jpg", "rocket_gray.jpg", "rocket_resize.jpg"}
     assert all(e["bank"] == "pdq-list" and e["distance"] <= 31 for e in flagged.values())
 
 
 def test_with_dihedral_hashes_the_mirrored_copy_matches_too(content_scan, tmp_path):
     """fetch.pdq_dihedral: the mirrored copy matches the original's bank entry through its 'flip
-    left to right' hash (6 bits); the copy turned by a small angle still does not (106 bits at best)."""
+    left to right' hash (6 bits); the copy turned by 20° still does not (116 bits at best)."""
     config = yaml.safe_load(content_scan["config"].read_text())
     config["workspace"] = str(tmp_path / "work")
     config["fetch"]["pdq_dihedral"] = True
@@ -140,17 +140,17 @@ def test_with_dihedral_hashes_the_mirrored_copy_matches_too(content_scan, tmp_pa
     assert scan(path)["status"] == "completed"
     names = {r["key"]: r["caption"] for r in content_scan["rows"]}
     flagged = {names[s]: json.loads(ev) for s, ev in query(tmp_path / "work", "SELECT sample_id, evidence FROM findings WHERE reason = 'hash_match.pdq'")}
-    assert set(flagged) == {"ukbench00120.jpg", "ukbench00120_gray.jpg", "ukbench00120_resize.jpg", "ukbench00120_hflip.jpg"}
-    assert (flagged["ukbench00120_hflip.jpg"]["transform"], flagged["ukbench00120_hflip.jpg"]["distance"]) == ("flip left to right", 6)
-    assert flagged["ukbench00120.jpg"]["transform"] == "original"
+    assert set(flagged) == {"rocket.jpg", "rocket_gray.jpg", "rocket_resize.jpg", "rocket_hflip.jpg"}
+    assert (flagged["rocket_hflip.jpg"]["transform"], flagged["rocket_hflip.jpg"]["distance"]) == ("flip left to right", 6)
+    assert flagged["rocket.jpg"]["transform"] == "original"
 
 
 def test_near_image_clusters_are_judged_from_the_stored_hashes(content_scan, tmp_path):
-    """dedup on near_image with fetch.pdq_dihedral, keeping the largest image: ukbench00120 groups
-    with its grey, half-size and mirrored copies (0, 8 and 6 bits; the copy turned by a small
-    angle stays apart, 108 bits), and the row fetching coins.png again with its first fetch. The
-    report lists the clusters with captions and hosts. Changing the threshold judges the stored
-    hashes again without a request."""
+    """dedup on near_image with fetch.pdq_dihedral, keeping the largest image: rocket.jpg groups
+    with its grey, 300x300 and mirrored copies (2, 4 and 6 bits; the copy turned by 20° stays
+    apart, 114 bits), and the row fetching coins.png again with its first fetch. The report lists
+    the clusters with captions and hosts. Changing the threshold (to 5 bits: the mirrored copy
+    drops out) judges the stored hashes again without a request."""
     config = yaml.safe_load(content_scan["config"].read_text())
     config["workspace"] = str(tmp_path / "work")
     config["fetch"]["pdq_dihedral"] = True
@@ -163,13 +163,13 @@ def test_near_image_clusters_are_judged_from_the_stored_hashes(content_scan, tmp
     names = {r["key"]: r["caption"] for r in content_scan["rows"]}
     found = {names[s]: json.loads(ev) for s, ev in query(tmp_path / "work", "SELECT sample_id, evidence FROM findings WHERE reason = 'duplicate.near_image'")}
     assert {n: (e["kept_sample_id"], e["pdq_distance"], e["transform"]) for n, e in found.items()} == {
-        "ukbench00120_gray.jpg": ("img-10", 0, "original"),
-        "ukbench00120_hflip.jpg": ("img-10", 6, "flip left to right"),
-        "ukbench00120_resize.jpg": ("img-10", 8, "original"),
+        "rocket_gray.jpg": ("img-14", 2, "original"),
+        "rocket_hflip.jpg": ("img-14", 6, "flip left to right"),
+        "rocket_resize.jpg": ("img-14", 4, "original"),
         "same URL as a row above": ("img-6", 0, "original"),
     }
-    assert names["img-10"] == "ukbench00120.jpg" and names["img-6"] == "coins.png"
-    assert {e["cluster_size"] for n, e in found.items() if n.startswith("ukbench")} == {4}
+    assert names["img-14"] == "rocket.jpg" and names["img-6"] == "coins.png"
+    assert {e["cluster_size"] for n, e in found.items() if n.startswith("rocket")} == {4}
 
     from scrutineer.reports.data import report_data
 
@@ -179,16 +179,16 @@ def test_near_image_clusters_are_judged_from_the_stored_hashes(content_scan, tmp
         largest = report_data(con, tmp_path / "work", "content-test", run_id)["clusters"]["largest"]
     finally:
         con.close()
-    assert largest[0]["size"] == 4 and largest[0]["caption"] == "ukbench00120.jpg" and largest[0]["host"] == HOSTS[10 % 3]
-    assert [c["caption"] for c in largest[0]["copies"]] == ["ukbench00120_gray.jpg", "ukbench00120_hflip.jpg", "ukbench00120_resize.jpg"]
+    assert largest[0]["size"] == 4 and largest[0]["caption"] == "rocket.jpg" and largest[0]["host"] == HOSTS[14 % 3]
+    assert [c["caption"] for c in largest[0]["copies"]] == ["rocket_gray.jpg", "rocket_hflip.jpg", "rocket_resize.jpg"]
 
     before = web.stats()["requests"]
-    config["detectors"]["dedup"]["near_image"] = {"pdq_threshold": 7}
+    config["detectors"]["dedup"]["near_image"] = {"pdq_threshold": 5}
     path.write_text(yaml.safe_dump(config))
     assert scan(path)["status"] == "completed"
     assert web.stats()["requests"] == before
     again = {names[s] for (s,) in query(tmp_path / "work", "SELECT sample_id FROM findings WHERE reason = 'duplicate.near_image' AND run_id = (SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1)")}
-    assert again == {"ukbench00120_gray.jpg", "ukbench00120_hflip.jpg", "same URL as a row above"}
+    assert again == {"rocket_gray.jpg", "rocket_resize.jpg", "same URL as a row above"}
 
 
 def test_exact_digest_matches_are_restricted(content_scan):
@@ -281,8 +281,8 @@ def test_rematch_finds_new_bank_matches_without_any_request(content_scan, images
     assert again.exit_code == 0 and "1 reused" in again.output  # nothing changed: nothing re-judged
 
 
-def test_network_cut_mid_scan_ends_inconclusive_with_no_dead_links(tmp_path, shared_data):
-    server = FixtureWeb(HOSTS, images=[shared_data / "images" / "skimage"])
+def test_network_cut_mid_scan_ends_inconclusive_with_no_dead_links(tmp_path, test_data):
+    server = FixtureWeb(HOSTS, images=[test_data / "images" / "skimage"])
     server.start()
     try:
         rows = [{"key": f"k{i}", "url": server.url(f"/slow/coins.png?seconds=0.3&n={i}", host=i % 3)} for i in range(120)]
@@ -338,12 +338,12 @@ class GatedPool(ThreadPoolExecutor):
         return super().submit(hash_once_open)
 
 
-def test_bodies_waiting_for_the_hashers_are_bounded(shared_data):
+def test_bodies_waiting_for_the_hashers_are_bounded(test_data):
     """At most 2 x concurrency bodies wait for the hashers, however many URLs: with hashing held
     until that many wait, fetching stops there (it was a hasher 10 ms slower per body than the
     fetcher, which a busy machine need not be)."""
     cfg = FetchConfig(allow_private_networks=True, concurrency=4, per_domain=4)
-    with FixtureWeb(HOSTS[:1], images=[shared_data / "images" / "skimage"]) as web, GatedPool(2 * cfg.concurrency) as pool:
+    with FixtureWeb(HOSTS[:1], images=[test_data / "images" / "skimage"]) as web, GatedPool(2 * cfg.concurrency) as pool:
         urls = [web.url(f"/img/coins.png?n={i}") for i in range(60)]
 
         async def run():

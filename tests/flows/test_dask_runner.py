@@ -73,8 +73,8 @@ def scan_both(root: Path, config: dict, runner: dict) -> tuple[dict, dict, int]:
 
 
 @pytest.mark.parametrize("dataset", ["laion", "cc3m", "coco"])
-def test_a_metadata_scan_on_a_dask_cluster_finds_what_the_local_runner_finds(tmp_path, shared_data, cluster, dataset):
-    metadata = shared_data / "metadata"
+def test_a_metadata_scan_on_a_dask_cluster_finds_what_the_local_runner_finds(tmp_path, test_data, cluster, dataset):
+    metadata = test_data / "metadata"
     config = {
         "laion": {"name": "laion", "shards": [str(metadata / n) for n in LAION], "columns": {"url": "URL", "caption": "TEXT"}},
         "cc3m": {"name": "cc3m", "shards": [str(metadata / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv")], "names": ["caption", "url"]},
@@ -96,9 +96,9 @@ def test_a_metadata_scan_on_a_dask_cluster_finds_what_the_local_runner_finds(tmp
     assert findings(tmp_path / "local" / "work") == findings(tmp_path / "dask" / "work")
 
 
-def test_a_content_scan_on_a_local_dask_cluster_fetches_and_hashes_as_the_local_runner(tmp_path, shared_data):
-    images = sorted(p for d in ("skimage", "ukbench_imagededup") for p in (shared_data / "images" / d).iterdir() if p.suffix in (".png", ".jpg"))
-    with FixtureWeb(HOSTS, images=[shared_data / "images" / d for d in ("skimage", "ukbench_imagededup")]) as web:
+def test_a_content_scan_on_a_local_dask_cluster_fetches_and_hashes_as_the_local_runner(tmp_path, test_data):
+    images = sorted(p for d in ("skimage", "jpeg") for p in (test_data / "images" / d).iterdir() if p.suffix in (".png", ".jpg"))
+    with FixtureWeb(HOSTS, images=[test_data / "images" / d for d in ("skimage", "jpeg")]) as web:
         for n in range(2):  # two shards: one per worker
             rows = [{"key": f"{n}-{i}", "url": web.url(f"/img/{p.name}", host=i % 2)} for i, p in enumerate(images) if i % 2 == n]
             rows.append({"key": f"{n}-gone", "url": web.url(f"/gone/{n}.png")})
@@ -125,13 +125,13 @@ def test_a_content_scan_on_a_local_dask_cluster_fetches_and_hashes_as_the_local_
 
 
 @pytest.fixture(scope="module")
-def slow_web(tmp_path_factory, shared_data) -> Iterator[dict]:
+def slow_web(tmp_path_factory, test_data) -> Iterator[dict]:
     """Four shards of 10 images that the fixture web serves after 1 s each (a shard takes seconds,
     so a process can be killed in the middle of one), and the findings and content hashes of a scan
     of them with the local runner."""
     root = tmp_path_factory.mktemp("slow")
-    images = sorted(p for p in (shared_data / "images" / "skimage").iterdir() if p.suffix in (".png", ".jpg"))
-    with FixtureWeb(HOSTS, images=[shared_data / "images" / "skimage"]) as web:
+    images = sorted(p for p in (test_data / "images" / "skimage").iterdir() if p.suffix in (".png", ".jpg"))
+    with FixtureWeb(HOSTS, images=[test_data / "images" / "skimage"]) as web:
         for n in range(4):
             rows = [{"key": f"{n}-{i}", "url": web.url(f"/slow/{p.name}?seconds=1", host=i % 2)} for i, p in enumerate(images)]
             (root / f"part-{n}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -74,9 +74,9 @@ def when(timestamp: str | None) -> datetime | None:
 
 
 @pytest.fixture(scope="module")
-def service(shared_data, tmp_path_factory) -> Iterator[dict]:
+def service(test_data, tmp_path_factory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("deployment")
-    skimage = shared_data / "images" / "skimage"
+    skimage = test_data / "images" / "skimage"
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {

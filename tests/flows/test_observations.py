@@ -61,13 +61,13 @@ def latest_finished(workspace: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def images(shared_data) -> dict[str, bytes]:
-    return {name: (shared_data / "images" / "skimage" / name).read_bytes() for name in IMAGES}
+def images(test_data) -> dict[str, bytes]:
+    return {name: (test_data / "images" / "skimage" / name).read_bytes() for name in IMAGES}
 
 
 @pytest.fixture()
-def web(shared_data):
-    with FixtureWeb(HOSTS, images=[shared_data / "images" / "skimage"]) as server:
+def web(test_data):
+    with FixtureWeb(HOSTS, images=[test_data / "images" / "skimage"]) as server:
         yield server
 
 

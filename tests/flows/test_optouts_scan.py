@@ -1,4 +1,4 @@
-"""The optouts detector end to end: every real opt-out file in ../shared/data/optout served by the
+"""The optouts detector end to end: every real opt-out file in tests/data/optout served by the
 fixture web, each on a host of its own, scanned, and judged one by one (issue 13, acceptance 1);
 policy files read once per host per TTL (acceptance 4)."""
 
@@ -61,8 +61,8 @@ def _findings(workspace: Path) -> dict[str, dict[str, dict]]:
 
 
 @pytest.fixture(scope="module")
-def judged(tmp_path_factory, shared_data):
-    optout = shared_data / "optout"
+def judged(tmp_path_factory, test_data):
+    optout = test_data / "optout"
     tmp = tmp_path_factory.mktemp("optouts")
     sites_dir = tmp / "sites"
     # host -> (its policy files, the path scanned on it, the reasons expected, why)
@@ -119,7 +119,7 @@ def judged(tmp_path_factory, shared_data):
         host = key.split()[0]
         if files:
             sites[host] = _site(sites_dir, host, **files)
-    images = [shared_data / "images" / "skimage", optout / "c2pa"]
+    images = [test_data / "images" / "skimage", optout / "c2pa"]
     with FixtureWeb(hosts, images=images, sites=sites) as web:
         urls = {key: f"http://{key.split()[0]}:{web.port}{path}" for key, (_f, path, _e, _w) in cases.items()}
         config = _optout_config(tmp / "scan", "optouts-real-files", list(urls.values()))
@@ -164,10 +164,10 @@ def test_policy_files_are_observations_in_the_store(judged):
     assert ("127.0.4.1", "ai.txt") not in served  # 404: recorded, but not served
 
 
-def test_policy_files_fetched_once_per_host_per_ttl(tmp_path, shared_data):
+def test_policy_files_fetched_once_per_host_per_ttl(tmp_path, test_data):
     """Acceptance 4: 1,000 URLs on one host read each policy file once; a second scan within the
     TTL (another shard, same host) reads none; after the TTL, each once more."""
-    with FixtureWeb(["127.0.5.1"], images=[shared_data / "images" / "skimage"]) as web:
+    with FixtureWeb(["127.0.5.1"], images=[test_data / "images" / "skimage"]) as web:
         urls = [web.url(f"/img/{IMAGE}?n={i}") for i in range(1000)]
         config = _optout_config(tmp_path / "a", "ttl", urls, policy_ttl=3600)
         workspace = tmp_path / "a" / "work"
@@ -193,15 +193,15 @@ def test_policy_files_fetched_once_per_host_per_ttl(tmp_path, shared_data):
     assert times == 2  # the first read (used by two scans) and the one after the TTL
 
 
-def test_a_recheck_keeps_the_policy_files_it_builds_on(tmp_path, shared_data):
+def test_a_recheck_keeps_the_policy_files_it_builds_on(tmp_path, test_data):
     """A recheck's content observation starts from the stored one: its policy files come along (so
     its judgements still see them) and none is fetched again within the TTL."""
     from scrutineer.flows.scan import run_scan
 
     from scrutineer.core.config import load_config
 
-    site = _site(tmp_path / "sites", "127.0.5.2", ai_txt=shared_data / "optout" / "ai_txt" / "taricorp.net__ai.txt")
-    with FixtureWeb(["127.0.5.2"], images=[shared_data / "images" / "skimage"], sites={"127.0.5.2": site}) as web:
+    site = _site(tmp_path / "sites", "127.0.5.2", ai_txt=test_data / "optout" / "ai_txt" / "taricorp.net__ai.txt")
+    with FixtureWeb(["127.0.5.2"], images=[test_data / "images" / "skimage"], sites={"127.0.5.2": site}) as web:
         urls = [web.url(f"/img/{IMAGE}"), web.url("/error/coins.png")]  # the second stays transient: due for a recheck
         config = load_config(_optout_config(tmp_path / "scan", "recheck-optouts", urls, {"dead_links": {}}, recheck_interval=0))
         assert run_scan(config)["status"] == "completed"

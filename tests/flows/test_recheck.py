@@ -45,9 +45,9 @@ def findings(ws, run_id: str) -> dict[tuple[str, str], dict]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, shared_data):
+def runs(tmp_path_factory, test_data):
     tmp = tmp_path_factory.mktemp("recheck")
-    skimage = shared_data / "images" / "skimage"
+    skimage = test_data / "images" / "skimage"
     with FixtureWeb(HOSTS, images=[skimage]) as web:
         urls = {name: web.url(path + ("?times=1" if name == "back" else "")) for name, path in PATHS.items()}
         # a scan checks a link once; dead_links wants 2 agreeing checks: the second comes from a recheck

@@ -145,7 +145,7 @@ def test_malformed_csv_row_fails_its_shard_naming_the_row(tmp_path):
     assert len(failed) == 1 and f"{data / 'b.csv'}: line 3" in failed[0]["error"]
 
 
-def test_a_killed_scan_leaves_no_process_behind_and_is_marked_interrupted(tmp_path, shared_data):
+def test_a_killed_scan_leaves_no_process_behind_and_is_marked_interrupted(tmp_path, test_data):
     """Fault 12: a scan killed by SIGKILL left Prefect's temporary API server and its hash workers
     running, and its run stayed `running` forever."""
     import json
@@ -154,7 +154,7 @@ def test_a_killed_scan_leaves_no_process_behind_and_is_marked_interrupted(tmp_pa
 
     from scrutineer.testing.fixture_web import FixtureWeb
 
-    with FixtureWeb(["127.0.0.13"], images=[shared_data / "images" / "skimage"]) as web:
+    with FixtureWeb(["127.0.0.13"], images=[test_data / "images" / "skimage"]) as web:
         config = url_list_config(tmp_path, "killed", [web.url(f"/slow/coins.png?seconds=1&n={i}") for i in range(60)], concurrency=4)
         # no PREFECT_API_URL: the scan starts its own temporary API server
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}

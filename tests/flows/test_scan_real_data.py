@@ -43,9 +43,9 @@ def flagged(con, run_id, reason) -> set:
 
 
 @pytest.fixture(scope="module")
-def laion(tmp_path_factory, shared_data):
+def laion(tmp_path_factory, test_data):
     root = tmp_path_factory.mktemp("laion")
-    frames = [pq.read_table(shared_data / "metadata" / n).to_pandas().assign(shard=n, row=lambda d: range(len(d))) for n in LAION]
+    frames = [pq.read_table(test_data / "metadata" / n).to_pandas().assign(shard=n, row=lambda d: range(len(d))) for n in LAION]
     df = pd.concat(frames, ignore_index=True)
     # A hash list built from URLs of both shards; two entries are hashed from a spelling that
     # differs only in scheme/host case, which HMA's url_md5 normalises away.
@@ -55,7 +55,7 @@ def laion(tmp_path_factory, shared_data):
     config = write_config(
         root,
         {
-            "dataset": {"name": "laion400m-sample", "shards": [str(shared_data / "metadata" / n) for n in LAION], "format": "parquet", "columns": {"url": "URL", "caption": "TEXT"}},
+            "dataset": {"name": "laion400m-sample", "shards": [str(test_data / "metadata" / n) for n in LAION], "format": "parquet", "columns": {"url": "URL", "caption": "TEXT"}},
             "banks": [{"name": "watchlist", "path": "urls.txt", "signal_type": "url_md5", "source": "Example Hotline", "version": "2026-11"}],
             "detectors": {"url_hashlist": {}, "license_gaps": {"allow": ["CC0-1.0", "CC-BY-4.0"]}, "dedup": {"on": ["url", "caption"]}},
             # the 4 hash-listed rows are the only removals no one can recompute
@@ -115,7 +115,7 @@ def test_no_listed_url_appears_in_the_release(laion):
     assert not urls & set(laion["picked"])
 
 
-def test_release_invariants(laion, shared_data):
+def test_release_invariants(laion, test_data):
     release: Path = laion["release"]
     manifest = json.loads((release / "manifest.json").read_text())
     removed = pq.read_table(release / "removed.parquet")
@@ -125,7 +125,7 @@ def test_release_invariants(laion, shared_data):
     restricted = {(s, r) for s, r, u in zip(df.shard, df.row, df.URL) if url_md5(u) in listed}  # removed, listed only if a URL duplicate
     kept_ids, input_ids = set(), set()
     for entry in manifest["shards"]:
-        src = shared_data / "metadata" / entry["shard_id"]
+        src = test_data / "metadata" / entry["shard_id"]
         out = release / entry["output"]["path"]
         assert file_sha256(src) == entry["input"]["sha256"]
         assert file_sha256(out) == entry["output"]["sha256"]
@@ -186,8 +186,8 @@ def test_takedown_grouped_by_registrable_domain(laion):
         assert r["host"] and r["host"].endswith(r["registrable_domain"])
 
 
-def test_cc3m_tsv_scan_and_byte_faithful_release(tmp_path, shared_data):
-    path = shared_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv"
+def test_cc3m_tsv_scan_and_byte_faithful_release(tmp_path, test_data):
+    path = test_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv"
     config = write_config(
         tmp_path,
         {
@@ -216,8 +216,8 @@ def test_cc3m_tsv_scan_and_byte_faithful_release(tmp_path, shared_data):
     assert n == 0 and csv_path.read_text().startswith("registrable_domain,host,url,")
 
 
-def test_coco_licence_findings_match_the_json(tmp_path, shared_data):
-    path = shared_data / "metadata" / "coco_captions_val2017_images0-2499.json"
+def test_coco_licence_findings_match_the_json(tmp_path, test_data):
+    path = test_data / "metadata" / "coco_captions_val2017_images0-2499.json"
     doc = json.loads(path.read_text())
     config = write_config(
         tmp_path,
@@ -259,11 +259,11 @@ def test_coco_licence_findings_match_the_json(tmp_path, shared_data):
     assert n == 0 and json.loads(json_path.read_text())["domains"] == []
 
 
-def test_coco_licence_policies_as_release_variants(tmp_path, shared_data):
+def test_coco_licence_policies_as_release_variants(tmp_path, test_data):
     """Issue 13, acceptance 3: COCO's licence URLs map to SPDX ids; a commercial release drops
     exactly the NonCommercial, NoDerivatives and unknown-licence rows; research (which allows NC)
     keeps a superset of it; a config that declares the wrong way round is refused."""
-    path = shared_data / "metadata" / "coco_captions_val2017_images0-2499.json"
+    path = test_data / "metadata" / "coco_captions_val2017_images0-2499.json"
     doc = json.loads(path.read_text())
     unusable = ["license.unknown", "license.missing"]
     variants = {
@@ -301,10 +301,10 @@ def test_coco_licence_policies_as_release_variants(tmp_path, shared_data):
         build_release(cfg.model_copy(update={"release": edited}), "research")
 
 
-def test_near_captions_across_shards_as_in_one(tmp_path, shared_data):
+def test_near_captions_across_shards_as_in_one(tmp_path, test_data):
     """CC3M's captions cut into two shards: the scan groups near captions across them in the
     store, and flags exactly what the detector flags on all of them as one shard."""
-    lines = (shared_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv").read_bytes().splitlines(keepends=True)
+    lines = (test_data / "metadata" / "cc3m_Validation_GCC-1.1.0_rows0-7916.tsv").read_bytes().splitlines(keepends=True)
     half = len(lines) // 2
     for name, part in (("a.tsv", lines[:half]), ("b.tsv", lines[half:])):
         (tmp_path / name).write_bytes(b"".join(part))

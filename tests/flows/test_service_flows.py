@@ -13,10 +13,10 @@ from tests.conftest import scan, write_config
 
 
 @pytest.fixture
-def config(tmp_path, shared_data):
+def config(tmp_path, test_data):
     (tmp_path / "urls.txt").write_text("0" * 32 + "\n")
     return write_config(tmp_path, {
-        "dataset": {"name": "service", "shards": [str(shared_data / "metadata" / "laion400m_img2dataset_test_1000.parquet")],
+        "dataset": {"name": "service", "shards": [str(test_data / "metadata" / "laion400m_img2dataset_test_1000.parquet")],
                     "columns": {"url": "URL", "caption": "TEXT"}},
         "banks": [{"name": "urls", "path": "urls.txt", "signal_type": "url_md5", "source": "test", "version": "1"}],
         "detectors": {"url_hashlist": {}},

@@ -26,9 +26,9 @@ def run_pickled(task: bytes, out: str) -> None:
     Path(out).write_bytes(pickle.dumps(run_shard(pickle.loads(task))))
 
 
-def test_a_shard_task_runs_from_pickled_arguments_in_another_process(tmp_path, shared_data):
-    coins = (shared_data / "images" / "skimage" / "coins.png").read_bytes()
-    with FixtureWeb(["127.0.0.14"], images=[shared_data / "images" / "skimage"]) as web:
+def test_a_shard_task_runs_from_pickled_arguments_in_another_process(tmp_path, test_data):
+    coins = (test_data / "images" / "skimage" / "coins.png").read_bytes()
+    with FixtureWeb(["127.0.0.14"], images=[test_data / "images" / "skimage"]) as web:
         urls = [web.url("/img/coins.png"), web.url("/img/brick.png"), web.url("/gone/x.png")]
         (tmp_path / "d.jsonl").write_text("".join(json.dumps({"key": f"k{i}", "url": u}) + "\n" for i, u in enumerate(urls)))
         (tmp_path / "md5.txt").write_text(hashlib.md5(coins).hexdigest() + "\n")

@@ -24,9 +24,9 @@ FIXTURE = "img2dataset_sample_image_sha256.parquet"
 
 
 @pytest.fixture(scope="module")
-def original(shared_data) -> dict:
+def original(test_data) -> dict:
     """original.png's path and its digests as img2dataset's tests record them (hashes.json)."""
-    folder = shared_data / "images" / "img2dataset_hash_fixture"
+    folder = test_data / "images" / "img2dataset_hash_fixture"
     return {"path": folder / "original.png", **json.loads((folder / "hashes.json").read_text())}
 
 
@@ -74,8 +74,8 @@ def mismatches(ws: Path) -> dict[int, dict]:
     return {row: json.loads(ev) for row, ev in query(ws, "SELECT row_index, evidence FROM findings WHERE reason = 'content.hash_mismatch'")}
 
 
-def test_webdataset_tar_verifies_row_0_and_fails_row_1_with_no_http(tmp_path, shared_data, original):
-    source = pq.read_table(shared_data / "metadata" / FIXTURE)
+def test_webdataset_tar_verifies_row_0_and_fails_row_1_with_no_http(tmp_path, test_data, original):
+    source = pq.read_table(test_data / "metadata" / FIXTURE)
     png = original["path"].read_bytes()
     # Both rows name the same URL, so img2dataset would store the same bytes for both.
     shard = write_img2dataset_shard(tmp_path / "i2d", "00000", source, {"000000000": png, "000000001": png})
@@ -102,10 +102,10 @@ def test_webdataset_tar_verifies_row_0_and_fails_row_1_with_no_http(tmp_path, sh
     assert "keeps rows with restricted findings" in " ".join((release / "README.md").read_text().split())
 
 
-def test_near_image_groups_a_tars_images_with_no_http(tmp_path, shared_data, original):
+def test_near_image_groups_a_tars_images_with_no_http(tmp_path, test_data, original):
     """dedup's near_image reads the tar's images as content_hashlist does: the same picture in two
     rows groups (0 bits), and nothing goes over HTTP."""
-    source = pq.read_table(shared_data / "metadata" / FIXTURE)
+    source = pq.read_table(test_data / "metadata" / FIXTURE)
     png = original["path"].read_bytes()
     shard = write_img2dataset_shard(tmp_path / "i2d", "00000", source, {"000000000": png, "000000001": png})
     config = write_config(tmp_path, {"dataset": {"name": "i2d", "shards": [str(shard)], "format": "webdataset", "columns": {"caption": "txt"}},
@@ -117,8 +117,8 @@ def test_near_image_groups_a_tars_images_with_no_http(tmp_path, shared_data, ori
     assert query(ws, "SELECT count(*) FROM fetches") == [(0,)]
 
 
-def test_fetched_bytes_verify_row_0_and_fail_row_1(tmp_path, shared_data, original):
-    source = pq.read_table(shared_data / "metadata" / FIXTURE)
+def test_fetched_bytes_verify_row_0_and_fail_row_1(tmp_path, test_data, original):
+    source = pq.read_table(test_data / "metadata" / FIXTURE)
     with FixtureWeb(["127.0.0.5"], images=[original["path"].parent]) as web:
         url = web.url("/img/original.png")
         shard = tmp_path / "data" / "sample.parquet"
@@ -132,8 +132,8 @@ def test_fetched_bytes_verify_row_0_and_fail_row_1(tmp_path, shared_data, origin
     assert list(mismatches(ws)) == [1]
 
 
-def test_missing_or_truncated_tar_fails_only_that_shard(tmp_path, shared_data, original):
-    source = pq.read_table(shared_data / "metadata" / FIXTURE)
+def test_missing_or_truncated_tar_fails_only_that_shard(tmp_path, test_data, original):
+    source = pq.read_table(test_data / "metadata" / FIXTURE)
     png = original["path"].read_bytes()
     folder = tmp_path / "i2d"
     good = write_img2dataset_shard(folder, "00000", source, {"000000000": png})
@@ -165,8 +165,8 @@ def test_webdataset_has_no_dead_links(tmp_path, original):
         load_config(config)
 
 
-def test_webdataset_shards_are_the_parquet_files(tmp_path, shared_data, original):
-    source = pq.read_table(shared_data / "metadata" / FIXTURE)
+def test_webdataset_shards_are_the_parquet_files(tmp_path, test_data, original):
+    source = pq.read_table(test_data / "metadata" / FIXTURE)
     write_img2dataset_shard(tmp_path / "i2d", "00000", source, {})
     config = verify_config(tmp_path, [str(tmp_path / "i2d" / "*.tar")], "webdataset", original)
     from scrutineer.formats.sources import list_shards
@@ -175,14 +175,14 @@ def test_webdataset_shards_are_the_parquet_files(tmp_path, shared_data, original
         list_shards(load_config(config))
 
 
-def test_a_tar_member_over_max_bytes_is_not_read(tmp_path, shared_data, original):
+def test_a_tar_member_over_max_bytes_is_not_read(tmp_path, test_data, original):
     """Fault 15: tar members were read whole with no size cap, unlike HTTP bodies."""
     from PIL import Image
 
     small = io.BytesIO()
     Image.new("RGB", (64, 64), "red").save(small, "PNG")
     png = original["path"].read_bytes()  # 282 KB
-    source = pq.read_table(shared_data / "metadata" / FIXTURE)
+    source = pq.read_table(test_data / "metadata" / FIXTURE)
     shard = write_img2dataset_shard(tmp_path / "i2d", "00000", source, {"000000000": small.getvalue(), "000000001": png})
     config = verify_config(tmp_path, [str(shard)], "webdataset", original, fetch={"max_bytes": 100_000})
 

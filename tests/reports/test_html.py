@@ -231,12 +231,12 @@ def test_unknown_run_is_refused(payloads):
             report_data(ws.con, ws.path, "other", first)
 
 
-def test_liveness_counts_each_urls_latest_check(tmp_path, shared_data):
-    with FixtureWeb(["127.0.0.21"], images=[shared_data / "images" / "skimage"]) as web:
+def test_liveness_counts_each_urls_latest_check(tmp_path, test_data):
+    with FixtureWeb(["127.0.0.21"], images=[test_data / "images" / "skimage"]) as web:
         alive = [web.url("/img/coins.png"), web.url("/img/astronaut.png")]
         urls = [*alive, alive[0], web.url("/gone/camera.png")]
         config = url_list_config(tmp_path, "liveness", urls, {"dead_links": {}}, recheck_interval=0.1, backoff=0.05)
-        (tmp_path / "md5.txt").write_text(hashlib.md5((shared_data / "images" / "skimage" / "coins.png").read_bytes()).hexdigest() + "\n")
+        (tmp_path / "md5.txt").write_text(hashlib.md5((test_data / "images" / "skimage" / "coins.png").read_bytes()).hexdigest() + "\n")
         run = scan(config)
     assert run["status"] == "completed"
     data = data_of(config, run["run_id"])
