@@ -33,8 +33,8 @@ DATA = Path(__file__).resolve().parent / "data"
 
 @pytest.fixture(scope="session")
 def test_data() -> Path:
-    """``tests/data``: the slices of the real samples that the tests read (metadata/, images/,
-    licenses/, optout/), each file's source and licence in its PROVENANCE.md."""
+    """``tests/data``: the real samples, pictures and policy files that the tests read (metadata/,
+    images/, licenses/, optout/), each file's source and licence in its PROVENANCE.md."""
     return DATA
 
 
