@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
-from scrutineer.matching.search import NearIndex
-from scrutineer.matching.signals import CONTENT_SIGNALS, PDQ, PDQ_MIN_QUALITY, PHASH
+from scrutineer.matching.signals import CONTENT_SIGNALS, PHASH, PdqParams
 from scrutineer.observing.hashing import PDQ_DIHEDRAL
+
+if TYPE_CHECKING:
+    from scrutineer.matching.search import NearIndex
 
 #: At most this many bank entries are named in one finding's evidence (nearest first).
 EVIDENCE_ENTRIES = 10
 
 
-class ContentHashlistParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ContentHashlistParams(PdqParams):
+    """A PDQ match (:class:`~scrutineer.matching.signals.PdqParams`), and a pHash match."""
 
-    pdq_threshold: int = Field(
-        PDQ.default_threshold, ge=0, le=PDQ.max_threshold, description=f"PDQ match distance, bits, inclusive. Default: {PDQ.threshold_source}."
-    )
-    pdq_min_quality: int = Field(PDQ_MIN_QUALITY, ge=0, le=100, description="PDQ hashes of lower quality never match (Meta's PDQ documentation).")
     phash_threshold: int = Field(
         PHASH.default_threshold, ge=0, le=PHASH.max_threshold, description=f"pHash match distance, bits, inclusive. Default: {PHASH.threshold_source}."
     )
@@ -33,7 +33,8 @@ class ContentHashlist(Detector):
     ``hash_match.phash``: the bytes a sample's URL served (or its tar held) hash to an entry of a
     bank of that signal type. Exact digests match by a DuckDB join on the banks' entries; PDQ within
     ``pdq_threshold`` bits (quality at least ``pdq_min_quality``) and pHash within
-    ``phash_threshold`` bits, by the index their signal type names (:mod:`scrutineer.matching.signals`).
+    ``phash_threshold`` bits, by the index their signal type makes
+    (:meth:`scrutineer.matching.signals.SignalType.index`).
 
     One finding per (row, bank); restricted. Evidence ``{"bank", "bank_version", "signal", "entry",
     "distance"}`` names the nearest matching entry and its Hamming distance in bits (0 for exact
@@ -70,7 +71,7 @@ class ContentHashlist(Detector):
             self.db.register("entries_arrow", entries)
             self.db.execute("CREATE TABLE bank_entries AS SELECT * FROM entries_arrow")
             self.db.unregister("entries_arrow")
-        self.near = [(b, NearIndex(b.ref.signal, b.entries)) for b in self.ctx.banks if not b.ref.signal.exact]
+        self.near = [(b, b.ref.signal.index(b.entries)) for b in self.ctx.banks if not b.ref.signal.exact]
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         content = pa.Table.from_batches([batch])

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scrutineer.detectors.base import CorpusDetector
 
 from scrutineer.core.contract import SIGNATURE
+from scrutineer.matching.codes import hex_codes, words
 from scrutineer.matching.minhash import (
     MAX_CHARS,
     Shingling,
@@ -19,8 +20,8 @@ from scrutineer.matching.minhash import (
     lsh_bands,
     minhashes,
 )
-from scrutineer.matching.pigeonhole import block_values, hex_codes, words
-from scrutineer.matching.signals import PDQ, PDQ_MIN_QUALITY, PHASH
+from scrutineer.matching.pigeonhole import block_values
+from scrutineer.matching.signals import PHASH, PdqParams
 from scrutineer.observing.hashing import PDQ_DIHEDRAL
 from scrutineer.samples.canonical_url import canonical_urls
 from scrutineer.samples.licenses import to_spdx
@@ -87,13 +88,10 @@ class NearCaptionParams(BaseModel):
         return lsh_bands(self.threshold, self.num_perm)
 
 
-class NearImageParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class NearImageParams(PdqParams):
+    """A PDQ match (:class:`~scrutineer.matching.signals.PdqParams`), its pigeonhole blocks, and
+    optionally a pHash match."""
 
-    pdq_threshold: int = Field(
-        PDQ.default_threshold, ge=0, le=PDQ.max_threshold, description=f"PDQ distance, bits, inclusive, within which two images are near duplicates. Default: {PDQ.threshold_source}."
-    )
-    pdq_min_quality: int = Field(PDQ_MIN_QUALITY, ge=0, le=100, description="PDQ hashes of lower quality are not compared (Meta's PDQ documentation).")
     pdq_blocks: int = Field(
         8, ge=4, le=256,
         description="Pigeonhole blocks of a PDQ hash: every pair within pdq_blocks - 1 bits is found; pairs further apart, up to "

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 
 from scrutineer.matching.mih import MAX_THRESHOLD, MultiIndexHash
-from scrutineer.matching.search import NearIndex
 from scrutineer.matching.signals import PDQ, PHASH, SIGNAL_TYPES
 
 
@@ -74,17 +73,17 @@ def test_near_index_pdq_and_phash_by_hex_strings():
     rng = np.random.default_rng(3)
     entries = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(50)]
     near = bytes(flip(np.frombuffer(bytes.fromhex(entries[10]), np.uint8), [0, 77, 255])).hex()
-    found = NearIndex(PDQ, pa.array(entries)).search(pa.array([None, near, "0" * 64]), 31)
+    found = PDQ.index(pa.array(entries)).search(pa.array([None, near, "0" * 64]), 31)
     assert [a.tolist() for a in found] == [[1], [10], [3]]
-    assert [a.tolist() for a in NearIndex(PDQ, pa.array([], pa.string())).search(pa.array([near]), 31)] == [[], [], []]
+    assert [a.tolist() for a in PDQ.index(pa.array([], pa.string())).search(pa.array([near]), 31)] == [[], [], []]
     phash = ["8" * 16, "f0f0f0f0f0f0f0f0", "f0f0f0f0f0f0f0f3"]
-    found = NearIndex(PHASH, pa.array(phash)).search(pa.array(["9" * 16, "f0f0f0f0f0f0f0f1"]), 8)
+    found = PHASH.index(pa.array(phash)).search(pa.array(["9" * 16, "f0f0f0f0f0f0f0f1"]), 8)
     assert [a.tolist() for a in found] == [[1, 1], [1, 2], [1, 1]]  # nearest first
 
 
 def test_near_index_refuses_thresholds_it_is_not_exact_for():
     with pytest.raises(ValueError, match="exactly up to 31 bits"):
-        NearIndex(PDQ, pa.array(["0" * 64])).search(pa.array(["0" * 64]), 32)
+        PDQ.index(pa.array(["0" * 64])).search(pa.array(["0" * 64]), 32)
 
 
 @pytest.mark.parametrize("signal", list(SIGNAL_TYPES.values()), ids=list(SIGNAL_TYPES))

@@ -19,7 +19,8 @@ from scrutineer.detectors.base import DetectContext
 from scrutineer.detectors.conformance import register_signatures
 from scrutineer.detectors.dedup import Dedup
 
-from scrutineer.matching.pigeonhole import block_bounds, block_values, hex_codes, words
+from scrutineer.matching.codes import hex_codes, words
+from scrutineer.matching.pigeonhole import block_bounds, block_values
 from scrutineer.observing.hashing import hash_content, pdq_hex
 
 SKIMAGE = ("astronaut", "brick", "camera", "cell", "chelsea", "clock_motion", "coins", "grass", "horse", "text")

@@ -15,7 +15,8 @@ from scrutineer.detectors.content_hashlist import ContentHashlist
 
 from scrutineer.core.banks import Bank, BankRef
 from scrutineer.core.contract import CONTENT
-from scrutineer.observing.hashing import PDQ_DIHEDRAL, hamming, hash_content, pdq_hex
+from scrutineer.matching.codes import hamming
+from scrutineer.observing.hashing import PDQ_DIHEDRAL, hash_content, pdq_hex
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""Binary codes (PDQ, pHash) as 64-bit words and as pigeonhole blocks, for near-duplicate images
-(``dedup``'s ``near_image``).
+"""Pigeonhole blocks of binary codes (PDQ, pHash; :mod:`scrutineer.matching.codes`), for
+near-duplicate images (``dedup``'s ``near_image``).
 
 A ``bits``-bit code is cut into ``blocks`` contiguous blocks of as equal widths as can be (at most
 64 bits each). Two codes within ``blocks - 1`` bits of each other differ in at most ``blocks - 1``
@@ -17,27 +17,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pyarrow as pa
-
-
-def hex_codes(hexes: pa.Array, bits: int) -> np.ndarray:
-    """``(n, bits // 8)`` uint8 codes of ``n`` hex strings (first byte most significant).
-
-    Raises:
-        ValueError: a null, or a string that is not ``bits // 4`` hex characters.
-    """
-    if hexes.null_count:
-        raise ValueError("hex_codes takes no nulls")
-    joined = "".join(hexes.to_pylist())
-    if len(joined) != len(hexes) * bits // 4:
-        raise ValueError(f"expected {bits // 4} hex characters per code")
-    return np.frombuffer(bytes.fromhex(joined), np.uint8).reshape(len(hexes), bits // 8)
-
-
-def words(codes: np.ndarray) -> np.ndarray:
-    """``(n, bits // 64)`` uint64 words of ``(n, bits // 8)`` uint8 codes, the first word the
-    most significant: the Hamming distance of two codes is the sum of their words' XOR popcounts."""
-    return np.ascontiguousarray(codes).view(">u8").astype(np.uint64)
 
 
 def block_bounds(bits: int, blocks: int) -> list[tuple[int, int]]:

@@ -1,8 +1,10 @@
 """Signal types: what is known about each kind of hash a bank can hold, in one place, in the style
 of HMA's signal types (facebook/ThreatExchange, ``python-threatexchange/threatexchange/
 signal_type/``): the name, how a hash string is validated and normalised, its width, its default
-match threshold and the source of that threshold, how a bank of it is indexed, and a few example
-hashes for tests.
+match threshold and the source of that threshold, the index a bank of it is searched with (as
+HMA's ``SignalType.get_index_cls``: :meth:`SignalType.index`), and a few example hashes for tests.
+The parameters of a PDQ match (:class:`PdqParams`) are declared once here, for every detector that
+compares PDQ hashes.
 
 Banks, matching, config validation and the detectors ask the signal type rather than spelling
 these facts again.
@@ -12,7 +14,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from scrutineer.matching.search import NearIndex
 
 _HEX = re.compile(r"[0-9a-f]+")
 
@@ -25,9 +33,10 @@ class SignalType:
         name: HMA's name (``url_md5``, ``md5``, ``sha1``, ``sha256``, ``pdq``, ``phash``).
         bits: width of a hash, bits; its string is ``bits // 4`` hex characters.
         of: what is hashed: ``url`` (the sample's URL) or ``content`` (the image bytes).
-        index: how a bank is searched: ``join`` (equality, a DuckDB join on the entries),
+        search: how a bank is searched: ``join`` (equality, a DuckDB join on the entries),
             ``multi-index hashing`` (exact Hamming range search, :mod:`scrutineer.matching.mih`) or
-            ``exhaustive`` (faiss ``IndexBinaryFlat``: every entry, cheap for 64-bit codes).
+            ``exhaustive`` (faiss ``IndexBinaryFlat``: every entry, cheap for 64-bit codes); the
+            last two through :meth:`index`.
         default_threshold: default match distance, bits of Hamming distance, inclusive (0 for
             exact signals).
         max_threshold: largest threshold the index is exact for, bits.
@@ -38,7 +47,7 @@ class SignalType:
     name: str
     bits: int
     of: Literal["url", "content"]
-    index: Literal["join", "multi-index hashing", "exhaustive"]
+    search: Literal["join", "multi-index hashing", "exhaustive"]
     examples: tuple[str, ...]
     default_threshold: int = 0
     max_threshold: int = 0
@@ -47,7 +56,24 @@ class SignalType:
     @property
     def exact(self) -> bool:
         """Matched by equality only."""
-        return self.index == "join"
+        return self.search == "join"
+
+    def index(self, entries: pa.Array) -> NearIndex:
+        """The range-search index of a bank of this signal type (:attr:`search`).
+
+        Args:
+            entries: the bank's normalised hash strings.
+
+        Raises:
+            ValueError: an exact signal type (those are joined, not searched).
+        """
+        if self.exact:
+            raise ValueError(f"{self.name} is matched by equality, not by range search")
+        # start-up: search imports numba and faiss (~0.45 s, as much as the rest of a command's
+        # start); only a scan matching a perceptual bank searches
+        from scrutineer.matching.search import ENGINES, NearIndex
+
+        return NearIndex(self.name, self.bits, self.max_threshold, ENGINES[self.search], entries)
 
     def normalize(self, value: str) -> str:
         """A hash string in its stored form: surrounding whitespace stripped, hex lowercased (HMA's
@@ -102,6 +128,20 @@ SIGNAL_TYPES: dict[str, SignalType] = {s.name: s for s in (URL_MD5, MD5, SHA1, S
 CONTENT_SIGNALS = tuple(s.name for s in SIGNAL_TYPES.values() if s.of == "content")
 #: PDQ hashes of lower quality never match (Meta's PDQ documentation).
 PDQ_MIN_QUALITY = 50
+
+
+class PdqParams(BaseModel):
+    """How two PDQ hashes match: the parameters of every detector comparing them (a bank's entries,
+    ``content_hashlist``; each other, ``dedup``'s ``near_image``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pdq_threshold: int = Field(
+        PDQ.default_threshold, ge=0, le=PDQ.max_threshold,
+        description=f"PDQ distance, bits, inclusive, within which two hashes match (an image and a bank entry, or two near-duplicate images). "
+        f"Default: {PDQ.threshold_source}.",
+    )
+    pdq_min_quality: int = Field(PDQ_MIN_QUALITY, ge=0, le=100, description="PDQ hashes of lower quality never match (Meta's PDQ documentation).")
 
 
 def signal_type(name: str) -> SignalType:

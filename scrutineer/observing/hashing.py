@@ -135,11 +135,6 @@ def _with(base: ContentHashes, **fields) -> ContentHashes:
     return ContentHashes(**{**base.as_dict(), **fields})
 
 
-def hamming(a: str, b: str) -> int:
-    """Hamming distance in bits between two equal-length hex hash strings."""
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
 class HashPool:
     """Worker processes running :func:`hash_content`, which survive a dead worker.
 

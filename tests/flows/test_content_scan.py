@@ -23,9 +23,10 @@ from typer.testing import CliRunner
 
 from scrutineer.core import store
 from scrutineer.core.config import FetchConfig
+from scrutineer.matching.codes import hamming
 from scrutineer.observing import hashing
 from scrutineer.observing.fetch import Fetcher
-from scrutineer.observing.hashing import HashPool, hamming, hash_content
+from scrutineer.observing.hashing import HashPool, hash_content
 from scrutineer.testing.fixture_web import FixtureWeb
 from tests.conftest import (
     hash_after_marking,
