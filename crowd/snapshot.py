@@ -35,7 +35,6 @@ from scrutineer.core.errors import WorkspaceError
 from scrutineer.core.files import temporary_sibling
 
 NAME = "review.duckdb"
-_SAMPLE_COLUMNS = "sample_id, shard_id, row_index, url, caption"
 #: How a sample is named: ``("sample_id", id)`` or ``("url", url)``.
 SampleKey = tuple[Literal["sample_id", "url"], str]
 #: :meth:`Snapshot.samples` looks ids up this many at a time, each group by one join that DuckDB
@@ -43,6 +42,40 @@ SampleKey = tuple[Literal["sample_id", "url"], str]
 #: (default 50: a join with more keys scans the table) to this. Measured on 2 million samples: 50 ids
 #: in ~2 ms, 1,000 in ~60 ms; a scan takes ~100 ms there and grows with the run.
 LOOKUP_IDS = 1000
+
+# What :func:`publish` runs on the store's connection, the new snapshot attached as ``snapshot``.
+CREATE_SAMPLES = "CREATE TABLE snapshot.samples (sample_id VARCHAR, shard_id VARCHAR, row_index BIGINT, url VARCHAR, caption VARCHAR)"
+#: The samples of the rows files ``$files``, each file's shard from the registered table
+#: ``snapshot_files`` (filename, shard_id).
+COPY_SAMPLES = """
+    INSERT INTO snapshot.samples
+    SELECT r.sample_id, f.shard_id, r.row_index, r.url, r.caption
+    FROM read_parquet($files, filename = true) r JOIN snapshot_files f USING (filename)
+"""
+INDEX_SAMPLES = "CREATE INDEX samples_by_id ON snapshot.samples (sample_id)"
+#: Run ``$run_id``'s findings.
+COPY_FINDINGS = """
+    CREATE TABLE snapshot.findings AS
+    SELECT sample_id, shard_id, row_index, url, detector, reason, restricted, evidence
+    FROM findings WHERE run_id = $run_id ORDER BY sample_id
+"""
+#: Run ``$run_id``'s takedown rows.
+COPY_TAKEDOWN = f"CREATE TABLE snapshot.takedown AS {TAKEDOWN_SQL}"
+#: Run ``$run_id``'s report data, ``$report`` (JSON text).
+COPY_REPORT = "CREATE TABLE snapshot.report AS SELECT $report::JSON AS data, $run_id AS run_id"
+
+# What :class:`Snapshot` reads.
+_SAMPLES = "SELECT sample_id, shard_id, row_index, url, caption FROM samples"
+#: The samples of the ids ``$ids`` (by the index).
+SAMPLES_BY_ID = f"{_SAMPLES} WHERE sample_id IN (SELECT unnest($ids))"
+#: The samples of the URLs ``$urls``, in shard and row order.
+SAMPLES_BY_URL = f"{_SAMPLES} WHERE list_contains($urls, url) ORDER BY shard_id, row_index"
+#: The findings of sample ``$sample_id``.
+FINDINGS_OF_SAMPLE = "SELECT detector, reason, restricted, evidence FROM findings WHERE sample_id = $sample_id ORDER BY reason"
+#: The takedown rows, their columns in :data:`~scrutineer.reports.takedown.TAKEDOWN_COLUMNS`'s order.
+TAKEDOWN_ROWS = f"SELECT {', '.join(TAKEDOWN_COLUMNS)} FROM takedown"
+
+
 def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report: dict[str, Any]) -> Path:
     """Write the snapshot of ``run_id`` from the store's writable connection ``con``.
 
@@ -57,24 +90,16 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report
     tmp = temporary_sibling(out)
     con.execute("ATTACH ? AS snapshot", [str(tmp)])
     try:
-        con.execute("CREATE TABLE snapshot.samples (sample_id VARCHAR, shard_id VARCHAR, row_index BIGINT, url VARCHAR, caption VARCHAR)")
+        con.execute(CREATE_SAMPLES)
         if files:
             paths = [str(p) for p in files.values()]
             con.register("snapshot_files", pa.table({"filename": paths, "shard_id": list(files)}))
-            con.execute(
-                "INSERT INTO snapshot.samples SELECT r.sample_id, f.shard_id, r.row_index, r.url, r.caption "
-                "FROM read_parquet(?, filename = true) r JOIN snapshot_files f USING (filename)",
-                [paths],
-            )
+            con.execute(COPY_SAMPLES, {"files": paths})
             con.unregister("snapshot_files")
-        con.execute("CREATE INDEX samples_by_id ON snapshot.samples (sample_id)")
-        con.execute(
-            "CREATE TABLE snapshot.findings AS SELECT sample_id, shard_id, row_index, url, detector, reason, restricted, evidence "
-            "FROM findings WHERE run_id = ? ORDER BY sample_id",
-            [run_id],
-        )
-        con.execute(f"CREATE TABLE snapshot.takedown AS {TAKEDOWN_SQL}", {"run_id": run_id})
-        con.execute("CREATE TABLE snapshot.report AS SELECT ?::JSON AS data, ? AS run_id", [json.dumps(report), run_id])
+        con.execute(INDEX_SAMPLES)
+        con.execute(COPY_FINDINGS, {"run_id": run_id})
+        con.execute(COPY_TAKEDOWN, {"run_id": run_id})
+        con.execute(COPY_REPORT, {"report": json.dumps(report), "run_id": run_id})
         con.execute("DETACH snapshot")
         os.replace(tmp, out)
     except BaseException:
@@ -159,11 +184,10 @@ class Snapshot:
         """
         ids = list({value for kind, value in keys if kind == "sample_id"})
         urls = list({value for kind, value in keys if kind == "url"})
-        select = f"SELECT {_SAMPLE_COLUMNS} FROM samples"
         with self._cursor() as cur:
             by_id = [row for start in range(0, len(ids), LOOKUP_IDS)
-                     for row in cur.execute(f"{select} WHERE sample_id IN (SELECT unnest(?))", [ids[start:start + LOOKUP_IDS]]).fetchall()]
-            by_url = cur.execute(f"{select} WHERE list_contains(?, url) ORDER BY shard_id, row_index", [urls]).fetchall() if urls else []
+                     for row in cur.execute(SAMPLES_BY_ID, {"ids": ids[start:start + LOOKUP_IDS]}).fetchall()]
+            by_url = cur.execute(SAMPLES_BY_URL, {"urls": urls}).fetchall() if urls else []
         found: dict[SampleKey, list[Sample]] = {}
         for row in by_id:
             found[("sample_id", row[0])] = [Sample(*row)]
@@ -174,7 +198,7 @@ class Snapshot:
     def findings(self, sample_id: str) -> list[dict[str, Any]]:
         """The run's findings of one sample: dicts of detector, reason, restricted, evidence (parsed)."""
         with self._cursor() as cur:
-            rows = cur.execute("SELECT detector, reason, restricted, evidence FROM findings WHERE sample_id = ? ORDER BY reason", [sample_id]).fetchall()
+            rows = cur.execute(FINDINGS_OF_SAMPLE, {"sample_id": sample_id}).fetchall()
         return [{"detector": d, "reason": r, "restricted": x, "evidence": json.loads(e) if e else None} for d, r, x, e in rows]
 
     def restricted(self, sample_ids: list[str]) -> set[str]:
@@ -191,7 +215,7 @@ class Snapshot:
         """
         with self._cursor() as cur:
             try:
-                rows = cur.execute(f"SELECT {', '.join(TAKEDOWN_COLUMNS)} FROM takedown").fetchall()
+                rows = cur.execute(TAKEDOWN_ROWS).fetchall()
             except duckdb.CatalogException:
                 raise WorkspaceError(f"the review snapshot in {self.path.parent} predates the takedown list: "
                                      "`scrutineer sync` (or a scan) publishes it again") from None
