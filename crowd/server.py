@@ -17,6 +17,7 @@ import socket
 from typing import Any, ClassVar
 
 from gunicorn.app.base import BaseApplication
+from scrutineer.crowd.app import app_from_environment
 from uvicorn_worker import UvicornWorker
 
 from scrutineer.core.errors import ConfigError
@@ -53,8 +54,6 @@ class Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from scrutineer.crowd.app import app_from_environment
-
         return app_from_environment()
 
 
