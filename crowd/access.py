@@ -5,9 +5,9 @@ restricted-data rule (issue 11, "The app" and "Accounts and security").
   cookie the log-in form sets (:data:`SESSION_COOKIE`, a random value naming a session record),
   each looked up by its SHA-256 in the crowd store on every request, never remembered: a log-out,
   a disabled account, a rotated token or a reset password refuses the next request in every app
-  process (:mod:`scrutineer.crowd.store`). A request with an ``Authorization`` header is judged by that
-  header alone. Anonymous requests raise :class:`NotSignedIn`, which the app answers with 401 (API)
-  or a redirect to ``/login`` (pages). A Bearer token that matches nothing counts against the
+  process (:mod:`scrutineer.crowd.store`). A request with an ``Authorization`` header is judged by
+  that header alone. Anonymous requests raise :class:`~scrutineer.core.errors.NotSignedIn`, which
+  the app answers with 401 (API) or a redirect to ``/login`` (pages). A Bearer token that matches nothing counts against the
   client's address (``crowd.failures_per_address``; 429 past it).
 - **Rate limit.** Flags submitted through the API and the form count against
   ``crowd.rate_limit`` per account, in a moving window, counted from the crowd store
@@ -39,9 +39,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import parse
 from scrutineer.crowd.flag_writer import FlagWriter
 from scrutineer.crowd.snapshot import Snapshot
-from scrutineer.crowd.store import Account, CrowdError, CrowdStore
+from scrutineer.crowd.store import Account, CrowdStore
 
 from scrutineer.core.config import Config
+from scrutineer.core.errors import NotAllowed, NotSignedIn
 
 #: Seconds the queue's counts by status may lag behind the crowd store.
 COUNTS_SECONDS = 2.0
@@ -68,7 +69,7 @@ class Services:
         """Open the stores of ``cfg``'s workspace.
 
         Raises:
-            CrowdError: the crowd store cannot be opened (status 500).
+            CrowdStoreError: the crowd store cannot be opened.
         """
         crowd = CrowdStore(cfg.crowd)
 
@@ -83,10 +84,6 @@ class Services:
         self.flag.close()
         self.crowd.close()
         self.snapshot.close()
-
-
-class NotSignedIn(Exception):
-    """The request carries no valid token or session."""
 
 
 async def services(request: Request) -> Services:
@@ -121,7 +118,7 @@ async def signed_in(request: Request, credentials: Annotated[HTTPAuthorizationCr
         session = request.cookies.get(SESSION_COOKIE)
         account = s.crowd.by_session(session) if session else None
     if account is None:
-        raise NotSignedIn()
+        raise NotSignedIn("sign in: an API token (Authorization: Bearer …) or a session")
     return account
 
 
@@ -133,10 +130,10 @@ def maintainers_only(who: Account, what: str) -> None:
     """Refuse ``who`` unless a maintainer: the takedown view and the accounts page (``what``).
 
     Raises:
-        CrowdError: 403 for contributors and reviewers.
+        NotAllowed: for contributors and reviewers.
     """
     if who.role != "maintainer":
-        raise CrowdError(f"{what} is for maintainers", 403)
+        raise NotAllowed(f"{what} is for maintainers")
 
 
 def shown_flags(s: Services, who: Account, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

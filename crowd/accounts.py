@@ -20,7 +20,9 @@ from scrutineer.crowd.access import (
     signed_in,
 )
 from scrutineer.crowd.pages import page
-from scrutineer.crowd.store import Account, AccountChange, CrowdError
+from scrutineer.crowd.store import Account, AccountChange
+
+from scrutineer.core.errors import CrowdError, NotFound
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
 
@@ -34,7 +36,7 @@ def accounts(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
     """Every account and its forms (maintainers only).
 
     Raises:
-        CrowdError: 403 for contributors and reviewers.
+        NotAllowed: for contributors and reviewers.
     """
     maintainers_only(who, "the accounts page")
     return _page(request, who, s)
@@ -46,13 +48,14 @@ def change(request: Request, account_id: int, change: AccountChange, who: Signed
     ``enable``; for ``rotate-token`` and ``reset-password`` the page with the new secret, once.
 
     Raises:
-        CrowdError: 403 for contributors and reviewers; 404 no such account; 422 a maintainer
-            disabling their own account.
+        NotAllowed: for contributors and reviewers.
+        NotFound: no such account.
+        CrowdError: a maintainer disabling their own account.
     """
     maintainers_only(who, "the accounts page")
     target = s.crowd.by_id(account_id)
     if target is None:
-        raise CrowdError(f"no account {account_id}", 404)
+        raise NotFound(f"no account {account_id}")
     if change == "disable" and target.id == who.id:
         raise CrowdError("you cannot disable your own account here: another maintainer, or `scrutineer users disable`, can")
     secret = s.crowd.change_account(target.name, change, who.name)

@@ -2,11 +2,12 @@
 
 Every route but ``GET /api/health`` needs an API token (``Authorization: Bearer …``) or a session;
 a session's POSTs also need the CSRF token in ``x-csrftoken`` (:mod:`scrutineer.crowd.app`). Errors are
-``{"detail": message}``: 401 not signed in, 403 not allowed, 404 no such flag or sample, 422
-invalid input (``{"detail": [{"type", "loc", "msg"}]}``, as FastAPI gives it, without the input:
-an id past :data:`MAX_ID`, text that is not Unicode), 429 rate limited (with ``Retry-After``), 503
-no scan has been published yet; a body other than JSON or a URL-encoded form is refused before any
-route (:mod:`scrutineer.crowd.bodies`).
+``{"detail": message}``, with the status :data:`HTTP_STATUS` maps each error to: 401 not signed
+in, 403 not allowed, 404 no such flag or sample, 422 invalid input (a request FastAPI cannot
+validate gives ``{"detail": [{"type", "loc", "msg"}]}``, without the input: an id past
+:data:`MAX_ID`, text that is not Unicode), 429 rate limited (with ``Retry-After``), 500 the crowd
+store cannot be opened, 503 no scan has been published yet or the app is stopping; a body other
+than JSON or a URL-encoded form is refused before any route (:mod:`scrutineer.crowd.bodies`).
 
 What a contributor is shown of their flags depends on nothing they do not know already
 (:func:`scrutineer.crowd.access.shown_flags`): no URL, whether or not the sample is restricted.
@@ -32,7 +33,41 @@ from scrutineer.crowd.flag_writer import Submission
 from scrutineer.crowd.snapshot import SampleKey
 from scrutineer.crowd.store import Account
 
-from scrutineer.core.errors import WorkspaceError
+from scrutineer.core.errors import (
+    AppStopping,
+    CrowdError,
+    CrowdStoreError,
+    NotAllowed,
+    NotFound,
+    NotSignedIn,
+    RateLimited,
+    WorkspaceError,
+)
+
+#: The HTTP status the app answers each error of a request with: the first of the error's classes
+#: (its own, then its bases) listed here. A :class:`~scrutineer.core.errors.CrowdError` of no
+#: other kind is invalid input.
+HTTP_STATUS: dict[type[Exception], int] = {
+    NotSignedIn: 401,
+    NotAllowed: 403,
+    NotFound: 404,
+    RateLimited: 429,
+    CrowdStoreError: 500,
+    AppStopping: 503,
+    WorkspaceError: 503,  # no review snapshot yet
+    CrowdError: 422,
+}
+
+
+def http_status(error: CrowdError | WorkspaceError) -> int:
+    """The HTTP status the app answers ``error`` with (:data:`HTTP_STATUS`)."""
+    return next(HTTP_STATUS[kind] for kind in type(error).__mro__ if kind in HTTP_STATUS)
+
+
+def http_headers(error: CrowdError | WorkspaceError) -> dict[str, str] | None:
+    """The headers of the answer to an error: ``Retry-After`` (whole seconds) for :class:`RateLimited`."""
+    return {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+
 
 NOTE_CHARS = 4000
 #: The largest id of a flag: SQLite's INTEGER is a signed 64-bit number
@@ -175,8 +210,10 @@ async def record_flag(s: Services, who: Account, body: FlagIn, source: str) -> t
         (flag ids, one per sample; whether any report was new).
 
     Raises:
-        RateLimited: 429.
-        CrowdError: 404 no such sample or URL in the latest scan, 422 an unknown category.
+        RateLimited: past ``crowd.rate_limit``.
+        NotFound: no such sample or URL in the latest scan.
+        CrowdError: an unknown category.
+        AppStopping: the app is stopping.
         WorkspaceError: no review snapshot yet.
     """
     key: SampleKey = ("sample_id", body.sample_id) if body.sample_id else ("url", body.url or "")

@@ -56,15 +56,15 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from scrutineer.crowd import accounts, api, pages
-from scrutineer.crowd.access import NotSignedIn, Services, signed_in
+from scrutineer.crowd.access import Services, signed_in
+from scrutineer.crowd.api import HTTP_STATUS, http_headers, http_status
 from scrutineer.crowd.bodies import UNSAFE_METHODS, RequestBodies, refuse
-from scrutineer.crowd.store import CrowdError, RateLimited
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scrutineer import __version__
 from scrutineer.core.config import Config, load_config
-from scrutineer.core.errors import ConfigError, WorkspaceError
+from scrutineer.core.errors import ConfigError, CrowdError, NotSignedIn, WorkspaceError
 
 STATIC = Path(__file__).parent / "static"
 SWAGGER = Path(fastapi_offline.__file__).parent / "static"
@@ -188,21 +188,21 @@ def _json(request: Request) -> bool:
 
 
 def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+    """401 for the API (naming the Bearer scheme); a page redirects to the log-in form."""
     if _json(request):
-        return JSONResponse({"detail": "sign in: an API token (Authorization: Bearer …) or a session"}, 401, {"WWW-Authenticate": "Bearer"})
+        return JSONResponse({"detail": str(exc)}, HTTP_STATUS[NotSignedIn], {"WWW-Authenticate": "Bearer"})
     if request.headers.get("hx-request"):  # htmx would swap the log-in page into the table; send the whole page there
-        return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        return Response(status_code=HTTP_STATUS[NotSignedIn], headers={"HX-Redirect": "/login"})
     return RedirectResponse("/login", status_code=303)
 
 
-def _error(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
+def _refused(request: Request, exc: CrowdError | WorkspaceError) -> Response:
+    """The error's status (:data:`scrutineer.crowd.api.HTTP_STATUS`) and message: ``{"detail":
+    message}`` for JSON, the error page otherwise."""
+    status, headers = http_status(exc), http_headers(exc)
     if _json(request):
-        return JSONResponse({"detail": message}, status, headers)
-    return pages.error_page(request, status, message, headers)
-
-
-def _crowd_error(request: Request, exc: CrowdError) -> Response:
-    return _error(request, exc.status, str(exc), {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None)
+        return JSONResponse({"detail": str(exc)}, status, headers)
+    return pages.error_page(request, status, str(exc), headers)
 
 
 def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -219,10 +219,6 @@ def _printable(part: object) -> object:
     return part.encode("utf-8", "backslashreplace").decode() if isinstance(part, str) else part
 
 
-def _workspace_error(request: Request, exc: WorkspaceError) -> Response:
-    return _error(request, 503, str(exc))
-
-
 def app_from_environment() -> FastAPI:
     """:func:`create_app` for the config that :data:`CONFIG_ENV` names (and
     :data:`SECURE_COOKIES_ENV`): the factory each uvicorn worker process of ``scrutineer serve`` calls."""
@@ -237,7 +233,7 @@ def create_app(cfg: Config, secure_cookies: bool = False) -> FastAPI:
 
     Raises:
         ConfigError: the config has no crowd categories (there is nothing to flag).
-        CrowdError: the crowd store cannot be opened.
+        CrowdStoreError: the crowd store cannot be opened.
     """
     if not cfg.crowd.categories:
         raise ConfigError("crowd.categories is empty: configure the categories people flag samples under (README \"Review and reports\")")
@@ -264,8 +260,8 @@ def create_app(cfg: Config, secure_cookies: bool = False) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(NotSignedIn, _not_signed_in)
-    app.add_exception_handler(CrowdError, _crowd_error)
-    app.add_exception_handler(WorkspaceError, _workspace_error)
+    app.add_exception_handler(CrowdError, _refused)
+    app.add_exception_handler(WorkspaceError, _refused)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(asgi_csrf, signing_secret=s.crowd.csrf_secret(), always_protect={"/login"}, cookie_samesite="Strict")
     app.add_middleware(RequestBodies)  # before asgi-csrf reads a body

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scrutineer.crowd.snapshot import Snapshot
-from scrutineer.crowd.store import CrowdError, CrowdStore, FlagItem
+from scrutineer.crowd.store import CrowdStore, FlagItem
 
 from scrutineer.core.config import Config
+from scrutineer.core.errors import CrowdError, NotAllowed, NotFound
 
 FIELDS = ("sample_id", "url", "category", "note")
 #: Bad rows listed in the error before the rest are counted.
@@ -32,9 +33,11 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
         (flags in the file, after a URL's expansion to its samples; how many were new reports).
 
     Raises:
-        CrowdError: no such account (404), a disabled one (403), an unreadable file or one with bad rows (nothing recorded;
-            the message names the file and each bad line: unknown sample, URL or category, a
-            missing or doubled key, an unknown column).
+        NotFound: no such account.
+        NotAllowed: a disabled account.
+        CrowdError: an unreadable file or one with bad rows (nothing recorded; the message names
+            the file and each bad line: unknown sample, URL or category, a missing or doubled key,
+            an unknown column).
         WorkspaceError: no review snapshot yet (no finished scan).
     """
     rows, errors = [], []
@@ -64,9 +67,9 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
     with CrowdStore(cfg.crowd) as crowd:
         who = crowd.by_name(by, enabled=True)
         if who is None and crowd.by_name(by):
-            raise CrowdError(f"account {by!r} is disabled: `scrutineer users enable` it first", 403)
+            raise NotAllowed(f"account {by!r} is disabled: `scrutineer users enable` it first")
         if who is None:
-            raise CrowdError(f"no account {by!r}: create it with `scrutineer users add`", 404)
+            raise NotFound(f"no account {by!r}: create it with `scrutineer users add`")
         made = crowd.flag(who, items, "import")
     return len(made), sum(new for _, new in made)
 

@@ -18,13 +18,9 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem
 from scrutineer.crowd.snapshot import SampleKey, Snapshot
-from scrutineer.crowd.store import (
-    Account,
-    CrowdError,
-    CrowdStore,
-    FlagItem,
-    FlagRequest,
-)
+from scrutineer.crowd.store import Account, CrowdStore, FlagItem, FlagRequest
+
+from scrutineer.core.errors import AppStopping, CrowdError, NotFound
 
 
 @dataclass(frozen=True)
@@ -68,16 +64,17 @@ class FlagWriter:
             Per sample flagged: (flag id, whether a new report was recorded).
 
         Raises:
-            RateLimited: 429.
-            CrowdError: 404 no such sample or URL in the latest scan, 422 an unknown category, 503
-                the writer is closed (the app is stopping).
+            RateLimited: past ``rate``.
+            NotFound: no such sample or URL in the latest scan.
+            CrowdError: an unknown category.
+            AppStopping: the writer is closed (the app is stopping).
             WorkspaceError: no review snapshot yet.
             sqlalchemy.exc.SQLAlchemyError: the crowd store failed (the whole batch).
         """
         done = asyncio.get_running_loop().create_future()
         with self._closing:
             if self._closed:  # nothing would ever write it
-                raise CrowdError("the app is stopping: submit the flag again in a moment", 503)
+                raise AppStopping("the app is stopping: submit the flag again in a moment")
             self._queue.put((submission, done))
         return await done
 
@@ -102,13 +99,13 @@ class FlagWriter:
                 with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these any more
                     loop.call_soon_threadsafe(_settle, settled)
 
-    def _write(self, batch: list[Submission]) -> list[list[tuple[int, bool]] | Exception]:
+    def _write(self, batch: list[Submission]) -> list[list[tuple[int, bool]] | CrowdError]:
         """On the writer thread: look the batch's samples up, then record it in one transaction."""
         found = self._snapshot.samples([s.key for s in batch])
         requests = [FlagRequest(s.who, [FlagItem(sample, s.category, s.note) for sample in samples], s.source, self._rate)
                     for s, samples in zip(batch, found) if samples]
         made = iter(self._crowd.flag_many(requests))
-        return [next(made) if samples else CrowdError(f"no sample with this {s.key[0]} in the latest scan", 404) for s, samples in zip(batch, found)]
+        return [next(made) if samples else NotFound(f"no sample with this {s.key[0]} in the latest scan") for s, samples in zip(batch, found)]
 
     def close(self) -> None:
         """Write what is queued, then stop the thread; later submissions are refused (503)."""

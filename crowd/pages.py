@@ -41,10 +41,19 @@ from scrutineer.crowd.access import (
     shown_flags,
     signed_in,
 )
-from scrutineer.crowd.api import Before, FlagId, FlagIn, record_flag
-from scrutineer.crowd.store import STATUSES, Account, CrowdError, RateLimited
+from scrutineer.crowd.api import (
+    Before,
+    FlagId,
+    FlagIn,
+    http_headers,
+    http_status,
+    record_flag,
+)
+from scrutineer.crowd.store import STATUSES, Account
 from scrutineer.reports.html import ENV as REPORT_ENV
 from scrutineer.reports.takedown import by_domain, located, manifest_csv, manifest_json
+
+from scrutineer.core.errors import CrowdError, NotAllowed, NotFound, RateLimited
 
 #: The app's templates (``crowd/templates``), beside the report's (the ``/reports`` page includes
 #: ``report_body.html.j2``), with the report environment's settings: autoescaped, strict.
@@ -91,7 +100,7 @@ def login(request: Request, s: Served, name: Annotated[str, Form()], password: A
     try:
         session = s.crowd.sign_in(name, password, client_address(request))
     except RateLimited as e:
-        return page(request, None, "login", 429, {"Retry-After": str(e.retry_after)}, error=f"{str(e).capitalize()}.", name=name)
+        return page(request, None, "login", http_status(e), http_headers(e), error=f"{str(e).capitalize()}.", name=name)
     if session is None:
         return page(request, None, "login", 401, error="Wrong name or password.", name=name)
     signed_in = _see("/queue")
@@ -170,8 +179,7 @@ async def flag_submit(
         return page(request, who, "flag_form", 422, categories=s.cfg.crowd.categories, values=values,
                     error="; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors()))
     except CrowdError as e:
-        headers = {"Retry-After": str(e.retry_after)} if isinstance(e, RateLimited) else None
-        return page(request, who, "flag_form", e.status, headers, categories=s.cfg.crowd.categories, values=values, error=str(e))
+        return page(request, who, "flag_form", http_status(e), http_headers(e), categories=s.cfg.crowd.categories, values=values, error=str(e))
     return _see(f"/flags/{ids[0]}")
 
 
@@ -202,16 +210,17 @@ def image(request: Request, flag_id: FlagId, who: SignedIn, s: Served) -> HTMLRe
     """The blurred ``<img>`` fragment of an unrestricted flag's original URL, for reviewers and maintainers.
 
     Raises:
-        CrowdError: 403 for a contributor (whatever the flag: nothing is looked up) and on a
-            restricted flag (never shown), 404 no such flag or no http(s) URL.
+        NotAllowed: for a contributor (whatever the flag: nothing is looked up) and on a
+            restricted flag (never shown).
+        NotFound: no such flag, or no http(s) URL.
     """
     if not who.reviews:
-        raise CrowdError("images are shown to reviewers and maintainers only", 403)
+        raise NotAllowed("images are shown to reviewers and maintainers only")
     flag = shown_detail(s, who, s.crowd.flag_detail(who, flag_id))
     if flag["restricted"]:
-        raise CrowdError("this flag is restricted: its image is never shown", 403)
+        raise NotAllowed("this flag is restricted: its image is never shown")
     if not _image_url(flag):
-        raise CrowdError("this sample has no http(s) image URL", 404)
+        raise NotFound("this sample has no http(s) image URL")
     return page(request, who, "image", flag=flag)
 
 
@@ -227,7 +236,9 @@ def review(
     """Record the decision form's decision (as ``POST /api/flags/{id}/review`` does) and show the item.
 
     Raises:
-        CrowdError: 403 not a reviewer or reported it, 404 no such flag, 422 a reason the config does not list.
+        NotAllowed: not a reviewer, or reported it.
+        NotFound: no such flag.
+        CrowdError: a reason the config does not list.
     """
     s.crowd.review(who, flag_id, decision, reason, note)
     return _see(f"/flags/{flag_id}")
@@ -240,7 +251,7 @@ def _takedown_rows(who: Account, s: Served) -> list[dict[str, Any]]:
     """The review snapshot's takedown rows (:func:`scrutineer.reports.takedown.located`), for a maintainer.
 
     Raises:
-        CrowdError: 403 for contributors and reviewers.
+        NotAllowed: for contributors and reviewers.
         WorkspaceError: no review snapshot yet.
     """
     maintainers_only(who, "the takedown view")

@@ -59,7 +59,13 @@ from pwdlib import PasswordHash
 from sqlalchemy.dialects import postgresql, sqlite
 
 from scrutineer.core.config import Config, CrowdConfig
-from scrutineer.core.errors import ScrutineerError
+from scrutineer.core.errors import (
+    CrowdError,
+    CrowdStoreError,
+    NotAllowed,
+    NotFound,
+    RateLimited,
+)
 from scrutineer.samples.domains import host_and_domain
 
 Role = Literal["contributor", "reviewer", "maintainer"]
@@ -211,26 +217,6 @@ _APPEND_ONLY = {
 }
 
 
-class CrowdError(ScrutineerError):
-    """A crowd request that cannot be done; ``status`` is the HTTP status the app answers with
-    (403 not allowed, 404 no such flag or sample, 422 invalid input)."""
-
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class RateLimited(CrowdError):
-    """An account submitted more flags than ``crowd.rate_limit`` allows, or an account name or a
-    client address failed to sign in more often than ``crowd.failed_logins_per_account`` or
-    ``crowd.failures_per_address`` allow; ``retry_after`` is in whole seconds (the ``Retry-After``
-    header)."""
-
-    def __init__(self, retry_after: int, what: str = "too many flags") -> None:
-        super().__init__(f"{what}: try again in {retry_after} s", 429)
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True)
 class Account:
     """A signed-in person."""
@@ -344,7 +330,7 @@ class CrowdStore:
         crowd: the config's ``crowd`` section (its ``database`` resolved by ``load_config``).
 
     Raises:
-        CrowdError: the database cannot be opened or created (status 500).
+        CrowdStoreError: the database cannot be opened or created.
     """
 
     _passwords = PasswordHash.recommended()
@@ -383,7 +369,7 @@ class CrowdStore:
                 # the key that signed session cookies before sessions were records here: it would forge one for an older app
                 c.execute(settings.delete().where(settings.c.key == "session_secret"))
         except sa.exc.SQLAlchemyError as e:
-            raise CrowdError(f"crowd store {url.render_as_string(hide_password=True)}: {e.args[0] if e.args else e}", 500) from None
+            raise CrowdStoreError(f"crowd store {url.render_as_string(hide_password=True)}: {e.args[0] if e.args else e}") from None
 
     def __enter__(self) -> Self:
         return self
@@ -476,7 +462,8 @@ class CrowdStore:
             ``disable`` and ``enable``.
 
         Raises:
-            CrowdError: 404 no such account, 422 an unknown change.
+            NotFound: no such account.
+            CrowdError: an unknown change.
         """
         if change not in ACCOUNT_CHANGES:
             raise CrowdError(f"unknown change {change!r}; changes: {', '.join(ACCOUNT_CHANGES)}")
@@ -485,7 +472,7 @@ class CrowdStore:
         with self._write() as c:
             account_id = c.execute(sa.select(accounts.c.id).where(accounts.c.name == name)).scalar()
             if account_id is None:
-                raise CrowdError(f"no account {name!r}", 404)
+                raise NotFound(f"no account {name!r}")
             detail: dict[str, Any] = {"name": name, "change": change}
             if change in ("disable", "reset-password"):
                 detail["sessions_ended"] = c.execute(sessions.delete().where(sessions.c.account_id == account_id)).rowcount
@@ -657,8 +644,8 @@ class CrowdStore:
         Returns:
             Per request, in order: per item, (flag id, whether a new report was recorded: False when
             the account had flagged that sample under that category already, in the store or earlier
-            in the batch); or the :class:`CrowdError` that refused the whole request: an unknown
-            category (422), or :class:`RateLimited` (429).
+            in the batch); or the error that refused the whole request: :class:`CrowdError` for an
+            unknown category, or :class:`RateLimited`.
 
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the database failed; nothing is recorded.
@@ -786,11 +773,12 @@ class CrowdStore:
             The flag's status afterwards.
 
         Raises:
-            CrowdError: 403 ``who`` is not a reviewer or reported the flag; 404 no such flag; 422
-                an unknown decision or a reason code the config does not list for it.
+            NotAllowed: ``who`` is not a reviewer or reported the flag.
+            NotFound: no such flag.
+            CrowdError: an unknown decision or a reason code the config does not list for it.
         """
         if not who.reviews:
-            raise CrowdError("only reviewers and maintainers decide flags", 403)
+            raise NotAllowed("only reviewers and maintainers decide flags")
         if decision not in DECISIONS:
             raise CrowdError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
         allowed = getattr(self.config.reasons, decision)
@@ -799,9 +787,9 @@ class CrowdStore:
         with self._write() as c:
             status = c.execute(sa.select(flags.c.status).where(flags.c.id == flag_id).with_for_update()).scalar()
             if status is None:
-                raise CrowdError(f"no flag {flag_id}", 404)
+                raise NotFound(f"no flag {flag_id}")
             if c.execute(sa.select(reports.c.id).where(reports.c.flag_id == flag_id, reports.c.account_id == who.id)).first():
-                raise CrowdError("a reviewer cannot decide a flag they reported", 403)
+                raise NotAllowed("a reviewer cannot decide a flag they reported")
             c.execute(reviews.insert().values(flag_id=flag_id, account_id=who.id, decision=decision, reason=reason, note=_stored_note(note), created_at=_now()))
             self._audit(c, who.name, "review", flag_id, detail={"decision": decision, "reason": reason})
             new = DECISIONS[decision]
@@ -863,13 +851,13 @@ class CrowdStore:
         reports, reviews and audit trail (oldest first).
 
         Raises:
-            CrowdError: 404 no such flag, or a contributor asking for a flag they did not report.
+            NotFound: no such flag, or a contributor asking for a flag they did not report.
         """
         with self._read() as c:
             row = c.execute(sa.select(flags, self._sensitive_sample).where(flags.c.id == flag_id)).first()
             mine = c.execute(sa.select(reports.c.id).where(reports.c.flag_id == flag_id, reports.c.account_id == who.id)).first()
             if row is None or not (who.reviews or mine):
-                raise CrowdError(f"no flag {flag_id}", 404)
+                raise NotFound(f"no flag {flag_id}")
             by = accounts.c.name.label("by")
             detail = dict(row._mapping)
             detail["reports"] = _dicts(c.execute(
@@ -937,7 +925,7 @@ def crowd_counts(cfg: Config) -> dict[str, Any] | None:
     """:meth:`CrowdStore.counts` of the config's crowd store; None when it has no categories.
 
     Raises:
-        CrowdError: the crowd store cannot be opened.
+        CrowdStoreError: the crowd store cannot be opened.
     """
     if not cfg.crowd.categories:
         return None

@@ -29,7 +29,7 @@ def crowd_findings(cfg: Config, run_id: str) -> list[dict]:
     """The findings rows (the contract's ``findings`` columns) of every confirmed flag, for run ``run_id``.
 
     Raises:
-        CrowdError: the crowd store cannot be opened.
+        CrowdStoreError: the crowd store cannot be opened.
     """
     if not cfg.crowd.categories:
         return []
@@ -66,7 +66,7 @@ def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:
         How many crowd findings the run has now.
 
     Raises:
-        CrowdError: the crowd store cannot be opened.
+        CrowdStoreError: the crowd store cannot be opened.
         duckdb.Error, OSError: the store or the snapshot cannot be written; the store is left as it was.
     """
     rows = crowd_findings(cfg, run_id)
@@ -99,7 +99,7 @@ def after_run(cfg: Config, summary: dict) -> dict:
         ``summary``, its ``findings`` counting the crowd findings too.
 
     Raises:
-        CrowdError: the crowd store cannot be opened (the run stands; ``scrutineer sync`` retries).
+        CrowdStoreError: the crowd store cannot be opened (the run stands; ``scrutineer sync`` retries).
         WorkspaceError: the store is held by another process.
     """
     if summary["status"] == "inconclusive" or not cfg.crowd.categories:
@@ -124,7 +124,7 @@ def sync_latest(cfg: Config) -> tuple[str, int]:
 
     Raises:
         WorkspaceError: the store is held by another process, or no run has finished.
-        CrowdError: the crowd store cannot be opened.
+        CrowdStoreError: the crowd store cannot be opened.
     """
     con = store.connect(cfg.workspace, memory_limit=cfg.memory_limit)
     try:

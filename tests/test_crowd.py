@@ -13,14 +13,13 @@ from conftest import scan, write_config
 from limits import parse
 from scrutineer.cli.main import app
 from scrutineer.crowd import store as crowd_tables
+from scrutineer.crowd.api import http_status
 from scrutineer.crowd.flag_import import import_flags
 from scrutineer.crowd.snapshot import LOOKUP_IDS, Snapshot
 from scrutineer.crowd.store import (
-    CrowdError,
     CrowdStore,
     FlagItem,
     FlagRequest,
-    RateLimited,
     Sample,
     crowd_counts,
 )
@@ -30,7 +29,7 @@ from typer.testing import CliRunner
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import CrowdConfig, load_config
-from scrutineer.core.errors import ConfigError
+from scrutineer.core.errors import ConfigError, CrowdError, RateLimited
 
 CROWD = {
     "categories": {"csam_suspected": {"sensitive": True}, "copyright": {"description": "Used without permission"}},
@@ -84,7 +83,7 @@ def test_quorum_review_and_audit_trail(scanned):
     [(second, _)] = crowd.flag(ann, [FlagItem(sample(1), "csam_suspected", "")], "api")
     with pytest.raises(CrowdError) as e:
         crowd.review(ann, second, "confirm", "matches_category", "")
-    assert e.value.status == 403
+    assert http_status(e.value) == 403
     with pytest.raises(CrowdError, match="reason for 'reject' must be one of"):
         crowd.review(rev, second, "reject", "because", "")
     assert crowd.review(rev, second, "reject", "not_in_category", "a cartoon") == "rejected"
@@ -101,7 +100,7 @@ def test_quorum_review_and_audit_trail(scanned):
     assert [a["actor"] for a in crowd.flag_detail(cal, first)["audit"]][:3] == ["another contributor", "another contributor", "cal"]  # who else flagged it stays hidden
     with pytest.raises(CrowdError) as e:
         crowd.flag_detail(cal, second)  # not cal's flag
-    assert e.value.status == 404
+    assert http_status(e.value) == 404
     with crowd.engine.connect() as c, pytest.raises(sa.exc.IntegrityError, match="append-only"):
         c.exec_driver_sql("UPDATE audit SET actor = 'nobody'")
 
@@ -151,7 +150,7 @@ def test_a_disabled_account_imports_no_flags(scanned, tmp_path):
     good.write_text(json.dumps({"sample_id": "k1", "category": "copyright", "note": "n"}) + "\n")
     with pytest.raises(CrowdError, match="account 'ann' is disabled") as e:
         import_flags(scanned, good, "ann")
-    assert e.value.status == 403 and crowd.counts()["by_status"]["pending"] == 0
+    assert http_status(e.value) == 403 and crowd.counts()["by_status"]["pending"] == 0
     crowd.change_account("ann", "enable", "test")
     assert import_flags(scanned, good, "ann") == (1, 1)
 
@@ -280,8 +279,8 @@ def test_a_batch_of_requests_records_each_all_or_nothing(any_store):
     ])
     k0 = made[0][0][0]
     assert made[0] == [(k0, True)] and made[1][0] == (k0, True) and made[2] == [(k0, False)]
-    assert isinstance(made[3], CrowdError) and made[3].status == 422 and "no such category" in str(made[3])
-    assert isinstance(made[4], RateLimited) and made[4].status == 429 and 1 <= made[4].retry_after <= 60
+    assert isinstance(made[3], CrowdError) and http_status(made[3]) == 422 and "no such category" in str(made[3])
+    assert isinstance(made[4], RateLimited) and http_status(made[4]) == 429 and 1 <= made[4].retry_after <= 60
     assert made[1][1][1] and made[5][0][1] and len({k0, made[1][1][0], made[5][0][0]}) == 3
     assert crowd.status_counts() == {"pending": 2, "confirmed": 1, "rejected": 0}  # k0 reached the quorum of two contributors
     detail = crowd.flag_detail(crowd.by_name("ann"), k0)
@@ -342,7 +341,7 @@ def test_staff_reports_do_not_count_toward_the_contributor_quorum(any_store):
     assert detail["status"] == "pending" and len(detail["reports"]) == 3  # recorded, not counted
     with pytest.raises(CrowdError) as refused:
         crowd.review(rev, flag_id, "confirm", "matches_category", "")  # four eyes: not the reviewer who flagged it
-    assert refused.value.status == 403
+    assert http_status(refused.value) == 403
     assert crowd.review(eve, flag_id, "confirm", "matches_category", "") == "confirmed"  # another reviewer can
 
     [(other, _)] = crowd.flag(rev, [FlagItem(sample(1), "copyright", "")], "api")

@@ -21,13 +21,16 @@ import pytest
 from conftest import scan, write_config
 from fastapi.routing import iter_route_contexts
 from limits import parse
+from scrutineer.crowd.api import http_status
+from scrutineer.crowd.app import create_app
 from scrutineer.crowd.flag_writer import FlagWriter, Submission
 from scrutineer.crowd.snapshot import Snapshot
-from scrutineer.crowd.store import CrowdError, CrowdStore, FlagItem
+from scrutineer.crowd.store import CrowdStore, FlagItem
 from starlette.routing import Mount
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import Config, load_config
+from scrutineer.core.errors import CrowdError
 from scrutineer.testing.served import serve
 
 SCRIPT, ONERROR, JS_URL = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"
@@ -150,8 +153,6 @@ def test_a_second_server_on_the_port_is_refused_and_the_first_keeps_serving(serv
 
 
 def test_every_route_but_log_in_health_and_static_refuses_anonymous_requests(served):
-    from scrutineer.crowd.app import create_app
-
     app = create_app(served.cfg)
     app.state.services.close()
     contexts = list(iter_route_contexts(app.routes))  # every route, through the included routers
@@ -332,7 +333,7 @@ def test_the_flag_writer_answers_what_was_queued_when_it_stops_and_refuses_what_
         written = await asyncio.wait_for(queued, 10)
         with pytest.raises(CrowdError) as refused:
             await asyncio.wait_for(writer(Submission(who, ("sample_id", "k16"), "copyright", "", "api")), 10)
-        return written, refused.value.status
+        return written, http_status(refused.value)
 
     try:
         written, status = asyncio.run(stop_between_two_flags())
