@@ -46,7 +46,8 @@ def build(root: Path, samples: int, flags: int, clients: int) -> tuple[Path, lis
 
     configure_prefect()
     from scrutineer.crowd.snapshot import Snapshot
-    from scrutineer.crowd.store import CrowdStore, FlagItem
+    from scrutineer.crowd.flags import FlagItem
+    from scrutineer.crowd.store import CrowdStore
     from scrutineer.flows.scan import run_scan
 
     from scrutineer.core.config import load_config

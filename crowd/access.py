@@ -5,17 +5,18 @@ restricted-data rule (issue 11, "The app" and "Accounts and security").
   cookie the log-in form sets (:data:`SESSION_COOKIE`, a random value naming a session record),
   each looked up by its SHA-256 in the crowd store on every request, never remembered: a log-out,
   a disabled account, a rotated token or a reset password refuses the next request in every app
-  process (:mod:`scrutineer.crowd.store`). A request with an ``Authorization`` header is judged by
-  that header alone. Anonymous requests raise :class:`~scrutineer.core.errors.NotSignedIn`, which
-  the app answers with 401 (API) or a redirect to ``/login`` (pages). A Bearer token that matches nothing counts against the
+  process (:mod:`scrutineer.crowd.accounts`). A request with an ``Authorization`` header is
+  judged by that header alone. Anonymous requests raise
+  :class:`~scrutineer.core.errors.NotSignedIn`, which the app answers with 401 (API) or a redirect
+  to ``/login`` (pages). A Bearer token that matches nothing counts against the
   client's address (``crowd.failures_per_address``; 429 past it).
 - **Rate limit.** Flags submitted through the API and the form count against
   ``crowd.rate_limit`` per account, in a moving window, counted from the crowd store
-  (:meth:`scrutineer.crowd.store.CrowdStore.flag_many`), so several app processes share one count.
+  (:meth:`scrutineer.crowd.flags.Flags.flag_many`), so several app processes share one count.
 - **Restricted data.** A flag is restricted when its sample has a restricted finding in the
   review snapshot (a hash-bank match, a synced sensitive flag) or any flag of a sensitive category
   (``crowd.categories.<name>.sensitive``). Reviewers and maintainers
-  (:attr:`scrutineer.crowd.store.Account.reviews`) see that, and its URL; nobody is ever shown its image.
+  (:attr:`scrutineer.crowd.accounts.Account.reviews`) see that, and its URL; nobody is ever shown its image.
 - **What a contributor sees** depends on nothing they do not know already (issue 23, fault 4):
   the public row of the dataset they named, their own flag's category and the flag's progress.
   Whether a sample is restricted is not theirs to learn, so nothing that could tell them differs
@@ -37,16 +38,17 @@ import cachetools
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import parse
+from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.flag_writer import FlagWriter
 from scrutineer.crowd.snapshot import Snapshot
-from scrutineer.crowd.store import Account, CrowdStore
+from scrutineer.crowd.store import CrowdStore
 
 from scrutineer.core.config import Config
 from scrutineer.core.errors import NotAllowed, NotSignedIn
 
 #: Seconds the queue's counts by status may lag behind the crowd store.
 COUNTS_SECONDS = 2.0
-#: The cookie holding a session's value (:meth:`scrutineer.crowd.store.CrowdStore.sign_in`).
+#: The cookie holding a session's value (:meth:`scrutineer.crowd.accounts.Accounts.sign_in`).
 SESSION_COOKIE = "scrutineer_session"
 
 
@@ -58,7 +60,7 @@ class Services:
     cfg: Config
     crowd: CrowdStore
     snapshot: Snapshot
-    #: :meth:`scrutineer.crowd.store.CrowdStore.status_counts`, at most :data:`COUNTS_SECONDS` old:
+    #: :meth:`scrutineer.crowd.reading.Reading.status_counts`, at most :data:`COUNTS_SECONDS` old:
     #: counting 100,000 flags takes ~7 ms, too much for every page of the queue.
     status_counts: Callable[[], dict[str, int]]
     #: Records the flags of the API and the form, grouped (group commit).
@@ -138,7 +140,7 @@ def maintainers_only(who: Account, what: str) -> None:
 
 def shown_flags(s: Services, who: Account, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Flags (dicts of the ``flags`` columns, ``reports`` and ``sensitive``, as
-    :meth:`scrutineer.crowd.store.CrowdStore.flags` gives them) as ``who`` may see them (module
+    :meth:`scrutineer.crowd.reading.Reading.flags` gives them) as ``who`` may see them (module
     docstring), each with ``restricted`` and without ``sensitive``.
 
     Reviewers and maintainers see them as they are, ``restricted`` from the review snapshot and
@@ -155,7 +157,7 @@ def shown_flags(s: Services, who: Account, rows: list[dict[str, Any]]) -> list[d
 
 
 def shown_detail(s: Services, who: Account, detail: dict[str, Any]) -> dict[str, Any]:
-    """A flag's detail (:meth:`scrutineer.crowd.store.CrowdStore.flag_detail`: a contributor's has only
+    """A flag's detail (:meth:`scrutineer.crowd.reading.Reading.flag_detail`: a contributor's has only
     their own report) as ``who`` may see it: :func:`shown_flags`; and to a contributor no
     reviewer's note (a note may quote a restricted URL) and, on a flag of a sensitive category, no
     review and only their own entries of the audit trail (their report; the flag's creation if it

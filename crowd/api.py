@@ -29,9 +29,9 @@ from scrutineer.crowd.access import (
     shown_flags,
     signed_in,
 )
+from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.flag_writer import Submission
 from scrutineer.crowd.snapshot import SampleKey
-from scrutineer.crowd.store import Account
 
 from scrutineer.core.errors import (
     AppStopping,

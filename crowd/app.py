@@ -22,7 +22,7 @@ Security, outermost first:
 - asgi-csrf checks every unsafe request carrying cookies (and every ``POST /login``) for the
   token of its signed ``csrftoken`` cookie, in the ``csrftoken`` form field or the ``x-csrftoken``
   header; a request with ``Authorization: Bearer`` skips it (a browser never adds that header by
-  itself). Refused with 403. Its key: :meth:`scrutineer.crowd.store.CrowdStore.csrf_secret`.
+  itself). Refused with 403. Its key: :meth:`scrutineer.crowd.database.Database.csrf_secret`.
 - The session cookie (``SameSite=Strict``, HttpOnly) holds a random value naming a session record
   in the crowd store (:mod:`scrutineer.crowd.access`), so every app process knows every session and a
   log-out ends it everywhere.
@@ -55,7 +55,7 @@ from fastapi.responses import (
     Response,
 )
 from fastapi.staticfiles import StaticFiles
-from scrutineer.crowd import accounts, api, pages
+from scrutineer.crowd import accounts_page, api, pages
 from scrutineer.crowd.access import Services, signed_in
 from scrutineer.crowd.api import HTTP_STATUS, http_headers, http_status
 from scrutineer.crowd.bodies import UNSAFE_METHODS, RequestBodies, refuse
@@ -256,7 +256,7 @@ def create_app(cfg: Config, secure_cookies: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = s
-    for router in (api.public, api.router, pages.public, pages.router, accounts.router, docs):
+    for router in (api.public, api.router, pages.public, pages.router, accounts_page.router, docs):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(NotSignedIn, _not_signed_in)

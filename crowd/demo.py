@@ -3,8 +3,9 @@ review (``scrutineer demo``; the dataset is :mod:`scrutineer.testing.demo`'s).""
 
 from __future__ import annotations
 
+from scrutineer.crowd.flags import FlagItem
 from scrutineer.crowd.snapshot import Snapshot
-from scrutineer.crowd.store import CrowdStore, FlagItem
+from scrutineer.crowd.store import CrowdStore
 
 from scrutineer.core.config import Config
 

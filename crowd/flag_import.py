@@ -15,8 +15,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from scrutineer.crowd.flags import FlagItem
 from scrutineer.crowd.snapshot import Snapshot
-from scrutineer.crowd.store import CrowdStore, FlagItem
+from scrutineer.crowd.store import CrowdStore
 
 from scrutineer.core.config import Config
 from scrutineer.core.errors import CrowdError, NotAllowed, NotFound

@@ -41,6 +41,7 @@ from scrutineer.crowd.access import (
     shown_flags,
     signed_in,
 )
+from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.api import (
     Before,
     FlagId,
@@ -49,7 +50,7 @@ from scrutineer.crowd.api import (
     http_status,
     record_flag,
 )
-from scrutineer.crowd.store import STATUSES, Account
+from scrutineer.crowd.tables import STATUSES
 from scrutineer.reports.html import ENV as REPORT_ENV
 from scrutineer.reports.takedown import by_domain, located, manifest_csv, manifest_json
 
@@ -93,7 +94,7 @@ def login_form(request: Request) -> HTMLResponse:
 
 @public.post("/login")
 def login(request: Request, s: Served, name: Annotated[str, Form()], password: Annotated[str, Form()]) -> Response:
-    """Check a name and password (argon2) and start a session (:meth:`scrutineer.crowd.store.CrowdStore.sign_in`):
+    """Check a name and password (argon2) and start a session (:meth:`scrutineer.crowd.accounts.Accounts.sign_in`):
     its cookie is HttpOnly, ``SameSite=Strict``, lasts ``crowd.session_hours`` and is ``Secure``
     over HTTPS (:mod:`scrutineer.crowd.app`). 401 for a wrong name or password alike; 429 (with
     ``Retry-After``) once the name or the address has failed too often."""

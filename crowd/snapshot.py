@@ -27,7 +27,7 @@ from typing import Any, Literal, Self
 
 import duckdb
 import pyarrow as pa
-from scrutineer.crowd.store import Sample
+from scrutineer.crowd.flags import Sample
 from scrutineer.reports.takedown import TAKEDOWN_COLUMNS, TAKEDOWN_SQL
 
 from scrutineer.core import store

@@ -12,17 +12,12 @@ import sqlalchemy as sa
 from conftest import scan, write_config
 from limits import parse
 from scrutineer.cli.main import app
-from scrutineer.crowd import store as crowd_tables
+from scrutineer.crowd import tables as crowd_tables
 from scrutineer.crowd.api import http_status
 from scrutineer.crowd.flag_import import import_flags
+from scrutineer.crowd.flags import FlagItem, FlagRequest, Sample
 from scrutineer.crowd.snapshot import LOOKUP_IDS, Snapshot
-from scrutineer.crowd.store import (
-    CrowdStore,
-    FlagItem,
-    FlagRequest,
-    Sample,
-    crowd_counts,
-)
+from scrutineer.crowd.store import CrowdStore, crowd_counts
 from scrutineer.crowd.sync import sync_latest
 from scrutineer.reports.html import write_report
 from typer.testing import CliRunner

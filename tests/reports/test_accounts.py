@@ -23,7 +23,7 @@ from conftest import scan, write_config
 from itsdangerous import TimestampSigner
 from limits import parse
 from scrutineer.cli.main import app
-from scrutineer.crowd import store as crowd_tables
+from scrutineer.crowd import tables as crowd_tables
 from scrutineer.crowd.store import CrowdStore
 from typer.testing import CliRunner
 

@@ -24,8 +24,9 @@ from limits import parse
 from scrutineer.crowd.api import http_status
 from scrutineer.crowd.app import create_app
 from scrutineer.crowd.flag_writer import FlagWriter, Submission
+from scrutineer.crowd.flags import FlagItem
 from scrutineer.crowd.snapshot import Snapshot
-from scrutineer.crowd.store import CrowdStore, FlagItem
+from scrutineer.crowd.store import CrowdStore
 from starlette.routing import Mount
 
 from scrutineer.core.banks import url_md5
