@@ -19,13 +19,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scrutineer.core.config import FetchConfig
-from scrutineer.core.contract import CHECK, CONTENT, FETCH, HASHES, OPT_OUT_SIGNALS
+from scrutineer.core.contract import (
+    CHECK,
+    CONTENT,
+    FETCH,
+    HASHES,
+    OPT_OUT_SIGNALS,
+    OUTCOME_COLUMNS,
+    SAMPLE_COLUMNS,
+)
 from scrutineer.observing.fetch import Fetched, Fetcher
 from scrutineer.observing.hashing import ContentHashes, HashPool
 from scrutineer.observing.policy_files import origin
-
-#: Columns of a content row that come from the URL's (or tar member's) outcome.
-OUTCOME_COLUMNS = CONTENT.names[3:]
 
 
 @dataclass
@@ -138,7 +143,7 @@ def content_batch(rows: pa.RecordBatch, outcomes: dict[str, dict], by: str) -> p
     table = pa.Table.from_pylist(list(outcomes.values()), schema=pa.schema([CONTENT.field(n) for n in OUTCOME_COLUMNS]))
     at = pc.index_in(rows.column(by), value_set=pa.array(keys, pa.string()))
     looked = table.take(at)
-    columns = {n: rows.column(n) for n in CONTENT.names[:3]} | {n: looked.column(n).combine_chunks() for n in OUTCOME_COLUMNS}
+    columns = {n: rows.column(n) for n in SAMPLE_COLUMNS} | {n: looked.column(n).combine_chunks() for n in OUTCOME_COLUMNS}
     columns["checks"] = pc.fill_null(columns["checks"], 0)
     if by == "url":
         no_url = pc.is_null(rows.column("url"))
@@ -157,7 +162,7 @@ def rechecked_batch(rows: pa.RecordBatch, stored: pa.RecordBatch, outcomes: dict
     new = content_batch(rows, outcomes, by="url")
     again = pc.fill_null(pc.is_in(rows.column("url"), value_set=pa.array(list(outcomes), pa.string())), False)
     agrees = pc.fill_null(pc.equal(new.column("status"), stored.column("status")), False)
-    columns = {n: stored.column(n) for n in CONTENT.names[:3]}
+    columns = {n: stored.column(n) for n in SAMPLE_COLUMNS}
     columns |= {n: pc.if_else(again, new.column(n), stored.column(n)) for n in OUTCOME_COLUMNS}
     counted = pc.if_else(agrees, pc.add(stored.column("checks"), new.column("checks")), new.column("checks"))
     columns["checks"] = pc.if_else(again, counted, stored.column("checks"))

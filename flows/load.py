@@ -21,11 +21,12 @@ from scrutineer.flows.shard import ShardResult
 
 from scrutineer.core import store
 from scrutineer.core.contract import (
-    CONTENT_HASHES,
     FILE_DIGESTS,
+    HASHED_COLUMNS,
     OBSERVATIONS,
-    POLICY_FILES,
+    SHARD_OUTCOME_COLUMNS,
     SHARDS,
+    STORED_POLICY_FILE_COLUMNS,
 )
 from scrutineer.core.layout import Layout
 
@@ -71,7 +72,7 @@ def release_arrow_memory() -> None:
 def _shard_row(run_id: str, r: ShardResult) -> dict:
     s = r.shard
     return {"run_id": run_id, "shard_id": s.shard_id, "location": s.location, "format": s.format} | {
-        c: getattr(r, c) for c in SHARDS.columns[4:]  # ShardResult names the rest as the contract does
+        c: getattr(r, c) for c in SHARD_OUTCOME_COLUMNS  # ShardResult names them as the contract does
     }
 
 
@@ -82,7 +83,6 @@ def _load_observations(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPl
     known = {i for (i,) in con.execute("SELECT observation_id FROM observations WHERE list_contains(?, observation_id)", [list(made)]).fetchall()}
     now = datetime.now(UTC)
     rows = []
-    hashed = [c.name for c in CONTENT_HASHES.schema][2:]  # after observation_id, shard_id
     for r in ok:
         for kind, observation_id in (("rows", r.rows_observation), ("content", r.content_observation)):
             if observation_id is None or observation_id in known:
@@ -101,13 +101,13 @@ def _load_observations(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPl
                     con.execute("INSERT INTO fetches BY NAME SELECT ? AS observation_id, ? AS shard_id, * FROM read_parquet(?)", [*ids, str(fetches)])
                 policies = folder / Layout.POLICY_FILES
                 if policies.exists():
-                    columns = ", ".join(POLICY_FILES.columns[2:])
+                    columns = ", ".join(STORED_POLICY_FILE_COLUMNS)
                     con.execute(f"INSERT INTO policy_files BY NAME SELECT ? AS observation_id, ? AS shard_id, {columns} FROM read_parquet(?)",
                                 [*ids, str(policies)])
                 # a recheck's hashes are those of the URLs it checked; the rest are its lineage's (store.CONTENT_LINEAGE)
                 rechecked = "recheck_of" in stats["key"]
                 con.execute(
-                    f"INSERT INTO content_hashes BY NAME SELECT ? AS observation_id, ? AS shard_id, {', '.join(hashed)} "
+                    f"INSERT INTO content_hashes BY NAME SELECT ? AS observation_id, ? AS shard_id, {', '.join(HASHED_COLUMNS)} "
                     "FROM read_parquet(?) WHERE sha256 IS NOT NULL" + (" AND url IN (SELECT url FROM read_parquet(?))" if rechecked else ""),
                     [*ids, str(folder / Layout.CONTENT), *([str(fetches)] if rechecked else [])],
                 )
