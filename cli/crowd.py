@@ -1,0 +1,147 @@
+"""The commands of the crowd: ``users`` (accounts of the review app), ``flags import``, ``sync`` and
+``serve`` (the review app)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from scrutineer.cli.console import ConfigArg, err, out, reported
+
+from scrutineer.core.config import load_config
+
+if TYPE_CHECKING:
+    from scrutineer.crowd.store import CrowdStore
+
+users = typer.Typer(no_args_is_help=True, help="Accounts of the review app.")
+flags = typer.Typer(no_args_is_help=True, help="Flags from people.")
+AccountName = Annotated[str, typer.Argument(help="Account name.")]
+
+
+def _crowd_store(config: Path) -> CrowdStore:
+    """The crowd store of the config at ``config`` (a context manager)."""
+    # start-up: scrutineer.crowd.store costs 430 ms at import (SQLAlchemy; measured 2026-12-06)
+    from scrutineer.crowd.store import CrowdStore
+
+    return CrowdStore(load_config(config).crowd)
+
+
+@users.command("add")
+def users_add(
+    config: ConfigArg,
+    name: Annotated[str, typer.Argument(help="Account name (how the person logs in).")],
+    role: Annotated[str, typer.Option(help="contributor (flags samples), reviewer (also decides flags) or maintainer (also sees takedowns).")],
+) -> None:
+    """Create an account; print its password and API token, once (only their hashes are stored)."""
+    with reported(), _crowd_store(config) as crowd:
+        password, token = crowd.add_account(name, role)
+    out.print(f"{role} {name!r} created.\npassword: {password}\nAPI token: {token}\nKeep them now: they are not shown again.", highlight=False)
+
+
+@users.command("list")
+def users_list(config: ConfigArg) -> None:
+    """List the accounts: name, role, state, when created, last log-in, API tokens and live
+    sessions (no secrets: only their hashes are stored)."""
+    with reported(), _crowd_store(config) as crowd:
+        rows = crowd.list_accounts()
+    table = Table(box=None)
+    table.add_column("name", overflow="fold")  # never cut short: it is what the other commands take
+    for column in ("role", "state", "created", "last log-in", "tokens", "sessions"):
+        table.add_column(column, no_wrap=True)
+    for a in rows:
+        signed_in = a["signed_in_at"].strftime("%Y-%m-%d %H:%M") if a["signed_in_at"] else "never"
+        table.add_row(a["name"], a["role"], a["state"], f"{a['created_at']:%Y-%m-%d}", signed_in, str(a["tokens"]), str(a["sessions"]))
+    out.print(table)
+
+
+def _change_account(config: Path, name: str, change: str) -> str | None:
+    """:meth:`scrutineer.crowd.store.CrowdStore.change_account`, audited as made by ``cli``."""
+    with reported(), _crowd_store(config) as crowd:
+        return crowd.change_account(name, change, "cli")
+
+
+@users.command("disable")
+def users_disable(config: ConfigArg, name: AccountName) -> None:
+    """Disable an account: its sessions and API tokens stop working at once, in every app
+    process, and it cannot log in until enabled."""
+    _change_account(config, name, "disable")
+    out.print(f"{name!r} disabled: its sessions and tokens have ended.", highlight=False)
+
+
+@users.command("enable")
+def users_enable(config: ConfigArg, name: AccountName) -> None:
+    """Enable a disabled account: it logs in with its password again (its old tokens stay ended:
+    `users rotate-token` gives it a new one)."""
+    _change_account(config, name, "enable")
+    out.print(f"{name!r} enabled.", highlight=False)
+
+
+@users.command("rotate-token")
+def users_rotate_token(config: ConfigArg, name: AccountName) -> None:
+    """End an account's API tokens and print a new one, once."""
+    token = _change_account(config, name, "rotate-token")
+    out.print(f"API token of {name!r}: {token}\nIts earlier tokens have stopped working. Keep this one now: it is not shown again.", highlight=False)
+
+
+@users.command("reset-password")
+def users_reset_password(config: ConfigArg, name: AccountName) -> None:
+    """Give an account a new random password, printed once, and end its sessions."""
+    password = _change_account(config, name, "reset-password")
+    out.print(f"password of {name!r}: {password}\nIts sessions have ended. Keep it now: it is not shown again.", highlight=False)
+
+
+@flags.command("import")
+def flags_import(
+    config: ConfigArg,
+    file: Annotated[Path, typer.Argument(help="CSV (with a header) or JSONL: rows with sample_id or url, category, note.", exists=True, dir_okay=False)],
+    by: Annotated[str, typer.Option("--by", help="The account the flags are recorded for.")],
+) -> None:
+    """Import flags from a file, all or nothing: a file naming any unknown sample, URL or category
+    imports nothing, and every bad line is listed."""
+    # start-up: scrutineer.crowd.flag_import costs 560 ms at import (SQLAlchemy; measured 2026-12-06)
+    from scrutineer.crowd.flag_import import import_flags
+
+    with reported():
+        made, new = import_flags(load_config(config), file, by)
+    out.print(f"{new} flags recorded ({made - new} already recorded) from {file}", highlight=False)
+
+
+def sync(config: ConfigArg) -> None:
+    """Import the confirmed crowd flags into the latest finished run as `crowd.<category>`
+    findings (idempotent), and publish the review snapshot again."""
+    # start-up: scrutineer.crowd.sync costs 430 ms at import (SQLAlchemy; measured 2026-12-06)
+    from scrutineer.crowd.sync import sync_latest
+
+    with reported():
+        run_id, n = sync_latest(load_config(config))
+    out.print(f"run {run_id}: {n} crowd findings", highlight=False)
+
+
+def serve(
+    config: ConfigArg,
+    host: Annotated[str, typer.Option(help="Address to bind; keep loopback and put a TLS reverse proxy in front (README).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port; it must be free.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="App processes (gunicorn workers running uvicorn); they share the crowd store, sessions and rate limits.")] = 2,
+    secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Mark cookies Secure on every request, for a TLS proxy that does not send X-Forwarded-Proto (README \"Behind TLS\").")] = False,
+) -> None:
+    """Serve the review app: flag samples, review flags, read reports (FastAPI, on uvicorn, in
+    gunicorn's worker processes). A host other than loopback serves plain HTTP to the network:
+    it is allowed, with a warning."""
+    # start-up: scrutineer.crowd.app costs 860 ms at import (FastAPI, SQLAlchemy; measured 2026-12-06)
+    from scrutineer.crowd.app import CONFIG_ENV, SECURE_COOKIES_ENV, create_app
+
+    # optional: the serve extra (gunicorn, uvicorn-worker)
+    from scrutineer.crowd.server import Server, plain_http_warning
+
+    if warning := plain_http_warning(host):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    with reported():
+        cfg = load_config(config)
+        create_app(cfg).state.services.close()  # a bad config or crowd store fails here, in one line
+        server = Server(host, port, workers)
+    os.environ[CONFIG_ENV] = str(cfg.config_path)
+    os.environ[SECURE_COOKIES_ENV] = "1" if secure_cookies else "0"
+    server.run()
