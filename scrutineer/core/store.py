@@ -20,8 +20,8 @@ import pyarrow as pa
 from scrutineer.core.contract import TABLES, Table, ddl
 from scrutineer.core.errors import ConfigError, WorkspaceError
 from scrutineer.core.files import keep_private
+from scrutineer.core.layout import Layout
 
-DB_NAME = "scrutineer.duckdb"
 #: Run statuses a release, report or rematch may start from.
 FINISHED = ("completed", "partial")
 
@@ -37,7 +37,7 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
 
     Args:
         memory_limit: DuckDB's ``memory_limit``; bigger joins and sorts spill to
-            ``<workspace>/.duckdb_tmp``.
+            the workspace's spill directory (:attr:`~scrutineer.core.layout.Layout.spill`).
 
     Raises:
         WorkspaceError: ``workspace`` is not a directory and cannot be made one; another process
@@ -52,17 +52,18 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
         raise WorkspaceError(f"workspace {workspace} is not a directory") from None
     except OSError as e:  # a file on its path, no permission
         raise WorkspaceError(f"workspace {workspace} cannot be created: {e.strerror}") from None
-    if read_only and not (workspace / DB_NAME).exists():
+    layout = Layout(workspace)
+    if read_only and not layout.store.exists():
         raise WorkspaceError(f"no store in workspace {workspace}: run `scrutineer scan` first")
     try:
         con = duckdb.connect(
-            str(workspace / DB_NAME),
+            str(layout.store),
             read_only=read_only,
             config={  # DuckDB 2.0 refuses temp_directory unless enable_external_access comes first
                 "enable_external_access": not read_only,
                 "memory_limit": memory_limit,
                 "preserve_insertion_order": False,
-                "temp_directory": str(workspace / ".duckdb_tmp"),
+                "temp_directory": str(layout.spill),
             },
         )
     except duckdb.IOException as e:
@@ -175,11 +176,6 @@ CONTENT_LINEAGE = (
 )
 
 
-def observation_dir(workspace: Path, observation_id: str) -> Path:
-    """Where an observation set's files are: ``<workspace>/observations/<id>/``."""
-    return workspace / "observations" / observation_id
-
-
 def rows_files(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str) -> dict[str, Path]:
     """shard_id -> the ``rows.parquet`` observation of each shard of run ``run_id`` whose rows
     were read (a failed shard has none)."""
@@ -188,4 +184,5 @@ def rows_files(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str) -> 
         "WHERE s.run_id = ? ORDER BY s.shard_id",
         [run_id],
     ).fetchall()
-    return {shard_id: observation_dir(workspace, observation_id) / "rows.parquet" for shard_id, observation_id in found}
+    layout = Layout(workspace)
+    return {shard_id: layout.observation(observation_id) / Layout.ROWS for shard_id, observation_id in found}
