@@ -2,9 +2,10 @@
 
 Each command lives in the module of what it serves: :mod:`scrutineer.cli.scan` (scan, rematch,
 recheck, banks), :mod:`scrutineer.cli.outputs` (release, takedown, report, query),
-:mod:`scrutineer.cli.service` (deploy), :mod:`scrutineer.cli.crowd` (users, flags, sync, serve) and
-:mod:`scrutineer.cli.demo`; :mod:`scrutineer.cli.console` says how they print and exit (exit status
-0 success, 1 error, 3 a scan that finished with failed or inconclusive shards).
+:mod:`scrutineer.cli.gc` (gc), :mod:`scrutineer.cli.service` (deploy), :mod:`scrutineer.cli.crowd`
+(users, flags, sync, serve) and :mod:`scrutineer.cli.demo`; :mod:`scrutineer.cli.console` says how
+they print and exit (exit status 0 success, 1 error, 3 a scan that finished with failed or
+inconclusive shards).
 
 Start-up: ``scrutineer --help`` imports every command module, so a module a command needs that
 adds 100 ms or more to the CLI's own ~0.7 s import (Prefect, SQLAlchemy, FastAPI, Jinja2, ...;
@@ -15,7 +16,7 @@ giving the measured cost; an optional dependency likewise, with a comment naming
 from __future__ import annotations
 
 import typer
-from scrutineer.cli import crowd, demo, outputs, scan, service
+from scrutineer.cli import crowd, demo, gc, outputs, scan, service
 
 from scrutineer.core.files import keep_private
 
@@ -30,7 +31,7 @@ def main() -> None:
 
 
 for command in (scan.scan, outputs.release, outputs.takedown, outputs.report, scan.rematch, scan.recheck,
-                service.deploy, scan.banks, outputs.query):
+                gc.gc, service.deploy, scan.banks, outputs.query):
     app.command()(command)
 app.add_typer(crowd.users, name="users")
 app.add_typer(crowd.flags, name="flags")

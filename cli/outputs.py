@@ -13,6 +13,7 @@ from scrutineer.cli.console import ConfigArg, out, reported
 
 from scrutineer import Workspace
 from scrutineer.core.config import Config, load_config
+from scrutineer.core.layout import Layout
 
 
 def build_release(cfg: Config, variant: str) -> Path:
@@ -36,7 +37,7 @@ def release(
     """Write RE-<dataset>-<variant>/ from the latest completed scan."""
     with reported():
         path = build_release(load_config(config), variant)
-    manifest = json.loads((path / "manifest.json").read_text())
+    manifest = json.loads((path / Layout.MANIFEST).read_text())
     removed, hidden = manifest["removed"], manifest["removed"]["anonymity_set"]
     out.print(f"release: {path} ({manifest['rows']['input']} rows in, {removed['rows']} removed, {manifest['rows']['output']} out; "
               f"restricted: {hidden['restricted']} of the {hidden['rows']} removals no recomputable reason explains)", highlight=False, soft_wrap=True)

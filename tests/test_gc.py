@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from scrutineer.cli.main import app
 from scrutineer.flows.gc import collect
 from scrutineer.flows.plan import ScanPlan
 from scrutineer.flows.scan import run_scan
+from typer.testing import CliRunner
 
 from scrutineer.core import store
 from scrutineer.core.banks import BankRef
@@ -113,30 +115,39 @@ def scanned(tmp_path_factory, test_data):
             configure(tmp / name / "config.yaml", workspace=tmp / name / "work")
             copies[name] = tmp / name / "config.yaml"
         dry = collect(load_config(copies["collected"]), keep_runs=1, dry_run=True)
-        collected = collect(load_config(copies["collected"]), keep_runs=1)
-        return {"runs": runs, "sets": sets, "dry": dry, "collected": collected, "copies": copies,
+        gc = [CliRunner().invoke(app, ["gc", str(copies["collected"]), "--keep-runs", "1", *dry_run]) for dry_run in (["--dry-run"], [])]
+        return {"runs": runs, "sets": sets, "dry": dry, "gc": gc, "copies": copies,
                 "before": after(copies["before"]), "after": after(copies["collected"])}
 
 
 def test_gc_deletes_the_sets_no_kept_run_needs(scanned):
-    runs, sets, collected = scanned["runs"], scanned["sets"], scanned["collected"]
+    runs, sets, dry = scanned["runs"], scanned["sets"], scanned["dry"]
     layout = Layout(load_config(scanned["copies"]["collected"]).workspace)
-    assert collected.kept_runs == (runs[2], runs[0]), "the latest, and the one a release names"
+    assert dry.kept_runs == (runs[2], runs[0]), "the latest, and the one a release names"
     kept = sets[runs[0]][1] | sets[runs[2]][1]
     unneeded = sets[runs[1]][1] - kept
     assert unneeded, "the second scan's license_gaps judgements are its own"
-    assert {p.name for p in collected.deleted["judgements"]} == unneeded
+    assert {p.name for p in dry.deleted["judgements"]} == unneeded
+    assert [p.name for p in dry.deleted["observations"]] == ["0" * 32]
+    assert [p.name for p in dry.deleted["temporaries"]] == [".0123.tmp-abcd"]
+    assert set(dry.deleted) == {"judgements", "observations", "temporaries"}, "the banks are the kept runs'"
+    gc = scanned["gc"][1]
+    assert gc.exit_code == 0, gc.output
+    assert f"freed {dry.bytes} bytes" in gc.output and dry.bytes > 0
     assert not any(layout.judgement(j).exists() for j in unneeded)
     assert all(layout.judgement(j).exists() for j in kept)
     assert all(layout.observation(o).exists() for run in runs for o in sets[run][0]), "the three scans share their observations"
     assert not layout.observation("0" * 32).exists(), "an orphaned recheck set goes"
-    assert [p.name for p in collected.deleted["temporaries"]] == [".0123.tmp-abcd"]
-    assert collected.bytes > 0
+    assert not (layout.judgements / ".0123.tmp-abcd").exists()
 
 
-def test_a_dry_run_says_the_same_and_deletes_nothing(scanned):
-    dry, collected = scanned["dry"], scanned["collected"]
-    assert dry.dry_run and (dry.kept_runs, dry.deleted, dry.bytes) == (collected.kept_runs, collected.deleted, collected.bytes)
+def test_a_dry_run_prints_what_gc_frees_and_deletes_nothing(scanned):
+    """Two dry runs came before the gc, which freed all they said: they had deleted nothing."""
+    dry, (printed, gc) = scanned["dry"], scanned["gc"]
+    assert printed.exit_code == 0, printed.output
+    assert f"would free {dry.bytes} bytes" in printed.output and "nothing deleted" in printed.output
+    assert f"would delete {len(dry.deleted['judgements'])} judgement sets" in printed.output
+    assert f"deleted {len(dry.deleted['judgements'])} judgement sets" in gc.output and f"freed {dry.bytes} bytes" in gc.output
 
 
 def test_release_rematch_and_recheck_of_the_kept_run_give_what_they_gave(scanned):
