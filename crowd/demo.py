@@ -8,6 +8,7 @@ from scrutineer.crowd.snapshot import Snapshot
 from scrutineer.crowd.store import CrowdStore
 
 from scrutineer.core.config import Config
+from scrutineer.core.layout import Layout
 
 #: The demo's accounts, one per role.
 PEOPLE = {"contributor": "casey", "reviewer": "riley", "maintainer": "morgan"}
@@ -22,7 +23,7 @@ def add_people(cfg: Config) -> list[tuple[str, str, str, str]]:
     Returns:
         (role, name, password, API token) per account.
     """
-    for leftover in cfg.workspace.glob("crowd.sqlite*"):
+    for leftover in Layout(cfg.workspace).crowd_store_files():
         leftover.unlink()
     with CrowdStore(cfg.crowd) as crowd, Snapshot(cfg.workspace) as snapshot:
         people = [(role, name, *crowd.add_account(name, role)) for role, name in PEOPLE.items()]

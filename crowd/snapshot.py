@@ -33,8 +33,8 @@ from scrutineer.reports.takedown import TAKEDOWN_COLUMNS, TAKEDOWN_SQL
 from scrutineer.core import store
 from scrutineer.core.errors import WorkspaceError
 from scrutineer.core.files import temporary_sibling
+from scrutineer.core.layout import Layout
 
-NAME = "review.duckdb"
 #: How a sample is named: ``("sample_id", id)`` or ``("url", url)``.
 SampleKey = tuple[Literal["sample_id", "url"], str]
 #: :meth:`Snapshot.samples` looks ids up this many at a time, each group by one join that DuckDB
@@ -86,7 +86,7 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report
         duckdb.Error, OSError: it could not be written; the previous snapshot is left as it was.
     """
     files = store.rows_files(con, workspace, run_id)
-    out = workspace / NAME
+    out = Layout(workspace).snapshot
     tmp = temporary_sibling(out)
     con.execute("ATTACH ? AS snapshot", [str(tmp)])
     try:
@@ -119,7 +119,7 @@ class Snapshot:
     """
 
     def __init__(self, workspace: Path) -> None:
-        self.path = Path(workspace) / NAME
+        self.path = Layout(Path(workspace)).snapshot
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._inode: int | None = None

@@ -14,6 +14,7 @@ from scrutineer.detectors.base import RecheckingDetector, empty_findings, eviden
 
 from scrutineer.core.contract import UTC_TIME
 from scrutineer.core.errors import ConfigError
+from scrutineer.core.layout import Layout
 from scrutineer.observing.policy_files import origin
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class DeadLinks(RecheckingDetector):
         due = (pc.field("status") == "transient") | ((pc.field("status") == "dead") & (pc.field("checks") < params.min_checks))
         old = pc.field("checked_at") <= pa.scalar(checked_before, UTC_TIME)
         found = set(pq.read_table(content, columns=["url"], filters=due & old).column("url").unique().drop_null().to_pylist())
-        policies = content.with_name("policy_files.parquet")
+        policies = content.with_name(Layout.POLICY_FILES)
         reads = pq.read_table(policies, columns=["origin", "name", "fetched_at", "status"]).to_pylist() if policies.exists() else []
         latest = {(r["origin"], r["name"]): r["status"] for r in sorted(reads, key=lambda r: r["fetched_at"])}  # a recheck keeps the earlier reads
         if unread := {o for (o, _name), status in latest.items() if status == "transient"}:

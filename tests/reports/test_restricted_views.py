@@ -15,10 +15,10 @@ import pytest
 from conftest import scan
 from markupsafe import escape
 from scrutineer.crowd.demo import add_people
-from scrutineer.crowd.snapshot import NAME as SNAPSHOT
 from scrutineer.crowd.store import CrowdStore
 
 from scrutineer.core.config import Config, load_config
+from scrutineer.core.layout import Layout
 from scrutineer.testing import demo
 from scrutineer.testing.served import serve
 
@@ -165,7 +165,7 @@ def test_a_contributors_pages_read_no_review_snapshot(served_demo, person):
     pages still answer, a reviewer's do not."""
     contributor, reviewer = person("contributor"), person("reviewer")
     flag_id = contributor.api.post("/api/flags", json={"sample_id": sample_id(30), "category": "copyright"}).json()["id"]
-    snapshot = served_demo.cfg.workspace / SNAPSHOT
+    snapshot = Layout(served_demo.cfg.workspace).snapshot
     aside = snapshot.with_name("aside.duckdb")
     snapshot.rename(aside)
     try:
