@@ -133,8 +133,9 @@ class Detector(ABC):
         when its pass ends."""
         self.db.close()
 
-    def sql(self, query: str, **tables: pa.RecordBatch | pa.Table) -> pa.Table:
-        """Run ``query`` on this detector's in-memory DuckDB with ``tables`` visible by name.
+    def sql(self, query: str, params: list | None = None, **tables: pa.RecordBatch | pa.Table) -> pa.Table:
+        """Run ``query`` on this detector's in-memory DuckDB with ``tables`` visible by name and
+        ``params`` bound to its ``?``.
 
         Safe to call from several threads at once. Returns the result as a ``pa.Table``.
         """
@@ -142,7 +143,7 @@ class Detector(ABC):
         try:
             for name, table in tables.items():
                 cur.register(name, table)
-            return cur.sql(query).to_arrow_table()
+            return cur.sql(query, params=params).to_arrow_table()
         finally:
             cur.close()
 

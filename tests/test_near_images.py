@@ -17,7 +17,9 @@ import scipy.sparse.csgraph
 from PIL import Image
 from scrutineer.detectors.base import DetectContext
 from scrutineer.detectors.conformance import register_signatures
-from scrutineer.detectors.dedup import Dedup
+from scrutineer.detectors.dedup import Dedup, near_image
+from scrutineer.detectors.dedup.near_image import HOT_BUCKET
+from scrutineer.detectors.dedup.query import Query
 
 from scrutineer.matching.codes import hex_codes, words
 from scrutineer.matching.pigeonhole import block_bounds, block_values
@@ -232,8 +234,6 @@ def test_a_block_shared_by_many_codes_links_them_to_its_first_code_only():
     """2,500 distinct codes with the same first 32 bits would make 3.1M candidate pairs in that
     block; past HOT_BUCKET codes they link to its first code instead (2,499 candidates, none
     within 31 bits), and a near pair among them is still found through its other blocks."""
-    from scrutineer.detectors.dedup import HOT_BUCKET
-
     codes, _ = random_codes(2_500, 0, seed=11)
     codes[:, :4] = codes[0, :4]
     codes[-1] = codes[100]
@@ -243,7 +243,8 @@ def test_a_block_shared_by_many_codes_links_them_to_its_first_code_only():
     assert set(judge(batch)) == {"s2499"}
     detector = Dedup(Dedup.Params(on=["near_image"]), DetectContext("shard"))
     con = duckdb.connect()
-    ctes: list[str] = []
-    Dedup._near_image_links(detector.params.near_image, register_signatures(con, detector, detector.signatures(batch)), ctes)
-    candidates = con.sql("WITH RECURSIVE " + ",\n".join(ctes) + " SELECT count(*) FROM ni_candidate").fetchall()[0][0]
+    query = Query()
+    near_image.links(query, detector.params.near_image, register_signatures(con, detector, detector.signatures(batch)))
+    query.union("SELECT count(*) FROM ni_candidate")
+    candidates = con.execute(*query.build()).fetchall()[0][0]
     assert len(codes) - 1 <= candidates < 2 * len(codes)

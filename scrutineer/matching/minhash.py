@@ -43,6 +43,13 @@ CHUNK_CHARS = 1_048_576
 #: 590), and no COCO or CC3M caption (at most 235). The hash and the exact-duplicate caption key
 #: still read the whole caption.
 MAX_CHARS = 1_000
+#: DuckDB expressions of the distinct shingles of a column ``{text}``, ``{n}`` (a column) characters or
+#: words each (:meth:`Shingling.sql`).
+SHINGLES_SQL = {
+    "char": "list_distinct(list_transform(range(1, greatest(length({text}) - {n} + 2, 2)), lambda i: substr({text}, i, {n})))",
+    "word": "CASE WHEN len(string_split({text}, ' ')) <= {n} THEN [{text}] ELSE list_distinct(list_transform("
+    "range(1, len(string_split({text}, ' ')) - {n} + 2), lambda i: array_to_string(string_split({text}, ' ')[i:i + {n} - 1], ' '))) END",
+}
 #: Weights of false positives and false negatives in :func:`lsh_bands`.
 FALSE_POSITIVE_WEIGHT, FALSE_NEGATIVE_WEIGHT = 0.1, 0.9
 
@@ -73,15 +80,11 @@ class Shingling:
     kind: Literal["char", "word"]
     ngram: int
 
-    def sql(self, text: str) -> str:
-        """A DuckDB expression of the distinct shingles of ``text`` (a column), as :meth:`__call__`
-        cuts them (characters counted as code points, as Python does)."""
-        n = self.ngram
-        if self.kind == "char":
-            return f"list_distinct(list_transform(range(1, greatest(length({text}) - {n} + 2, 2)), lambda i: substr({text}, i, {n})))"
-        words = f"string_split({text}, ' ')"
-        return (f"CASE WHEN len({words}) <= {n} THEN [{text}] ELSE list_distinct(list_transform(range(1, len({words}) - {n} + 2), "
-                f"lambda i: array_to_string({words}[i:i + {n - 1}], ' '))) END")
+    def sql(self, text: str, n: str) -> str:
+        """A DuckDB expression of the distinct shingles of the column ``text``, as :meth:`__call__`
+        cuts them (characters counted as code points, as Python does), ``n`` units each: ``n`` is a
+        column holding :attr:`ngram` (bound as a parameter where the expression is used)."""
+        return SHINGLES_SQL[self.kind].format(text=text, n=n)
 
     def __call__(self, text: str) -> list[str]:
         """The shingles of ``text`` (a caption key); the whole text when it is shorter than one."""
