@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from scrutineer.core.errors import ScrutineerError
 
@@ -31,5 +32,5 @@ def reported(*errors: type[Exception]) -> Iterator[None]:
     try:
         yield
     except (ScrutineerError, *errors) as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # as written: [serve] is no markup
         raise typer.Exit(EXIT_ERROR) from None

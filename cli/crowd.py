@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from scrutineer.cli.console import ConfigArg, err, out, reported
 
 from scrutineer.core.config import load_config
+from scrutineer.core.extras import require
 
 if TYPE_CHECKING:
     from scrutineer.crowd.store import CrowdStore
@@ -129,15 +131,15 @@ def serve(
 ) -> None:
     """Serve the review app: flag samples, review flags, read reports (FastAPI, on uvicorn, in
     gunicorn's worker processes). A host other than loopback serves plain HTTP to the network:
-    it is allowed, with a warning."""
-    # start-up: scrutineer.crowd.app costs 860 ms at import (FastAPI, SQLAlchemy; measured 2026-12-06)
+    it is allowed, with a warning. Needs the serve extra."""
+    with reported():
+        require("serve")
+    # optional: the serve extra; start-up: scrutineer.crowd.app costs 860 ms at import (FastAPI, SQLAlchemy; measured 2026-12-06)
     from scrutineer.crowd.app import CONFIG_ENV, SECURE_COOKIES_ENV, create_app
-
-    # optional: the serve extra (gunicorn, uvicorn-worker)
     from scrutineer.crowd.server import Server, plain_http_warning
 
     if warning := plain_http_warning(host):
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     with reported():
         cfg = load_config(config)
         create_app(cfg).state.services.close()  # a bad config or crowd store fails here, in one line

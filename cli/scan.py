@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -55,7 +56,7 @@ def run_with_progress(cfg: Config, kind: str = "scan") -> dict:
         def on_shard(result) -> None:
             progress.update(bar, advance=1, last=f"{result.shard.shard_id}: {result.status}")
             if result.error:
-                progress.console.print(f"[red]shard {result.status}[/]: {result.error}", highlight=False)
+                progress.console.print(f"[red]shard {result.status}[/]: {escape(result.error)}", highlight=False)
 
         summary = run_scan(cfg, kind, on_shard=on_shard)
     return after_run(cfg, summary)
@@ -66,7 +67,7 @@ def print_summary(summary: dict, cfg: Config) -> None:
     out.print(findings_table(summary, summary["kind"]))
     for s in summary["shards"]:
         if s["status"] in ("failed", "inconclusive"):
-            err.print(f"[red]{s['status']} shard[/] {s['shard_id']}: {s['error']}", highlight=False, soft_wrap=True)
+            err.print(f"[red]{s['status']} shard[/] {escape(s['shard_id'])}: {escape(str(s['error']))}", highlight=False, soft_wrap=True)
     counts = Counter(s["status"] for s in summary["shards"])
     out.print("shards: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False)
     out.print(f"findings: {Layout(cfg.workspace).store} (table findings, run_id = '{summary['run_id']}')", highlight=False)

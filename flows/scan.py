@@ -19,7 +19,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
 
-import dask
 import duckdb
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -45,6 +44,7 @@ from scrutineer.core.errors import (
     ShardError,
     WorkspaceError,
 )
+from scrutineer.core.extras import require
 from scrutineer.core.files import FileDigest, sweep_temporaries
 from scrutineer.core.registry import available, get_detector_class
 from scrutineer.formats.sources import list_shards
@@ -84,8 +84,7 @@ def run_scan(config: Config, kind: RunKind = "scan", on_shard: OnShard | None = 
     flow_ = scan_flow.with_options(task_runner=task_runner(config))
     reset = _on_shard.set(on_shard or (lambda result: None))
     try:
-        # a Dask worker process starts the shard's hash pool, which a daemonic process may not do
-        with prefect_api(), dask.config.set({"distributed.worker.daemon": False}):
+        with prefect_api():
             return flow_(config, kind)
     finally:
         _on_shard.reset(reset)
@@ -95,11 +94,21 @@ def task_runner(config: Config) -> TaskRunner:
     """The shard tasks' runner. ``local``: ``config.workers`` threads (MEASURED.md puts a task at
     10-15 ms on threads against 200-360 ms in a process pool or on Dask). ``dask``: prefect-dask's
     ``DaskTaskRunner`` on the cluster at ``runner.address``, or on a ``LocalCluster`` of
-    ``runner.workers`` processes of one thread each (a shard task runs its own threads)."""
+    ``runner.workers`` processes of one thread each (a shard task runs its own threads).
+
+    Raises:
+        MissingExtraError: ``dask`` without the dask extra installed.
+    """
     runner = config.runner
     if runner.kind == "local":
         return ThreadPoolTaskRunner(max_workers=config.workers)
+    require("dask")
+    # optional: the dask extra
+    import dask
     from prefect_dask import DaskTaskRunner
+
+    # a Dask worker process starts the shard's hash pool, which a daemonic process may not do
+    dask.config.set({"distributed.worker.daemon": False})
 
     if runner.address:
         return DaskTaskRunner(address=runner.address)

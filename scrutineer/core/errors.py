@@ -18,6 +18,9 @@ error                       raised when                                   what t
                                                                           run ends ``inconclusive``; exit 3
 ==========================  ============================================  ====================================
 
+A feature whose optional dependencies are missing (the review app, the Dask runner, C2PA) raises
+:class:`MissingExtraError`, a :class:`ConfigError`, before it starts.
+
 Per-row problems (an unparsable licence, a missing URL, a dead link, an image that does not
 decode) are never exceptions: they are findings or fetch statuses. Any other exception inside a
 shard task fails that shard alone, like a :class:`ShardError`. Retrying a task is left to the
@@ -37,6 +40,12 @@ class ScrutineerError(Exception):
 
 class ConfigError(ScrutineerError):
     """The configuration or a file it names is invalid; the run must not start."""
+
+
+class MissingExtraError(ConfigError):
+    """A feature the config or the command asks for needs an extra of the distribution that is not
+    installed; the message names the extra and the ``pip install`` that adds it
+    (:func:`scrutineer.core.extras.require`)."""
 
 
 class ReleaseError(ConfigError):

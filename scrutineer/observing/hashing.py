@@ -34,6 +34,7 @@ import numpy as np
 
 from scrutineer.core.children import die_with
 from scrutineer.core.config import MAX_PIXELS
+from scrutineer.observing.optouts.c2pa import read_training_mining
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,6 @@ def hash_content(body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = Fal
         :class:`ContentHashes`. A body that is not a decodable image (HTML, truncated or corrupt
         data) or has too many pixels gets its exact digests and a ``problem``; it does not raise.
     """
-    from scrutineer.observing.optouts.c2pa import read_training_mining
-
     exact = _with(exact_hashes(body), c2pa=read_training_mining(body))
     import imagehash
     import pdqhash

@@ -23,6 +23,8 @@ LABELS = ("c2pa.training-mining", "cawg.training-mining")
 #: Entries about building datasets and training models (``ai_inference``, using a model on the
 #: image, is not): ``<c2pa|cawg>.<name>``.
 TRAINING_ENTRIES = ("ai_training", "ai_generative_training", "data_mining")
+#: The status of a manifest read without the c2pa extra installed (:func:`read_training_mining`).
+NOT_INSTALLED = "c2pa extra not installed"
 #: The formats c2pa-rs reads images of, by their magic bytes.
 _MAGIC = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png", b"RIFF": "image/webp", b"GIF8": "image/gif"}
 
@@ -31,7 +33,8 @@ def read_training_mining(body: bytes) -> str | None:
     """The training-mining entries of the active manifest of ``body``, as JSON text
     ``{"entries": {name: use}, "constraints": {name: info}, "label", "validation_state"}``; None when
     the bytes carry no manifest or no such assertion. Never raises: a manifest that cannot be read
-    is ``{"error": "<kind>"}``.
+    is ``{"error": "<kind>"}``, and one read without the c2pa extra installed ``{"error": "c2pa extra
+    not installed"}``, which gives no finding (README "Installing").
 
     A body without the bytes ``c2pa`` (the JUMBF label every manifest store has) is not handed to
     the library: a byte search, so images without C2PA cost nothing measurable.
@@ -48,8 +51,10 @@ def read_training_mining(body: bytes) -> str | None:
     kind = next((k for magic, k in _MAGIC.items() if body.startswith(magic)), None)
     if kind is None:
         return None
-    import c2pa
-
+    try:
+        import c2pa  # optional: the c2pa extra (a lazy import keeps c2pa-rs out of processes that never read a manifest)
+    except ImportError:
+        return json.dumps({"error": NOT_INSTALLED})
     try:
         with c2pa.Reader(kind, io.BytesIO(body)) as reader:
             store = json.loads(reader.json())
