@@ -17,9 +17,9 @@ from test_near_captions import judge
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
-from scrutineer.core.errors import ConfigError
+from scrutineer.core.errors import ConfigError, ReleaseError
 from scrutineer.core.files import file_sha256
-from scrutineer.release.build import ReleaseError, build_release
+from scrutineer.release.build import build_release
 from scrutineer.samples.canonical_url import canonical_url
 from scrutineer.samples.licenses import to_spdx
 
