@@ -28,7 +28,8 @@ Store tables (:data:`TABLES`): ``runs``, ``shards``, ``observations``, ``file_di
 ``findings``, ``fetches``, ``content_hashes``, ``policy_files``, ``banks``, ``releases``.
 
 Named runs of columns, so no one counts positions: :data:`SAMPLE_COLUMNS` (the first columns of
-every per-sample batch), :data:`OUTCOME_COLUMNS` (a content row's check and hashes),
+every per-sample batch), :data:`CANONICAL_COLUMNS` (a dataset's columns as detectors see them),
+:data:`OUTCOME_COLUMNS` (a content row's check and hashes),
 :data:`HASHED_COLUMNS` (what ``content_hashes`` keeps of a content row),
 :data:`STORED_POLICY_FILE_COLUMNS` (what ``policy_files`` keeps of a policy file) and
 :data:`SHARD_OUTCOME_COLUMNS` (what a shard task reports in ``shards``).
@@ -110,13 +111,16 @@ OPT_OUT_SIGNALS = [
 SAMPLE = [ROW_INDEX, SAMPLE_ID, URL]
 SAMPLE_COLUMNS = tuple(f.name for f in SAMPLE)
 
-DETECT = pa.schema(
-    [
-        *SAMPLE,
-        column("caption", pa.string(), "The sample's caption."),
-        column("license", pa.string(), "The sample's licence as the dataset gives it."),
-    ]
-)
+#: The columns a dataset's own are mapped to (``dataset.columns``), as text.
+CANONICAL = [
+    SAMPLE_ID,
+    URL,
+    column("caption", pa.string(), "The sample's caption."),
+    column("license", pa.string(), "The sample's licence as the dataset gives it."),
+]
+CANONICAL_COLUMNS = tuple(f.name for f in CANONICAL)
+
+DETECT = pa.schema([ROW_INDEX, *CANONICAL])
 
 #: A content row's columns after :data:`SAMPLE`: its URL's latest check (or its tar member) and
 #: the hashes of the bytes.

@@ -29,21 +29,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scrutineer.core.config import SUFFIX_FORMATS, Config, DatasetConfig, Format
-from scrutineer.core.contract import DETECT
+from scrutineer.core.contract import CANONICAL_COLUMNS, DETECT
 from scrutineer.core.errors import ConfigError, ShardError
 from scrutineer.core.files import FileDigest, file_digest
 from scrutineer.formats.registry import FORMATS
 
-CANONICAL = ("sample_id", "url", "caption", "license")
-
 #: Column names tried, in order, for a canonical column the config does not map.
-#: LAION-400M/5B (URL, TEXT, LICENSE, SAMPLE_ID), img2dataset (url, caption, key), COCO (below).
+#: LAION-400M/5B (URL, TEXT, LICENSE, SAMPLE_ID), img2dataset (url, caption, key). A format whose
+#: columns are fixed names its own (COCO: :attr:`scrutineer.formats.coco.Coco.canonical`).
 FALLBACK_COLUMNS: dict[str, tuple[str, ...]] = {
     "sample_id": ("sample_id", "SAMPLE_ID", "key"),
     "url": ("url", "URL"),
     "caption": ("caption", "TEXT", "text", "txt"),
     "license": ("license", "LICENSE"),
 }
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -155,7 +155,7 @@ def column_mapping(shard: Shard, ds: DatasetConfig, names: list[str], extra: Seq
     if missing:
         raise ShardError(f"{shard.location}: column(s) {missing} needed (by a detector, or as a webdataset's key) are not in {names}")
     mapping: dict[str, str | None] = {}
-    for canon in CANONICAL:
+    for canon in CANONICAL_COLUMNS:
         if canon in ds.columns:
             if ds.columns[canon] not in names:
                 raise ShardError(f"{shard.location}: column {ds.columns[canon]!r} (dataset.columns.{canon}) not in {names}")
@@ -193,7 +193,7 @@ def iter_detect_batches(shard: Shard, ds: DatasetConfig, extra: Sequence[str] = 
         n = batch.num_rows
         row_index = pa.array(np.arange(start, start + n, dtype=np.int64))
         cols = {"row_index": row_index}
-        for canon in CANONICAL:
+        for canon in CANONICAL_COLUMNS:
             src = mapping[canon]
             cols[canon] = pa.nulls(n, pa.string()) if src is None else as_string(batch.column(src))
         if mapping["sample_id"] is None:
