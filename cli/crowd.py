@@ -136,6 +136,8 @@ def serve(
         require("serve")
     # optional: the serve extra; start-up: scrutineer.crowd.app costs 860 ms at import (FastAPI, SQLAlchemy; measured 2026-12-06)
     from scrutineer.crowd.app import CONFIG_ENV, SECURE_COOKIES_ENV, create_app
+
+    # optional: the serve extra (gunicorn, uvicorn-worker)
     from scrutineer.crowd.server import Server, plain_http_warning
 
     if warning := plain_http_warning(host):

@@ -103,9 +103,8 @@ def task_runner(config: Config) -> TaskRunner:
     if runner.kind == "local":
         return ThreadPoolTaskRunner(max_workers=config.workers)
     require("dask")
-    # optional: the dask extra
-    import dask
-    from prefect_dask import DaskTaskRunner
+    import dask  # optional: the dask extra
+    from prefect_dask import DaskTaskRunner  # optional: the dask extra
 
     # a Dask worker process starts the shard's hash pool, which a daemonic process may not do
     dask.config.set({"distributed.worker.daemon": False})

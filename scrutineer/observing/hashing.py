@@ -30,7 +30,10 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 
+import imagehash
 import numpy as np
+import pdqhash
+from PIL import Image
 
 from scrutineer.core.children import die_with
 from scrutineer.core.config import MAX_PIXELS
@@ -105,10 +108,6 @@ def hash_content(body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = Fal
         data) or has too many pixels gets its exact digests and a ``problem``; it does not raise.
     """
     exact = _with(exact_hashes(body), c2pa=read_training_mining(body))
-    import imagehash
-    import pdqhash
-    from PIL import Image
-
     try:
         with warnings.catch_warnings():
             # Pillow checks the header's size at open: it warns above MAX_IMAGE_PIXELS, raises above twice it.
