@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from scrutineer.core.config import CrowdConfig
 from scrutineer.core.errors import CrowdStoreError
+from scrutineer.core.extras import require
 
 #: Seconds a writer waits for SQLite's write lock before giving up.
 BUSY_TIMEOUT = 30.0
@@ -42,12 +43,15 @@ class Database:
 
     Raises:
         CrowdStoreError: the database cannot be opened or created.
+        MissingExtraError: a PostgreSQL database without the ``postgres`` extra (psycopg).
     """
 
     def __init__(self, crowd: CrowdConfig) -> None:
         self.config = crowd
         url = sa.make_url(crowd.database)
         self.sqlite = url.get_backend_name() == "sqlite"
+        if not self.sqlite:
+            require("postgres")
         if self.sqlite and url.database not in (None, "", ":memory:"):  # `users add` before the first scan made the workspace
             Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._writer = _Writers(url.database) if self.sqlite else nullcontext()

@@ -39,6 +39,8 @@ def prefect_api() -> Iterator[None]:
     process (:class:`scrutineer.flows.prefect_server.TemporaryServer`, started once, ending with the process),
     with the flow heartbeat off: a temporary server has nobody watching for crashed runs, and the
     heartbeat thread's join costs ~1 s per run (MEASURED.md)."""
+    # start-up: Prefect reads its settings from the environment when first imported, so it is
+    # imported only after configure_prefect (this module's other function) has set them
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -48,7 +50,9 @@ def prefect_api() -> Iterator[None]:
     if PREFECT_API_URL.value():
         yield
         return
-    from scrutineer.flows.prefect_server import TemporaryServer
+    from scrutineer.flows.prefect_server import (
+        TemporaryServer,  # start-up: imports Prefect (see above)
+    )
 
     server = TemporaryServer()
     server.start()

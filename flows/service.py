@@ -32,18 +32,26 @@ from pathlib import Path
 
 import httpx
 from prefect import Flow, flow, get_run_logger
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import (
     ConcurrencyLimitConfig,
     ConcurrencyLimitStrategy,
 )
+from prefect.client.schemas.schedules import CronSchedule
 from prefect.concurrency.sync import concurrency
-from scrutineer.crowd.store import crowd_counts
-from scrutineer.crowd.sync import after_run, sync_latest
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL
+from pydantic import ValidationError
 
 from scrutineer.core import store
 from scrutineer.core.config import Config, ScheduleConfig, load_config
 from scrutineer.core.errors import ConfigError, WorkspaceError
 from scrutineer.core.files import file_sha256
+from scrutineer.crowd.store import crowd_counts
+from scrutineer.crowd.sync import after_run, sync_latest
+from scrutineer.flows.scan import run_scan
+from scrutineer.release.build import build_release
+from scrutineer.reports.html import write_report
 
 #: Seconds a flow's workspace slot is leased for; Prefect renews the lease while the flow runs, and
 #: frees the slot this long after a worker dies holding it.
@@ -67,8 +75,6 @@ def _turn(config: str) -> Iterator[Config]:
 
 def _run(cfg: Config, kind: str) -> dict:
     """:func:`scrutineer.flows.scan.run_scan`, its summary logged (a warning unless it completed)."""
-    from scrutineer.flows.scan import run_scan
-
     summary = after_run(cfg, run_scan(cfg, kind))
     log = get_run_logger()
     (log.info if summary["status"] == "completed" else log.warning)("run %s: %s", summary["run_id"], json.dumps(summary))
@@ -142,8 +148,6 @@ def sync(config: str) -> dict:
 @flow(name="scrutineer-release", persist_result=False)
 def release(config: str, variant: str) -> str:
     """Write release ``variant`` (:func:`scrutineer.release.build.build_release`). Returns its directory."""
-    from scrutineer.release.build import build_release
-
     with _turn(config) as cfg:
         if cfg.crowd.categories:
             sync_latest(cfg)  # every crowd decision made before the release is in it
@@ -154,8 +158,6 @@ def release(config: str, variant: str) -> str:
 def report(config: str) -> str:
     """Write the HTML report of the latest finished run (:func:`scrutineer.reports.html.write_report`).
     Returns its path."""
-    from scrutineer.reports.html import write_report
-
     with _turn(config) as cfg:
         return str(write_report(cfg, crowd=crowd_counts(cfg)))
 
@@ -172,9 +174,6 @@ def _schedule(name: str, schedule: ScheduleConfig | None) -> dict:
         return {}
     if schedule.interval is not None:
         return {"interval": schedule.interval}
-    from prefect.client.schemas.schedules import CronSchedule
-    from pydantic import ValidationError
-
     try:
         return {"schedules": [CronSchedule(cron=schedule.cron, timezone=schedule.timezone)]}
     except ValidationError as e:
@@ -196,8 +195,6 @@ def deploy(cfg: Config, pool: str) -> dict[str, str]:
             (refused, unreachable, timed out: one line naming the URL), no work pool ``pool``, a
             pool that is not of type ``process``, or a bad cron line.
     """
-    from prefect.settings import PREFECT_API_URL
-
     url = PREFECT_API_URL.value()
     if not url:
         raise ConfigError("deploy registers deployments on a Prefect server: set PREFECT_API_URL (README \"Run it as a service\")")
@@ -211,9 +208,6 @@ def deploy(cfg: Config, pool: str) -> dict[str, str]:
 
 def _deploy(cfg: Config, pool: str, url: str, schedules: dict[str, dict]) -> dict[str, str]:
     """:func:`deploy`'s work on the server at ``url``, the ``schedules`` checked."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
     with get_client(sync_client=True) as client:
         try:
             kind = client.read_work_pool(pool).type

@@ -126,3 +126,15 @@ def test_a_manifest_read_without_the_c2pa_extra_says_so(monkeypatch):
     assert json.loads(c2pa.read_training_mining(body)) == {"error": "c2pa extra not installed"}
     assert c2pa.judge(c2pa.read_training_mining(body)) is None  # no finding from a manifest nobody read
     assert c2pa.read_training_mining(b"\xff\xd8\xff\xe0" + bytes(64)) is None  # no label: no manifest to read
+
+
+def test_a_postgresql_crowd_store_without_the_postgres_extra_is_a_one_line_error(tmp_path):
+    config = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["d.jsonl"]}, "detectors": {"dedup": None},
+                                     "crowd": {"database": "postgresql+psycopg://reviewer@127.0.0.1:1/crowd",
+                                               "categories": {"copyright": {}}}})
+    result = run_cli("users", "list", str(config), missing="psycopg")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: a crowd store on PostgreSQL (crowd: {database: postgresql+psycopg://...}) needs the postgres extra "
+        "(psycopg missing): pip install 'scrutineer-audit[postgres]'"
+    ], result.stderr

@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
               ("fastapi", "asgi_csrf", "fastapi_offline", "cachetools", "gunicorn", "uvicorn", "uvicorn_worker", "uvloop", "httptools")),
     "dask": ("the Dask runner (runner: {kind: dask})", ("dask", "distributed", "prefect_dask")),
     "c2pa": ("the optouts detector's C2PA manifests", ("c2pa",)),
+    "postgres": ("a crowd store on PostgreSQL (crowd: {database: postgresql+psycopg://...})", ("psycopg",)),
 }
 
 

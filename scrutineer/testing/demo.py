@@ -24,6 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from PIL import Image
 
 from scrutineer.core.banks import url_md5
 from scrutineer.observing.hashing import hash_content
@@ -141,8 +142,6 @@ def add_later_bank(config_path: Path) -> str:
 
 
 def _near_duplicate(n: int) -> bytes:
-    from PIL import Image
-
     out = io.BytesIO()
     with Image.open(io.BytesIO(synthetic_jpeg(n))) as image:
         image.resize((200, 200)).save(out, "JPEG", quality=40)
