@@ -356,9 +356,8 @@ class CrowdConfig(Strict):
     @field_validator("rate_limit", "failed_logins_per_account", "failures_per_address")
     @classmethod
     def _rate_limit(cls, value: str, info: ValidationInfo) -> str:
-        from limits import (
-            parse,  # start-up: limits costs ~120 ms at import (python -X importtime); only a crowd's rate limits need it
-        )
+        # start-up: limits costs ~120 ms at import (python -X importtime); only a crowd's rate limits need it
+        from limits import parse
 
         try:
             parse(value)
