@@ -50,9 +50,8 @@ def prefect_api() -> Iterator[None]:
     if PREFECT_API_URL.value():
         yield
         return
-    from scrutineer.flows.prefect_server import (
-        TemporaryServer,  # start-up: imports Prefect (see above)
-    )
+    # start-up: imports Prefect (see above)
+    from scrutineer.flows.prefect_server import TemporaryServer
 
     server = TemporaryServer()
     server.start()

@@ -26,9 +26,8 @@ def create_app():
     """The uvicorn app factory of :class:`TemporaryServer`: Prefect's ``create_app``, in a process
     that ends with its parent."""
     die_with(int(os.environ[PARENT_PID]))
-    from prefect.server.api.server import (
-        create_app as prefect_app,  # start-up: ~4.7 s at import (python -X importtime); only the server's process needs it
-    )
+    # start-up: ~4.7 s at import (python -X importtime); only the server's process needs it
+    from prefect.server.api.server import create_app as prefect_app
 
     return prefect_app()
 

@@ -102,9 +102,8 @@ def _load_images(dirs: list[Path], synthetic: int) -> dict[str, tuple[bytes, str
 
 def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], sites: dict[str, Path],
          behaviours: dict[str, dict[str, str]] | None = None):
-    from aiohttp import (
-        web,  # start-up: aiohttp costs ~380 ms at import (python -X importtime); only the server's process needs it
-    )
+    # start-up: aiohttp costs ~380 ms at import (python -X importtime); only the server's process needs it
+    from aiohttp import web
 
     requests: Counter = Counter()
     in_flight: Counter = Counter()
