@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
+import pydantic
 from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector
 
 from scrutineer.core.contract import (
@@ -166,8 +167,7 @@ class DetectorConformance:
         assert not missing, f"reasons not named in {cls.__name__}'s docstring: {missing}"
 
     def test_params_reject_unknown_keys(self):
-        import pydantic
-        import pytest
+        import pytest  # optional: the test extra (the kit runs under pytest; importing it needs none)
 
         with pytest.raises(pydantic.ValidationError):
             self.detector_class.Params.model_validate({**self.params, "no_such_setting": 1})

@@ -1,1 +1,2 @@
-"""Matching: signal types, and search in Hamming space (multi-index hashing, pigeonhole blocks) and MinHash."""
+"""Matching: signal types (each makes its banks' index), Hamming-space codes and their search
+(hex codes and distance, multi-index hashing, pigeonhole blocks), and MinHash."""

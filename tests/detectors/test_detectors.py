@@ -18,9 +18,10 @@ from scrutineer.detectors.verify_hash import VerifyHash
 from scrutineer.core.banks import Bank, BankRef, url_md5
 from scrutineer.core.contract import DETECT
 from scrutineer.core.errors import ConfigError
-from scrutineer.core.registry import get_detector_class
+from scrutineer.core.registry import get_detector_class, registered_reasons
 from scrutineer.observing.policy_files import policy_file
 from scrutineer.samples.canonical_url import canonical_url
+from scrutineer.samples.licenses import conditions
 
 
 def bank(signal_type: str, hashes, name: str | None = None, version: str = "v1") -> Bank:
@@ -55,16 +56,14 @@ class TestLicenseGaps(DetectorConformance):
     expected = {(1, "license.unknown"), (2, "license.missing"), (3, "license.disallowed"), (3, "license.nc")}
 
     def test_conditions_are_read_from_the_spdx_id(self):
-        from scrutineer.samples.licenses import conditions
-
         assert conditions("CC-BY-NC-SA-2.0") == {"NC", "SA"}
         assert conditions("CC-BY-NC-ND-3.0-IGO") == {"NC", "ND"}
         assert conditions("CC-BY-SA-2.0-UK") == {"SA"}
         assert conditions("CC-BY-4.0") == conditions("CC0-1.0") == conditions("MIT") == conditions(None) == frozenset()
 
     def test_only_the_configured_conditions_are_flagged(self):
-        for conditions in (["ND"], []):
-            found = LicenseGaps(LicenseGaps.Params(conditions=conditions), self.context()).detect(self.sample_batch())
+        for flagged in (["ND"], []):
+            found = LicenseGaps(LicenseGaps.Params(conditions=flagged), self.context()).detect(self.sample_batch())
             assert "license.nc" not in found["reason"].to_pylist()
 
     def test_allow_list_must_hold_spdx_ids(self):
@@ -196,8 +195,6 @@ def test_unknown_detector_lists_the_known_ones():
 
 
 def test_registered_reasons_mark_hash_matches_restricted():
-    from scrutineer.core.registry import registered_reasons
-
     reasons = registered_reasons()
     assert set(reasons) >= {"url_hashlist", "content_hashlist", "dead_links", "license_gaps", "dedup", "verify_hash"}
     restricted = {r for declared in reasons.values() for r, is_restricted in declared.items() if is_restricted}
