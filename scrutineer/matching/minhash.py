@@ -26,6 +26,7 @@ from functools import cache
 from typing import Literal
 
 import numpy as np
+from rensa import RMinHash
 
 #: Odd 64-bit multiplier of the shingle and band hashes (the golden ratio's, as in splitmix64).
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -100,8 +101,6 @@ def minhashes(texts: list[str], shingling: Shingling, num_perm: int, seed: int) 
     (``rensa.RMinHash`` with ``seed``). Character shingles are hashed here with numpy, from the
     texts' code points at once (:func:`char_shingle_hashes`), and handed to rensa as one buffer:
     no Python object per shingle; word shingles go to rensa as strings."""
-    from rensa import RMinHash
-
     out = np.empty((len(texts), num_perm), np.uint32)
     for start, stop in _chunks(texts):  # to_rows makes a Python int per value, and shingles take memory: a chunk at a time
         chunk = texts[start:stop]
