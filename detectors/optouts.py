@@ -13,8 +13,10 @@ from datetime import datetime
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
+from scrutineer.core.config import Config
+from scrutineer.core.extras import require
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 from scrutineer.observing.optouts import Signal, ai_txt, c2pa, headers, robots, tdmrep
 from scrutineer.observing.policy_files import POLICY_PATHS, PolicyFile, origin
 
@@ -68,6 +70,16 @@ class Optouts(Detector):
     Params = OptoutsParams
     needs = "content"
     policy_files = tuple(POLICY_PATHS)
+
+    @classmethod
+    def check_config(cls, params: BaseModel, config: Config) -> None:
+        """``optout.c2pa`` and ``optout.constrained`` come from the images' C2PA manifests, which
+        only the ``c2pa`` extra reads: without it the detector would miss them silently.
+
+        Raises:
+            MissingExtraError: the ``c2pa`` extra is not installed (one line naming it).
+        """
+        require("c2pa")
 
     def setup(self) -> None:
         self.agents = tuple(self.params.agents) if self.params.agents is not None else robots.default_agents()

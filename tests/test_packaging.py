@@ -138,3 +138,12 @@ def test_a_postgresql_crowd_store_without_the_postgres_extra_is_a_one_line_error
         "error: a crowd store on PostgreSQL (crowd: {database: postgresql+psycopg://...}) needs the postgres extra "
         "(psycopg missing): pip install 'scrutineer-audit[postgres]'"
     ], result.stderr
+
+
+def test_the_optouts_detector_without_the_c2pa_extra_is_a_one_line_error(tmp_path):
+    config = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["d.jsonl"]}, "detectors": {"optouts": {}}})
+    result = run_cli("scan", str(config), missing="c2pa")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: the optouts detector's C2PA manifests needs the c2pa extra (c2pa missing): pip install 'scrutineer-audit[c2pa]'"
+    ], result.stderr
