@@ -131,6 +131,7 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
     DuckDB (memory_limit 1 GB). Returns the rows flagged and the seconds taken."""
     # measured: only this run's libraries, so the child's peak RSS is its own (see the note above SYLLABLES)
     import duckdb
+
     from scrutineer.flows.load import release_arrow_memory
 
     path = work / f"{name}-signatures.parquet"
@@ -168,10 +169,9 @@ def sign_and_finalize(detector, batches, work: Path, name: str) -> dict:
 
 def run_scrutineer(shard: Path, work: Path) -> dict:
     # measured: only this run's libraries, so the child's peak RSS is its own (see the note above SYLLABLES)
+    from scrutineer.core.contract import DETECT
     from scrutineer.detectors.base import DetectContext
     from scrutineer.detectors.dedup import Dedup
-
-    from scrutineer.core.contract import DETECT
 
     def batches():
         start = 0
@@ -269,10 +269,9 @@ def long_captions(rows: int, chars: int) -> list[str]:
 
 def run_long_captions(rows: int, chars: int, work: Path) -> dict:
     # measured: only this run's libraries, so the child's peak RSS is its own (see the note above SYLLABLES)
+    from scrutineer.core.contract import DETECT
     from scrutineer.detectors.base import DetectContext
     from scrutineer.detectors.dedup import Dedup
-
-    from scrutineer.core.contract import DETECT
 
     def batch() -> pa.RecordBatch:
         return pa.RecordBatch.from_pydict(

@@ -291,10 +291,9 @@ def _scrutineer(work: Path, tag: str, dataset: dict, fetch: dict, runner: dict |
 
 def _scan_child(config_path: str) -> None:
     """In the child: run the scan, print JSON figures on the last line of stdout."""
-    from scrutineer.flows import configure_prefect
-
     from scrutineer import Workspace
     from scrutineer.core.config import load_config
+    from scrutineer.flows import configure_prefect
 
     configure_prefect()
     from scrutineer.flows.scan import run_scan

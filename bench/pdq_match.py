@@ -72,12 +72,12 @@ def _rematch(bank: np.ndarray, queries: np.ndarray, expected: int) -> None:
     """A rematch's work for a new PDQ bank: read the bank file, then judge ``queries`` as stored
     content rows with ``content_hashlist``."""
     import pyarrow as pa
-    from scrutineer.detectors.base import DetectContext
-    from scrutineer.detectors.content_hashlist import ContentHashlist
 
     from scrutineer.core.banks import load_bank
     from scrutineer.core.config import BankConfig, DatasetConfig
     from scrutineer.core.contract import CONTENT
+    from scrutineer.detectors.base import DetectContext
+    from scrutineer.detectors.content_hashlist import ContentHashlist
 
     root = Path(tempfile.mkdtemp(prefix="scrutineer-bench-pdq-"))
     (root / "bank.txt").write_text("\n".join(bytes(row).hex() for row in bank) + "\n")

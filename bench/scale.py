@@ -56,9 +56,9 @@ def task_overhead(config_path: Path) -> float:
 
     configure_prefect()
     from prefect import flow, task
-    from scrutineer.flows.scan import task_runner
 
     from scrutineer.core.config import load_config
+    from scrutineer.flows.scan import task_runner
 
     cfg = load_config(config_path)
 

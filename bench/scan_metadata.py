@@ -252,9 +252,8 @@ def run_pipeline(config_path: Path) -> tuple[float, float, float, dict[str, int]
     as the store records them, findings per reason)."""
     t0 = time.perf_counter()
     # start-up: timed, as a command's start-up is
-    from scrutineer.flows import configure_prefect
-
     from scrutineer.core.config import load_config
+    from scrutineer.flows import configure_prefect
 
     cfg = load_config(config_path)
     configure_prefect()

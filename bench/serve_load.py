@@ -45,12 +45,11 @@ def build(root: Path, samples: int, flags: int, clients: int) -> tuple[Path, lis
     from scrutineer.flows import configure_prefect
 
     configure_prefect()
-    from scrutineer.crowd.snapshot import Snapshot
+    from scrutineer.core.config import load_config
     from scrutineer.crowd.flags import FlagItem
+    from scrutineer.crowd.snapshot import Snapshot
     from scrutineer.crowd.store import CrowdStore
     from scrutineer.flows.scan import run_scan
-
-    from scrutineer.core.config import load_config
 
     rng = random.Random(2023)
     (root / "data").mkdir(parents=True)

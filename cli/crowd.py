@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
-from scrutineer.cli.console import ConfigArg, err, out, reported
 
+from scrutineer.cli.console import ConfigArg, err, out, reported
 from scrutineer.core.config import load_config
 from scrutineer.core.extras import require
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from scrutineer.cli.console import out, reported
 from scrutineer.cli.outputs import build_release
 from scrutineer.cli.scan import findings_table, run_with_progress
-
 from scrutineer.core.config import load_config
 from scrutineer.core.layout import Layout
 from scrutineer.testing import demo as demo_data

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from scrutineer.cli.console import ConfigArg, out, reported
-from scrutineer.flows.gc import KEEP_RUNS, collect
 
+from scrutineer.cli.console import ConfigArg, out, reported
 from scrutineer.core.config import load_config
+from scrutineer.flows.gc import KEEP_RUNS, collect
 
 #: How each kind of thing gc deletes is counted in its report.
 KINDS = {"observations": "observation sets", "judgements": "judgement sets", "banks": "bank entries files", "temporaries": "temporaries"}

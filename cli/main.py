@@ -16,8 +16,8 @@ giving the measured cost; an optional dependency likewise, with a comment naming
 from __future__ import annotations
 
 import typer
-from scrutineer.cli import crowd, demo, gc, outputs, scan, service
 
+from scrutineer.cli import crowd, demo, gc, outputs, scan, service
 from scrutineer.core.files import keep_private
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audit image-text datasets and publish clean RE- releases.")

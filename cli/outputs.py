@@ -9,9 +9,9 @@ from typing import Annotated
 import duckdb
 import typer
 from rich.table import Table
-from scrutineer.cli.console import ConfigArg, out, reported
 
 from scrutineer import Workspace
+from scrutineer.cli.console import ConfigArg, out, reported
 from scrutineer.core.config import Config, load_config
 from scrutineer.core.layout import Layout
 

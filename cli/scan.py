@@ -17,13 +17,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from scrutineer.cli.console import EXIT_PARTIAL, ConfigArg, err, out, reported
-from scrutineer.flows import configure_prefect
 
 from scrutineer import Workspace
+from scrutineer.cli.console import EXIT_PARTIAL, ConfigArg, err, out, reported
 from scrutineer.core.banks import load_banks
 from scrutineer.core.config import Config, load_config
 from scrutineer.core.layout import Layout
+from scrutineer.flows import configure_prefect
 from scrutineer.formats.sources import list_shards
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from scrutineer.cli.console import ConfigArg, out, reported
-from scrutineer.flows import configure_prefect
 
+from scrutineer.cli.console import ConfigArg, out, reported
 from scrutineer.core.config import load_config
+from scrutineer.flows import configure_prefect
 
 
 def deploy(

@@ -38,13 +38,13 @@ import cachetools
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import parse
+
+from scrutineer.core.config import Config
+from scrutineer.core.errors import NotAllowed, NotSignedIn
 from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.flag_writer import FlagWriter
 from scrutineer.crowd.snapshot import Snapshot
 from scrutineer.crowd.store import CrowdStore
-
-from scrutineer.core.config import Config
-from scrutineer.core.errors import NotAllowed, NotSignedIn
 
 #: Seconds the queue's counts by status may lag behind the crowd store.
 COUNTS_SECONDS = 2.0

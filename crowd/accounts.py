@@ -30,6 +30,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from limits import RateLimitItem, parse
 from pwdlib import PasswordHash
+
+from scrutineer.core.errors import CrowdError, NotFound, RateLimited
 from scrutineer.crowd.database import Database, as_utc, dicts, now_utc
 from scrutineer.crowd.tables import (
     NAME_CHARS,
@@ -40,8 +42,6 @@ from scrutineer.crowd.tables import (
     sessions,
     tokens,
 )
-
-from scrutineer.core.errors import CrowdError, NotFound, RateLimited
 
 #: The changes :meth:`Accounts.change_account` makes (the ``scrutineer users`` commands of the same names).
 ACCOUNT_CHANGES = ("disable", "enable", "rotate-token", "reset-password")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from scrutineer.core.errors import CrowdError, NotFound
 from scrutineer.crowd.access import (
     Served,
     Services,
@@ -21,8 +23,6 @@ from scrutineer.crowd.access import (
 )
 from scrutineer.crowd.accounts import Account, AccountChange
 from scrutineer.crowd.pages import page
-
-from scrutineer.core.errors import CrowdError, NotFound
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
 

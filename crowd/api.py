@@ -21,17 +21,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scrutineer.crowd.access import (
-    Served,
-    Services,
-    SignedIn,
-    shown_detail,
-    shown_flags,
-    signed_in,
-)
-from scrutineer.crowd.accounts import Account
-from scrutineer.crowd.flag_writer import Submission
-from scrutineer.crowd.snapshot import SampleKey
 
 from scrutineer.core.errors import (
     AppStopping,
@@ -43,6 +32,17 @@ from scrutineer.core.errors import (
     RateLimited,
     WorkspaceError,
 )
+from scrutineer.crowd.access import (
+    Served,
+    Services,
+    SignedIn,
+    shown_detail,
+    shown_flags,
+    signed_in,
+)
+from scrutineer.crowd.accounts import Account
+from scrutineer.crowd.flag_writer import Submission
+from scrutineer.crowd.snapshot import SampleKey
 
 #: The HTTP status the app answers each error of a request with: the first of the error's classes
 #: (its own, then its bases) listed here. A :class:`~scrutineer.core.errors.CrowdError` of no

@@ -55,16 +55,16 @@ from fastapi.responses import (
     Response,
 )
 from fastapi.staticfiles import StaticFiles
-from scrutineer.crowd import accounts_page, api, pages
-from scrutineer.crowd.access import Services, signed_in
-from scrutineer.crowd.api import HTTP_STATUS, http_headers, http_status
-from scrutineer.crowd.bodies import UNSAFE_METHODS, RequestBodies, refuse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scrutineer import __version__
 from scrutineer.core.config import Config, load_config
 from scrutineer.core.errors import ConfigError, CrowdError, NotSignedIn, WorkspaceError
+from scrutineer.crowd import accounts_page, api, pages
+from scrutineer.crowd.access import Services, signed_in
+from scrutineer.crowd.api import HTTP_STATUS, http_headers, http_status
+from scrutineer.crowd.bodies import UNSAFE_METHODS, RequestBodies, refuse
 
 STATIC = Path(__file__).parent / "static"
 SWAGGER = Path(fastapi_offline.__file__).parent / "static"

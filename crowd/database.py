@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Self
 
 import sqlalchemy as sa
-from scrutineer.crowd.tables import APPEND_ONLY, audit, metadata, settings
 from sqlalchemy.dialects import postgresql, sqlite
 
 from scrutineer.core.config import CrowdConfig
 from scrutineer.core.errors import CrowdStoreError
 from scrutineer.core.extras import require
+from scrutineer.crowd.tables import APPEND_ONLY, audit, metadata, settings
 
 #: Seconds a writer waits for SQLite's write lock before giving up.
 BUSY_TIMEOUT = 30.0

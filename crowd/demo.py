@@ -3,12 +3,11 @@ review (``scrutineer demo``; the dataset is :mod:`scrutineer.testing.demo`'s).""
 
 from __future__ import annotations
 
+from scrutineer.core.config import Config
+from scrutineer.core.layout import Layout
 from scrutineer.crowd.flags import FlagItem
 from scrutineer.crowd.snapshot import Snapshot
 from scrutineer.crowd.store import CrowdStore
-
-from scrutineer.core.config import Config
-from scrutineer.core.layout import Layout
 
 #: The demo's accounts, one per role.
 PEOPLE = {"contributor": "casey", "reviewer": "riley", "maintainer": "morgan"}

@@ -15,12 +15,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from scrutineer.core.config import Config
+from scrutineer.core.errors import CrowdError, NotAllowed, NotFound
 from scrutineer.crowd.flags import FlagItem
 from scrutineer.crowd.snapshot import Snapshot
 from scrutineer.crowd.store import CrowdStore
-
-from scrutineer.core.config import Config
-from scrutineer.core.errors import CrowdError, NotAllowed, NotFound
 
 FIELDS = ("sample_id", "url", "category", "note")
 #: Bad rows listed in the error before the rest are counted.

@@ -17,12 +17,12 @@ import threading
 from dataclasses import dataclass
 
 from limits import RateLimitItem
+
+from scrutineer.core.errors import AppStopping, CrowdError, NotFound
 from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.flags import FlagItem, FlagRequest
 from scrutineer.crowd.snapshot import SampleKey, Snapshot
 from scrutineer.crowd.store import CrowdStore
-
-from scrutineer.core.errors import AppStopping, CrowdError, NotFound
 
 
 @dataclass(frozen=True)

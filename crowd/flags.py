@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from limits import RateLimitItem
+
+from scrutineer.core.errors import CrowdError, NotAllowed, NotFound, RateLimited
 from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.database import Database, as_utc, audit_row, chunks, now_utc
 from scrutineer.crowd.tables import DECISIONS, accounts, audit, flags, reports, reviews
-
-from scrutineer.core.errors import CrowdError, NotAllowed, NotFound, RateLimited
 from scrutineer.samples.domains import host_and_domain
 
 #: Each account's reports made since ``since``: how many, and the oldest's time (the rate limit).

@@ -30,6 +30,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+
+from scrutineer.core.errors import CrowdError, NotAllowed, NotFound, RateLimited
 from scrutineer.crowd.access import (
     SESSION_COOKIE,
     Served,
@@ -53,8 +55,6 @@ from scrutineer.crowd.api import (
 from scrutineer.crowd.tables import STATUSES
 from scrutineer.reports.html import ENV as REPORT_ENV
 from scrutineer.reports.takedown import by_domain, located, manifest_csv, manifest_json
-
-from scrutineer.core.errors import CrowdError, NotAllowed, NotFound, RateLimited
 
 #: The app's templates (``crowd/templates``), beside the report's (the ``/reports`` page includes
 #: ``report_body.html.j2``), with the report environment's settings: autoescaped, strict.

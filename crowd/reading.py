@@ -7,11 +7,11 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
+
+from scrutineer.core.errors import NotFound
 from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.database import Database, dicts
 from scrutineer.crowd.tables import STATUSES, accounts, audit, flags, reports, reviews
-
-from scrutineer.core.errors import NotFound
 
 #: How the audit trail names another contributor's report to a contributor.
 OTHER_CONTRIBUTOR = "another contributor"

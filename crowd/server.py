@@ -17,10 +17,10 @@ import socket
 from typing import Any, ClassVar
 
 from gunicorn.app.base import BaseApplication
-from scrutineer.crowd.app import app_from_environment
 from uvicorn_worker import UvicornWorker
 
 from scrutineer.core.errors import ConfigError
+from scrutineer.crowd.app import app_from_environment
 
 
 class Worker(UvicornWorker):

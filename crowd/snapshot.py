@@ -27,13 +27,13 @@ from typing import Any, Literal, Self
 
 import duckdb
 import pyarrow as pa
-from scrutineer.crowd.flags import Sample
-from scrutineer.reports.takedown import TAKEDOWN_COLUMNS, TAKEDOWN_SQL
 
 from scrutineer.core import store
 from scrutineer.core.errors import WorkspaceError
 from scrutineer.core.files import temporary_sibling
 from scrutineer.core.layout import Layout
+from scrutineer.crowd.flags import Sample
+from scrutineer.reports.takedown import TAKEDOWN_COLUMNS, TAKEDOWN_SQL
 
 #: How a sample is named: ``("sample_id", id)`` or ``("url", url)``.
 SampleKey = tuple[Literal["sample_id", "url"], str]

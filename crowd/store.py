@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from scrutineer.core.config import Config
 from scrutineer.crowd.accounts import Accounts
 from scrutineer.crowd.flags import Flags
 from scrutineer.crowd.reading import Reading
-
-from scrutineer.core.config import Config
 
 
 class CrowdStore(Accounts, Flags, Reading):

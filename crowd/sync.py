@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 
 import duckdb
-from scrutineer.crowd import snapshot
-from scrutineer.crowd.store import CrowdStore
-from scrutineer.reports.data import report_data
 
 from scrutineer.core import store
 from scrutineer.core.config import Config
 from scrutineer.core.contract import FINDINGS
+from scrutineer.crowd import snapshot
+from scrutineer.crowd.store import CrowdStore
+from scrutineer.reports.data import report_data
 
 DETECTOR = "crowd"
 #: The ``detector_version`` of crowd findings; bump when their evidence changes shape.

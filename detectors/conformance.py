@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 import duckdb
 import pyarrow as pa
 import pydantic
-from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector
 
 from scrutineer.core.contract import (
     CONTENT,
@@ -36,6 +35,7 @@ from scrutineer.core.contract import (
     stored_signatures,
 )
 from scrutineer.core.registry import get_detector_class
+from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector
 
 
 def register_signatures(con: duckdb.DuckDBPyConnection, detector: CorpusDetector, signatures: pa.Table, name: str = "signatures_view") -> str:

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 from scrutineer.matching.signals import CONTENT_SIGNALS, PHASH, PdqParams
 from scrutineer.observing.hashing import PDQ_DIHEDRAL
 

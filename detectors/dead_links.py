@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
-from scrutineer.detectors.base import RecheckingDetector, empty_findings, evidence_json
 
 from scrutineer.core.contract import UTC_TIME
 from scrutineer.core.errors import ConfigError
 from scrutineer.core.layout import Layout
+from scrutineer.detectors.base import RecheckingDetector, empty_findings, evidence_json
 from scrutineer.observing.policy_files import origin
 
 if TYPE_CHECKING:

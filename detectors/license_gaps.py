@@ -7,8 +7,8 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 from scrutineer.samples.licenses import conditions, is_spdx_id, to_spdx
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 
 from scrutineer.core.banks import URL_MD5_SIMPLE_REGEX, url_md5
+from scrutineer.detectors.base import Detector, empty_findings, evidence_json
 from scrutineer.samples.domains import after_scheme
 
 

@@ -43,7 +43,6 @@ from pathlib import Path
 
 import duckdb
 from pydantic import ValidationError
-from scrutineer.flows.plan import ScanPlan
 
 from scrutineer.core import store
 from scrutineer.core.banks import BankRef
@@ -51,6 +50,7 @@ from scrutineer.core.config import Config
 from scrutineer.core.errors import ConfigError, WorkspaceError
 from scrutineer.core.files import temporaries, temporary_sibling
 from scrutineer.core.layout import Layout
+from scrutineer.flows.plan import ScanPlan
 
 #: Finished runs of the dataset kept by default: the latest (what ``release``, ``report`` and
 #: ``takedown`` read) and the two before it (what a report compares the latest with, and one more).

@@ -15,9 +15,6 @@ from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
-from scrutineer.detectors.base import CorpusDetector
-from scrutineer.flows.plan import ScanPlan
-from scrutineer.flows.shard import ShardResult
 
 from scrutineer.core import store
 from scrutineer.core.contract import (
@@ -29,6 +26,9 @@ from scrutineer.core.contract import (
     STORED_POLICY_FILE_COLUMNS,
 )
 from scrutineer.core.layout import Layout
+from scrutineer.detectors.base import CorpusDetector
+from scrutineer.flows.plan import ScanPlan
+from scrutineer.flows.shard import ShardResult
 
 
 def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: list[ShardResult], status: str) -> None:

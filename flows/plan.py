@@ -29,12 +29,12 @@ from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
-from scrutineer.detectors.base import Detector, RecheckingDetector
 
 from scrutineer.core.banks import BankRef
 from scrutineer.core.config import Config
 from scrutineer.core.layout import Layout
 from scrutineer.core.registry import get_detector_class
+from scrutineer.detectors.base import Detector, RecheckingDetector
 from scrutineer.formats.sources import Shard
 
 #: Read options that change which rows and values a shard yields.

@@ -26,11 +26,6 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from scrutineer.detectors.base import RecheckingDetector
-from scrutineer.flows import prefect_api
-from scrutineer.flows.load import load
-from scrutineer.flows.plan import ScanPlan
-from scrutineer.flows.shard import ShardResult, ShardTask, run_shard
 
 from scrutineer import __version__
 from scrutineer.core import store
@@ -47,6 +42,11 @@ from scrutineer.core.errors import (
 from scrutineer.core.extras import require
 from scrutineer.core.files import FileDigest, sweep_temporaries
 from scrutineer.core.registry import available, get_detector_class
+from scrutineer.detectors.base import RecheckingDetector
+from scrutineer.flows import prefect_api
+from scrutineer.flows.load import load
+from scrutineer.flows.plan import ScanPlan
+from scrutineer.flows.shard import ShardResult, ShardTask, run_shard
 from scrutineer.formats.sources import list_shards
 from scrutineer.formats.webdataset import tar_path
 

@@ -34,9 +34,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector
-from scrutineer.flows import content
-from scrutineer.flows.plan import ScanPlan, key_id
 
 from scrutineer.core.banks import Bank, registered_entries
 from scrutineer.core.config import FetchConfig
@@ -51,6 +48,9 @@ from scrutineer.core.contract import (
 from scrutineer.core.errors import ShardError
 from scrutineer.core.files import FileDigest, keep_private, temporary_sibling
 from scrutineer.core.layout import Layout
+from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector
+from scrutineer.flows import content
+from scrutineer.flows.plan import ScanPlan, key_id
 from scrutineer.formats.sources import Shard, as_string, iter_detect_batches
 from scrutineer.formats.webdataset import hash_tar, tar_digest, tar_path
 from scrutineer.observing.fetch import Fetcher

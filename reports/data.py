@@ -21,12 +21,12 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
-from scrutineer.detectors.optouts import RESERVATIONS as OPTOUT_RESERVATIONS
 
 from scrutineer.core import store
 from scrutineer.core.errors import WorkspaceError
 from scrutineer.core.policy import reason_filter_sql
+from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
+from scrutineer.detectors.optouts import RESERVATIONS as OPTOUT_RESERVATIONS
 from scrutineer.samples.domains import host_and_domain
 
 #: Run statuses whose findings count in a dataset's history (``failed`` and ``interrupted`` runs

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import jinja2
 from markupsafe import Markup, escape
-from scrutineer.reports.csvsafe import csv_text
-from scrutineer.reports.data import report_data
 
 from scrutineer import Workspace
 from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
 from scrutineer.core.layout import Layout
+from scrutineer.reports.csvsafe import csv_text
+from scrutineer.reports.data import report_data
 
 #: Unicode's explicit bidirectional formatting characters (UAX #9 section 2: the embeddings,
 #: overrides and isolates, and the marks LRM, RLM and ALM). Obeyed, one in a caption or a note

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from scrutineer.reports.csvsafe import csv_text
 
 from scrutineer import Workspace
 from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
 from scrutineer.core.layout import Layout
+from scrutineer.reports.csvsafe import csv_text
 from scrutineer.samples.domains import host_and_domain
 
 #: What :data:`TAKEDOWN_SQL` gives, in order.

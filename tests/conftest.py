@@ -23,7 +23,6 @@ import yaml
 if "PREFECT_HOME" not in os.environ:
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="scrutineer-test-prefect-")
 from scrutineer.flows import configure_prefect  # noqa: E402
-
 from scrutineer.testing.served import free_port  # noqa: E402
 
 configure_prefect()
@@ -104,10 +103,9 @@ def wait_until(what: str, check, timeout: float = 120):
 def scan(path: Path) -> dict:
     """Load a config and scan as ``scrutineer scan`` does, in this process: the scan flow, then the
     crowd's confirmed flags and review snapshot (:func:`scrutineer.crowd.sync.after_run`)."""
+    from scrutineer.core.config import load_config
     from scrutineer.crowd.sync import after_run
     from scrutineer.flows.scan import run_scan
-
-    from scrutineer.core.config import load_config
 
     cfg = load_config(path)
     return after_run(cfg, run_scan(cfg))

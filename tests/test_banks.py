@@ -5,8 +5,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from scrutineer.detectors.base import DetectContext
-from scrutineer.detectors.url_hashlist import UrlHashlist
 
 from scrutineer.core.banks import (
     URL_MD5_SIMPLE_REGEX,
@@ -18,6 +16,8 @@ from scrutineer.core.banks import (
 )
 from scrutineer.core.config import BankConfig
 from scrutineer.core.errors import ConfigError
+from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.url_hashlist import UrlHashlist
 
 
 def bank_config(path, signal_type="url_md5"):

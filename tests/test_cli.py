@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import readable_by_others, write_config
-from scrutineer.cli.main import app
 from typer.testing import CliRunner
+
+from scrutineer.cli.main import app
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 runner = CliRunner()
@@ -215,9 +216,8 @@ def test_demo_runs_offline_without_shared_data(tmp_path):
     safe = set(pq.read_table(work / "releases" / "RE-demo-laion-research-safe" / "removed.parquet")["sample_id"].to_pylist())
     assert research < safe
     # one account per role, whose printed credentials work, and one flag waiting for review
-    from scrutineer.crowd.store import CrowdStore
-
     from scrutineer.core.config import load_config
+    from scrutineer.crowd.store import CrowdStore
 
     crowd = CrowdStore(load_config(tmp_path / "demo" / "demo.yaml").crowd)
     for role in ("contributor", "reviewer", "maintainer"):

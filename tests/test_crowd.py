@@ -11,7 +11,12 @@ import pytest
 import sqlalchemy as sa
 from conftest import scan, write_config
 from limits import parse
+from typer.testing import CliRunner
+
 from scrutineer.cli.main import app
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import CrowdConfig, load_config
+from scrutineer.core.errors import ConfigError, CrowdError, RateLimited
 from scrutineer.crowd import tables as crowd_tables
 from scrutineer.crowd.api import http_status
 from scrutineer.crowd.flag_import import import_flags
@@ -20,11 +25,6 @@ from scrutineer.crowd.snapshot import LOOKUP_IDS, Snapshot
 from scrutineer.crowd.store import CrowdStore, crowd_counts
 from scrutineer.crowd.sync import sync_latest
 from scrutineer.reports.html import write_report
-from typer.testing import CliRunner
-
-from scrutineer.core.banks import url_md5
-from scrutineer.core.config import CrowdConfig, load_config
-from scrutineer.core.errors import ConfigError, CrowdError, RateLimited
 
 CROWD = {
     "categories": {"csam_suspected": {"sensitive": True}, "copyright": {"description": "Used without permission"}},

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 
 import typer
+from test_architecture import DOC, ROOT, packages, table
 
 from scrutineer.cli.main import app
-from test_architecture import DOC, ROOT, packages, table
 
 README = ROOT / "README.md"
 

@@ -8,10 +8,10 @@ import time
 from urllib.parse import quote
 
 import pytest
-from scrutineer.flows.content import check_urls
 
 from scrutineer.core.config import FetchConfig
 from scrutineer.core.errors import NetworkDownError
+from scrutineer.flows.content import check_urls
 from scrutineer.observing.fetch import Fetcher, refused_address
 from scrutineer.observing.hashing import hash_pool
 from scrutineer.testing.fixture_web import FixtureWeb

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from scrutineer.cli.main import app
-from scrutineer.flows.gc import collect
-from scrutineer.flows.plan import ScanPlan
-from scrutineer.flows.scan import run_scan
 from typer.testing import CliRunner
 
+from scrutineer.cli.main import app
 from scrutineer.core import store
 from scrutineer.core.banks import BankRef
 from scrutineer.core.config import Config, load_config
 from scrutineer.core.errors import ConfigError, WorkspaceError
 from scrutineer.core.layout import Layout
+from scrutineer.flows.gc import collect
+from scrutineer.flows.plan import ScanPlan
+from scrutineer.flows.scan import run_scan
 from scrutineer.release.build import build_release
 from scrutineer.testing.fixture_web import FixtureWeb
 from tests.conftest import url_list_config

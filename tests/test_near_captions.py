@@ -16,11 +16,11 @@ import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
 from datasketch.lsh import _optimal_param
+
+from scrutineer.core.contract import DETECT
 from scrutineer.detectors.base import DetectContext
 from scrutineer.detectors.conformance import register_signatures
 from scrutineer.detectors.dedup import Dedup
-
-from scrutineer.core.contract import DETECT
 from scrutineer.matching.minhash import (
     MAX_CHARS,
     Shingling,

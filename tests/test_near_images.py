@@ -15,12 +15,12 @@ import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
 from PIL import Image
+
 from scrutineer.detectors.base import DetectContext
 from scrutineer.detectors.conformance import register_signatures
 from scrutineer.detectors.dedup import Dedup, near_image
 from scrutineer.detectors.dedup.near_image import HOT_BUCKET
 from scrutineer.detectors.dedup.query import Query
-
 from scrutineer.matching.codes import hex_codes, words
 from scrutineer.matching.pigeonhole import block_bounds, block_values
 from scrutineer.observing.hashing import hash_content, pdq_hex

@@ -10,11 +10,11 @@ import pdqhash
 import pyarrow as pa
 import pytest
 from PIL import Image
-from scrutineer.detectors.base import DetectContext
-from scrutineer.detectors.content_hashlist import ContentHashlist
 
 from scrutineer.core.banks import Bank, BankRef
 from scrutineer.core.contract import CONTENT
+from scrutineer.detectors.base import DetectContext
+from scrutineer.detectors.content_hashlist import ContentHashlist
 from scrutineer.matching.codes import hamming
 from scrutineer.observing.hashing import PDQ_DIHEDRAL, hash_content, pdq_hex
 

@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import scan, write_config
-from scrutineer.cli.main import app
-from scrutineer.flows.scan import run_scan
 from typer.testing import CliRunner
 
+from scrutineer.cli.main import app
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import Config, ReleaseConfig, load_config
 from scrutineer.core.errors import ConfigError, ReleaseError
 from scrutineer.core.policy import matches
+from scrutineer.flows.scan import run_scan
 from scrutineer.release.build import build_release
 from scrutineer.samples.canonical_url import canonical_url
 from scrutineer.samples.licenses import to_spdx

@@ -14,13 +14,13 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
+
+from scrutineer.core.contract import SIGNATURE
 from scrutineer.detectors.base import CorpusDetector
 from scrutineer.detectors.dedup import clusters, exact, near_caption, near_image
 from scrutineer.detectors.dedup.near_caption import NearCaptionParams
 from scrutineer.detectors.dedup.near_image import NearImageParams
 from scrutineer.detectors.dedup.query import Query
-
-from scrutineer.core.contract import SIGNATURE
 from scrutineer.samples.licenses import to_spdx
 
 

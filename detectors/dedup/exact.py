@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from scrutineer.detectors.dedup.query import Query
 
+from scrutineer.detectors.dedup.query import Query
 from scrutineer.matching.minhash import MAX_CHARS
 from scrutineer.samples.canonical_url import canonical_urls
 

@@ -11,9 +11,9 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
+
 from scrutineer.detectors.dedup.arrays import spread, uint64_lists
 from scrutineer.detectors.dedup.query import Query, sql_file
-
 from scrutineer.matching.minhash import (
     MAX_CHARS,
     Shingling,

@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
+
 from scrutineer.detectors.dedup.arrays import spread, uint64_lists
 from scrutineer.detectors.dedup.query import Query, sql_file
-
 from scrutineer.matching.codes import hex_codes, words
 from scrutineer.matching.pigeonhole import block_values
 from scrutineer.matching.signals import PHASH, PdqParams

@@ -5,6 +5,11 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 import pytest
+
+from scrutineer.core.banks import Bank, BankRef, url_md5
+from scrutineer.core.contract import DETECT
+from scrutineer.core.errors import ConfigError
+from scrutineer.core.registry import get_detector_class, registered_reasons
 from scrutineer.detectors.base import DetectContext
 from scrutineer.detectors.conformance import DetectorConformance
 from scrutineer.detectors.content_hashlist import ContentHashlist
@@ -14,11 +19,6 @@ from scrutineer.detectors.license_gaps import LicenseGaps
 from scrutineer.detectors.optouts import Optouts
 from scrutineer.detectors.url_hashlist import UrlHashlist
 from scrutineer.detectors.verify_hash import VerifyHash
-
-from scrutineer.core.banks import Bank, BankRef, url_md5
-from scrutineer.core.contract import DETECT
-from scrutineer.core.errors import ConfigError
-from scrutineer.core.registry import get_detector_class, registered_reasons
 from scrutineer.observing.policy_files import policy_file
 from scrutineer.samples.canonical_url import canonical_url
 from scrutineer.samples.licenses import conditions

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from scrutineer.cli.main import app
-from scrutineer.flows.content import check_urls
 from typer.testing import CliRunner
 
+from scrutineer.cli.main import app
 from scrutineer.core import store
 from scrutineer.core.config import FetchConfig
+from scrutineer.flows.content import check_urls
 from scrutineer.matching.codes import hamming
 from scrutineer.observing import hashing
 from scrutineer.observing.fetch import Fetcher

@@ -23,12 +23,12 @@ import pytest
 from conftest import command_line, scan, wait_until, write_config
 from distributed import Client, LocalCluster
 from prefect.context import FlowRunContext
-from scrutineer.flows.scan import run_scan
 
 from scrutineer.core import store
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
 from scrutineer.core.errors import ConfigError
+from scrutineer.flows.scan import run_scan
 from scrutineer.testing.fixture_web import FixtureWeb
 
 LAION = ["laion400m_img2dataset_test_1000.parquet", "laion400m_img2dataset_test_10000_rows1000-4999.parquet"]

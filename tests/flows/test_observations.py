@@ -11,9 +11,9 @@ import duckdb
 import pytest
 import yaml
 from inotify_simple import INotify, flags
-from scrutineer.cli.main import app
 from typer.testing import CliRunner
 
+from scrutineer.cli.main import app
 from scrutineer.observing.hashing import hash_content
 from scrutineer.testing.fixture_web import FixtureWeb
 from tests.conftest import scan, write_config

@@ -196,9 +196,8 @@ def test_policy_files_fetched_once_per_host_per_ttl(tmp_path, test_data):
 def test_a_recheck_keeps_the_policy_files_it_builds_on(tmp_path, test_data):
     """A recheck's content observation starts from the stored one: its policy files come along (so
     its judgements still see them) and none is fetched again within the TTL."""
-    from scrutineer.flows.scan import run_scan
-
     from scrutineer.core.config import load_config
+    from scrutineer.flows.scan import run_scan
 
     site = _site(tmp_path / "sites", "127.0.5.2", ai_txt=test_data / "optout" / "ai_txt" / "taricorp.net__ai.txt")
     with FixtureWeb(["127.0.5.2"], images=[test_data / "images" / "skimage"], sites={"127.0.5.2": site}) as web:
@@ -295,9 +294,8 @@ def test_a_recheck_reads_again_the_policy_files_a_scan_could_not_read(tmp_path):
     ``blocked`` for good, and a recheck reused that. Now they are ``transient``, the read is not
     cached, and ``recheck`` checks them again, with the robots.txt and ai.txt read again; so does
     it for a host whose ai.txt alone could not be read (its images were fetched)."""
-    from scrutineer.flows.scan import run_scan
-
     from scrutineer.core.config import load_config
+    from scrutineer.flows.scan import run_scan
 
     both, ai_only = "127.0.9.1", "127.0.9.2"
     sites = {host: _site(tmp_path / "sites", host, ai_txt=DATA / "ai_txt" / "taricorp.net__ai.txt") for host in (both, ai_only)}

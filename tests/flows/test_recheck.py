@@ -10,14 +10,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from typer.testing import CliRunner
+
 from scrutineer.cli.main import app
+from scrutineer.core import store
+from scrutineer.core.config import load_config
 from scrutineer.flows.plan import ScanPlan
 from scrutineer.flows.scan import run_scan
 from scrutineer.flows.shard import due_urls
-from typer.testing import CliRunner
-
-from scrutineer.core import store
-from scrutineer.core.config import load_config
 from scrutineer.testing.fixture_web import FixtureWeb
 from tests.conftest import url_list_config
 

@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import scan, write_config
 from huggingface_hub import DatasetCard
-from scrutineer.reports.takedown import write_takedown
 from test_near_captions import judge
 
 from scrutineer.core.banks import url_md5
@@ -20,6 +19,7 @@ from scrutineer.core.config import load_config
 from scrutineer.core.errors import ConfigError, ReleaseError
 from scrutineer.core.files import file_sha256
 from scrutineer.release.build import build_release
+from scrutineer.reports.takedown import write_takedown
 from scrutineer.samples.canonical_url import canonical_url
 from scrutineer.samples.licenses import to_spdx
 

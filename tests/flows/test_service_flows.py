@@ -4,11 +4,11 @@ yet skips, and rematch_banks rematches only when a bank file changed."""
 from __future__ import annotations
 
 import pytest
-from scrutineer.flows import prefect_api
-from scrutineer.flows.service import recheck_links, rematch_banks
 
 from scrutineer.core import store
 from scrutineer.core.config import load_config
+from scrutineer.flows import prefect_api
+from scrutineer.flows.service import recheck_links, rematch_banks
 from tests.conftest import scan, write_config
 
 
@@ -51,8 +51,9 @@ def test_rematch_banks_rematches_only_when_a_bank_file_changed(config, tmp_path)
 
 def test_deploy_needs_a_prefect_server_and_a_valid_cron_line(config):
     from prefect.settings import PREFECT_API_URL, temporary_settings
-    from scrutineer.cli.main import app
     from typer.testing import CliRunner
+
+    from scrutineer.cli.main import app
 
     with temporary_settings(updates={PREFECT_API_URL: None}):
         result = CliRunner().invoke(app, ["deploy", str(config), "--pool", "p"])

@@ -10,12 +10,12 @@ import pickle
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from scrutineer.flows.plan import ScanPlan
-from scrutineer.flows.shard import ShardTask, run_shard
 
 from scrutineer.core import store
 from scrutineer.core.banks import load_banks, register, url_md5
 from scrutineer.core.config import load_config
+from scrutineer.flows.plan import ScanPlan
+from scrutineer.flows.shard import ShardTask, run_shard
 from scrutineer.formats.sources import list_shards
 from scrutineer.testing.fixture_web import FixtureWeb
 from tests.conftest import write_config

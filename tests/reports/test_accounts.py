@@ -22,13 +22,13 @@ import sqlalchemy as sa
 from conftest import scan, write_config
 from itsdangerous import TimestampSigner
 from limits import parse
-from scrutineer.cli.main import app
-from scrutineer.crowd import tables as crowd_tables
-from scrutineer.crowd.store import CrowdStore
 from typer.testing import CliRunner
 
+from scrutineer.cli.main import app
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import Config, CrowdConfig, load_config
+from scrutineer.crowd import tables as crowd_tables
+from scrutineer.crowd.store import CrowdStore
 from scrutineer.testing.served import serve
 
 ROWS = [{"key": f"k{i}", "url": f"http://h{i}.example/{i}.jpg", "caption": f"caption {i}"} for i in range(4)]

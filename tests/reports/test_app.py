@@ -21,17 +21,17 @@ import pytest
 from conftest import scan, write_config
 from fastapi.routing import iter_route_contexts
 from limits import parse
+from starlette.routing import Mount
+
+from scrutineer.core.banks import url_md5
+from scrutineer.core.config import Config, load_config
+from scrutineer.core.errors import CrowdError
 from scrutineer.crowd.api import http_status
 from scrutineer.crowd.app import create_app
 from scrutineer.crowd.flag_writer import FlagWriter, Submission
 from scrutineer.crowd.flags import FlagItem
 from scrutineer.crowd.snapshot import Snapshot
 from scrutineer.crowd.store import CrowdStore
-from starlette.routing import Mount
-
-from scrutineer.core.banks import url_md5
-from scrutineer.core.config import Config, load_config
-from scrutineer.core.errors import CrowdError
 from scrutineer.testing.served import serve
 
 SCRIPT, ONERROR, JS_URL = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import scan, write_config
-from scrutineer.crowd.store import CrowdStore
 
 from scrutineer.core.config import Config, load_config
+from scrutineer.crowd.store import CrowdStore
 from scrutineer.testing.served import free_port
 
 RLO, LRI, RLM = "\u202e", "\u2066", "\u200f"

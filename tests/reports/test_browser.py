@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import scan, write_config
-from scrutineer.crowd.store import CrowdStore
-from scrutineer.crowd.sync import sync_latest
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
+from scrutineer.crowd.store import CrowdStore
+from scrutineer.crowd.sync import sync_latest
 from scrutineer.release.build import build_release
 from scrutineer.testing.served import serve
 

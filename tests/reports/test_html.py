@@ -16,9 +16,6 @@ from conftest import (
     url_list_config,
     write_config,
 )
-from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
-from scrutineer.reports.data import report_data
-from scrutineer.reports.html import ENV, write_report
 
 from scrutineer import Workspace
 from scrutineer.core import store
@@ -26,6 +23,9 @@ from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
 from scrutineer.core.contract import FINDINGS, RUNS, SHARDS
 from scrutineer.core.errors import WorkspaceError
+from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
+from scrutineer.reports.data import report_data
+from scrutineer.reports.html import ENV, write_report
 from scrutineer.testing.fixture_web import FixtureWeb
 
 SCRIPT, IMG, JS = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from conftest import scan
 from markupsafe import escape
-from scrutineer.crowd.demo import add_people
-from scrutineer.crowd.store import CrowdStore
 
 from scrutineer.core.config import Config, load_config
 from scrutineer.core.layout import Layout
+from scrutineer.crowd.demo import add_people
+from scrutineer.crowd.store import CrowdStore
 from scrutineer.testing import demo
 from scrutineer.testing.served import serve
 

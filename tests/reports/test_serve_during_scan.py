@@ -10,10 +10,10 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 from conftest import scan, write_config
-from scrutineer.crowd.store import CrowdStore
-from scrutineer.crowd.sync import sync_latest
 
 from scrutineer.core.config import load_config
+from scrutineer.crowd.store import CrowdStore
+from scrutineer.crowd.sync import sync_latest
 from scrutineer.testing.served import serve
 
 ROWS = 200_000

@@ -6,10 +6,10 @@ import json
 
 import pytest
 from conftest import scan, scrutineer_with_file_size_limit, write_config
-from scrutineer.reports.takedown import COLUMNS, write_takedown
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
+from scrutineer.reports.takedown import COLUMNS, write_takedown
 
 #: Cells a spreadsheet reads as a formula start with one of these (OWASP "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
