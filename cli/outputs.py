@@ -20,13 +20,12 @@ def build_release(cfg: Config, variant: str) -> Path:
     """Import the confirmed crowd flags into the latest run (when the config has crowd categories),
     then write release ``variant`` (:func:`scrutineer.release.build.build_release`); return its folder."""
     # start-up: scrutineer.crowd.sync costs 430 ms at import (SQLAlchemy; measured 2026-12-06)
-    from scrutineer.crowd.sync import sync_latest
+    from scrutineer.crowd.sync import before_release
 
     # start-up: scrutineer.release.build costs 250 ms at import (huggingface_hub; measured 2026-12-06)
     from scrutineer.release.build import build_release
 
-    if cfg.crowd.categories:
-        sync_latest(cfg)  # every crowd decision made before the release is in it
+    before_release(cfg)
     return build_release(cfg, variant)
 
 

@@ -86,6 +86,17 @@ def publish(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> None:
     snapshot.publish(con, cfg.workspace, run_id, report_data(con, cfg.workspace, cfg.dataset.name, run_id))
 
 
+def before_release(cfg: Config) -> None:
+    """What the CLI and the deployed flows do before each release: :func:`sync_latest`, so every
+    crowd decision made before the release is in it, when the config has crowd categories.
+
+    Raises:
+        as :func:`sync_latest`.
+    """
+    if cfg.crowd.categories:
+        sync_latest(cfg)
+
+
 def after_run(cfg: Config, summary: dict) -> dict:
     """What the CLI and the deployed flows do after each run (:func:`scrutineer.flows.scan.run_scan`):
     :func:`sync` the confirmed flags into it and publish its review snapshot, unless the run is

@@ -149,14 +149,14 @@ def _scan(config: Config, kind: RunKind) -> dict:
     # task it submits to Dask, and cloudpickle copies the body's globals (a ContextVar does not pickle)
     on_shard = _on_shard.get()
     banks = load_banks(config.banks)
-    params = config.detector_params()
-    if kind == "recheck" and not any(issubclass(get_detector_class(n), RecheckingDetector) for n in params):
+    started = datetime.now(UTC)
+    plan = ScanPlan(config, config.detector_params(), tuple(b.ref for b in banks), observe=kind == "scan",
+                    recheck=started if kind == "recheck" else None)
+    if kind == "recheck" and not plan.rechecking():
         rechecking = sorted(n for n in available() if issubclass(get_detector_class(n), RecheckingDetector))
         raise ConfigError(f"a recheck checks again the links {' or '.join(rechecking)} calls transient or not yet dead: "
                           f"configure detectors.{' or detectors.'.join(rechecking)}")
     shards = list_shards(config)
-    started = datetime.now(UTC)
-    plan = ScanPlan(config, params, tuple(b.ref for b in banks), observe=kind == "scan", recheck=started if kind == "recheck" else None)
     plan = replace(plan, fetchers=_fetchers(plan, len(shards)))
     ws = config.workspace
     con = store.connect(ws, memory_limit=config.memory_limit)  # holds the workspace: DuckDB admits one writer process

@@ -48,7 +48,7 @@ from scrutineer.core.config import Config, ScheduleConfig, load_config
 from scrutineer.core.errors import ConfigError, WorkspaceError
 from scrutineer.core.files import file_sha256
 from scrutineer.crowd.store import crowd_counts
-from scrutineer.crowd.sync import after_run, sync_latest
+from scrutineer.crowd.sync import after_run, before_release, sync_latest
 from scrutineer.flows.scan import run_scan
 from scrutineer.release.build import build_release
 from scrutineer.reports.html import write_report
@@ -149,8 +149,7 @@ def sync(config: str) -> dict:
 def release(config: str, variant: str) -> str:
     """Write release ``variant`` (:func:`scrutineer.release.build.build_release`). Returns its directory."""
     with _turn(config) as cfg:
-        if cfg.crowd.categories:
-            sync_latest(cfg)  # every crowd decision made before the release is in it
+        before_release(cfg)
         return str(build_release(cfg, variant))
 
 
