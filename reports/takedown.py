@@ -45,19 +45,9 @@ TAKEDOWN_SQL = """
     FROM findings f JOIN runs this USING (run_id) WHERE f.run_id = $run_id AND f.restricted
 """
 
+#: The manifest's columns: each row's registrable domain and host, then the query's.
+COLUMNS = ["registrable_domain", "host", *TAKEDOWN_COLUMNS]
 
-COLUMNS = [
-    "registrable_domain",
-    "host",
-    "url",
-    "reason",
-    "bank",
-    "bank_version",
-    "sample_id",
-    "shard_id",
-    "row_index",
-    "first_seen",
-]
 
 def query_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
     """:data:`TAKEDOWN_SQL` of ``run_id`` on the store's connection ``con``: dicts keyed by
@@ -116,7 +106,7 @@ def manifest_json(dataset: str, run_id: str, rows: list[dict]) -> str:
         "restricted": True,
         "items": len(rows),
         "domains": [
-            d | {"hosts": [{"host": h["host"], "items": [{k: r[k] for k in COLUMNS[2:]} for r in h["rows"]]} for h in d["hosts"]]}
+            d | {"hosts": [{"host": h["host"], "items": [{k: r[k] for k in TAKEDOWN_COLUMNS} for r in h["rows"]]} for h in d["hosts"]]}
             for d in by_domain(rows)
         ],
     }
