@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from scrutineer.core.contract import CANONICAL_COLUMNS
 from scrutineer.core.errors import ConfigError
 from scrutineer.core.layout import Layout
 from scrutineer.core.policy import matches
@@ -57,7 +58,7 @@ MAX_PIXELS = 32_000_000
 PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 Format = Literal["parquet", "csv", "tsv", "jsonl", "coco", "hf", "webdataset"]
-CanonicalColumn = Literal["sample_id", "url", "caption", "license"]
+CanonicalColumn = Literal[CANONICAL_COLUMNS]  # the contract's canonical columns, one of which a source column maps to
 SignalTypeName = Literal[tuple(SIGNAL_TYPES)]
 
 SUFFIX_FORMATS: dict[str, Format] = {
