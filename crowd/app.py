@@ -5,13 +5,14 @@ It reads the review snapshot (:mod:`scrutineer.crowd.snapshot`) and the crowd st
 (:mod:`scrutineer.crowd.store`), never the findings store, so it serves while a scan holds that store's
 lock. Routes: :mod:`scrutineer.crowd.api` (JSON), :mod:`scrutineer.crowd.pages` (HTML), the OpenAPI document
 ``/openapi.json`` and its Swagger page ``/docs`` (swagger files bundled by ``fastapi-offline``,
-nothing from a CDN), and ``/static/htmx.min.js`` (htmx 2.0.11, vendored).
+nothing from a CDN), ``/static/htmx.min.js`` (htmx 2.0.11, vendored), the stylesheet
+``/static/app.css`` and the icon ``/static/favicon.svg`` (also at ``/favicon.ico``).
 
 Security, outermost first:
 
 - :class:`SecurityHeaders` sets a strict Content-Security-Policy (scripts only from this origin;
   ``/docs`` also allows its one inline script by hash), ``X-Content-Type-Options: nosniff``,
-  ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store`` (except the static file), and
+  ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store`` (except static files), and
   marks every cookie ``Secure`` on an HTTPS request (the scheme a proxy on loopback names in
   ``X-Forwarded-Proto`` counts: uvicorn trusts gunicorn's ``forwarded_allow_ips``) or always with
   ``serve --secure-cookies``.
@@ -26,7 +27,7 @@ Security, outermost first:
 - The session cookie (``SameSite=Strict``, HttpOnly) holds a random value naming a session record
   in the crowd store (:mod:`scrutineer.crowd.access`), so every app process knows every session and a
   log-out ends it everywhere.
-- Every route but ``GET``/``POST /login``, ``GET /api/health`` and the static file needs an account
+- Every route but ``GET``/``POST /login``, ``GET /api/health``, the static files and the icon need an account
   (:func:`scrutineer.crowd.access.signed_in`): anonymous API requests get 401, pages a redirect to ``/login``.
 """
 
@@ -162,6 +163,13 @@ class SameOrigin:
 
 
 docs = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
+icon = APIRouter(include_in_schema=False)
+
+
+@icon.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The app's icon (``static/favicon.svg``), for a browser that asks before reading a page's ``<link rel="icon">``."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
 
 @docs.get("/openapi.json")
@@ -256,7 +264,7 @@ def create_app(cfg: Config, secure_cookies: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = s
-    for router in (api.public, api.router, pages.public, pages.router, accounts_page.router, docs):
+    for router in (api.public, api.router, pages.public, pages.router, accounts_page.router, docs, icon):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(NotSignedIn, _not_signed_in)

@@ -56,7 +56,7 @@ CROWD = {
     "rate_limit": "3/minute",
 }
 #: The routes an anonymous request may reach.
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/api/health")}
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/api/health"), ("GET", "/favicon.ico")}
 names = itertools.count()
 
 
@@ -168,6 +168,7 @@ def test_every_route_but_log_in_health_and_static_refuses_anonymous_requests(ser
                 assert (answer.status_code, answer.headers.get("location")) == (303, "/login"), (method, path)
             assert "Content-Security-Policy" in answer.headers
         assert anonymous.get("/static/htmx.min.js").status_code == 200
+        assert anonymous.get("/favicon.ico").headers["content-type"] == "image/svg+xml"
         assert anonymous.get("/queue", headers={"HX-Request": "true"}).headers["HX-Redirect"] == "/login"
         assert anonymous.get("/api/flags", headers={"Authorization": "Bearer scr_not-a-token"}).status_code == 401
 
@@ -233,7 +234,7 @@ def test_restricted_urls_reach_reviewers_and_maintainers_only(served, person):
         assert not leaks
         assert all(f["url"] is None for f in contributor.api.get("/api/flags").json()["flags"] if f["restricted"])
     assert owner.api.get(f"/api/flags/{served.flags['k0']}").json()["url"] is None  # nor an unrestricted one: whether it is restricted is not theirs to learn
-    assert "restricted" in owner.web.get(f"/flags/{served.flags['k4']}").text
+    assert "<strong>Sensitive.</strong>" in owner.web.get(f"/flags/{served.flags['k4']}").text
     for reviewer in (reviewer, person("maintainer")):
         listed = {f["sample_id"]: f["url"] for f in reviewer.api.get("/api/flags?limit=500").json()["flags"]}
         assert listed["k3"] == URL["k3"] and listed["k4"] == URL["k4"]
