@@ -130,8 +130,8 @@ def serve(
     secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Mark cookies Secure on every request, for a TLS proxy that does not send X-Forwarded-Proto (README \"Behind TLS\").")] = False,
 ) -> None:
     """Serve the review app: flag samples, review flags, read reports (FastAPI, on uvicorn, in
-    gunicorn's worker processes). A host other than loopback serves plain HTTP to the network:
-    it is allowed, with a warning. Needs the serve extra."""
+    gunicorn's worker processes); prints its URL once it listens. A host other than loopback
+    serves plain HTTP to the network: it is allowed, with a warning. Needs the serve extra."""
     with reported():
         require("serve")
     # optional: the serve extra; start-up: scrutineer.crowd.app costs 860 ms at import (FastAPI, SQLAlchemy; measured 2026-12-06)

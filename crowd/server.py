@@ -8,12 +8,20 @@ bench/serve_load.py's 50 keep-alive clients on 2 workers, the split was 39 and 1
 the busy worker set the p99. With one socket per worker it was 29 and 21 (bench/README.md). Peers
 made the same change: gunicorn 27's ``reuse_port`` binds per worker, and SkyPilot's API server
 does the same on uvicorn (skypilot-org/skypilot#10016).
+
+``serve`` says where it listens (:func:`ready_line`) once the first worker has loaded the app
+with its socket listening: gunicorn's ``post_worker_init`` hook of the worker spawned first
+(``age`` 1). Its ``when_ready`` hook runs in the arbiter before any worker is forked, and with a
+socket per worker nothing listens yet then; from the first worker's socket on, the kernel queues
+connections for it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from gunicorn.app.base import BaseApplication
@@ -46,6 +54,7 @@ class Server(BaseApplication):
             "worker_class": f"{__name__}.Worker",
             "reuse_port": True,
             "loglevel": "warning",
+            "post_worker_init": _announcer(ready_line(host, port, workers)),
         }
         super().__init__()
 
@@ -55,6 +64,24 @@ class Server(BaseApplication):
 
     def load(self) -> Any:
         return app_from_environment()
+
+
+def ready_line(host: str, port: int, workers: int) -> str:
+    """What ``serve`` prints once it listens: ``Review app on http://HOST:PORT/ (N workers). Ctrl-C stops it.``
+    (an IPv6 address in brackets)."""
+    where = f"[{host}]" if ":" in host else host
+    return f"Review app on http://{where}:{port}/ ({workers} worker{'s' if workers != 1 else ''}). Ctrl-C stops it."
+
+
+def _announcer(line: str) -> Callable[[Any], None]:
+    """gunicorn's ``post_worker_init`` hook: the first worker spawned (age 1) prints ``line`` to
+    stdout, flushed; a worker spawned later (a restart) prints nothing."""
+
+    def announce(worker: Any) -> None:
+        if worker.age == 1:
+            print(line, file=sys.stdout, flush=True)
+
+    return announce
 
 
 def plain_http_warning(host: str) -> str | None:

@@ -32,7 +32,7 @@ from scrutineer.crowd.flag_writer import FlagWriter, Submission
 from scrutineer.crowd.flags import FlagItem
 from scrutineer.crowd.snapshot import Snapshot
 from scrutineer.crowd.store import CrowdStore
-from scrutineer.testing.served import serve
+from scrutineer.testing.served import free_port, serve
 
 SCRIPT, ONERROR, JS_URL = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"
 ROWS = [
@@ -140,6 +140,24 @@ def flag(who: Person, **body) -> httpx.Response:
 def test_health_is_public_and_names_the_run(served):
     health = httpx.get(f"{served.url}/api/health")
     assert health.status_code == 200 and health.json() == {"status": "ok", "run_id": served.run_id}
+
+
+def test_serve_prints_its_url_once_it_listens(served):
+    """``scrutineer serve`` says where it listens, once, and the URL it names answers at once."""
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "scrutineer"), "serve", str(served.cfg.config_path), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(server.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=120)  # a bound on a hang only
+        assert lines == [f"Review app on http://127.0.0.1:{port}/ (2 workers). Ctrl-C stops it.\n"]
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=30).json()["run_id"] == served.run_id
+    finally:
+        server.terminate()
+        rest, _ = server.communicate(timeout=30)
+    assert "Review app on" not in rest  # the second worker says nothing
 
 
 def test_a_second_server_on_the_port_is_refused_and_the_first_keeps_serving(served):
