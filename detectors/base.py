@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from scrutineer.core.contract import FINDING
+from scrutineer.core.registry import Reason
 
 if TYPE_CHECKING:
     from scrutineer.core.banks import Bank
@@ -81,13 +82,15 @@ class Detector(ABC):
 
     name: ClassVar[str]
     version: ClassVar[str]
-    #: Every reason code the detector can emit -> whether findings of that reason are restricted
-    #: (hash-bank matches, ``hash_match.*``: DESIGN.md "Restricted and public outputs"), e.g.
-    #: ``{"hash_match.url": True}``. A finding's ``restricted`` column follows from it (:meth:`findings`). Config checks
+    #: Every reason code the detector can emit -> its :class:`Reason`: whether findings of that
+    #: reason are restricted (hash-bank matches, ``hash_match.*``: DESIGN.md "Restricted and public
+    #: outputs") and its plain-language label, e.g. ``{"hash_match.url": Reason(True, "URL on a hash
+    #: list")}``. A finding's ``restricted`` column follows from it (:meth:`findings`); reports and
+    #: the review app show the label (:func:`scrutineer.core.registry.reason_label`). Config checks
     #: release variants against it (:meth:`scrutineer.core.config.ReleaseConfig.check`): a ``remove``
     #: pattern must match a reason of a registered detector, and a variant must remove every
     #: restricted reason of the configured detectors unless it sets ``keep_restricted``.
-    reasons: ClassVar[Mapping[str, bool]]
+    reasons: ClassVar[Mapping[str, Reason]]
     Params: ClassVar[type[BaseModel]] = NoParams
     #: ``metadata``: :meth:`detect` sees ``DETECT`` batches. ``content``: it sees ``CONTENT``
     #: batches (with ``caption`` and ``license``), and the scan fetches and hashes the shard's
@@ -164,13 +167,13 @@ class Detector(ABC):
         """
         n = rows.num_rows
         if isinstance(reason, str):
-            restricted = pa.repeat(pa.scalar(self.reasons[reason]), n)
+            restricted = pa.repeat(pa.scalar(self.reasons[reason].restricted), n)
             reason = pa.repeat(pa.scalar(reason, pa.string()), n)
         else:
             declared = pc.index_in(reason, value_set=pa.array(list(self.reasons), pa.string()))
             if declared.null_count:
                 raise KeyError(f"{self.name} does not declare reason(s) {pc.unique(reason.filter(pc.is_null(declared))).to_pylist()}")
-            restricted = pa.array(list(self.reasons.values()), pa.bool_()).take(declared)
+            restricted = pa.array([r.restricted for r in self.reasons.values()], pa.bool_()).take(declared)
         return pa.Table.from_arrays(
             [
                 pa.repeat(pa.scalar(self.ctx.shard_id, pa.string()), n),

@@ -35,7 +35,7 @@ from scrutineer.core.contract import (
     stored_signatures,
 )
 from scrutineer.core.registry import get_detector_class
-from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector
+from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector, Reason
 
 
 def register_signatures(con: duckdb.DuckDBPyConnection, detector: CorpusDetector, signatures: pa.Table, name: str = "signatures_view") -> str:
@@ -162,9 +162,18 @@ class DetectorConformance:
 
     def test_reasons_are_declared_and_documented(self):
         cls = self.detector_class
-        assert cls.reasons, "declare reasons: every reason code -> restricted or not"
+        assert cls.reasons, "declare reasons: every reason code -> Reason(restricted, label)"
         missing = [r for r in cls.reasons if f"``{r}``" not in (cls.__doc__ or "")]
         assert not missing, f"reasons not named in {cls.__name__}'s docstring: {missing}"
+
+    def test_every_reason_has_a_label(self):
+        """Reports and the review app show each reason by its label (scrutineer.core.registry.reason_label):
+        a phrase in plain language, not the code again."""
+        cls = self.detector_class
+        shapeless = [code for code, r in cls.reasons.items() if not isinstance(r, Reason) or not isinstance(r.restricted, bool)]
+        assert not shapeless, f"reasons not declared as Reason(restricted: bool, label: str): {shapeless}"
+        unlabelled = [code for code, r in cls.reasons.items() if not r.label.strip() or r.label.strip() == code or r.label.endswith(".")]
+        assert not unlabelled, f"reasons without a plain-language label (a phrase, not the code, no final full stop): {unlabelled}"
 
     def test_params_reject_unknown_keys(self):
         import pytest  # optional: the test extra (the kit runs under pytest; importing it needs none)
@@ -191,7 +200,7 @@ class DetectorConformance:
         assert set(found["shard_id"].to_pylist()) == {self.context().shard_id}
         assert set(found["row_index"].to_pylist()) <= set(batch["row_index"].to_pylist())
         assert set(found["reason"].to_pylist()) <= set(cls.reasons)
-        assert found["restricted"].to_pylist() == [cls.reasons[r] for r in found["reason"].to_pylist()]
+        assert found["restricted"].to_pylist() == [cls.reasons[r].restricted for r in found["reason"].to_pylist()]
 
     def test_empty_batch_gives_no_findings(self):
         batch = pa.RecordBatch.from_pylist([], schema=self.schema())

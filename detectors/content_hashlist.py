@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.detectors.base import Detector, Reason, empty_findings, evidence_json
 from scrutineer.matching.signals import CONTENT_SIGNALS, PHASH, PdqParams
 from scrutineer.observing.hashing import PDQ_DIHEDRAL
 
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 #: At most this many bank entries are named in one finding's evidence (nearest first).
 EVIDENCE_ENTRIES = 10
+
+#: How the labels of its reasons name each content signal type (:data:`scrutineer.matching.signals.CONTENT_SIGNALS`).
+SIGNAL_NAMES = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "pdq": "PDQ perceptual hash", "phash": "pHash perceptual hash"}
 
 
 class ContentHashlistParams(PdqParams):
@@ -48,7 +51,7 @@ class ContentHashlist(Detector):
 
     name = "content_hashlist"
     version = "3"
-    reasons = {f"hash_match.{s}": True for s in CONTENT_SIGNALS}
+    reasons = {f"hash_match.{s}": Reason(True, f"Image on a hash list ({SIGNAL_NAMES[s]})") for s in CONTENT_SIGNALS}
     Params = ContentHashlistParams
     needs = "content"
     signals = frozenset(CONTENT_SIGNALS)

@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from scrutineer.core.contract import UTC_TIME
 from scrutineer.core.errors import ConfigError
 from scrutineer.core.layout import Layout
-from scrutineer.detectors.base import RecheckingDetector, empty_findings, evidence_json
+from scrutineer.detectors.base import (
+    Reason,
+    RecheckingDetector,
+    empty_findings,
+    evidence_json,
+)
 from scrutineer.observing.policy_files import origin
 
 if TYPE_CHECKING:
@@ -53,7 +58,13 @@ class DeadLinks(RecheckingDetector):
 
     name = "dead_links"
     version = "2"
-    reasons = {reason: False for reason in REASONS.values()}
+    reasons = {
+        "link.dead": Reason(False, "Dead link"),
+        "link.moved": Reason(False, "Link moved to another site or to a web page"),
+        "link.not_image": Reason(False, "Link serves no image"),
+        "link.too_large": Reason(False, "Image too large to check"),
+        "link.transient": Reason(False, "Link failing for now (timeouts, server errors)"),
+    }
     Params = DeadLinksParams
     needs = "content"
 

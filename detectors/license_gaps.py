@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.detectors.base import Detector, Reason, empty_findings, evidence_json
 from scrutineer.samples.licenses import conditions, is_spdx_id, to_spdx
 
 
@@ -55,8 +55,12 @@ class LicenseGaps(Detector):
     name = "license_gaps"
     version = "2"
     reasons = {
-        "license.missing": False, "license.unknown": False, "license.disallowed": False,
-        "license.nc": False, "license.nd": False, "license.sa": False,
+        "license.missing": Reason(False, "No licence given"),
+        "license.unknown": Reason(False, "Licence not recognised"),
+        "license.disallowed": Reason(False, "Licence not on the allowed list"),
+        "license.nc": Reason(False, "Licence forbids commercial use"),
+        "license.nd": Reason(False, "Licence forbids derivative works"),
+        "license.sa": Reason(False, "Licence requires sharing alike"),
     }
     Params = LicenseGapsParams
 

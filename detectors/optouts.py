@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scrutineer.core.config import Config
 from scrutineer.core.extras import require
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.detectors.base import Detector, Reason, empty_findings, evidence_json
 from scrutineer.observing.optouts import Signal, ai_txt, c2pa, headers, robots, tdmrep
 from scrutineer.observing.policy_files import POLICY_PATHS, PolicyFile, origin
 
@@ -66,7 +66,16 @@ class Optouts(Detector):
 
     name = "optouts"
     version = "1"
-    reasons = dict.fromkeys(REASONS, False)
+    reasons = {
+        "optout.header": Reason(False, "Opted out in an X-Robots-Tag header"),
+        "optout.tdmrep": Reason(False, "Opted out by TDMRep"),
+        "optout.aipref": Reason(False, "Opted out by Content-Usage (aipref)"),
+        "optout.ai_txt": Reason(False, "Opted out in ai.txt"),
+        "optout.robots": Reason(False, "Opted out in robots.txt"),
+        "optout.c2pa": Reason(False, "Opted out in the image's C2PA data"),
+        "optout.constrained": Reason(False, "Training allowed only under conditions"),
+        "optout.invalid": Reason(False, "Malformed opt-out signal"),
+    }
     Params = OptoutsParams
     needs = "content"
     policy_files = tuple(POLICY_PATHS)

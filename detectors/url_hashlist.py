@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scrutineer.core.banks import URL_MD5_SIMPLE_REGEX, url_md5
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.detectors.base import Detector, Reason, empty_findings, evidence_json
 from scrutineer.samples.domains import after_scheme
 
 
@@ -21,7 +21,7 @@ class UrlHashlist(Detector):
 
     name = "url_hashlist"
     version = "2"
-    reasons = {"hash_match.url": True}
+    reasons = {"hash_match.url": Reason(True, "URL on a hash list")}
     signals = frozenset({"url_md5"})
 
     def setup(self) -> None:

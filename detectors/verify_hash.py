@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from scrutineer.detectors.base import Detector, empty_findings, evidence_json
+from scrutineer.detectors.base import Detector, Reason, empty_findings, evidence_json
 
 
 class VerifyHashParams(BaseModel):
@@ -33,7 +33,7 @@ class VerifyHash(Detector):
 
     name = "verify_hash"
     version = "1"
-    reasons = {"content.hash_mismatch": False}
+    reasons = {"content.hash_mismatch": Reason(False, "Image changed since the dataset was made")}
     Params = VerifyHashParams
     needs = "content"
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from scrutineer.core.contract import SIGNATURE
-from scrutineer.detectors.base import CorpusDetector
+from scrutineer.detectors.base import CorpusDetector, Reason
 from scrutineer.detectors.dedup import clusters, exact, near_caption, near_image
 from scrutineer.detectors.dedup.near_caption import NearCaptionParams
 from scrutineer.detectors.dedup.near_image import NearImageParams
@@ -86,7 +86,12 @@ class Dedup(CorpusDetector):
 
     name = "dedup"
     version = "6"
-    reasons = {"duplicate.url": False, "duplicate.caption": False, "duplicate.near_caption": False, "duplicate.near_image": False}
+    reasons = {
+        "duplicate.url": Reason(False, "Same URL as another sample"),
+        "duplicate.caption": Reason(False, "Same caption as another sample"),
+        "duplicate.near_caption": Reason(False, "Caption nearly the same as another's"),
+        "duplicate.near_image": Reason(False, "Image nearly the same as another's"),
+    }
     Params = DedupParams
     #: The keys of every row: 128-bit MD5s (see :meth:`signatures`), the caption key and its LSH
     #: band keys, the image's hash words and blocks (those of a key not in ``on`` are null), and

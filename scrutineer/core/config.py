@@ -246,7 +246,7 @@ class ReleaseConfig(Strict):
         """
         declared = registered_reasons()
         known = sorted({reason for reasons in declared.values() for reason in reasons} | set(crowd))
-        configured = [declared[name] for name in detectors] + [crowd]
+        configured = [{code: reason.restricted for code, reason in declared[name].items()} for name in detectors] + [crowd]
         restricted = sorted({reason for reasons in configured for reason, is_restricted in reasons.items() if is_restricted})
         for name, variant in self.variants.items():
             for pattern in variant.remove:

@@ -9,13 +9,19 @@ import pytest
 from scrutineer.core.banks import Bank, BankRef, url_md5
 from scrutineer.core.contract import DETECT
 from scrutineer.core.errors import ConfigError
-from scrutineer.core.registry import get_detector_class, registered_reasons
+from scrutineer.core.registry import (
+    get_detector_class,
+    reason_label,
+    registered_reasons,
+)
 from scrutineer.detectors.base import DetectContext
 from scrutineer.detectors.conformance import DetectorConformance
 from scrutineer.detectors.content_hashlist import ContentHashlist
+from scrutineer.detectors.dead_links import REASONS as DEAD_LINK_REASONS
 from scrutineer.detectors.dead_links import DeadLinks
 from scrutineer.detectors.dedup import Dedup
 from scrutineer.detectors.license_gaps import LicenseGaps
+from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
 from scrutineer.detectors.optouts import Optouts
 from scrutineer.detectors.url_hashlist import UrlHashlist
 from scrutineer.detectors.verify_hash import VerifyHash
@@ -197,6 +203,30 @@ def test_unknown_detector_lists_the_known_ones():
 def test_registered_reasons_mark_hash_matches_restricted():
     reasons = registered_reasons()
     assert set(reasons) >= {"url_hashlist", "content_hashlist", "dead_links", "license_gaps", "dedup", "verify_hash"}
-    restricted = {r for declared in reasons.values() for r, is_restricted in declared.items() if is_restricted}
+    restricted = {code for declared in reasons.values() for code, reason in declared.items() if reason.restricted}
     assert restricted == {f"hash_match.{s}" for s in ("url", "md5", "sha1", "sha256", "pdq", "phash")}
-    assert reasons["dedup"] == {"duplicate.url": False, "duplicate.caption": False, "duplicate.near_caption": False, "duplicate.near_image": False}
+    assert {code: r.restricted for code, r in reasons["dedup"].items()} == dict.fromkeys(
+        ["duplicate.url", "duplicate.caption", "duplicate.near_caption", "duplicate.near_image"], False
+    )
+
+
+def test_reason_labels_come_from_the_declarations():
+    """One source: the registry's label is the detector's declared one; a crowd reason takes its
+    category's description, or a phrase made of its name; an undeclared code is its own label."""
+    for name, declared in registered_reasons().items():
+        for code, reason in declared.items():
+            assert reason_label(code) == reason.label, (name, code)
+    assert reason_label("link.dead") == "Dead link"
+    assert reason_label("crowd.copyright", {"copyright": "Used without permission"}) == "Used without permission"
+    assert reason_label("crowd.personal_data", {"personal_data": None}) == "Flagged by people as personal data"
+    assert reason_label("crowd.personal_data") == "Flagged by people as personal data"
+    assert reason_label("retired.reason") == "retired.reason"
+    labels = [r.label for declared in registered_reasons().values() for r in declared.values()]
+    assert len(labels) == len(set(labels)), "two reasons share a label"
+
+
+def test_reason_tables_beside_the_declarations_name_the_same_codes():
+    """dead_links maps fetch statuses to reasons and optouts lists its reasons in report order
+    (scrutineer.reports.data): both name exactly the declared codes."""
+    assert set(DEAD_LINK_REASONS.values()) == set(DeadLinks.reasons)
+    assert OPTOUT_REASONS == tuple(Optouts.reasons)
