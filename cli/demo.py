@@ -18,11 +18,13 @@ from scrutineer.testing import demo as demo_data
 
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where to build the demo dataset and workspace.")] = Path("scrutineer-demo"),
+    force: Annotated[bool, typer.Option("--force", help="Rebuild over an earlier demo whose review app has accounts or flags (they are deleted).")] = False,
 ) -> None:
     """Serve a small synthetic LAION-style dataset from a local web server, scan it (fetching and
-    hashing every image), re-match a hash list that arrives later, then release, takedown and report."""
+    hashing every image), re-match a hash list that arrives later, then release, takedown and report.
+    Refuses, changing nothing, a directory whose review app has accounts or flags, unless --force."""
     # start-up: scrutineer.crowd.demo costs 500 ms at import (SQLAlchemy; measured 2026-12-06)
-    from scrutineer.crowd.demo import add_people
+    from scrutineer.crowd.demo import add_people, refuse_to_overwrite
 
     # start-up: as crowd.demo, which imports it
     from scrutineer.crowd.store import crowd_counts
@@ -33,6 +35,9 @@ def demo(
     # start-up: scrutineer.reports.takedown costs 130 ms at import (tldextract; measured 2026-12-06)
     from scrutineer.reports.takedown import write_takedown
 
+    if not force:
+        with reported():
+            refuse_to_overwrite(directory.resolve() / demo_data.WORKSPACE)
     with reported(), demo_data.web() as server:
         config_path = demo_data.build_demo(directory.resolve(), server)
         out.print(f"demo dataset and config: {config_path} (images served by {server.url('/')} on {len(demo_data.HOSTS)} loopback hosts)", highlight=False)

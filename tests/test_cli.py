@@ -229,3 +229,26 @@ def test_demo_runs_offline_without_shared_data(tmp_path):
     printed = re.search(r"link\.dead\s*│\s*(\d+)", result.stdout).group(1)
     q = subprocess.run([str(exe), "query", str(tmp_path / "demo" / "demo.yaml"), "SELECT 'n=' || count(*) FROM findings WHERE reason = 'link.dead' AND run_id = (SELECT run_id FROM runs ORDER BY finished_at DESC LIMIT 1)"], capture_output=True, text=True, timeout=120)
     assert q.returncode == 0 and f"n={printed}" in q.stdout
+    crowd.close()
+
+    # run again, it stops before changing anything: the accounts and the flag are kept (SQLite's
+    # WAL index and log aside: a reader may update or remove them)
+    def files() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in sorted((tmp_path / "demo").rglob("*")) if p.is_file() and not p.name.endswith(("-shm", "-wal"))}
+
+    before = files()
+    again = subprocess.run([str(exe), "demo", "--dir", str(tmp_path / "demo")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    store = work / "crowd.sqlite"
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr.strip().splitlines() == [f"error: {store} holds an earlier demo's 3 account(s) and 1 flag(s): pass --force to delete them and rebuild the demo"]
+    assert files() == before
+    with CrowdStore(load_config(tmp_path / "demo" / "demo.yaml").crowd) as crowd:
+        assert crowd.by_password(name, password).name == name
+
+    # --force rebuilds it: new accounts, the old passwords gone
+    forced = subprocess.run([str(exe), "demo", "--dir", str(tmp_path / "demo"), "--force"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=600, umask=0o022)
+    assert forced.returncode == 0, forced.stderr
+    with CrowdStore(load_config(tmp_path / "demo" / "demo.yaml").crowd) as crowd:
+        assert crowd.by_password(name, password) is None
+        assert crowd.counts()["by_status"] == {"pending": 1, "confirmed": 0, "rejected": 0}

@@ -31,6 +31,8 @@ from scrutineer.observing.hashing import hash_content
 from scrutineer.testing.fixture_web import FixtureWeb, synthetic_jpeg
 
 ROWS_PER_SHARD = 150
+#: The demo's workspace, beside its config (``workspace: ./work``).
+WORKSPACE = "work"
 #: Distinct loopback addresses stand for distinct hosts; only Linux routes all of 127/8 by default.
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"] if sys.platform.startswith("linux") else ["127.0.0.1"]
 SUBJECTS = ["a red bicycle", "a lighthouse", "two cats", "a bowl of ramen", "a mountain lake", "an old map",
@@ -104,7 +106,7 @@ def build_demo(root: Path, server: FixtureWeb, seed: int = 2023) -> Path:
     config = {
         "dataset": {"name": "demo-laion", "shards": ["data/*.parquet"],
                     "columns": {"sample_id": "SAMPLE_ID", "url": "URL", "caption": "TEXT", "license": "LICENSE"}},
-        "workspace": "./work",
+        "workspace": f"./{WORKSPACE}",
         "banks": [_bank("demo-watchlist", "demo-urls.txt", "url_md5"), _bank("demo-md5", "demo-md5.txt", "md5"),
                   _bank("demo-pdq", "demo-pdq.txt", "pdq")],
         "detectors": {"url_hashlist": {}, "content_hashlist": {}, "dead_links": {},
