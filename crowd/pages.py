@@ -56,6 +56,7 @@ from scrutineer.crowd.tables import STATUSES
 from scrutineer.reports.html import ENV as REPORT_ENV
 from scrutineer.reports.takedown import by_domain, located, manifest_csv, manifest_json
 
+from scrutineer.reports.html import crowd_categories
 #: The app's templates (``crowd/templates``), beside the report's (the ``/reports`` page includes
 #: ``report_body.html.j2``), with the report environment's settings: autoescaped, strict.
 ENV = REPORT_ENV.overlay(loader=jinja2.ChoiceLoader([jinja2.PackageLoader("scrutineer.crowd", "templates"), REPORT_ENV.loader]))
@@ -289,4 +290,4 @@ def report(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
     data = s.snapshot.report()
     data["crowd"] = s.crowd.counts() if who.reviews else None
     hidden = None if who.reviews else "The crowd's flag counts are shown to reviewers and maintainers."
-    return page(request, who, "reports", report=data, crowd_hidden=hidden)
+    return page(request, who, "reports", report=data, crowd_hidden=hidden, crowd_categories=crowd_categories(s.cfg))

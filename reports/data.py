@@ -22,12 +22,13 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from scrutineer.core import store
+from scrutineer.core import flood, store
 from scrutineer.core.errors import WorkspaceError
 from scrutineer.core.policy import reason_filter_sql
 from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
 from scrutineer.detectors.optouts import RESERVATIONS as OPTOUT_RESERVATIONS
 from scrutineer.samples.domains import host_and_domain
+from scrutineer.samples.licenses import to_spdx
 
 #: Run statuses whose findings count in a dataset's history (``failed`` and ``interrupted`` runs
 #: and a ``running`` one have no complete findings).
@@ -38,6 +39,15 @@ TOP_DOMAINS, TOP_LICENCES, LARGEST_CLUSTERS = 10, 15, 10
 CLUSTER_COPIES = 5
 #: Labels of the licence buckets that are not a licence value, and of a URL without a host.
 OTHER, NONE, NO_HOST = "(other)", "(none)", "(no host)"
+#: The headline's families of findings: figure -> the reason patterns it counts samples of
+#: (:func:`scrutineer.core.policy.reason_filter_sql`: a code or a prefix). ``optouts`` counts
+#: reservations only (OPTOUT_RESERVATIONS), as the opt-out section does.
+HEADLINE_FAMILIES = {
+    "dead_links": ("link.dead",),
+    "optouts": OPTOUT_RESERVATIONS,
+    "duplicates": ("duplicate",),
+    "licence_gaps": ("license",),
+}
 #: A URL's authority (``user@host:port``): what follows ``scheme://`` up to the path, query or
 #: fragment (RFC 3986 section 3.2); the host is parsed from it once per distinct authority.
 AUTHORITY_RE = r"^\s*[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)"
@@ -54,6 +64,13 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
               entries, sha256}]}          # as stored in table runs; entries is a count, never the hashes
         total_rows: int                   # rows of the run's shards
         shards: [{shard_id, format, status, rows, error, seconds}]   # by shard_id
+        headline: {samples, flagged, restricted, dead_links, optouts, duplicates, licence_gaps}
+            # samples: total_rows; flagged: samples with any finding; restricted: samples with a
+            # restricted finding (a hash-list match); the rest: samples with a finding of that
+            # family (HEADLINE_FAMILIES); optouts is None if the run did not configure ``optouts``
+        held: {entries, findings, dismissed_entries, dismissed_findings}   # the flood guard's
+            # counts (scrutineer.core.flood.Held): bank entries held for review and their findings,
+            # entries dismissed and theirs; counts only (entries are restricted)
         reasons: [{reason, restricted: bool, findings, samples}]     # by reason
         history: [{run_id, started_at, kind, status, samples: {reason: int}}]
             # every finished run of the dataset (HISTORY_STATUSES), oldest first; every run's
@@ -73,8 +90,10 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
             # None if the run did not configure the ``optouts`` detector; domains: registrable
             # domains reserving a sample, by reserved samples (most first, then domain),
             # TOP_DOMAINS at most, with their samples per reason (every OPTOUT_REASONS)
-        licences: [{licence, samples}]    # the ``license`` values of the run's rows (raw, as the
-            # dataset gives them), the TOP_LICENCES most frequent, then OTHER, then NONE (null)
+        licences: [{licence, spdx: bool, samples}]   # the ``license`` values of the run's rows,
+            # each as its SPDX id (scrutineer.samples.licenses.to_spdx; spdx true) so that spellings
+            # of one licence count together, or as the raw text where none maps (spdx false); the
+            # TOP_LICENCES most frequent, then OTHER, then NONE (null or blank), both spdx false
         clusters: {histogram: [{size, clusters}],   # by size; size = kept sample + its copies
                    largest: [{reason, size, restricted, kept_sample_id, caption, host,
                               copies: [{sample_id, caption, host}]}]}
@@ -105,6 +124,8 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
     return {
         "run": run,
         "total_rows": total_rows,
+        "headline": _headline(con, run_id, total_rows, "optouts" in run["detectors"]),
+        "held": flood.held_counts(con, run_id).public(),
         "shards": shards,
         "reasons": _records(
             con,
@@ -127,6 +148,16 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
         "clusters": _clusters(con, run_id, rows_files),
         "crowd": crowd,
     }
+
+
+def _headline(con: duckdb.DuckDBPyConnection, run_id: str, total_rows: int, optouts: bool) -> dict:
+    sample = "count(DISTINCT (shard_id, row_index))"
+    families = [reason_filter_sql(patterns) for patterns in HEADLINE_FAMILIES.values()]
+    counts = ", ".join([sample, f"{sample} FILTER (restricted)"] + [f"{sample} FILTER ({where})" for where, _ in families])
+    params = [p for _, family in families for p in family]
+    ((flagged, restricted, *by_family),) = con.sql(f"SELECT {counts} FROM findings WHERE run_id = ?", params=[*params, run_id]).fetchall()
+    headline = {"samples": total_rows, "flagged": flagged, "restricted": restricted, **dict(zip(HEADLINE_FAMILIES, by_family))}
+    return headline | ({} if optouts else {"optouts": None})
 
 
 def _records(con: duckdb.DuckDBPyConnection, query: str, params: list) -> list[dict]:
@@ -241,17 +272,24 @@ def _optouts(con: duckdb.DuckDBPyConnection, run_id: str, total_rows: int) -> di
 
 
 def _licences(rows_files: Iterable[Path]) -> list[dict]:
-    counts: Counter[str | None] = Counter()
+    raw: Counter[str | None] = Counter()
     for path in rows_files:
         licences = pq.read_table(path, columns=["license"], read_dictionary=["license"])["license"]  # memory: one copy per value
         for vc in pc.value_counts(licences).to_pylist():
-            counts[vc["values"]] += vc["counts"]
-    unlicensed = counts.pop(None, 0)
+            raw[vc["values"]] += vc["counts"]
+    counts: Counter[tuple[str, bool]] = Counter()  # (SPDX id or raw text, is an SPDX id) -> samples
+    unlicensed = 0
+    for value, n in raw.items():
+        if value is None or not value.strip():
+            unlicensed += n
+        else:
+            spdx = to_spdx(value)
+            counts[(spdx, True) if spdx else (value, False)] += n
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    buckets = [{"licence": value, "samples": n} for value, n in ranked[:TOP_LICENCES]]
+    buckets = [{"licence": value, "spdx": spdx, "samples": n} for (value, spdx), n in ranked[:TOP_LICENCES]]
     for label, n in ((OTHER, sum(n for _, n in ranked[TOP_LICENCES:])), (NONE, unlicensed)):
         if n:
-            buckets.append({"licence": label, "samples": n})
+            buckets.append({"licence": label, "spdx": False, "samples": n})
     return buckets
 
 

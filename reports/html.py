@@ -10,8 +10,11 @@ Written to ``<workspace>/reports/``, each file atomically:
 
 The CSVs are spreadsheet-safe (:mod:`scrutineer.reports.csvsafe`). :data:`ENV` is the Jinja environment of
 the templates: the review app renders ``report_body.html.j2`` (which expects ``report``, the dict)
-from it inside its own page layout; ``charts.j2`` holds the SVG chart macros. Text from a dataset
-or a person goes through its :func:`visible` filter.
+from it inside its own page layout, with ``report.css`` (the body's styles, print included);
+``charts.j2`` holds the chart macros (HTML bars, so labels keep their size on a phone). Text from a
+dataset or a person goes through its :func:`visible` filter; a reason code through :func:`reason`
+(its plain-language label, :func:`scrutineer.core.registry.reason_label`); a count with its noun
+through :func:`plural`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from scrutineer import Workspace
 from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
 from scrutineer.core.layout import Layout
+from scrutineer.core.registry import reason_label
 from scrutineer.reports.csvsafe import csv_text
 from scrutineer.reports.data import report_data
 
@@ -42,12 +46,44 @@ def visible(text: object) -> Markup:
     return Markup(BIDI_CONTROLS.sub(lambda m: f'<code class="control">&lt;U+{ord(m[0]):04X}&gt;</code>', escaped))
 
 
+def number(count: int) -> str:
+    """``count`` with thousands separators: ``number(1200)`` is ``"1,200"``."""
+    return f"{count:,}"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``count`` and its noun, singular for 1 and plural otherwise (``nouns``, default ``noun + "s"``),
+    the count with thousands separators: ``plural(1, "sample")`` is ``"1 sample"``,
+    ``plural(1200, "entry", "entries")`` is ``"1,200 entries"``."""
+    return f"{number(count)} {noun if count == 1 else nouns or noun + 's'}"
+
+
+@jinja2.pass_context
+def label(context: jinja2.runtime.Context, code: str) -> str:
+    """The plain-language label of reason ``code`` (:func:`scrutineer.core.registry.reason_label`),
+    crowd reasons described by the template's ``crowd_categories`` (category name -> description)
+    when the page has them."""
+    return reason_label(code, context.get("crowd_categories"))
+
+
+@jinja2.pass_context
+def reason(context: jinja2.runtime.Context, code: str) -> Markup:
+    """Reason ``code`` for a reader: its label, then the code in a ``<code class="reason">`` for
+    those who need it (both escaped)."""
+    return Markup('{} <code class="reason">{}</code>').format(label(context, code), code)
+
+
 #: The report templates (``reports/templates``), HTML-escaping every value, failing on a missing one.
 ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("scrutineer.reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
     auto_reload=False,  # templates do not change while the app runs: no stat() of each file per page
 )
-ENV.filters["visible"] = visible
+ENV.filters.update(visible=visible, number=number, plural=plural, label=label, reason=reason)
+
+
+def crowd_categories(cfg: Config) -> dict[str, str | None]:
+    """The config's crowd categories as the templates take them (``crowd_categories``): name -> description."""
+    return {name: category.description for name, category in cfg.crowd.categories.items()}
 
 
 def write_report(cfg: Config, run_id: str | None = None, crowd: dict | None = None) -> Path:
@@ -68,7 +104,8 @@ def write_report(cfg: Config, run_id: str | None = None, crowd: dict | None = No
     layout = Layout(cfg.workspace)
     layout.reports.mkdir(parents=True, exist_ok=True)
     path = layout.report(run_id)
-    atomic_write_text(path, ENV.get_template("report.html.j2").render(report=report))
+    files = {"findings": layout.report_findings(run_id).name, "domains": layout.report_domains(run_id).name}
+    atomic_write_text(path, ENV.get_template("report.html.j2").render(report=report, crowd_categories=crowd_categories(cfg), files=files))
     columns = ["reason", "restricted", "findings", "samples"]
     atomic_write_text(layout.report_findings(run_id), csv_text(columns, ([r[c] for c in columns] for r in report["reasons"])))
     atomic_write_text(

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 from datetime import UTC, datetime
+from html import escape
 from html.parser import HTMLParser
 
 import pytest
@@ -23,9 +24,10 @@ from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
 from scrutineer.core.contract import FINDINGS, RUNS, SHARDS
 from scrutineer.core.errors import WorkspaceError
+from scrutineer.core.registry import reason_label
 from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
 from scrutineer.reports.data import report_data
-from scrutineer.reports.html import ENV, write_report
+from scrutineer.reports.html import ENV, plural, write_report
 from scrutineer.testing.fixture_web import FixtureWeb
 
 SCRIPT, IMG, JS = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"
@@ -117,7 +119,14 @@ def test_report_data_counts_reasons_clusters_domains_and_licences(payloads):
         {"domain": "+evil.example", "samples": 1},
         {"domain": "=evil.example", "samples": 1},
     ]
-    assert data["licences"] == [{"licence": "CC0-1.0", "samples": 9}, {"licence": LICENCE_SCRIPT, "samples": 1}, {"licence": "(none)", "samples": 1}]
+    assert data["licences"] == [
+        {"licence": "CC0-1.0", "spdx": True, "samples": 9}, {"licence": LICENCE_SCRIPT, "spdx": False, "samples": 1},
+        {"licence": "(none)", "spdx": False, "samples": 1},
+    ]
+    # flagged: rows 1, 2 and 4-10; duplicates: 1, 2, 4, 5, 6 and 10; listed: 7-10; licence gaps: 4 and 6; no link checked, no opt-out detector
+    assert data["headline"] == {
+        "samples": 11, "flagged": 9, "restricted": 4, "dead_links": 0, "optouts": None, "duplicates": 6, "licence_gaps": 2,
+    }
     assert data["clusters"]["histogram"] == [{"size": 2, "clusters": 4}, {"size": 3, "clusters": 1}]
     assert data["clusters"]["largest"] == [
         {"reason": "duplicate.caption", "size": 3, "restricted": False, "kept_sample_id": "s0", "caption": SCRIPT, "host": "a.example",
@@ -168,16 +177,17 @@ def test_report_is_self_contained_and_shows_payloads_as_text(payloads):
     assert "<script" not in html.lower() and "<img" not in html.lower()
     markup = Markup(html)
     assert {tag for tag, _ in markup.tags} <= {
-        "html", "head", "meta", "title", "style", "body", "div", "p", "b", "code", "h1", "h2", "h3", "table", "tr", "th", "td",
-        "span", "ul", "li", "svg", "g", "text", "rect", "polyline", "circle",
+        "html", "head", "meta", "title", "style", "body", "main", "section", "div", "p", "b", "small", "code", "h1", "h2", "h3",
+        "table", "caption", "tr", "th", "td", "span", "ul", "li", "svg", "rect", "polyline",
     }
     attributes = {name for _, attrs in markup.tags for name in attrs}
     assert not {a for a in attributes if a.startswith("on") or a in ("src", "href", "xlink:href", "style", "action")}
     assert "url(" not in html and "@import" not in html
     svgs = [attrs for tag, attrs in markup.tags if tag == "svg"]
-    assert len(svgs) >= 6 and all(attrs.get("role") == "img" for attrs in svgs)
-    assert len(markup.svg_titles) == len(svgs)
-    assert 'hash_match.url <span class="restricted">(restricted: counts only)</span>' in html
+    bars = [attrs for attrs in svgs if attrs.get("aria-hidden") == "true"]  # a bar: its label and count are the row's text
+    assert len(bars) >= 15 and all(attrs.get("role") == "img" for attrs in svgs if attrs not in bars)
+    assert len(markup.svg_titles) == len(svgs) - len(bars)  # each sparkline says what it draws
+    assert 'URL on a hash list <code class="reason">hash_match.url</code> <span class="restricted">(restricted: counts only)</span>' in html
     assert "(sensitive: counts only)" in html
 
 
@@ -330,9 +340,108 @@ def test_optouts_by_registrable_domain(optouts_report):
 def test_optouts_section_escapes_domains_and_shows_no_url(optouts_report):
     html = ENV.get_template("report.html.j2").render(report=optouts_report)
     assert "5 of 10 samples (50.00%) are reserved" in html
-    assert "<title>optout.invalid: 3</title>" in html and "<title>optout.header: 1</title>" in html  # the chart's bars
+    assert '<th scope="row">Malformed opt-out signal</th><td class="n">3</td>' in html  # the chart's bars
+    assert '<th scope="row">Opted out in an X-Robots-Tag header</th><td class="n">1</td>' in html
+    assert "<li><b>5</b> opted out</li>" in html
     assert "&lt;script&gt;x.com" in html and "<script" not in html.lower()
     assert "<tr><td>example.com</td><td class=\"n\">2</td>" in html
     for _, url, *_ in OPTOUT_FINDINGS:
         assert url.split("://")[1] not in html and url.split("://")[1] not in json.dumps(optouts_report)
 
+
+
+def test_every_reason_shows_its_declared_label_with_its_code(payloads):
+    """One source: the label a detector declares (Reason.label, through the registry) is what the
+    report shows, the code beside it; a crowd reason takes its category's description."""
+    config, first, second = payloads
+    html = write_report(load_config(config), second).read_text()
+    for r in data_of(config, second)["reasons"]:
+        assert f'{escape(reason_label(r["reason"]))} <code class="reason">{r["reason"]}</code>' in html
+    crowd = {"by_status": {"pending": 1, "confirmed": 0, "rejected": 0}, "top_domains": [],
+             "by_category": [{"category": "copyright", "sensitive": False, "pending": 1, "confirmed": 0, "rejected": 0},
+                             {"category": "personal_data", "sensitive": False, "pending": 0, "confirmed": 0, "rejected": 0}]}
+    body = ENV.get_template("report_body.html.j2").render(
+        report={**data_of(config, second), "crowd": crowd}, crowd_categories={"copyright": "Used without permission", "personal_data": ""}
+    )
+    assert 'Used without permission <code class="reason">copyright</code>' in body
+    assert "personal_data" not in body  # a category with no flags has no row
+
+
+def test_headline_figures_and_changes_equal_the_data(payloads):
+    config, first, second = payloads
+    data = data_of(config, second)
+    html = ENV.get_template("report.html.j2").render(report=data)
+    headline = html.split('<section class="headline"', 1)[1].split("</section>", 1)[0]
+    h = data["headline"]
+    assert h["flagged"] == 8 and h["restricted"] == 3  # rows 1 and 9 no longer flagged, row 3 newly
+    for figure, words in (("samples", "samples scanned"), ("flagged", "with a finding"), ("restricted", "hash-list matches"),
+                          ("dead_links", "dead links"), ("duplicates", "duplicates"), ("licence_gaps", "licence gaps")):
+        assert f"<b>{h[figure]}</b> {words}" in headline, figure
+    assert "opted out" not in headline  # no optouts detector configured
+    c = data["changes"]
+    assert f"<b>{c['added']} sample</b> newly flagged, <b>{c['gone']} samples</b> no longer flagged." in headline
+    assert "Licence not on the allowed list: +1;" in headline and "No licence given: &minus;1" in headline
+    assert "First run" not in headline
+    first_headline = ENV.get_template("report.html.j2").render(report=data_of(config, first) | {"changes": None})
+    assert "First run of this dataset: nothing to compare with yet." in first_headline
+
+
+def test_plural_counts_one_sample_and_two_samples():
+    assert [plural(n, "sample") for n in (0, 1, 2, 1234)] == ["0 samples", "1 sample", "2 samples", "1,234 samples"]
+    assert plural(1, "entry", "entries") == "1 entry" and plural(3, "entry", "entries") == "3 entries"
+
+
+@pytest.fixture(scope="module")
+def licensed(tmp_path_factory):
+    """One scan of five samples whose licences are two Creative Commons URLs sharing their first
+    34 characters, a spelling of one of them, a text no SPDX id names, and none."""
+    root = tmp_path_factory.mktemp("report-licences")
+    licences = ["https://creativecommons.org/licenses/by-nc/2.0/", "https://creativecommons.org/licenses/by/2.0/", "CC BY 2.0",
+                "all rights reserved", None]
+    write_rows(root / "d.jsonl", [(f"http://e.example/{i}.jpg", f"caption {i}", lic) for i, lic in enumerate(licences)])
+    config = write_config(root, {"dataset": {"name": "lic", "shards": ["d.jsonl"]}, "detectors": {"license_gaps": {}}})
+    run = scan(config)
+    assert run["status"] == "completed"
+    return config, run["run_id"]
+
+
+def test_licence_bars_show_distinct_spdx_ids(licensed):
+    config, run_id = licensed
+    data = data_of(config, run_id)
+    assert data["licences"] == [
+        {"licence": "CC-BY-2.0", "spdx": True, "samples": 2},  # the URL and "CC BY 2.0" count together
+        {"licence": "CC-BY-NC-2.0", "spdx": True, "samples": 1},
+        {"licence": "all rights reserved", "spdx": False, "samples": 1},
+        {"licence": "(none)", "spdx": False, "samples": 1},
+    ]
+    html = write_report(load_config(config), run_id).read_text()
+    assert '<th scope="row"><code>CC-BY-2.0</code></th>' in html and '<th scope="row"><code>CC-BY-NC-2.0</code></th>' in html
+    assert '<th scope="row">unknown: all rights reserved</th>' in html and "creativecommons.org" not in html
+
+
+def test_one_run_draws_no_trend_and_empty_sections_say_so(licensed):
+    """A single run gets a sentence instead of one-point sparklines; no crowd data, no flags at all
+    and no findings each read as a sentence, never an empty chart or table."""
+    config, run_id = licensed
+    data = data_of(config, run_id)
+    html = ENV.get_template("report.html.j2").render(report=data)
+    assert len(data["history"]) == 1 and "<svg" not in html.split("<h2>History</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "One finished run so far: a trend per reason appears from the second." in html
+    assert "First run of this dataset" in html
+    crowd_section = html.split("<h2>Crowd flags</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "No flags yet." in crowd_section and "<table" not in crowd_section
+    no_flags = {"by_status": {"pending": 0, "confirmed": 0, "rejected": 0}, "top_domains": [],
+                "by_category": [{"category": "copyright", "sensitive": False, "pending": 0, "confirmed": 0, "rejected": 0}]}
+    crowd_section = ENV.get_template("report.html.j2").render(report=data | {"crowd": no_flags}).split("<h2>Crowd flags</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "No flags yet." in crowd_section and "<table" not in crowd_section and "<svg" not in crowd_section
+    nothing = data | {"reasons": [], "headline": dict.fromkeys(data["headline"], 0) | {"optouts": None}}
+    findings = ENV.get_template("report.html.j2").render(report=nothing).split("<h2>Findings by reason</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "No findings." in findings and "<table" not in findings
+
+
+def test_numeric_columns_are_right_aligned_in_header_and_body(payloads):
+    config, _, second = payloads
+    html = ENV.get_template("report.html.j2").render(report=data_of(config, second))
+    assert ".scrutineer-report th.n, .scrutineer-report td.n { text-align: right;" in html
+    for header in ("findings", "samples", "samples before", "newly flagged", "first", "latest", "size", "rows", "seconds"):
+        assert f'<th scope="col" class="n">{header}</th>' in html, header
