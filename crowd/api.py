@@ -3,7 +3,8 @@
 Every route but ``GET /api/health`` needs an API token (``Authorization: Bearer …``) or a session;
 a session's POSTs also need the CSRF token in ``x-csrftoken`` (:mod:`scrutineer.crowd.app`). Errors are
 ``{"detail": message}``, with the status :data:`HTTP_STATUS` maps each error to: 401 not signed
-in, 403 not allowed, 404 no such flag or sample, 422 invalid input (a request FastAPI cannot
+in, 403 not allowed, 404 no such flag or sample, 409 another reviewer's claim holds the flag (or a bulk
+reject found it decided, or a flood-guard hold was decided already), 422 invalid input (a request FastAPI cannot
 validate gives ``{"detail": [{"type", "loc", "msg"}]}``, without the input: an id past
 :data:`MAX_ID`, text that is not Unicode), 429 rate limited (with ``Retry-After``), 500 the crowd
 store cannot be opened, 503 no scan has been published yet or the app is stopping; a body other
@@ -23,11 +24,14 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scrutineer.core.errors import (
+    AlreadyDecided,
     AppStopping,
+    ClaimHeld,
     CrowdError,
     CrowdStoreError,
     NotAllowed,
     NotFound,
+    NotPending,
     NotSignedIn,
     RateLimited,
     WorkspaceError,
@@ -51,6 +55,9 @@ HTTP_STATUS: dict[type[Exception], int] = {
     NotSignedIn: 401,
     NotAllowed: 403,
     NotFound: 404,
+    ClaimHeld: 409,
+    NotPending: 409,
+    AlreadyDecided: 409,
     RateLimited: 429,
     CrowdStoreError: 500,
     AppStopping: 503,
@@ -77,6 +84,8 @@ MAX_ID = 2**63 - 1
 FlagId = Annotated[int, Path(ge=1, le=MAX_ID, description="A flag's id.")]
 #: The ``before`` of a page of flags.
 Before = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only flags with a smaller id: the last id of the previous page.")]
+#: The ``after`` of a page of flags, oldest first.
+After = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only flags with a larger id: the last id of the previous page, oldest first.")]
 
 
 class FlagIn(BaseModel):
@@ -152,6 +161,14 @@ class Review(BaseModel):
     reason: str
     note: str | None = Field(description="Null for contributors (a note may quote a restricted URL).")
     created_at: datetime
+    duplicate_of: int | None = Field(None, description="The flag a reject as `duplicate_flag` names (null for contributors).")
+
+
+class Claim(BaseModel):
+    """Who is reviewing a flag, until when: opening it claims it for `crowd.claim_minutes`; others cannot decide it meanwhile."""
+
+    by: str
+    until: datetime
 
 
 class AuditEntry(BaseModel):
@@ -173,6 +190,7 @@ class FlagDetail(FlagFields):
     reports: list[Report]
     reviews: list[Review]
     audit: list[AuditEntry]
+    claim: Claim | None = Field(None, description="For reviewers and maintainers: the claim that holds the flag now, if any.")
 
 
 class ReviewIn(BaseModel):
@@ -183,6 +201,7 @@ class ReviewIn(BaseModel):
     decision: Literal["confirm", "reject"]
     reason: str
     note: str = Field("", max_length=NOTE_CHARS)
+    duplicate_of: int | None = Field(None, ge=1, le=MAX_ID, description="With reason `duplicate_flag` (only): the id of the flag this one duplicates.")
 
 
 class ReviewOut(BaseModel):
@@ -265,6 +284,16 @@ def get_flag(flag_id: FlagId, who: SignedIn, s: Served) -> FlagDetail:
 
 @router.post("/flags/{flag_id}/review")
 def review_flag(flag_id: FlagId, body: ReviewIn, who: SignedIn, s: Served) -> ReviewOut:
-    """Confirm or reject a flag, with a reason code from the config; reviewers and maintainers
-    only (403 for contributors and for a reviewer who reported the flag)."""
-    return ReviewOut(id=flag_id, status=s.crowd.review(who, flag_id, body.decision, body.reason, body.note))
+    """Confirm or reject a flag, with a reason code from the config (and, rejecting it as
+    `duplicate_flag`, the flag it duplicates); reviewers and maintainers only (403 for
+    contributors and for a reviewer who reported the flag; 409 while another reviewer's claim
+    holds it). The decision releases the claim."""
+    return ReviewOut(id=flag_id, status=s.crowd.review(who, flag_id, body.decision, body.reason, body.note, body.duplicate_of))
+
+
+@router.post("/flags/{flag_id}/claim")
+def claim_flag(flag_id: FlagId, who: SignedIn, s: Served) -> Claim:
+    """Claim a flag for `crowd.claim_minutes` (renewing your own claim), as opening its page does;
+    reviewers and maintainers who may decide it only (403 otherwise; 409 while another
+    reviewer's claim holds it)."""
+    return Claim(by=who.name, until=s.crowd.claim(who, flag_id))

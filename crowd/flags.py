@@ -9,7 +9,13 @@ that confirms a flag, and the audit log of every change.
   ``contributors`` distinct contributor accounts (enabled ones; a reviewer's or maintainer's report
   never counts, so a staff flag waits for another reviewer) reporting it. A reviewer's ``reject``
   rejects it. Every decision carries a reason code from the config (NCMEC's hash sharing requires
-  one with every "no") and a note. A reviewer cannot decide a flag they reported (four eyes).
+  one with every "no") and a note; a reject as :data:`~scrutineer.crowd.tables.DUPLICATE_REASON`
+  names the flag it duplicates (GitHub's "close as duplicate of #N"). A reviewer cannot decide a
+  flag they reported (four eyes).
+- A **claim**: a reviewer who opens a flag they may decide holds it for ``crowd.claim_minutes``
+  (Label Studio's task lock), and another reviewer cannot decide it meanwhile
+  (:class:`~scrutineer.core.errors.ClaimHeld`); a decision releases it. Claims are working state,
+  not decisions: they are not audited.
 - The **audit log** records every change: who, when, which flag, from which status to which. It is
   append-only: the database refuses to update or delete its rows (triggers, on SQLite and Postgres:
   :data:`scrutineer.crowd.tables.APPEND_ONLY`).
@@ -18,16 +24,34 @@ that confirms a flag, and the audit log of every change.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from limits import RateLimitItem
 
-from scrutineer.core.errors import CrowdError, NotAllowed, NotFound, RateLimited
+from scrutineer.core.errors import (
+    ClaimHeld,
+    CrowdError,
+    NotAllowed,
+    NotFound,
+    NotPending,
+    RateLimited,
+)
 from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.database import Database, as_utc, audit_row, chunks, now_utc
-from scrutineer.crowd.tables import DECISIONS, accounts, audit, flags, reports, reviews
+from scrutineer.crowd.tables import (
+    DECISIONS,
+    DUPLICATE_REASON,
+    accounts,
+    audit,
+    claims,
+    duplicates,
+    flags,
+    reports,
+    reviews,
+)
 from scrutineer.samples.domains import host_and_domain
 
 #: Each account's reports made since ``since``: how many, and the oldest's time (the rate limit).
@@ -77,6 +101,8 @@ class Sample:
     row_index: int
     url: str | None
     caption: str | None
+    #: The licence as the dataset gives it.
+    license: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,8 +140,18 @@ def stored_note(note: str) -> str:
     return note.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+#: Flag ``flag_id``'s claim by an account other than ``account_id`` that runs past ``now``: (name, until).
+_HELD = (
+    sa.select(accounts.c.name, claims.c.until).join(accounts, accounts.c.id == claims.c.account_id)
+    .where(claims.c.flag_id == sa.bindparam("flag_id"), claims.c.account_id != sa.bindparam("account_id"), claims.c.until > sa.bindparam("now"))
+)
+
+
 class Flags(Database):
-    """The flags, reports, reviews and audit log of a crowd store (module docstring)."""
+    """The flags, reports, reviews, claims and audit log of a crowd store (module docstring)."""
+
+    #: The store's clock for claims (UTC): a test sets another to see a claim run out without waiting.
+    clock: Callable[[], datetime] = staticmethod(now_utc)
 
     def flag(self, who: Account, items: list[FlagItem], source: str, limit: RateLimitItem | None = None) -> list[tuple[int, bool]]:
         """Record ``who``'s flags, all or nothing: :meth:`flag_many` of one :class:`FlagRequest`.
@@ -255,8 +291,15 @@ class Flags(Database):
                     self._set_status(c, "quorum", flag_id, "pending", "confirmed", {"contributors": reporters})
         return made
 
-    def review(self, who: Account, flag_id: int, decision: str, reason: str, note: str) -> str:
-        """Record a reviewer's decision on a flag.
+    def review(self, who: Account, flag_id: int, decision: str, reason: str, note: str, duplicate_of: int | None = None,
+               pending_only: bool = False) -> str:
+        """Record a reviewer's decision on a flag and release its claim.
+
+        Args:
+            duplicate_of: with a reject as :data:`~scrutineer.crowd.tables.DUPLICATE_REASON` (and
+                only then), the id of the other flag it duplicates (stored in
+                ``review_duplicates`` and in the audit entry's detail).
+            pending_only: refuse a flag that is no longer pending (a bulk reject).
 
         Returns:
             The flag's status afterwards.
@@ -264,7 +307,11 @@ class Flags(Database):
         Raises:
             NotAllowed: ``who`` is not a reviewer or reported the flag.
             NotFound: no such flag.
-            CrowdError: an unknown decision or a reason code the config does not list for it.
+            ClaimHeld: another reviewer's claim on it has not run out.
+            NotPending: ``pending_only`` and the flag is decided.
+            CrowdError: an unknown decision, a reason code the config does not list for it, a
+                duplicate reject without ``duplicate_of`` (or ``duplicate_of`` with another reason),
+                or ``duplicate_of`` naming no other flag.
         """
         if not who.reviews:
             raise NotAllowed("only reviewers and maintainers decide flags")
@@ -273,20 +320,69 @@ class Flags(Database):
         allowed = getattr(self.config.reasons, decision)
         if reason not in allowed:
             raise CrowdError(f"reason for {decision!r} must be one of {', '.join(allowed)}, not {reason!r}")
+        duplicate = decision == "reject" and reason == DUPLICATE_REASON
+        if duplicate and duplicate_of is None:
+            raise CrowdError(f"a reject as {DUPLICATE_REASON} names the flag it duplicates (duplicate of #N)")
+        if not duplicate and duplicate_of is not None:
+            raise CrowdError(f"duplicate of #N goes with a reject as {DUPLICATE_REASON} only")
+        if duplicate_of == flag_id:
+            raise CrowdError("a flag cannot be a duplicate of itself")
         with self._write() as c:
             status = c.execute(sa.select(flags.c.status).where(flags.c.id == flag_id).with_for_update()).scalar()
             if status is None:
                 raise NotFound(f"no flag {flag_id}")
             if c.execute(sa.select(reports.c.id).where(reports.c.flag_id == flag_id, reports.c.account_id == who.id)).first():
                 raise NotAllowed("a reviewer cannot decide a flag they reported")
-            c.execute(reviews.insert().values(flag_id=flag_id, account_id=who.id, decision=decision, reason=reason, note=stored_note(note), created_at=now_utc()))
-            self._audit(c, who.name, "review", flag_id, detail={"decision": decision, "reason": reason})
+            self._check_claim(c, who, flag_id)
+            if pending_only and status != "pending":
+                raise NotPending(f"flag {flag_id} is {status}, no longer pending")
+            if duplicate_of is not None and c.execute(sa.select(flags.c.id).where(flags.c.id == duplicate_of)).first() is None:
+                raise CrowdError(f"no flag #{duplicate_of} for this one to duplicate")
+            review_id = c.execute(reviews.insert().values(flag_id=flag_id, account_id=who.id, decision=decision, reason=reason,
+                                                          note=stored_note(note), created_at=now_utc()).returning(reviews.c.id)).scalar_one()
+            detail = {"decision": decision, "reason": reason} | ({"duplicate_of": duplicate_of} if duplicate else {})
+            if duplicate:
+                c.execute(duplicates.insert().values(review_id=review_id, duplicate_of=duplicate_of))
+            c.execute(claims.delete().where(claims.c.flag_id == flag_id))
+            self._audit(c, who.name, "review", flag_id, detail=detail)
             new = DECISIONS[decision]
             if decision == "confirm" and c.execute(_CONFIRMING, {"flag_id": flag_id}).scalar_one() < self.config.confirm.reviewers:
                 new = status
             if new != status:
-                self._set_status(c, who.name, flag_id, status, new, {"decision": decision, "reason": reason})
+                self._set_status(c, who.name, flag_id, status, new, detail)
         return new
+
+    def claim(self, who: Account, flag_id: int) -> datetime:
+        """Claim a flag for ``who`` for ``crowd.claim_minutes`` from now (renewing their own claim).
+
+        Returns:
+            When the claim runs out (UTC).
+
+        Raises:
+            NotAllowed: ``who`` is not a reviewer or reported the flag.
+            NotFound: no such flag.
+            ClaimHeld: another reviewer's claim has not run out.
+        """
+        if not who.reviews:
+            raise NotAllowed("only reviewers and maintainers claim flags")
+        with self._write() as c:
+            if c.execute(sa.select(flags.c.id).where(flags.c.id == flag_id)).first() is None:
+                raise NotFound(f"no flag {flag_id}")
+            if c.execute(sa.select(reports.c.id).where(reports.c.flag_id == flag_id, reports.c.account_id == who.id)).first():
+                raise NotAllowed("a reviewer cannot claim a flag they reported")
+            now = self._check_claim(c, who, flag_id)
+            until = now + timedelta(minutes=self.config.claim_minutes)
+            c.execute(claims.delete().where(claims.c.flag_id == flag_id))
+            c.execute(claims.insert().values(flag_id=flag_id, account_id=who.id, until=until))
+        return until
+
+    def _check_claim(self, c: sa.Connection, who: Account, flag_id: int) -> datetime:
+        """Raise :class:`ClaimHeld` if another account's claim on the flag runs past now; now."""
+        now = self.clock()
+        held = c.execute(_HELD, {"flag_id": flag_id, "account_id": who.id, "now": now}).first()
+        if held is not None:
+            raise ClaimHeld(flag_id, held[0], as_utc(held[1]))
+        return now
 
     def _set_status(self, c: sa.Connection, actor: str, flag_id: int, old: str, new: str, detail: dict) -> None:
         c.execute(flags.update().where(flags.c.id == flag_id).values(status=new, updated_at=now_utc()))

@@ -1,6 +1,6 @@
-"""The review app's HTML pages (issue 11, "The app"): log in, the review queue, the flag form,
-one item with its decision form, the image fragment, the watchdog report and the maintainer's
-takedown view.
+"""The review app's HTML pages (issue 11, "The app"): log in, the review queue, one item with its
+decision form, the image fragment, the watchdog report and the maintainer's takedown view (the
+search, the sample pages and the flag form: :mod:`scrutineer.crowd.browse`).
 
 Pages are Jinja templates under ``crowd/templates/``, rendered by the report's environment
 (:data:`scrutineer.reports.html.ENV`: autoescaped, so captions, URLs, notes and names are always text).
@@ -21,6 +21,7 @@ Text from a dataset or a person (captions, URLs, hosts, ids, notes) is shown thr
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -29,9 +30,15 @@ import jinja2
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
 
-from scrutineer.core.errors import CrowdError, NotAllowed, NotFound, RateLimited
+from scrutineer.core.errors import (
+    ClaimHeld,
+    CrowdError,
+    NotAllowed,
+    NotFound,
+    NotPending,
+    RateLimited,
+)
 from scrutineer.crowd.access import (
     SESSION_COOKIE,
     Served,
@@ -45,18 +52,20 @@ from scrutineer.crowd.access import (
 )
 from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.api import (
+    MAX_ID,
+    NOTE_CHARS,
+    After,
     Before,
     FlagId,
-    FlagIn,
     http_headers,
     http_status,
-    record_flag,
 )
-from scrutineer.crowd.tables import STATUSES
+from scrutineer.crowd.tables import DUPLICATE_REASON, STATUSES
+from scrutineer.reports.evidence import audit_sentence, evidence_sentence
 from scrutineer.reports.html import ENV as REPORT_ENV
+from scrutineer.reports.html import crowd_categories
 from scrutineer.reports.takedown import by_domain, located, manifest_csv, manifest_json
 
-from scrutineer.reports.html import crowd_categories
 #: The app's templates (``crowd/templates``), beside the report's (the ``/reports`` page includes
 #: ``report_body.html.j2``), with the report environment's settings: autoescaped, strict.
 ENV = REPORT_ENV.overlay(loader=jinja2.ChoiceLoader([jinja2.PackageLoader("scrutineer.crowd", "templates"), REPORT_ENV.loader]))
@@ -105,7 +114,7 @@ def login(request: Request, s: Served, name: Annotated[str, Form()], password: A
         return page(request, None, "login", http_status(e), http_headers(e), error=f"{str(e).capitalize()}.", name=name)
     if session is None:
         return page(request, None, "login", 401, error="Wrong name or password.", name=name)
-    signed_in = _see("/queue")
+    signed_in = _see("/")
     signed_in.set_cookie(SESSION_COOKIE, session, max_age=round(s.cfg.crowd.session_hours * 3600), httponly=True, samesite="strict")
     return signed_in
 
@@ -124,9 +133,19 @@ def logout(request: Request, s: Served) -> RedirectResponse:
 
 
 @router.get("/")
-def home() -> RedirectResponse:
-    """The queue is the home page."""
-    return _see("/queue")
+def home(who: SignedIn) -> RedirectResponse:
+    """Reviewers and maintainers start at the queue, contributors at the dataset's search."""
+    return _see("/queue" if who.reviews else "/samples")
+
+
+#: The queue's filters and their defaults (a default is left out of the queue's links).
+QUEUE_DEFAULTS = {"status": "pending", "order": "oldest", "category": "", "domain": ""}
+
+
+def _queue_url(filters: dict[str, str], **change: str | int) -> str:
+    """The queue's URL with ``filters`` changed by ``change`` (defaults left out): saved filters are links."""
+    query = {k: v for k, v in (filters | change).items() if v not in ("", None) and QUEUE_DEFAULTS.get(k) != v}
+    return f"/queue?{urlencode(query)}" if query else "/queue"
 
 
 @router.get("/queue")
@@ -134,55 +153,101 @@ async def queue(
     request: Request,
     who: SignedIn,
     s: Served,
-    status: Literal["", "pending", "confirmed", "rejected"] = "",
+    status: Literal["", "any", "pending", "confirmed", "rejected"] = "pending",
+    order: Literal["oldest", "newest"] = "oldest",
     category: str = "",
     domain: str = "",
     before: Before = None,
-) -> HTMLResponse:
-    """The flags ``who`` may see, newest first, filtered; an htmx request from the filter form or
-    the paging link (``HX-Target: flags``) gets the table alone. The counts by status are for
-    reviewers and maintainers: they count everyone's flags, so a contributor's flag that adds no
-    new one would tell them someone flagged that sample under that category already."""
-    filters = {"status": status, "category": category, "domain": domain}
-    rows = shown_flags(s, who, s.crowd.flags(who, status=status or None, category=category or None, domain=domain or None, before=before, limit=PAGE))
-    older = urlencode({k: v for k, v in filters.items() if v} | {"before": rows[-1]["id"]}) if len(rows) == PAGE else None
+    after: After = None,
+    done: bool = False,
+) -> Response:
+    """The review queue: pending flags, oldest first, by default; every other status, the newest
+    first, a category and a registrable domain are filters in the URL (bookmarkable), paged by id
+    (``after`` oldest first, ``before`` newest first). An htmx request from the paging link
+    (``HX-Target: flags``) gets the table alone. Reviewers and maintainers only: a contributor
+    goes to their own flags (``/mine``). The counts by status and the decisions today count
+    everyone's flags; ``done`` says nothing is left to take (:func:`next_flag`)."""
+    if not who.reviews:
+        return _see("/mine")
+    filters = {"status": status or "any", "order": order, "category": category, "domain": domain}
+    oldest = order == "oldest"
+    rows = shown_flags(s, who, s.crowd.flags(who, status=None if filters["status"] == "any" else status, category=category or None,
+                                             domain=domain or None, before=before, after=after, limit=PAGE, oldest=oldest))
+    more = _queue_url(filters, **{"after" if oldest else "before": rows[-1]["id"]}) if len(rows) == PAGE else None
     if request.headers.get("hx-target") == "flags":
-        return page(request, who, "flags_table", flags=rows, older=older)
-    return page(request, who, "queue", flags=rows, older=older, filters=filters, statuses=STATUSES,
-                categories=s.cfg.crowd.categories, counts=s.status_counts() if who.reviews else None)
+        return page(request, who, "flags_table", flags=rows, more=more)
+    return _queue_page(request, who, s, filters, rows, more, done=done)
 
 
-# flagging
+def _queue_page(request: Request, who: Account, s: Served, filters: dict[str, str], rows: list[dict], more: str | None,
+                done: bool = False, bulk: list[tuple[int, str]] | None = None) -> HTMLResponse:
+    counts = s.status_counts()
+    mine, everyone = s.crowd.decided_today(who)
+    removable = [(f"{k}: {v}", _queue_url(filters, **{k: QUEUE_DEFAULTS[k] if k in ("status", "order") else ""}))
+                 for k, v in filters.items() if v != QUEUE_DEFAULTS[k]]
+    return page(request, who, "queue", flags=rows, more=more, filters=filters, statuses=STATUSES, counts=counts, url=_queue_url,
+                categories=s.cfg.crowd.categories, removable=removable, decided={"mine": mine, "everyone": everyone}, done=done,
+                bulk=bulk, reasons=[r for r in s.cfg.crowd.reasons.reject if r != DUPLICATE_REASON], note_chars=NOTE_CHARS)
 
 
-@router.get("/flags/new")
-def flag_form(request: Request, who: SignedIn, s: Served) -> HTMLResponse:
-    """The empty flag form, with the configured categories and their descriptions."""
-    return page(request, who, "flag_form", categories=s.cfg.crowd.categories, values={"sample_id": "", "url": "", "category": "", "note": ""}, error=None)
+@router.get("/queue/next")
+def next_flag(who: SignedIn, s: Served, skip: Before = None) -> RedirectResponse:
+    """To the flag ``who`` should take next (:meth:`scrutineer.crowd.reading.Reading.next_pending`:
+    the oldest pending one nobody else holds, that they neither reported nor decided; after
+    ``skip``, when skipping it), or to the queue saying nothing is left.
+
+    Raises:
+        NotAllowed: for contributors.
+    """
+    if not who.reviews:
+        raise NotAllowed("the queue is for reviewers and maintainers")
+    flag_id = s.crowd.next_pending(who, skip)
+    return _see(f"/flags/{flag_id}" if flag_id else "/queue?done=true")
 
 
-@router.post("/flags")
-async def flag_submit(
+@router.post("/queue/reject")
+def bulk_reject(
     request: Request,
     who: SignedIn,
     s: Served,
-    sample_id: Annotated[str, Form()] = "",
-    url: Annotated[str, Form()] = "",
-    category: Annotated[str, Form()] = "",
+    ids: Annotated[list[int] | None, Form()] = None,
+    reason: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
-) -> Response:
-    """Record the form's flag (as ``POST /api/flags`` does) and show it; the form again, with the
-    error, on 404, 422 or 429."""
-    values = {"sample_id": sample_id, "url": url, "category": category, "note": note}
-    try:
-        body = FlagIn(sample_id=sample_id.strip() or None, url=url.strip() or None, category=category, note=note)
-        ids, _ = await record_flag(s, who, body, "form")
-    except ValidationError as e:
-        return page(request, who, "flag_form", 422, categories=s.cfg.crowd.categories, values=values,
-                    error="; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors()))
-    except CrowdError as e:
-        return page(request, who, "flag_form", http_status(e), http_headers(e), categories=s.cfg.crowd.categories, values=values, error=str(e))
-    return _see(f"/flags/{ids[0]}")
+) -> HTMLResponse:
+    """Reject each selected pending flag with one reason and note, as ``who``'s decision, and show
+    the queue with what happened to each: rejected, or skipped (reported by them, held by another
+    reviewer's claim, no longer pending, no such flag).
+
+    Raises:
+        NotAllowed: for contributors.
+        CrowdError: no flag selected, a reason the config does not list for reject (or
+            ``duplicate_flag``, which names one flag), a note too long.
+    """
+    if not who.reviews:
+        raise NotAllowed("only reviewers and maintainers decide flags")
+    if not ids:
+        raise CrowdError("select the flags to reject")
+    if reason == DUPLICATE_REASON or reason not in s.cfg.crowd.reasons.reject:
+        raise CrowdError(f"a bulk reject's reason is one of {', '.join(r for r in s.cfg.crowd.reasons.reject if r != DUPLICATE_REASON)}")
+    if len(note) > NOTE_CHARS:
+        raise CrowdError(f"the note has {len(note):,} characters: at most {NOTE_CHARS:,}")
+    outcome = []
+    for flag_id in dict.fromkeys(ids):
+        try:
+            s.crowd.review(who, flag_id, "reject", reason, note, pending_only=True)
+            outcome.append((flag_id, "rejected"))
+        except NotAllowed:
+            outcome.append((flag_id, "skipped: you reported it"))
+        except ClaimHeld as e:
+            outcome.append((flag_id, f"skipped: held by {e.by} until {e.until:%H:%M} UTC"))
+        except NotPending:
+            outcome.append((flag_id, "skipped: no longer pending"))
+        except NotFound:
+            outcome.append((flag_id, "skipped: no such flag"))
+    filters = dict(QUEUE_DEFAULTS)
+    rows = shown_flags(s, who, s.crowd.flags(who, status="pending", limit=PAGE, oldest=True))
+    more = _queue_url(filters, after=rows[-1]["id"]) if len(rows) == PAGE else None
+    return _queue_page(request, who, s, filters, rows, more, bulk=outcome)
 
 
 # one item
@@ -196,15 +261,31 @@ def _image_url(flag: dict[str, Any]) -> bool:
 @router.get("/flags/{flag_id}")
 def item(request: Request, flag_id: FlagId, who: SignedIn, s: Served) -> HTMLResponse:
     """One flag as ``who`` may see it (:mod:`scrutineer.crowd.access`): its sample, detector evidence
-    (reviewers and maintainers), reports, reviews, audit trail, and the decision form for
-    reviewers who did not report it."""
-    flag = shown_detail(s, who, s.crowd.flag_detail(who, flag_id))
+    as sentences (reviewers and maintainers), reports, reviews, audit trail, and the decision form for
+    reviewers who did not report it. Opening a pending flag one may decide claims it
+    (:meth:`scrutineer.crowd.flags.Flags.claim`); a claim another reviewer holds is shown instead."""
+    return _item_page(request, who, s, flag_id)
+
+
+def _item_page(request: Request, who: Account, s: Served, flag_id: int, status_code: int = 200, error: str | None = None,
+               form: dict[str, str] | None = None) -> HTMLResponse:
+    """The item page, with the decision form's ``error`` beside it and its values ``form`` kept."""
+    detail = s.crowd.flag_detail(who, flag_id)
+    decides = who.reviews and all(r["by"] != who.name for r in detail["reports"])
+    if decides and detail["status"] == "pending":
+        with contextlib.suppress(ClaimHeld):  # the detail names the holder already
+            detail["claim"] = {"by": who.name, "until": s.crowd.claim(who, flag_id)}
+    flag = shown_detail(s, who, detail)
     findings = shown_findings(s, who, flag["sample_id"])
     for f in findings or []:
+        f["sentence"] = evidence_sentence(f["reason"], f["evidence"])
         f["evidence_text"] = json.dumps(f["evidence"], indent=1, sort_keys=True, ensure_ascii=False) if f["evidence"] is not None else None
-    decides = who.reviews and all(r["by"] != who.name for r in flag["reports"])
-    return page(request, who, "item", flag=flag, findings=findings, category=s.cfg.crowd.categories.get(flag["category"]),
-                image=_image_url(flag), decides=decides, reasons=s.cfg.crowd.reasons)
+    for a in flag["audit"]:
+        a["sentence"] = audit_sentence(a["detail"])
+    form = {"decision": "", "reason": "", "note": "", "duplicate_of": ""} | (form or {})
+    return page(request, who, "item", status_code, flag=flag, findings=findings, category=s.cfg.crowd.categories.get(flag["category"]),
+                image=_image_url(flag), decides=decides, reasons=s.cfg.crowd.reasons, duplicate_reason=DUPLICATE_REASON, error=error,
+                form=form, note_chars=NOTE_CHARS)
 
 
 @router.get("/flags/{flag_id}/image")
@@ -228,22 +309,55 @@ def image(request: Request, flag_id: FlagId, who: SignedIn, s: Served) -> HTMLRe
 
 @router.post("/flags/{flag_id}/review")
 def review(
+    request: Request,
     flag_id: FlagId,
     who: SignedIn,
     s: Served,
-    decision: Annotated[str, Form()],
-    reason: Annotated[str, Form()],
+    decision: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
-) -> RedirectResponse:
-    """Record the decision form's decision (as ``POST /api/flags/{id}/review`` does) and show the item.
+    duplicate_of: Annotated[str, Form()] = "",
+    then: Annotated[Literal["next", "stay"], Form()] = "next",
+) -> Response:
+    """Record the decision form's decision (as ``POST /api/flags/{id}/review`` does), then go to the
+    next flag (``then=next``, "Decide and next", :func:`next_flag`) or back to the item. Invalid
+    input (no decision, no reason or one of the other decision, a note too long, a bad "duplicate
+    of") is 422, and a claim another reviewer holds 409: the item page again, the message beside
+    the form, the choices and the note kept.
 
     Raises:
         NotAllowed: not a reviewer, or reported it.
         NotFound: no such flag.
-        CrowdError: a reason the config does not list.
     """
-    s.crowd.review(who, flag_id, decision, reason, note)
-    return _see(f"/flags/{flag_id}")
+    form = {"decision": decision, "reason": reason, "note": note, "duplicate_of": duplicate_of}
+    try:
+        s.crowd.review(who, flag_id, *_decision(decision, reason, note, duplicate_of))
+    except (NotAllowed, NotFound):
+        raise
+    except CrowdError as e:
+        if http_status(e) not in (409, 422):
+            raise
+        return _item_page(request, who, s, flag_id, http_status(e), f"{str(e)[:1].upper()}{str(e)[1:]}.", form)
+    return _see("/queue/next" if then == "next" else f"/flags/{flag_id}")
+
+
+def _decision(decision: str, reason: str, note: str, duplicate_of: str) -> tuple[str, str, str, int | None]:
+    """The decision form's fields as :meth:`scrutineer.crowd.flags.Flags.review` takes them.
+
+    Raises:
+        CrowdError: no decision or reason, a note over :data:`~scrutineer.crowd.api.NOTE_CHARS`, a
+            "duplicate of" that is no flag number.
+    """
+    if not decision:
+        raise CrowdError("choose a decision: confirm or reject")
+    if not reason:
+        raise CrowdError(f"choose a reason to {decision}")
+    if len(note) > NOTE_CHARS:
+        raise CrowdError(f"the note has {len(note):,} characters: at most {NOTE_CHARS:,}")
+    number = duplicate_of.strip().removeprefix("#")
+    if number and not (number.isascii() and number.isdigit() and 0 < int(number) <= MAX_ID):
+        raise CrowdError("duplicate of: give the other flag's number, such as 12")
+    return decision, reason, note, int(number) if number else None
 
 
 # the maintainer's takedown view

@@ -340,6 +340,20 @@ class CrowdConfig(Strict):
     rate_limit: str = Field(
         "30/minute", description="Flags one account may submit, in the `limits` library's notation (`N/second|minute|hour|day`)."
     )
+    # Label Studio's task lock: TASK_LOCK_DEFAULT_TTL, 3,600 s (label_studio/core/settings/base.py; its current
+    # TASK_LOCK_TTL defaults to a day, too long for a queue a watchdog works through in minutes).
+    claim_minutes: float = Field(
+        60.0, gt=0, description="Minutes a reviewer who opens a flag holds it: others see who and until when, and cannot decide it meanwhile."
+    )
+    # The flood guard's crowd rule (scrutineer.crowd.holds). 200 new flags of one category in an hour: the per-account
+    # rate_limit (30/minute) lets one account make 200 in under 7 minutes, and 200 an hour is past what the reviewers of a
+    # watchdog group decide in one (a flag a minute from each of three), so a campaign, a bot or a mistaken import waits
+    # for a maintainer's look.
+    flood: str = Field(
+        "200/hour",
+        description="A category with more new flags than this in any moving window is held from that moment: its flags act "
+        "only once a maintainer confirms the hold (`limits` notation, as rate_limit; the flood guard, README).",
+    )
     session_hours: float = Field(12.0, gt=0, description="Hours a log-in session lasts (it ends sooner on log-out or when the account is disabled).")
     # OWASP Authentication Cheat Sheet, "Account Lockout": a threshold of failures in an observation window, counted per
     # account (not only per address, which an attacker spreads over many); NIST SP 800-63B §5.2.2 requires such throttling.
@@ -354,7 +368,7 @@ class CrowdConfig(Strict):
         "in any moving window before further attempts get 429 (`limits` notation).",
     )
 
-    @field_validator("rate_limit", "failed_logins_per_account", "failures_per_address")
+    @field_validator("rate_limit", "failed_logins_per_account", "failures_per_address", "flood")
     @classmethod
     def _rate_limit(cls, value: str, info: ValidationInfo) -> str:
         # start-up: limits costs ~120 ms at import (python -X importtime); only a crowd's rate limits need it
@@ -369,6 +383,53 @@ class CrowdConfig(Strict):
     def finding_reasons(self) -> dict[str, bool]:
         """The reasons of the findings ``sync`` makes: ``crowd.<category>`` -> restricted."""
         return {f"crowd.{name}": c.sensitive for name, c in self.categories.items()}
+
+
+#: ``flood.max_matches`` as a share: a percentage of the run's samples, e.g. ``"0.01%"``.
+PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
+
+
+class FloodConfig(Strict):
+    """The flood guard (:mod:`scrutineer.core.flood`): what is held for a maintainer's review
+    before it acts (HMA's open request facebook/ThreatExchange#1994: one bad hash must not flood a
+    platform).
+
+    ``max_matches`` defaults to 2,500 samples. LAION's figures bound a genuine entry: Re-LAION-5B
+    removed 2,236 samples of 5.8 billion for every entry of every hotline's list together
+    (LAION, "Releasing Re-LAION 5B", 2024-08-30), so no genuine entry matched more than 2,236 of
+    them; 2,500 is that bound rounded up, and a blank or placeholder image's hash, which matches
+    every copy of the placeholder (millions in a web-scale crawl), passes it at once. A share
+    (``"0.01%"``) scales with the dataset instead; at LAION's size ``"0.00004%"`` is that same
+    bound.
+
+    The crowd's rule, a category flagged too often in a window, is ``crowd.flood``
+    (:class:`CrowdConfig`), beside the crowd's other limits: the crowd store reads its own section.
+    """
+
+    max_matches: int | str = Field(
+        2500,
+        description="An entry of a bank whose findings in a run match more samples than this is held: a number of samples "
+        "(e.g. 2500), or a share of the run's samples as a percentage (e.g. \"0.01%\").",
+    )
+
+    @field_validator("max_matches", mode="before")
+    @classmethod
+    def _max_matches(cls, value: Any) -> int | str:
+        if isinstance(value, float):
+            raise ValueError(f"flood.max_matches {value!r}: write a share as a percentage (0.001 is \"0.1%\"), a count as a whole number")
+        if isinstance(value, bool) or not isinstance(value, int | str) or isinstance(value, int) and value < 1:
+            raise ValueError(f"flood.max_matches {value!r}: a number of samples is a whole number of 1 or more")
+        if isinstance(value, str) and not ((m := PERCENT.match(value.strip())) and 0 < float(m.group(1)) <= 100):
+            raise ValueError(f"flood.max_matches {value!r}: a share is a percentage above 0 and at most 100, like \"0.01%\"")
+        return value
+
+    def limit(self, samples: int) -> int:
+        """The most samples one entry may match without a hold in a run of ``samples`` samples:
+        ``max_matches`` itself, or its share of ``samples`` rounded down (at least 1)."""
+        if isinstance(self.max_matches, int):
+            return self.max_matches
+        share = float(PERCENT.match(self.max_matches.strip()).group(1)) / 100
+        return max(1, int(samples * share))
 
 
 class RunnerConfig(Strict):
@@ -421,6 +482,7 @@ class Config(Strict):
     detectors: dict[str, dict[str, Any]] = Field(min_length=1, description="Detector name -> its parameters.")
     release: ReleaseConfig = Field(default_factory=ReleaseConfig, description="Release variants.")
     crowd: CrowdConfig = Field(default_factory=CrowdConfig, description="Flags from people and their review.")
+    flood: FloodConfig = Field(default_factory=FloodConfig, description="The flood guard: bank entries and crowd categories held for review.")
     fetch: FetchConfig = Field(default_factory=FetchConfig, description="How images are fetched and hashed.")
     workers: int = Field(2, gt=0, description="Shard tasks run at once by the local runner (threads).")
     runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shard tasks run: local threads or a Dask cluster.")

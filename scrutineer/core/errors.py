@@ -29,9 +29,13 @@ engine running it (a shard lost with its process is simply run again: its output
 The crowd's errors refuse one request of the review app or one command (``users``, ``flags
 import``, ``sync``), never a scan: :class:`CrowdError` (invalid input) and its kinds
 :class:`NotSignedIn`, :class:`NotAllowed`, :class:`NotFound`, :class:`RateLimited`,
-:class:`CrowdStoreError` and :class:`AppStopping`. The review app answers each kind with its HTTP
+:class:`ClaimHeld`, :class:`NotPending`, :class:`AlreadyDecided`, :class:`CrowdStoreError` and :class:`AppStopping`. The review app answers each kind with its HTTP
 status, mapped in one table (:data:`scrutineer.crowd.api.HTTP_STATUS`); the CLI exits 1.
 """
+
+from __future__ import annotations
+
+from datetime import datetime
 
 
 class ScrutineerError(Exception):
@@ -50,7 +54,14 @@ class MissingExtraError(ConfigError):
 
 class ReleaseError(ConfigError):
     """The release cannot be built (unknown variant, no finished scan, a partial scan, a shard
-    changed since, restricted rows too large a share of the anonymity set); the CLI exits 1."""
+    changed since, restricted rows too large a share of the anonymity set, an entry held for review:
+    :class:`HeldError`); the CLI exits 1."""
+
+
+class HeldError(ReleaseError):
+    """A release refused while the flood guard holds a bank entry of its run, or a crowd category,
+    undecided (:mod:`scrutineer.core.flood`); the message names each and the commands that decide
+    it. The CLI exits 1."""
 
 
 class WorkspaceError(ScrutineerError):
@@ -95,6 +106,25 @@ class RateLimited(CrowdError):
     def __init__(self, retry_after: int, what: str = "too many flags") -> None:
         super().__init__(f"{what}: try again in {retry_after} s")
         self.retry_after = retry_after
+
+
+class ClaimHeld(CrowdError):
+    """Another reviewer holds the flag's claim (opening a flag claims it for
+    ``crowd.claim_minutes``): it cannot be decided or claimed until they decide it or the claim
+    runs out. ``by`` names them, ``until`` is when it runs out (UTC)."""
+
+    def __init__(self, flag_id: int, by: str, until: datetime) -> None:
+        super().__init__(f"flag {flag_id} is being reviewed by {by} until {until:%H:%M} UTC")
+        self.by, self.until = by, until
+
+
+class NotPending(CrowdError):
+    """A flag that is no longer pending was to be decided as pending (a bulk reject)."""
+
+
+class AlreadyDecided(CrowdError):
+    """A hold of the flood guard (a bank entry, a crowd category) was decided already: a decision
+    is final (:mod:`scrutineer.crowd.holds`)."""
 
 
 class CrowdStoreError(CrowdError):
