@@ -3,7 +3,7 @@
 Each command lives in the module of what it serves: :mod:`scrutineer.cli.scan` (scan, rematch,
 recheck, banks), :mod:`scrutineer.cli.outputs` (release, takedown, report, query),
 :mod:`scrutineer.cli.gc` (gc), :mod:`scrutineer.cli.service` (deploy), :mod:`scrutineer.cli.crowd`
-(users, flags, sync, serve) and :mod:`scrutineer.cli.demo`; :mod:`scrutineer.cli.console` says how
+(users, flags, sync, serve), :mod:`scrutineer.cli.holds` (holds) and :mod:`scrutineer.cli.demo`; :mod:`scrutineer.cli.console` says how
 they print and exit (exit status 0 success, 1 error, 3 a scan that finished with failed or
 inconclusive shards).
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from scrutineer.cli import crowd, demo, gc, outputs, scan, service
+from scrutineer.cli import crowd, demo, gc, holds, outputs, scan, service
 from scrutineer.core.files import keep_private
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audit image-text datasets and publish clean RE- releases.")
@@ -35,5 +35,6 @@ for command in (scan.scan, outputs.release, outputs.takedown, outputs.report, sc
     app.command()(command)
 app.add_typer(crowd.users, name="users")
 app.add_typer(crowd.flags, name="flags")
+app.add_typer(holds.holds, name="holds")
 for command in (crowd.sync, crowd.serve, demo.demo):
     app.command()(command)

@@ -71,6 +71,9 @@ def print_summary(summary: dict, cfg: Config) -> None:
     counts = Counter(s["status"] for s in summary["shards"])
     out.print("shards: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False)
     out.print(f"findings: {Layout(cfg.workspace).store} (table findings, run_id = '{summary['run_id']}')", highlight=False)
+    if (held := summary.get("held", {})).get("entries"):
+        out.print(f"held for review (flood guard): {held['entries']} bank entries, {held['findings']} findings; they do not act until a "
+                  "maintainer decides: `scrutineer holds list CONFIG`", highlight=False)
     if summary["status"] != "completed":
         raise typer.Exit(EXIT_PARTIAL)
 

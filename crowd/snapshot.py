@@ -5,7 +5,7 @@ The store's writer publishes it after each run (and after ``sync``) as ``<worksp
 a small DuckDB file built under a temporary name and renamed into place (readers that have the
 previous one open keep reading it). It holds:
 
-- ``samples`` (sample_id, shard_id, row_index, url, caption): the run's samples, copied from its
+- ``samples`` (sample_id, shard_id, row_index, url, caption, license): the run's samples, copied from its
   stored rows observations (``observations/<id>/rows.parquet``) with an ART index on
   ``sample_id``, so that a flag finds its sample in ~1 ms (a scan of the Parquet files took 8 ms
   at 150,000 samples and 17 ms at 10M; the copy and index cost ~0.75 s and ~70 MB per million
@@ -14,6 +14,8 @@ previous one open keep reading it). It holds:
   the run's findings (the app shows a restricted finding's URL to reviewers and maintainers only);
 - ``takedown``: the run's takedown rows (:data:`scrutineer.reports.takedown.TAKEDOWN_SQL`), for the maintainer's takedown
   view and its downloads, the same rows ``scrutineer takedown`` writes;
+- ``holds``: the run's bank entries the flood guard held (:data:`scrutineer.core.contract.HOLDS`),
+  for the maintainers' holds page, which adds the decisions from the crowd store;
 - ``report``: the run's watchdog report data (:func:`scrutineer.reports.data.report_data`) as one JSON value.
 """
 
@@ -44,12 +46,12 @@ SampleKey = tuple[Literal["sample_id", "url"], str]
 LOOKUP_IDS = 1000
 
 # What :func:`publish` runs on the store's connection, the new snapshot attached as ``snapshot``.
-CREATE_SAMPLES = "CREATE TABLE snapshot.samples (sample_id VARCHAR, shard_id VARCHAR, row_index BIGINT, url VARCHAR, caption VARCHAR)"
+CREATE_SAMPLES = "CREATE TABLE snapshot.samples (sample_id VARCHAR, shard_id VARCHAR, row_index BIGINT, url VARCHAR, caption VARCHAR, license VARCHAR)"
 #: The samples of the rows files ``$files``, each file's shard from the registered table
 #: ``snapshot_files`` (filename, shard_id).
 COPY_SAMPLES = """
     INSERT INTO snapshot.samples
-    SELECT r.sample_id, f.shard_id, r.row_index, r.url, r.caption
+    SELECT r.sample_id, f.shard_id, r.row_index, r.url, r.caption, r.license
     FROM read_parquet($files, filename = true) r JOIN snapshot_files f USING (filename)
 """
 INDEX_SAMPLES = "CREATE INDEX samples_by_id ON snapshot.samples (sample_id)"
@@ -61,11 +63,13 @@ COPY_FINDINGS = """
 """
 #: Run ``$run_id``'s takedown rows.
 COPY_TAKEDOWN = f"CREATE TABLE snapshot.takedown AS {TAKEDOWN_SQL}"
+#: Run ``$run_id``'s flood-guard holds (restricted: for maintainers only; scrutineer.core.flood).
+COPY_HOLDS = "CREATE TABLE snapshot.holds AS SELECT * FROM holds WHERE run_id = $run_id"
 #: Run ``$run_id``'s report data, ``$report`` (JSON text).
 COPY_REPORT = "CREATE TABLE snapshot.report AS SELECT $report::JSON AS data, $run_id AS run_id"
 
 # What :class:`Snapshot` reads.
-_SAMPLES = "SELECT sample_id, shard_id, row_index, url, caption FROM samples"
+_SAMPLES = "SELECT sample_id, shard_id, row_index, url, caption, license FROM samples"
 #: The samples of the ids ``$ids`` (by the index).
 SAMPLES_BY_ID = f"{_SAMPLES} WHERE sample_id IN (SELECT unnest($ids))"
 #: The samples of the URLs ``$urls``, in shard and row order.
@@ -99,6 +103,7 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Path, run_id: str, report
         con.execute(INDEX_SAMPLES)
         con.execute(COPY_FINDINGS, {"run_id": run_id})
         con.execute(COPY_TAKEDOWN, {"run_id": run_id})
+        con.execute(COPY_HOLDS, {"run_id": run_id})
         con.execute(COPY_REPORT, {"report": json.dumps(report), "run_id": run_id})
         con.execute("DETACH snapshot")
         os.replace(tmp, out)
@@ -220,3 +225,14 @@ class Snapshot:
                 raise WorkspaceError(f"the review snapshot in {self.path.parent} predates the takedown list: "
                                      "`scrutineer sync` (or a scan) publishes it again") from None
         return [dict(zip(TAKEDOWN_COLUMNS, r)) for r in rows]
+
+    def holds(self) -> list[dict[str, Any]]:
+        """The run's held bank entries (restricted: for maintainers only), biggest first: dicts of
+        the store's ``holds`` columns; ``[]`` from a snapshot published before it held them."""
+        with self._cursor() as cur:
+            try:
+                found = cur.execute("SELECT * FROM holds ORDER BY matches DESC, hold_id")
+            except duckdb.CatalogException:
+                return []
+            names = [d[0] for d in found.description]
+            return [dict(zip(names, r)) for r in found.fetchall()]

@@ -1,7 +1,9 @@
 """``sync``: confirmed crowd flags into the findings store (DESIGN.md "Global steps").
 
 Each confirmed flag becomes a finding ``crowd.<category>`` of detector ``crowd`` in a run, with
-its flag id and the ids of its reports and reviews as evidence. A flag of a sensitive category
+its flag id and the ids of its reports and reviews as evidence, unless the flood guard holds its
+category (:mod:`scrutineer.crowd.holds`). The maintainers' decisions on held bank entries are
+copied into the store's ``hold_decisions`` alike (:mod:`scrutineer.core.flood`). A flag of a sensitive category
 is restricted, like a hash-bank match. Syncing replaces the run's crowd findings with the current
 confirmed set, so it is idempotent, and a flag a reviewer later rejects leaves the next sync's
 findings.
@@ -13,10 +15,11 @@ import json
 
 import duckdb
 
-from scrutineer.core import store
+from scrutineer.core import flood, store
 from scrutineer.core.config import Config
-from scrutineer.core.contract import FINDINGS
-from scrutineer.crowd import snapshot
+from scrutineer.core.contract import FINDINGS, HOLD_DECISIONS
+from scrutineer.core.errors import WorkspaceError
+from scrutineer.crowd import search, snapshot
 from scrutineer.crowd.store import CrowdStore
 from scrutineer.reports.data import report_data
 
@@ -34,6 +37,7 @@ def crowd_findings(cfg: Config, run_id: str) -> list[dict]:
     if not cfg.crowd.categories:
         return []
     with CrowdStore(cfg.crowd) as crowd:
+        idle = crowd.idle_flags()  # a held or dismissed category's flags (scrutineer.crowd.holds)
         return [
             {
                 "run_id": run_id,
@@ -51,7 +55,7 @@ def crowd_findings(cfg: Config, run_id: str) -> list[dict]:
                 ),
                 "restricted": crowd.sensitive(f["category"]),
             }
-            for f in crowd.confirmed()
+            for f in crowd.confirmed() if f["id"] not in idle
         ]
 
 
@@ -70,31 +74,102 @@ def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:
         duckdb.Error, OSError: the store or the snapshot cannot be written; the store is left as it was.
     """
     rows = crowd_findings(cfg, run_id)
+    with CrowdStore(cfg.crowd) as crowd:
+        decisions = hold_decisions(crowd)
     with store.transaction(con):
         con.execute("DELETE FROM findings WHERE run_id = ? AND detector = ?", [run_id, DETECTOR])
         store.insert(con, FINDINGS, rows)
+        copy_decisions(con, decisions)
     publish(con, cfg, run_id)
     return len(rows)
 
 
+def hold_decisions(crowd: CrowdStore) -> list[dict]:
+    """The crowd store's decisions on held bank entries, as rows of the store's ``hold_decisions``."""
+    return [{c: d[c] for c in HOLD_DECISIONS.columns} for d in crowd.entry_decisions().values()]
+
+
+def copy_decisions(con: duckdb.DuckDBPyConnection, decisions: list[dict]) -> None:
+    """Replace the store's ``hold_decisions`` with ``decisions`` (:func:`hold_decisions`), inside the caller's transaction."""
+    con.execute("DELETE FROM hold_decisions")
+    store.insert(con, HOLD_DECISIONS, decisions)
+
+
+def sync_decisions(cfg: Config) -> bool:
+    """Copy the maintainers' decisions on held entries into the findings store now (``holds
+    confirm`` and ``holds dismiss`` do, so ``takedown`` and ``release`` follow at once).
+
+    Returns:
+        True; False when another process holds the store (the decision is in the crowd store, and
+        the next ``sync``, scan or release copies it).
+
+    Raises:
+        CrowdStoreError: the crowd store cannot be opened.
+    """
+    with CrowdStore(cfg.crowd) as crowd:
+        decisions = hold_decisions(crowd)
+    try:
+        con = store.connect(cfg.workspace, memory_limit=cfg.memory_limit)
+    except WorkspaceError:
+        return False
+    try:
+        with store.transaction(con):
+            copy_decisions(con, decisions)
+        if cfg.crowd.categories:  # the app's takedown page follows
+            publish(con, cfg, store.latest_run(con, cfg.dataset.name, cfg.workspace)[0])
+    finally:
+        con.close()
+    return True
+
+
 def publish(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> None:
     """Publish run ``run_id``'s review snapshot, with its report data (the app adds the crowd's
-    counts live), when the config has crowd categories: without them there is no review app to
-    read it."""
+    counts live), then build the app's search index from it (:func:`scrutineer.crowd.search.build`),
+    when the config has crowd categories: without them there is no review app to read them."""
     if not cfg.crowd.categories:
         return
     snapshot.publish(con, cfg.workspace, run_id, report_data(con, cfg.workspace, cfg.dataset.name, run_id))
+    search.build(cfg.workspace)
 
 
 def before_release(cfg: Config) -> None:
-    """What the CLI and the deployed flows do before each release: :func:`sync_latest`, so every
-    crowd decision made before the release is in it, when the config has crowd categories.
+    """What the CLI and the deployed flows do before each release: :func:`sync` the latest run, so
+    every crowd decision made before the release is in it, when the config has crowd categories
+    (else only the decisions on its held entries, when it has some); then refuse while the flood
+    guard holds an entry of the run or a crowd category (:func:`scrutineer.core.flood.refuse_held`).
 
     Raises:
-        as :func:`sync_latest`.
+        HeldError: an entry or a category is held, undecided (the message names each and the
+            commands that decide it).
+        WorkspaceError: the store is held by another process.
+        CrowdStoreError: the crowd store cannot be opened.
     """
-    if cfg.crowd.categories:
-        sync_latest(cfg)
+    con = store.connect(cfg.workspace, memory_limit=cfg.memory_limit)
+    try:
+        try:
+            run_id, _ = store.latest_run(con, cfg.dataset.name, cfg.workspace)
+        except WorkspaceError:
+            return  # nothing to release: the release says so
+        categories: list[str] = []
+        if cfg.crowd.categories:
+            sync(con, cfg, run_id)
+            with CrowdStore(cfg.crowd) as crowd:
+                categories = [describe_category(h) for h in crowd.category_holds() if h["decision"] is None]
+        elif flood.run_holds(con, run_id):
+            with CrowdStore(cfg.crowd) as crowd:
+                decisions = hold_decisions(crowd)
+            with store.transaction(con):
+                copy_decisions(con, decisions)
+        flood.refuse_held(con, run_id, categories)
+    finally:
+        con.close()
+
+
+def describe_category(hold: dict) -> str:
+    """A held category as a refusal names it: its hold id, category, flags and the two commands that decide it."""
+    h = hold["hold"]
+    return (f"{h}: crowd category {hold['category']} had {hold['flags']} new flags in the window of crowd.flood since "
+            f"{hold['held_at']:%Y-%m-%d %H:%M} UTC; decide with `scrutineer holds confirm CONFIG {h}` or `scrutineer holds dismiss CONFIG {h}`")
 
 
 def after_run(cfg: Config, summary: dict) -> dict:

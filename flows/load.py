@@ -4,7 +4,8 @@ store's only writer).
 For each shard: its row in ``shards``; its observations, once (``observations``, and for a
 content observation its ``fetches``, ``content_hashes`` and ``policy_files``); its file digests. Then the run's
 findings: every shard's judgements, each detector's corpus-level ``finalize`` over every
-shard's signatures. A failed or inconclusive shard contributes its ``shards`` row only. (The
+shard's signatures; then the flood guard's holds of the bank entries that match too many samples
+(:func:`scrutineer.core.flood.record_holds`). A failed or inconclusive shard contributes its ``shards`` row only. (The
 confirmed crowd flags join a finished run afterwards, through :func:`scrutineer.crowd.sync.after_run`.)
 """
 
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from scrutineer.core import store
+from scrutineer.core import flood, store
 from scrutineer.core.contract import (
     FILE_DIGESTS,
     HASHED_COLUMNS,
@@ -60,6 +61,8 @@ def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: l
             con.read_parquet(signatures).create_view(view, replace=True)
             store.insert_findings(con, run_id, *cls.finalize(params, view))
             con.execute(f"DROP VIEW {view}")
+        samples = sum(r.rows or 0 for r in ok)
+        flood.record_holds(con, run_id, plan.config.flood.limit(samples))
         con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, datetime.now(UTC), run_id])
 
 

@@ -28,7 +28,7 @@ from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from scrutineer import __version__
-from scrutineer.core import store
+from scrutineer.core import flood, store
 from scrutineer.core.banks import load_banks, register
 from scrutineer.core.config import Config
 from scrutineer.core.contract import RUNS
@@ -127,7 +127,8 @@ def scan_flow(config: Config, kind: RunKind = "scan") -> dict | State:
 
     Returns:
         Summary dict: ``run_id``, ``kind``, ``status`` (completed|partial|inconclusive),
-        ``shards`` (per shard: shard_id, status, rows, error), ``findings`` (count per reason);
+        ``shards`` (per shard: shard_id, status, rows, error), ``findings`` (count per reason),
+        ``held`` (the flood guard's counts: :meth:`scrutineer.core.flood.Held.public`);
         or, for a :class:`~scrutineer.core.errors.ScrutineerError` below, a ``Failed`` state
         carrying it (the run's one-line error; :func:`run_scan` raises it again).
 
@@ -184,6 +185,7 @@ def _scan(config: Config, kind: RunKind) -> dict:
                 raise WorkspaceError(f"workspace {ws}: the store could not take run {run_id}, nothing of it was loaded: {e}") from e
             raise
         counts = dict(con.execute("SELECT reason, count(*) FROM findings WHERE run_id = ? GROUP BY reason ORDER BY reason", [run_id]).fetchall())
+        held = flood.held_counts(con, run_id).public()
     finally:
         con.close()
     return {
@@ -192,6 +194,7 @@ def _scan(config: Config, kind: RunKind) -> dict:
         "status": status,
         "shards": [{"shard_id": r.shard.shard_id, "status": r.status, "rows": r.rows, "error": r.error} for r in results],
         "findings": counts,
+        "held": held,
     }
 
 

@@ -1,5 +1,6 @@
 """Takedown manifest (restricted): the URLs a hash bank matched, grouped by registrable domain
-and host, ready to send to a host's abuse contact or a hotline.
+and host, ready to send to a host's abuse contact or a hotline. A bank entry the flood guard holds
+(or a maintainer dismissed) is not in it (:mod:`scrutineer.core.flood`).
 
 Written as ``<workspace>/takedown/<dataset>.csv`` and ``.json`` by ``scrutineer takedown``, and
 downloaded from the review app's takedown page (maintainers only; from the review snapshot, whose
@@ -26,6 +27,7 @@ import duckdb
 from scrutineer import Workspace
 from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
+from scrutineer.core.flood import idle_sql
 from scrutineer.core.layout import Layout
 from scrutineer.reports.csvsafe import csv_text
 from scrutineer.samples.domains import host_and_domain
@@ -37,12 +39,13 @@ TAKEDOWN_COLUMNS = ("url", "reason", "bank", "bank_version", "sample_id", "shard
 #: dataset's first run that found the same URL restricted for the same reason. The one query for
 #: ``scrutineer takedown`` (run on the store) and the review snapshot's
 #: ``takedown`` table (:func:`scrutineer.crowd.snapshot.publish`, run on the store when publishing), so the app and the command list the same rows.
-TAKEDOWN_SQL = """
+#: A finding the flood guard holds or a maintainer dismissed is left out (:func:`scrutineer.core.flood.idle_sql`).
+TAKEDOWN_SQL = f"""
     SELECT f.url, f.reason, f.evidence->>'bank' AS bank, f.evidence->>'bank_version' AS bank_version,
            f.sample_id, f.shard_id, f.row_index,
            (SELECT min(r.started_at) FROM findings g JOIN runs r USING (run_id)
              WHERE r.dataset = this.dataset AND g.url = f.url AND g.reason = f.reason AND g.restricted) AS first_seen
-    FROM findings f JOIN runs this USING (run_id) WHERE f.run_id = $run_id AND f.restricted
+    FROM findings f JOIN runs this USING (run_id) WHERE f.run_id = $run_id AND f.restricted AND NOT {idle_sql("f")}
 """
 
 #: The manifest's columns: each row's registrable domain and host, then the query's.

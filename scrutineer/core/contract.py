@@ -25,7 +25,8 @@ Batches (what detectors see and return, and the per-shard working files):
   corpus-level ``finalize`` groups them in the store.
 
 Store tables (:data:`TABLES`): ``runs``, ``shards``, ``observations``, ``file_digests``,
-``findings``, ``fetches``, ``content_hashes``, ``policy_files``, ``banks``, ``releases``.
+``findings``, ``fetches``, ``content_hashes``, ``policy_files``, ``banks``, ``releases``, ``holds``,
+``hold_decisions``.
 
 Named runs of columns, so no one counts positions: :data:`SAMPLE_COLUMNS` (the first columns of
 every per-sample batch), :data:`CANONICAL_COLUMNS` (a dataset's columns as detectors see them),
@@ -352,7 +353,54 @@ RELEASES = Table(
     ("release_id",),
 )
 
-TABLES = {t.name: t for t in (RUNS, SHARDS, OBSERVATIONS, FILE_DIGESTS, FINDINGS, FETCHES, CONTENT_HASHES, POLICY_FILES, BANKS, RELEASES)}
+#: The columns naming a bank entry, as a bank-match finding's evidence names them (scrutineer.core.flood).
+BANK_ENTRY = [
+    column("bank", pa.string(), "Bank name from the config."),
+    column("bank_version", pa.string(), "The bank's version label."),
+    column("signal", pa.string(), "HMA signal type of the entry."),
+    column("entry", pa.string(), "The bank entry (a hash), as the findings' evidence gives it. Restricted."),
+]
+HOLD_ID = column("hold_id", pa.string(), "Short id of a held bank entry: a digest of bank, bank_version, signal and entry (scrutineer.core.flood.hold_id).")
+
+HOLDS = Table(
+    "holds",
+    pa.schema(
+        [
+            RUN_ID,
+            HOLD_ID,
+            column("detector", pa.string(), "The detector whose findings matched the entry."),
+            *BANK_ENTRY,
+            column("matches", pa.int64(), "Samples of the run the entry's findings match."),
+            column("max_matches", pa.int64(), "The most samples an entry may match without a hold in this run (flood.max_matches resolved)."),
+            column("hosts", pa.int64(), "Distinct hosts of the matched samples' URLs."),
+            column("domains", pa.int64(), "Distinct registrable domains of the matched samples' URLs."),
+            column("held_at", UTC_TIME, "When the run's load held it."),
+        ]
+    ),
+    "A bank entry of a run whose findings matched more samples than flood.max_matches: its findings do not act until a "
+    "maintainer confirms it (scrutineer.core.flood). Restricted.",
+    ("run_id", "hold_id"),
+)
+
+HOLD_DECISIONS = Table(
+    "hold_decisions",
+    pa.schema(
+        [
+            HOLD_ID,
+            *BANK_ENTRY,
+            column("decision", pa.string(), "confirmed (the entry's findings act) or dismissed (they never act)."),
+            column("decided_by", pa.string(), "The maintainer's account name, or cli."),
+            column("decided_at", UTC_TIME, "When it was decided."),
+            column("note", pa.string(), "The maintainer's note."),
+        ]
+    ),
+    "The maintainers' decisions on held bank entries, copied from the crowd store by sync; keyed by the entry, so one "
+    "holds for every run of the same bank version. Restricted.",
+    ("hold_id",),
+)
+
+TABLES = {t.name: t for t in (RUNS, SHARDS, OBSERVATIONS, FILE_DIGESTS, FINDINGS, FETCHES, CONTENT_HASHES, POLICY_FILES, BANKS, RELEASES,
+                              HOLDS, HOLD_DECISIONS)}
 
 _SQL_TYPES = {
     pa.string(): "VARCHAR",

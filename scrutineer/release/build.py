@@ -16,8 +16,9 @@
 - ``manifest.json``: tool version, time, run id, policy, detectors (versions, params), banks
   (name, source, version, sha256, entry count, never entries), removal counts (in all, listed,
   restricted, recomputable, per policy entry), the anonymity set of the restricted rows
-  (:mod:`scrutineer.release.anonymity`), and each input and output shard with its sha256 and row
-  count.
+  (:mod:`scrutineer.release.anonymity`), the flood guard's decided entries (``flood_guard``:
+  confirmed and dismissed, by hold id, bank, version, signal, matches, who and when; never the
+  entry), and each input and output shard with its sha256 and row count.
 - ``README.md``: a Hugging Face dataset card (:mod:`scrutineer.release.card`).
 
 The directory is built under a temporary name and renamed into place.
@@ -35,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scrutineer import __version__
-from scrutineer.core import store
+from scrutineer.core import flood, store
 from scrutineer.core.config import Config
 from scrutineer.core.contract import RELEASES
 from scrutineer.core.errors import ReleaseError
@@ -45,6 +46,7 @@ from scrutineer.core.files import (
     sweep_temporaries,
     temporary_sibling,
 )
+from scrutineer.core.flood import idle_sql
 from scrutineer.core.layout import Layout
 from scrutineer.core.policy import reason_filter_sql, recomputable_sql
 from scrutineer.formats.registry import FORMATS
@@ -66,6 +68,9 @@ def build_release(cfg: Config, variant: str) -> Path:
             ``release.max_restricted_share`` of the anonymity set and not acknowledged (one line:
             the numbers, the limit and the key that acknowledges), or a shard's bytes changed
             since the scan.
+        HeldError: the flood guard holds a bank entry of the run, undecided
+            (:func:`scrutineer.core.flood.refuse_held`: the message names each). A dismissed
+            entry's findings remove no row.
         ShardError: a shard cannot be read.
     """
     if variant not in cfg.release.variants:
@@ -82,13 +87,17 @@ def build_release(cfg: Config, variant: str) -> Path:
         run_id, status = store.latest_run(con, cfg.dataset.name, cfg.workspace)
         if status != "completed":
             raise ReleaseError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before releasing")
+        flood.refuse_held(con, run_id)
+        decided = [h for h in flood.run_holds(con, run_id) if h["decision"]]
         where, params = reason_filter_sql(patterns)
         recomputable, recomputable_params = recomputable_sql(patterns)
         # Each removed row, whether any of its findings in the run is restricted, and whether a
-        # reason of the policy that an outsider can recompute removes it.
+        # reason of the policy that an outsider can recompute removes it. A finding of a dismissed
+        # bank entry does not act (scrutineer.core.flood).
         removed = con.sql(
             f"SELECT sample_id, shard_id, row_index, bool_or(restricted) AS restricted, bool_or({recomputable}) AS recomputable "
-            f"FROM findings WHERE run_id = ? GROUP BY sample_id, shard_id, row_index HAVING bool_or({where}) ORDER BY shard_id, row_index",
+            f"FROM findings f WHERE run_id = ? AND NOT {idle_sql('f')} GROUP BY sample_id, shard_id, row_index HAVING bool_or({where}) "
+            "ORDER BY shard_id, row_index",
             params=[*recomputable_params, run_id, *params],
         ).to_arrow_table()
         anonymity = anonymity_set(removed, cfg, variant)
@@ -99,7 +108,7 @@ def build_release(cfg: Config, variant: str) -> Path:
         for p in patterns:
             w, ps = reason_filter_sql([p])
             by_pattern[p] = con.sql(
-                f"SELECT count(*) FROM (SELECT DISTINCT shard_id, row_index FROM findings WHERE run_id = ? AND {w})",
+                f"SELECT count(*) FROM (SELECT DISTINCT shard_id, row_index FROM findings f WHERE run_id = ? AND {w} AND NOT {idle_sql('f')})",
                 params=[run_id, *ps],
             ).fetchall()[0][0]
         shards = con.sql(
@@ -153,6 +162,12 @@ def build_release(cfg: Config, variant: str) -> Path:
                     "anonymity_set": anonymity,
                     "file": None if listed is None else {"path": Layout.REMOVED, "sha256": file_sha256(tmp / Layout.REMOVED)},
                 },
+                "flood_guard": {
+                    "max_matches": cfg.flood.max_matches,
+                    **{state: [{k: h[k] for k in ("hold_id", "bank", "bank_version", "signal", "matches", "decided_by")}
+                               | {"decided_at": h["decided_at"].isoformat(timespec="seconds")} for h in decided if h["decision"] == state]
+                       for state in flood.DECISIONS.values()},
+                },
                 "rows": {"input": sum(e["input"]["rows"] for e in entries), "output": sum(e["output"]["rows"] for e in entries)},
                 "shards": entries,
             }
@@ -183,8 +198,8 @@ def _check_stricter(con, run_id: str, cfg: Config, variant: str, looser: str) ->
     mine, mine_params = reason_filter_sql(cfg.release.variants[variant].remove)
     theirs, their_params = reason_filter_sql(cfg.release.variants[looser].remove)
     rows, reasons = con.sql(
-        f"WITH theirs AS (SELECT shard_id, row_index, reason FROM findings WHERE run_id = ? AND {theirs}), "
-        f"mine AS (SELECT DISTINCT shard_id, row_index FROM findings WHERE run_id = ? AND {mine}) "
+        f"WITH theirs AS (SELECT shard_id, row_index, reason FROM findings f WHERE run_id = ? AND {theirs} AND NOT {idle_sql('f')}), "
+        f"mine AS (SELECT DISTINCT shard_id, row_index FROM findings f WHERE run_id = ? AND {mine} AND NOT {idle_sql('f')}) "
         "SELECT count(DISTINCT (t.shard_id, t.row_index)), list(DISTINCT t.reason ORDER BY t.reason) "
         "FROM theirs t ANTI JOIN mine m USING (shard_id, row_index)",
         params=[run_id, *their_params, run_id, *mine_params],

@@ -2,7 +2,8 @@
 from its manifest.
 
 Its YAML metadata gives the pretty name, the tags and the data files; its text the provenance, the
-removal policy and counts, the detectors and the hash lists (never their entries). It says the
+removal policy and counts, the detectors, the hash lists (never their entries) and the flood
+guard's decisions on held entries (:mod:`scrutineer.core.flood`). It says the
 original must be withdrawn: a diff of the original and the release shows every removed row,
 restricted ones included (LAION withdrew LAION-5B before publishing Re-LAION-5B), and how far that
 narrows the restricted rows (their anonymity set, :mod:`scrutineer.release.anonymity`).
@@ -81,4 +82,11 @@ Rows out: {m["rows"]["output"]}. A row removed for several reasons is counted on
 """
     if banks:
         text += f"\n## Hash lists\n\nMatched by hash only; the list entries are not published.\n\n{banks}\n"
+    guard = m.get("flood_guard", {})
+    if guard.get("confirmed") or guard.get("dismissed"):
+        decided = "\n".join(f"- hold `{h['hold_id']}` of `{h['bank']}` version {h['bank_version']} ({h['signal']}, {h['matches']} samples): "
+                             f"{state} by {h['decided_by']} on {h['decided_at']}" for state in ("confirmed", "dismissed") for h in guard[state])
+        text += ("\n## Flood guard\n\nA list entry matching more samples than `flood.max_matches` "
+                 f"({guard['max_matches']}) was held for a maintainer's review. A confirmed entry's rows were removed as usual; a "
+                 f"dismissed entry's findings removed no row.\n\n{decided}\n")
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n{text}")
