@@ -10,7 +10,7 @@ Written to ``<workspace>/reports/``, each file atomically:
 
 The CSVs are spreadsheet-safe (:mod:`scrutineer.reports.csvsafe`). :data:`ENV` is the Jinja environment of
 the templates: the review app renders ``report_body.html.j2`` (which expects ``report``, the dict)
-from it inside its own page layout, with ``report.css`` (the body's styles, print included);
+from it inside its own page layout, with ``report.css.j2`` (the body's styles, print included);
 ``charts.j2`` holds the chart macros (HTML bars, so labels keep their size on a phone). Text from a
 dataset or a person goes through its :func:`visible` filter; a reason code through :func:`reason`
 (its plain-language label, :func:`scrutineer.core.registry.reason_label`); a count with its noun
