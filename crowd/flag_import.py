@@ -3,7 +3,8 @@
 The file is CSV with a header (``.csv``) or JSON Lines (``.jsonl``, ``.ndjson``), UTF-8. Each row
 names a sample by ``sample_id`` or by ``url`` (exactly one of them; a URL flags every sample of
 the latest run that has it), a ``category`` from the config's ``crowd.categories``, and an
-optional ``note``. Every row is checked against the review snapshot of the latest run
+optional ``note``; the other columns of a ``flags export`` are read past
+(:mod:`scrutineer.crowd.flag_export`). Every row is checked against the review snapshot of the latest run
 (:mod:`scrutineer.crowd.snapshot`) before anything is recorded: a file with any bad row records nothing,
 and the error lists every bad row by line.
 """
@@ -17,11 +18,15 @@ from pathlib import Path
 
 from scrutineer.core.config import Config
 from scrutineer.core.errors import CrowdError, NotAllowed, NotFound
+from scrutineer.crowd.flag_export import COLUMNS
 from scrutineer.crowd.flags import FlagItem
 from scrutineer.crowd.snapshot import Snapshot
 from scrutineer.crowd.store import CrowdStore
 
 FIELDS = ("sample_id", "url", "category", "note")
+#: The other columns of ``flags export`` (:data:`scrutineer.crowd.flag_export.COLUMNS`, and JSONL's
+#: lists): read past, so that an export re-imports.
+EXPORTED = (*(c for c in COLUMNS if c not in FIELDS), "reports", "reviews")
 #: Bad rows listed in the error before the rest are counted.
 SHOWN_ERRORS = 50
 
@@ -42,7 +47,7 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
     """
     rows, errors = [], []
     for line, row in _rows(path):
-        unknown = sorted(set(row) - set(FIELDS))
+        unknown = sorted(set(row) - set(FIELDS) - set(EXPORTED))
         key = [k for k in ("sample_id", "url") if row.get(k)]
         if unknown:
             errors.append(f"line {line}: unknown column(s) {', '.join(unknown)}; columns: {', '.join(FIELDS)}")
