@@ -148,7 +148,7 @@ def test_audit_details_read_as_text():
 class Served:
     url: str
     cfg: Config
-    flags: list[int]  # pending flags by the contributor "casey", oldest first
+    flags: list[int]  # pending flags by the contributor "casey", one per row of ROWS
     casey: tuple[str, str]
 
 
@@ -335,7 +335,7 @@ def test_a_reviewer_decides_20_flags_by_keyboard_alone(tmp_path):
     with CrowdStore(cfg.crowd) as crowd:
         crowd.add_account("casey", "contributor")
         password, _ = crowd.add_account("riley", "reviewer")
-        flags = [i for i, _ in crowd.flag(crowd.by_name("casey"), [FlagItem(s, "copyright", "") for s in samples], "import")]
+        flags = sorted(i for i, _ in crowd.flag(crowd.by_name("casey"), [FlagItem(s, "copyright", "") for s in samples], "import"))  # oldest first
     errors: list[str] = []
     with serve(config) as base, playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
