@@ -70,7 +70,7 @@ def signed_in(browser, base: str, name: str, password: str, alerts: list[str]):
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", password)
     page.click("text=Log in")
-    page.wait_for_url(re.compile(r"/queue"))
+    page.wait_for_url(re.compile(r"/(queue|samples)$"))  # home: the queue for reviewers, the search for contributors
     return page
 
 
@@ -80,16 +80,17 @@ def flag_in_form(page, sample_id: str, category: str, note: str) -> int:
     page.select_option("select[name=category]", category)
     page.fill("textarea[name=note]", note)
     page.click("button:has-text('Flag')")
-    page.wait_for_url(re.compile(r"/flags/\d+$"))
-    return int(page.url.rsplit("/", 1)[1])
+    page.wait_for_url(re.compile(r"/flags/new\?recorded=\d+$"))  # the form says what it recorded
+    return int(page.url.rsplit("=", 1)[1])
 
 
 def decide(page, flag_id: int, decision: str, reason: str) -> None:
     page.goto(f"/flags/{flag_id}")
-    page.select_option("select[name=decision]", decision)
-    page.select_option("select[name=reason]", reason)
+    assert page.locator(f"input[name=reason][value={reason}]").is_hidden()  # the reasons follow the decision
+    page.check(f"input[name=decision][value={decision}]")
+    page.check(f"input[name=reason][value={reason}]")
     page.fill("textarea[name=note]", f"{decision}: {PAYLOADS[0]}")
-    page.click("text=Record the decision")
+    page.click("button[value=stay]")
     page.wait_for_url(re.compile(rf"/flags/{flag_id}$"))
 
 
@@ -127,6 +128,8 @@ def test_flag_review_release_in_a_browser(app, browser, tmp_path):
     image.wait_for(state="attached")
     assert "blur" in image.evaluate("img => getComputedStyle(img).filter")
     assert image.get_attribute("src") == ROWS[1]["url"]  # from the original URL, never proxied
+    reviewer.wait_for_function("document.activeElement && document.activeElement.id.startsWith('unblur-')")  # focus moves to the new control
+    assert image.evaluate("img => getComputedStyle(img.parentElement).overflow") == "hidden"  # the blur stays inside its box
 
     # a sensitive flag: no <img>, no URL, not even for the reviewer's page an image button
     reviewer.goto(f"/flags/{third}")
