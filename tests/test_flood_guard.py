@@ -36,6 +36,7 @@ from scrutineer.crowd.tables import audit
 from scrutineer.observing.hashing import hash_content
 from scrutineer.reports.takedown import takedown_rows
 from scrutineer.testing.fixture_web import FixtureWeb
+from scrutineer.testing.served import serve
 from tests.conftest import scan, write_config
 
 HOSTS = ["127.0.6.1", "127.0.6.2", "127.0.6.3"]
@@ -232,3 +233,56 @@ def test_max_matches_takes_a_count_or_a_percentage():
     for bad in (0, 0.001, "0.1", "0%", "101%", True):
         with pytest.raises(ValueError, match="flood.max_matches"):
             FloodConfig(max_matches=bad)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+VIEWPORTS = {"1280": {"width": 1280, "height": 800}, "390": {"width": 390, "height": 844}}
+
+
+def test_the_holds_page_in_a_browser(copy):
+    """A maintainer sees the held entry and the held category on /holds at 1280 and 390 px (no
+    console error, no overflow, no serious axe violation) and confirms the entry from its form; a
+    reviewer gets 403."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed")
+    config = copy(crowd_flood="5/hour")
+    cfg = load_config(config)
+    with CrowdStore(cfg.crowd) as crowd, Snapshot(cfg.workspace) as snapshot:
+        passwords = {role: crowd.add_account(role, role)[0] for role in ("contributor", "reviewer", "maintainer")}
+        samples = [found[0] for found in snapshot.samples([("sample_id", f"rocket-{i}") for i in range(GENUINE_SAMPLES)]
+                                                          + [("sample_id", f"blank-{i}") for i in range(5)])]
+        crowd.flag(crowd.by_name("contributor"), [FlagItem(s, "copyright", "mine") for s in samples], "form")
+    hold = held_entry(config)["hold_id"]
+    with serve(config) as base, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        pages = {}
+        errors: list[str] = []
+        for role in ("reviewer", "maintainer"):
+            page = pages[role] = browser.new_context(base_url=base).new_page()
+            page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+            page.goto("/login")
+            page.fill("input[name=name]", role)
+            page.fill("input[name=password]", passwords[role])
+            page.click("button:has-text('Log in')")
+            page.wait_for_url(lambda url: "/login" not in url)
+        assert pages["reviewer"].goto("/holds").status == 403
+        errors.clear()
+        page, axe = pages["maintainer"], axe_playwright.Axe()
+        for size in VIEWPORTS.values():
+            page.set_viewport_size(size)
+            assert page.goto("/holds").status == 200
+            text = page.inner_text("main")
+            assert hold in text and f"{BLANK_SAMPLES}" in text and "copyright" in text and page.locator("h1").count() == 1
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            violations = [v["id"] for v in axe.run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+            assert violations == []
+        page.fill(f"input[aria-label='Note on hold {hold}']", "hotline confirmed")
+        page.click(f"button[aria-label='Confirm hold {hold}']")
+        page.wait_for_url(lambda url: url.endswith("/holds"))
+        assert "confirmed by maintainer: hotline confirmed" in page.inner_text("main")
+        assert errors == []
+        browser.close()
+    assert [(actor, state) for actor, state, _ in hold_audit(config)] == [("flood guard", "held"), ("maintainer", "confirmed")]

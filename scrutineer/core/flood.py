@@ -1,5 +1,9 @@
-"""The flood guard: a bank entry that matches too many samples is held for review before it acts
-(HMA's open request facebook/ThreatExchange#1994: one bad hash must not flood a platform).
+"""The flood guard: a bank entry that matches too many samples is held for review before it acts.
+
+The anchor is HMA's open request "Flood prevention & Review" (facebook/ThreatExchange#1994,
+https://github.com/facebook/ThreatExchange/issues/1994): match counts per hash id, and a signal
+whose matches exceed an expected baseline is quarantined, preventing match events, so one bad
+hash cannot flood a platform.
 
 **The rule.** After a run's findings are loaded (:func:`record_holds`, called by the store's one
 writer in :mod:`scrutineer.flows.load`, for scans, rematches and rechecks alike), its bank-match
