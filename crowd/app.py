@@ -62,7 +62,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scrutineer import __version__
 from scrutineer.core.config import Config, load_config
 from scrutineer.core.errors import ConfigError, CrowdError, NotSignedIn, WorkspaceError
-from scrutineer.crowd import accounts_page, api, browse, holds_page, pages
+from scrutineer.crowd import accounts_page, api, browse, holds_page, mine, pages
 from scrutineer.crowd.access import Services, signed_in
 from scrutineer.crowd.api import HTTP_STATUS, http_headers, http_status
 from scrutineer.crowd.bodies import UNSAFE_METHODS, RequestBodies, refuse
@@ -264,7 +264,7 @@ def create_app(cfg: Config, secure_cookies: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = s
-    for router in (api.public, api.router, pages.public, browse.router, pages.router, accounts_page.router, holds_page.router, docs, icon):
+    for router in (api.public, api.router, pages.public, browse.router, pages.router, mine.router, accounts_page.router, holds_page.router, docs, icon):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(NotSignedIn, _not_signed_in)

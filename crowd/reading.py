@@ -225,21 +225,20 @@ class Reading(Database):
             r["report_ids"], r["review_ids"] = report_ids.get(r["id"], []), review_ids.get(r["id"], [])
         return rows
 
-    def reported_by(self, who: Account, status: str | None = None, category: str | None = None, before: int | None = None,
-                    limit: int = 50) -> list[int]:
+    def reported_by(self, who: Account, category: str | None = None, before: int | None = None, limit: int = 50) -> list[int]:
         """Ids of the flags ``who`` reported, whatever their role (a reviewer's own flags: "My
         flags", :mod:`scrutineer.crowd.mine`), newest first; read by the ``reports_by_account`` index.
+        (No status filter: a contributor's flag of a sensitive category shows as pending whatever
+        its status, so "My flags" filters the statuses shown.)
 
         Args:
-            status, category: only flags with this status, or of this category.
+            category: only flags of this category.
             before: only flags with a smaller id (keyset paging: pass the last id of a page).
             limit: at most this many.
         """
         query = sa.select(reports.c.flag_id).where(reports.c.account_id == who.id)
-        if status or category:
-            query = query.join(flags, flags.c.id == reports.c.flag_id)
-            query = query.where(flags.c.status == status) if status else query
-            query = query.where(flags.c.category == category) if category else query
+        if category:
+            query = query.join(flags, flags.c.id == reports.c.flag_id).where(flags.c.category == category)
         if before is not None:
             query = query.where(reports.c.flag_id < before)
         with self._read() as c:

@@ -6,6 +6,7 @@ Every other module asks :class:`Layout` where a file is; none spells a workspace
       scrutineer.duckdb             the store (scrutineer.core.store): one writer process at a time
       .duckdb_tmp/                  where the store's bigger joins and sorts spill
       review.duckdb                 the review snapshot the store's writer publishes (scrutineer.crowd.snapshot)
+      review-search.sqlite          the review app's search index, built from the snapshot (scrutineer.crowd.search)
       crowd.sqlite                  the crowd store, unless crowd.database names another
       observations/<id>/            an observation set: rows.parquet, or a content set's content.parquet,
                                     fetches.parquet and policy_files.parquet; its stats.json (key, counts)
@@ -77,6 +78,11 @@ class Layout:
     def snapshot(self) -> Path:
         """The review snapshot, ``review.duckdb``."""
         return self.workspace / "review.duckdb"
+
+    @property
+    def search_index(self) -> Path:
+        """The review app's search index (SQLite FTS5), ``review-search.sqlite``, beside the snapshot."""
+        return self.workspace / "review-search.sqlite"
 
     @property
     def crowd_store(self) -> Path:

@@ -291,7 +291,7 @@ def test_a_post_without_its_csrf_token_is_refused(served, person):
     with httpx.Client(base_url=served.url) as stranger:
         assert stranger.post("/login", data={"name": who.name, "password": "x"}).status_code == 403  # no log-in CSRF either
     made = who.form("/flags", {"sample_id": "k7", "category": "copyright", "note": "by the form"})
-    assert made.status_code == 303 and re.fullmatch(r"/flags/\d+", made.headers["location"])
+    assert made.status_code == 303 and re.fullmatch(r"/flags/new\?recorded=\d+", made.headers["location"])
     assert who.web.post("/api/flags", json={"sample_id": "k8", "category": "copyright"}, headers={"x-csrftoken": who.csrftoken}).status_code == 201
     assert who.form("/logout", {}).headers["location"] == "/login"
     assert who.web.get("/queue").headers["location"] == "/login"
