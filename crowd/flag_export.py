@@ -75,11 +75,14 @@ def exported(s: Services, who: Account, status: str | None = None, page: int = P
     """
     before = None
     while rows := s.crowd.flags(who, status=status, before=before, limit=page):
-        for detail in shown_details(s, who, [r["id"] for r in rows]):
-            record = {k: v for k, v in detail.items() if k not in ("audit", "claim")}
-            record["note"] = "\n".join(r["note"] for r in detail["reports"])
-            yield record
+        yield from map(as_record, shown_details(s, who, [r["id"] for r in rows]))
         before = rows[-1]["id"]
+
+
+def as_record(detail: dict[str, Any]) -> dict[str, Any]:
+    """A shown flag detail (:func:`shown_details`) as an export record: without its audit trail
+    and claim, with ``note``: its shown reports' notes, one per line (module docstring)."""
+    return {k: v for k, v in detail.items() if k not in ("audit", "claim")} | {"note": "\n".join(r["note"] for r in detail["reports"])}
 
 
 def export_as(s: Services, name: str | None) -> Account:
