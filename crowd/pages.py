@@ -277,6 +277,8 @@ def _item_page(request: Request, who: Account, s: Served, flag_id: int, status_c
             detail["claim"] = {"by": who.name, "until": s.crowd.claim(who, flag_id)}
     flag = shown_detail(s, who, detail)
     findings = shown_findings(s, who, flag["sample_id"])
+    # the licence, the key fact for a copyright flag; a contributor's pages read no snapshot (it is on the sample's page)
+    licence = [found.license for [found] in s.snapshot.samples([("sample_id", flag["sample_id"])]) if found] if who.reviews else None
     for f in findings or []:
         f["sentence"] = evidence_sentence(f["reason"], f["evidence"])
         f["evidence_text"] = json.dumps(f["evidence"], indent=1, sort_keys=True, ensure_ascii=False) if f["evidence"] is not None else None
@@ -285,7 +287,7 @@ def _item_page(request: Request, who: Account, s: Served, flag_id: int, status_c
     form = {"decision": "", "reason": "", "note": "", "duplicate_of": ""} | (form or {})
     return page(request, who, "item", status_code, flag=flag, findings=findings, category=s.cfg.crowd.categories.get(flag["category"]),
                 image=_image_url(flag), decides=decides, reasons=s.cfg.crowd.reasons, duplicate_reason=DUPLICATE_REASON, error=error,
-                form=form, note_chars=NOTE_CHARS)
+                form=form, note_chars=NOTE_CHARS, licence=licence)
 
 
 @router.get("/flags/{flag_id}/image")

@@ -199,7 +199,7 @@ def test_payloads_in_captions_and_urls_are_shown_as_text(served, person):
         pages = [who.web.get("/queue?status=any")] * (who.role == "reviewer") + [who.web.get(f"/flags/{served.flags[k]}") for k in ("k0", "k1", "k2")] + [who.web.get("/reports")]
         for page in pages:
             assert page.status_code == 200
-            assert {s for s in re.findall(r"<script[^>]*>", page.text) if not re.fullmatch(r'<script src="/static/[a-z]+\.js"( defer)?>', s)} == set()  # the app's own scripts only
+            assert {s for s in re.findall(r"<script[^>]*>", page.text) if not re.fullmatch(r'<script src="/static/[a-z.]+\.js"( defer)?>', s)} == set()  # the app's own scripts only
             assert "<img" not in page.text
             assert not re.search(r"""(href|src|action)=["']?javascript:""", page.text)
         queue = pages[0].text if who.role == "reviewer" else "".join(p.text for p in pages[:3])
@@ -268,8 +268,8 @@ def test_a_contributor_and_a_reviewer_get_403_where_they_may_not_go(served, pers
     flag_id = served.flags["k0"]
     assert contributor.api.post(f"/api/flags/{flag_id}/review", json={"decision": "confirm", "reason": "matches_category"}).status_code == 403
     assert contributor.form(f"/flags/{flag_id}/review", {"decision": "confirm", "reason": "matches_category"}).status_code == 403
-    assert "<h2>Decide</h2>" not in contributor.web.get(f"/flags/{flag_id}").text  # not a contributor's flag: 404
-    assert "<h2>Decide</h2>" in reviewer.web.get(f"/flags/{flag_id}").text
+    assert '<form class="stack decide" id="decide"' not in contributor.web.get(f"/flags/{flag_id}").text  # not a contributor's flag: 404
+    assert '<form class="stack decide" id="decide"' in reviewer.web.get(f"/flags/{flag_id}").text
     for who in (contributor, reviewer):
         assert who.web.get("/takedown").status_code == 403
     takedown = maintainer.web.get("/takedown")
@@ -277,7 +277,7 @@ def test_a_contributor_and_a_reviewer_get_403_where_they_may_not_go(served, pers
     assert flag(reviewer, sample_id="k6").status_code == 201  # a reviewer may flag too, but then not decide it
     flag_id = reviewer.api.get("/api/flags?limit=1").json()["flags"][0]["id"]
     assert reviewer.api.post(f"/api/flags/{flag_id}/review", json={"decision": "confirm", "reason": "matches_category"}).status_code == 403
-    assert "<h2>Decide</h2>" not in reviewer.web.get(f"/flags/{flag_id}").text
+    assert '<form class="stack decide" id="decide"' not in reviewer.web.get(f"/flags/{flag_id}").text
 
 
 def test_a_post_without_its_csrf_token_is_refused(served, person):
@@ -413,5 +413,6 @@ def test_pages_carry_security_headers_and_the_api_is_documented(served, person):
     schema = who.api.get("/openapi.json").json()
     assert {"/api/flags", "/api/flags/{flag_id}", "/api/flags/{flag_id}/review", "/api/health"} <= set(schema["paths"])
     assert not any(p.startswith(("/queue", "/flags", "/login")) for p in schema["paths"])
-    queue = who.web.get("/queue?status=pending", headers={"HX-Request": "true", "HX-Target": "flags"})
-    assert queue.text.startswith('<div id="flags">')  # the filter form swaps the table alone
+    assert who.web.get("/queue").headers["location"] == "/mine"  # the queue is for reviewers
+    queue = person("reviewer").web.get("/queue?status=pending", headers={"HX-Request": "true", "HX-Target": "flags"})
+    assert queue.text.startswith('<div id="flags"')  # the paging link swaps the table alone

@@ -169,7 +169,7 @@ def test_bidi_controls_in_notes_captions_and_urls_are_shown_not_obeyed(app):
         assert contributor.get(f"/api/flags/{flag_id}").json()["reports"][0]["note"] == note  # stored as given: the API is data
     for name, password in (("casey", app.contributor[0]), ("riley", app.reviewer[0])):
         with browser(app, name, password) as (web, _):
-            for path in (f"/flags/{flag_id}", "/queue"):
+            for path in (f"/flags/{flag_id}", "/queue") if name == "riley" else (f"/flags/{flag_id}",):  # the queue is for reviewers
                 page = web.get(path).text
                 assert not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", page), (name, path)
                 assert '<code class="control">&lt;U+202E&gt;</code>gpj.exe' in page  # the caption (and the note on the item)

@@ -283,6 +283,8 @@ def test_a_duplicate_reject_links_the_other_flag(served, person):
     assert f'duplicate of <a href="/flags/{original}">#{original}</a>' in page
     assert f"decision reject, reason duplicate_flag, duplicate of #{original}" in page
     assert ana.api.get(f"/api/flags/{duplicate}").json()["reviews"][-1]["duplicate_of"] == original
+    assert "<tr><th>Licence</th><td>none given</td></tr>" in page  # the sample's licence (these rows give none)
+    assert "no licence given" in page  # license_gaps' evidence, as a sentence
 
 
 def test_bulk_reject_reports_each_flag(served, person):
