@@ -197,7 +197,7 @@ def test_a_genuine_entry_under_the_limit_is_never_held(flooded):
     with store.connect(cfg.workspace, read_only=True) as con:
         run_id = store.latest_run(con, "flood", cfg.workspace)[0]
         held = {h["entry"] for h in flood.run_holds(con, run_id)}
-        idle = con.execute(f"SELECT count(*) FROM ({flood.HELD_FINDINGS}) WHERE sample_id LIKE 'rocket-%'", {"run_id": run_id}).fetchone()[0]
+        idle = con.execute(f"SELECT count(*) FROM ({flood.HELD_FINDINGS}) WHERE sample_id LIKE 'rocket-%'", {"run_id": run_id}).fetchall()[0][0]
     assert flooded["rocket"] not in held and idle == 0
 
 

@@ -46,7 +46,6 @@ from scrutineer.core.files import (
     sweep_temporaries,
     temporary_sibling,
 )
-from scrutineer.core.flood import idle_sql
 from scrutineer.core.layout import Layout
 from scrutineer.core.policy import reason_filter_sql, recomputable_sql
 from scrutineer.formats.registry import FORMATS
@@ -89,6 +88,7 @@ def build_release(cfg: Config, variant: str) -> Path:
             raise ReleaseError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before releasing")
         flood.refuse_held(con, run_id)
         decided = [h for h in flood.run_holds(con, run_id) if h["decision"]]
+        acting = flood.acting_sql(con, run_id)
         where, params = reason_filter_sql(patterns)
         recomputable, recomputable_params = recomputable_sql(patterns)
         # Each removed row, whether any of its findings in the run is restricted, and whether a
@@ -96,19 +96,19 @@ def build_release(cfg: Config, variant: str) -> Path:
         # bank entry does not act (scrutineer.core.flood).
         removed = con.sql(
             f"SELECT sample_id, shard_id, row_index, bool_or(restricted) AS restricted, bool_or({recomputable}) AS recomputable "
-            f"FROM findings f WHERE run_id = ? AND NOT {idle_sql('f')} GROUP BY sample_id, shard_id, row_index HAVING bool_or({where}) "
+            f"FROM findings f WHERE run_id = ? AND {acting} GROUP BY sample_id, shard_id, row_index HAVING bool_or({where}) "
             "ORDER BY shard_id, row_index",
             params=[*recomputable_params, run_id, *params],
         ).to_arrow_table()
         anonymity = anonymity_set(removed, cfg, variant)
         listed = removed.filter(removed["recomputable"]).select(["sample_id", "shard_id", "row_index"]) if policy.list_removed else None
         if (looser := policy.stricter_than) is not None:
-            _check_stricter(con, run_id, cfg, variant, looser)
+            _check_stricter(con, run_id, cfg, variant, looser, acting)
         by_pattern = {}
         for p in patterns:
             w, ps = reason_filter_sql([p])
             by_pattern[p] = con.sql(
-                f"SELECT count(*) FROM (SELECT DISTINCT shard_id, row_index FROM findings f WHERE run_id = ? AND {w} AND NOT {idle_sql('f')})",
+                f"SELECT count(*) FROM (SELECT DISTINCT shard_id, row_index FROM findings f WHERE run_id = ? AND {w} AND {acting})",
                 params=[run_id, *ps],
             ).fetchall()[0][0]
         shards = con.sql(
@@ -186,9 +186,10 @@ def build_release(cfg: Config, variant: str) -> Path:
     return out
 
 
-def _check_stricter(con, run_id: str, cfg: Config, variant: str, looser: str) -> None:
+def _check_stricter(con, run_id: str, cfg: Config, variant: str, looser: str, acting: str) -> None:
     """Refuse variant ``variant`` if a row variant ``looser`` removes would stay in it: its output
-    must be a subset of ``looser``'s (``stricter_than``), on the run's findings themselves.
+    must be a subset of ``looser``'s (``stricter_than``), on the run's acting findings themselves
+    (``acting``: :func:`scrutineer.core.flood.acting_sql`).
 
     Raises:
         ReleaseError: such rows exist (the message counts them and names the reasons).
@@ -198,8 +199,8 @@ def _check_stricter(con, run_id: str, cfg: Config, variant: str, looser: str) ->
     mine, mine_params = reason_filter_sql(cfg.release.variants[variant].remove)
     theirs, their_params = reason_filter_sql(cfg.release.variants[looser].remove)
     rows, reasons = con.sql(
-        f"WITH theirs AS (SELECT shard_id, row_index, reason FROM findings f WHERE run_id = ? AND {theirs} AND NOT {idle_sql('f')}), "
-        f"mine AS (SELECT DISTINCT shard_id, row_index FROM findings f WHERE run_id = ? AND {mine} AND NOT {idle_sql('f')}) "
+        f"WITH theirs AS (SELECT shard_id, row_index, reason FROM findings f WHERE run_id = ? AND {theirs} AND {acting}), "
+        f"mine AS (SELECT DISTINCT shard_id, row_index FROM findings f WHERE run_id = ? AND {mine} AND {acting}) "
         "SELECT count(DISTINCT (t.shard_id, t.row_index)), list(DISTINCT t.reason ORDER BY t.reason) "
         "FROM theirs t ANTI JOIN mine m USING (shard_id, row_index)",
         params=[run_id, *their_params, run_id, *mine_params],
