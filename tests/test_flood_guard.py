@@ -276,7 +276,9 @@ def test_the_holds_page_in_a_browser(copy):
             assert page.goto("/holds").status == 200
             text = page.inner_text("main")
             assert hold in text and f"{BLANK_SAMPLES}" in text and "copyright" in text and page.locator("h1").count() == 1
-            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            wide = page.evaluate("[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)"
+                                 ".slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))")
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (size, wide)
             violations = [v["id"] for v in axe.run(page).response["violations"] if v["impact"] in ("serious", "critical")]
             assert violations == []
         page.fill(f"input[aria-label='Note on hold {hold}']", "hotline confirmed")
