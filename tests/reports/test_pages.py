@@ -86,6 +86,8 @@ class Page:
     status: int = 200
     redirects: tuple[tuple[str, str], ...] = ()
     built_by: str | None = None
+    #: why the rows of the roles that may open it fail, until someone fixes it (strict xfails)
+    fails: str | None = None
     #: counts over the whole dataset, as the published report has them: a restricted reason and its
     #: bank may be named (never a sample)
     aggregate: bool = False
@@ -112,6 +114,8 @@ PAGES = [
     Page("takedown", "/takedown", ("maintainer",), ("1 in all", "h2.example", ROWS[LISTED]["url"])),
     Page("accounts", "/accounts", ("maintainer",), ("contributor", "reviewer", "maintainer")),
     Page("not-found", "/flags/999999", status=404, shows=("Error 404",)),
+    Page("api-docs", "/docs", fails="Swagger UI (fastapi-offline's copy) fails axe: its <html> has no lang, some of its text "
+         "lacks contrast, its operation summaries nest controls (html-has-lang, color-contrast, nested-interactive)"),
 ]
 
 
@@ -125,8 +129,9 @@ def _rows():
             if role == "anonymous" and "anonymous" not in p.roles:
                 yield pytest.param(p, role, "any", marks=marks, id=f"{p.name}-{role}")
                 continue
+            failing = [pytest.mark.xfail(strict=True, reason=p.fails)] if p.fails and role in p.roles else []
             for viewport in VIEWPORTS:
-                yield pytest.param(p, role, viewport, marks=marks, id=f"{p.name}-{role}-{viewport}")
+                yield pytest.param(p, role, viewport, marks=marks + failing, id=f"{p.name}-{role}-{viewport}")
 
 
 #: page x role x viewport -> what happened, printed as a table when the module ends.
