@@ -15,8 +15,8 @@ at exponential inter-arrival times from a seeded RNG (a Poisson process) for ``-
 - **Open loop.** Each request is sent at its scheduled time whether or not earlier ones have
   returned, and its latency runs from that scheduled time to the last byte of the answer, so a
   stalled server or generator shows in the latency instead of thinning the load (no coordinated
-  omission). Each rate's requests are all answered (or time out after :data:`TIMEOUT` s) before
-  the next rate starts.
+  omission). Each rate's requests are all answered (or time out after :data:`TIMEOUT` s), and
+  the app has finished what they left it (:func:`settle`), before the next rate starts.
 - **The mix** (:data:`MIX`), a review session's: for every flag a contributor submits, they run
   3 searches and open 2 sample pages; for every decision a reviewer makes, they open the flag
   (which claims it) and look at the queue once. Decisions keep pace with flags, as a crowd whose
@@ -86,6 +86,10 @@ TARGET_MS = 250.0
 LAG_LIMIT_MS = TARGET_MS / 10
 #: The resolution of the search for the highest rate that holds, in requests/s.
 STEP = 10
+#: Seconds the generator keeps an idle connection: under the app's keep-alive timeout (gunicorn's default 2 s).
+KEEPALIVE = 1.0
+#: An app whose processes use less CPU than this (cores, over a second) has finished a rate's backlog.
+IDLE_CORES = 0.05
 #: Requests of each route sent one at a time to measure its cost before the load.
 COST_REQUESTS = 50
 #: Seconds a request may take before it counts as an error.
@@ -351,6 +355,21 @@ def report(result: dict, seconds: float) -> None:
         print(f"  error: {line}")
 
 
+async def settle(limit: float = 120.0) -> float:
+    """Wait until the app has done the work a rate left it (requests the generator gave up on are
+    still answered): its processes' CPU under :data:`IDLE_CORES` over a second, at most ``limit``
+    seconds. Returns the seconds waited."""
+    waited = 0.0
+    while waited < limit:
+        _, app, _ = cpu_sample()
+        await asyncio.sleep(1.0)
+        waited += 1.0
+        _, app_after, _ = cpu_sample()
+        if sum(t - app[pid] for pid, t in app_after.items() if pid in app) < IDLE_CORES:
+            break
+    return waited
+
+
 async def find_max(measure: Callable, results: dict[float, dict]) -> float:
     """The highest rate that holds, to :data:`STEP` requests/s: doubling past the highest measured
     rate that holds, then bisecting between the highest that holds and the lowest that fails
@@ -380,7 +399,9 @@ async def main_async(args: argparse.Namespace, built: dict, base: str) -> dict:
     ids = built["flag_ids"]
     load = Load(built["reviewers"], built["contributors"], args.samples, search_terms(built["captions"], random.Random(7)),
                 [ids[n::len(built["reviewers"])] for n in range(len(built["reviewers"]))])
-    connector = aiohttp.TCPConnector(limit=args.connections, limit_per_host=args.connections, keepalive_timeout=60)
+    # idle connections are dropped before the app's keep-alive timeout (gunicorn's `keepalive`, 2 s by default, which
+    # uvicorn's workers take): a request sent on a connection the server is closing fails with a reset
+    connector = aiohttp.TCPConnector(limit=args.connections, limit_per_host=args.connections, keepalive_timeout=KEEPALIVE)
     async with aiohttp.ClientSession(base, connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
         missing, costs = await probe(http, load, list(MIX), COST_REQUESTS)
         for route, what in missing.items():
@@ -397,6 +418,8 @@ async def main_async(args: argparse.Namespace, built: dict, base: str) -> dict:
         results: dict[float, dict] = {}
 
         async def measure(rate: float) -> dict:
+            if (waited := await settle()) > 1:
+                print(f"\n(waited {waited:.0f} s for the app to finish the previous rate's work)")
             result = await run_rate(http, load, routes, rate, args.seconds, args.warmup, seed=int(rate))
             report(result, args.seconds)
             return result
