@@ -327,15 +327,16 @@ def test_the_static_report_at_both_viewports(workspace, tabs, axe):
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("path", ["/flags/{listed}", "/samples/k{listed_sample}"])
+@pytest.mark.parametrize("path", ["/flags/{listed}", "/samples/k{listed_sample}", "/samples?q={caption}"])
 def test_a_contributor_cannot_tell_a_listed_sample_from_its_twin(workspace, tabs, path):
-    """A contributor's view of the hash-listed sample reads as that of an unlisted one with the
-    same host and licence, once the ids, captions and times are set aside (issue 23, fault 4)."""
+    """A contributor's view of the hash-listed sample (its flag, its page, a search that finds it)
+    reads as that of an unlisted one with the same host and licence, once the ids, captions and
+    times are set aside (issue 23, fault 4; issue 25, "What to build" 1)."""
     ws, _ = workspace
     page = tabs["contributor"].page
     texts = []
     for sample, flag in ((LISTED, ws.flags["listed"]), (TWIN, ws.flags["twin"])):
-        response = page.goto(path.format(listed=flag, listed_sample=sample))
+        response = page.goto(path.format(listed=flag, listed_sample=sample, caption=ROWS[sample]["caption"].replace(" ", "+")))
         assert response.status == 200
         text = page.inner_text("main")
         for word in (ROWS[sample]["caption"], ROWS[sample]["key"], f"Flag {flag}", f"#{flag}", f", {sample}"):
