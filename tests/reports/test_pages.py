@@ -343,3 +343,19 @@ def test_a_contributor_cannot_tell_a_listed_sample_from_its_twin(workspace, tabs
             text = text.replace(word, "…")
         texts.append(re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?", "(time)", text))
     assert texts[0] == texts[1]
+
+
+def test_the_keyboard_focus_is_seen(workspace, tabs):
+    """Tab from the top of a page: first the skip link, shown on screen, then each control, each
+    with the app's focus outline (WCAG 2.2 2.4.7 and 2.4.11; crowd/static/app.css)."""
+    page = tabs["maintainer"].page
+    page.set_viewport_size(VIEWPORTS["390"])
+    page.goto("/accounts")
+    focused = "() => { const el = document.activeElement, box = el.getBoundingClientRect(), style = getComputedStyle(el); " \
+              "return [el.tagName, el.textContent.trim(), box.left >= 0 && box.right <= innerWidth && box.top >= 0, style.outlineStyle, style.outlineWidth]; }"
+    page.keyboard.press("Tab")
+    assert page.evaluate(focused) == ["A", "Skip to the content", True, "solid", "3px"]
+    for _ in range(3):  # the navigation's links, on the dark header
+        page.keyboard.press("Tab")
+        tag, _, shown, outline, width = page.evaluate(focused)
+        assert (tag, shown, outline, width) == ("A", True, "solid", "3px")
