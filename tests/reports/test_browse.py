@@ -166,12 +166,11 @@ def _contributors_view(web: httpx.Client, sample_id: str, row: int) -> tuple[dic
     html = web.get(f"/samples/{sample_id}").text
     html = re.sub(r'csrftoken": "[^"]*"|value="[^"]{30,}"', "TOKEN", html)
     html = html.replace(sample_id, "ID").replace(f"</code></a>, {row}</td>", "</code></a>, ROW</td>")
-    facts = dict(re.findall(r'<tr><th scope="row">(.*?)</th><td>(.*?)</td></tr>', html, re.S))
+    facts = dict(re.findall(r'<tr><th scope="row">(.*?)</th><td>(.*?)</td></tr>', html, re.DOTALL))
     return facts, html
 
 
 def test_a_contributor_sees_a_restricted_sample_as_any_other(app):
-    cfg, _, _ = app
     rows = {r["key"]: i for i, r in enumerate(ROWS)}
     with client(app, "reviewer") as reviewer:
         assert "restricted" in reviewer.get(f"/samples/{LISTED}").text  # the reviewer is told
@@ -207,7 +206,6 @@ def test_hostile_captions_and_licences_are_text(app):
 
 
 def test_the_flag_form_says_what_it_recorded(app):
-    cfg, base, accounts = app
     with client(app, "other") as web:
         form = web.get("/flags/new").text
         assert 'href="/samples"' in form and "Find the sample" in form
