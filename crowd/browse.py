@@ -34,6 +34,7 @@ from scrutineer.crowd.access import Served, Services, SignedIn, shown_flags, sig
 from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.api import FlagIn, http_headers, http_status
 from scrutineer.crowd.flag_writer import Submission
+from scrutineer.crowd.flags import Sample
 from scrutineer.crowd.pages import page
 from scrutineer.crowd.search import COUNT_CAP, KINDS, PAGE, Search, SearchIndex
 from scrutineer.crowd.snapshot import SampleKey
@@ -70,6 +71,14 @@ def _index(s: Services) -> SearchIndex:
     return SearchIndex(s.cfg.workspace)
 
 
+def _row(sample: Sample) -> dict[str, Any]:
+    """A search result: the sample's id, caption, shard and row, licence as given and its SPDX id,
+    and registrable domain (no URL: results look the same to every role)."""
+    spdx = to_spdx(sample.license)
+    return {"sample_id": sample.sample_id, "caption": sample.caption, "shard_id": sample.shard_id, "row_index": sample.row_index,
+            "license": sample.license, "spdx": spdx, "domain": host_and_domain(sample.url or "")[1] or None}
+
+
 @router.get("/samples")
 def samples(
     request: Request,
@@ -88,7 +97,9 @@ def samples(
     public = None if who.reviews else index.public_reasons()
     results = index.search(search, public)
     facets = {kind: index.facets(kind, FACETS, public=not who.reviews) for kind in KINDS}
-    return page(request, who, "samples", search=search, results=results, facets=facets, cap=COUNT_CAP,
+    found = {sample.sample_id: sample for [sample] in filter(None, s.snapshot.samples([("sample_id", i) for i in results.hits]))}
+    rows = [_row(found[i]) for i in results.hits if i in found]  # an index older than the snapshot may name a sample it lacks
+    return page(request, who, "samples", search=search, results=results, rows=rows, facets=facets, cap=COUNT_CAP,
                 search_url=search_url, sample_url=sample_url, crowd_categories=crowd_categories(s.cfg))
 
 

@@ -10,12 +10,12 @@ restricted reasons.
 
 Tables:
 
-- ``samples`` (pos, sample_id, shard_id, row_index, caption, host, domain, license, spdx):
-  ``pos`` numbers the samples in shard and row order (the rowid); ``domain`` is the registrable
-  domain (:mod:`scrutineer.samples.domains`), ``license`` the licence as the dataset gives it and
-  ``spdx`` its SPDX id (:func:`scrutineer.samples.licenses.to_spdx`, None when unrecognised);
+- ``samples`` (pos, sample_id): ``pos`` numbers the samples in shard and row order (the rowid);
+  a page of results reads the rest of its samples from the snapshot, by id;
 - ``text``: an FTS5 table, rowid ``pos``, over ``caption`` and ``filters``: one token per filter a
-  sample answers (:func:`filter_token`: its shard, domain, licence and each reason of its findings);
+  sample answers (:func:`filter_token`: its shard, registrable domain
+  (:mod:`scrutineer.samples.domains`), licence (:func:`scrutineer.samples.licenses.to_spdx`) and
+  each reason of its findings);
 - ``facets`` (kind, value, samples, restricted): every filter value with its number of samples;
   ``restricted`` marks a reason any restricted finding has (a hash-bank match, a sensitive flag).
 
@@ -80,8 +80,7 @@ BATCH = 100_000
 _WORD = re.compile(r"[^\W_]+")
 
 CREATE = (
-    ("CREATE TABLE samples (pos INTEGER PRIMARY KEY, sample_id TEXT NOT NULL, shard_id TEXT NOT NULL, row_index INTEGER NOT NULL, "
-     "caption TEXT, host TEXT, domain TEXT, license TEXT, spdx TEXT)"),
+    "CREATE TABLE samples (pos INTEGER PRIMARY KEY, sample_id TEXT NOT NULL)",
     "CREATE VIRTUAL TABLE text USING fts5(caption, filters, content='', detail=none, columnsize=0)",
     "CREATE TABLE facets (kind TEXT NOT NULL, value TEXT NOT NULL, samples INTEGER NOT NULL, restricted INTEGER NOT NULL, PRIMARY KEY (kind, value))",
 )
@@ -94,8 +93,8 @@ _ROWS = f"""
         SELECT f.shard_id, f.row_index, string_agg(DISTINCT t.token, ' ') AS tokens
         FROM findings f JOIN reason_tokens t USING (reason) GROUP BY ALL
     )
-    SELECT row_number() OVER (ORDER BY s.shard_id, s.row_index) AS pos, s.sample_id, s.shard_id, s.row_index, s.caption,
-           h.host, h.domain, s.license, l.spdx, concat_ws(' ', sh.token, h.token, l.token, r.tokens) AS filters
+    SELECT row_number() OVER (ORDER BY s.shard_id, s.row_index) AS pos, s.sample_id, s.caption,
+           concat_ws(' ', sh.token, h.token, l.token, r.tokens) AS filters
     FROM samples s
     JOIN shards sh USING (shard_id)
     LEFT JOIN hosts h ON h.authority = regexp_extract(s.url, '{AUTHORITY_RE}', 1)
@@ -186,8 +185,8 @@ def _write(src: duckdb.DuckDBPyConnection, path: Path) -> None:
         con.execute("BEGIN")
         for batch in src.sql(_ROWS).to_arrow_reader(BATCH):
             cols = [c.to_pylist() for c in batch.columns]
-            con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", zip(*cols[:9]))
-            con.executemany("INSERT INTO text(rowid, caption, filters) VALUES (?, ?, ?)", zip(cols[0], cols[4], cols[9]))
+            con.executemany("INSERT INTO samples VALUES (?, ?)", zip(cols[0], cols[1]))
+            con.executemany("INSERT INTO text(rowid, caption, filters) VALUES (?, ?, ?)", zip(cols[0], cols[2], cols[3]))
         con.executemany("INSERT INTO facets VALUES (?, ?, ?, ?)", [(kind, value, n, r) for (kind, value), (n, r) in facets.items()])
         con.execute("COMMIT")
         con.execute("INSERT INTO text(text) VALUES ('optimize')")
@@ -216,8 +215,8 @@ class Search:
 class Results:
     """A page of a search's matches, in shard and row order."""
 
-    #: Dicts of the ``samples`` columns (pos aside).
-    hits: list[dict]
+    #: The matching samples' ids.
+    hits: list[str]
     #: Matches counted, at most :data:`COUNT_CAP`.
     total: int
     #: Whether there are more than :data:`COUNT_CAP`.
@@ -230,8 +229,6 @@ class Results:
 
 
 NOTHING = Results([], 0, False, 1)
-_COLUMNS = ("sample_id", "shard_id", "row_index", "caption", "host", "domain", "license", "spdx")
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM samples"
 
 
 class SearchIndex:
@@ -274,17 +271,17 @@ class SearchIndex:
         try:
             if not terms:
                 total = con.execute("SELECT count(*) FROM samples").fetchone()[0]
-                rows = con.execute(f"{_SELECT} WHERE pos > ? ORDER BY pos LIMIT ?", [(page - 1) * PAGE, PAGE]).fetchall()
-                return Results([dict(zip(_COLUMNS, r)) for r in rows], min(total, COUNT_CAP), total > COUNT_CAP, page)
+                rows = con.execute("SELECT sample_id FROM samples WHERE pos > ? ORDER BY pos LIMIT ?", [(page - 1) * PAGE, PAGE]).fetchall()
+                return Results([r for (r,) in rows], min(total, COUNT_CAP), total > COUNT_CAP, page)
             match = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
             counted = con.execute("SELECT count(*) FROM (SELECT 1 FROM text WHERE text MATCH ? LIMIT ?)", [match, COUNT_CAP + 1]).fetchone()[0]
             rows = con.execute(
-                f"{_SELECT} WHERE pos IN (SELECT rowid FROM text WHERE text MATCH ? ORDER BY rowid LIMIT ? OFFSET ?) ORDER BY pos",
+                "SELECT sample_id FROM samples WHERE pos IN (SELECT rowid FROM text WHERE text MATCH ? ORDER BY rowid LIMIT ? OFFSET ?) ORDER BY pos",
                 [match, PAGE, (page - 1) * PAGE],
             ).fetchall()
         finally:
             con.close()
-        return Results([dict(zip(_COLUMNS, r)) for r in rows], min(counted, COUNT_CAP), counted > COUNT_CAP, page)
+        return Results([r for (r,) in rows], min(counted, COUNT_CAP), counted > COUNT_CAP, page)
 
     def facets(self, kind: Kind, limit: int, public: bool) -> list[tuple[str, int]]:
         """The ``limit`` values of a filter with the most samples in the run (then by value):
