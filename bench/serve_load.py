@@ -281,7 +281,8 @@ async def run_rate(http: aiohttp.ClientSession, load: Load, routes: list[str], r
     "cpu": {"generator", "app", "machine"}}`` (arrivals: scheduled in the counted window; sent:
     actually sent in it; latencies in ms from the scheduled send time; CPU in seconds per second)."""
     loop = asyncio.get_running_loop()
-    rng = random.Random(seed)
+    # the schedule (arrival times, routes) has an RNG of its own, so it is the same in every run whatever the responses
+    schedule, rng = random.Random(seed), random.Random(seed + 1)
     weights = [MIX[r] for r in routes]
     out: dict = {"rate": rate, "arrivals": 0, "sent": 0, "lag_ms": [], "routes": {r: {"ms": [], "errors": []} for r in routes}}
     start = loop.time() + 0.05
@@ -318,7 +319,7 @@ async def run_rate(http: aiohttp.ClientSession, load: Load, routes: list[str], r
     tasks = []
     at = start
     while True:
-        at += rng.expovariate(rate)
+        at += schedule.expovariate(rate)
         if at >= end:
             break
         delay = at - loop.time()
@@ -326,7 +327,7 @@ async def run_rate(http: aiohttp.ClientSession, load: Load, routes: list[str], r
             await asyncio.sleep(delay)
         counted = at >= counted_from
         out["arrivals"] += counted
-        tasks.append(asyncio.create_task(one(rng.choices(routes, weights)[0], at, counted)))
+        tasks.append(asyncio.create_task(one(schedule.choices(routes, weights)[0], at, counted)))
     await asyncio.gather(*tasks)
     out["cpu"] = await measuring
     return out
