@@ -72,6 +72,7 @@ def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:
     Raises:
         CrowdStoreError: the crowd store cannot be opened.
         duckdb.Error, OSError: the store or the snapshot cannot be written; the store is left as it was.
+        sqlite3.Error: the search index cannot be built (:func:`scrutineer.crowd.search.build`).
     """
     rows = crowd_findings(cfg, run_id)
     with CrowdStore(cfg.crowd) as crowd:
