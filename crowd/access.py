@@ -124,6 +124,13 @@ async def signed_in(request: Request, credentials: Annotated[HTTPAuthorizationCr
     return account
 
 
+def session_account(request: Request) -> Account | None:
+    """The enabled account whose live session the request's cookie names, or None: what an error
+    page shows in its navigation (it is rendered outside the routes' :func:`signed_in`)."""
+    session = request.cookies.get(SESSION_COOKIE)
+    return request.app.state.services.crowd.by_session(session) if session else None
+
+
 SignedIn = Annotated[Account, Depends(signed_in)]
 Served = Annotated[Services, Depends(services)]
 

@@ -45,6 +45,7 @@ from scrutineer.crowd.access import (
     SignedIn,
     client_address,
     maintainers_only,
+    session_account,
     shown_detail,
     shown_findings,
     shown_flags,
@@ -85,8 +86,11 @@ def page(request: Request, who: Account | None, template: str, /, status_code: i
 
 
 def error_page(request: Request, status_code: int, message: str, headers: dict | None = None) -> HTMLResponse:
-    """An error page (the message is shown as text)."""
-    return page(request, None, "error", status_code, headers, status=status_code, message=message)
+    """An error page (the message is shown as text), with the navigation of the account whose
+    session the request carries, so a 403 or 404 is no dead end (none on a 5xx: the crowd store
+    it reads may be what failed)."""
+    who = session_account(request) if status_code < 500 else None
+    return page(request, who, "error", status_code, headers, status=status_code, message=message)
 
 
 def _see(path: str) -> RedirectResponse:
