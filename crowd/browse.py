@@ -99,16 +99,16 @@ def samples(
     facets = {kind: index.facets(kind, FACETS, public=not who.reviews) for kind in KINDS}
     found = {sample.sample_id: sample for [sample] in filter(None, s.snapshot.samples([("sample_id", i) for i in results.hits]))}
     rows = [_row(found[i]) for i in results.hits if i in found]  # an index older than the snapshot may name a sample it lacks
-    return page(request, who, "samples", search=search, results=results, rows=rows, facets=facets, cap=COUNT_CAP,
+    return page(request, who, "samples", search=search, results=results, rows=rows, facets=facets,
                 search_url=search_url, sample_url=sample_url, crowd_categories=crowd_categories(s.cfg))
 
 
 @router.get("/samples/{sample_id:path}")
 def sample(request: Request, sample_id: str, who: SignedIn, s: Served, id: Text = "") -> HTMLResponse:
-    """One sample of the latest scan (``/samples/?id=`` names it by the query: :func:`sample_url`): caption, host and registrable domain, licence (as given and
-    its SPDX id), shard and row, its public findings (reviewers and maintainers: every finding, the
-    restricted ones marked, and its URL), its flags (a contributor's own; everyone's for reviewers
-    and maintainers) and the flag form.
+    """One sample of the latest scan (``/samples/?id=`` names it by the query: :func:`sample_url`):
+    caption, host and registrable domain, licence (as given and its SPDX id), shard and row, its
+    public findings (reviewers and maintainers: every finding, the restricted ones marked, and its
+    URL), its flags (a contributor's own; everyone's for reviewers and maintainers) and the flag form.
 
     Raises:
         NotFound: no such sample in the latest scan.

@@ -26,9 +26,10 @@ ceiling): FTS5 ``content='', detail=none, columnsize=0``, loaded in one transact
 queries (the page's samples read from the snapshot included) at p50 7.8 ms, p99 57 ms, and with a
 filter p50 18 ms, p99 79 ms; its file is 381 MB; it builds in 82 s wall, 99 s CPU, 1.2 times the
 metadata scan's 70 s at 10M rows, so the issue's "build under 20 % of the scan" is not met.
-tantivy 0.27 (a new dependency) answered as fast (p99 62 ms) and built no faster (107 s wall, fed
-one document per Python call); a DuckDB scan (its ``fts`` extension cannot be installed offline:
-``INSTALL fts`` fails to download) needs no build but answers in 4.5-5.6 s.
+tantivy 0.27 (a new dependency) answered faster (p99 41 ms, the snapshot's page not included) but
+cost more to build (84 s wall, 164 s CPU on two threads, fed one document per Python call); a
+DuckDB scan (its ``fts`` extension cannot be installed offline: ``INSTALL fts`` fails to
+download) needs no build but answers in 4.5-5.6 s.
 
 ``detail=none`` keeps no positions, so there are no phrase queries or column filters: a query is an
 AND of single tokens, and a filter token is told from caption words by its shape (``f`` and 20
