@@ -138,7 +138,11 @@ def build(workspace: Path) -> Path:
     out = layout.search_index
     tmp = temporary_sibling(out)
     try:
-        with duckdb.connect(str(layout.snapshot), read_only=True) as src:
+        # a DuckDB instance of its own, the snapshot attached: a connection by path would share (or
+        # refuse, its settings differing) the instance of a Snapshot this process may hold open
+        with duckdb.connect() as src:
+            src.execute("ATTACH ? AS snapshot (READ_ONLY)", [str(layout.snapshot)])
+            src.execute("USE snapshot")
             _write(src, tmp)
         os.chmod(tmp, layout.snapshot.stat().st_mode & 0o777)
         os.replace(tmp, out)

@@ -177,7 +177,7 @@ def test_sync_is_idempotent_and_release_removes_exactly_the_confirmed_samples(sc
     assert hidden == {"rows": 4, "restricted": 2, "restricted_share": 0.5}
     # the watchdog report counts the crowd's flags, and names no URL of the sensitive one
     html = write_report(scanned, crowd=crowd_counts(scanned)).read_text()  # as `scrutineer report` does
-    assert '<td>copyright</td>\n<td class="n">0</td><td class="n">2</td><td class="n">0</td>' in html
+    assert '<code class="reason">copyright</code></td>\n<td class="n">0</td><td class="n">2</td><td class="n">0</td>' in html  # pending, confirmed, rejected
     assert ROWS[3]["url"] not in html and "(sensitive: counts only)" in html
 
 

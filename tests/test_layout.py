@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The folders of production code (the installed packages).
 PACKAGES = ["scrutineer", "flows", "crowd", "reports", "detectors", "cli"]
 #: Names of files in a workspace (as string constants of their own).
-FILES = {"scrutineer.duckdb", "review.duckdb", "crowd.sqlite", ".duckdb_tmp", Layout.ROWS, Layout.CONTENT, Layout.FETCHES,
+FILES = {"scrutineer.duckdb", "review.duckdb", "review-search.sqlite", "crowd.sqlite", ".duckdb_tmp", Layout.ROWS, Layout.CONTENT, Layout.FETCHES,
          Layout.POLICY_FILES, Layout.STATS, Layout.FINDINGS, Layout.SIGNATURES, Layout.MANIFEST, Layout.REMOVED}
 #: Names of the workspace's folders (as the right operand of ``/``: they are table names and JSON keys too).
 FOLDERS = {"observations", "judgements", "banks", "policy_files", "releases", "reports", "takedown"}
@@ -62,6 +62,7 @@ def test_every_workspace_path_is_named_in_the_layout_alone():
     [
         (lambda lo: lo.store, "scrutineer.duckdb"),
         (lambda lo: lo.snapshot, "review.duckdb"),
+        (lambda lo: lo.search_index, "review-search.sqlite"),
         (lambda lo: lo.crowd_store, "crowd.sqlite"),
         (lambda lo: lo.observation("ab12") / Layout.ROWS, "observations/ab12/rows.parquet"),
         (lambda lo: lo.judgement("cd34") / Layout.SIGNATURES, "judgements/cd34/signatures.parquet"),

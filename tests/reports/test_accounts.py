@@ -107,7 +107,7 @@ def person(served) -> Iterator:
         api = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {token}"})
         clients.extend((api, web))
         logged_in = log_in(web, name, password)
-        assert logged_in.status_code == 303 and logged_in.headers["location"] == "/queue"
+        assert logged_in.status_code == 303 and logged_in.headers["location"] == "/"
         return Person(name, password, token, api, web)
 
     yield make
@@ -118,13 +118,13 @@ def person(served) -> Iterator:
 def signed_out(who: Person) -> bool:
     """Whether every app process refuses ``who``'s token and session: API 401, pages to /login."""
     answers = [(who.api.get("/api/flags", headers=CLOSE).status_code, who.web.get("/api/flags", headers=CLOSE).status_code,
-                who.web.get("/queue", headers=CLOSE).headers.get("location")) for _ in range(10)]
+                who.web.get("/mine", headers=CLOSE).headers.get("location")) for _ in range(10)]
     return set(answers) == {(401, 401, "/login")}
 
 
 def signed_on(who: Person) -> bool:
     """Whether every app process accepts ``who``'s token and session."""
-    answers = [(who.api.get("/api/flags", headers=CLOSE).status_code, who.web.get("/queue", headers=CLOSE).status_code) for _ in range(10)]
+    answers = [(who.api.get("/api/flags", headers=CLOSE).status_code, who.web.get("/mine", headers=CLOSE).status_code) for _ in range(10)]
     return set(answers) == {(200, 200)}
 
 
@@ -139,7 +139,7 @@ def test_users_disable_ends_a_live_session_and_a_token_at_once(served, person):
     assert attempt(served, who.name, who.password)[0].status_code == 401
     assert cli(served, "enable", who.name).exit_code == 0
     with httpx.Client(base_url=served.url) as again:
-        assert log_in(again, who.name, who.password).status_code == 303 and again.get("/queue").status_code == 200
+        assert log_in(again, who.name, who.password).status_code == 303 and again.get("/mine").status_code == 200
     assert who.api.get("/api/flags").status_code == 401  # its tokens stay ended
 
 
@@ -147,10 +147,10 @@ def test_a_session_copied_before_log_out_stops_working_after_it(served, person):
     """Fault 5: sessions are server-side records, so a log-out ends every copy of the cookie."""
     who = person("reviewer")
     with httpx.Client(base_url=served.url, cookies={SESSION_COOKIE: who.web.cookies[SESSION_COOKIE]}) as copy:
-        assert copy.get("/queue").status_code == 200
+        assert copy.get("/mine").status_code == 200
         assert who.form("/logout").headers["location"] == "/login"
-        assert (copy.get("/queue").status_code, copy.get("/api/flags").status_code) == (303, 401)
-    assert who.web.get("/queue").headers["location"] == "/login"
+        assert (copy.get("/mine").status_code, copy.get("/api/flags").status_code) == (303, 401)
+    assert who.web.get("/mine").headers["location"] == "/login"
 
 
 def test_a_rotated_token_and_a_reset_password_stop_at_once(served, person):
@@ -160,10 +160,10 @@ def test_a_rotated_token_and_a_reset_password_stop_at_once(served, person):
     token = re.search(r"API token of '.+': (\S+)", rotated.stdout)[1]
     assert all(who.api.get("/api/flags", headers=CLOSE).status_code == 401 for _ in range(10))
     assert httpx.get(f"{served.url}/api/flags", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    assert who.web.get("/queue").status_code == 200  # the session stays
+    assert who.web.get("/mine").status_code == 200  # the session stays
     reset = cli(served, "reset-password", who.name)
     password = re.search(r"password of '.+': (\S+)", reset.stdout)[1]
-    assert all(who.web.get("/queue", headers=CLOSE).headers.get("location") == "/login" for _ in range(10))
+    assert all(who.web.get("/mine", headers=CLOSE).headers.get("location") == "/login" for _ in range(10))
     assert attempt(served, who.name, who.password)[0].status_code == 401
     assert attempt(served, who.name, password)[0].status_code == 303
 
@@ -203,7 +203,7 @@ def test_failed_log_ins_and_tokens_are_throttled_per_account_and_address(served,
         assert "Too many failed sign-ins" in limited.text
         pages.append((answers[0][1], re.sub(r"\d+ s", "N s", limited_page)))
     assert pages[0] == pages[1]  # the same answers, whether or not the account exists
-    assert who.api.get("/api/flags").status_code == 200 and who.web.get("/queue").status_code == 200  # held names keep their sessions
+    assert who.api.get("/api/flags").status_code == 200 and who.web.get("/mine").status_code == 200  # held names keep their sessions
 
     address = {"X-Forwarded-For": "203.0.113.7"}
     wrong = {"Authorization": "Bearer scr_not-a-token", **address}
