@@ -48,3 +48,19 @@ def test_a_workspace_made_before_the_rule_is_made_private_when_opened(tmp_path, 
     store.connect(work).close()
     assert readable_by_others(work) == []
     assert stat.S_IMODE((work / "crowd.sqlite").stat().st_mode) == 0o600
+
+
+def test_a_store_an_earlier_version_made_reads_its_newer_tables_as_empty(tmp_path):
+    """A store made before a table was added (the flood guard's holds, issue 25) is read by a
+    read-only command, such as `takedown` or `holds list`, before any write adds the table."""
+    con = store.connect(tmp_path / "w")
+    con.execute("DROP TABLE holds")
+    con.close()
+    con = store.connect(tmp_path / "w", read_only=True)
+    assert con.execute("SELECT count(*) FROM holds").fetchone() == (0,)
+    con.close()
+    con = store.connect(tmp_path / "w")  # a writer adds it for good
+    con.close()
+    con = store.connect(tmp_path / "w", read_only=True)
+    assert "holds" in {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+    con.close()

@@ -71,10 +71,13 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
             raise WorkspaceError(f"workspace {workspace} is in use by another process (a scan?); try again when it has finished ({e})") from None
         raise WorkspaceError(f"workspace {workspace}: cannot open its store ({e})") from None
     try:
-        _check_tables(con, workspace)
-        if not read_only:
-            for table in TABLES.values():
+        missing = _check_tables(con, workspace)
+        for table in TABLES.values():
+            if not read_only:
                 con.execute(ddl(table))
+            elif table.name in missing:  # a store an earlier version made, read before any write adds the table: empty
+                con.execute(ddl(table).replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+        if not read_only:
             con.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'", [datetime.now(UTC)])
     except BaseException:
         con.close()
@@ -82,7 +85,12 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
     return con
 
 
-def _check_tables(con: duckdb.DuckDBPyConnection, workspace: Path) -> None:
+def _check_tables(con: duckdb.DuckDBPyConnection, workspace: Path) -> set[str]:
+    """The names of the contract's tables the store lacks (an earlier version made it).
+
+    Raises:
+        ConfigError: a table has other columns than the contract's.
+    """
     have: dict[str, list[str]] = {}
     for table, column in con.sql(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
@@ -94,6 +102,7 @@ def _check_tables(con: duckdb.DuckDBPyConnection, workspace: Path) -> None:
                 f"workspace {workspace} was made by another version of Scrutineer: table {name} has columns {have[name]}, "
                 f"this version expects {table.columns}; use a new workspace"
             )
+    return set(TABLES) - set(have)
 
 
 @contextmanager
