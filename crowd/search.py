@@ -79,6 +79,8 @@ BATCH = 100_000
 #: A word as FTS5's ``unicode61`` tokenizer sees one: a run of letters and digits (its default
 #: token categories, ``L* N* Co``; private-use characters aside).
 _WORD = re.compile(r"[^\W_]+")
+#: The shape of :func:`filter_token`'s tokens.
+_FILTER_TOKEN = re.compile(r"f[0-9a-f]{20}")
 
 CREATE = (
     "CREATE TABLE samples (pos INTEGER PRIMARY KEY, sample_id TEXT NOT NULL)",
@@ -118,8 +120,10 @@ def filter_token(kind: Kind, value: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """The words of a query, as the index splits captions (module docstring), :data:`MAX_WORDS` at most."""
-    return _WORD.findall(text)[:MAX_WORDS]
+    """The words of a query, as the index splits captions (module docstring), :data:`MAX_WORDS` at
+    most, without any word shaped as a filter token (:func:`filter_token`): typed as a word, a
+    restricted reason's token would find the restricted samples for anyone (its hash is public)."""
+    return [w for w in _WORD.findall(text) if not _FILTER_TOKEN.fullmatch(w.lower())][:MAX_WORDS]
 
 
 def build(workspace: Path) -> Path:

@@ -189,6 +189,10 @@ def test_a_contributor_sees_a_restricted_sample_as_any_other(app):
         assert asked.status_code == unknown.status_code == 200
         assert asked.text.replace(RESTRICTED_REASON, "R") == unknown.text.replace("no.such.reason", "R")
         assert total(asked.text) == "No sample matches."
+        # nor typed as a word: a filter token's hash is public, so it is no query word
+        token = filter_token("reason", RESTRICTED_REASON)
+        assert hits(web.get("/samples", params={"q": f"twin {token.upper()}"}).text) == [LISTED, "twin-b"]  # as "twin" alone
+        assert words(f"twin {token}") == ["twin"]
         # both twins are found and counted alike
         twins = web.get("/samples", params={"q": "twin sample"}).text
         assert hits(twins) == [LISTED, "twin-b"] and total(twins).startswith("2 samples")
