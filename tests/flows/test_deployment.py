@@ -34,6 +34,19 @@ BIN = Path(sys.executable).parent
 API_SECONDS = 60
 
 
+def prefect_api(method: str, url: str, body: dict | None = None, attempts: int = 5):
+    """The Prefect server's JSON answer, asked again after a 5xx: its SQLite database answers
+    "database is locked" under load (PrefectHQ/prefect#18934, MEASURED.md), which Prefect's own
+    client retries too. Any other status, or a 5xx every time, fails the test with the body."""
+    for attempt in range(attempts):
+        answer = httpx.request(method, url, json=body, timeout=API_SECONDS)
+        if answer.status_code < 500:
+            break
+        time.sleep(0.5 * 2**attempt)
+    assert answer.status_code < 300, (method, url, answer.status_code, answer.text)
+    return answer.json()
+
+
 @contextmanager
 def started(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """A process, stopped at the end of the block by its PID, with every process under it (a
@@ -98,9 +111,9 @@ def service(test_data, tmp_path_factory) -> Iterator[dict]:
             deployed = subprocess.run([str(BIN / "scrutineer"), "deploy", str(config), "--pool", POOL], env=env, capture_output=True, text=True, check=False)
             assert deployed.returncode == 0, deployed.stderr
             with started([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--install-policy", "never"], env, logs[1]):
-                scan_id = httpx.get(f"{api}/deployments/name/scrutineer-scan/service-test", timeout=API_SECONDS).json()["id"]
-                recheck_id = httpx.get(f"{api}/deployments/name/scrutineer-recheck-links/service-test", timeout=API_SECONDS).json()["id"]
-                run_id = httpx.post(f"{api}/deployments/{scan_id}/create_flow_run", json={}, timeout=API_SECONDS).json()["id"]
+                scan_id = prefect_api("GET", f"{api}/deployments/name/scrutineer-scan/service-test")["id"]
+                recheck_id = prefect_api("GET", f"{api}/deployments/name/scrutineer-recheck-links/service-test")["id"]
+                run_id = prefect_api("POST", f"{api}/deployments/{scan_id}/create_flow_run", {})["id"]
                 scan_run = wait_for("the scan's flow run to end", lambda: _final(api, run_id), 300, logs)
                 recheck_run = wait_for(
                     "a scheduled recheck_links run after the scan",
@@ -120,7 +133,7 @@ def _healthy(api: str) -> bool:
 
 
 def _final(api: str, run_id: str) -> dict | None:
-    run = httpx.get(f"{api}/flow_runs/{run_id}", timeout=API_SECONDS).json()
+    run = prefect_api("GET", f"{api}/flow_runs/{run_id}")
     return run if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
 
@@ -128,7 +141,7 @@ def _completed(api: str, deployment_id: str) -> list[dict]:
     """The deployment's Completed flow runs, latest first (its scheduled ones are many, and not started)."""
     body = {"deployments": {"id": {"any_": [deployment_id]}}, "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
             "sort": "START_TIME_DESC", "limit": 50}
-    return httpx.post(f"{api}/flow_runs/filter", json=body, timeout=API_SECONDS).json()
+    return prefect_api("POST", f"{api}/flow_runs/filter", body)
 
 
 def test_deploy_registers_every_flow_with_its_schedule(service):

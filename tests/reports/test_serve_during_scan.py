@@ -31,7 +31,7 @@ def test_a_scan_completes_while_the_app_takes_flags_and_reviews(tmp_path):
     config = write_config(tmp_path, {
         "dataset": {"name": "d", "shards": ["data/*.parquet"], "columns": {"sample_id": "key"}},
         "detectors": {"dedup": {"on": ["url", "caption"]}},
-        "crowd": {"categories": {"copyright": {}}, "rate_limit": "100000/minute"},
+        "crowd": {"categories": {"copyright": {}}, "rate_limit": "100000/minute", "flood": "100000/minute"},  # load, not a flood
     })
     assert scan(config)["status"] == "completed"
     cfg = load_config(config)
