@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from scrutineer.reports.html import plural
+
 #: Characters of a hash or another long value kept at each end in a sentence (the whole value
 #: stays in the raw JSON).
 ENDS = 4
@@ -26,30 +28,26 @@ def short(value: object) -> str:
     return text if len(text) <= 2 * ENDS + 1 else f"{text[:ENDS]}…{text[-ENDS:]}"
 
 
-def _plural(n: object, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
 def _hash_match(reason: str, e: dict[str, Any]) -> str:
     """``hash_match.*`` (url_hashlist, content_hashlist): bank, bank_version, signal, entry,
     distance; ``threshold``, ``more`` (entries within it beyond those listed) and ``transform``
     when written."""
     where = f"{e['bank']} v{e['bank_version']} entry {short(e['entry'])}"
     distance = e["distance"]
-    text = f"matched {where} exactly" if not distance else f"matched {where} at {_plural(distance, 'bit')}"
+    text = f"matched {where} exactly" if not distance else f"matched {where} at {plural(distance, 'bit')}"
     if e.get("threshold") is not None:
         text += f" (threshold {e['threshold']})"
     text += f", by {e['signal']}"
     if e.get("transform"):
         text += f" after {e['transform']}"
     if e.get("more"):
-        text += f"; {_plural(e['more'], 'more entry', 'more entries')} within the threshold"
+        text += f"; {plural(e['more'], 'more entry', 'more entries')} within the threshold"
     return text
 
 
 def _link(reason: str, e: dict[str, Any]) -> str:
     """``link.*`` (dead_links): status, http_status, final_url, error, checks."""
-    checks = f" on {_plural(e['checks'], 'check')}" if e.get("checks") else ""
+    checks = f" on {plural(e['checks'], 'check')}" if e.get("checks") else ""
     if e.get("http_status"):
         text = f"URL returned HTTP {e['http_status']}{checks}"
     elif e.get("error"):
@@ -91,9 +89,9 @@ def _duplicate(reason: str, e: dict[str, Any]) -> str:
     if e.get("jaccard") is not None:
         text += f"; captions {e['jaccard']} similar (Jaccard)"
     if e.get("pdq_distance") is not None:
-        text += f"; images {_plural(e['pdq_distance'], 'bit')} apart by PDQ"
+        text += f"; images {plural(e['pdq_distance'], 'bit')} apart by PDQ"
     elif e.get("phash_distance") is not None:
-        text += f"; images {_plural(e['phash_distance'], 'bit')} apart by pHash"
+        text += f"; images {plural(e['phash_distance'], 'bit')} apart by pHash"
     return text
 
 
@@ -104,8 +102,8 @@ def _content(reason: str, e: dict[str, Any]) -> str:
 
 def _crowd(reason: str, e: dict[str, Any]) -> str:
     """``crowd.*`` (sync of confirmed flags): flag_id, report_ids, review_ids, confirmed_at."""
-    return (f"crowd flag #{e['flag_id']} confirmed {e['confirmed_at']}, from {_plural(len(e['report_ids']), 'report')} "
-            f"and {_plural(len(e['review_ids']), 'review')}")
+    return (f"crowd flag #{e['flag_id']} confirmed {e['confirmed_at']}, from {plural(len(e['report_ids']), 'report')} "
+            f"and {plural(len(e['review_ids']), 'review')}")
 
 
 #: Reason family -> its sentence.
@@ -158,7 +156,7 @@ _AUDIT_WORDS: dict[str, Callable[[Any], str]] = {
     "duplicate_of": lambda v: f"duplicate of #{v}",
     "category": lambda v: f"category {v}",
     "source": lambda v: f"from the {v}" if v in ("api", "form") else f"by {v}",
-    "contributors": lambda v: f"{_plural(v, 'contributor')} reported it",
+    "contributors": lambda v: f"{plural(v, 'contributor')} reported it",
 }
 
 

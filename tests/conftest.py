@@ -153,6 +153,23 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+#: Debian's Chromium: the browser tests drive it through Playwright and never download one (MEASURED.md).
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium launched by Playwright for one test module; skipped where Playwright or Debian's
+    chromium is missing (.ci/run installs both)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])  # root in CI: no sandbox
+        yield chromium
+        chromium.close()
+
+
 def readable_by_others(root: Path) -> list:
     """Paths under ``root`` (``root`` included) that a user other than the owner may read, write or enter."""
     found = [root] if root.stat().st_mode & 0o077 else []

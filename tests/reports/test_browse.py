@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -19,7 +18,6 @@ from scrutineer.crowd.search import PAGE, Search, SearchIndex, filter_token, wor
 from scrutineer.crowd.store import CrowdStore
 from scrutineer.testing.served import serve
 
-CHROMIUM = Path("/usr/bin/chromium")
 PAYLOADS = ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">', "javascript:alert(3)"]
 THEMES = ["red dress on a beach", "blue car in the street", "old map of paris"]
 LICENCES = ["CC-BY-4.0", "https://creativecommons.org/licenses/by-nc/2.0/", None]
@@ -231,17 +229,6 @@ def test_the_flag_form_says_what_it_recorded(app):
 
 
 # acceptance 1, in a browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])  # root in CI: no sandbox
-        yield chromium
-        chromium.close()
 
 
 def test_a_contributor_finds_a_sample_by_three_words_and_flags_it(app, browser):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import scan, write_config
+from conftest import CHROMIUM, scan, write_config
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
@@ -20,8 +20,7 @@ from scrutineer.crowd.sync import sync_latest
 from scrutineer.release.build import build_release
 from scrutineer.testing.served import serve
 
-playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
+pytest.importorskip("playwright.sync_api")
 PAYLOADS = ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">', "javascript:alert(3)"]
 ROWS = [
     {"key": f"k{i}", "url": f"http://h{i % 3}.example/{i}.jpg", "caption": f"{PAYLOADS[i % 3]} sample {i}"} for i in range(9)
@@ -53,14 +52,6 @@ def app(tmp_path_factory):
     crowd.close()
     with serve(config) as base:
         yield cfg, base, accounts, root
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])  # root in CI: no sandbox
-        yield chromium
-        chromium.close()
 
 
 def signed_in(browser, base: str, name: str, password: str, alerts: list[str]):

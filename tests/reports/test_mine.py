@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import scan, write_config
+from conftest import CHROMIUM, scan, write_config
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
@@ -21,8 +21,7 @@ from scrutineer.crowd.snapshot import Snapshot
 from scrutineer.crowd.store import CrowdStore
 from scrutineer.testing.served import serve
 
-playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
+pytest.importorskip("playwright.sync_api")
 ROWS = [{"key": f"k{i}", "url": f"http://h{i}.example/{i}.jpg", "caption": f"caption of sample {i}"} for i in range(8)]
 LISTED = 3  # on the hash list: restricted
 CATEGORIES = {"csam_suspected": {"sensitive": True}, "copyright": {"description": "Used without permission"}}
@@ -58,14 +57,6 @@ def app(tmp_path_factory):
         [(own, _)] = crowd.flag(riley, [FlagItem(sample["k5"], "copyright", "a reviewer flags too")], "form")
     with serve(config) as base:
         yield base, passwords, ids, own
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])  # root in CI: no sandbox
-        yield chromium
-        chromium.close()
 
 
 def signed_in(browser, base: str, name: str, password: str, errors: list[str], width: int = 1280):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import scan, write_config
+from conftest import CHROMIUM, scan, write_config
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
@@ -36,9 +36,8 @@ from scrutineer.crowd.store import CrowdStore, crowd_counts
 from scrutineer.reports.html import write_report
 from scrutineer.testing.served import serve
 
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright")
-CHROMIUM = Path("/usr/bin/chromium")
 
 BY, BY_NC = "https://creativecommons.org/licenses/by/4.0/", "https://creativecommons.org/licenses/by-nc/4.0/"
 #: A caption and URL with no place to break, as scraped datasets have: they must wrap at 390 px.
@@ -207,28 +206,25 @@ class Tab:
 
 
 @pytest.fixture(scope="module")
-def tabs(workspace):
+def tabs(workspace, browser):
     ws, accounts = workspace
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])  # root in CI: no sandbox
-        tabs = {}
-        for role in ROLES:
-            page = browser.new_context(base_url=ws.base).new_page()
-            tab = tabs[role] = Tab(page)
-            page.on("console", lambda m, tab=tab: tab.errors.append(f"console {m.type}: {m.text} ({m.location.get('url')})") if m.type == "error" else None)
-            page.on("pageerror", lambda e, tab=tab: tab.errors.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r, tab=tab: tab.errors.append(f"request failed: {r.url} {r.failure}"))
-            page.on("dialog", lambda d, tab=tab: (tab.errors.append(f"dialog: {d.message}"), d.dismiss()))
-            page.on("response", lambda r, tab=tab: tab.errors.append(f"{r.status} for {r.url}")
-                    if r.status >= 400 and r.request.resource_type != "document" else None)
-            if role != "anonymous":
-                page.goto("/login")
-                page.fill("input[name=name]", role)
-                page.fill("input[name=password]", accounts[role][0])
-                page.click("button:has-text('Log in')")
-                page.wait_for_url(lambda url: "/login" not in url)
-        yield tabs
-        browser.close()
+    tabs = {}
+    for role in ROLES:
+        page = browser.new_context(base_url=ws.base).new_page()
+        tab = tabs[role] = Tab(page)
+        page.on("console", lambda m, tab=tab: tab.errors.append(f"console {m.type}: {m.text} ({m.location.get('url')})") if m.type == "error" else None)
+        page.on("pageerror", lambda e, tab=tab: tab.errors.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r, tab=tab: tab.errors.append(f"request failed: {r.url} {r.failure}"))
+        page.on("dialog", lambda d, tab=tab: (tab.errors.append(f"dialog: {d.message}"), d.dismiss()))
+        page.on("response", lambda r, tab=tab: tab.errors.append(f"{r.status} for {r.url}")
+                if r.status >= 400 and r.request.resource_type != "document" else None)
+        if role != "anonymous":
+            page.goto("/login")
+            page.fill("input[name=name]", role)
+            page.fill("input[name=password]", accounts[role][0])
+            page.click("button:has-text('Log in')")
+            page.wait_for_url(lambda url: "/login" not in url)
+    yield tabs
 
 
 @pytest.fixture(scope="module")

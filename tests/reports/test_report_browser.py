@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import scan, write_config
+from conftest import CHROMIUM, scan, write_config
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
@@ -18,8 +18,7 @@ from scrutineer.crowd.store import CrowdStore
 from scrutineer.reports.html import write_report
 from scrutineer.testing.served import serve
 
-playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
+pytest.importorskip("playwright.sync_api")
 LAION = "laion400m_img2dataset_test_1000.parquet"
 #: Viewport widths, CSS px: a laptop's and a phone's (issue 25: 1539 px wide at 1280, labels of ~5 px at 390).
 WIDTHS = (1280, 390)
@@ -48,14 +47,6 @@ def report(tmp_path_factory, test_data):
     assert scan(config)["status"] == "completed"
     assert scan(config)["status"] == "completed"
     return write_report(load_config(config)), urls[::97], config
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])  # root in CI: no sandbox
-        yield chromium
-        chromium.close()
 
 
 def opened(browser, url: Path | str, width: int, errors: list[str], base: str | None = None):

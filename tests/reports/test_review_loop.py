@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +24,6 @@ from scrutineer.crowd.store import CrowdStore
 from scrutineer.reports.evidence import audit_sentence, evidence_sentence
 from scrutineer.testing.served import serve
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROWS = [{"key": f"k{i}", "url": f"http://h{i % 4}.example/{i}.jpg", "caption": f"caption <b>{i}</b>"} for i in range(40)]
 CROWD = {"categories": {"copyright": {"description": "Used without permission"}, "csam_suspected": {"sensitive": True}},
          "rate_limit": "1000/minute"}
@@ -321,10 +319,7 @@ for (const type of ["mousedown", "mouseup", "pointerdown", "click", "dblclick", 
 """
 
 
-def test_a_reviewer_decides_20_flags_by_keyboard_alone(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    playwright = pytest.importorskip("playwright.sync_api")
+def test_a_reviewer_decides_20_flags_by_keyboard_alone(tmp_path, browser):
     root = tmp_path / "keys"
     (root).mkdir()
     (root / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[:20]))
@@ -339,8 +334,7 @@ def test_a_reviewer_decides_20_flags_by_keyboard_alone(tmp_path):
         password, _ = crowd.add_account("riley", "reviewer")
         flags = sorted(i for i, _ in crowd.flag(crowd.by_name("casey"), [FlagItem(s, "copyright", "") for s in samples], "import"))  # oldest first
     errors: list[str] = []
-    with serve(config) as base, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    with serve(config) as base:
         context = browser.new_context(base_url=base)
         context.add_init_script(COUNT_MOUSE)
         page = context.new_page()
@@ -372,7 +366,7 @@ def test_a_reviewer_decides_20_flags_by_keyboard_alone(tmp_path):
         page.wait_for_url(re.compile(r"/queue\?done=true$"))
         assert page.locator("#done").is_visible()
         assert page.evaluate("sessionStorage.getItem('mouse')") is None  # no mouse event reached any page
-        browser.close()
+        context.close()
     assert errors == []
     with CrowdStore(cfg.crowd) as crowd:
         riley = crowd.by_name("riley")
