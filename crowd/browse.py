@@ -35,7 +35,7 @@ from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.api import FlagIn, http_headers, http_status
 from scrutineer.crowd.flag_writer import Submission
 from scrutineer.crowd.flags import Sample
-from scrutineer.crowd.pages import page
+from scrutineer.crowd.pages import filter_link, page
 from scrutineer.crowd.search import COUNT_CAP, KINDS, PAGE, Search, SearchIndex
 from scrutineer.crowd.snapshot import SampleKey
 from scrutineer.reports.html import crowd_categories
@@ -63,8 +63,7 @@ def sample_url(sample_id: str) -> str:
 
 def search_url(search: Search, **change: str | int) -> str:
     """``/samples`` with ``search``'s parameters, ``change`` applied (an empty value drops one; page 1 is left out)."""
-    params = {"q": search.q, **search.filters(), "page": search.page} | change
-    return "/samples?" + urlencode({k: v for k, v in params.items() if v and not (k == "page" and v == 1)})
+    return filter_link("/samples", {"q": search.q, **search.filters(), "page": search.page} | change, {"page": 1})
 
 
 def _index(s: Services) -> SearchIndex:

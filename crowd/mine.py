@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -24,7 +23,7 @@ from scrutineer.crowd.accounts import Account
 from scrutineer.crowd.api import Before
 from scrutineer.crowd.flag_export import PAGE as READ
 from scrutineer.crowd.flag_export import as_record, shown_details, write_export
-from scrutineer.crowd.pages import page
+from scrutineer.crowd.pages import filter_link, page
 from scrutineer.crowd.tables import STATUSES
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
@@ -48,8 +47,7 @@ def mine_shown(s: Served, who: Account, status: str, category: str, before: int 
 
 def _link(filters: dict[str, str], **change: str) -> str:
     """``/mine`` with ``filters`` changed by ``change`` (empty values left out)."""
-    query = urlencode({k: v for k, v in (filters | change).items() if v})
-    return f"/mine?{query}" if query else "/mine"
+    return filter_link("/mine", filters | change)
 
 
 @router.get("/mine")

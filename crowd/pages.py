@@ -146,10 +146,17 @@ def home(who: SignedIn) -> RedirectResponse:
 QUEUE_DEFAULTS = {"status": "pending", "order": "oldest", "category": "", "domain": ""}
 
 
+def filter_link(path: str, params: dict[str, str | int], defaults: dict[str, str | int] | None = None) -> str:
+    """``path`` with ``params`` as its query, leaving out empty values and those equal to their
+    ``defaults``: the links of the queue, the search and "My flags", whose filters are links
+    (saved filters are URLs)."""
+    query = {k: v for k, v in params.items() if v not in ("", None) and (defaults or {}).get(k) != v}
+    return f"{path}?{urlencode(query)}" if query else path
+
+
 def _queue_url(filters: dict[str, str], **change: str | int) -> str:
-    """The queue's URL with ``filters`` changed by ``change`` (defaults left out): saved filters are links."""
-    query = {k: v for k, v in (filters | change).items() if v not in ("", None) and QUEUE_DEFAULTS.get(k) != v}
-    return f"/queue?{urlencode(query)}" if query else "/queue"
+    """The queue's URL with ``filters`` changed by ``change`` (defaults left out)."""
+    return filter_link("/queue", filters | change, QUEUE_DEFAULTS)
 
 
 @router.get("/queue")
