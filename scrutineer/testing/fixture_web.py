@@ -22,6 +22,8 @@ Routes, on every host (``{name}`` is an image name):
 ``/with/{name}?h=N:V``      the image with header ``N: V`` (``h`` may repeat)
 ``/big-header/{name}``      the image with an ``X-Padding`` header of ``?bytes=N`` bytes
                             (default 9000, over aiohttp's 8190-byte limit)
+``/hold/{name}``            the image, once ``/_release`` has been posted; until then the request
+                            waits (``/_stats`` counts the requests waiting, ``holding``)
 ``/private/{name}``         the image, but ``/robots.txt`` disallows ``/private/`` for Scrutineer
 ``/robots.txt``             ``User-agent: Scrutineer`` / ``Disallow: /private/``; after
                             ``SECONDS`` on a host given as ``--slow-robots HOST=SECONDS``;
@@ -31,6 +33,7 @@ Routes, on every host (``{name}`` is an image name):
 ``/_stats``                 JSON: requests per host and path, the most requests in flight at
                             once per host (``max_in_flight``), each request's time
 ``/_reset`` (POST)          zero the counters
+``/_release`` (POST)        let every ``/hold/`` request, waiting or to come, have its image
 ==========================  ==========================================================
 
 A path given a behaviour on a host (``--behave HOST:PATH=BEHAVIOUR``, e.g. a hostile site's
@@ -111,6 +114,8 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
     busy_seen: Counter = Counter()
     behaved: Counter = Counter()
     log: list[tuple[str, str, float]] = []
+    released = asyncio.Event()
+    holding: Counter = Counter()
 
     @web.middleware
     async def count(request, handler):
@@ -155,6 +160,18 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
 
     async def img(request):
         return image(request)
+
+    async def hold(request):
+        holding["now"] += 1
+        try:
+            await released.wait()
+        finally:
+            holding["now"] -= 1
+        return image(request)
+
+    async def release(request):
+        released.set()
+        return web.json_response({"ok": True})
 
     async def noai(request):
         return image(request, {"X-Robots-Tag": "noai, noimageai"})
@@ -209,7 +226,8 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
         for (host, path), n in requests.items():
             by_host[host][path] = n
         return web.json_response(
-            {"requests": sum(requests.values()), "by_host": by_host, "max_in_flight": dict(max_in_flight), "log": log}
+            {"requests": sum(requests.values()), "by_host": by_host, "max_in_flight": dict(max_in_flight), "log": log,
+             "holding": holding["now"]}
         )
 
     async def reset(request):
@@ -234,6 +252,8 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
             web.get("/.well-known/tdmrep.json", tdmrep_json),
             web.get("/big-header/{name}", big_header),
             web.get("/private/{name}", img),
+            web.get("/hold/{name}", hold),
+            web.post("/_release", release),
             web.get("/robots.txt", robots),
             web.get("/_stats", stats),
             web.post("/_reset", reset),
@@ -345,6 +365,10 @@ class FixtureWeb:
 
     def reset(self) -> None:
         httpx.post(self.url("/_reset"), timeout=10)
+
+    def release(self) -> None:
+        """Let every ``/hold/`` request, waiting or to come, have its image."""
+        httpx.post(self.url("/_release"), timeout=10)
 
 
 def main() -> None:
