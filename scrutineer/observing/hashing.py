@@ -36,7 +36,7 @@ import pdqhash
 from PIL import Image
 
 from scrutineer.core.children import die_with
-from scrutineer.core.config import MAX_PIXELS
+from scrutineer.core.config import MAX_PIXELS, FetchConfig
 from scrutineer.observing.optouts.c2pa import read_training_mining
 
 
@@ -94,7 +94,9 @@ def exact_hashes(body: bytes) -> ContentHashes:
 
 def hash_content(body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = False) -> ContentHashes:
     """Exact and perceptual hashes of ``body`` (an image as served, in memory), and the C2PA/CAWG
-    training-mining assertion it carries, if any.
+    training-mining assertion it carries, if any: :func:`exact_hashes`,
+    :func:`~scrutineer.observing.optouts.c2pa.read_training_mining`, :func:`decode_image`, then
+    :func:`pdq_of` and :func:`phash_of` of the one decoded image.
 
     Args:
         body: the bytes.
@@ -109,24 +111,50 @@ def hash_content(body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = Fal
     """
     exact = _with(exact_hashes(body), c2pa=read_training_mining(body))
     try:
-        with warnings.catch_warnings():
-            # Pillow checks the header's size at open: it warns above MAX_IMAGE_PIXELS, raises above twice it.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = max_pixels
-            with Image.open(io.BytesIO(body)) as image:
-                width, height = image.size
-                rgb = image.convert("RGB")
+        rgb = decode_image(body, max_pixels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return _with(exact, problem="too_large", error=f"image larger than {max_pixels:,} pixels (fetch.max_pixels)")
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad data; none carry the bytes
         return _with(exact, problem="not_image", error=f"not a decodable image: {type(e).__name__}")
+    pdq, quality, others = pdq_of(rgb, dihedral)
+    return _with(exact, pdq=pdq, pdq_quality=quality, phash=phash_of(rgb), width=rgb.width, height=rgb.height, pdq_dihedral=others)
+
+
+def hash_fetched(body: bytes, cfg: FetchConfig) -> ContentHashes:
+    """:func:`hash_content` of a fetched body with the fetch options' ``max_pixels`` and
+    ``pdq_dihedral``."""
+    return hash_content(body, cfg.max_pixels, cfg.pdq_dihedral)
+
+
+def decode_image(body: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """``body`` decoded at full size, as RGB.
+
+    Raises:
+        PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning: more than
+            ``max_pixels`` pixels, read from the header before decoding.
+        Exception: Pillow's many errors for data it cannot decode.
+    """
+    with warnings.catch_warnings():
+        # Pillow checks the header's size at open: it warns above MAX_IMAGE_PIXELS, raises above twice it.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        with Image.open(io.BytesIO(body)) as image:
+            return image.convert("RGB")
+
+
+def pdq_of(rgb: Image.Image, dihedral: bool = False) -> tuple[str, int, tuple[str, ...] | None]:
+    """PDQ of a decoded image (``pdqhash``): its 64-hex hash, its quality (0-100), and with
+    ``dihedral`` the 7 other dihedral hashes in :data:`PDQ_DIHEDRAL` order (else None)."""
     if dihedral:
         vectors, quality = pdqhash.compute_dihedral(np.asarray(rgb))
-        vector, others = vectors[0], tuple(pdq_hex(v) for v in vectors[1:])
-    else:
-        (vector, quality), others = pdqhash.compute(np.asarray(rgb)), None
-    return _with(exact, pdq=pdq_hex(vector), pdq_quality=int(quality), phash=str(imagehash.phash(rgb)), width=width, height=height,
-                 pdq_dihedral=others)
+        return pdq_hex(vectors[0]), int(quality), tuple(pdq_hex(v) for v in vectors[1:])
+    vector, quality = pdqhash.compute(np.asarray(rgb))
+    return pdq_hex(vector), int(quality), None
+
+
+def phash_of(rgb: Image.Image) -> str:
+    """pHash of a decoded image: ``imagehash.phash``'s 16 hex characters (64 bits)."""
+    return str(imagehash.phash(rgb))
 
 
 def _with(base: ContentHashes, **fields) -> ContentHashes:
