@@ -2,9 +2,12 @@
 failures a crawler meets, on several loopback addresses that stand for distinct hosts.
 
 The demo, the tests and ``bench/fetch_hash.py`` fetch from it; it binds loopback addresses only.
-Images are held in memory: files read from ``--images`` directories and/or ``--synthetic N``
-generated JPEGs (``synthetic-00000.jpg`` …, the same bytes for the same index, see
-:func:`synthetic_jpeg`).
+Images are held in memory: files read from ``--images`` directories, ``--synthetic N`` generated
+JPEGs (``synthetic-00000.jpg`` …, 256 x 256 shapes, :func:`synthetic_jpeg`) and ``--photos N``
+photographic JPEGs of real sizes (``photo-00000.jpg`` …, :func:`photo_jpeg`: crops of the
+``--photo-source`` files, sized by the ``--photo-sizes`` table). Each generated image is the same
+bytes for the same index, and made before the server listens (in several processes when there are
+many), never written to disk.
 
 Routes, on every host (``{name}`` is an image name):
 
@@ -50,14 +53,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
+import json
 import mimetypes
+import multiprocessing
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Self
 
@@ -91,15 +100,94 @@ def synthetic_jpeg(index: int, size: int = 256, quality: int = 85) -> bytes:
     return out.getvalue()
 
 
-def _load_images(dirs: list[Path], synthetic: int) -> dict[str, tuple[bytes, str]]:
+#: How far (pixels, down and right) the window of the grain field may move from one photo to the next.
+GRAIN_MARGIN = 64
+
+
+@functools.cache
+def _grain(height: int, width: int) -> np.ndarray:
+    """A field of standard Gaussian noise, ``GRAIN_MARGIN`` larger than ``height`` x ``width`` each
+    way (float32, one channel), the same in every process; made once per size (one costs what
+    encoding a photo does)."""
+    return np.random.default_rng(0).standard_normal((height + GRAIN_MARGIN, width + GRAIN_MARGIN, 1), dtype=np.float32)
+
+
+def photo_jpeg(index: int, sources: Sequence[Image.Image], sizes: Sequence[tuple[int, int]], quality: int = 90) -> bytes:
+    """A distinct, deterministic photographic JPEG of ``sizes[index % len(sizes)]`` (width, height)
+    pixels, so that ``len(sizes)`` consecutive indexes follow the size table exactly.
+
+    Drawn from a generator seeded with ``index``: a crop of one of ``sources`` (RGB photographs)
+    with the target's aspect ratio, 75-100 % of the largest such crop, resampled to the target size
+    (bilinear), mirrored left to right half the time, each colour channel scaled by 0.85-1.15, with
+    film grain (Gaussian noise on all three channels alike, standard deviation 10-30 levels: a
+    window, at an offset drawn from the generator, of one field of noise per process) and encoded
+    at ``quality``. The grain stands for the detail of a camera's photo that these sources,
+    small and already compressed, lack: with COCO's sizes (``coco_sizes``) and the 12 photos
+    ``bench/fetch_hash.py`` uses, the mean is ~143 KB, near COCO val2017's ~160 KB per JPEG
+    (bench/README.md gives the figure measured).
+    """
+    rng = np.random.default_rng([index, 2026])  # apart from synthetic_jpeg's generator of the same index
+    width, height = sizes[index % len(sizes)]
+    source = sources[rng.integers(len(sources))]
+    scale = min(source.width / width, source.height / height) * rng.uniform(0.75, 1.0)
+    crop_w, crop_h = width * scale, height * scale
+    x0, y0 = rng.uniform(0, max(0.0, source.width - crop_w)), rng.uniform(0, max(0.0, source.height - crop_h))
+    image = source.resize((width, height), Image.Resampling.BILINEAR, box=(x0, y0, x0 + crop_w, y0 + crop_h))
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    pixels = np.asarray(image, dtype=np.float32) * rng.uniform(0.85, 1.15, 3).astype(np.float32)
+    grain = _grain(-(-height // 256) * 256, -(-width // 256) * 256)  # a few fields, each made once
+    top, left = rng.integers(0, GRAIN_MARGIN, 2)
+    pixels += np.float32(rng.uniform(10, 30)) * grain[top:top + height, left:left + width]
+    out = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def coco_sizes(path: Path) -> list[tuple[int, int]]:
+    """The (width, height) of every image of a COCO annotations JSON file (``images[].width`` and
+    ``.height``), in file order."""
+    return [(image["width"], image["height"]) for image in json.loads(Path(path).read_text())["images"]]
+
+
+@functools.cache
+def _photo_sources(paths: tuple[Path, ...]) -> tuple[Image.Image, ...]:
+    """The photos at ``paths``, decoded as RGB, once per process."""
+    return tuple(Image.open(p).convert("RGB") for p in paths)
+
+
+def _generated(job: tuple[str, int], sources: tuple[Path, ...], sizes: tuple[tuple[int, int], ...]) -> bytes:
+    kind, index = job
+    return synthetic_jpeg(index) if kind == "synthetic" else photo_jpeg(index, _photo_sources(sources), sizes)
+
+
+def _load_images(dirs: list[Path], synthetic: int, photos: int = 0, photo_sources: Sequence[Path] = (),
+                 photo_sizes: Path | None = None) -> dict[str, tuple[bytes, str]]:
+    """Every image served, by name: the files of ``dirs``, then ``synthetic`` images of
+    :func:`synthetic_jpeg` and ``photos`` of :func:`photo_jpeg` (from ``photo_sources``, sized by
+    the COCO file ``photo_sizes``), made in one process per core when there are thousands.
+
+    Raises:
+        ValueError: ``photos`` without ``photo_sources`` or ``photo_sizes``.
+    """
     images: dict[str, tuple[bytes, str]] = {}
     for d in dirs:
         for path in sorted(d.iterdir()):
             kind = mimetypes.guess_type(path.name)[0]
             if path.is_file() and kind and kind.startswith("image/"):
                 images[path.name] = (path.read_bytes(), kind)
-    for i in range(synthetic):
-        images[f"synthetic-{i:05d}.jpg"] = (synthetic_jpeg(i), "image/jpeg")
+    if photos and not (photo_sources and photo_sizes):
+        raise ValueError("photos need photo sources and a table of photo sizes")
+    jobs = [("synthetic", i) for i in range(synthetic)] + [("photo", i) for i in range(photos)]
+    make = functools.partial(_generated, sources=tuple(photo_sources), sizes=tuple(coco_sizes(photo_sizes)) if photos else ())
+    workers = min(os.cpu_count() or 1, len(jobs) // 1000)
+    if workers > 1:  # 10,000 photos take ~100 s of CPU
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            bodies = list(pool.map(make, jobs, chunksize=100))
+    else:
+        bodies = [make(job) for job in jobs]
+    for (kind, i), body in zip(jobs, bodies, strict=True):
+        images[f"{kind}-{i:05d}.jpg"] = (body, "image/jpeg")
     return images
 
 
@@ -298,6 +386,9 @@ class FixtureWeb:
         hosts: loopback addresses to listen on (each stands for a different host).
         images: directories whose image files are served under ``/img/<file name>``.
         synthetic: how many :func:`synthetic_jpeg` images to serve as well.
+        photos: how many :func:`photo_jpeg` images to serve as well (``/img/photo-00000.jpg`` …),
+            cropped from the ``photo_sources`` files and sized by the COCO annotations file
+            ``photo_sizes`` (:func:`coco_sizes`).
         slow_robots: host -> seconds its ``/robots.txt`` takes to answer.
         sites: host -> a directory whose ``robots.txt``, ``ai.txt`` and ``tdmrep.json`` that host
             serves (at ``/robots.txt``, ``/ai.txt``, ``/.well-known/tdmrep.json``).
@@ -305,15 +396,19 @@ class FixtureWeb:
             ``status=N``), answered instead of the route.
 
     Raises:
-        RuntimeError: the server did not start within 120 seconds (its stderr is included).
+        RuntimeError: the server did not start (its stderr is included).
     """
 
     def __init__(self, hosts: list[str], images: list[Path] = (), synthetic: int = 0, slow_robots: dict[str, float] | None = None,
-                 sites: dict[str, Path] | None = None, behaviours: dict[str, dict[str, str]] | None = None) -> None:
+                 sites: dict[str, Path] | None = None, behaviours: dict[str, dict[str, str]] | None = None, photos: int = 0,
+                 photo_sources: Sequence[Path] = (), photo_sizes: Path | None = None) -> None:
         self.hosts = list(hosts)
         self.args = [sys.executable, "-m", "scrutineer.testing.fixture_web", "--hosts", *self.hosts, "--synthetic", str(synthetic)]
         for d in images:
             self.args += ["--images", str(d)]
+        if photos:
+            self.args += ["--photos", str(photos), "--photo-sizes", str(photo_sizes)]
+            self.args += [arg for source in photo_sources for arg in ("--photo-source", str(source))]
         for host, seconds in (slow_robots or {}).items():
             self.args += ["--slow-robots", f"{host}={seconds:g}"]
         for host, folder in (sites or {}).items():
@@ -376,6 +471,9 @@ def main() -> None:
     ap.add_argument("--hosts", nargs="+", default=["127.0.0.1"], help="loopback addresses to listen on")
     ap.add_argument("--images", type=Path, action="append", default=[], help="a directory of images to serve")
     ap.add_argument("--synthetic", type=int, default=0, help="how many synthetic JPEGs to serve")
+    ap.add_argument("--photos", type=int, default=0, help="how many photographic JPEGs of real sizes to serve")
+    ap.add_argument("--photo-source", type=Path, action="append", default=[], help="a photo the photographic JPEGs are cropped from")
+    ap.add_argument("--photo-sizes", type=Path, help="a COCO annotations JSON file: the photos' sizes are its images' width and height")
     ap.add_argument("--slow-robots", action="append", default=[], metavar="HOST=SECONDS", help="answer HOST's /robots.txt after SECONDS")
     ap.add_argument("--site", action="append", default=[], metavar="HOST=DIR", help="serve DIR's robots.txt, ai.txt and tdmrep.json on HOST")
     ap.add_argument("--behave", action="append", default=[], metavar="HOST:PATH=BEHAVIOUR", help="answer PATH on HOST so: drip=S, redirect=URL or status=N")
@@ -390,7 +488,8 @@ def main() -> None:
         where, behaviour = item.split("=", 1)
         host, path = where.split(":", 1)
         behaviours.setdefault(host, {})[path] = behaviour
-    asyncio.run(_serve(args.hosts, _load_images(args.images, args.synthetic), slow_robots, sites, behaviours))
+    images = _load_images(args.images, args.synthetic, args.photos, args.photo_source, args.photo_sizes)
+    asyncio.run(_serve(args.hosts, images, slow_robots, sites, behaviours))
 
 
 if __name__ == "__main__":
