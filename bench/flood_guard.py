@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from scrutineer.core.contract import HOLDS, TABLES, ddl
+from scrutineer.core.contract import HOLDS, TABLES, VIEWS, ddl
 from scrutineer.core.flood import idle_sql
 from scrutineer.core.store import insert
 
@@ -28,11 +28,12 @@ def main() -> None:
     parser.add_argument("--findings", type=int, default=5_000_000)
     args = parser.parse_args()
     con = duckdb.connect()
-    for table in TABLES.values():
+    for table in [*TABLES.values(), *VIEWS.values()]:
         con.execute(ddl(table))
     bank = "'{\"bank\":\"b\",\"bank_version\":\"1\",\"signal\":\"pdq\",\"entry\":\"e' || (i % 7) || '\",\"distance\":0}'"
+    con.execute("INSERT INTO run_judgements VALUES ('r', 'j')")  # run r's findings: one judgement's (scrutineer.core.store)
     con.execute(
-        "INSERT INTO findings SELECT 'r', NULL, 's' || (i // 100000), i % 100000, 'k' || i, 'http://h/' || i, "
+        "INSERT INTO judged_findings SELECT 'j', NULL, 's' || (i // 100000), i % 100000, 'k' || i, 'http://h/' || i, "
         "CASE WHEN i % 1000 = 0 THEN 'content_hashlist' ELSE 'dedup' END, '1', "
         "CASE WHEN i % 1000 = 0 THEN 'hash_match.pdq' ELSE 'duplicate.url' END, "
         f"CASE WHEN i % 1000 = 0 THEN {bank} ELSE '{{\"kept\":1}}' END, i % 1000 = 0 FROM range(?) t(i)",

@@ -110,8 +110,8 @@ def main() -> None:
     ap.add_argument("--task-overhead", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one_scan:  # in a fresh process: the scan's own seconds and its shard tasks' (summed)
-        _, run_scan_s, shard_s, _ = scan_metadata.run_pipeline(args.one_scan)
-        print(json.dumps({"wall": run_scan_s, "shard_s": shard_s}))
+        scanned = scan_metadata.run_pipeline(args.one_scan)
+        print(json.dumps({"wall": scanned.run_scan_s, "shard_s": scanned.shard_s}))
         return
     if args.task_overhead:
         print(json.dumps({"seconds": task_overhead(args.task_overhead)}))

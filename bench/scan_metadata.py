@@ -13,11 +13,19 @@ What it measures, on one synthetic LAION-shaped parquet file of ``--rows`` rows 
    first row, materialised as a ``findings`` table (row_index, sample_id, url, reason, evidence),
    timed up to the connection's close (its checkpoint), as the pipeline's time includes its store's.
 
-It prints both wall times and throughputs, the ratio pipeline/raw throughput, finding counts per
-reason side by side, and the peak RSS of this process right after the scan (the data is generated
-in a subprocess so it does not count).
+3. **Unchanged rescan**: ``run_scan`` again, with nothing changed, after the first: its wall and
+   its load's (``scrutineer.flows.load.load``, timed through the name ``scrutineer.flows.scan``
+   calls it by) against the first scan's load, and whether it gives the same findings (every row
+   but ``run_id``, compared as a multiset by count and the sum of each row's 64-bit hash) and the
+   same report counts (:func:`scrutineer.reports.data.report_data` but its run and history).
 
-Target: pipeline throughput >= 0.5 x raw throughput, peak RSS < 2 GB at 10M rows.
+It prints both wall times and throughputs, the ratio pipeline/raw throughput, finding counts per
+reason side by side, the rescan's figures, and the peak RSS of this process right after the scan
+(the data is generated in a subprocess so it does not count).
+
+Target: pipeline throughput >= 0.5 x raw throughput (>= 0.9 with ``--prefect-server``), peak RSS
+< 2 GB at 10M rows; the unchanged rescan's load < 10% of the first's, with identical results
+(issue 26, acceptance 5).
 
 The data is seeded and deterministic: about 5% of rows repeat an earlier row's URL exactly, 10% an
 earlier row's caption; the ``url_md5`` bank holds the hashes of ~1,000 of the file's URLs plus
@@ -44,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -247,9 +256,21 @@ def write_config(path: Path, shards: list[Path], bank_path: Path, workspace: Pat
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def run_pipeline(config_path: Path) -> tuple[float, float, float, dict[str, int]]:
-    """A scan in this process: (total seconds, seconds inside run_scan, seconds of the shard task
-    as the store records them, findings per reason)."""
+@dataclass
+class Scanned:
+    """One scan by the pipeline: seconds in all (start-up included), inside ``run_scan``, of its
+    shard task (as the store records it) and of its load; its run id and findings per reason."""
+
+    wall_s: float
+    run_scan_s: float
+    shard_s: float
+    load_s: float
+    run_id: str
+    findings: dict[str, int]
+
+
+def run_pipeline(config_path: Path) -> Scanned:
+    """A scan in this process, timed."""
     t0 = time.perf_counter()
     # start-up: timed, as a command's start-up is
     from scrutineer.core.config import load_config
@@ -258,10 +279,24 @@ def run_pipeline(config_path: Path) -> tuple[float, float, float, dict[str, int]
     cfg = load_config(config_path)
     configure_prefect()
     # start-up: timed, after PREFECT_HOME is set
-    from scrutineer.flows.scan import run_scan
+    from scrutineer.flows import scan
+
+    loads: list[float] = []
+    load = scan.load
+
+    def timed_load(*args, **kwargs) -> None:
+        started = time.perf_counter()
+        try:
+            load(*args, **kwargs)
+        finally:
+            loads.append(time.perf_counter() - started)
 
     t1 = time.perf_counter()
-    summary = run_scan(cfg)
+    scan.load = timed_load
+    try:
+        summary = scan.run_scan(cfg)
+    finally:
+        scan.load = load
     done = time.perf_counter()
     if summary["status"] != "completed":
         raise SystemExit(f"scan ended {summary['status']}: {summary['shards']}")
@@ -270,7 +305,31 @@ def run_pipeline(config_path: Path) -> tuple[float, float, float, dict[str, int]
 
     with Workspace(cfg.workspace) as ws:
         shard_s = ws.sql("SELECT sum(seconds) FROM shards WHERE run_id = ?", params=[summary["run_id"]]).fetchall()[0][0]
-    return done - t0, done - t1, shard_s, summary["findings"]
+    return Scanned(done - t0, done - t1, shard_s, sum(loads), summary["run_id"], summary["findings"])
+
+
+#: What report_data gives that is not a count of the run's findings and rows (the run itself, the
+#: dataset's runs over time, and the change since the run before).
+NOT_COUNTS = ("run", "shards", "history", "changes")
+
+
+def same_results(config_path: Path, first: str, again: str) -> tuple[int, bool, bool]:
+    """(findings of run ``first``, whether run ``again`` has the same findings rows but run_id,
+    whether its report counts are the same): the rows as a multiset, compared by count and the
+    sum of their 64-bit hashes."""
+    # start-up: up top it would load Scrutineer before the timed wall
+    from scrutineer import Workspace
+    from scrutineer.core.config import load_config
+    from scrutineer.core.contract import JUDGEMENT
+    from scrutineer.reports.data import report_data
+
+    cfg = load_config(config_path)
+    fingerprint = f"SELECT count(*), sum(hash({', '.join(JUDGEMENT.names)})::HUGEINT) FROM findings WHERE run_id = ?"
+    with Workspace(cfg.workspace) as ws:
+        a, b = (ws.sql(fingerprint, params=[r]).fetchall()[0] for r in (first, again))
+        reports = [report_data(ws.con, cfg.workspace, cfg.dataset.name, r) for r in (first, again)]
+    counts = [{k: v for k, v in r.items() if k not in NOT_COUNTS} for r in reports]
+    return a[0], a == b, counts[0] == counts[1]
 
 
 #: Every key is computed once, in one materialised pass over the file (faster than recomputing
@@ -465,16 +524,19 @@ def _timed(args: argparse.Namespace, workdir: Path, parquet_path: Path, bank_pat
     shutil.rmtree(workspace, ignore_errors=True)  # a finished shard would otherwise be skipped
     write_config(config_path, [parquet_path], bank_path, workspace)
     load = os.getloadavg()[0]
-    scan_s, run_scan_s, shard_s, scan_counts = run_pipeline(config_path)
+    first = run_pipeline(config_path)
     peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    again = run_pipeline(config_path)  # nothing changed: every judgement is reused
+    findings, same_findings, same_report = same_results(config_path, first.run_id, again.run_id)
 
     raw_s, raw_counts = run_raw(parquet_path, bank_path, workdir / "raw.duckdb")
 
     rows = args.rows
-    pipe_tp, raw_tp = rows / scan_s, rows / raw_s
+    pipe_tp, raw_tp = rows / first.wall_s, rows / raw_s
     print(f"rows                      {rows:>14,}     (1-min load average before the scan: {load:.2f} on {os.cpu_count()} CPUs)")
-    print(f"pipeline wall             {scan_s:>14.2f} s   {pipe_tp:>12,.0f} rows/s   (run_scan alone {run_scan_s:.2f} s)")
-    print(f"  shard task              {shard_s:>14.2f} s   (read + detect + write shard outputs; the rest is start-up, store load, dedup)")
+    print(f"pipeline wall             {first.wall_s:>14.2f} s   {pipe_tp:>12,.0f} rows/s   (run_scan alone {first.run_scan_s:.2f} s)")
+    print(f"  shard task              {first.shard_s:>14.2f} s   (read + detect + write shard outputs; the rest is start-up, store load, dedup)")
+    print(f"  load                    {first.load_s:>14.2f} s   (shards, observations, {findings:,} findings, dedup's finalize, flood guard)")
     print(
         f"  prefect fixed cost      {probe['import_s'] + probe['flow_s']:>14.2f} s   "
         f"(import {probe['import_s']:.2f} s + trivial flow {probe['flow_s']:.2f} s; "
@@ -483,9 +545,13 @@ def _timed(args: argparse.Namespace, workdir: Path, parquet_path: Path, bank_pat
     print(f"raw duckdb wall           {raw_s:>14.2f} s   {raw_tp:>12,.0f} rows/s")
     print(f"throughput ratio          {pipe_tp / raw_tp:>14.3f}     (pipeline / raw; target >= 0.5)")
     print(f"peak RSS after scan       {peak_rss_kb / 1024:>14,.0f} MB  (target < 2048 MB)")
+    print(f"unchanged rescan wall     {again.wall_s:>14.2f} s   (run_scan alone {again.run_scan_s:.2f} s)")
+    print(f"  load                    {again.load_s:>14.2f} s   {again.load_s / first.load_s:>12.1%} of the first scan's (target < 10%)")
+    print(f"  findings                {'identical' if same_findings else 'DIFFERENT':>14}     (every row but run_id, {findings:,} rows)")
+    print(f"  report counts           {'identical' if same_report else 'DIFFERENT':>14}")
     print(f"{'reason':<24}{'pipeline':>16}{'raw':>12}{'diff':>10}")
-    for reason in sorted(set(scan_counts) | set(raw_counts)):
-        a, b = scan_counts.get(reason, 0), raw_counts.get(reason, 0)
+    for reason in sorted(set(first.findings) | set(raw_counts)):
+        a, b = first.findings.get(reason, 0), raw_counts.get(reason, 0)
         print(f"{reason:<24}{a:>16,}{b:>12,}{a - b:>+10,}")
 
 

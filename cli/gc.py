@@ -22,13 +22,17 @@ def gc(
     """Delete the observation and judgement sets, bank entries and temporaries that no kept run
     needs: the --keep-runs latest finished runs of the dataset, every other dataset's runs and every
     run a release was built from are kept, with the newest observation of every recheck lineage.
-    Print the bytes freed. The store is not changed. It holds the workspace as a scan does: it
-    stops with an error while another process (a scan) holds it."""
+    Print the bytes freed. From the store it deletes only the judgements no run uses (crowd flags
+    a later sync replaced). It holds the workspace as a scan does: it stops with an error while
+    another process (a scan) holds it."""
     with reported():
         done = collect(load_config(config), keep_runs, dry_run)
     out.print(f"kept runs: {', '.join(done.kept_runs) or 'none'}", highlight=False, soft_wrap=True)
     for kind, paths in done.deleted.items():
         out.print(f"{'would delete' if dry_run else 'deleted'} {len(paths)} {KINDS[kind]}", highlight=False)
+    if done.stored[0]:
+        out.print(f"{'would delete' if dry_run else 'deleted'} {done.stored[0]} judgements no run uses from the store "
+                  f"({done.stored[1]} findings)", highlight=False)
     verb = "would free" if dry_run else "freed"
     out.print(f"{verb} {done.bytes} bytes ({_readable(done.bytes)})" + ("; nothing deleted (--dry-run)" if dry_run else ""), highlight=False)
 

@@ -17,7 +17,7 @@ import duckdb
 
 from scrutineer.core import flood, store
 from scrutineer.core.config import Config
-from scrutineer.core.contract import FINDINGS, HOLD_DECISIONS
+from scrutineer.core.contract import HOLD_DECISIONS
 from scrutineer.core.errors import WorkspaceError
 from scrutineer.crowd import search, snapshot
 from scrutineer.crowd.store import CrowdStore
@@ -28,8 +28,8 @@ DETECTOR = "crowd"
 VERSION = "1"
 
 
-def crowd_findings(cfg: Config, run_id: str) -> list[dict]:
-    """The findings rows (the contract's ``findings`` columns) of every confirmed flag, for run ``run_id``.
+def crowd_findings(cfg: Config) -> list[dict]:
+    """The findings (dicts of the contract's ``JUDGEMENT`` columns) of every confirmed flag.
 
     Raises:
         CrowdStoreError: the crowd store cannot be opened.
@@ -40,7 +40,6 @@ def crowd_findings(cfg: Config, run_id: str) -> list[dict]:
         idle = crowd.idle_flags()  # a held or dismissed category's flags (scrutineer.crowd.holds)
         return [
             {
-                "run_id": run_id,
                 "observation_id": None,
                 "shard_id": f["shard_id"],
                 "row_index": f["row_index"],
@@ -74,12 +73,12 @@ def sync(con: duckdb.DuckDBPyConnection, cfg: Config, run_id: str) -> int:
         duckdb.Error, OSError: the store or the snapshot cannot be written; the store is left as it was.
         sqlite3.Error: the search index cannot be built (:func:`scrutineer.crowd.search.build`).
     """
-    rows = crowd_findings(cfg, run_id)
+    rows = crowd_findings(cfg)
     with CrowdStore(cfg.crowd) as crowd:
         decisions = hold_decisions(crowd)
     with store.transaction(con):
-        con.execute("DELETE FROM findings WHERE run_id = ? AND detector = ?", [run_id, DETECTOR])
-        store.insert(con, FINDINGS, rows)
+        store.drop_findings(con, run_id, DETECTOR)
+        store.insert_findings(con, run_id, rows)  # an unchanged set of flags is stored once, whatever the runs that have it
         copy_decisions(con, decisions)
     publish(con, cfg, run_id)
     return len(rows)

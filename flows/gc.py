@@ -23,8 +23,10 @@ orphaned recheck sets among them), the other bank entries (a run registers its b
 their files), and the temporaries a killed process left (:func:`scrutineer.core.files.temporaries`)
 in the workspace, its sets' folders, ``banks/``, ``releases/`` and the policy-file cache.
 
-The store is not changed: every run's findings, fetches, content hashes and policy-file reads stay,
-so ``query``, ``takedown``, ``release`` and a kept run's ``report`` give what they gave. A collected
+In the store it deletes only the judgements no run uses (:func:`scrutineer.core.store.drop_unused_judgements`:
+the sets of crowd flags a later sync replaced in every run that had them): every run's findings,
+fetches, content hashes and policy-file reads stay, so ``query``, ``takedown``, ``release`` and a
+kept run's ``report`` give what they gave. A collected
 run's report cannot be made again (it reads the run's rows observations). Releases, reports, the
 takedown manifest, the review snapshot, the crowd store and the policy-file cache's reads are
 never touched.
@@ -74,12 +76,14 @@ class Collected:
         deleted: per kind (``observations``, ``judgements``, ``banks``, ``temporaries``), the paths.
         bytes: the size of every deleted file, in bytes (apparent sizes, as ``du -b``).
         dry_run: True when nothing was deleted.
+        stored: (judgements, findings) deleted from the store: those no run uses.
     """
 
     kept_runs: tuple[str, ...]
     deleted: dict[str, list[Path]] = field(default_factory=dict)
     bytes: int = 0
     dry_run: bool = False
+    stored: tuple[int, int] = (0, 0)
 
 
 def collect(config: Config, keep_runs: int = KEEP_RUNS, dry_run: bool = False) -> Collected:
@@ -116,9 +120,10 @@ def collect(config: Config, keep_runs: int = KEEP_RUNS, dry_run: bool = False) -
             for paths in found.values():
                 for path in paths:
                     _delete(path)
+        stored = store.drop_unused_judgements(con, dry_run)
     finally:
         con.close()
-    return Collected(tuple(kept), {kind: paths for kind, paths in found.items() if paths}, size, dry_run)
+    return Collected(tuple(kept), {kind: paths for kind, paths in found.items() if paths}, size, dry_run, stored)
 
 
 def _kept_runs(con: duckdb.DuckDBPyConnection, layout: Layout, dataset: str, keep_runs: int) -> list[str]:

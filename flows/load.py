@@ -7,6 +7,11 @@ findings: every shard's judgements, each detector's corpus-level ``finalize`` ov
 shard's signatures; then the flood guard's holds of the bank entries that match too many samples
 (:func:`scrutineer.core.flood.record_holds`). A failed or inconclusive shard contributes its ``shards`` row only. (The
 confirmed crowd flags join a finished run afterwards, through :func:`scrutineer.crowd.sync.after_run`.)
+
+Findings are stored once per judgement (:mod:`scrutineer.core.store`): a judgement the store
+holds already, a shard's or a ``finalize`` over the same signature sets (its key:
+:meth:`~scrutineer.flows.plan.ScanPlan.finalize_key`), is only referenced, and a ``finalize`` it
+holds is not run again. So an unchanged rescan loads a row per shard and per judgement.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from scrutineer.core.contract import (
 )
 from scrutineer.core.layout import Layout
 from scrutineer.detectors.base import CorpusDetector
-from scrutineer.flows.plan import ScanPlan
+from scrutineer.flows.plan import ScanPlan, key_id
 from scrutineer.flows.shard import ShardResult
 
 
@@ -47,20 +52,27 @@ def load(con: duckdb.DuckDBPyConnection, run_id: str, plan: ScanPlan, results: l
         store.insert(con, SHARDS, [_shard_row(run_id, r) for r in results])
         store.insert(con, FILE_DIGESTS, list({d.path: vars(d) for r in results for d in r.digests}.values()), on_conflict="replace")
         _load_observations(con, run_id, plan, ok)
-        files = [str(plan.layout.judgement(j) / Layout.FINDINGS) for r in ok for j in r.judgements.values()]
-        if files:
-            store.insert_findings(con, run_id, "SELECT * FROM read_parquet(?)", [files])
+        judged = {j: name for r in ok for name, j in r.judgements.items()}
+        stored = store.stored_judgements(con, judged)
+        store.insert_judgement_files(con, run_id, {j: (name, plan.layout.judgement(j) / Layout.FINDINGS) for j, name in judged.items()
+                                                   if j not in stored})
+        used = list(judged)
         for name, params in plan.params.items():
             cls = plan.detector_class(name)
             if not issubclass(cls, CorpusDetector):
                 continue
-            signatures = [str(p) for r in ok if (p := plan.layout.judgement(r.judgements[name]) / Layout.SIGNATURES).exists()]
-            if not signatures:
+            signed = [j for r in ok if (plan.layout.judgement(j := r.judgements[name]) / Layout.SIGNATURES).exists()]
+            if not signed:
+                continue
+            finalized = key_id(plan.finalize_key(name, signed))
+            used.append(finalized)
+            if store.stored_judgements(con, [finalized]):
                 continue
             view = f"signatures_{name}"
-            con.read_parquet(signatures).create_view(view, replace=True)
-            store.insert_findings(con, run_id, *cls.finalize(params, view))
+            con.read_parquet([str(plan.layout.judgement(j) / Layout.SIGNATURES) for j in signed]).create_view(view, replace=True)
+            store.insert_judgement(con, run_id, finalized, name, *cls.finalize(params, view))
             con.execute(f"DROP VIEW {view}")
+        store.use_judgements(con, run_id, used)
         samples = sum(r.rows or 0 for r in ok)
         flood.record_holds(con, run_id, plan.config.flood.limit(samples))
         con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, datetime.now(UTC), run_id])

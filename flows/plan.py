@@ -41,7 +41,7 @@ from scrutineer.formats.sources import Shard
 READ_OPTIONS = {"columns", "header", "names", "quoting", "hf"}
 #: Fetch options that only pace or size the fetcher, or say how long a policy file read stays
 #: fresh; they never change what a check finds, so they are not part of a content observation's key.
-PACING_OPTIONS = {"concurrency", "per_domain", "min_interval", "hash_workers", "breaker", "policy_ttl"}
+PACING_OPTIONS = {"concurrency", "per_domain", "min_interval", "processes", "breaker", "policy_ttl"}
 #: Versions of the code that makes observations: bump when the same inputs would be observed differently.
 ROWS_VERSION = "1"
 CONTENT_VERSION = "4"
@@ -154,16 +154,30 @@ class ScanPlan:
         :data:`scrutineer.core.store.CONTENT_LINEAGE` follows ``base``."""
         return {"kind": "content", "version": CONTENT_VERSION, "base": base, "recheck_of": previous, "checked_at": self.recheck.isoformat()}
 
-    def judgement_key(self, name: str, rows: str, content: str | None) -> dict:
+    def judged_params(self, name: str) -> dict:
+        """The parameters detector ``name``'s judgements depend on: its ``judged_params(params)``
+        when it has one, as dedup does, else all of them."""
         cls, params = self.detector_class(name), self.params[name]
+        return cls.judged_params(params) if hasattr(cls, "judged_params") else params.model_dump(mode="json")
+
+    def judgement_key(self, name: str, rows: str, content: str | None) -> dict:
         return {
             "detector": name,
-            "version": cls.version,
-            # the parameters its judgements depend on: its judged_params(params) when it has one,
-            # as dedup does, else all of them
-            "params": cls.judged_params(params) if hasattr(cls, "judged_params") else params.model_dump(mode="json"),
+            "version": self.detector_class(name).version,
+            "params": self.judged_params(name),
             "observations": [rows, content] if self.needs(name) == "content" else [rows],
             "banks": sorted(b.sha256 for b in self.banks_for(name)),
+        }
+
+    def finalize_key(self, name: str, signatures: list[str]) -> dict:
+        """The key of corpus detector ``name``'s ``finalize`` over the signatures of the judgements
+        ``signatures`` (their ids; each names the detector's version, its judged parameters and the
+        observations judged), so an unchanged rescan reuses its findings as it reuses theirs."""
+        return {
+            "finalize": name,
+            "version": self.detector_class(name).version,
+            "params": self.judged_params(name),
+            "signatures": sorted(signatures),
         }
 
     def judgements(self, rows: str, content: str | None) -> dict[str, str]:

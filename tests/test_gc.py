@@ -16,6 +16,7 @@ from scrutineer.cli.main import app
 from scrutineer.core import store
 from scrutineer.core.banks import BankRef
 from scrutineer.core.config import Config, load_config
+from scrutineer.core.contract import JUDGEMENT
 from scrutineer.core.errors import ConfigError, WorkspaceError
 from scrutineer.core.layout import Layout
 from scrutineer.flows.gc import collect
@@ -23,7 +24,7 @@ from scrutineer.flows.plan import ScanPlan
 from scrutineer.flows.scan import run_scan
 from scrutineer.release.build import build_release
 from scrutineer.testing.fixture_web import FixtureWeb
-from tests.conftest import url_list_config
+from tests.conftest import url_list_config, write_config
 
 HOSTS = ["127.0.0.23"]
 PATHS = ["/img/camera.png", "/gone/coins.png", "/busy/coins.png?times=1", "/error/coins.png"]
@@ -174,3 +175,34 @@ def test_gc_refuses_a_workspace_without_a_store_and_keeping_no_run(tmp_path):
         collect(load_config(path))
     with pytest.raises(ConfigError, match="at least"):
         collect(load_config(path), keep_runs=0)
+
+
+def test_gc_drops_from_the_store_the_judgements_no_run_uses(tmp_path):
+    """A sync replaces a run's crowd findings (scrutineer.crowd.sync): the set it replaced, which no
+    run uses any more, is dropped by gc; every run's findings stay."""
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"url": f"https://a.example/{i}.jpg", "license": "?"}) + "\n" for i in range(3)))
+    path = write_config(tmp_path, {"dataset": {"name": "d", "shards": [str(tmp_path / "d.jsonl")]}, "detectors": {"license_gaps": {}}})
+    cfg = load_config(path)
+    run = run_scan(cfg)["run_id"]
+
+    def flag(i: int) -> dict:
+        return dict.fromkeys(JUDGEMENT.names) | {"shard_id": "d.jsonl", "row_index": i, "sample_id": f"d.jsonl:{i}", "url": f"https://a.example/{i}.jpg",
+                                                 "detector": "crowd", "detector_version": "1", "reason": "crowd.copyright", "evidence": "{}",
+                                                 "restricted": False}
+
+    con = store.connect(cfg.workspace)
+    try:
+        store.insert_findings(con, run, [flag(0)])  # a first sync
+        store.drop_findings(con, run, "crowd")  # a later one, after another flag was confirmed
+        store.insert_findings(con, run, [flag(0), flag(1)])
+    finally:
+        con.close()
+    want = findings(cfg.workspace, run)
+    assert [r[7] for r in want].count("crowd.copyright") == 2
+    dry = collect(cfg, dry_run=True)
+    assert dry.stored == (1, 1)
+    assert collect(cfg).stored == (1, 1)
+    assert findings(cfg.workspace, run) == want
+    with store.connect(cfg.workspace, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM judged_findings WHERE detector = 'crowd'").fetchall() == [(2,)]
+    assert collect(cfg).stored == (0, 0)

@@ -25,8 +25,10 @@ Batches (what detectors see and return, and the per-shard working files):
   corpus-level ``finalize`` groups them in the store.
 
 Store tables (:data:`TABLES`): ``runs``, ``shards``, ``observations``, ``file_digests``,
-``findings``, ``fetches``, ``content_hashes``, ``policy_files``, ``banks``, ``releases``, ``holds``,
-``hold_decisions``.
+``judgements``, ``judged_findings``, ``run_judgements``, ``fetches``, ``content_hashes``,
+``policy_files``, ``banks``, ``releases``, ``holds``, ``hold_decisions``; and a view
+(:data:`VIEWS`), ``findings``: every run's findings, each judgement's stored once
+(``judged_findings``) and joined to the runs that use it (``run_judgements``).
 
 Named runs of columns, so no one counts positions: :data:`SAMPLE_COLUMNS` (the first columns of
 every per-sample batch), :data:`CANONICAL_COLUMNS` (a dataset's columns as detectors see them),
@@ -292,10 +294,38 @@ FILE_DIGESTS = Table(
     ("path",),
 )
 
-FINDINGS = Table(
-    "findings",
-    pa.schema([RUN_ID, *JUDGEMENT]),
-    "One row per finding of a run; observation_id names the observations it was judged from.",
+JUDGEMENT_ID = column(
+    "judgement_id", pa.string(),
+    "A judgement: a detector's of a shard's observations (its judgements/<id> set, scrutineer.flows.plan), a corpus detector's "
+    "finalize over its signature sets (ScanPlan.finalize_key), or a sync's confirmed crowd flags (keyed by their rows); its findings are stored once.",
+)
+
+JUDGEMENTS = Table(
+    "judgements",
+    pa.schema(
+        [
+            JUDGEMENT_ID,
+            column("detector", pa.string(), "The detector whose judgement it is (crowd: the confirmed crowd flags)."),
+            column("findings", pa.int64(), "Its findings (rows of judged_findings)."),
+            column("loaded_by", pa.string(), "The run that stored it (later runs that use it only reference it: run_judgements)."),
+            column("loaded_at", UTC_TIME, "When it was stored."),
+        ]
+    ),
+    "Every judgement whose findings the store holds, once however many runs use it.",
+    ("judgement_id",),
+)
+
+JUDGED_FINDINGS = Table(
+    "judged_findings",
+    pa.schema([JUDGEMENT_ID, *JUDGEMENT]),
+    "One row per finding of a judgement, stored once; read them through the findings view, which adds each run that uses it.",
+)
+
+RUN_JUDGEMENTS = Table(
+    "run_judgements",
+    pa.schema([RUN_ID, JUDGEMENT_ID]),
+    "Which judgements' findings each run has: a rescan references the judgements it reuses instead of storing their findings again.",
+    ("run_id", "judgement_id"),
 )
 
 FETCHES = Table(
@@ -399,8 +429,33 @@ HOLD_DECISIONS = Table(
     ("hold_id",),
 )
 
-TABLES = {t.name: t for t in (RUNS, SHARDS, OBSERVATIONS, FILE_DIGESTS, FINDINGS, FETCHES, CONTENT_HASHES, POLICY_FILES, BANKS, RELEASES,
-                              HOLDS, HOLD_DECISIONS)}
+TABLES = {t.name: t for t in (RUNS, SHARDS, OBSERVATIONS, FILE_DIGESTS, JUDGEMENTS, JUDGED_FINDINGS, RUN_JUDGEMENTS, FETCHES, CONTENT_HASHES,
+                              POLICY_FILES, BANKS, RELEASES, HOLDS, HOLD_DECISIONS)}
+
+
+@dataclass(frozen=True)
+class View:
+    """A store view: its name, columns, meaning and the query over store tables that makes it."""
+
+    name: str
+    schema: pa.Schema
+    doc: str
+    query: str
+
+    @property
+    def columns(self) -> list[str]:
+        return self.schema.names
+
+
+FINDINGS = View(
+    "findings",
+    pa.schema([RUN_ID, *JUDGEMENT]),
+    "One row per finding of a run; observation_id names the observations it was judged from. A view: each judgement's findings "
+    "(judged_findings) with each run that uses it (run_judgements).",
+    f"SELECT r.run_id, {', '.join('f.' + f.name for f in JUDGEMENT)} FROM run_judgements r JOIN judged_findings f USING (judgement_id)",
+)
+
+VIEWS = {v.name: v for v in (FINDINGS,)}
 
 _SQL_TYPES = {
     pa.string(): "VARCHAR",
@@ -418,8 +473,11 @@ def sql_type(field: pa.Field) -> str:
     return meta[SQL_TYPE].decode() if SQL_TYPE in meta else _SQL_TYPES[field.type]
 
 
-def ddl(table: Table) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for a store table, generated from its schema."""
+def ddl(table: Table | View) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for a store table, generated from its schema; ``CREATE OR
+    REPLACE VIEW`` for a view."""
+    if isinstance(table, View):
+        return f"CREATE OR REPLACE VIEW {table.name} AS {table.query}"
     cols = [f"{f.name} {sql_type(f)}" for f in table.schema]
     if table.primary_key:
         cols.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
@@ -427,9 +485,9 @@ def ddl(table: Table) -> str:
 
 
 def describe() -> str:
-    """Every store table and its columns with their meanings, as text."""
+    """Every store table and view and its columns with their meanings, as text."""
     lines = []
-    for t in TABLES.values():
+    for t in [*TABLES.values(), *VIEWS.values()]:
         lines.append(f"{t.name}: {t.doc}")
         lines += [f"  {f.name} {sql_type(f)}: {f.metadata[DOC].decode()}" for f in t.schema]
     return "\n".join(lines)

@@ -2,13 +2,22 @@
 
 Only a run's driver process opens it read-write; shard tasks write parquet files and the driver
 loads them. Its tables and their columns are declared once, in :mod:`scrutineer.core.contract`, and
-their DDL is generated from there; this module opens the store, runs transactions and answers the
-questions every command asks (the latest finished run).
+their DDL is generated from there; this module opens the store, runs transactions, stores findings
+and answers the questions every command asks (the latest finished run).
+
+**Findings are stored once per judgement.** A judgement's findings go into ``judged_findings``
+the first time a run uses it, and ``run_judgements`` records every run that uses it; the
+``findings`` view joins the two, one row per finding of each run, as a table of findings with a
+``run_id`` column would hold them. So an unchanged rescan, which reuses every judgement
+(:mod:`scrutineer.flows.plan` keys them by their inputs), stores no finding again: its load is a
+row per judgement (bench/scan_metadata.py measures it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +26,15 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
-from scrutineer.core.contract import TABLES, Table, ddl
+from scrutineer.core.contract import (
+    JUDGEMENT,
+    JUDGEMENTS,
+    RUN_JUDGEMENTS,
+    TABLES,
+    VIEWS,
+    Table,
+    ddl,
+)
 from scrutineer.core.errors import ConfigError, WorkspaceError
 from scrutineer.core.files import keep_private
 from scrutineer.core.layout import Layout
@@ -30,8 +47,11 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
     """Open (and create, if needed) the workspace's store, in a workspace only its owner may enter;
     from then on this process creates files for its owner only (:func:`scrutineer.core.files.keep_private`).
 
-    A writable store gets every contract table it lacks, and runs a process left ``running``
-    (killed: DuckDB's lock proves no other process holds the store) become ``interrupted``. A
+    A writable store gets every contract table and view it lacks (a store made before findings
+    were stored once per judgement has its ``findings`` table migrated: :func:`_migrate_findings`),
+    and runs a process left ``running`` (killed: DuckDB's lock proves no other process holds the
+    store) become ``interrupted``. A read-only connection to a store an earlier version made reads
+    the tables it lacks as empty, and its ``findings`` as they are. A
     read-only connection has DuckDB's external access disabled: it can read the store and nothing
     else, and write nowhere (``COPY ... TO``, ``read_csv('/etc/passwd')`` fail).
 
@@ -71,13 +91,17 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
             raise WorkspaceError(f"workspace {workspace} is in use by another process (a scan?); try again when it has finished ({e})") from None
         raise WorkspaceError(f"workspace {workspace}: cannot open its store ({e})") from None
     try:
-        missing = _check_tables(con, workspace)
+        kinds = _check_tables(con, workspace)
         for table in TABLES.values():
             if not read_only:
                 con.execute(ddl(table))
-            elif table.name in missing:  # a store an earlier version made, read before any write adds the table: empty
+            elif table.name not in kinds:  # a store an earlier version made, read before any write adds the table: empty
                 con.execute(ddl(table).replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
         if not read_only:
+            if kinds.get("findings") == "BASE TABLE":
+                _migrate_findings(con)
+            for view in VIEWS.values():
+                con.execute(ddl(view))
             con.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'", [datetime.now(UTC)])
     except BaseException:
         con.close()
@@ -85,24 +109,46 @@ def connect(workspace: Path, read_only: bool = False, memory_limit: str = "1GB")
     return con
 
 
-def _check_tables(con: duckdb.DuckDBPyConnection, workspace: Path) -> set[str]:
-    """The names of the contract's tables the store lacks (an earlier version made it).
+def _check_tables(con: duckdb.DuckDBPyConnection, workspace: Path) -> dict[str, str]:
+    """The store's tables and views: name -> ``BASE TABLE`` or ``VIEW`` (a contract table it lacks
+    was added after an earlier version made it; its ``findings`` is a table if that version made it).
 
     Raises:
-        ConfigError: a table has other columns than the contract's.
+        ConfigError: a table or view has other columns than the contract's.
     """
     have: dict[str, list[str]] = {}
     for table, column in con.sql(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
     ).fetchall():
         have.setdefault(table, []).append(column)
-    for name, table in TABLES.items():
+    for name, table in {**TABLES, **VIEWS}.items():
         if name in have and have[name] != table.columns:
             raise ConfigError(
                 f"workspace {workspace} was made by another version of Scrutineer: table {name} has columns {have[name]}, "
                 f"this version expects {table.columns}; use a new workspace"
             )
-    return set(TABLES) - set(have)
+    return dict(con.sql("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'main'").fetchall())
+
+
+#: The judgement id a migrated store gives a run's findings of one detector (:func:`_migrate_findings`).
+MIGRATED_ID = "left(sha256('migrated/' || run_id || '/' || coalesce(detector, '')), 32)"
+
+
+def _migrate_findings(con: duckdb.DuckDBPyConnection) -> None:
+    """Move the ``findings`` table of a store made before findings were stored once per
+    judgement into ``judged_findings``, in one transaction: each run's findings of each detector
+    become a judgement of their own (id :data:`MIGRATED_ID`) that the run uses; then the table gives
+    way to the ``findings`` view, which reads the same rows. Runs after it store the judgements they
+    make or reuse once (their ids are the plan's: the migrated ones are not reused)."""
+    with transaction(con):
+        con.execute(f"INSERT INTO judged_findings BY NAME SELECT {MIGRATED_ID} AS judgement_id, * EXCLUDE (run_id) FROM findings")
+        con.execute(
+            f"INSERT INTO judgements BY NAME SELECT {MIGRATED_ID} AS judgement_id, detector, count(*) AS findings, run_id AS loaded_by, "
+            "? AS loaded_at FROM findings GROUP BY run_id, detector",
+            [datetime.now(UTC)],
+        )
+        con.execute("INSERT INTO run_judgements BY NAME SELECT loaded_by AS run_id, judgement_id FROM judgements")
+        con.execute("DROP TABLE findings")
 
 
 @contextmanager
@@ -161,15 +207,108 @@ def insert(con: duckdb.DuckDBPyConnection, table: Table, rows: list[dict], on_co
         con.unregister(name)
 
 
-def insert_findings(con: duckdb.DuckDBPyConnection, run_id: str, select: str, params: list | None = None) -> None:
-    """Insert findings for ``run_id``: the one writer of the ``findings`` table, for detectors'
-    judgement files and corpus-level ``finalize`` steps alike.
+def stored_judgements(con: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> set[str]:
+    """Those of the judgement ``ids`` whose findings the store holds."""
+    ids = list(ids)
+    if not ids:
+        return set()
+    return {j for (j,) in con.execute("SELECT judgement_id FROM judgements WHERE list_contains(?, judgement_id)", [ids]).fetchall()}
+
+
+def insert_judgement_files(con: duckdb.DuckDBPyConnection, run_id: str, files: dict[str, tuple[str, Path]]) -> None:
+    """Store the findings of judgements the store does not hold yet, from their judgement files,
+    in one insert (:func:`use_judgements` gives them to a run).
 
     Args:
-        select: a ``SELECT`` whose columns are those of the contract's ``findings`` table but
-            ``run_id``, matched by name.
+        run_id: the run storing them.
+        files: judgement id -> (detector, its ``findings.parquet``: the contract's ``JUDGEMENT`` columns).
     """
-    con.execute(f"INSERT INTO findings BY NAME SELECT ? AS run_id, * FROM ({select})", [run_id, *(params or [])])
+    if not files:
+        return
+    ids = pa.table({"filename": [str(p) for _, p in files.values()], "judgement_id": list(files)})
+    con.register("judgement_files", ids)
+    columns = ", ".join(f"f.{f.name}" for f in JUDGEMENT)
+    con.execute(f"INSERT INTO judged_findings BY NAME SELECT j.judgement_id, {columns} "
+                "FROM read_parquet(?, filename = true) f JOIN judgement_files j USING (filename)", [ids["filename"].to_pylist()])
+    counts = dict(con.execute("SELECT file_name, num_rows FROM parquet_file_metadata(?)", [ids["filename"].to_pylist()]).fetchall())
+    con.unregister("judgement_files")
+    now = datetime.now(UTC)
+    insert(con, JUDGEMENTS, [{"judgement_id": j, "detector": detector, "findings": counts[str(path)], "loaded_by": run_id, "loaded_at": now}
+                             for j, (detector, path) in files.items()])
+
+
+def insert_judgement(con: duckdb.DuckDBPyConnection, run_id: str, judgement_id: str, detector: str, select: str, params: list | None = None) -> None:
+    """Store the findings of a judgement the store does not hold yet, from a query (a corpus
+    detector's ``finalize``, the crowd's flags); :func:`use_judgements` gives them to a run.
+
+    Args:
+        run_id: the run storing it.
+        select: a ``SELECT`` with the columns of the contract's ``JUDGEMENT``, matched by name.
+        params: the values of its ``?`` parameters.
+    """
+    (found,) = con.execute(f"INSERT INTO judged_findings BY NAME SELECT ? AS judgement_id, * FROM ({select})",
+                           [judgement_id, *(params or [])]).fetchone()
+    insert(con, JUDGEMENTS, [{"judgement_id": judgement_id, "detector": detector, "findings": found, "loaded_by": run_id, "loaded_at": datetime.now(UTC)}])
+
+
+def use_judgements(con: duckdb.DuckDBPyConnection, run_id: str, ids: Iterable[str]) -> None:
+    """Give run ``run_id`` the findings of the stored judgements ``ids`` (one already given is skipped)."""
+    insert(con, RUN_JUDGEMENTS, [{"run_id": run_id, "judgement_id": j} for j in sorted(set(ids))], on_conflict="ignore")
+
+
+def insert_findings(con: duckdb.DuckDBPyConnection, run_id: str, rows: list[dict]) -> None:
+    """Give run ``run_id`` findings no judgement set holds (the crowd's confirmed flags): per
+    detector, one judgement keyed by its rows (the first 32 hex characters of the sha256 of their
+    JSON), stored unless the store holds it (an unchanged set of flags is stored once).
+
+    Args:
+        rows: dicts keyed by exactly the contract's ``JUDGEMENT`` columns.
+
+    Raises:
+        ValueError: a row's keys are not those columns.
+    """
+    by_detector: dict[str, list[dict]] = {}
+    for row in rows:
+        if set(row) != set(JUDGEMENT.names):
+            raise ValueError(f"a finding needs columns {JUDGEMENT.names}, got {sorted(row)}")
+        by_detector.setdefault(row["detector"], []).append(row)
+    ids = {}
+    for detector, found in by_detector.items():
+        key = json.dumps({"detector": detector, "findings": sorted(json.dumps(r, sort_keys=True, default=str) for r in found)})
+        ids[hashlib.sha256(key.encode()).hexdigest()[:32]] = (detector, found)
+    stored = stored_judgements(con, ids)
+    for judgement_id, (detector, found) in ids.items():
+        if judgement_id not in stored:
+            con.register("new_findings", pa.Table.from_pylist(found, schema=JUDGEMENT))
+            insert_judgement(con, run_id, judgement_id, detector, "SELECT * FROM new_findings")
+            con.unregister("new_findings")
+    use_judgements(con, run_id, ids)
+
+
+def drop_findings(con: duckdb.DuckDBPyConnection, run_id: str, detector: str) -> None:
+    """Take detector ``detector``'s findings from run ``run_id`` (the crowd's, before a sync gives
+    the run the current ones). The judgements stay stored until :func:`drop_unused_judgements`."""
+    con.execute("DELETE FROM run_judgements WHERE run_id = ? AND judgement_id IN (SELECT judgement_id FROM judgements WHERE detector = ?)",
+                [run_id, detector])
+
+
+#: The judgements no run uses (a sync's flags that a later sync replaced in every run that had them).
+UNUSED_JUDGEMENTS = "SELECT judgement_id, findings FROM judgements ANTI JOIN run_judgements USING (judgement_id)"
+
+
+def drop_unused_judgements(con: duckdb.DuckDBPyConnection, dry_run: bool = False) -> tuple[int, int]:
+    """Delete the judgements no run uses, and their findings, in one transaction.
+
+    Returns:
+        (judgements, findings) deleted, or with ``dry_run`` that would be (nothing is).
+    """
+    unused = con.execute(UNUSED_JUDGEMENTS).fetchall()
+    if unused and not dry_run:
+        with transaction(con):
+            ids = [j for j, _ in unused]
+            con.execute("DELETE FROM judged_findings WHERE list_contains(?, judgement_id)", [ids])
+            con.execute("DELETE FROM judgements WHERE list_contains(?, judgement_id)", [ids])
+    return len(unused), sum(n for _, n in unused)
 
 
 #: SQL selecting the content observations a run's content is made of (``observation_id``,

@@ -22,7 +22,7 @@ from scrutineer import Workspace
 from scrutineer.core import store
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
-from scrutineer.core.contract import FINDINGS, RUNS, SHARDS
+from scrutineer.core.contract import JUDGEMENT, RUNS, SHARDS
 from scrutineer.core.errors import WorkspaceError
 from scrutineer.core.registry import reason_label
 from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
@@ -301,8 +301,8 @@ def store_run(con, run_id, day, detectors, findings):
     store.insert(con, RUNS, [row(RUNS, run_id=run_id, kind="scan", dataset="optouts", started_at=at, finished_at=at, status="completed",
                                  tool_version="test", config="{}", detectors=configured, banks="[]")])
     store.insert(con, SHARDS, [row(SHARDS, run_id=run_id, shard_id="d.jsonl", rows=OPTOUT_ROWS, status="observed", seconds=0.1)])
-    store.insert(con, FINDINGS, [
-        row(FINDINGS, run_id=run_id, shard_id="d.jsonl", row_index=i, sample_id=f"s{i}", url=url, detector=detector, detector_version="1",
+    store.insert_findings(con, run_id, [
+        dict.fromkeys(JUDGEMENT.names) | dict(shard_id="d.jsonl", row_index=i, sample_id=f"s{i}", url=url, detector=detector, detector_version="1",
             reason=reason, evidence="{}", restricted=False)
         for i, url, detector, reason in findings
     ])
