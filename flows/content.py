@@ -1,17 +1,20 @@
 """The content stage of a shard task: fetch each distinct URL (or, for a webdataset shard, read
-each sample's image from its tar), hash the bytes in this process's hash pool, and make one
+each sample's image from its tar), hash the bytes, and make one
 :data:`~scrutineer.core.contract.CONTENT` row per sample (DESIGN.md "What flows where").
 
-Bytes live in memory from the fetcher to :func:`scrutineer.observing.hashing.hash_content` in a worker
-process, and are dropped as soon as the hashes come back; only fetch records and hashes leave
-this module; at most ``2 * fetch.concurrency`` bodies exist at once. A URL that looks dead (404,
-410, NXDOMAIN) is checked ``fetch.dead_checks`` times, ``fetch.recheck_interval`` seconds apart;
-``checks`` says how many checks agreed.
+:func:`check_urls` is the work of one event loop: its URLs fetched politely by one
+:class:`~scrutineer.observing.fetch.Fetcher` and each body hashed by the :data:`Hasher` it is given,
+which runs in the same process (flows/content_workers.py). Bytes live in memory from the fetcher
+to the hasher and are dropped as soon as the hashes come back; only fetch records and hashes
+leave this module; at most ``2 * fetch.concurrency`` bodies exist at once per call. A URL that
+looks dead (404, 410, NXDOMAIN) is checked ``fetch.dead_checks`` times, ``fetch.recheck_interval``
+seconds apart; ``checks`` says how many checks agreed.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,8 +32,12 @@ from scrutineer.core.contract import (
     SAMPLE_COLUMNS,
 )
 from scrutineer.observing.fetch import Fetched, Fetcher
-from scrutineer.observing.hashing import ContentHashes, HashPool
+from scrutineer.observing.hashing import ContentHashes
 from scrutineer.observing.policy_files import origin
+
+#: Hashes a fetched body: ``(url, body)`` to its :class:`~scrutineer.observing.hashing.ContentHashes`
+#: (:func:`scrutineer.observing.hashing.hash_fetched`, inline in the fetching process).
+Hasher = Callable[[str, bytes], Awaitable[ContentHashes]]
 
 
 @dataclass
@@ -55,13 +62,13 @@ class Checked:
         return n
 
 
-async def _check_once(fetcher: Fetcher, url: str, checked: Checked, pool: HashPool, cfg: FetchConfig) -> None:
-    """Fetch ``url`` once into ``checked``; hash the body, if any, in ``pool``."""
+async def _check_once(fetcher: Fetcher, url: str, checked: Checked, hasher: Hasher) -> None:
+    """Fetch ``url`` once into ``checked``; hash the body, if any, with ``hasher``."""
     fetched = await fetcher.fetch(url)
     checked.checks.append(fetched)
     if fetched.body is not None:
-        body, fetched.body = fetched.body, None  # the only reference leaves with the worker call
-        checked.hashes = await asyncio.wrap_future(pool.submit(body, cfg.max_pixels, cfg.pdq_dihedral))
+        body, fetched.body = fetched.body, None  # the only reference leaves with the hasher's call
+        checked.hashes = await hasher(url, body)
         del body
         if checked.hashes.problem and fetched.status == "alive":
             fetched.status, fetched.error = checked.hashes.problem, checked.hashes.error
@@ -86,13 +93,14 @@ async def _each(items: list[str], step, workers: int) -> None:
         raise
 
 
-async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: HashPool, policies: tuple[str, ...] = ()) -> dict[str, Checked]:
-    """Check every URL with ``fetcher`` (politely, concurrently) and hash what it serves; meanwhile
+async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, hasher: Hasher, policies: tuple[str, ...] = ()) -> dict[str, Checked]:
+    """Check every URL with ``fetcher`` (politely, concurrently) and hash what it serves with
+    ``hasher``; meanwhile
     read the ``policies`` files (:data:`~scrutineer.observing.policy_files.POLICY_PATHS` names) of each
     URL's origin (:meth:`~scrutineer.observing.fetch.Fetcher.policy_file`: once per origin and TTL).
 
-    At most ``2 * fetch.concurrency`` URLs are in progress at once, so at most that many bodies
-    wait for the hashers however long the list. URLs that look dead are checked again after the
+    At most ``2 * cfg.concurrency`` URLs are in progress at once, so at most that many bodies
+    wait for the hasher however long the list. URLs that look dead are checked again after the
     pass over the list, ``fetch.recheck_interval`` seconds after their previous check, until
     ``fetch.dead_checks`` checks.
 
@@ -105,7 +113,7 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, pool: 
     reads = asyncio.gather(*(fetcher.policy_file(o, name) for o in origins for name in policies))
     try:
         while pending:
-            await _each(pending, lambda u: _check_once(fetcher, u, checked[u], pool, cfg), 2 * cfg.concurrency)
+            await _each(pending, lambda u: _check_once(fetcher, u, checked[u], hasher), 2 * cfg.concurrency)
             pending = [u for u in pending if checked[u].last.status == "dead" and len(checked[u].checks) < cfg.dead_checks]
             if pending:
                 since = (datetime.now(UTC) - max(checked[u].last.fetched_at for u in pending)).total_seconds()

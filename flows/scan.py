@@ -43,7 +43,7 @@ from scrutineer.core.extras import require
 from scrutineer.core.files import FileDigest, sweep_temporaries
 from scrutineer.core.registry import available, get_detector_class
 from scrutineer.detectors.base import RecheckingDetector
-from scrutineer.flows import prefect_api
+from scrutineer.flows import content_workers, prefect_api
 from scrutineer.flows.load import load
 from scrutineer.flows.plan import ScanPlan
 from scrutineer.flows.shard import ShardResult, ShardTask, run_shard
@@ -92,9 +92,11 @@ def run_scan(config: Config, kind: RunKind = "scan", on_shard: OnShard | None = 
 
 def task_runner(config: Config) -> TaskRunner:
     """The shard tasks' runner. ``local``: ``config.workers`` threads (MEASURED.md puts a task at
-    10-15 ms on threads against 200-360 ms in a process pool or on Dask). ``dask``: prefect-dask's
+    10-15 ms on threads against 200-360 ms in a process pool or on Dask), which fetch and hash in
+    the run's content workers (flows/content_workers.py). ``dask``: prefect-dask's
     ``DaskTaskRunner`` on the cluster at ``runner.address``, or on a ``LocalCluster`` of
-    ``runner.workers`` processes of one thread each (a shard task runs its own threads).
+    ``runner.workers`` processes of one thread each (a shard task runs its own threads, and
+    fetches and hashes in its own process).
 
     Raises:
         MissingExtraError: ``dask`` without the dask extra installed.
@@ -106,7 +108,7 @@ def task_runner(config: Config) -> TaskRunner:
     import dask  # optional: the dask extra
     from prefect_dask import DaskTaskRunner  # optional: the dask extra
 
-    # a Dask worker process starts the shard's hash pool, which a daemonic process may not do
+    # a Dask worker process starts the hash pool of a webdataset shard's tar, which a daemonic process may not do
     dask.config.set({"distributed.worker.daemon": False})
 
     if runner.address:
@@ -172,7 +174,10 @@ def _scan(config: Config, kind: RunKind) -> dict:
                "detectors": json.dumps(plan.detectors_public()), "banks": json.dumps([b.ref.public() for b in banks])}
         store.insert(con, RUNS, [run])
         try:
-            results = _run_shards(shards, plan, _known_digests(con, shards), _rechecked(con, shards), on_shard)
+            # the local runner's shard tasks fetch in the run's content workers, made on first use and stopped here
+            with content_workers.for_run(config.fetch, plan.layout.policy_files) as pool:
+                results = _run_shards(shards, plan, _known_digests(con, shards), _rechecked(con, shards), on_shard,
+                                      pool if config.runner.kind == "local" else None)
             statuses = {r.status for r in results}
             status = "inconclusive" if "inconclusive" in statuses else "partial" if "failed" in statuses else "completed"
             load(con, run_id, plan, results, status)
@@ -199,9 +204,10 @@ def _scan(config: Config, kind: RunKind) -> dict:
 
 
 def _fetchers(plan: ScanPlan, shards: int) -> int:
-    """How many shard tasks may fetch at once: as many as run at once (the local runner's
-    ``workers``, the Dask cluster's worker threads), at most one per shard. Their fetchers split
-    the per-domain politeness limits, so they add up to the configured ones.
+    """How many fetchers split the per-domain politeness limits, so they add up to the configured
+    ones: 1 on the local runner (its content workers own a registrable domain each:
+    flows/content_workers.py); on Dask, as many shard tasks as run at once (the cluster's worker
+    threads), at most one per shard, each fetching in its own process.
 
     Raises:
         ConfigError: the plan fetches (:attr:`~scrutineer.flows.plan.ScanPlan.fetches`), and
@@ -210,15 +216,15 @@ def _fetchers(plan: ScanPlan, shards: int) -> int:
     config = plan.config
     runner = config.runner
     if runner.kind == "local":
-        slots = config.workers
-    elif runner.workers:
+        return 1
+    if runner.workers:
         slots = runner.workers
     else:  # a running cluster: its worker threads now
         slots = sum(FlowRunContext.get().task_runner.client.nthreads().values())
     fetchers = max(1, min(slots, shards))
     if plan.fetches and config.fetch.per_domain < fetchers:
         raise ConfigError(f"fetch.per_domain is {config.fetch.per_domain}, but {fetchers} shard tasks may fetch at once and they "
-                          "share it: raise per_domain, or run fewer shard tasks at once (workers, runner.workers)")
+                          "share it: raise per_domain, or run fewer shard tasks at once (runner.workers)")
     return fetchers
 
 
@@ -244,8 +250,8 @@ def _rechecked(con: duckdb.DuckDBPyConnection, shards) -> dict[str, dict[str, st
     return out
 
 
-def _run_shards(shards, plan: ScanPlan, known: dict, rechecked: dict, on_shard: OnShard) -> list[ShardResult]:
-    futures = {shard_task.submit(ShardTask(s, plan, known[s.shard_id], rechecked.get(s.shard_id, {}))): s for s in shards}
+def _run_shards(shards, plan: ScanPlan, known: dict, rechecked: dict, on_shard: OnShard, pool: str | None) -> list[ShardResult]:
+    futures = {shard_task.submit(ShardTask(s, plan, known[s.shard_id], rechecked.get(s.shard_id, {}), pool)): s for s in shards}
     results: dict[str, ShardResult] = {}
     for fut in as_completed(list(futures)):
         shard = futures[fut]

@@ -2,8 +2,9 @@
 judged yet (flows/plan.py names both).
 
 :func:`run_shard` takes only plain, picklable values (:class:`ShardTask`) and creates what it needs
-in the process that runs it: its hash pool (:func:`scrutineer.observing.hashing.hash_pool`), its event loop
-and fetcher, its detectors. It writes only files under ``<workspace>/observations/`` and
+in the process that runs it: its detectors and, to fetch, the run's content workers (a shard task of
+the local runner: :func:`scrutineer.flows.content_workers.pool`) or the same unit in its own process
+(on Dask: :class:`scrutineer.flows.content_workers.InProcess`). It writes only files under ``<workspace>/observations/`` and
 ``<workspace>/judgements/``, each set under a temporary name renamed into place when complete, so a
 killed task leaves nothing half-written and a rerun redoes only what is missing. It never opens
 the store: the driver loads what the task made (flows/load.py).
@@ -19,7 +20,6 @@ Two passes over a shard:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -49,13 +49,12 @@ from scrutineer.core.errors import ShardError
 from scrutineer.core.files import FileDigest, keep_private, temporary_sibling
 from scrutineer.core.layout import Layout
 from scrutineer.detectors.base import CorpusDetector, DetectContext, Detector
-from scrutineer.flows import content
+from scrutineer.flows import content, content_workers
 from scrutineer.flows.plan import ScanPlan, key_id
 from scrutineer.formats.sources import Shard, as_string, iter_detect_batches
 from scrutineer.formats.webdataset import hash_tar, tar_digest, tar_path
-from scrutineer.observing.fetch import Fetcher
 from scrutineer.observing.hashing import hash_pool
-from scrutineer.observing.policy_files import PolicyCache, PolicyFile
+from scrutineer.observing.policy_files import PolicyFile
 
 #: Parquet options of the working files, which the store loader and later judgements read back.
 #: Uncompressed, with statistics for ``row_index`` only, they are written 2x faster than with
@@ -76,12 +75,16 @@ class ShardTask:
         digests: what the store knows of the shard's file (and its tar): its sha256 by its stat.
         rechecked: the latest recheck of each of the shard's stored content observations that has
             one, ``{observation_id: the recheck's observation_id}``: what the shard's content is now.
+        pool: the run's content workers in the scanning process, by their key
+            (:func:`scrutineer.flows.content_workers.for_run`); None: the task fetches and hashes in
+            its own process (a Dask worker).
     """
 
     shard: Shard
     plan: ScanPlan
     digests: tuple[FileDigest, ...] = ()
     rechecked: dict[str, str] = field(default_factory=dict)
+    pool: str | None = None
 
 
 @dataclass
@@ -149,7 +152,7 @@ def run_shard(task: ShardTask) -> ShardResult:
     status = "reused"
     if todo or not have_rows or not have_content:
         status = "judged" if have_rows and have_content else "observed"
-        work = _Work(shard, plan, rows_key, content_key, content_id, todo)
+        work = _Work(shard, plan, rows_key, content_key, content_id, todo, task.pool)
         work.rows_pass(have_rows)
         if content_id is not None:
             work.content_pass(have_content, recheck=(previous, due) if due else None)
@@ -220,8 +223,8 @@ class _Work:
     """The passes of one shard task over a shard that needs observing or judging."""
 
     def __init__(self, shard: Shard, plan: ScanPlan, rows_key: dict, content_key: dict | None, content_id: str | None,
-                 todo: dict[str, str]) -> None:
-        self.shard, self.plan, self.todo = shard, plan, todo
+                 todo: dict[str, str], pool: str | None = None) -> None:
+        self.shard, self.plan, self.todo, self.pool = shard, plan, todo, pool
         self.rows_key, self.content_key = rows_key, content_key
         self.rows_id = key_id(rows_key)
         self.content_id = content_id
@@ -327,27 +330,23 @@ class _Work:
 
     @contextmanager
     def _fetching(self, observation: _Output, cfg: FetchConfig) -> Iterator[Callable[[list[str]], dict[str, content.Checked]]]:
-        """A function checking a list of URLs (:func:`scrutineer.flows.content.check_urls`) and writing every
-        check to ``fetches.parquet``. One event loop and one fetcher for the whole shard:
-        robots.txt, DNS answers, politeness clocks and the network-down breaker carry over from
-        batch to batch."""
-        pool = hash_pool(cfg.hash_workers)
+        """A function checking a list of URLs with ``cfg`` (:func:`scrutineer.flows.content.check_urls`,
+        in the run's content workers or, with no pool, in this process) and writing every check to
+        ``fetches.parquet`` and the policy files read for them to ``policy_files.parquet``."""
         observation.ensure(Layout.FETCHES, FETCH)
-        cache = PolicyCache(self.plan.layout.policy_files, cfg.policy_ttl)
-        with asyncio.Runner() as loop:
-            fetcher = Fetcher(cfg, share=self.plan.fetchers, policy_cache=cache)
-            loop.run(fetcher.__aenter__())
+        if self.pool:
+            unit = nullcontext(content_workers.pool(self.pool))
+        else:  # one loop and fetcher for the shard: robots.txt, DNS, politeness and the breaker carry over
+            unit = content_workers.InProcess(cfg, self.plan.fetchers, self.plan.layout.policy_files)
+        with unit as checker:
 
             def check(urls: list[str]) -> dict[str, content.Checked]:
-                checked = loop.run(content.check_urls(fetcher, urls, cfg, pool, self.plan.policy_files))
+                checked, reads = checker.check(urls, cfg, self.plan.policy_files)
                 observation.write(Layout.FETCHES, content.fetch_rows(checked), FETCH)
-                self._keep_policies(fetcher.new_policy_files(), observation)
+                self._keep_policies(reads, observation)
                 return checked
 
-            try:
-                yield check
-            finally:
-                loop.run(fetcher.__aexit__(None, None, None))
+            yield check
 
     def _keep_policies(self, reads: list[PolicyFile] | Path, observation: _Output | None) -> None:
         """Take the policy files ``reads`` (or those stored in an observation directory) into
@@ -389,7 +388,7 @@ class _Work:
         """Content of an img2dataset webdataset shard: every image of the tar beside the parquet
         hashed, then joined to the rows by ``key``, with no HTTP."""
         cfg = self.plan.config.fetch
-        hashed = hash_tar(tar_path(self.shard.location), hash_pool(cfg.hash_workers), 4 * cfg.hash_workers, cfg.max_bytes, cfg.max_pixels, cfg.pdq_dihedral)
+        hashed = hash_tar(tar_path(self.shard.location), hash_pool(cfg.processes), 4 * cfg.processes, cfg.max_bytes, cfg.max_pixels, cfg.pdq_dihedral)
         for rows in self._stored_rows():
             keys = as_string(rows.column("key"))
             rows = rows.set_column(rows.schema.get_field_index("key"), "key", keys)

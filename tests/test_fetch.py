@@ -13,7 +13,7 @@ from scrutineer.core.config import FetchConfig
 from scrutineer.core.errors import NetworkDownError
 from scrutineer.flows.content import check_urls
 from scrutineer.observing.fetch import Fetcher, refused_address
-from scrutineer.observing.hashing import hash_pool
+from scrutineer.observing.hashing import hash_fetched
 from scrutineer.testing.fixture_web import FixtureWeb
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -166,9 +166,12 @@ def test_a_slow_robots_txt_neither_breaks_the_run_nor_stalls_other_hosts(web):
     fast = web.url("/img/coins.png", host=1)
     config = cfg(total_timeout=2, retries=1)
 
+    async def inline(url: str, body: bytes):
+        return hash_fetched(body, config)
+
     async def run():
         async with Fetcher(config) as f:
-            return await check_urls(f, [*slow, fast], config, hash_pool(1))
+            return await check_urls(f, [*slow, fast], config, inline)
 
     checked = asyncio.run(run())
     assert {u: c.last.status for u, c in checked.items()} == dict.fromkeys([*slow, fast], "alive")

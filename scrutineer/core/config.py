@@ -24,10 +24,11 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import expandvars
 import yaml
@@ -71,8 +72,24 @@ SUFFIX_FORMATS: dict[str, Format] = {
 }
 
 
+def cores() -> int:
+    """The CPUs this process may run on: ``os.process_cpu_count()`` (Python 3.13+, which counts the
+    process's CPU affinity), else ``os.cpu_count()``; 1 when unknown."""
+    return getattr(os, "process_cpu_count", os.cpu_count)() or 1
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    #: Keys a model took once, each with what replaced it: such a key is refused, as any unknown key
+    #: is (``extra="forbid"``), with a message naming the replacement.
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (old := next((k for k in cls.RENAMED if k in data), None)):
+            raise ValueError(f"{old} is no longer a setting: use {cls.RENAMED[old]}")
+        return data
 
 
 class HFOptions(Strict):
@@ -156,15 +173,29 @@ class FetchConfig(Strict):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig, description="When the network counts as down.")
     dead_checks: int = Field(2, ge=1, description="Checks of a URL that looks dead (404, 410, NXDOMAIN) before the run stops re-checking.")
     recheck_interval: float = Field(5.0, ge=0, description="Seconds between two checks of a URL that looks dead.")
-    hash_workers: int = Field(2, gt=0, description="Processes hashing image bytes (PDQ, pHash).")
+    processes: int = Field(
+        default_factory=cores, gt=0,
+        description="Processes that fetch and hash, one event loop each, sharing `concurrency` and splitting the registrable "
+        "domains between them (flows/content_workers.py); also the processes hashing a webdataset shard's tar. Default: the "
+        "machine's cores.",
+    )
     pdq_dihedral: bool = Field(
         False, description="Also keep the PDQ hashes of each image's 7 other rotations and flips, so a PDQ bank entry matches a "
         "mirrored or rotated copy (Meta's PDQ documentation: PDQ is not flip- or rotation-invariant; match the dihedral hashes)."
+    )
+    decode: Literal["full", "reduced"] = Field(
+        "reduced", description="How an image is decoded for its PDQ and pHash. `full`: every pixel, so the hashes are pdqhash's and "
+        "imagehash's on the full decode. `reduced`: a JPEG whose longer side is 1,024 px or more is decoded at the smallest of 1/2, "
+        "1/4 or 1/8 scale (libjpeg's DCT scaling) that keeps its longer side at 512 px or more, as Meta's PDQ hashers downsample to "
+        "512 px first; other images as `full`. Measured on real photos: PDQ within 6 bits and pHash within 0 bits of `full`, no "
+        "match at the default thresholds lost or made (README, bench/decode.py).",
     )
     policy_ttl: float = Field(
         86400.0, gt=0, description="Seconds a host's policy files (robots.txt, ai.txt, tdmrep.json) stay fresh once read; RFC 9309 §2.4 "
         "asks crawlers not to use a cached robots.txt for more than 24 hours."
     )
+
+    RENAMED: ClassVar[dict[str, str]] = {"hash_workers": "fetch.processes (processes that fetch and hash, one per core by default)"}
 
     @property
     def user_agent_header(self) -> str:

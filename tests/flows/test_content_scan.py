@@ -4,6 +4,7 @@ scan flow: content hashes, hash-bank matches, link statuses, hash-and-drop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -12,7 +13,6 @@ import signal
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,11 @@ from typer.testing import CliRunner
 from scrutineer.cli.main import app
 from scrutineer.core import store
 from scrutineer.core.config import FetchConfig
+from scrutineer.flows import content_workers
 from scrutineer.flows.content import check_urls
 from scrutineer.matching.codes import hamming
-from scrutineer.observing import hashing
 from scrutineer.observing.fetch import Fetcher
-from scrutineer.observing.hashing import HashPool, hash_content
+from scrutineer.observing.hashing import hash_content
 from scrutineer.testing.fixture_web import FixtureWeb
 from tests.conftest import (
     hash_after_marking,
@@ -297,7 +297,9 @@ def test_network_cut_mid_scan_ends_inconclusive_with_no_dead_links(tmp_path, tes
                 "dataset": {"name": "cut", "shards": [str(shard)], "columns": {"sample_id": "key"}},
                 "banks": [{"name": "b", "path": str(banks), "signal_type": "md5", "source": "test", "version": "1"}],
                 "detectors": {"content_hashlist": {}, "dead_links": {"min_checks": 1}},
-                "fetch": {"allow_private_networks": True, "per_domain": 2, "retries": 1, "backoff": 0.05, "breaker": {"failures": 6, "hosts": 3}},
+                # one content worker, which owns the 3 hosts: a worker's breaker counts the failures of the hosts it owns
+                "fetch": {"allow_private_networks": True, "per_domain": 2, "retries": 1, "backoff": 0.05, "breaker": {"failures": 6, "hosts": 3},
+                          "processes": 1},
             },
         )
         result: dict = {}
@@ -315,45 +317,42 @@ def test_network_cut_mid_scan_ends_inconclusive_with_no_dead_links(tmp_path, tes
     assert query(ws, "SELECT status FROM shards")[0][0] == "inconclusive"
 
 
-class GatedPool(ThreadPoolExecutor):
-    """One hashing thread that starts hashing only once ``gate`` bodies have waited at once (120 s
-    at most: a bound on a hang), and records the most bodies waiting at once."""
+class GatedHasher:
+    """A hasher that starts hashing only once ``gate`` bodies have waited at once (120 s at most: a
+    bound on a hang), and records the most bodies waiting at once."""
 
     def __init__(self, gate: int) -> None:
-        super().__init__(1)
         self.gate = gate
         self.waiting = self.most_waiting = 0
-        self.changed = threading.Condition()
+        self.open = asyncio.Event()
 
-    def submit(self, body, max_pixels, dihedral):
-        def hash_once_open():
-            with self.changed:
-                self.changed.wait_for(lambda: self.most_waiting >= self.gate, timeout=120)
-                self.waiting -= 1
-            return hash_content(body, max_pixels, dihedral)
-
-        with self.changed:
-            self.waiting += 1
-            self.most_waiting = max(self.most_waiting, self.waiting)
-            self.changed.notify_all()
-        return super().submit(hash_once_open)
+    async def __call__(self, url: str, body: bytes):
+        self.waiting += 1
+        self.most_waiting = max(self.most_waiting, self.waiting)
+        if self.most_waiting >= self.gate:
+            self.open.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.open.wait(), 120)
+        self.waiting -= 1
+        return hash_content(body)
 
 
-def test_bodies_waiting_for_the_hashers_are_bounded(test_data):
-    """At most 2 x concurrency bodies wait for the hashers, however many URLs: with hashing held
+def test_bodies_waiting_for_the_hasher_are_bounded(test_data):
+    """At most 2 x concurrency bodies wait for the hasher, however many URLs: with hashing held
     until that many wait, fetching stops there (it was a hasher 10 ms slower per body than the
     fetcher, which a busy machine need not be)."""
     cfg = FetchConfig(allow_private_networks=True, concurrency=4, per_domain=4)
-    with FixtureWeb(HOSTS[:1], images=[test_data / "images" / "skimage"]) as web, GatedPool(2 * cfg.concurrency) as pool:
+    hasher = GatedHasher(2 * cfg.concurrency)
+    with FixtureWeb(HOSTS[:1], images=[test_data / "images" / "skimage"]) as web:
         urls = [web.url(f"/img/coins.png?n={i}") for i in range(60)]
 
         async def run():
             async with Fetcher(cfg) as fetcher:
-                return await check_urls(fetcher, urls, cfg, pool)
+                return await check_urls(fetcher, urls, cfg, hasher)
 
         checked = asyncio.run(run())
     assert all(c.hashes is not None for c in checked.values())
-    assert pool.most_waiting == 2 * cfg.concurrency
+    assert hasher.most_waiting == 2 * cfg.concurrency
 
 
 def _jpeg(size: int, seed: int) -> bytes:
@@ -389,9 +388,14 @@ def test_an_image_with_too_many_pixels_is_not_decoded(tmp_path):
     assert query(ws, "SELECT reason FROM findings WHERE url LIKE '%huge.png'") == [("link.too_large",)]
 
 
-def test_a_hash_worker_dying_fails_no_shard(tmp_path, monkeypatch):
+def hash_fetched_after_marking(marker: str, body: bytes, cfg: FetchConfig):
+    """conftest.hash_after_marking as a content worker's hasher (``content_workers.HASHER``)."""
+    return hash_after_marking(marker, body, cfg.max_pixels, cfg.pdq_dihedral)
+
+
+def test_a_worker_dying_while_hashing_fails_no_shard(tmp_path, monkeypatch):
     """Fault 9: when a hash worker died, the shared process pool broke and every shard failed. Now
-    the pool is replaced and the bodies in flight are hashed again. The worker killed is the one
+    the worker is replaced and its bodies are fetched and hashed again. The worker killed is the one
     holding a body (issue 23, fault 14: it was found by its CPU share, which a busy machine hides):
     it says so itself (conftest.hash_after_marking) and holds the body until it is killed."""
     images = tmp_path / "images"
@@ -400,19 +404,15 @@ def test_a_hash_worker_dying_fails_no_shard(tmp_path, monkeypatch):
     for i, name in enumerate(names):
         (images / name).write_bytes(_jpeg(256, i))
     marker = tmp_path / "busy-worker"
-    pool = HashPool(2, hasher=functools.partial(hash_after_marking, str(marker)))
-    monkeypatch.setattr(hashing, "_pool", pool)  # hash_pool() hands the scan this one
-    try:
-        with FixtureWeb(HOSTS[:1], images=[images]) as web:
-            config = url_list_config(tmp_path, "dying", [web.url(f"/img/{n}") for n in names], concurrency=2)
-            result: dict = {}
-            scanner = threading.Thread(target=lambda: result.update(scan(config)))
-            scanner.start()
-            busy = int(wait_until("a hash worker holding a body", lambda: marker.exists() and marker.read_text()))
-            os.kill(busy, signal.SIGKILL)
-            scanner.join(300)
-    finally:
-        pool.shutdown()
+    monkeypatch.setattr(content_workers, "HASHER", functools.partial(hash_fetched_after_marking, str(marker)))  # the run's pool runs it
+    with FixtureWeb(HOSTS[:1], images=[images]) as web:
+        config = url_list_config(tmp_path, "dying", [web.url(f"/img/{n}") for n in names], concurrency=2)
+        result: dict = {}
+        scanner = threading.Thread(target=lambda: result.update(scan(config)))
+        scanner.start()
+        busy = int(wait_until("a content worker holding a body", lambda: marker.exists() and marker.read_text()))
+        os.kill(busy, signal.SIGKILL)
+        scanner.join(300)
     assert result["status"] == "completed", result
     hashed = {u.rsplit("/", 1)[1] for (u,) in query(tmp_path / "work", "SELECT url FROM content_hashes WHERE pdq IS NOT NULL")}
     assert hashed == set(names)

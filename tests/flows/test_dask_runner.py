@@ -221,7 +221,9 @@ def test_shard_tasks_fetching_at_once_keep_to_per_domain_together(slow_web, tmp_
 
 
 def test_a_per_domain_limit_the_shard_tasks_cannot_share_is_a_config_error(slow_web, tmp_path):
-    config = {**slow_web["config"], "fetch": {**slow_web["config"]["fetch"], "per_domain": 1}, "workers": 2}
+    """On Dask, each shard task fetches with its own fetcher, and they split per_domain (the local
+    runner's content workers own a domain each, so they split nothing)."""
+    config = {**slow_web["config"], "fetch": {**slow_web["config"]["fetch"], "per_domain": 1}, "runner": {"kind": "dask", "workers": 2}}
     with pytest.raises(ConfigError, match="fetch.per_domain is 1, but 2 shard tasks may fetch at once"):
         scan(write_config(tmp_path, config))
     # a rematch fetches nothing: the limit has nothing to split (the local scan's workspace)
