@@ -8,9 +8,34 @@ strings follow HMA's signal types: lowercase hex; PDQ as 64 hex characters read 
 significant (as HMA's ``pdq_hasher`` writes ``pdqhash.compute``'s vector); pHash as ``imagehash``'s
 16-character string.
 
-JPEGs are decoded at full size: Pillow's ``draft()`` (DCT-domain downscaling) would make decoding
-several times cheaper, but at 1/2 scale it moved PDQ by 4-34 bits on the UKBench images in
-``../shared/data`` (pHash by 0-2), so a bank's PDQ entries, computed at full size, could be missed.
+The image is decoded once, for both hashes (:func:`decode_image`), in one of two ways
+(``fetch.decode``, :data:`DECODES`):
+
+- ``full`` (the default): every pixel. The hashes are ``pdqhash``'s and ``imagehash``'s on the full
+  decode, bit for bit (PDQ computed faster, with the same result:
+  :mod:`scrutineer.observing.pdq_native`; an RGB image is hashed as decoded, not copied).
+- ``reduced``: a JPEG of 1,024 px or more on its longer side is decoded by libjpeg's DCT scaling
+  (Pillow's ``draft``) at the smallest of 1/2, 1/4 and 1/8 scale that keeps that side at
+  :data:`REDUCED_SIDE` (512) px or more; any other image (smaller, or PNG, WebP, GIF: no DCT
+  scaling) as ``full``. Meta's own PDQ hashers downsample to 512 px before hashing, as "the
+  two-pass Jarosz filter is prohibitively expensive for larger images" (facebook/ThreatExchange
+  ``pdq/cpp/io/pdqio.cpp``, ``DOWNSAMPLE_DIMS = 512``; ``pdq/python/pdqhashing/hasher/
+  pdq_hasher.py``, ``thumbnail((512, 512))``), so this keeps at least the pixels theirs hash.
+  It makes a large photo's hashing several times cheaper (README); below 1,024 px (COCO's
+  640 x 480, a 256 x 256 thumbnail) it is ``full``.
+
+``reduced`` is not the default because its PDQ moved further from ``full`` than the bound set for
+it, Meta's bar for a PDQ implementation (within 10 bits of the reference at quality 80 or more,
+``pdq/README.md``): on Meta's 1600 x 1004 photos 0-4 bits, but on real photos enlarged 2 x up to 16
+(a quality-100 coffee photo; p95 11, mean 4.9); pHash moved at most 2 bits. No bank match at the
+default thresholds (PDQ 31 bits, pHash 10) was lost or made on the near-duplicate sets, between a
+full-decode bank and a reduced scan or both reduced. :data:`REDUCED_BOUND` is that measured bound;
+README "Decoding for the perceptual hashes" has the tables.
+
+A scan records its ``fetch`` options in each content observation's key, ``decode`` among them, so
+the stored hashes say which decode made them, and a scan with the other decode observes again
+rather than mixing the two. A webdataset tar's images are decoded in full (their observation's key
+holds only the read caps).
 
 Hashing runs in worker processes (:func:`hash_pool`: one pool per process, made on first use and
 never passed around), so decoding never holds the event loop or the GIL of the fetcher.
@@ -18,6 +43,7 @@ never passed around), so decoding never holds the event loop or the GIL of the f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import multiprocessing
@@ -29,10 +55,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
+from typing import Literal, get_args
 
 import imagehash
 import numpy as np
 import pdqhash
+import pyarrow as pa
 from PIL import Image
 
 from scrutineer.core.children import die_with
@@ -68,6 +96,19 @@ class ContentHashes:
         return asdict(self)
 
 
+Decode = Literal["full", "reduced"]
+#: The ways :func:`decode_image` decodes (``fetch.decode``; the module docstring says what each does).
+DECODES: tuple[str, ...] = get_args(Decode)
+#: ``decode: reduced`` keeps a JPEG's longer side at this many pixels or more: what Meta's PDQ
+#: hashers downsample to before hashing (module docstring).
+REDUCED_SIDE = 512
+#: The most bits ``decode: reduced`` moved each hash from ``full`` on the real and enlarged photos
+#: of bench/decode.py (module docstring): what a user choosing it accepts.
+REDUCED_BOUND = {"pdq": 16, "phash": 2}
+#: The ``info`` key of a reduced image's full (width, height).
+FULL_SIZE = "full_size"
+
+
 #: The dihedral transforms of an image, in ``pdqhash.compute_dihedral``'s order: the PDQ hash of an
 #: image transformed by the i-th is (within a few bits) the i-th hash of the original
 #: (tests/test_hashing.py checks it with numpy's rotations and flips).
@@ -92,7 +133,9 @@ def exact_hashes(body: bytes) -> ContentHashes:
     )
 
 
-def hash_content(body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = False) -> ContentHashes:
+def hash_content(
+    body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = False, decode: Decode = "full"
+) -> ContentHashes:
     """Exact and perceptual hashes of ``body`` (an image as served, in memory), and the C2PA/CAWG
     training-mining assertion it carries, if any: :func:`exact_hashes`,
     :func:`~scrutineer.observing.optouts.c2pa.read_training_mining`, :func:`decode_image`, then
@@ -104,30 +147,37 @@ def hash_content(body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = Fal
         dihedral: also compute the PDQ hashes of the 7 other rotations and flips
             (``pdqhash.compute_dihedral``, which costs what ``compute`` does: one DCT, its
             coefficients read 8 ways).
+        decode: ``full`` or ``reduced`` (:data:`DECODES`; the module docstring says what each
+            costs and changes).
 
     Returns:
-        :class:`ContentHashes`. A body that is not a decodable image (HTML, truncated or corrupt
-        data) or has too many pixels gets its exact digests and a ``problem``; it does not raise.
+        :class:`ContentHashes`; ``width`` and ``height`` are the image's own, whatever the decode. A
+        body that is not a decodable image (HTML, truncated or corrupt data) or has too many pixels
+        gets its exact digests and a ``problem``; it does not raise.
     """
     exact = _with(exact_hashes(body), c2pa=read_training_mining(body))
     try:
-        rgb = decode_image(body, max_pixels)
+        rgb = decode_image(body, max_pixels, decode)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return _with(exact, problem="too_large", error=f"image larger than {max_pixels:,} pixels (fetch.max_pixels)")
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad data; none carry the bytes
         return _with(exact, problem="not_image", error=f"not a decodable image: {type(e).__name__}")
     pdq, quality, others = pdq_of(rgb, dihedral)
-    return _with(exact, pdq=pdq, pdq_quality=quality, phash=phash_of(rgb), width=rgb.width, height=rgb.height, pdq_dihedral=others)
+    width, height = rgb.info.get(FULL_SIZE, rgb.size)
+    return _with(exact, pdq=pdq, pdq_quality=quality, phash=phash_of(rgb), width=width, height=height, pdq_dihedral=others)
 
 
 def hash_fetched(body: bytes, cfg: FetchConfig) -> ContentHashes:
-    """:func:`hash_content` of a fetched body with the fetch options' ``max_pixels`` and
-    ``pdq_dihedral``."""
-    return hash_content(body, cfg.max_pixels, cfg.pdq_dihedral)
+    """:func:`hash_content` of a fetched body with the fetch options' ``max_pixels``,
+    ``pdq_dihedral`` and ``decode``."""
+    return hash_content(body, cfg.max_pixels, cfg.pdq_dihedral, cfg.decode)
 
 
-def decode_image(body: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """``body`` decoded at full size, as RGB.
+def decode_image(body: bytes, max_pixels: int = MAX_PIXELS, decode: Decode = "full") -> Image.Image:
+    """``body`` decoded as RGB, once for both perceptual hashes: at full size, or with ``decode``
+    ``reduced`` a JPEG of 1,024 px or more on its longer side at the smallest DCT scale (1/2, 1/4,
+    1/8) keeping that side at :data:`REDUCED_SIDE` px or more. A reduced image's ``info[FULL_SIZE]``
+    is the (width, height) its header gives.
 
     Raises:
         PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning: more than
@@ -139,12 +189,33 @@ def decode_image(body: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         Image.MAX_IMAGE_PIXELS = max_pixels
         with Image.open(io.BytesIO(body)) as image:
-            return image.convert("RGB")
+            size = image.size
+            if decode == "reduced":
+                scale = reduced_scale(size)
+                if scale > 1:  # Image.draft scales JPEGs only; for other formats it does nothing
+                    image.draft(None, (max(size[0] // scale, 1), max(size[1] // scale, 1)))
+            image.load()
+            rgb = image if image.mode == "RGB" else image.convert("RGB")  # an RGB image is used as decoded, not copied
+    if rgb.size != size:
+        rgb.info[FULL_SIZE] = size
+    return rgb
+
+
+def reduced_scale(size: tuple[int, int]) -> int:
+    """The DCT scale denominator ``decode: reduced`` asks for an image of ``size`` (width, height):
+    the largest of 8, 4 and 2 that keeps its longer side at :data:`REDUCED_SIDE` px or more, else 1."""
+    return next((s for s in (8, 4, 2) if max(size) // s >= REDUCED_SIDE), 1)
 
 
 def pdq_of(rgb: Image.Image, dihedral: bool = False) -> tuple[str, int, tuple[str, ...] | None]:
-    """PDQ of a decoded image (``pdqhash``): its 64-hex hash, its quality (0-100), and with
-    ``dihedral`` the 7 other dihedral hashes in :data:`PDQ_DIHEDRAL` order (else None)."""
+    """PDQ of a decoded image: its 64-hex hash, its quality (0-100), and with ``dihedral`` the 7
+    other dihedral hashes in :data:`PDQ_DIHEDRAL` order (else None). ``pdqhash.compute`` (or
+    ``compute_dihedral``) of ``np.asarray(rgb)``, bit for bit, computed by
+    :func:`scrutineer.observing.pdq_native.pdq` on the image's own memory where it can run."""
+    native = _pdq_native()
+    if native is not None:
+        hashes, quality = native.pdq(_pixels(rgb), dihedral)
+        return hashes[0], quality, tuple(hashes[1:]) if dihedral else None
     if dihedral:
         vectors, quality = pdqhash.compute_dihedral(np.asarray(rgb))
         return pdq_hex(vectors[0]), int(quality), tuple(pdq_hex(v) for v in vectors[1:])
@@ -155,6 +226,26 @@ def pdq_of(rgb: Image.Image, dihedral: bool = False) -> tuple[str, int, tuple[st
 def phash_of(rgb: Image.Image) -> str:
     """pHash of a decoded image: ``imagehash.phash``'s 16 hex characters (64 bits)."""
     return str(imagehash.phash(rgb))
+
+
+@functools.cache
+def _pdq_native():
+    """:mod:`scrutineer.observing.pdq_native` where it can run, else None."""
+    # start-up: pdq_native imports numba (~0.4 s), which only a process that hashes needs
+    from scrutineer.observing import pdq_native
+
+    return pdq_native if pdq_native.AVAILABLE else None
+
+
+def _pixels(rgb: Image.Image) -> np.ndarray:
+    """An RGB image's pixels as a (height, width, 4) uint8 view of Pillow's own memory (Pillow
+    keeps RGB as 4 bytes a pixel, the 4th unused), through the Arrow C data interface (Pillow >=
+    11.2); a (height, width, 3) copy (``np.asarray``) where the image is not one block of memory
+    (above Pillow's 16 MB blocks, about 4 million pixels) or Pillow cannot export it."""
+    try:
+        return np.frombuffer(pa.array(rgb).buffers()[-1], np.uint8).reshape(rgb.height, rgb.width, 4)
+    except (ValueError, TypeError):
+        return np.asarray(rgb)
 
 
 def _with(base: ContentHashes, **fields) -> ContentHashes:

@@ -1,0 +1,166 @@
+"""Decoding for the perceptual hashes (fetch.decode): ``full`` gives the reference hashes (hashlib,
+pdqhash and imagehash on the full decode, computed here with the libraries), ``reduced`` stays
+within its stated bound and keeps every near-duplicate match the reference makes, and the faster
+PDQ path (scrutineer.observing.pdq_native) gives pdqhash's hashes bit for bit."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+
+import imagehash
+import numpy as np
+import pdqhash
+import pytest
+from PIL import Image
+
+from scrutineer.core.config import FetchConfig
+from scrutineer.matching.signals import PDQ, PDQ_MIN_QUALITY, PHASH
+from scrutineer.observing import hashing, pdq_native
+from scrutineer.observing.hashing import (
+    FULL_SIZE,
+    REDUCED_BOUND,
+    decode_image,
+    hash_content,
+    hash_fetched,
+    pdq_hex,
+    pdq_of,
+)
+
+
+@pytest.fixture(scope="module")
+def real_images(test_data) -> dict[str, bytes]:
+    """Every real image of tests/data/images, by path under it: JPEG photos and copies, the
+    scikit-image pictures (PNG), img2dataset's fixture (PNG) and Meta's PDQ test photo with its
+    edits (JPEG, 1600 x 1004: the ones ``reduced`` decodes at half scale)."""
+    root = test_data / "images"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.suffix in (".jpg", ".png")}
+
+
+def reference(body: bytes) -> dict:
+    """The hashes of ``body`` by the libraries themselves, on the full decode."""
+    rgb = Image.open(io.BytesIO(body)).convert("RGB")
+    vectors, quality = pdqhash.compute_dihedral(np.asarray(rgb))
+    vector, plain_quality = pdqhash.compute(np.asarray(rgb))
+    assert plain_quality == quality and pdq_hex(vector) == pdq_hex(vectors[0])
+    return {
+        "md5": hashlib.md5(body).hexdigest(), "sha1": hashlib.sha1(body).hexdigest(), "sha256": hashlib.sha256(body).hexdigest(),
+        "pdq": pdq_hex(vectors[0]), "pdq_quality": int(quality), "pdq_dihedral": tuple(pdq_hex(v) for v in vectors[1:]),
+        "phash": str(imagehash.phash(rgb)), "width": rgb.width, "height": rgb.height, "bytes": len(body),
+    }
+
+
+@pytest.fixture(scope="module")
+def references(real_images) -> dict[str, dict]:
+    return {name: reference(body) for name, body in real_images.items()}
+
+
+def bits(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def test_full_decode_gives_the_libraries_hashes_on_every_real_image(real_images, references):
+    assert len(real_images) == 27  # 9 JPEG photos and copies, 10 scikit-image pictures, 1 fixture, 7 of Meta's
+    for name, body in real_images.items():
+        got = hash_content(body, dihedral=True, decode="full").as_dict()
+        assert {k: got[k] for k in references[name]} == references[name], name
+        assert hash_content(body, decode="full").pdq == references[name]["pdq"]
+
+
+def test_reduced_decode_stays_within_its_bound_and_keeps_each_image_size(real_images, references):
+    """Only the JPEGs of 1,024 px or more on the longer side (Meta's 1600 x 1004 photos) decode
+    smaller; their hashes stay within REDUCED_BOUND (measured: PDQ 0-4 bits, pHash 0); every other
+    image hashes as in full."""
+    moved = {}
+    for name, body in real_images.items():
+        got = hash_content(body, dihedral=True, decode="reduced")
+        ref = references[name]
+        assert (got.width, got.height, got.bytes, got.md5) == (ref["width"], ref["height"], ref["bytes"], ref["md5"])
+        pdq, phash = bits(got.pdq, ref["pdq"]), bits(got.phash, ref["phash"])
+        assert pdq <= REDUCED_BOUND["pdq"] and phash <= REDUCED_BOUND["phash"], name
+        if max(ref["width"], ref["height"]) < 1024:
+            assert (got.pdq, got.pdq_dihedral, got.pdq_quality, got.phash) == (ref["pdq"], ref["pdq_dihedral"], ref["pdq_quality"], ref["phash"]), name
+        else:
+            moved[name] = pdq
+    assert set(moved) == {f"pdq_bridge/{n}.jpg" for n in ("aaa-orig", "blur-a-lot", "high-contrast", "rotate-90", "shrink-a-little")}
+    assert any(moved.values())  # the decode is reduced indeed
+
+
+def test_reduced_decodes_a_large_jpeg_at_the_smallest_scale_keeping_512_px(test_data):
+    body = (test_data / "images" / "pdq_bridge" / "aaa-orig.jpg").read_bytes()
+    reduced = decode_image(body, decode="reduced")
+    assert reduced.size == (800, 502) and reduced.info[FULL_SIZE] == (1600, 1004)
+    assert decode_image(body, decode="full").size == (1600, 1004)
+    enlarged = Image.open(io.BytesIO(body)).resize((4100, 2573))  # 1/8 would leave 512 px: 4100 // 8 = 512
+    out = io.BytesIO()
+    enlarged.save(out, "JPEG")
+    assert decode_image(out.getvalue(), decode="reduced").size == (513, 322)
+    png = io.BytesIO()
+    Image.open(io.BytesIO(body)).save(png, "PNG")  # no DCT scaling: reduced is full
+    assert decode_image(png.getvalue(), decode="reduced").size == (1600, 1004)
+    assert hash_content(png.getvalue(), decode="reduced") == hash_content(png.getvalue(), decode="full")
+
+
+def matches(bank: dict, scan: dict) -> tuple[bool, bool, bool]:
+    """(PDQ, PDQ over the scan's 8 dihedral hashes, pHash) matches at the default thresholds."""
+    good = bank["pdq_quality"] >= PDQ_MIN_QUALITY and scan["pdq_quality"] >= PDQ_MIN_QUALITY
+    dihedral = min(bits(bank["pdq"], h) for h in (scan["pdq"], *scan["pdq_dihedral"]))
+    return (good and bits(bank["pdq"], scan["pdq"]) <= PDQ.default_threshold, good and dihedral <= PDQ.default_threshold,
+            bits(bank["phash"], scan["phash"]) <= PHASH.default_threshold)
+
+
+def test_reduced_keeps_every_near_duplicate_match_of_the_reference(test_data):
+    """Meta's bridge photo and its edits, and the rocket photo, its 4 copies and 4 other photos
+    enlarged 2 x (so that reduced decodes them at half scale): for every ordered pair, a bank made
+    with the full decode and a scan with the reduced one match (PDQ, PDQ dihedral, pHash) exactly
+    when both in full do, and so do a bank and a scan both reduced."""
+    images = {f"bridge {p.stem}": p.read_bytes() for p in (test_data / "images" / "pdq_bridge").glob("*.jpg")}
+    for path in (test_data / "images" / "jpeg").glob("*.jpg"):
+        with Image.open(path) as im:
+            out = io.BytesIO()
+            im.convert("RGB").resize((im.width * 2, im.height * 2), Image.LANCZOS).save(out, "JPEG", quality=90)
+            images[path.stem.replace("_", " ")] = out.getvalue()
+    full = {n: hash_content(b, dihedral=True, decode="full").as_dict() for n, b in images.items()}
+    reduced = {n: hash_content(b, dihedral=True, decode="reduced").as_dict() for n, b in images.items()}
+    assert sum(max(r["width"], r["height"]) >= 1024 for r in full.values()) == 13
+    matched = 0
+    for a, b in itertools.permutations(images, 2):
+        truth = matches(full[a], full[b])
+        assert matches(full[a], reduced[b]) == truth == matches(reduced[a], reduced[b]), (a, b)
+        matched += any(truth)
+    # the bridge's 42 ordered pairs (12 through the dihedral hashes alone: its quarter turn), and 12 of rocket's
+    # with its gray, resized and mirrored copies (the mirrored through the dihedral hashes alone)
+    assert matched == 54
+
+
+def test_pdq_of_is_pdqhash_bit_for_bit_on_every_memory_layout(real_images, test_data):
+    """pdq_native reads Pillow's own memory (4 bytes a pixel) when the image is one block, a copy
+    (3 bytes a pixel) when it is not (over Pillow's 16 MB blocks): pdqhash's hashes either way."""
+    assert pdq_native.AVAILABLE
+    rgb = Image.open(io.BytesIO(real_images["jpeg/rocket.jpg"])).convert("RGB")
+    vectors, quality = pdqhash.compute_dihedral(np.asarray(rgb))
+    expected = (pdq_hex(vectors[0]), int(quality), tuple(pdq_hex(v) for v in vectors[1:]))
+    assert hashing._pixels(rgb).shape == (427, 640, 4)
+    assert pdq_of(rgb, dihedral=True) == expected
+    assert pdq_native.pdq(np.asarray(rgb), dihedral=True) == ([expected[0], *expected[2]], expected[1])
+    large = Image.open(test_data / "images" / "pdq_bridge" / "aaa-orig.jpg").convert("RGB").resize((2200, 2000))
+    assert hashing._pixels(large).shape == (2000, 2200, 3)
+    vector, quality = pdqhash.compute(np.asarray(large))
+    assert pdq_of(large) == (pdq_hex(vector), int(quality), None)
+
+
+def test_without_pdq_native_pdqhash_runs_and_gives_the_same_hashes(real_images, monkeypatch):
+    body = real_images["jpeg/rocket.jpg"]
+    fast = hash_content(body, dihedral=True, decode="full")
+    monkeypatch.setattr(hashing, "_pdq_native", lambda: None)
+    assert hash_content(body, dihedral=True, decode="full") == fast
+
+
+def test_hash_fetched_decodes_as_the_fetch_options_say(real_images):
+    body = real_images["pdq_bridge/aaa-orig.jpg"]
+    full, reduced = hash_content(body, decode="full"), hash_content(body, decode="reduced")
+    assert full.pdq != reduced.pdq
+    assert FetchConfig().decode == "full"
+    assert hash_fetched(body, FetchConfig()) == full
+    assert hash_fetched(body, FetchConfig(decode="reduced")) == reduced
