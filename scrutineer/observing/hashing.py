@@ -37,8 +37,9 @@ the stored hashes say which decode made them, and a scan with the other decode o
 rather than mixing the two. A webdataset tar's images are decoded in full (their observation's key
 holds only the read caps).
 
-Hashing runs in worker processes (:func:`hash_pool`: one pool per process, made on first use and
-never passed around), so decoding never holds the event loop or the GIL of the fetcher.
+A fetched body is hashed inline by the content process that fetched it (:func:`hash_fetched`,
+``flows/content_workers.py``); a webdataset tar's images in worker processes (:func:`hash_pool`:
+one pool per process, made on first use and never passed around).
 """
 
 from __future__ import annotations
