@@ -70,7 +70,7 @@ def print_summary(summary: dict, cfg: Config) -> None:
             err.print(f"[red]{s['status']} shard[/] {escape(s['shard_id'])}: {escape(str(s['error']))}", highlight=False, soft_wrap=True)
     counts = Counter(s["status"] for s in summary["shards"])
     out.print("shards: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False)
-    out.print(f"findings: {Layout(cfg.workspace).store} (table findings, run_id = '{summary['run_id']}')", highlight=False)
+    out.print(f"findings: {Layout(cfg.workspace).store} (view findings, run_id = '{summary['run_id']}')", highlight=False)
     if (held := summary.get("held", {})).get("entries"):
         out.print(f"held for review (flood guard): {held['entries']} bank entries, {held['findings']} findings; they do not act until a "
                   "maintainer decides: `scrutineer holds list CONFIG`", highlight=False)

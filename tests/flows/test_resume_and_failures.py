@@ -195,7 +195,12 @@ def test_a_full_disk_during_the_load_says_why_and_damages_nothing(tmp_path):
     store_file = tmp_path / "work" / "scrutineer.duckdb"
     before = all_findings(tmp_path / "work", first["run_id"])
     # the next run's findings cannot be written: no file may grow past the store's present size
+    # (a new bank version, licence allow-list and duplicate rule: every judgement is new, and each
+    # is stored once, so the run must store as many findings as the first)
     (tmp_path / "bank.txt").write_text("\n".join(url_md5(u) for u in urls[::4000]) + "\n")
+    changed = base_config(data, bank)
+    changed["detectors"] |= {"license_gaps": {"allow": ["CC-BY-4.0", "CC-BY-NC-2.0"]}, "dedup": {"keep": "has_license"}}
+    config = write_config(tmp_path, changed)
     result = scrutineer_with_file_size_limit(store_file.stat().st_size, "scan", str(config))
     assert result.returncode == 1, result.stderr
     assert "rollback" not in result.stderr and "no transaction" not in result.stderr, result.stderr
