@@ -143,6 +143,8 @@ class ScanPlan:
     def content_key(self, shard: Shard, sha256: str, tar_sha256: str | None) -> dict:
         key = {"kind": "content", "version": CONTENT_VERSION, **self._read_key(shard, sha256)}
         fetch = self.config.fetch.model_dump(mode="json", exclude=PACING_OPTIONS)
+        if fetch["decode"] == "full":  # hashes as every version before fetch.decode made them: their observations stay valid
+            del fetch["decode"]
         if shard.format == "webdataset":  # bytes from the tar: only the read caps matter
             return {**key, "tar_sha256": tar_sha256, "fetch": {k: fetch[k] for k in ("max_bytes", "max_pixels", "pdq_dihedral")}}
         return {**key, "fetch": fetch} | ({"policy_files": list(self.policy_files)} if self.policy_files else {})

@@ -179,3 +179,23 @@ def test_settings_of_a_dedup_kind_not_in_on_judge_nothing_again(tmp_path):
     assert [s["status"] for s in result["shards"]] == ["judged"]
     reasons = [r for (_, _, _, _, _, r, _) in findings(tmp_path / "work", result["run_id"])]
     assert reasons.count("duplicate.url") == 6 and "duplicate.near_caption" in reasons
+
+
+def test_pacing_options_and_the_full_decode_keep_the_content_observation_and_reduced_makes_a_new_one(tmp_path, web, images):
+    banks_dir = tmp_path / "banks"
+    banks_dir.mkdir()
+    config = content_config(tmp_path, web, [bank(banks_dir, "md5-list", "md5", [hashlib.md5(images["astronaut.png"]).hexdigest()])])
+    assert scan(config)["status"] == "completed"
+
+    def rescan_with(fetch: dict) -> int:
+        cfg = yaml.safe_load(config.read_text())
+        cfg["fetch"] |= fetch
+        config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        web.reset()
+        assert scan(config)["status"] == "completed"
+        return web.stats()["requests"]
+
+    # how many processes fetch, and a decode spelled out as the default, observe nothing again
+    assert rescan_with({"processes": 1, "concurrency": 8, "decode": "full"}) == 0
+    # the reduced decode may hash otherwise: the URLs are fetched again
+    assert rescan_with({"decode": "reduced"}) > 0
