@@ -2,7 +2,7 @@
 
 httpx's async API over aiohttp's connection pool (``httpx-aiohttp``): on these machines httpx's
 default transport costs ~5 ms of client CPU per request against ~0.3 ms for aiohttp's
-(MEASURED.md; ``bench/fetch_hash.py --transport`` re-measures both). Politeness and safety:
+(MEASURED.md; ``bench/fetch_hash.py``'s transports leg re-measures both). Politeness and safety:
 
 - at most ``concurrency`` requests in flight, ``per_domain`` per registrable domain, and
   ``min_interval`` seconds between two request starts on one registrable domain; the shard tasks
