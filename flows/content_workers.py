@@ -160,6 +160,10 @@ class ContentPool:
         self._policy_dir = str(policy_dir)
         self._hasher = hasher
         self._context = multiprocessing.get_context("forkserver")
+        # start-up: a worker forked from a forkserver that has imported this module starts at once;
+        # one that imports it itself takes 1-2 s (pyarrow, aiohttp, Pillow ...). Only a forkserver
+        # not yet started takes it.
+        self._context.set_forkserver_preload(["__main__", __name__])
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._flights: dict[int, _Flight] = {}
@@ -167,6 +171,7 @@ class ContentPool:
         self._alone: list[int | None] = [None] * self.workers
         self._kills: Counter[str] = Counter()
         self._closing = False
+        self._broken: BaseException | None = None  # what stopped the watcher thread
         self._wake, self._waker = self._context.Pipe(duplex=False)
         self._procs = [self._start() for _ in range(self.workers)]
         self._watcher = threading.Thread(target=self._watch, name="content-workers", daemon=True)
@@ -198,7 +203,7 @@ class ContentPool:
         Raises:
             NetworkDownError: a worker's circuit breaker opened; the other workers' part is
                 cancelled and nothing of this call is usable.
-            RuntimeError: the pool was shut down.
+            RuntimeError: the pool was shut down, or could not replace a worker.
         """
         cfg = cfg.model_copy(update={"concurrency": self.share})
         parts: dict[int, list[str]] = {}
@@ -206,8 +211,8 @@ class ContentPool:
             parts.setdefault(self.owner(url), []).append(url)
         requests = []
         with self._lock:
-            if self._closing:
-                raise RuntimeError("the content workers were shut down")
+            if self._closing or self._broken:
+                raise RuntimeError("the content workers were shut down" if self._closing else "the content workers failed") from self._broken
             for worker, part in parts.items():
                 requests.append(_Request(set(part)))
                 self._dispatch(_Flight(_Job(next(self._ids), part, cfg, policies), requests[-1], worker))
@@ -295,7 +300,18 @@ class ContentPool:
                 self._dispatch(f)
 
     def _watch(self) -> None:
-        """The watcher thread: take the workers' answers, and replace the workers that die."""
+        """The watcher thread: take the workers' answers, and replace the workers that die. Should it
+        fail (no process could be started), every request waiting fails with its error."""
+        try:
+            self._watching()
+        except BaseException as e:
+            with self._lock:
+                self._broken = e
+                for f in [*self._flights.values(), *(f for held in self._held for f in held)]:
+                    if not f.request.future.done():
+                        f.request.future.set_exception(e)  # and the next check() raises it
+
+    def _watching(self) -> None:
         while True:
             with self._lock:
                 if self._closing:
@@ -433,8 +449,8 @@ class _Serving:
     async def check(self, job: _Job) -> None:
         self.running += 1
         try:
-            fetcher = await self.open_fetcher()
             try:
+                fetcher = await self.open_fetcher()
                 checked = await check_urls(fetcher, job.urls, job.cfg, self.hashing(job), job.policies)
                 answer = ("done", job.id, checked, self.policy_reads(fetcher, job, checked))
             except Exception as e:  # noqa: BLE001 - NetworkDownError, or a bug: the shard task raises it
