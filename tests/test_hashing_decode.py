@@ -150,6 +150,22 @@ def test_pdq_of_is_pdqhash_bit_for_bit_on_every_memory_layout(real_images, test_
     assert pdq_of(large) == (pdq_hex(vector), int(quality), None)
 
 
+@pytest.mark.parametrize("rows, columns", [(1, 1), (1, 9), (4, 4), (5, 5), (64, 64), (64, 65), (65, 64), (65, 65),
+                                           (100, 3), (129, 257), (333, 1000), (480, 640), (1004, 1600), (2000, 90)])
+def test_pdq_native_is_pdqhash_bit_for_bit_at_every_size(rows, columns):
+    """The numba Jarosz filter (its box widths and phases change with the size) and the C++ whole
+    path of images 64 px or less on a side: pdqhash's hashes and quality, on noise and on a
+    smooth pattern, with and without the dihedral hashes."""
+    y, x = np.mgrid[0:rows, 0:columns]
+    smooth = np.stack([(x * 7 + y * 3) % 256, (x * y) % 256, (x + y * 11) % 256], -1).astype(np.uint8)
+    noise = np.random.default_rng(rows * columns).integers(0, 256, (rows, columns, 3), dtype=np.uint8)
+    for pixels in (smooth, noise):
+        vector, quality = pdqhash.compute(pixels)
+        assert pdq_native.pdq(pixels) == ([pdq_hex(vector)], int(quality))
+        vectors, quality = pdqhash.compute_dihedral(pixels)
+        assert pdq_native.pdq(pixels, dihedral=True) == ([pdq_hex(v) for v in vectors], int(quality))
+
+
 def test_without_pdq_native_pdqhash_runs_and_gives_the_same_hashes(real_images, monkeypatch):
     body = real_images["jpeg/rocket.jpg"]
     fast = hash_content(body, dihedral=True, decode="full")
