@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import re
 import secrets
@@ -84,6 +85,11 @@ HASHER: Callable[[bytes, FetchConfig], ContentHashes] = hash_fetched
 IDLE = -1
 #: The error of a URL whose body killed two hashing processes.
 DIED = "the hashing process died on this image"
+
+#: What the workers' forkserver imports before it forks any. start-up: a worker forked from a
+#: forkserver that has imported (and warmed) this module starts at once; one that imports it
+#: itself takes 1-2 s (pyarrow, aiohttp, Pillow ...) and its first hash ~0.8 s more (numba, scipy).
+PRELOAD = ["__main__", "scrutineer.flows.content_warm"]
 
 _AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*")
 
@@ -159,11 +165,7 @@ class ContentPool:
         self._cfg = cfg.model_copy(update={"concurrency": self.share})
         self._policy_dir = str(policy_dir)
         self._hasher = hasher
-        self._context = multiprocessing.get_context("forkserver")
-        # start-up: a worker forked from a forkserver that has imported this module starts at once;
-        # one that imports it itself takes 1-2 s (pyarrow, aiohttp, Pillow ...). Only a forkserver
-        # not yet started takes it.
-        self._context.set_forkserver_preload(["__main__", __name__])
+        self._context = _forkserver()
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._flights: dict[int, _Flight] = {}
@@ -551,6 +553,22 @@ class InProcess:
 
         checked = self._runner.run(check_urls(self._fetcher, urls, cfg, inline, policies))
         return checked, self._fetcher.new_policy_files()
+
+
+def _forkserver():
+    """The ``forkserver`` context, its preload :data:`PRELOAD` (a forkserver already running keeps its own)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def start_forkserver() -> None:
+    """Start the workers' forkserver now, in a thread, so its imports and warm-up (~1.5 s of CPU,
+    :mod:`scrutineer.flows.content_warm`) run while the run starts (Prefect's temporary server
+    takes one core for ~4 s) rather than in its first shard task. A pool made later forks from it
+    (multiprocessing's lock makes the pool wait for it to be up)."""
+    _forkserver()
+    threading.Thread(target=multiprocessing.forkserver.ensure_running, name="content-forkserver", daemon=True).start()
 
 
 # --- a run's pool ------------------------------------------------------------------------------

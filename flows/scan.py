@@ -82,12 +82,23 @@ def run_scan(config: Config, kind: RunKind = "scan", on_shard: OnShard | None = 
         ConfigError, WorkspaceError: as :func:`scan_flow`, before any shard is read.
     """
     flow_ = scan_flow.with_options(task_runner=task_runner(config))
+    if config.runner.kind == "local" and _fetches(config, kind):
+        content_workers.start_forkserver()  # warms up while Prefect starts
     reset = _on_shard.set(on_shard or (lambda result: None))
     try:
         with prefect_api():
             return flow_(config, kind)
     finally:
         _on_shard.reset(reset)
+
+
+def _fetches(config: Config, kind: RunKind) -> bool:
+    """Whether the run's shard tasks fetch (:attr:`ScanPlan.fetches`), seen before its flow starts;
+    False for a config the flow will reject (the flow says why)."""
+    try:
+        return ScanPlan(config, config.detector_params(), (), observe=kind == "scan", recheck=datetime.now(UTC) if kind == "recheck" else None).fetches
+    except ScrutineerError:
+        return False
 
 
 def task_runner(config: Config) -> TaskRunner:
