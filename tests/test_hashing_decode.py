@@ -1,7 +1,8 @@
 """Decoding for the perceptual hashes (fetch.decode): ``full`` gives the reference hashes (hashlib,
 pdqhash and imagehash on the full decode, computed here with the libraries), ``reduced`` stays
 within its stated bound and keeps every near-duplicate match the reference makes, and the faster
-PDQ path (scrutineer.observing.pdq_native) gives pdqhash's hashes bit for bit."""
+PDQ and pHash paths (scrutineer.observing.pdq_native, phash_native) give pdqhash's and imagehash's
+hashes bit for bit."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from PIL import Image
 
 from scrutineer.core.config import FetchConfig
 from scrutineer.matching.signals import PDQ, PDQ_MIN_QUALITY, PHASH
-from scrutineer.observing import hashing, pdq_native
+from scrutineer.observing import hashing, pdq_native, phash_native
 from scrutineer.observing.hashing import (
     FULL_SIZE,
     REDUCED_BOUND,
@@ -164,6 +165,23 @@ def test_pdq_native_is_pdqhash_bit_for_bit_at_every_size(rows, columns):
         assert pdq_native.pdq(pixels) == ([pdq_hex(vector)], int(quality))
         vectors, quality = pdqhash.compute_dihedral(pixels)
         assert pdq_native.pdq(pixels, dihedral=True) == ([pdq_hex(v) for v in vectors], int(quality))
+
+
+@pytest.mark.parametrize("rows, columns", [(1, 1), (1, 9), (9, 1), (4, 4), (31, 33), (32, 32), (32, 500), (500, 32),
+                                           (96, 32), (97, 34), (100, 3), (3, 100), (427, 640), (640, 480),
+                                           (1000, 33), (2000, 90), (90, 2000), (1004, 1600), (3, 16_385)])
+def test_phash_native_is_pillow_and_imagehash_bit_for_bit_at_every_size(rows, columns):
+    """The numba LANCZOS reduction to 32 x 32 is Pillow's, pixel for pixel, at sizes that take
+    either pass first (the vertical one when the height shrinks by more than twice the pixels the
+    width does), one pass or none; and pHash is imagehash's, on noise and on a smooth pattern."""
+    y, x = np.mgrid[0:rows, 0:columns]
+    smooth = ((x * 7 + y * 3) % 256).astype(np.uint8)
+    noise = np.random.default_rng(rows * columns).integers(0, 256, (rows, columns), dtype=np.uint8)
+    for grey in (smooth, noise):
+        expected = np.asarray(Image.fromarray(grey, "L").resize((32, 32), Image.Resampling.LANCZOS))
+        assert np.array_equal(phash_native.reduce32(grey), expected)
+        rgb = Image.fromarray(np.stack([grey, grey[::-1], 255 - grey], -1), "RGB")
+        assert phash_native.phash(rgb) == str(imagehash.phash(rgb))
 
 
 def test_without_pdq_native_pdqhash_runs_and_gives_the_same_hashes(real_images, monkeypatch):

@@ -12,8 +12,9 @@ The image is decoded once, for both hashes (:func:`decode_image`), in one of two
 (``fetch.decode``, :data:`DECODES`):
 
 - ``full`` (the default): every pixel. The hashes are ``pdqhash``'s and ``imagehash``'s on the full
-  decode, bit for bit (PDQ computed faster, with the same result:
-  :mod:`scrutineer.observing.pdq_native`; an RGB image is hashed as decoded, not copied).
+  decode, bit for bit (computed faster, with the same result: PDQ by
+  :mod:`scrutineer.observing.pdq_native`, pHash by :mod:`scrutineer.observing.phash_native`;
+  an RGB image is hashed as decoded, not copied).
 - ``reduced``: a JPEG of 1,024 px or more on its longer side is decoded by libjpeg's DCT scaling
   (Pillow's ``draft``) at the smallest of 1/2, 1/4 and 1/8 scale that keeps that side at
   :data:`REDUCED_SIDE` (512) px or more; any other image (smaller, or PNG, WebP, GIF: no DCT
@@ -58,7 +59,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
-import imagehash
 import numpy as np
 import pdqhash
 import pyarrow as pa
@@ -225,8 +225,12 @@ def pdq_of(rgb: Image.Image, dihedral: bool = False) -> tuple[str, int, tuple[st
 
 
 def phash_of(rgb: Image.Image) -> str:
-    """pHash of a decoded image: ``imagehash.phash``'s 16 hex characters (64 bits)."""
-    return str(imagehash.phash(rgb))
+    """pHash of a decoded image: ``imagehash.phash``'s 16 hex characters (64 bits), bit for bit,
+    computed by :func:`scrutineer.observing.phash_native.phash`."""
+    # start-up: phash_native imports numba (~0.4 s), which only a process that hashes needs
+    from scrutineer.observing import phash_native
+
+    return phash_native.phash(rgb)
 
 
 @functools.cache
