@@ -198,3 +198,14 @@ def test_hash_fetched_decodes_as_the_fetch_options_say(real_images):
     assert FetchConfig().decode == "full"
     assert hash_fetched(body, FetchConfig()) == full
     assert hash_fetched(body, FetchConfig(decode="reduced")) == reduced
+
+
+def test_phash_native_checks_itself_against_the_installed_pillow(real_images, monkeypatch):
+    """Where the numba reduction would not match the installed Pillow (an older Pillow orders its
+    passes otherwise), pHash is imagehash's own: the same hashes either way."""
+    assert phash_native.MATCHES_PILLOW
+    rgb = Image.open(io.BytesIO(real_images["jpeg/rocket.jpg"])).convert("RGB")
+    fast = phash_native.phash(rgb)
+    monkeypatch.setattr(phash_native, "MATCHES_PILLOW", False)
+    monkeypatch.setattr(phash_native, "reduce32", None)  # not called
+    assert phash_native.phash(rgb) == fast == str(imagehash.phash(rgb))
