@@ -161,8 +161,9 @@ def test_pdq_native_is_pdqhash_bit_for_bit_at_every_size(rows, columns):
     smooth = np.stack([(x * 7 + y * 3) % 256, (x * y) % 256, (x + y * 11) % 256], -1).astype(np.uint8)
     noise = np.random.default_rng(rows * columns).integers(0, 256, (rows, columns, 3), dtype=np.uint8)
     for pixels in (smooth, noise):
+        rgbx = np.concatenate([pixels, np.full((rows, columns, 1), 255, np.uint8)], -1)  # Pillow's own layout
         vector, quality = pdqhash.compute(pixels)
-        assert pdq_native.pdq(pixels) == ([pdq_hex(vector)], int(quality))
+        assert pdq_native.pdq(pixels) == pdq_native.pdq(rgbx) == ([pdq_hex(vector)], int(quality))
         vectors, quality = pdqhash.compute_dihedral(pixels)
         assert pdq_native.pdq(pixels, dihedral=True) == ([pdq_hex(v) for v in vectors], int(quality))
 

@@ -5,7 +5,8 @@ by numba.
 (``R * 0.299 + G * 0.587 + B * 0.114``, then float32) in six array operations: a third of
 the hash's cost at 640 x 480 (bench/decode.py: 6.7 ms of CPU by ``pdqhash.compute``, 4.5 ms by
 the C++ alone). :func:`pdq` does the same arithmetic, the same operations in the same order, in
-one numba pass (no fast-math: no reassociation, no fused multiply-add).
+one numba pass (no fast-math: no reassociation, no fused multiply-add), reading each pixel of
+Pillow's 4-byte RGB memory as one 32-bit word: 0.1 ms at 640 x 480.
 
 The C++ then spends most of its time in the Jarosz filter (``jaroszFilterFloat``: two passes of
 a box filter along the rows, then down the columns; Meta's ``pdq/cpp/downscaling/downscaling.cpp``):
@@ -30,6 +31,7 @@ Imported on first use by :mod:`scrutineer.observing.hashing` (numba takes ~0.4 s
 from __future__ import annotations
 
 import ctypes
+import sys
 
 import numpy as np
 from numba import njit
@@ -95,6 +97,15 @@ def _luma(pixels: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - co
     for i in range(pixels.shape[0]):
         for j in range(pixels.shape[1]):
             out[i, j] = np.float32(pixels[i, j, 0] * 0.299 + pixels[i, j, 1] * 0.587 + pixels[i, j, 2] * 0.114)
+
+
+@njit(nogil=True, cache=True)
+def _luma_words(words: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled by numba
+    # each pixel one little-endian 32-bit word (R, G, B, X): whole-word loads, which vectorize
+    for i in range(words.shape[0]):
+        for j in range(words.shape[1]):
+            w = words[i, j]
+            out[i, j] = np.float32((w & 255) * 0.299 + ((w >> 8) & 255) * 0.587 + ((w >> 16) & 255) * 0.114)
 
 
 @njit(nogil=True, cache=True)
@@ -178,7 +189,10 @@ def luma(pixels: np.ndarray) -> np.ndarray:
     """pdqhash's luminance of ``pixels``, a (height, width, 3 or 4) uint8 array whose first three
     channels are R, G, B: a (height, width) float32 array."""
     out = np.empty(pixels.shape[:2], np.float32)
-    _luma(pixels, out)
+    if pixels.shape[2] == 4 and pixels.flags.c_contiguous and sys.byteorder == "little":
+        _luma_words(pixels.view(np.uint32)[:, :, 0], out)  # Pillow's own RGB memory: 5x faster
+    else:
+        _luma(pixels, out)
     return out
 
 
