@@ -1,6 +1,6 @@
 """Child processes die with the process that started them.
 
-A scan starts helper processes: hash workers and, without ``PREFECT_API_URL``, Prefect's
+A scan starts helper processes: content workers and, without ``PREFECT_API_URL``, Prefect's
 temporary API server. When the scan is killed (even by SIGKILL, which it cannot catch) they must
 not live on. Each child calls :func:`die_with` on the scan's pid at start: a daemon thread waits
 for that process to end and then ends the child.

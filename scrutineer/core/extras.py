@@ -18,7 +18,7 @@ DISTRIBUTION = "scrutineer-audit"
 #: Per extra: the feature that needs it, and the modules it must make importable.
 EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "serve": ("the review app (scrutineer serve)",
-              ("fastapi", "asgi_csrf", "fastapi_offline", "cachetools", "gunicorn", "uvicorn", "uvicorn_worker", "uvloop", "httptools")),
+              ("fastapi", "asgi_csrf", "fastapi_offline", "cachetools", "gunicorn", "uvicorn", "uvicorn_worker", "httptools")),
     "dask": ("the Dask runner (runner: {kind: dask})", ("dask", "distributed", "prefect_dask")),
     "c2pa": ("the optouts detector's C2PA manifests", ("c2pa",)),
     "postgres": ("a crowd store on PostgreSQL (crowd: {database: postgresql+psycopg://...})", ("psycopg",)),

@@ -8,7 +8,7 @@ assertion 1.x) hold ``entries`` such as ``c2pa.ai_training``, ``cawg.ai_generati
 (with ``constraint_info``). The signature's trust is not judged here: an untrusted test
 certificate still states the creator's wishes, and the validation state goes in the evidence.
 
-:func:`read_training_mining` runs in the hash workers (:func:`scrutineer.observing.hashing.hash_content`); the
+:func:`read_training_mining` runs in the content workers (:func:`scrutineer.observing.hashing.hash_content`); the
 detector judges its JSON (:func:`judge`).
 """
 
