@@ -182,7 +182,8 @@ def test_phash_native_is_pillow_and_imagehash_bit_for_bit_at_every_size(rows, co
         expected = np.asarray(Image.fromarray(grey, "L").resize((32, 32), Image.Resampling.LANCZOS))
         assert np.array_equal(phash_native.reduce32(grey), expected)
         rgb = Image.fromarray(np.stack([grey, grey[::-1], 255 - grey], -1), "RGB")
-        assert phash_native.phash(rgb) == str(imagehash.phash(rgb))
+        assert np.array_equal(phash_native.grey(rgb, hashing._pixels(rgb)), np.asarray(rgb.convert("L")))
+        assert phash_native.phash(rgb) == phash_native.phash(rgb, hashing._pixels(rgb)) == str(imagehash.phash(rgb))
 
 
 def test_without_pdq_native_pdqhash_runs_and_gives_the_same_hashes(real_images, monkeypatch):

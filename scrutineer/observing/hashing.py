@@ -230,7 +230,7 @@ def phash_of(rgb: Image.Image) -> str:
     # start-up: phash_native imports numba (~0.4 s), which only a process that hashes needs
     from scrutineer.observing import phash_native
 
-    return phash_native.phash(rgb)
+    return phash_native.phash(rgb, _pixels(rgb) if rgb.mode == "RGB" else None)
 
 
 @functools.cache
