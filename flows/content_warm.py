@@ -4,7 +4,8 @@ job runs (numba's compiled PDQ steps, loaded from its cache; scipy's DCT for pHa
 reader; the public suffix list), so every worker forked from it starts warm. Issue 26's profile
 put that first run at ~0.8 s of CPU in each worker, at the start of every run's first shard task.
 
-Its one image is made here, in memory, 64 x 64 of one colour: nothing is read or written.
+Its one image is made here, in memory: 96 x 80 of one colour (over 64 px a side, so PDQ takes its
+numba path), a JPEG; nothing is read or written.
 """
 
 from __future__ import annotations

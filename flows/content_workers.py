@@ -555,7 +555,7 @@ class InProcess:
         return checked, self._fetcher.new_policy_files()
 
 
-def _forkserver():
+def _forkserver() -> multiprocessing.context.ForkServerContext:
     """The ``forkserver`` context, its preload :data:`PRELOAD` (a forkserver already running keeps its own)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
