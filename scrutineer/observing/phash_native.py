@@ -163,7 +163,7 @@ def reduce32(grey: np.ndarray) -> np.ndarray:
 
 def _matches_pillow() -> bool:
     """Whether :func:`reduce32` gives the installed Pillow's pixels, on noise at two sizes (one per
-    order of the passes: Pillow before 13 always ran the horizontal pass first), and :func:`grey`
+    order of the passes: an older Resample.c always runs the horizontal pass first), and :func:`grey`
     its ``convert("L")``."""
     noise = np.random.default_rng(0).integers(0, 256, (100, 48, 4), dtype=np.uint8)
     rgb = Image.fromarray(noise[:, :, :3], "RGB")
