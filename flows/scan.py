@@ -29,7 +29,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from scrutineer import __version__
 from scrutineer.core import flood, store
-from scrutineer.core.banks import load_banks, register
+from scrutineer.core.banks import BankRef, load_banks, register
 from scrutineer.core.config import Config
 from scrutineer.core.contract import RUNS
 from scrutineer.core.errors import (
@@ -92,11 +92,21 @@ def run_scan(config: Config, kind: RunKind = "scan", on_shard: OnShard | None = 
         _on_shard.reset(reset)
 
 
+def _plan(config: Config, kind: RunKind, banks: tuple[BankRef, ...], started: datetime) -> ScanPlan:
+    """The plan of a ``kind`` run of ``config`` with ``banks``, started at ``started``.
+
+    Raises:
+        ConfigError: as :meth:`~scrutineer.core.config.Config.detector_params`.
+    """
+    return ScanPlan(config, config.detector_params(), banks, observe=kind == "scan", recheck=started if kind == "recheck" else None)
+
+
 def _fetches(config: Config, kind: RunKind) -> bool:
-    """Whether the run's shard tasks fetch (:attr:`ScanPlan.fetches`), seen before its flow starts;
-    False for a config the flow will reject (the flow says why)."""
+    """Whether the run's shard tasks fetch (:attr:`ScanPlan.fetches`), seen before its flow starts
+    (which bank versions it matches changes nothing of that); False for a config the flow will
+    reject (the flow says why)."""
     try:
-        return ScanPlan(config, config.detector_params(), (), observe=kind == "scan", recheck=datetime.now(UTC) if kind == "recheck" else None).fetches
+        return _plan(config, kind, (), datetime.now(UTC)).fetches
     except ScrutineerError:
         return False
 
@@ -164,8 +174,7 @@ def _scan(config: Config, kind: RunKind) -> dict:
     on_shard = _on_shard.get()
     banks = load_banks(config.banks)
     started = datetime.now(UTC)
-    plan = ScanPlan(config, config.detector_params(), tuple(b.ref for b in banks), observe=kind == "scan",
-                    recheck=started if kind == "recheck" else None)
+    plan = _plan(config, kind, tuple(b.ref for b in banks), started)
     if kind == "recheck" and not plan.rechecking():
         rechecking = sorted(n for n in available() if issubclass(get_detector_class(n), RecheckingDetector))
         raise ConfigError(f"a recheck checks again the links {' or '.join(rechecking)} calls transient or not yet dead: "
