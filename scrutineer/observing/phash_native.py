@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 
 import imagehash
 import numpy as np
 from numba import njit
 from PIL import Image
+
+from scrutineer.observing.pdq_native import pixel_words
 
 #: imagehash.phash's resize: 8 bits a side, times its high-frequency factor 4.
 SIDE = 32
@@ -125,9 +126,9 @@ def grey(rgb: Image.Image, pixels: np.ndarray | None = None) -> np.ndarray:
     where given, is ``rgb``'s own 4-byte memory as a (height, width, 4) uint8 array
     (:func:`scrutineer.observing.hashing.decode_image`'s RGB, read in place): then numba computes
     Pillow's formula from it, 5x faster than ``convert``."""
-    if pixels is not None and pixels.shape[2] == 4 and pixels.flags.c_contiguous and sys.byteorder == "little":
+    if pixels is not None and (words := pixel_words(pixels)) is not None:
         out = np.empty(pixels.shape[:2], np.uint8)
-        _grey_words(pixels.view(np.uint32)[:, :, 0], out)
+        _grey_words(words, out)
         return out
     return np.asarray(rgb.convert("L"))
 
