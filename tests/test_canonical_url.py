@@ -37,7 +37,8 @@ def test_each_rule(url, key, rule):
 
 
 def test_the_variants_of_one_url_share_a_key():
-    variants = ["http://www.a.example/img/p.jpg", "https://a.example/img/p.jpg/", "HTTPS://A.EXAMPLE:443/img/p.jpg?utm_medium=x", "https://a.example/img/p.jpg#1"]
+    variants = ["http://www.a.example/img/p.jpg", "https://a.example/img/p.jpg/", "HTTPS://A.EXAMPLE:443/img/p.jpg?utm_medium=x", "https://a.example/img/p.jpg#1",
+                "https://WWW.A.Example/img/p.jpg"]
     assert {canonical_url(v) for v in variants} == {"a.example/img/p.jpg"}
     assert set(canonical_urls(pa.array(variants)).to_pylist()) == {"a.example/img/p.jpg"}
 
@@ -51,3 +52,17 @@ def test_vectorised_keys_match_the_definition_on_real_urls(test_data):
     urls += [url for url, _key, _rule in RULES] + [None]
     assert len(urls) > 12_000
     assert canonical_urls(pa.array(urls, pa.string())).to_pylist() == [canonical_url(u) for u in urls]
+
+
+#: Hosts with upper-case letters in otherwise fast-path URLs (the vectorised path lowercases the
+#: host only), and look-alikes whose upper case is outside the host.
+UPPER_HOSTS = [
+    "https://A.Example/Img/P.JPG", "http://WWW.A.EXAMPLE/p.jpg", "https://Www.a.example?Q=1", "https://www.A.example/x/Y?k=V",
+    "https://a.example/A/B", "https://a.example?ID=X", "https://WWW.Example", "http://xn--BCHER-KVA.example/b.jpg", "https://A-1.Example/",
+]
+
+
+def test_upper_case_hosts_are_keyed_as_the_definition_keys_them():
+    keys = canonical_urls(pa.array(UPPER_HOSTS, pa.string())).to_pylist()
+    assert keys == [canonical_url(u) for u in UPPER_HOSTS]
+    assert keys[:3] == ["a.example/Img/P.JPG", "a.example/p.jpg", "a.example?Q=1"]

@@ -21,10 +21,11 @@ ours (each with an example, ``→`` its key):
 A URL without an http(s) scheme is only trimmed and cut at ``#`` (null when nothing is left).
 
 :func:`canonical_urls` keys an Arrow array: URLs already in the form these rules leave alone but
-for the scheme and ``www.`` (84% of the LAION sample's, 87% of CC3M's) are keyed with Arrow
-string kernels, ~0.3 µs each; the others go through :func:`canonical_url`, ~28 µs each for the
-LAION ones (w3lib), so real LAION URLs cost ~5 µs per row on average (bench/README.md). The
-tests check the fast path against the definition on every real URL in ``../shared/data``.
+for the scheme, ``www.`` and the host's case (84% of the LAION sample's, 87% of CC3M's) are keyed
+with Arrow string kernels, ~0.3 µs each (a host with an upper-case letter is lowercased in Python
+first, ~1 µs); the others go through :func:`canonical_url`, ~28 µs each for the LAION ones (w3lib),
+so real LAION URLs cost ~5 µs per row on average (bench/README.md). The tests check the fast path
+against the definition on every real URL in ``../shared/data``.
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ TRACKING = frozenset(
 _HTTP = re.compile(r"^https?://", re.IGNORECASE)
 _UNRESERVED = "[A-Za-z0-9._~-]"
 _TRACKING_NAME = "utm_[A-Za-z0-9._~-]*|" + "|".join(sorted(TRACKING))
-#: The URLs the fast path keys: http(s) in lower case, a lowercase host without a port, a path
-#: of non-empty segments (no trailing slash) of characters w3lib leaves as they are, and at most
-#: one query parameter (so sorting does nothing) of unreserved characters, not a tracking one
+#: The URLs the fast path keys: http(s) in lower case, an ASCII host without a port, a path of
+#: non-empty segments (no trailing slash) of characters w3lib leaves as they are, and at most one
+#: query parameter (so sorting does nothing) of unreserved characters, not a tracking one
 #: (:data:`TRACKING_QUERY`).
-FAST_FORM = rf"^https?://[a-z0-9-]+(\.[a-z0-9-]+)*(/[A-Za-z0-9._~!$'()*+,;=:@-]+)*(\?{_UNRESERVED}+={_UNRESERVED}*)?$"
+FAST_FORM = rf"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(/[A-Za-z0-9._~!$'()*+,;=:@-]+)*(\?{_UNRESERVED}+={_UNRESERVED}*)?$"
 TRACKING_QUERY = rf"\?({_TRACKING_NAME})="
+#: A fast-path URL without its scheme whose host (up to the first ``/`` or ``?``) has an upper-case letter.
+UPPER_HOST = r"^[^/?]*[A-Z]"
+_HOST_END = re.compile(r"[/?]")
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -76,6 +80,12 @@ def canonical_url(url: str | None) -> str | None:
     return host + port + path + ("?" + "&".join(kept) if kept else "")
 
 
+def _lower_host(cut: str) -> str:
+    """A fast-path URL without its scheme (``A.Example/P.jpg``) with its host lowercased (``a.example/P.jpg``)."""
+    end = m.start() if (m := _HOST_END.search(cut)) else len(cut)
+    return cut[:end].lower() + cut[end:]
+
+
 def _tracking(name: str) -> bool:
     return name.startswith("utm_") or name in TRACKING
 
@@ -83,10 +93,13 @@ def _tracking(name: str) -> bool:
 def canonical_urls(urls: pa.Array) -> pa.Array:
     """:func:`canonical_url` of each URL of a string array (nulls stay null): Arrow kernels for the
     URLs in :data:`FAST_FORM` without a tracking parameter (their key is what follows ``://``,
-    less a leading ``www.``), :func:`canonical_url` for the rest."""
+    its host lowercased, less a leading ``www.``), :func:`canonical_url` for the rest."""
     fast = pc.and_not(pc.fill_null(pc.match_substring_regex(urls, FAST_FORM), False),
                       pc.fill_null(pc.match_substring_regex(urls, TRACKING_QUERY), False))
     cut = after_scheme(urls.filter(fast))
+    upper = pc.match_substring_regex(cut, UPPER_HOST)
+    if pc.any(upper).as_py():
+        cut = pc.replace_with_mask(cut, upper, pa.array([_lower_host(c) for c in cut.filter(upper).to_pylist()], pa.string()))
     www = pc.starts_with(cut, "www.")
     if pc.any(www).as_py():
         cut = pc.replace_with_mask(cut, www, pc.utf8_slice_codeunits(cut.filter(www), 4))
