@@ -80,19 +80,20 @@ class LicenseGaps(Detector):
         return found
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
-        # Classify each distinct value once, then map back: licence columns have few values.
+        # Classify each distinct value once, then map back: licence columns have few values. The
+        # k-th finding of every row comes from one take and one filter, in row order; a row with
+        # several findings (conditions) needs a sort to interleave them.
         values = batch.column("license")
         distinct = pc.unique(values)
         idx = pc.index_in(values, value_set=distinct, skip_nulls=False)
+        classes = [self._classify(v) for v in distinct.to_pylist()]
         rows = pa.Table.from_batches([batch.select(["row_index", "sample_id", "url"])])
         found = []
-        for i, value in enumerate(distinct.to_pylist()):
-            classes = self._classify(value)
-            if not classes:
-                continue
-            hit = rows.filter(pc.equal(idx, i))
-            for reason, evidence in classes:
-                found.append(self.findings(hit, reason, evidence=pa.repeat(pa.scalar(evidence, pa.string()), hit.num_rows)))
+        for k in range(max(map(len, classes), default=0)):
+            hit = pa.array([len(c) > k for c in classes]).take(idx)
+            at = idx.filter(hit)
+            reason, evidence = (pa.array([c[k][j] if len(c) > k else None for c in classes], pa.string()).take(at) for j in (0, 1))
+            found.append(self.findings(rows.filter(hit), reason, evidence))
         if not found:
             return empty_findings()
-        return pa.concat_tables(found).sort_by("row_index")
+        return found[0] if len(found) == 1 else pa.concat_tables(found).sort_by("row_index")

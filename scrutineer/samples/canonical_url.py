@@ -103,9 +103,9 @@ def canonical_urls(urls: pa.Array) -> pa.Array:
     www = pc.starts_with(cut, "www.")
     if pc.any(www).as_py():
         cut = pc.replace_with_mask(cut, www, pc.utf8_slice_codeunits(cut.filter(www), 4))
-    keys = pc.replace_with_mask(pa.nulls(len(urls), pa.string()), fast, cut)
     slow = pc.indices_nonzero(pc.invert(fast))
     if len(slow) == 0:
-        return keys
+        return cut
+    keys = pc.replace_with_mask(pa.nulls(len(urls), pa.string()), fast, cut)
     rest = pa.array([canonical_url(u) for u in urls.take(slow).to_pylist()], pa.string())
     return pc.replace_with_mask(keys, pc.invert(fast), rest)
