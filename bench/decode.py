@@ -5,10 +5,10 @@ Prints three tables (bench/README.md says how to read them):
 1. **Milliseconds of CPU per image, per step**, on real photos re-encoded as JPEG (quality 90) at
    256 x 256, at 640 x 480, at sizes drawn from COCO val2017's (the shared annotations), and on
    Meta's 1600 x 1004 PDQ test photo and its edits as published: the exact digests, each decode
-   (Pillow in full and with ``draft``, and where installed libjpeg-turbo's scaling through
+   (Pillow in full, as luma alone and scaled with ``draft``, and where installed libjpeg-turbo's scaling through
    PyTurboJPEG, simplejpeg, libvips' shrink-on-load through pyvips), PDQ (``pdqhash.compute``
    against :func:`scrutineer.observing.hashing.pdq_of`), pHash (``imagehash.phash`` and Pillow's
-   ``reducing_gap``), ``hash_content`` with ``decode`` full and reduced, and img2dataset's own work
+   ``reducing_gap``), ``hash_content`` with ``decode`` full, luma and reduced, and img2dataset's own work
    on an image for comparison (decode, resize to 256, encode).
 2. **Hamming distances to the reference** (``pdqhash`` and ``imagehash`` on the full decode) of
    each fast path, on every real image of tests/data and ``$SCRUTINEER_SHARED_DATA/images`` (by
@@ -203,7 +203,7 @@ def paths(dihedral: bool = False) -> dict[str, Callable[[bytes], tuple[list[str]
             return [h.pdq, *(h.pdq_dihedral or ())], h.pdq_quality, h.phash
         return run
 
-    found = {"full (ours)": ours("full"), "reduced (ours)": ours("reduced")}
+    found = {"full (ours)": ours("full"), "luma (ours)": ours("luma"), "reduced (ours)": ours("reduced")}
     found["pHash reducing_gap 3"] = lambda b: (*reference_hashes(reference_decode(b), dihedral)[:2], phash_gap(reference_decode(b), 3.0))
     found["pHash reducing_gap 2"] = lambda b: (*reference_hashes(reference_decode(b), dihedral)[:2], phash_gap(reference_decode(b), 2.0))
     if turbojpeg is not None:
@@ -250,6 +250,7 @@ def time_steps(bodies: dict[str, list[bytes]], repeat: int) -> None:
         "digests (MD5, SHA-1, SHA-256)": exact_hashes,
         "decode: Image.open + convert RGB (reference)": reference_decode,
         "decode: decode_image full": lambda b: decode_image(b, decode="full"),
+        "decode: decode_image luma (Pillow draft L)": lambda b: decode_image(b, decode="luma"),
         "decode: decode_image reduced (Pillow draft)": lambda b: decode_image(b, decode="reduced"),
     }
     if turbojpeg is not None:
@@ -275,21 +276,27 @@ def time_steps(bodies: dict[str, list[bytes]], repeat: int) -> None:
     def full(body: bytes) -> Image.Image:
         return decode_image(body, decode="full")
 
+    def luma(body: bytes) -> Image.Image:
+        return decode_image(body, decode="luma")
+
     def reduced(body: bytes) -> Image.Image:
         return decode_image(body, decode="reduced")
 
     row("PDQ: pdqhash.compute(np.asarray), full decode (reference)", lambda im: pdqhash.compute(np.asarray(im)), full)
     row("PDQ: pdq_of, full decode (same hash)", pdq_of, full)
+    row("PDQ: pdq_of, luma decode", pdq_of, luma)
     row("PDQ: pdq_of, reduced decode", pdq_of, reduced)
     row("PDQ dihedral: pdqhash.compute_dihedral, full (reference)", lambda im: pdqhash.compute_dihedral(np.asarray(im)), full)
     row("PDQ dihedral: pdq_of, full (same hashes)", lambda im: pdq_of(im, True), full)
     row("pHash: imagehash.phash, full decode (reference; phash_of)", phash_of, full)
+    row("pHash: phash_of, luma decode", phash_of, luma)
     row("pHash: phash_of, reduced decode", phash_of, reduced)
     row("pHash: reducing_gap 3, full decode", lambda im: phash_gap(im, 3.0), full)
     row("pHash: reducing_gap 2, full decode", lambda im: phash_gap(im, 2.0), full)
     row("hash_content, reference steps (decode, pdqhash, imagehash, digests)",
         lambda b: (exact_hashes(b), reference(b)))
     row("hash_content decode=full", lambda b: hash_content(b, decode="full"))
+    row("hash_content decode=luma", lambda b: hash_content(b, decode="luma"))
     row("hash_content decode=reduced", lambda b: hash_content(b, decode="reduced"))
     row("img2dataset's work (decode, resize to 256, JPEG 95), for comparison", i2d_like)
 

@@ -1,6 +1,7 @@
 """Decoding for the perceptual hashes (fetch.decode): ``full`` gives the reference hashes (hashlib,
-pdqhash and imagehash on the full decode, computed here with the libraries), ``reduced`` stays
-within its stated bound and keeps every near-duplicate match the reference makes, and the faster
+pdqhash and imagehash on the full decode, computed here with the libraries), ``luma`` (the default)
+and ``reduced`` stay within their stated bounds and keep every near-duplicate match the reference
+makes, a greyscale image hashes as its RGB copy, and the faster
 PDQ and pHash paths (scrutineer.observing.pdq_native, phash_native) give pdqhash's and imagehash's
 hashes bit for bit."""
 
@@ -21,6 +22,7 @@ from scrutineer.matching.signals import PDQ, PDQ_MIN_QUALITY, PHASH
 from scrutineer.observing import hashing, pdq_native, phash_native
 from scrutineer.observing.hashing import (
     FULL_SIZE,
+    LUMA_BOUND,
     REDUCED_BOUND,
     decode_image,
     hash_content,
@@ -86,6 +88,53 @@ def test_reduced_decode_stays_within_its_bound_and_keeps_each_image_size(real_im
             moved[name] = pdq
     assert set(moved) == {f"pdq_bridge/{n}.jpg" for n in ("aaa-orig", "blur-a-lot", "high-contrast", "rotate-90", "shrink-a-little")}
     assert any(moved.values())  # the decode is reduced indeed
+
+
+def test_luma_decode_stays_within_its_bound_and_changes_only_colour_jpegs(real_images, references):
+    """A colour JPEG decodes to its luma channel (mode L) and its hashes stay within LUMA_BOUND
+    (measured: PDQ 0-2 bits, pHash 0-2); its digests and size are the image's; every PNG hashes
+    exactly as in full (a greyscale one is hashed as its RGB copy: the same hashes)."""
+    moved = []
+    for name, body in real_images.items():
+        got = hash_content(body, dihedral=True, decode="luma")
+        ref = references[name]
+        assert (got.width, got.height, got.bytes, got.md5, got.sha256) == (ref["width"], ref["height"], ref["bytes"], ref["md5"], ref["sha256"])
+        assert bits(got.pdq, ref["pdq"]) <= LUMA_BOUND["pdq"] and bits(got.phash, ref["phash"]) <= LUMA_BOUND["phash"], name
+        if name.endswith(".png"):
+            assert (got.pdq, got.pdq_dihedral, got.pdq_quality, got.phash) == (ref["pdq"], ref["pdq_dihedral"], ref["pdq_quality"], ref["phash"]), name
+        else:
+            assert decode_image(body, decode="luma").mode == "L", name
+            moved.append(got.pdq != ref["pdq"] or got.phash != ref["phash"])
+    assert len(moved) == 16 and any(moved)  # the decode is the luma channel indeed
+
+
+def test_a_greyscale_image_hashes_as_its_rgb_copy_bit_for_bit(real_images, monkeypatch):
+    """PDQ and pHash of an L image (a luma decode) are pdqhash's and imagehash's on its RGB copy,
+    natively and through the libraries' own path."""
+    for name in ("jpeg/rocket.jpg", "pdq_bridge/aaa-orig.jpg", "skimage/camera.png"):
+        grey = decode_image(real_images[name], decode="luma")
+        assert grey.mode == "L"
+        rgb = grey.convert("RGB")
+        vectors, quality = pdqhash.compute_dihedral(np.asarray(rgb))
+        assert pdq_of(grey, dihedral=True) == (pdq_hex(vectors[0]), int(quality), tuple(pdq_hex(v) for v in vectors[1:])), name
+        assert hashing.phash_of(grey) == str(imagehash.phash(rgb)), name
+        with monkeypatch.context() as m:
+            m.setattr(hashing, "_pdq_native", lambda: None)
+            assert pdq_of(grey, dihedral=True)[0] == pdq_hex(vectors[0]), name
+
+
+def test_luma_keeps_every_near_duplicate_match_of_the_reference(test_data, real_images):
+    """Every real image with the rocket photo's copies and Meta's bridge edits: for every ordered
+    pair, a full-decode bank and a luma scan match (PDQ, PDQ dihedral, pHash) exactly when both in
+    full do, and so do a bank and a scan both luma."""
+    full = {n: hash_content(b, dihedral=True, decode="full").as_dict() for n, b in real_images.items()}
+    luma = {n: hash_content(b, dihedral=True, decode="luma").as_dict() for n, b in real_images.items()}
+    matched = 0
+    for a, b in itertools.permutations(real_images, 2):
+        truth = matches(full[a], full[b])
+        assert matches(full[a], luma[b]) == truth == matches(luma[a], luma[b]), (a, b)
+        matched += any(truth)
+    assert matched > 40
 
 
 def test_reduced_decodes_a_large_jpeg_at_the_smallest_scale_keeping_512_px(test_data):
@@ -197,8 +246,10 @@ def test_hash_fetched_decodes_as_the_fetch_options_say(real_images):
     body = real_images["pdq_bridge/aaa-orig.jpg"]
     full, reduced = hash_content(body, decode="full"), hash_content(body, decode="reduced")
     assert full.pdq != reduced.pdq
-    assert FetchConfig().decode == "full"
-    assert hash_fetched(body, FetchConfig()) == full
+    assert FetchConfig().decode == "luma"
+    coffee = real_images["jpeg/coffee.jpg"]  # its luma decode moves its PDQ by 2 bits
+    assert hash_fetched(coffee, FetchConfig()) == hash_content(coffee, decode="luma") != hash_content(coffee, decode="full")
+    assert hash_fetched(body, FetchConfig(decode="full")) == full
     assert hash_fetched(body, FetchConfig(decode="reduced")) == reduced
 
 

@@ -183,12 +183,15 @@ class FetchConfig(Strict):
         False, description="Also keep the PDQ hashes of each image's 7 other rotations and flips, so a PDQ bank entry matches a "
         "mirrored or rotated copy (Meta's PDQ documentation: PDQ is not flip- or rotation-invariant; match the dihedral hashes)."
     )
-    decode: Literal["full", "reduced"] = Field(
-        "full", description="How a fetched image is decoded for its PDQ and pHash. `full`: every pixel, so the hashes are "
-        "pdqhash's and imagehash's on the full decode. `reduced`: a JPEG of 1,024 px or more on its longer side is decoded at the "
-        "smallest of 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) that keeps that side at 512 px or more, as Meta's PDQ hashers "
-        "downsample to 512 px; other images as `full`. Several times cheaper on large photos, but the hashes of those move: "
-        "measured up to 16 bits of PDQ and 2 of pHash (README, bench/decode.py).",
+    decode: Literal["full", "luma", "reduced"] = Field(
+        "luma", description="How a fetched image is decoded for its PDQ and pHash. `luma` (the default): a colour JPEG is decoded "
+        "to its luma channel alone (libjpeg's greyscale output: no chroma, upsampling or colour conversion), which both hashes "
+        "take as their luminance; other images as `full`. A JPEG's PDQ and pHash move at most 2 bits from `full`'s, and no bank "
+        "match was lost or made on the near-duplicate sets (README, bench/decode.py); hashing costs ~15% less. `full`: every "
+        "pixel as RGB, so the hashes are pdqhash's and imagehash's on the full decode, bit for bit. `reduced`: a JPEG of 1,024 px "
+        "or more on its longer side is decoded at the smallest of 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) that keeps that "
+        "side at 512 px or more, as Meta's PDQ hashers downsample to 512 px; other images as `full`. Several times cheaper on "
+        "large photos, but the hashes of those move: measured up to 16 bits of PDQ and 2 of pHash.",
     )
     policy_ttl: float = Field(
         86400.0, gt=0, description="Seconds a host's policy files (robots.txt, ai.txt, tdmrep.json) stay fresh once read; RFC 9309 §2.4 "

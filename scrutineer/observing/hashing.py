@@ -8,13 +8,26 @@ strings follow HMA's signal types: lowercase hex; PDQ as 64 hex characters read 
 significant (as HMA's ``pdq_hasher`` writes ``pdqhash.compute``'s vector); pHash as ``imagehash``'s
 16-character string.
 
-The image is decoded once, for both hashes (:func:`decode_image`), in one of two ways
+The image is decoded once, for both hashes (:func:`decode_image`), in one of three ways
 (``fetch.decode``, :data:`DECODES`):
 
-- ``full`` (the default): every pixel. The hashes are ``pdqhash``'s and ``imagehash``'s on the full
+- ``full``: every pixel, as RGB. The hashes are ``pdqhash``'s and ``imagehash``'s on the full
   decode, bit for bit (computed faster, with the same result: PDQ by
   :mod:`scrutineer.observing.pdq_native`, pHash by :mod:`scrutineer.observing.phash_native`;
   an RGB image is hashed as decoded, not copied).
+- ``luma`` (the scans' default): a colour JPEG is decoded to its luma channel Y alone (Pillow's
+  ``draft("L")``: libjpeg's greyscale output skips the chroma channels' inverse DCT, upsampling and
+  colour conversion), and a greyscale image of any format is kept as it is. Both hashes want only a
+  luminance: PDQ's ``0.299 R + 0.587 G + 0.114 B`` and Pillow's ``L``, whose weights are those
+  JFIF's Y is made with (ITU-R BT.601), so Y is what they would compute, but for the rounding of
+  the RGB the full decode makes from Y, Cb and Cr. A greyscale image is hashed exactly as its RGB
+  copy would be. Other images (PNG, WebP, GIF in colour) as ``full``. Hashing a 640 x 480 JPEG
+  costs ~15% less (its decode ~25% less, and neither hash computes a luminance). On the real and
+  enlarged photos of bench/decode.py a JPEG's PDQ moved 0-2 bits from ``full`` (mean 0.2), its
+  pHash 0-2 (mean 0.04): :data:`LUMA_BOUND`, well within Meta's bar for a PDQ implementation (within 10 bits of the
+  reference at quality 80 or more, facebook/ThreatExchange ``pdq/README.md``), and no bank match at
+  the default thresholds (PDQ 31 bits, pHash 10) was lost or made on the near-duplicate sets,
+  between a full-decode bank and a luma scan or both luma.
 - ``reduced``: a JPEG of 1,024 px or more on its longer side is decoded by libjpeg's DCT scaling
   (Pillow's ``draft``) at the smallest of 1/2, 1/4 and 1/8 scale that keeps that side at
   :data:`REDUCED_SIDE` (512) px or more; any other image (smaller, or PNG, WebP, GIF: no DCT
@@ -25,18 +38,17 @@ The image is decoded once, for both hashes (:func:`decode_image`), in one of two
   It makes a large photo's hashing several times cheaper (README); below 1,024 px (COCO's
   640 x 480, a 256 x 256 thumbnail) it is ``full``.
 
-``reduced`` is not the default because its PDQ moved further from ``full`` than the bound set for
-it, Meta's bar for a PDQ implementation (within 10 bits of the reference at quality 80 or more,
-``pdq/README.md``): on Meta's 1600 x 1004 photos 0-4 bits, but on real photos enlarged 2 x up to 16
-(a quality-100 coffee photo; p95 11, mean 4.9); pHash moved at most 2 bits. No bank match at the
-default thresholds (PDQ 31 bits, pHash 10) was lost or made on the near-duplicate sets, between a
-full-decode bank and a reduced scan or both reduced. :data:`REDUCED_BOUND` is that measured bound;
-README "Decoding for the perceptual hashes" has the tables.
+``reduced`` is not the default because its PDQ moved further from ``full`` than Meta's bar: on
+Meta's 1600 x 1004 photos 0-4 bits, but on real photos enlarged 2 x up to 16 (a quality-100 coffee
+photo; p95 11, mean 4.9); pHash moved at most 2 bits. No bank match at the default thresholds was
+lost or made on the near-duplicate sets either. :data:`REDUCED_BOUND` is that measured bound;
+README "Decoding for the perceptual hashes" has the tables. Choose ``full`` where the hashes must be
+the libraries' own bit for bit (a hash list published for exact comparison).
 
 A scan records its ``fetch`` options in each content observation's key, ``decode`` among them, so
-the stored hashes say which decode made them, and a scan with the other decode observes again
-rather than mixing the two. A webdataset tar's images are decoded in full (their observation's key
-holds only the read caps).
+the stored hashes say which decode made them, and a scan with another decode observes again
+rather than mixing them. A webdataset tar's images are decoded in full (their observation's key
+holds only the read caps), so their hashes are the libraries' own.
 
 A fetched body is hashed inline by the content process that fetched it (:func:`hash_fetched`,
 ``flows/content_workers.py``); a webdataset tar's images in worker processes (:func:`hash_pool`:
@@ -97,7 +109,7 @@ class ContentHashes:
         return asdict(self)
 
 
-Decode = Literal["full", "reduced"]
+Decode = Literal["full", "luma", "reduced"]
 #: The ways :func:`decode_image` decodes (``fetch.decode``; the module docstring says what each does).
 DECODES: tuple[str, ...] = get_args(Decode)
 #: ``decode: reduced`` keeps a JPEG's longer side at this many pixels or more: what Meta's PDQ
@@ -106,6 +118,9 @@ REDUCED_SIDE = 512
 #: The most bits ``decode: reduced`` moved each hash from ``full`` on the real and enlarged photos
 #: of bench/decode.py (module docstring): what a user choosing it accepts.
 REDUCED_BOUND = {"pdq": 16, "phash": 2}
+#: The most bits ``decode: luma`` moved each hash from ``full`` on the real and enlarged photos of
+#: bench/decode.py (module docstring), under Meta's 10-bit bar for a PDQ implementation.
+LUMA_BOUND = {"pdq": 2, "phash": 2}
 #: The ``info`` key of a reduced image's full (width, height).
 FULL_SIZE = "full_size"
 
@@ -148,8 +163,8 @@ def hash_content(
         dihedral: also compute the PDQ hashes of the 7 other rotations and flips
             (``pdqhash.compute_dihedral``, which costs what ``compute`` does: one DCT, its
             coefficients read 8 ways).
-        decode: ``full`` or ``reduced`` (:data:`DECODES`; the module docstring says what each
-            costs and changes).
+        decode: ``full``, ``luma`` or ``reduced`` (:data:`DECODES`; the module docstring says
+            what each costs and changes).
 
     Returns:
         :class:`ContentHashes`; ``width`` and ``height`` are the image's own, whatever the decode. A
@@ -175,10 +190,11 @@ def hash_fetched(body: bytes, cfg: FetchConfig) -> ContentHashes:
 
 
 def decode_image(body: bytes, max_pixels: int = MAX_PIXELS, decode: Decode = "full") -> Image.Image:
-    """``body`` decoded as RGB, once for both perceptual hashes: at full size, or with ``decode``
-    ``reduced`` a JPEG of 1,024 px or more on its longer side at the smallest DCT scale (1/2, 1/4,
-    1/8) keeping that side at :data:`REDUCED_SIDE` px or more. A reduced image's ``info[FULL_SIZE]``
-    is the (width, height) its header gives.
+    """``body`` decoded once for both perceptual hashes: as RGB at full size; with ``decode``
+    ``luma``, a colour JPEG as its luma channel alone and any greyscale image as it is (mode ``L``);
+    with ``reduced``, a JPEG of 1,024 px or more on its longer side at the smallest DCT scale (1/2,
+    1/4, 1/8) keeping that side at :data:`REDUCED_SIDE` px or more. A reduced image's
+    ``info[FULL_SIZE]`` is the (width, height) its header gives.
 
     Raises:
         PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning: more than
@@ -195,11 +211,14 @@ def decode_image(body: bytes, max_pixels: int = MAX_PIXELS, decode: Decode = "fu
                 scale = reduced_scale(size)
                 if scale > 1:  # Image.draft scales JPEGs only; for other formats it does nothing
                     image.draft(None, (max(size[0] // scale, 1), max(size[1] // scale, 1)))
+            elif decode == "luma":
+                image.draft("L", None)  # a colour JPEG: libjpeg's greyscale output; other images: nothing
             image.load()
-            rgb = image if image.mode == "RGB" else image.convert("RGB")  # an RGB image is used as decoded, not copied
-    if rgb.size != size:
-        rgb.info[FULL_SIZE] = size
-    return rgb
+            keep = ("RGB", "L") if decode == "luma" else ("RGB",)
+            decoded = image if image.mode in keep else image.convert("RGB")  # used as decoded, not copied
+    if decoded.size != size:
+        decoded.info[FULL_SIZE] = size
+    return decoded
 
 
 def reduced_scale(size: tuple[int, int]) -> int:
@@ -209,14 +228,17 @@ def reduced_scale(size: tuple[int, int]) -> int:
 
 
 def pdq_of(rgb: Image.Image, dihedral: bool = False) -> tuple[str, int, tuple[str, ...] | None]:
-    """PDQ of a decoded image: its 64-hex hash, its quality (0-100), and with ``dihedral`` the 7
-    other dihedral hashes in :data:`PDQ_DIHEDRAL` order (else None). ``pdqhash.compute`` (or
-    ``compute_dihedral``) of ``np.asarray(rgb)``, bit for bit, computed by
+    """PDQ of a decoded image (RGB, or a greyscale ``L`` image, hashed as its RGB copy would be):
+    its 64-hex hash, its quality (0-100), and with ``dihedral`` the 7 other dihedral hashes in
+    :data:`PDQ_DIHEDRAL` order (else None). ``pdqhash.compute`` (or ``compute_dihedral``) of
+    ``np.asarray(rgb.convert("RGB"))``, bit for bit, computed by
     :func:`scrutineer.observing.pdq_native.pdq` on the image's own memory where it can run."""
     native = _pdq_native()
     if native is not None:
-        hashes, quality = native.pdq(_pixels(rgb), dihedral)
+        hashes, quality = native.pdq(np.asarray(rgb) if rgb.mode == "L" else _pixels(rgb), dihedral)
         return hashes[0], quality, tuple(hashes[1:]) if dihedral else None
+    if rgb.mode == "L":
+        rgb = rgb.convert("RGB")
     if dihedral:
         vectors, quality = pdqhash.compute_dihedral(np.asarray(rgb))
         return pdq_hex(vectors[0]), int(quality), tuple(pdq_hex(v) for v in vectors[1:])
@@ -225,8 +247,8 @@ def pdq_of(rgb: Image.Image, dihedral: bool = False) -> tuple[str, int, tuple[st
 
 
 def phash_of(rgb: Image.Image) -> str:
-    """pHash of a decoded image: ``imagehash.phash``'s 16 hex characters (64 bits), bit for bit,
-    computed by :func:`scrutineer.observing.phash_native.phash`."""
+    """pHash of a decoded image (RGB or greyscale ``L``): ``imagehash.phash``'s 16 hex characters
+    (64 bits), bit for bit, computed by :func:`scrutineer.observing.phash_native.phash`."""
     # start-up: phash_native imports numba (~0.4 s), which only a process that hashes needs
     from scrutineer.observing import phash_native
 

@@ -119,6 +119,15 @@ def _luma_words(words: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
+def _luma_grey(grey: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled by numba
+    # _luma's expression with R = G = B: a grey image's luminance is its RGB copy's, bit for bit
+    for i in range(grey.shape[0]):
+        for j in range(grey.shape[1]):
+            v = grey[i, j]
+            out[i, j] = np.float32(v * 0.299 + v * 0.587 + v * 0.114)
+
+
+@njit(nogil=True, cache=True)
 def _box_rows(src: np.ndarray, dst: np.ndarray, window: int) -> None:  # pragma: no cover - compiled by numba
     """``box1DFloat`` along each row of ``src`` into ``dst``: its four phases, in its order."""
     rows, n = src.shape
@@ -197,9 +206,12 @@ def _jarosz(buffer: np.ndarray, scratch: np.ndarray, along_rows: int, along_colu
 
 def luma(pixels: np.ndarray) -> np.ndarray:
     """pdqhash's luminance of ``pixels``, a (height, width, 3 or 4) uint8 array whose first three
-    channels are R, G, B: a (height, width) float32 array."""
+    channels are R, G, B, or a (height, width) uint8 greyscale array, whose luminance is that of
+    its RGB copy (each value in R, G and B): a (height, width) float32 array."""
     out = np.empty(pixels.shape[:2], np.float32)
-    if (words := pixel_words(pixels)) is not None:
+    if pixels.ndim == 2:
+        _luma_grey(pixels, out)
+    elif (words := pixel_words(pixels)) is not None:
         _luma_words(words, out)  # Pillow's own RGB memory: 5x faster
     else:
         _luma(pixels, out)

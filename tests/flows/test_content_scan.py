@@ -130,7 +130,8 @@ def test_near_duplicates_match_by_pdq_within_the_default_threshold(content_scan)
 
 def test_with_dihedral_hashes_the_mirrored_copy_matches_too(content_scan, tmp_path):
     """fetch.pdq_dihedral: the mirrored copy matches the original's bank entry through its 'flip
-    left to right' hash (6 bits); the copy turned by 20° still does not (116 bits at best)."""
+    left to right' hash (8 bits with the default luma decode, against a bank hashed in full; 6 both
+    in full); the copy turned by 20° still does not (116 bits at best)."""
     config = yaml.safe_load(content_scan["config"].read_text())
     config["workspace"] = str(tmp_path / "work")
     config["fetch"]["pdq_dihedral"] = True
@@ -142,7 +143,7 @@ def test_with_dihedral_hashes_the_mirrored_copy_matches_too(content_scan, tmp_pa
     names = {r["key"]: r["caption"] for r in content_scan["rows"]}
     flagged = {names[s]: json.loads(ev) for s, ev in query(tmp_path / "work", "SELECT sample_id, evidence FROM findings WHERE reason = 'hash_match.pdq'")}
     assert set(flagged) == {"rocket.jpg", "rocket_gray.jpg", "rocket_resize.jpg", "rocket_hflip.jpg"}
-    assert (flagged["rocket_hflip.jpg"]["transform"], flagged["rocket_hflip.jpg"]["distance"]) == ("flip left to right", 6)
+    assert (flagged["rocket_hflip.jpg"]["transform"], flagged["rocket_hflip.jpg"]["distance"]) == ("flip left to right", 8)
     assert flagged["rocket.jpg"]["transform"] == "original"
 
 

@@ -181,7 +181,7 @@ def test_settings_of_a_dedup_kind_not_in_on_judge_nothing_again(tmp_path):
     assert reasons.count("duplicate.url") == 6 and "duplicate.near_caption" in reasons
 
 
-def test_pacing_options_and_the_full_decode_keep_the_content_observation_and_reduced_makes_a_new_one(tmp_path, web, images):
+def test_pacing_options_and_the_default_decode_keep_the_content_observation_and_another_decode_makes_a_new_one(tmp_path, web, images):
     banks_dir = tmp_path / "banks"
     banks_dir.mkdir()
     config = content_config(tmp_path, web, [bank(banks_dir, "md5-list", "md5", [hashlib.md5(images["astronaut.png"]).hexdigest()])])
@@ -195,7 +195,8 @@ def test_pacing_options_and_the_full_decode_keep_the_content_observation_and_red
         assert scan(config)["status"] == "completed"
         return web.stats()["requests"]
 
-    # how many processes fetch, and a decode spelled out as the default, observe nothing again
-    assert rescan_with({"processes": 1, "concurrency": 8, "decode": "full"}) == 0
-    # the reduced decode may hash otherwise: the URLs are fetched again
+    # how many processes fetch, and a decode spelled out as the default (luma), observe nothing again
+    assert rescan_with({"processes": 1, "concurrency": 8, "decode": "luma"}) == 0
+    # another decode may hash otherwise: the URLs are fetched again, and once more for a third
+    assert rescan_with({"decode": "full"}) > 0
     assert rescan_with({"decode": "reduced"}) > 0
