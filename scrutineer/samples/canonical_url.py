@@ -22,8 +22,8 @@ A URL without an http(s) scheme is only trimmed and cut at ``#`` (null when noth
 
 :func:`canonical_urls` keys an Arrow array: URLs already in the form these rules leave alone but
 for the scheme, ``www.`` and the host's case (84% of the LAION sample's, 87% of CC3M's) are keyed
-with Arrow string kernels, ~0.3 µs each (a host with an upper-case letter is lowercased in Python
-first, ~1 µs); the others go through :func:`canonical_url`, ~28 µs each for the LAION ones (w3lib),
+with Arrow string kernels, ~0.5 µs each (a host with an upper-case letter is lowercased in Python
+first, ~1 µs more); the others go through :func:`canonical_url`, ~28 µs each for the LAION ones (w3lib),
 so real LAION URLs cost ~5 µs per row on average (bench/README.md). The tests check the fast path
 against the definition on every real URL in ``../shared/data``.
 """
@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from w3lib.url import canonicalize_url
@@ -48,15 +49,16 @@ TRACKING = frozenset(
 _HTTP = re.compile(r"^https?://", re.IGNORECASE)
 _UNRESERVED = "[A-Za-z0-9._~-]"
 _TRACKING_NAME = "utm_[A-Za-z0-9._~-]*|" + "|".join(sorted(TRACKING))
-#: The URLs the fast path keys: http(s) in lower case, an ASCII host without a port, a path of
-#: non-empty segments (no trailing slash) of characters w3lib leaves as they are, and at most one
+_FAST_PATH = r"(/[A-Za-z0-9._~!$'()*+,;=:@-]+)*(\?" + _UNRESERVED + "+=" + _UNRESERVED + "*)?$"
+#: The URLs the fast path keys: http(s) in lower case, a lowercase ASCII host without a port, a path
+#: of non-empty segments (no trailing slash) of characters w3lib leaves as they are, and at most one
 #: query parameter (so sorting does nothing) of unreserved characters, not a tracking one
 #: (:data:`TRACKING_QUERY`).
-FAST_FORM = rf"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(/[A-Za-z0-9._~!$'()*+,;=:@-]+)*(\?{_UNRESERVED}+={_UNRESERVED}*)?$"
+FAST_FORM = r"^https?://[a-z0-9-]+(\.[a-z0-9-]+)*" + _FAST_PATH
+#: :data:`FAST_FORM` with upper-case letters in the host too: such a URL is keyed as its spelling
+#: with the host lowercased (the canonical URL's host is lowercase).
+CASED_HOST_FORM = r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*" + _FAST_PATH
 TRACKING_QUERY = rf"\?({_TRACKING_NAME})="
-#: A fast-path URL without its scheme whose host (up to the first ``/`` or ``?``) has an upper-case letter.
-UPPER_HOST = r"^[^/?]*[A-Z]"
-_HOST_END = re.compile(r"[/?]")
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -80,10 +82,11 @@ def canonical_url(url: str | None) -> str | None:
     return host + port + path + ("?" + "&".join(kept) if kept else "")
 
 
-def _lower_host(cut: str) -> str:
-    """A fast-path URL without its scheme (``A.Example/P.jpg``) with its host lowercased (``a.example/P.jpg``)."""
-    end = m.start() if (m := _HOST_END.search(cut)) else len(cut)
-    return cut[:end].lower() + cut[end:]
+def _lower_host(url: str) -> str:
+    """``url`` (``https://A.Example/P.jpg``) with the host lowercased (``https://a.example/P.jpg``)."""
+    scheme, sep, rest = url.partition("://")
+    end = next((i for i, c in enumerate(rest) if c in "/?"), len(rest))
+    return scheme + sep + rest[:end].lower() + rest[end:]
 
 
 def _tracking(name: str) -> bool:
@@ -92,14 +95,20 @@ def _tracking(name: str) -> bool:
 
 def canonical_urls(urls: pa.Array) -> pa.Array:
     """:func:`canonical_url` of each URL of a string array (nulls stay null): Arrow kernels for the
-    URLs in :data:`FAST_FORM` without a tracking parameter (their key is what follows ``://``,
-    its host lowercased, less a leading ``www.``), :func:`canonical_url` for the rest."""
-    fast = pc.and_not(pc.fill_null(pc.match_substring_regex(urls, FAST_FORM), False),
-                      pc.fill_null(pc.match_substring_regex(urls, TRACKING_QUERY), False))
+    URLs in :data:`FAST_FORM` without a tracking parameter (their key is what follows ``://``, less
+    a leading ``www.``), and for those of :data:`CASED_HOST_FORM` once their host is lowercased;
+    :func:`canonical_url` for the rest."""
+    fast = pc.fill_null(pc.match_substring_regex(urls, FAST_FORM), False)
+    others = pc.indices_nonzero(pc.invert(fast))
+    if len(others):  # the few not in FAST_FORM: those it leaves out only for the host's case take the fast path too
+        cased = others.filter(pc.fill_null(pc.match_substring_regex(urls.take(others), CASED_HOST_FORM), False))
+        if len(cased):
+            mask = np.zeros(len(urls), bool)
+            mask[cased.to_numpy()] = True
+            urls = pc.replace_with_mask(urls, mask, pa.array([_lower_host(u) for u in urls.take(cased).to_pylist()], pa.string()))
+            fast = pc.or_(fast, pa.array(mask))
+    fast = pc.and_not(fast, pc.fill_null(pc.match_substring_regex(urls, TRACKING_QUERY), False))
     cut = after_scheme(urls.filter(fast))
-    upper = pc.match_substring_regex(cut, UPPER_HOST)
-    if pc.any(upper).as_py():
-        cut = pc.replace_with_mask(cut, upper, pa.array([_lower_host(c) for c in cut.filter(upper).to_pylist()], pa.string()))
     www = pc.starts_with(cut, "www.")
     if pc.any(www).as_py():
         cut = pc.replace_with_mask(cut, www, pc.utf8_slice_codeunits(cut.filter(www), 4))
