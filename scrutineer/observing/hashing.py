@@ -24,10 +24,10 @@ The image is decoded once, for both hashes (:func:`decode_image`), in one of thr
   copy would be. Other images (PNG, WebP, GIF in colour) as ``full``. Hashing a 640 x 480 JPEG
   costs ~15% less (its decode ~25% less, and neither hash computes a luminance). On the real and
   enlarged photos of bench/decode.py a JPEG's PDQ moved 0-2 bits from ``full`` (mean 0.2), its
-  pHash 0-2 (mean 0.04): :data:`LUMA_BOUND`, well within Meta's bar for a PDQ implementation (within 10 bits of the
-  reference at quality 80 or more, facebook/ThreatExchange ``pdq/README.md``), and no bank match at
-  the default thresholds (PDQ 31 bits, pHash 10) was lost or made on the near-duplicate sets,
-  between a full-decode bank and a luma scan or both luma.
+  pHash 0-2 (mean 0.04): :data:`LUMA_BOUND`, well within Meta's bar for a PDQ implementation
+  (within 10 bits of the reference at quality 80 or more, facebook/ThreatExchange
+  ``pdq/README.md``), and no bank match at the default thresholds (PDQ 31 bits, pHash 10) was lost
+  or made on the near-duplicate sets, between a full-decode bank and a luma scan or both luma.
 - ``reduced``: a JPEG of 1,024 px or more on its longer side is decoded by libjpeg's DCT scaling
   (Pillow's ``draft``) at the smallest of 1/2, 1/4 and 1/8 scale that keeps that side at
   :data:`REDUCED_SIDE` (512) px or more; any other image (smaller, or PNG, WebP, GIF: no DCT

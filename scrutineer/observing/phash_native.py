@@ -123,10 +123,9 @@ def _grey_words(words: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
 
 def grey(rgb: Image.Image, pixels: np.ndarray | None = None) -> np.ndarray:
     """``np.asarray(rgb.convert("L"))``, bit for bit: a (height, width) uint8 array (an ``L`` image's
-    own pixels, read without a copy). ``pixels``,
-    where given, is ``rgb``'s own 4-byte memory as a (height, width, 4) uint8 array
-    (:func:`scrutineer.observing.hashing.decode_image`'s RGB, read in place): then numba computes
-    Pillow's formula from it, 5x faster than ``convert``."""
+    own pixels, not converted). ``pixels``, where given, is ``rgb``'s own 4-byte memory as a
+    (height, width, 4) uint8 array (:func:`scrutineer.observing.hashing.decode_image`'s RGB, read in
+    place): then numba computes Pillow's formula from it, 5x faster than ``convert``."""
     if rgb.mode == "L":
         return np.asarray(rgb)
     if pixels is not None and (words := pixel_words(pixels)) is not None:

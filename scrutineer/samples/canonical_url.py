@@ -23,9 +23,9 @@ A URL without an http(s) scheme is only trimmed and cut at ``#`` (null when noth
 :func:`canonical_urls` keys an Arrow array: URLs already in the form these rules leave alone but
 for the scheme, ``www.`` and the host's case (84% of the LAION sample's, 87% of CC3M's) are keyed
 with Arrow string kernels, ~0.5 µs each (a host with an upper-case letter is lowercased in Python
-first, ~1 µs more); the others go through :func:`canonical_url`, ~28 µs each for the LAION ones (w3lib),
-so real LAION URLs cost ~5 µs per row on average (bench/README.md). The tests check the fast path
-against the definition on every real URL in ``../shared/data``.
+first, ~1 µs more); the others go through :func:`canonical_url`, ~28 µs each for the LAION ones
+(w3lib), so real LAION URLs cost ~5 µs per row on average (bench/README.md). The tests check the
+fast path against the definition on every real URL in ``../shared/data``.
 """
 
 from __future__ import annotations
