@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from protego import Protego
 
@@ -54,6 +54,10 @@ _agent_lists = st.lists(st.sampled_from(["GPTBot", "CCBot", "Google-Extended", "
 
 @settings(max_examples=600, deadline=None, database=None)
 @given(text=_files, agents=_agent_lists, paths=st.lists(_paths, min_size=1, max_size=3))
+# found by this test: a Content-Usage line without its colon is no line at all, so it does not end
+# the run of User-agent lines around it
+@example(text="User-agent:GPTBot\nUser-agent bot\nContent-Usage \nUser-agent:GPTBot\nDisallow:/", agents=("GPTBot", "bot"), paths=["/"])
+@example(text="User-agent bot\nContent-Usage train-ai=n\nUser-agent:GPTBot\nDisallow:/", agents=("GPTBot", "bot"), paths=["/"])
 def test_robots_policy_disallows_what_protego_disallows(text, agents, paths):
     ours, reference = RobotsPolicy(text, agents), Protego.parse(text)
     for path in paths:

@@ -51,6 +51,11 @@ FIELDS = {
 }
 #: Fields that belong to no group and do not end one (RFC 9309 §2.2.4: "other records").
 SITE_WIDE = frozenset({"sitemap", "host"})
+#: The spellings a line without a colon may start with and still be read (``User-agent bot``):
+#: protego's. aipref's ``Content-Usage`` rule is written with its colon, as robots.txt's grammar
+#: writes every rule (RFC 9309 §2.2; draft-ietf-aipref-attach §4); without one its line is
+#: nothing, as protego reads it, so it neither holds a preference nor ends a run of User-agent lines.
+SPACED = {k: v for k, v in FIELDS.items() if v != "content-usage"}
 
 
 def head(text: str) -> str:
@@ -82,7 +87,8 @@ class Line(NamedTuple):
 
 def _directive(line: str) -> tuple[str, str] | None:
     """``(field, value)`` of a comment-free, stripped, non-empty line, or None (protego's reading:
-    ``field: value``, else ``field value`` when the first one or two words name a known field)."""
+    ``field: value``, else ``field value`` when the first one or two words name a field of
+    :data:`SPACED`)."""
     name, colon, raw = line.partition(":")
     if colon:
         field = name.strip().lower()
@@ -92,13 +98,13 @@ def _directive(line: str) -> tuple[str, str] | None:
             return field, raw.strip()
     words = line.split(None, 2)
     first = words[0].lower()
-    if first in FIELDS:
+    if first in SPACED:
         known = 1
-    elif len(words) > 1 and (pair := f"{first} {words[1].lower()}") in FIELDS:
+    elif len(words) > 1 and (pair := f"{first} {words[1].lower()}") in SPACED:
         first, known = pair, 2
     else:
         return (field, raw.strip()) if colon else None
-    return FIELDS[first], " ".join(line.split()[known:])
+    return SPACED[first], " ".join(line.split()[known:])
 
 
 #: The line breaks of ``str.splitlines`` (protego splits lines with it; RFC 9309 §2.2 names CR, LF
