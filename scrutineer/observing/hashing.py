@@ -235,7 +235,7 @@ def pdq_of(rgb: Image.Image, dihedral: bool = False) -> tuple[str, int, tuple[st
     :func:`scrutineer.observing.pdq_native.pdq` on the image's own memory where it can run."""
     native = _pdq_native()
     if native is not None:
-        hashes, quality = native.pdq(np.asarray(rgb) if rgb.mode == "L" else _pixels(rgb), dihedral)
+        hashes, quality = native.pdq(_pixels(rgb), dihedral)
         return hashes[0], quality, tuple(hashes[1:]) if dihedral else None
     if rgb.mode == "L":
         rgb = rgb.convert("RGB")
@@ -252,7 +252,7 @@ def phash_of(rgb: Image.Image) -> str:
     # start-up: phash_native imports numba (~0.4 s), which only a process that hashes needs
     from scrutineer.observing import phash_native
 
-    return phash_native.phash(rgb, _pixels(rgb) if rgb.mode == "RGB" else None)
+    return phash_native.phash(rgb, _pixels(rgb))
 
 
 @functools.cache
@@ -264,15 +264,17 @@ def _pdq_native():
     return pdq_native if pdq_native.AVAILABLE else None
 
 
-def _pixels(rgb: Image.Image) -> np.ndarray:
-    """An RGB image's pixels as a (height, width, 4) uint8 view of Pillow's own memory (Pillow
-    keeps RGB as 4 bytes a pixel, the 4th unused), through the Arrow C data interface (Pillow >=
-    11.2); a (height, width, 3) copy (``np.asarray``) where the image is not one block of memory
-    (above Pillow's 16 MB blocks, about 4 million pixels) or Pillow cannot export it."""
+def _pixels(image: Image.Image) -> np.ndarray:
+    """A decoded image's pixels as a uint8 view of Pillow's own memory, through the Arrow C data
+    interface (Pillow >= 11.2): an RGB image's (height, width, 4) (Pillow keeps RGB as 4 bytes a
+    pixel, the 4th unused), a greyscale ``L`` image's (height, width); a copy (``np.asarray``:
+    (height, width, 3) for RGB) where the image is not one block of memory (above Pillow's 16 MB
+    blocks, about 4 million pixels) or Pillow cannot export it."""
+    shape = (image.height, image.width) + (() if image.mode == "L" else (4,))
     try:
-        return np.frombuffer(pa.array(rgb).buffers()[-1], np.uint8).reshape(rgb.height, rgb.width, 4)
+        return np.frombuffer(pa.array(image).buffers()[-1], np.uint8).reshape(shape)
     except (ValueError, TypeError):
-        return np.asarray(rgb)
+        return np.asarray(image)
 
 
 def _with(base: ContentHashes, **fields) -> ContentHashes:

@@ -122,12 +122,13 @@ def _grey_words(words: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
 
 
 def grey(rgb: Image.Image, pixels: np.ndarray | None = None) -> np.ndarray:
-    """``np.asarray(rgb.convert("L"))``, bit for bit: a (height, width) uint8 array (an ``L`` image's
-    own pixels, not converted). ``pixels``, where given, is ``rgb``'s own 4-byte memory as a
-    (height, width, 4) uint8 array (:func:`scrutineer.observing.hashing.decode_image`'s RGB, read in
-    place): then numba computes Pillow's formula from it, 5x faster than ``convert``."""
-    if rgb.mode == "L":
-        return np.asarray(rgb)
+    """``np.asarray(rgb.convert("L"))``, bit for bit: a (height, width) uint8 array. ``pixels``,
+    where given, are ``rgb``'s pixels as :func:`scrutineer.observing.hashing.decode_image`'s image
+    holds them: an ``L`` image's (height, width), which are the answer; an RGB image's own 4-byte
+    memory as (height, width, 4), from which numba computes Pillow's formula, 5x faster than
+    ``convert``."""
+    if pixels is not None and pixels.ndim == 2:
+        return pixels
     if pixels is not None and (words := pixel_words(pixels)) is not None:
         out = np.empty(pixels.shape[:2], np.uint8)
         _grey_words(words, out)
