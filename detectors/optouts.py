@@ -21,7 +21,7 @@ from scrutineer.observing.optouts import Signal, ai_txt, c2pa, headers, robots, 
 from scrutineer.observing.policy_files import POLICY_PATHS, PolicyFile, origin
 
 #: The reasons that reserve a sample (``optout.constrained`` and ``optout.invalid`` do not), then all.
-RESERVATIONS = tuple(f"optout.{s}" for s in ("header", "tdmrep", "aipref", "ai_txt", "robots", "c2pa"))
+RESERVATIONS = tuple(f"optout.{s}" for s in ("header", "tdmrep", "aipref", "content_signal", "ai_txt", "robots", "c2pa"))
 REASONS = (*RESERVATIONS, "optout.constrained", "optout.invalid")
 
 
@@ -33,8 +33,8 @@ class OptoutsParams(BaseModel):
         "project's robots.json (package data), img2dataset and Scrutineer."
     )
     header_directives: list[str] = Field(
-        ["noai", "noimageai"], description="X-Robots-Tag directives that reserve a sample. img2dataset's default also refuses noindex "
-        "and noimageindex, which are about search indexing."
+        list(headers.DIRECTIVES), description="X-Robots-Tag directives that reserve a sample: noai and noimageai (DeviantArt) and noml "
+        "(Mojeek's NoML). img2dataset's default also refuses noindex and noimageindex, which are about search indexing."
     )
 
 
@@ -45,12 +45,16 @@ class Optouts(Detector):
 
     Reasons (none restricted: opt-out evidence is public):
     
-    - ``optout.header``: the image response's ``X-Robots-Tag`` carries ``noai``/``noimageai``
+    - ``optout.header``: the image response's ``X-Robots-Tag`` carries ``noai``/``noimageai``/``noml``
       (``header_directives``), unscoped or scoped to one of ``agents``;
     - ``optout.tdmrep``: ``tdm-reservation: 1`` on the response, or, with no such header, the
       origin's ``/.well-known/tdmrep.json`` reserving the URL's path (W3C TDMRep);
     - ``optout.aipref``: ``Content-Usage`` saying ``n`` to AI training, on the response or in a
-      robots.txt line (IETF aipref drafts; the raw value and the drafts go in the evidence);
+      robots.txt rule of a group an agent obeys, for a path it may crawl (draft-ietf-aipref-vocab-07
+      and attach-05, older tokens as their drafts defined them; the evidence names the rule and the
+      draft that decided);
+    - ``optout.content_signal``: a robots.txt group an agent obeys says ``Content-Signal:
+      ai-train=no`` (Cloudflare's Content Signals Policy);
     - ``optout.ai_txt``: the origin's Spawning ``/ai.txt`` disallows the URL;
     - ``optout.robots``: the origin's robots.txt disallows the URL for one of ``agents``;
     - ``optout.c2pa``: the image's C2PA/CAWG training-mining assertion says ``notAllowed``;
@@ -65,11 +69,12 @@ class Optouts(Detector):
     """
 
     name = "optouts"
-    version = "1"
+    version = "2"
     reasons = {
         "optout.header": Reason(False, "Opted out in an X-Robots-Tag header"),
         "optout.tdmrep": Reason(False, "Opted out by TDMRep"),
         "optout.aipref": Reason(False, "Opted out by Content-Usage (aipref)"),
+        "optout.content_signal": Reason(False, "Opted out by a Content-Signal in robots.txt"),
         "optout.ai_txt": Reason(False, "Opted out in ai.txt"),
         "optout.robots": Reason(False, "Opted out in robots.txt"),
         "optout.c2pa": Reason(False, "Opted out in the image's C2PA data"),

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from protego import Protego
 
-from scrutineer.observing.optouts import ai_txt, c2pa, headers, tdmrep
+from scrutineer.detectors.optouts import OptoutsParams
+from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, tdmrep
 from scrutineer.observing.optouts.robots import RobotsPolicy, default_agents
 from scrutineer.observing.policy_files import origin, policy_file
 
@@ -137,6 +138,23 @@ def test_img2dataset_header_directives(optout):
     assert headers.x_robots_tag("noindex", img2dataset_default, NO_AGENTS).evidence["directive"] == "noindex"
 
 
+def test_noml_as_mojeek_proposes_it(optout):
+    """NoML: "The proposal here is to add a new 'noml' value to the already-existing meta and
+    X-Robots tag ... for non-HTML using: X-Robots-Tag: noml"; img2dataset#365 asks for it beside
+    noai and noimageai. It is in the detector's default directives, and its evidence names the
+    proposal."""
+    letter = (optout / "http_headers" / "mojeek_noml_open_letter_excerpt.md").read_text()
+    assert "X-Robots-Tag: noml" in letter and "should not be used in machine learning" in letter
+    default = frozenset(OptoutsParams().header_directives)
+    assert default == {"noai", "noimageai", "noml"}
+    found = headers.x_robots_tag("noindex, nofollow, noml", default, NO_AGENTS)  # the letter's combination
+    assert found.reason == "optout.header" and found.evidence["directive"] == "noml"
+    assert "NoML" in found.evidence["spec"] and "DeviantArt" in headers.x_robots_tag("noai", default, NO_AGENTS).evidence["spec"]
+    # scoped as the letter's <meta name="gptbot" content="noml">: for an agent on the list only
+    assert headers.x_robots_tag("gptbot: noml", default, frozenset({"gptbot"})).evidence["agent"] == "gptbot"
+    assert headers.x_robots_tag("googlebot: noml", default, frozenset({"gptbot"})) is None
+
+
 def test_x_robots_tag_agent_scope():
     agents = frozenset({"gptbot"})
     assert headers.x_robots_tag("GPTBot: noai", IMG2DATASET_DIRECTIVES, agents).evidence["agent"] == "gptbot"
@@ -147,22 +165,43 @@ def test_x_robots_tag_agent_scope():
 
 
 @pytest.mark.parametrize(
-    ("value", "reason"),
+    ("value", "reason", "rule", "draft"),
     [
-        ("train-ai=n", "optout.aipref"),  # the attach draft's own example
-        ("train-genai=n", "optout.aipref"),
-        ("bots=n", "optout.aipref"),  # the top category covers AI training below it
-        ("bots=n, train-ai=y", None),  # a child's own preference beats its parent's
-        ("search=n", None),  # search is not AI training
-        ("train-ai=maybe", None),  # neither y nor n: no preference
-        ("train-ai=n;;", "optout.invalid"),  # not a structured field dictionary (RFC 9651)
+        # draft-ietf-aipref-vocab-07 §6: "train-ai=y, search=n" is its example; "n" disallows
+        ("train-ai=n", "optout.aipref", "train-ai=n", "draft-ietf-aipref-vocab-07"),
+        ("train-ai=y, search=n", None, None, None),  # search is not AI training
+        ("search=n", None, None, None),
+        # §6.5: a repeated key keeps its last value (RFC 9651 §4.2.2)
+        ("train-ai=n, train-ai=y", None, None, None),
+        ("train-ai=y, train-ai=n", "optout.aipref", "train-ai=n", "draft-ietf-aipref-vocab-07"),
+        # §6.5: "values that are not Tokens, and Token values that are other than y or n ... are not errors": unknown
+        ('train-ai="n"', None, None, None),
+        ("train-ai=maybe", None, None, None),
+        ("train-ai", None, None, None),  # a bare key is Boolean true
+        ("unknown-use=n, train-ai=y", None, None, None),  # unknown labels MUST be ignored
+        ("train-ai;allow=n, train-ai=y", None, None, None),  # only the selected value's parameters apply
+        # §6.5: "If the parsing of the Dictionary fails, preferences are unknown. This includes where
+        # keys include uppercase characters": not a reservation; a reviewer sees optout.invalid
+        ("Train-AI=n", "optout.invalid", None, None),
+        ("train-ai=n;;", "optout.invalid", None, None),
+        # older tokens, read as the drafts that defined them said
+        ("train-genai=n", "optout.aipref", "train-genai=n", "draft-ietf-aipref-vocab-03"),  # Generative AI Training, vocab-02/-03
+        ("bots=n", "optout.aipref", "bots=n", "draft-ietf-aipref-vocab-04"),  # Automated Processing covers train-ai below it (-03/-04)
+        ("bots=y, train-ai=n", "optout.aipref", "train-ai=n", "draft-ietf-aipref-vocab-07"),  # vocab-04's own example
+        ("bots=n, train-ai=y", None, None, None),  # a category's own preference beats its parent's
+        ("all=n", "optout.aipref", "all=n", "draft-ietf-aipref-vocab-02"),
+        ("tdm=n, ai=y", "optout.aipref", "tdm=n", "draft-ietf-aipref-vocab-01"),  # train-ai has no own preference: tdm's holds
+        ("genai=n", "optout.aipref", "genai=n", "draft-ietf-aipref-vocab-01"),
+        ("ai-use=n", None, None, None),  # AI Use (vocab-02) is using a trained model, not training one
+        ("bots=n, train-ai=y, train-genai=n", "optout.aipref", "train-genai=n", "draft-ietf-aipref-vocab-03"),  # any n wins (vocab-07 §5.1)
     ],
 )
-def test_content_usage(value, reason):
+def test_content_usage(value, reason, rule, draft):
     found = headers.content_usage(value)
     assert (found.reason if found else None) == reason
     if reason == "optout.aipref":
         assert found.evidence["value"] == value and found.evidence["drafts"] == headers.AIPREF_DRAFTS
+        assert (found.evidence["rule"], found.evidence["draft"]) == (rule, draft)
 
 
 # --- robots.txt --------------------------------------------------------------------------------------
@@ -214,13 +253,78 @@ def test_robots_verdicts_on_news_sites(news_sites):
     assert RobotsPolicy(sites["yahoo.co.jp"], agents).judge("https://www.yahoo.co.jp/a.jpg") == []
 
 
-def test_robots_content_usage_lines():
-    text = "User-Agent: *\nAllow: /\nContent-Usage: train-ai=n\nContent-Usage: /public/ train-ai=y\n"
-    policy = RobotsPolicy(text, default_agents())
-    assert [s.reason for s in policy.judge("https://a.example/img/x.jpg")] == ["optout.aipref"]
-    assert policy.judge("https://a.example/public/x.jpg") == []  # the longer path's line decides
+def test_robots_content_usage_rules_as_attach_05_shows_them():
+    """draft-ietf-aipref-attach-05 §3.4's example and table: /test -> train-ai=n; /never/test
+    "Not crawlable" (no preference); /ai-ok/test -> train-ai=y; and ExampleBot obeys its own group."""
+    example = (
+        "User-Agent: *\nAllow: /\nDisallow: /never/\nContent-Usage: train-ai=n\nContent-Usage: /ai-ok/ train-ai=y\n\n"
+        "User-Agent: ExampleBot\nAllow: /\nContent-Usage: train-ai=y\n"
+    )
+    policy = RobotsPolicy(example, default_agents())
+    found = policy.judge("https://a.example/test")
+    assert [s.reason for s in found] == ["optout.aipref"]
+    assert {k: found[0].evidence[k] for k in ("rule", "draft", "group", "line")} == {"rule": "train-ai=n", "draft": "draft-ietf-aipref-vocab-07", "group": "*", "line": 4}
+    assert [s.reason for s in policy.judge("https://a.example/never/test")] == ["optout.robots"]  # disallowed: no preference
+    assert policy.judge("https://a.example/ai-ok/test") == []  # the longer path's rule decides
+    assert RobotsPolicy(example, ("ExampleBot",)).judge("https://a.example/test") == []
+    # rules of equal length combine, any n winning (attach-05 §3.1), whatever their order (§3.1: "no semantics")
+    for rules in ("Content-Usage: /a/ train-ai=y\nContent-Usage: /a/\ttrain-ai=n\n", "Content-Usage: /a/ train-ai=n\nContent-Usage: /a/ train-ai=y\n"):
+        assert [s.reason for s in RobotsPolicy("User-agent: *\n" + rules, default_agents()).judge("https://a.example/a/x.jpg")] == ["optout.aipref"]
     other = RobotsPolicy("User-Agent: somebot\nContent-Usage: train-ai=n\n", default_agents())
     assert other.judge("https://a.example/x.jpg") == []  # a group for an agent not on the list
+
+
+CONTENT_SIGNAL = {
+    # file: (its Content-Signal line, the line's number, why)
+    "matchory.com__robots.txt": ("search=yes,ai-train=no,use=reference", 30, "the managed block's 'User-agent: *' group says ai-train=no"),
+    "serchen.com__robots.txt": ("search=yes,ai-train=no,use=reference", 30, "the same managed block; the site's own '*' group joins it"),
+    "crawlstop.com__robots.txt": ("search=yes, ai-train=no", 29, "'Content-signal' (lower-case s, spaces): the same field"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTENT_SIGNAL))
+def test_content_signal_files(optout, name):
+    """Cloudflare's policy, quoted in each file: "(b) If a Content-Signal = no, you may not collect
+    content for the corresponding use", and "ai-train: training or fine-tuning AI models". Each file
+    says ai-train=no in its 'User-agent: *' group, which every agent no group names obeys
+    (img2dataset), so an image of the site is reserved; the named AI bots (GPTBot ...) are
+    disallowed by their own groups besides."""
+    value, line, _why = CONTENT_SIGNAL[name]
+    text = (optout / "robots_txt" / "content_signal" / name).read_text()
+    assert "ai-train: training or fine-tuning AI models" in text
+    found = {s.reason: s for s in RobotsPolicy(text, default_agents()).judge(f"https://{name.split('__')[0]}/img/a.jpg")}
+    assert set(found) == {"optout.content_signal", "optout.robots"}
+    evidence = found["optout.content_signal"].evidence
+    assert (evidence["value"], evidence["line"], evidence["group"], evidence["rule"]) == (value, line, "*", "ai-train=no")
+    assert evidence["signals"] == {"search": "yes", "ai-train": "no"} and evidence["spec"] == content_signals.SPEC
+    # img2dataset alone: the '*' group's signal, and nothing disallowed ('Allow: /')
+    assert [s.reason for s in RobotsPolicy(text, ("img2dataset",)).judge(f"https://{name.split('__')[0]}/img/a.jpg")] == ["optout.content_signal"]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("search=yes, ai-train=no", "optout.content_signal"),
+        ("AI-Train=No", "optout.content_signal"),  # no case rule is stated; robots.txt fields are case-insensitive
+        ("search=no, ai-input=no", None),  # search and ai-input are not training
+        ("ai-train=yes", None),
+        ("search=yes", None),  # (c): a signal left out neither grants nor restricts
+        ("ai-train=yes, ai-train=no", "optout.content_signal"),  # the most restrictive of a repeated key
+        ("ai-train=maybe, use=reference", None),  # not yes/no; use= is not a permission
+        ("noai", "optout.invalid"),  # no key=value item: not a content signal
+    ],
+)
+def test_content_signal_values(value, reason):
+    found = RobotsPolicy(f"User-agent: *\nContent-Signal: {value}\n", default_agents()).judge("https://a.example/x.jpg")
+    assert [s.reason for s in found] == ([reason] if reason else [])
+
+
+def test_content_signal_of_a_named_group_holds_for_its_agent_only():
+    text = "User-agent: GPTBot\nContent-Signal: ai-train=no\nAllow: /\n\nUser-agent: *\nContent-Signal: ai-train=yes\n"
+    assert [s.evidence["group"] for s in RobotsPolicy(text, default_agents()).judge("https://a.example/x.jpg")] == ["gptbot"]
+    assert RobotsPolicy(text, ("img2dataset",)).judge("https://a.example/x.jpg") == []
+    # a line before any User-agent line belongs to no group (RFC 9309 §2.2)
+    assert RobotsPolicy("Content-Signal: ai-train=no\nUser-agent: *\nAllow: /\n", default_agents()).judge("https://a.example/x.jpg") == []
 
 
 def test_an_html_page_is_not_a_policy_file():

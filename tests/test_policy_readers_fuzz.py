@@ -1,6 +1,6 @@
 """Every reader of a website's opt-out signals holds a time and a memory bound on hostile input
 (issue 23, acceptance 2): robots.txt, ai.txt, tdmrep.json, the X-Robots-Tag, Content-Usage and
-tdm-reservation headers, and C2PA manifests.
+tdm-reservation headers, robots.txt's Content-Signal lines, and C2PA manifests.
 
 Inputs: generated hostile ones (deep nesting, 10 MB, binary, wildcard storms, 100k lines, user
 agent storms, escapes, the issue's ReDoS pattern), Hypothesis-written motifs tiled to 64 KB, and
@@ -41,7 +41,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scrutineer.observing.optouts import ai_txt, c2pa, headers, tdmrep
+from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, tdmrep
 from scrutineer.observing.optouts.robots import RobotsPolicy, default_agents
 from scrutineer.observing.policy_files import MAX_BYTES
 
@@ -87,6 +87,7 @@ TEXT_READERS: dict[str, tuple[Callable[[str], None], int]] = {
     "tdmrep.json": (_tdmrep, MAX_BYTES),
     "X-Robots-Tag": (lambda v: headers.x_robots_tag(v, DIRECTIVES, TOKENS), headers.MAX_VALUE),
     "Content-Usage": (headers.content_usage, headers.MAX_VALUE),
+    "Content-Signal": (lambda v: content_signals.judge(v, {}), headers.MAX_VALUE),
     "tdm-reservation": (lambda v: tdmrep.from_headers(v, v), headers.MAX_VALUE),
 }
 
@@ -160,6 +161,11 @@ def _hostile() -> dict[str, str]:
         "user agent storm, other names": "".join(f"User-agent: bot{i}\n" for i in range(6000)),
         "user agent storm, stars": "".join(f"User-agent: {rnd.choice(names)}*{i}\n" for i in range(5000)) + "Disallow: /\n",
         "salvaged lines": tile("user agent gptbot\ndisallow /\n"),
+        "content-usage storm, one path": "User-agent: *\n" + "".join(f"Content-Usage: train-ai=y, a{i}=n\n" for i in range(10_000)),
+        "content-usage storm, paths": "User-agent: *\n" + "".join(f"Content-Usage: /{'a' * (i % 40)}* search=y\n" for i in range(10_000)),
+        "content-signal storm": "User-agent: *\n" + "".join(f"Content-Signal: search=yes, ai-train=yes, x{i}=no\n" for i in range(10_000)),
+        "content-signal storm, groups": "".join(f"User-agent: {rnd.choice(names)}\nContent-Signal: ai-train=no\n" for i in range(5000)),
+        "content-signal item storm": tile("ai-train=yes,=,,x=", headers.MAX_VALUE - 1),
         "colons": ":" * KB64,
         "one 64 KB line": "x" * KB64,
         "header comma storm": tile("noai,"),
@@ -193,7 +199,7 @@ def test_the_deeply_nested_tdmrep_json_is_invalid_not_an_error():
 # --- Hypothesis: small motifs of policy-file lines, tiled to 64 KB ------------------------------
 
 _pieces = st.sampled_from([
-    "User-agent: ", "user agent ", "Allow: ", "Disallow: ", "Content-Usage: ", "Sitemap: ", "*", "$", "/", "a", "b", "%", "%41", "é",
+    "User-agent: ", "user agent ", "Allow: ", "Disallow: ", "Content-Usage: ", "Content-Signal: ", "ai-train=no", "Sitemap: ", "*", "$", "/", "a", "b", "%", "%41", "é",
     "\n", "\r", "\r\n", " ", "\t", "#", ":", "GPTBot", "ccbot", "train-ai=n", "=", ",", ";", "(", ")", '"', "[", "]", "{", "}",
     '"location": ', '"tdm-reservation": 1', "\0", "\u2028",
 ])

@@ -286,6 +286,7 @@ OPTOUT_FINDINGS = [  # (row_index, url, detector, reason) of run "now", a shard 
     (5, "http://cdn.<script>x.com/5.jpg", "optouts", "optout.c2pa"),
     (5, "http://cdn.<script>x.com/5.jpg", "optouts", "optout.invalid"),
     (6, "http://other.org/6.jpg", "optouts", "optout.ai_txt"),
+    (6, "http://other.org/6.jpg", "optouts", "optout.content_signal"),
     (7, "http://cdn.example.org/7.jpg", "optouts", "optout.invalid"),  # a domain reserving nothing
 ]
 
@@ -320,8 +321,8 @@ def optouts_report(tmp_path):
 def test_optouts_count_samples_per_signal_and_reserved_share(optouts_report):
     optouts = optouts_report["optouts"]
     assert {r["reason"]: r["samples"] for r in optouts["reasons"]} == {
-        "optout.header": 1, "optout.tdmrep": 1, "optout.aipref": 1, "optout.ai_txt": 1, "optout.robots": 1, "optout.c2pa": 1,
-        "optout.constrained": 1, "optout.invalid": 3,
+        "optout.header": 1, "optout.tdmrep": 1, "optout.aipref": 1, "optout.content_signal": 1, "optout.ai_txt": 1, "optout.robots": 1,
+        "optout.c2pa": 1, "optout.constrained": 1, "optout.invalid": 3,
     }
     # rows 0 (two signals, once), 1, 4, 5, 6; not rows 2 (constrained), 3 and 7 (invalid) or the earlier run's row 9
     assert optouts["reserved"] == 5 and optouts["share"] == 5 / OPTOUT_ROWS
@@ -333,7 +334,7 @@ def test_optouts_by_registrable_domain(optouts_report):
         {"domain": "<script>x.com", "reserved": 2, "samples": none | {"optout.aipref": 1, "optout.c2pa": 1, "optout.invalid": 1}},
         {"domain": "example.com", "reserved": 2,  # a., b. and c.example.com
          "samples": none | {"optout.header": 1, "optout.robots": 1, "optout.tdmrep": 1, "optout.constrained": 1}},
-        {"domain": "other.org", "reserved": 1, "samples": none | {"optout.ai_txt": 1, "optout.invalid": 1}},
+        {"domain": "other.org", "reserved": 1, "samples": none | {"optout.ai_txt": 1, "optout.content_signal": 1, "optout.invalid": 1}},
     ]
 
 

@@ -7,13 +7,15 @@ has reserved it "in an appropriate manner, such as machine-readable means" (Dire
 :class:`Signal`\\ s: pure functions, no I/O, so a judgement can be re-derived from stored
 observations.
 
-- :mod:`~scrutineer.observing.optouts.headers`: ``X-Robots-Tag`` (``noai``, ``noimageai``) and IETF aipref
-  ``Content-Usage``;
+- :mod:`~scrutineer.observing.optouts.headers`: ``X-Robots-Tag`` (``noai``, ``noimageai``, ``noml``) and IETF
+  aipref ``Content-Usage`` (draft-ietf-aipref-vocab-07, the older drafts' tokens as they defined them);
 - :mod:`~scrutineer.observing.optouts.tdmrep`: W3C TDMRep, the ``tdm-reservation``/``tdm-policy`` headers and
   ``/.well-known/tdmrep.json``;
 - :mod:`~scrutineer.observing.optouts.ai_txt`: Spawning's ``/ai.txt``;
-- :mod:`~scrutineer.observing.optouts.robots`: ``/robots.txt`` for AI crawler user agents, and its
-  ``Content-Usage`` lines;
+- :mod:`~scrutineer.observing.optouts.robots`: ``/robots.txt`` for AI crawler user agents, and the
+  preferences of its groups: ``Content-Usage`` rules (draft-ietf-aipref-attach-05) and
+  ``Content-Signal`` lines;
+- :mod:`~scrutineer.observing.optouts.content_signals`: Cloudflare's Content Signals (``ai-train=no``);
 - :mod:`~scrutineer.observing.optouts.c2pa`: C2PA / CAWG ``training-mining`` assertions in the bytes;
 - :mod:`~scrutineer.observing.optouts.rules`: the one reader of robots.txt's syntax (groups, lines, path
   patterns matched in linear time) behind robots.txt, ai.txt and tdmrep.json locations.

@@ -3,17 +3,28 @@
 
 ``X-Robots-Tag`` (Google's robots meta tag and X-Robots-Tag specification): a comma-separated list
 of directives, each optionally scoped to one crawler as ``<agent>: <directive>``; a scope holds for
-the directives after it up to the next scope. ``noai`` and ``noimageai`` are the AI-training
-directives DeviantArt introduced and img2dataset honours; img2dataset's default list also refuses
-``noindex`` and ``noimageindex``, which are about search indexing (configurable:
-``optouts.header_directives``).
+the directives after it up to the next scope. The directives that refuse machine learning
+(:data:`DIRECTIVES`, each with its source): ``noai`` and ``noimageai``, which DeviantArt introduced
+and img2dataset honours, and ``noml``, Mojeek's NoML proposal, which img2dataset's tracker asks
+for beside them (rom1504/img2dataset#365). img2dataset's default list also refuses ``noindex``
+and ``noimageindex``, which are about search indexing (configurable: ``optouts.header_directives``).
 
-``Content-Usage``: an HTTP Structured Field Dictionary (RFC 9651, parsed by ``http-sf``) of usage
-categories to ``y``/``n`` (draft-ietf-aipref-attach). The vocabulary is a draft
-(:data:`AIPREF_DRAFTS`): its categories form a tree, Automated Processing ▸ AI Training ▸
-Generative AI Training; a category with no preference takes its parent's, and when one category
-is given both ``y`` and ``n``, ``n`` wins (the drafts' editor's reference implementation). The top
-category's key changed across drafts (``tdm``, ``bots``, ``all``): all three are read.
+``Content-Usage``: IETF aipref's preferences (draft-ietf-aipref-attach-05 §2, the HTTP field; its
+§3, the robots.txt rule, is read by :mod:`~scrutineer.observing.optouts.robots`), read as
+draft-ietf-aipref-vocab-07 says: the value is an HTTP Structured Field Dictionary (RFC 9651, parsed
+by ``http-sf`` on bytes); a key's preference is the Token ``y`` or ``n``, anything else is unknown;
+unknown keys are ignored; a repeated key keeps its last value (RFC 9651 §4.2.2); a value that does
+not parse, an upper-case key included, states no preference at all (vocab-07 §6.5). vocab-07 has two
+categories, ``train-ai`` (AI Model Training) and ``search``, with no hierarchy.
+
+Older tokens are still served, and each is read as the last draft that defined it said
+(:data:`LEGACY`): ``train-genai`` (Generative AI Training, vocab-02 and -03) and vocab-01's
+``ai``/``genai`` are training categories below a top category (``tdm`` in vocab-01, ``all`` in
+-02, ``bots`` in -03 and -04), and a category with no preference of its own takes its parent's
+(vocab-01 to -05, "Applying Statements of Preference"). ``ai-use``, ``ai-output``, ``inference`` and
+``search`` are not training. Any category that resolves to ``n`` reserves the sample: in a conflict
+any ``n`` wins (vocab-07 §5.1, "Combining Preferences"). The evidence names the key and the draft
+that decided.
 
 Bound: a value longer than :data:`MAX_VALUE` characters is not read; it is ``optout.invalid``
 (never a reservation), its evidence showing the first 200 characters.
@@ -26,13 +37,28 @@ import http_sf
 from scrutineer.observing.optouts import Signal
 
 #: The aipref drafts this reading implements; kept with every aipref finding.
-AIPREF_DRAFTS = "draft-ietf-aipref-vocab-05, draft-ietf-aipref-attach-04"
-#: Keys of the top category (Automated Processing) across the drafts.
-AIPREF_TOP = ("tdm", "bots", "all")
-#: Category -> its parent below the top.
-AIPREF_PARENT = {"train-ai": None, "train-genai": "train-ai"}
-#: The categories whose ``n`` reserves a sample from an AI-training dataset.
-AIPREF_TRAINING = ("train-ai", "train-genai")
+AIPREF_DRAFTS = "draft-ietf-aipref-vocab-07, draft-ietf-aipref-attach-05"
+#: Each key that states a preference about AI training -> (the last draft that defined it, its
+#: parent category in that draft, whose preference it takes when it has none of its own).
+#: vocab-07's ``train-ai`` has no parent; the older drafts put it below ``bots`` (-03, -04) or
+#: ``all`` (-02), which are read as its parent only when it states nothing (a key's own preference
+#: beats its parent's in every draft).
+LEGACY = {
+    "train-ai": ("draft-ietf-aipref-vocab-07", None),
+    "train-genai": ("draft-ietf-aipref-vocab-03", "train-ai"),
+    "ai": ("draft-ietf-aipref-vocab-01", "tdm"),
+    "genai": ("draft-ietf-aipref-vocab-01", "ai"),
+}
+#: The top categories (Automated Processing, or TDM in vocab-01), which cover AI training below
+#: them: key -> the last draft that defined it. ``train-ai`` takes the first one given.
+TOP = {"bots": "draft-ietf-aipref-vocab-04", "all": "draft-ietf-aipref-vocab-02", "tdm": "draft-ietf-aipref-vocab-01"}
+#: The X-Robots-Tag directives that refuse machine learning -> where they were defined (the
+#: evidence names it). None is an IETF or W3C standard.
+DIRECTIVES = {
+    "noai": "DeviantArt, 'All Deviations Are Opted Out of AI Datasets' (2022-11)",
+    "noimageai": "DeviantArt, 'All Deviations Are Opted Out of AI Datasets' (2022-11)",
+    "noml": "Mojeek, 'NoML Proposal for Fair Use of Content in AI and Search' (noml.info, 2023-10-25)",
+}
 #: The longest header value read, in characters: aiohttp, which the fetcher reads responses with,
 #: refuses a header line over 8,190 bytes (its ``max_field_size``), and RFC 9651 §4.2 asks a parser
 #: to take Dictionaries of at least 1,024 members; a longer value is several lines of one header
@@ -46,7 +72,8 @@ def x_robots_tag(value: str | None, directives: frozenset[str], agents: frozense
     """``optout.header`` when ``value`` carries one of ``directives`` (lowercase), unscoped or
     scoped to one of ``agents`` (lowercase product tokens); None otherwise.
 
-    Evidence: ``{"signal": "X-Robots-Tag", "directive", "agent" (null: every crawler), "value"}``.
+    Evidence: ``{"signal": "X-Robots-Tag", "directive", "agent" (null: every crawler), "value",
+    "spec": where the directive was defined (:data:`DIRECTIVES`; null for another)}``.
     """
     if not value:
         return None
@@ -60,7 +87,8 @@ def x_robots_tag(value: str | None, directives: frozenset[str], agents: frozense
             scope, token = name.strip().lower(), rest.strip()
         directive = token.lower()
         if directive in directives and (scope is None or scope in agents):
-            return Signal("optout.header", {"signal": "X-Robots-Tag", "directive": directive, "agent": scope, "value": value})
+            return Signal("optout.header", {"signal": "X-Robots-Tag", "directive": directive, "agent": scope, "value": value,
+                                            "spec": DIRECTIVES.get(directive)})
     return None
 
 
@@ -78,39 +106,48 @@ def too_long(value: str, signal: str) -> Signal:
     return Signal("optout.invalid", {"signal": signal, "value": clipped(value), "fault": f"longer than {MAX_VALUE:,} characters"})
 
 
-def usage_preferences(value: str) -> dict[str, str]:
-    """The resolved ``y``/``n`` of each category of :data:`AIPREF_TRAINING` in a Content-Usage
-    value (categories with no preference, themselves or inherited, are left out).
+def usage_preferences(value: str) -> dict[str, tuple[str, str]]:
+    """Each AI-training category of :data:`LEGACY` that a Content-Usage value gives a preference,
+    itself or through its parents: category -> (``y`` or ``n``, the key that stated it).
 
     Raises:
-        ValueError: ``value`` is not a Structured Field Dictionary (RFC 9651 §4.2).
+        ValueError: ``value`` is not a Structured Field Dictionary (RFC 9651 §4.2), an upper-case
+            key included: it states no preference (draft-ietf-aipref-vocab-07 §6.5).
     """
     try:
         parsed = http_sf.parse(value.encode(), tltype="dictionary")
     except http_sf.StructuredFieldError as e:
         raise ValueError(f"not a structured field dictionary: {e}") from None
-    stated: dict[str, str] = {}
-    for key, (item, _params) in parsed.items():
-        if isinstance(item, http_sf.Token) and str(item) in ("y", "n"):
-            stated[key] = "n" if stated.get(key) == "n" else str(item)
-    top = next((stated[k] for k in AIPREF_TOP if k in stated), None)
+    stated = {k: str(item) for k, (item, _params) in parsed.items() if isinstance(item, http_sf.Token) and str(item) in ("y", "n")}
+    top = next((k for k in TOP if k in stated), None)
 
-    def resolve(category: str | None) -> str | None:
-        while category is not None:
-            if category in stated:
-                return stated[category]
-            category = AIPREF_PARENT[category]
-        return top
+    def parent(key: str) -> str | None:
+        if key == "train-ai":
+            return top  # the older drafts' tree: train-ai below bots, all (or tdm)
+        return LEGACY[key][1] if key in LEGACY else None
 
-    return {c: p for c in AIPREF_TRAINING if (p := resolve(c))}
+    found = {}
+    for category in LEGACY:
+        key: str | None = category
+        while key is not None and key not in stated:
+            key = parent(key)
+        if key is not None:
+            found[category] = (stated[key], key)
+    return found
+
+
+def draft_of(key: str) -> str:
+    """The draft that defined ``key`` last (:data:`LEGACY`, :data:`TOP`)."""
+    return LEGACY[key][0] if key in LEGACY else TOP[key]
 
 
 def content_usage(value: str | None, signal: str = "Content-Usage") -> Signal | None:
-    """``optout.aipref`` when ``value`` says ``n`` to AI training (:data:`AIPREF_TRAINING`),
-    ``optout.invalid`` when it does not parse, else None.
+    """``optout.aipref`` when ``value`` says ``n`` to an AI-training category (:func:`usage_preferences`),
+    ``optout.invalid`` when it does not parse (it states no preference: never a reservation), else None.
 
-    Evidence: ``{"signal", "value", "preferences", "drafts"}`` (``{"signal", "value", "fault"}``
-    when invalid).
+    Evidence: ``{"signal", "value", "rule": the key=n that decided, "draft": the draft that defined
+    that key, "preferences": {category: y|n}, "drafts": AIPREF_DRAFTS}`` (``{"signal", "value",
+    "fault", "drafts"}`` when invalid).
     """
     if not value:
         return None
@@ -119,7 +156,9 @@ def content_usage(value: str | None, signal: str = "Content-Usage") -> Signal | 
     try:
         preferences = usage_preferences(value)
     except ValueError as e:
-        return Signal("optout.invalid", {"signal": signal, "value": value, "fault": str(e)})
-    if "n" in preferences.values():
-        return Signal("optout.aipref", {"signal": signal, "value": value, "preferences": preferences, "drafts": AIPREF_DRAFTS})
-    return None
+        return Signal("optout.invalid", {"signal": signal, "value": value, "fault": str(e), "drafts": AIPREF_DRAFTS})
+    refused = [key for p, key in preferences.values() if p == "n"]
+    if not refused:
+        return None
+    return Signal("optout.aipref", {"signal": signal, "value": value, "rule": f"{refused[0]}=n", "draft": draft_of(refused[0]),
+                                    "preferences": {c: p for c, (p, _) in preferences.items()}, "drafts": AIPREF_DRAFTS})

@@ -1,5 +1,7 @@
 """robots.txt (RFC 9309) read for AI crawlers: which of a list of AI user agents it disallows for a
-URL, and its aipref ``Content-Usage`` lines (draft-ietf-aipref-attach §4).
+URL, and the preferences its groups state: aipref ``Content-Usage`` rules
+(draft-ietf-aipref-attach-05 §3) and Cloudflare's ``Content-Signal`` lines
+(:mod:`~scrutineer.observing.optouts.content_signals`).
 
 The default list of agents (:func:`default_agents`) is the ai-robots-txt project's ``robots.json``
 (MIT, shipped as package data: ``ai_robots.json``), plus ``img2dataset`` (LAION's downloader) and
@@ -18,6 +20,18 @@ pattern matcher, the bounds of RFC 9309 §2.5) and judged as protego 0.7 judges 
 - as protego does, a pattern with a ``$`` also holds with the ``$`` taken literally (``%24``), and
   ``Allow: /x/index.html`` also allows ``/x/``.
 
+A group's preferences hold for the agents that obey it, as its Allow and Disallow rules do: the
+``*`` group's for the agents no group names (img2dataset, as a rule), a named group's for its
+own. Each group an agent of the list obeys is judged, and a sample is reserved when one of them
+reserves it:
+
+- ``Content-Usage: [path] prefs`` (attach-05 §3): the rules whose path matches the URL's, the
+  longest deciding as for Allow/Disallow (a rule with no path is ``/``); rules of equal length
+  combine, any ``n`` winning (attach-05 §3.1, vocab-07 §5.1); and they hold only on a path the
+  group may crawl: "paths that cannot be crawled have no associated usage preferences" (§3.1).
+- ``Content-Signal: search=yes, ai-train=no``: the group's lines, whatever the path (the policy
+  gives them none), any ``no`` winning.
+
 protego itself is not used: on a 64 KB file of wildcard or ``$`` rules it spends 30-60 ms parsing
 and up to 4 ms per URL, and choosing a group costs it (agents x groups) name searches, 130 ms for
 ~170 agents on a 64 KB file of user-agent lines. Here choosing groups costs (agents x the
@@ -32,11 +46,11 @@ from functools import cache
 from importlib import resources
 
 from scrutineer.core.config import FetchConfig
-from scrutineer.observing.optouts import Signal
+from scrutineer.observing.optouts import Signal, content_signals
 from scrutineer.observing.optouts.headers import content_usage
 from scrutineer.observing.optouts.rules import Pattern, read, url_path
 
-_FIELDS = frozenset({"user-agent", "allow", "disallow", "content-usage"})
+_FIELDS = frozenset({"user-agent", "allow", "disallow", "content-usage", "content-signal"})
 #: Characters after which a group's name may start inside an agent's name (protego's token start).
 _IN_TOKEN = set("-_")
 
@@ -92,17 +106,23 @@ class RobotsPolicy:
         order: dict[str, int] = {}
         self._rules: dict[str, list[tuple[str, bool]]] = {}
         self._sorted: dict[str, list[tuple[Pattern, bool]]] = {}
-        self.usage: list[tuple[Pattern, str]] = []
-        self._usage_signals: dict[int, Signal | None] = {}  # by index in usage, parsed when first deciding
-        tokens = {a.lower() for a in agents}
+        #: Group name -> its Content-Usage rules (path, preferences, line) and Content-Signal lines (value, line).
+        self._usage: dict[str, list[tuple[Pattern, str, int]]] = {}
+        self._content_signal: dict[str, list[tuple[str, int]]] = {}
+        self._judged: dict[tuple, Signal | None] = {}  # a line's signal, parsed when first deciding
         for line in read(text, _FIELDS):
             if line.field == "user-agent":
                 for name in line.agents:
                     order.setdefault(name, len(order))
             elif line.field == "content-usage":
-                if any(a == "*" or a in tokens for a in line.agents):
-                    path, _, rest = line.value.partition(" ")
-                    self.usage.append((Pattern(path), rest.strip()) if path.startswith("/") else (Pattern("/"), line.value))
+                # a value starting with "/" starts with its path, up to the first SP or HTAB (attach-05 §3.2)
+                path, *rest = line.value.split(None, 1) if line.value.startswith("/") else ("/", line.value)
+                rule = (Pattern(path), rest[0] if rest else "", line.number)
+                for name in line.agents:
+                    self._usage.setdefault(name, []).append(rule)
+            elif line.field == "content-signal":
+                for name in line.agents:
+                    self._content_signal.setdefault(name, []).append((line.value, line.number))
             else:
                 for name in line.agents:
                     self._rules.setdefault(name, []).append((line.value, line.field == "allow"))
@@ -117,6 +137,9 @@ class RobotsPolicy:
             self._sorted[name] = sorted(found, key=lambda r: (len(r[0].text), r[1]), reverse=True)
         return self._sorted[name]
 
+    def _allowed(self, group: str, path: str) -> bool:
+        return next((allow for pattern, allow in self._group(group) if pattern.match(path)), True)
+
     def disallowed(self, url: str) -> list[str]:
         """The agents robots.txt disallows for ``url``, in the order given, each group judged once."""
         path = url_path(url)
@@ -124,32 +147,59 @@ class RobotsPolicy:
         out = []
         for agent, group in self.group_of.items():
             if group not in verdicts:
-                verdicts[group] = next((allow for pattern, allow in self._group(group) if pattern.match(path)), True)
+                verdicts[group] = self._allowed(group, path)
             if not verdicts[group]:
                 out.append(agent)
         return out
 
     def judge(self, url: str) -> list[Signal]:
-        """``optout.robots`` when an agent is disallowed for ``url``, and what a ``Content-Usage``
-        line for its path says (:func:`scrutineer.observing.optouts.headers.content_usage`).
+        """``optout.robots`` when an agent is disallowed for ``url``; what the ``Content-Usage``
+        rules of a group an agent obeys say for its path
+        (:func:`scrutineer.observing.optouts.headers.content_usage`: ``optout.aipref``), and what its
+        ``Content-Signal`` lines say (``optout.content_signal``): at most one of each kind, the
+        first group's in the agents' order, a reservation before an ``optout.invalid``.
 
         Evidence of ``optout.robots``: ``{"signal": "robots.txt", "agents": how many are
         disallowed, "named": those disallowed by a group that names them, "others": whether
-        agents are disallowed by the ``*`` group}``.
+        agents are disallowed by the ``*`` group}``. A preference's adds ``"group"`` (the
+        ``User-agent`` name of the group it was read in) and ``"line"`` (its number in the file).
         """
         found = []
         if disallowed := self.disallowed(url):
             named = [a for a in disallowed if self.group_of[a] != "*"]
             found.append(Signal("optout.robots", {"signal": "robots.txt", "agents": len(disallowed), "named": named, "others": len(named) < len(disallowed)}))
         path = url_path(url)
-        matching = [i for i, (pattern, _) in enumerate(self.usage) if pattern.match(path)]
-        if matching:
-            line = max(matching, key=lambda i: len(self.usage[i][0].text))  # the first of the longest
-            if line not in self._usage_signals:
-                self._usage_signals[line] = content_usage(self.usage[line][1], "robots.txt Content-Usage")
-            if signal := self._usage_signals[line]:
-                found.append(signal)
+        usage, signals = [], []
+        for group in dict.fromkeys(self.group_of.values()):
+            if self._usage.get(group) and self._allowed(group, path):
+                usage += self._usage_of(group, path)
+            signals += [self._line(("signal", group, number), lambda v=value, g=group, n=number: content_signals.judge(v, {"group": g, "line": n}))
+                        for value, number in self._content_signal.get(group, ())]
+        for said in (usage, signals):
+            said = [s for s in said if s]
+            if said:
+                found.append(next((s for s in said if s.reason != "optout.invalid"), said[0]))
         return found
+
+    def _usage_of(self, group: str, path: str) -> list[Signal | None]:
+        """The signals of the group's Content-Usage rules of the longest path matching ``path``."""
+        matching = [(pattern, value, number) for pattern, value, number in self._usage[group] if pattern.match(path)]
+        if not matching:
+            return []
+        longest = max(len(pattern.text) for pattern, _, _ in matching)
+        return [self._line(("usage", group, number), lambda v=value, g=group, n=number: _placed(content_usage(v, "robots.txt Content-Usage"), g, n))
+                for pattern, value, number in matching if len(pattern.text) == longest]
+
+    def _line(self, key: tuple, judge) -> Signal | None:
+        """A line's signal, judged once per policy (its URLs share it)."""
+        if key not in self._judged:
+            self._judged[key] = judge()
+        return self._judged[key]
+
+
+def _placed(signal: Signal | None, group: str, number: int) -> Signal | None:
+    """``signal`` with the group and the line it was read at in its evidence."""
+    return Signal(signal.reason, {**signal.evidence, "group": group, "line": number}) if signal else None
 
 
 def _patterns(value: str, allow: bool) -> list[tuple[Pattern, bool]]:

@@ -1,5 +1,5 @@
 """robots.txt's syntax (RFC 9309), read once for every policy file written in it: robots.txt itself
-(``Allow``/``Disallow`` and aipref ``Content-Usage`` lines), Spawning's ai.txt, and the ``location``
+(``Allow``/``Disallow``, aipref ``Content-Usage`` and ``Content-Signal`` lines), Spawning's ai.txt, and the ``location``
 patterns of TDMRep's ``tdmrep.json``. One reader of groups and lines, one matcher of path
 patterns, both in time linear in their input, whatever a website writes.
 
@@ -37,7 +37,8 @@ from scrutineer.observing.policy_files import MAX_BYTES
 #: URL against a hostile file (each rule is at most one pass over the path).
 MAX_RULES = 10_000
 
-#: Field spellings -> the field (protego 0.7's spellings; ``content-usage`` is aipref's).
+#: Field spellings -> the field (protego 0.7's spellings; ``content-usage`` is aipref's,
+#: ``content-signal`` Cloudflare's Content Signals').
 FIELDS = {
     **dict.fromkeys(("user-agent", "useragent", "user agent"), "user-agent"),
     **dict.fromkeys(("disallow", "dissallow", "dissalow", "disalow", "diasllow", "disallaw"), "disallow"),
@@ -48,14 +49,16 @@ FIELDS = {
     **dict.fromkeys(("request-rate", "request rate"), "request-rate"),
     **dict.fromkeys(("visit-time", "visit time"), "visit-time"),
     "content-usage": "content-usage",
+    "content-signal": "content-signal",
 }
 #: Fields that belong to no group and do not end one (RFC 9309 §2.2.4: "other records").
 SITE_WIDE = frozenset({"sitemap", "host"})
 #: The spellings a line without a colon may start with and still be read (``User-agent bot``):
-#: protego's. aipref's ``Content-Usage`` rule is written with its colon, as robots.txt's grammar
-#: writes every rule (RFC 9309 §2.2; draft-ietf-aipref-attach §4); without one its line is
-#: nothing, as protego reads it, so it neither holds a preference nor ends a run of User-agent lines.
-SPACED = {k: v for k, v in FIELDS.items() if v != "content-usage"}
+#: protego's. aipref's ``Content-Usage`` rule and a ``Content-Signal`` line are written with their
+#: colon, as robots.txt's grammar writes every rule (RFC 9309 §2.2; draft-ietf-aipref-attach-05
+#: §3); without one such a line is nothing, as protego reads it, so it neither holds a preference
+#: nor ends a run of User-agent lines.
+SPACED = {k: v for k, v in FIELDS.items() if v not in ("content-usage", "content-signal")}
 
 
 def head(text: str) -> str:
@@ -114,7 +117,7 @@ _BREAK = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 #: otherwise is, for the groups, either nothing (no colon) or a field no reader wants, which only
 #: ends a run of User-agent lines (a colon before any ``#``): its first words cannot name a known
 #: field. Only the lines starting so are read one by one; the others are searched in C, each once.
-_KNOWN = r"(?:user|allow|dis|diasllow|site|host|crawl|request|visit|content-usage)"
+_KNOWN = r"(?:user|allow|dis|diasllow|site|host|crawl|request|visit|content-usage|content-signal)"
 #: Such a line, from its first non-blank character. Blanks exclude LF, so each try stays in its
 #: line: linear in the text.
 _LINE = re.compile(rf"^[^\S\n]*({_KNOWN}[^\n]*)", re.IGNORECASE | re.MULTILINE)
