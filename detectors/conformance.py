@@ -127,6 +127,7 @@ class DetectorConformance:
                 "tdm_policy": [None] * n,
                 "content_usage": [None, "train-ai=n", None, None],
                 "c2pa": [None] * n,
+                "iptc": [None] * n,
             },
             schema=CONTENT,
         )

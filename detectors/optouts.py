@@ -1,7 +1,7 @@
 """``optouts``: machine-readable reservations of AI training and text-and-data mining, with evidence.
 
 Policy files are those of the sample's URL as the dataset gives it (what a crawler reads before
-fetching it); headers and C2PA are those of the last response (after redirects). Every finding's
+fetching it); headers, C2PA and IPTC metadata are those of the last response (after redirects). Every finding's
 evidence names its signal and the matched rule, line or value; a policy file's finding adds the
 file's URL, its sha256 and when it was read (``read_at``); a response's, when it was checked.
 Each module of :mod:`scrutineer.observing.optouts` documents its rules and their sources.
@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from scrutineer.core.config import Config
 from scrutineer.core.extras import require
 from scrutineer.detectors.base import Detector, Reason, empty_findings, evidence_json
-from scrutineer.observing.optouts import Signal, ai_txt, c2pa, headers, robots, tdmrep
+from scrutineer.observing.optouts import Signal, ai_txt, c2pa, headers, iptc, robots, tdmrep
 from scrutineer.observing.policy_files import POLICY_PATHS, PolicyFile, origin
 
 #: The reasons that reserve a sample (``optout.constrained`` and ``optout.invalid`` do not), then all.
-RESERVATIONS = tuple(f"optout.{s}" for s in ("header", "tdmrep", "aipref", "content_signal", "ai_txt", "robots", "c2pa"))
+RESERVATIONS = tuple(f"optout.{s}" for s in ("header", "tdmrep", "aipref", "content_signal", "ai_txt", "robots", "c2pa", "iptc"))
 REASONS = (*RESERVATIONS, "optout.constrained", "optout.invalid")
 
 
@@ -57,8 +57,12 @@ class Optouts(Detector):
       ai-train=no`` (Cloudflare's Content Signals Policy);
     - ``optout.ai_txt``: the origin's Spawning ``/ai.txt`` disallows the URL;
     - ``optout.robots``: the origin's robots.txt disallows the URL for one of ``agents``;
-    - ``optout.c2pa``: the image's C2PA/CAWG training-mining assertion says ``notAllowed``;
-    - ``optout.constrained``: that assertion allows training only under constraints (for a reviewer);
+    - ``optout.c2pa``: the image's C2PA/CAWG training-mining assertion says ``notAllowed``, or
+      ``constrained`` with no constraint text (CAWG 1.1: then equivalent to ``notAllowed``);
+    - ``optout.iptc``: the image's XMP says IPTC ``plus:DataMining`` ``DMI-PROHIBITED…`` (IPTC Photo
+      Metadata Standard 2023.1+);
+    - ``optout.constrained``: the C2PA/CAWG assertion allows training only under constraints it
+      states (for a reviewer);
     - ``optout.invalid``: a non-conformant signal (a ``tdmrep.json`` that breaks the spec or is over
       the readers' bounds, an unparsable ``Content-Usage`` or ``tdm-reservation``, a header value
       over 8 KiB), never taken as a reservation.
@@ -78,6 +82,7 @@ class Optouts(Detector):
         "optout.ai_txt": Reason(False, "Opted out in ai.txt"),
         "optout.robots": Reason(False, "Opted out in robots.txt"),
         "optout.c2pa": Reason(False, "Opted out in the image's C2PA data"),
+        "optout.iptc": Reason(False, "Opted out in the image's IPTC metadata (Data Mining)"),
         "optout.constrained": Reason(False, "Training allowed only under conditions"),
         "optout.invalid": Reason(False, "Malformed opt-out signal"),
     }
@@ -102,7 +107,7 @@ class Optouts(Detector):
         self._read: dict[tuple[str, str], object] = {}
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
-        columns = ("url", "checked_at", "x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage", "c2pa")
+        columns = ("url", "checked_at", "x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage", "c2pa", "iptc")
         values = {n: batch.column(n).to_pylist() for n in columns}
         hits, reasons, evidence = [], [], []
         for i in range(batch.num_rows):
@@ -126,6 +131,7 @@ class Optouts(Detector):
                 headers.content_usage(row["content_usage"]),
                 tdmrep.from_headers(row["tdm_reservation"], row["tdm_policy"]),
                 c2pa.judge(row["c2pa"]),
+                iptc.judge(row["iptc"]),
             )
             if s
         ]

@@ -131,7 +131,7 @@ def _outcome(checked: Checked | None, hashes: ContentHashes | None) -> dict:
     row["checks"] = checked.agreeing if checked else 0
     row["checked_at"] = last.fetched_at if last else None
     if hashes is not None:
-        row.update({f.name: getattr(hashes, f.name) for f in HASHES} | {"bytes": hashes.bytes, "c2pa": hashes.c2pa, "pdq_dihedral": hashes.pdq_dihedral})
+        row.update({f.name: getattr(hashes, f.name) for f in HASHES} | {"bytes": hashes.bytes, "c2pa": hashes.c2pa, "iptc": hashes.iptc, "pdq_dihedral": hashes.pdq_dihedral})
         if last is None and hashes.problem:  # read from a tar: the problem is the row's status
             row["status"], row["error"] = hashes.problem, hashes.error
     return row

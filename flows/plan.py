@@ -44,7 +44,7 @@ READ_OPTIONS = {"columns", "header", "names", "quoting", "hf"}
 PACING_OPTIONS = {"concurrency", "per_domain", "min_interval", "processes", "breaker", "policy_ttl"}
 #: Versions of the code that makes observations: bump when the same inputs would be observed differently.
 ROWS_VERSION = "1"
-CONTENT_VERSION = "4"
+CONTENT_VERSION = "5"  # 5: the IPTC Data Mining property of every image (issue 27)
 
 
 def key_id(key: dict) -> str:

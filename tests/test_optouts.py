@@ -5,6 +5,7 @@ Each expected verdict says why, quoting the spec or the file's own words."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ import pytest
 from protego import Protego
 
 from scrutineer.detectors.optouts import OptoutsParams
-from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, tdmrep
+from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, iptc, tdmrep
 from scrutineer.observing.optouts.robots import RobotsPolicy, default_agents
 from scrutineer.observing.policy_files import origin, policy_file
 
@@ -354,6 +355,112 @@ def test_c2pa_constrained_is_for_review():
                            "constraints": {"cawg.ai_training": "licence required"}, "validation_state": "Valid"})
     found = c2pa.judge(observed)
     assert found.reason == "optout.constrained" and found.evidence["constraints"] == {"cawg.ai_training": "licence required"}
+
+
+# --- IPTC Data Mining -------------------------------------------------------------------------------
+
+IPTC = {
+    # file: (its plus:DataMining value, the reason, why)
+    "IPTC-PhotometadataRef-Std2023.2.jpg": ("DMI-PROHIBITED-GENAIMLTRAINING", "optout.iptc",
+                                            "IPTC's own reference image: 'Prohibited for Generative AI/ML training'"),
+    "IPTC-Empty_stamped-DMI-PROHIBITED-AIMLTRAINING.jpg": ("DMI-PROHIBITED-AIMLTRAINING", "optout.iptc", "'Prohibited for AI/ML training'"),
+    "retina_DMI-PROHIBITED-EXCEPTSEARCHENGINEINDEXING.jpg": ("DMI-PROHIBITED-EXCEPTSEARCHENGINEINDEXING", "optout.iptc",
+                                                             "IPTC: it 'prohibits all other uses, such as AI/ML training'"),
+    "horse_DMI-PROHIBITED-SEECONSTRAINT.png": ("DMI-PROHIBITED-SEECONSTRAINT", "optout.iptc",
+                                               "'Prohibited, see plus:OtherConstraints': prohibited, the text says more (a PNG's iTXt)"),
+    "coffee_DMI-ALLOWED.jpg": ("DMI-ALLOWED", None, "'Allowed'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IPTC))
+def test_iptc_data_mining_files(optout, name):
+    value, reason, _why = IPTC[name]
+    read = iptc.read_data_mining((optout / "iptc" / name).read_bytes())
+    assert json.loads(read)["data_mining"] == iptc.VOCABULARY_URI + value
+    found = iptc.judge(read)
+    assert (found.reason if found else None) == reason
+    if found:
+        assert found.evidence["label"] == iptc.VOCABULARY[value] and found.evidence["spec"] == iptc.SPEC
+
+
+def test_iptc_other_constraints_and_what_reserves_nothing(optout, test_data):
+    reference = iptc.judge(iptc.read_data_mining((optout / "iptc" / "IPTC-PhotometadataRef-Std2023.2.jpg").read_bytes()))
+    assert reference.evidence["other_constraints"] == "Data Mining for Generative AI/ML training is definitely prohibited"
+    # the same photo without the property (the pixels are a test image's): nothing declared, nothing read
+    assert iptc.read_data_mining((test_data / "images" / "jpeg" / "coffee.jpg").read_bytes()) is None
+    # "the absence of a prohibition does not indicate ... permission": unspecified is no finding either way
+    assert iptc.judge(json.dumps({"data_mining": iptc.VOCABULARY_URI + "DMI-UNSPECIFIED", "other_constraints": None})) is None
+    # a value off the vocabulary is non-conformant: reported, never a reservation
+    odd = iptc.judge(json.dumps({"data_mining": "prohibited", "other_constraints": None}))
+    assert odd.reason == "optout.invalid" and odd.evidence["value"] == "prohibited"
+
+
+def test_iptc_hostile_xmp_is_a_value_not_an_error(optout):
+    """defusedxml refuses entity expansion; a packet over the cap is not parsed."""
+    photo = (optout / "iptc" / "coffee_DMI-ALLOWED.jpg").read_bytes()
+    laughs = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+              '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+              '<rdf:Description xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/" plus:DataMining="&b;"/></rdf:RDF></x:xmpmeta>')
+    found = iptc.judge(iptc.read_data_mining(_with_xmp(photo, laughs.encode())))
+    assert found.reason == "optout.invalid" and found.evidence["fault"] == "EntitiesForbidden"
+    padding = b"<!--" + b"x" * iptc.MAX_XMP + b"-->"
+    big = _with_xmp(photo, padding + b'<x:xmpmeta xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/"><plus:DataMining/></x:xmpmeta>', png=True)
+    assert "over 262,144" in iptc.judge(iptc.read_data_mining(big)).evidence["fault"]
+
+
+def _with_xmp(jpeg: bytes, packet: bytes, png: bool = False) -> bytes:
+    """The photo re-encoded (in memory) with ``packet`` as its XMP (PNG: an iTXt chunk, which may exceed JPEG's 64 KB segment)."""
+    from PIL import Image, PngImagePlugin
+
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(jpeg)) as image:
+        if png:
+            info = PngImagePlugin.PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", packet.decode())
+            image.save(out, "PNG", pnginfo=info)
+        else:
+            image.save(out, "JPEG", xmp=packet)
+    return out.getvalue()
+
+
+# --- CAWG 1.1 and C2PA 1.x assertion shapes ---------------------------------------------------------------
+
+
+def _store(*assertions: tuple[str, dict]) -> dict:
+    """A manifest store as c2pa-rs gives it, its active manifest holding ``assertions`` (label, data)."""
+    return {"active_manifest": "m", "validation_state": "Valid", "manifests": {"m": {"assertions": [{"label": label, "data": data} for label, data in assertions]}}}
+
+
+def test_cawg_1_1_constrained_without_its_text_is_not_allowed():
+    """CAWG training-mining 1.1: "In the absence of additional information, constrained shall be
+    treated as equivalent to notAllowed. More details on the constraints may be provided in the
+    constraints_info text field"; its example gives data_mining constrained with its text."""
+    example = {"entries": {"cawg.ai_training": {"use": "allowed"}, "cawg.ai_generative_training": {"use": "notAllowed"},
+                           "cawg.data_mining": {"use": "constrained", "constraint_info": "may only be mined on days whose names end in 'y'"}}}
+    found = c2pa.judge(c2pa.training_mining(_store(("cawg.training-mining", example))))
+    assert found.reason == "optout.c2pa" and found.evidence["not_allowed"] == ["cawg.ai_generative_training"]
+    bare = {"entries": {"cawg.ai_training": {"use": "constrained"}}}
+    found = c2pa.judge(c2pa.training_mining(_store(("cawg.training-mining", bare))))
+    assert found.reason == "optout.c2pa" and found.evidence["constrained_as_not_allowed"] == ["cawg.ai_training"]
+    # the prose's spelling, constraints_info, is a text too: for a reviewer
+    spelled = {"entries": {"cawg.ai_training": {"use": "constrained", "constraints_info": "licence required"}}}
+    found = c2pa.judge(c2pa.training_mining(_store(("cawg.training-mining", spelled))))
+    assert found.reason == "optout.constrained" and found.evidence["constraints"] == {"cawg.ai_training": "licence required"}
+
+
+def test_c2pa_1_x_entries_without_the_entries_map_and_both_labels():
+    """CAWG 1.0 and C2PA 1.x's CDDL put the entries in the assertion's data itself (no "entries"
+    map); a manifest may carry both labels, and an entry given twice keeps its most restrictive use."""
+    old = {"c2pa.ai_training": {"use": "notAllowed"}, "metadata": {"dateTime": "2024-01-01"}}
+    found = c2pa.judge(c2pa.training_mining(_store(("c2pa.training-mining", old))))
+    assert found.reason == "optout.c2pa" and found.evidence["not_allowed"] == ["c2pa.ai_training"]
+    both = _store(("c2pa.training-mining", {"entries": {"c2pa.ai_training": {"use": "allowed"}}}),
+                  ("cawg.training-mining", {"entries": {"cawg.ai_training": {"use": "allowed"}, "cawg.data_mining": {"use": "notAllowed"}}}),
+                  ("cawg.training-mining__1", {"entries": {"cawg.ai_training": {"use": "notAllowed"}}}))
+    read = json.loads(c2pa.training_mining(both))
+    assert read["labels"] == ["c2pa.training-mining", "cawg.training-mining"] and read["entries"]["cawg.ai_training"] == "notAllowed"
+    assert c2pa.judge(json.dumps(read)).evidence["not_allowed"] == ["cawg.ai_training", "cawg.data_mining"]
+    assert c2pa.training_mining(_store(("c2pa.actions", {"actions": []}))) is None
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, tdmrep
+from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, iptc, tdmrep
 from scrutineer.observing.optouts.robots import RobotsPolicy, default_agents
 from scrutineer.observing.policy_files import MAX_BYTES
 
@@ -245,6 +245,39 @@ C2PA_INPUTS = _c2pa_inputs()
 def test_hostile_c2pa(name):
     body = C2PA_INPUTS[name]
     within_bounds(_c2pa, body, BOUND * max(1.0, len(body) / (1 << 20)), len(body))
+
+
+# --- IPTC Data Mining (XMP) ------------------------------------------------------------------------
+
+def _iptc(body: bytes) -> None:
+    iptc.judge(iptc.read_data_mining(body))
+
+
+def _iptc_inputs() -> dict[str, bytes]:
+    rnd = random.Random(27)
+    real = (DATA / "iptc" / "IPTC-PhotometadataRef-Std2023.2.jpg").read_bytes()
+    marks = b"DataMining" + iptc.NAMESPACE
+    inputs = {
+        "10 MB, JPEG magic and the marks": b"\xff\xd8\xff" + marks + rnd.randbytes(10_000_000),
+        "10 MB of marks": b"\xff\xd8\xff" + marks * 250_000,
+        "PNG magic and the marks, no chunks": b"\x89PNG" + marks,
+    }
+    for cut in (100, 1200, 5000, 20_000, len(real) // 2):
+        inputs[f"reference cut at {cut}"] = real[:cut]
+    for flips in (1, 10, 100, 1000):
+        inputs[f"reference with {flips} bytes garbled"] = _garbled(real, flips, flips)
+    return inputs
+
+
+IPTC_INPUTS = _iptc_inputs()
+
+
+@pytest.mark.parametrize("name", sorted(IPTC_INPUTS))
+def test_hostile_iptc(name):
+    """The XMP reader: Pillow reads the header's segments, defusedxml the packet (at most
+    iptc.MAX_XMP bytes); the same bound as C2PA's, 50 ms per MiB of body."""
+    body = IPTC_INPUTS[name]
+    within_bounds(_iptc, body, BOUND * max(1.0, len(body) / (1 << 20)), len(body))
 
 
 # --- every real file -----------------------------------------------------------------------------

@@ -106,6 +106,7 @@ OPT_OUT_SIGNALS = [
     column("tdm_policy", pa.string(), "The last response's tdm-policy header (W3C TDMRep)."),
     column("content_usage", pa.string(), "The last response's Content-Usage header (IETF aipref)."),
     json_column("c2pa", "The C2PA/CAWG training-mining assertion in the image bytes: label, entries and their use, validation state."),
+    json_column("iptc", "The IPTC Data Mining property (plus:DataMining) in the image's XMP, with plus:OtherConstraints."),
 ]
 
 # --- batches and working files -------------------------------------------------------------------

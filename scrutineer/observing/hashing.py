@@ -79,6 +79,7 @@ from PIL import Image
 from scrutineer.core.children import die_with
 from scrutineer.core.config import MAX_PIXELS, FetchConfig
 from scrutineer.observing.optouts.c2pa import read_training_mining
+from scrutineer.observing.optouts.iptc import read_data_mining
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ class ContentHashes:
     ``max_pixels`` pixels, or too many bytes to be read at all: then no digest is set either), and
     ``error`` says why in words. ``pdq_dihedral``: when asked for, the PDQ hashes of the image's
     7 other dihedral transforms, in :data:`PDQ_DIHEDRAL` order (``pdq`` is the first). ``c2pa``: the C2PA/CAWG training-mining assertion the bytes carry,
-    as JSON (:func:`scrutineer.observing.optouts.c2pa.read_training_mining`), else None."""
+    as JSON (:func:`scrutineer.observing.optouts.c2pa.read_training_mining`), else None; ``iptc``: the
+    IPTC ``plus:DataMining`` of their XMP, as JSON (:func:`scrutineer.observing.optouts.iptc.read_data_mining`),
+    else None."""
 
     bytes: int
     md5: str | None = None
@@ -103,6 +106,7 @@ class ContentHashes:
     problem: str | None = None
     error: str | None = None
     c2pa: str | None = None
+    iptc: str | None = None
     pdq_dihedral: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict:
@@ -153,8 +157,9 @@ def hash_content(
     body: bytes, max_pixels: int = MAX_PIXELS, dihedral: bool = False, decode: Decode = "full"
 ) -> ContentHashes:
     """Exact and perceptual hashes of ``body`` (an image as served, in memory), and the C2PA/CAWG
-    training-mining assertion it carries, if any: :func:`exact_hashes`,
-    :func:`~scrutineer.observing.optouts.c2pa.read_training_mining`, :func:`decode_image`, then
+    training-mining assertion and IPTC Data Mining property it carries, if any: :func:`exact_hashes`,
+    :func:`~scrutineer.observing.optouts.c2pa.read_training_mining`,
+    :func:`~scrutineer.observing.optouts.iptc.read_data_mining`, :func:`decode_image`, then
     :func:`pdq_of` and :func:`phash_of` of the one decoded image.
 
     Args:
@@ -171,7 +176,7 @@ def hash_content(
         body that is not a decodable image (HTML, truncated or corrupt data) or has too many pixels
         gets its exact digests and a ``problem``; it does not raise.
     """
-    exact = _with(exact_hashes(body), c2pa=read_training_mining(body))
+    exact = _with(exact_hashes(body), c2pa=read_training_mining(body), iptc=read_data_mining(body))
     try:
         rgb = decode_image(body, max_pixels, decode)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -94,6 +94,11 @@ def judged(tmp_path_factory, test_data):
     for i, (site, expected) in enumerate(news.items()):
         case(f"127.0.3.{i + 1}", {"robots_txt": _news_robots(optout, site)}, f"/img/{IMAGE}", expected,
              "globo.com: 'User-agent: GPTBot / Disallow: /'" if expected else "foxnews.com: no group for an AI agent")
+    signals = optout / "robots_txt" / "content_signal"
+    for i, site in enumerate(sorted(p.name for p in signals.iterdir())):
+        # the managed block's 'User-agent: *' says ai-train=no; GPTBot and others are disallowed by their own groups
+        case(f"127.0.5.{i + 1}", {"robots_txt": signals / site}, f"/img/{IMAGE}", {"optout.content_signal", "optout.robots"},
+             f"{site}: 'Content-Signal: ... ai-train=no' (Content Signals Policy (b): 'you may not collect content for the corresponding use')")
     # one host with no policy files of its own (the fixture's robots.txt disallows /private/ to Scrutineer)
     plain = "127.0.4.1"
     for path, expected, why in [
@@ -105,6 +110,13 @@ def judged(tmp_path_factory, test_data):
         ("/with/text.png?h=X-Robots-Tag:otherbot: noai", set(), "scoped to an agent not on the list"),
         ("/with/astronaut.png?h=Content-Usage:train-ai=n", {"optout.aipref"}, "aipref attach draft's example 'Content-Usage: train-ai=n'"),
         ("/with/brick.png?h=Content-Usage:search=n", set(), "search is not AI training"),
+        ("/with/grass.png?h=Content-Usage:bots=n", {"optout.aipref"}, "vocab-03/-04's Automated Processing covers AI training"),
+        ("/with/cell.png?h=Content-Usage:Train-AI=n", {"optout.invalid"}, "vocab-07 §6.5: an upper-case key fails the parse: no preference"),
+        ("/with/coins.png?h=X-Robots-Tag:noindex,%20noml", {"optout.header"}, "NoML: 'X-Robots-Tag: noml'"),
+        ("/img/IPTC-PhotometadataRef-Std2023.2.jpg", {"optout.iptc"}, "IPTC's reference image: DMI-PROHIBITED-GENAIMLTRAINING"),
+        ("/img/IPTC-Empty_stamped-DMI-PROHIBITED-AIMLTRAINING.jpg", {"optout.iptc"}, "plus:DataMining 'Prohibited for AI/ML training'"),
+        ("/img/horse_DMI-PROHIBITED-SEECONSTRAINT.png", {"optout.iptc"}, "'Prohibited, see plus:OtherConstraints', in a PNG's XMP"),
+        ("/img/coffee_DMI-ALLOWED.jpg", set(), "plus:DataMining 'Allowed'"),
         ("/with/chelsea.png?h=tdm-reservation:1&h=tdm-policy:https://provider.com/policies/policy.json", {"optout.tdmrep"},
          "TDMRep spec example: 'tdm-reservation: 1' with 'tdm-policy'"),
         ("/img/datadiligence_sample_c2pa.png", {"optout.c2pa"}, "c2pa.training-mining: ai_training etc. 'notAllowed'"),
@@ -119,7 +131,7 @@ def judged(tmp_path_factory, test_data):
         host = key.split()[0]
         if files:
             sites[host] = _site(sites_dir, host, **files)
-    images = [test_data / "images" / "skimage", optout / "c2pa"]
+    images = [test_data / "images" / "skimage", optout / "c2pa", optout / "iptc"]
     with FixtureWeb(hosts, images=images, sites=sites) as web:
         urls = {key: f"http://{key.split()[0]}:{web.port}{path}" for key, (_f, path, _e, _w) in cases.items()}
         config = _optout_config(tmp / "scan", "optouts-real-files", list(urls.values()))

@@ -17,6 +17,7 @@ observations.
   ``Content-Signal`` lines;
 - :mod:`~scrutineer.observing.optouts.content_signals`: Cloudflare's Content Signals (``ai-train=no``);
 - :mod:`~scrutineer.observing.optouts.c2pa`: C2PA / CAWG ``training-mining`` assertions in the bytes;
+- :mod:`~scrutineer.observing.optouts.iptc`: IPTC ``plus:DataMining`` in the image's XMP;
 - :mod:`~scrutineer.observing.optouts.rules`: the one reader of robots.txt's syntax (groups, lines, path
   patterns matched in linear time) behind robots.txt, ai.txt and tdmrep.json locations.
 
