@@ -126,6 +126,7 @@ class DetectorConformance:
                 "tdm_reservation": [None, None, "1", None],
                 "tdm_policy": [None] * n,
                 "content_usage": [None, "train-ai=n", None, None],
+                "link": [None] * n,
                 "c2pa": [None] * n,
                 "iptc": [None] * n,
             },

@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from scrutineer.core.config import Config
 from scrutineer.core.extras import require
 from scrutineer.detectors.base import Detector, Reason, empty_findings, evidence_json
-from scrutineer.observing.optouts import Signal, ai_txt, c2pa, headers, iptc, robots, tdmrep
-from scrutineer.observing.policy_files import POLICY_PATHS, PolicyFile, origin
+from scrutineer.observing.optouts import Signal, ai_txt, c2pa, headers, iptc, robots, rsl, tdmrep
+from scrutineer.observing.policy_files import LICENCE_PREFIX, POLICY_PATHS, RSL, PolicyFile, origin
 
 #: The reasons that reserve a sample (``optout.constrained`` and ``optout.invalid`` do not), then all.
-RESERVATIONS = tuple(f"optout.{s}" for s in ("header", "tdmrep", "aipref", "content_signal", "ai_txt", "robots", "c2pa", "iptc"))
+RESERVATIONS = tuple(f"optout.{s}" for s in ("header", "tdmrep", "aipref", "content_signal", "ai_txt", "robots", "rsl", "c2pa", "iptc"))
 REASONS = (*RESERVATIONS, "optout.constrained", "optout.invalid")
 
 
@@ -57,15 +57,21 @@ class Optouts(Detector):
       ai-train=no`` (Cloudflare's Content Signals Policy);
     - ``optout.ai_txt``: the origin's Spawning ``/ai.txt`` disallows the URL;
     - ``optout.robots``: the origin's robots.txt disallows the URL for one of ``agents``;
+    - ``optout.rsl``: an RSL 1.0 licence the origin's robots.txt names (``License:``, the group of
+      one of ``agents`` or the lines outside any group) or the response links (``Link: <…>;
+      rel="license"; type="application/rsl+xml"``) prohibits AI training for the URL's scope, or
+      licenses only other uses; one licensing it only with payment or other conditions is
+      ``optout.constrained``;
     - ``optout.c2pa``: the image's C2PA/CAWG training-mining assertion says ``notAllowed``, or
       ``constrained`` with no constraint text (CAWG 1.1: then equivalent to ``notAllowed``);
     - ``optout.iptc``: the image's XMP says IPTC ``plus:DataMining`` ``DMI-PROHIBITED…`` (IPTC Photo
       Metadata Standard 2023.1+);
-    - ``optout.constrained``: the C2PA/CAWG assertion allows training only under constraints it
-      states (for a reviewer);
+    - ``optout.constrained``: training allowed only under conditions, for a reviewer: those a C2PA/CAWG
+      assertion states, or an RSL licence's payment, licence server or user and place terms;
     - ``optout.invalid``: a non-conformant signal (a ``tdmrep.json`` that breaks the spec or is over
       the readers' bounds, an unparsable ``Content-Usage`` or ``tdm-reservation``, a header value
-      over 8 KiB), never taken as a reservation.
+      over 8 KiB, an RSL licence that is not RSL or that its URL does not serve), never taken as a
+      reservation.
 
     A policy file that could not be read (status ``transient`` in ``policy_files``, with its
     reason) gives no finding: it is neither a reservation nor its absence, and the next run or
@@ -81,6 +87,7 @@ class Optouts(Detector):
         "optout.content_signal": Reason(False, "Opted out by a Content-Signal in robots.txt"),
         "optout.ai_txt": Reason(False, "Opted out in ai.txt"),
         "optout.robots": Reason(False, "Opted out in robots.txt"),
+        "optout.rsl": Reason(False, "Opted out by an RSL licence"),
         "optout.c2pa": Reason(False, "Opted out in the image's C2PA data"),
         "optout.iptc": Reason(False, "Opted out in the image's IPTC metadata (Data Mining)"),
         "optout.constrained": Reason(False, "Training allowed only under conditions"),
@@ -88,7 +95,7 @@ class Optouts(Detector):
     }
     Params = OptoutsParams
     needs = "content"
-    policy_files = tuple(POLICY_PATHS)
+    policy_files = (*POLICY_PATHS, RSL)
 
     @classmethod
     def check_config(cls, params: BaseModel, config: Config) -> None:
@@ -107,7 +114,7 @@ class Optouts(Detector):
         self._read: dict[tuple[str, str], object] = {}
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
-        columns = ("url", "checked_at", "x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage", "c2pa", "iptc")
+        columns = ("url", "checked_at", "x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage", "link", "c2pa", "iptc")
         values = {n: batch.column(n).to_pylist() for n in columns}
         hits, reasons, evidence = [], [], []
         for i in range(batch.num_rows):
@@ -136,14 +143,32 @@ class Optouts(Detector):
             if s
         ]
         files = self.ctx.policy_files.get(origin(row["url"]) or "", {})
+        licences = {u: "Link header" for u in rsl.link_licences(row["link"])[: rsl.MAX_LICENCES]}
         for name, read in files.items():
             if name == "tdmrep.json" and row["tdm_reservation"] is not None:
                 continue  # the response's own tdm-reservation header overrides the site-wide file
+            if name.startswith(LICENCE_PREFIX):
+                continue  # a licence holds for the URLs whose robots.txt or response names it: below
             parsed = self._parsed(read)
             if parsed is None:
                 continue
             where = {"file": read.url, "file_sha256": read.sha256, "read_at": _iso(read.fetched_at)}
             found += [(s, where) for s in self._judge_file(name, parsed, row["url"])]
+            if name == "robots.txt" and not isinstance(parsed, Signal):
+                for group, urls in parsed.licences().items():
+                    licences |= {u: f"robots.txt License ({f'group {group}' if group else 'outside any group'})" for u in urls if u not in licences}
+        for url, named_by in licences.items():
+            read = self.ctx.policy_files.get(origin(url) or "", {}).get(rsl.policy_name(url))
+            if read is None or read.status == "transient":
+                continue  # not read (yet): the next run or recheck reads it
+            where = {"file": url, "file_sha256": read.sha256, "read_at": _iso(read.fetched_at), "named_by": named_by}
+            parsed = self._parsed(read)
+            if parsed is None:  # named, but not served (a 4xx, or an HTML page)
+                found.append((Signal("optout.invalid", {"signal": "RSL", "fault": f"the licence is not served at its URL ({read.status})"}), where))
+            elif isinstance(parsed, Signal):
+                found.append((parsed, where))
+            elif signal := rsl.judge(parsed, row["url"]):
+                found.append((signal, where))
         return found
 
     def _parsed(self, read: PolicyFile) -> object | None:
@@ -152,6 +177,8 @@ class Optouts(Detector):
         recorded in ``policy_files`` with its reason, and read again by the next run or recheck)."""
         if read.name == "tdmrep.json" and read.status == "too_large":
             return Signal("optout.invalid", {"signal": "tdmrep.json", "fault": read.error})
+        if read.name.startswith(LICENCE_PREFIX) and read.status == "too_large":
+            return Signal("optout.invalid", {"signal": "RSL", "fault": read.error})
         text = read.served
         if text is None:
             return None
@@ -161,6 +188,11 @@ class Optouts(Detector):
                 self._read[key] = robots.RobotsPolicy(text, self.agents)
             elif read.name == "ai.txt":
                 self._read[key] = ai_txt.parse(text, self.agent_tokens)
+            elif read.name.startswith(LICENCE_PREFIX):
+                try:
+                    self._read[key] = rsl.parse(text)
+                except ValueError as e:
+                    self._read[key] = Signal("optout.invalid", {"signal": "RSL", "fault": str(e)})
             else:
                 try:
                     self._read[key] = tdmrep.parse_file(text)

@@ -14,7 +14,7 @@ seconds apart; ``checks`` says how many checks agreed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,7 +33,9 @@ from scrutineer.core.contract import (
 )
 from scrutineer.observing.fetch import Fetched, Fetcher
 from scrutineer.observing.hashing import ContentHashes
-from scrutineer.observing.policy_files import origin
+from scrutineer.observing.optouts import rsl
+from scrutineer.observing.optouts.robots import licence_urls
+from scrutineer.observing.policy_files import POLICY_PATHS, RSL, PolicyFile, origin
 
 #: Hashes a fetched body: ``(url, body)`` to its :class:`~scrutineer.observing.hashing.ContentHashes`
 #: (:func:`scrutineer.observing.hashing.hash_fetched`, inline in the fetching process).
@@ -97,7 +99,9 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, hasher
     """Check every URL with ``fetcher`` (politely, concurrently) and hash what it serves with
     ``hasher``; meanwhile
     read the ``policies`` files (:data:`~scrutineer.observing.policy_files.POLICY_PATHS` names) of each
-    URL's origin (:meth:`~scrutineer.observing.fetch.Fetcher.policy_file`: once per origin and TTL).
+    URL's origin (:meth:`~scrutineer.observing.fetch.Fetcher.policy_file`: once per origin and TTL),
+    and with ``rsl`` among them, once those and the checks are done, the RSL licences their
+    robots.txt files and the responses' Link headers name (each a policy file too).
 
     At most ``2 * cfg.concurrency`` URLs are in progress at once, so at most that many bodies
     wait for the hasher however long the list. URLs that look dead are checked again after the
@@ -110,7 +114,8 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, hasher
     checked = {u: Checked([], None) for u in urls}
     pending = urls
     origins = dict.fromkeys(o for u in urls if (o := origin(u)))
-    reads = asyncio.gather(*(fetcher.policy_file(o, name) for o in origins for name in policies))
+    reads = asyncio.gather(*(fetcher.policy_file(o, name) for o in origins for name in policies if name in POLICY_PATHS))
+    licences = None
     try:
         while pending:
             await _each(pending, lambda u: _check_once(fetcher, u, checked[u], hasher), 2 * cfg.concurrency)
@@ -118,10 +123,23 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, hasher
             if pending:
                 since = (datetime.now(UTC) - max(checked[u].last.fetched_at for u in pending)).total_seconds()
                 await asyncio.sleep(max(0.0, cfg.recheck_interval - since))
-        await reads
+        read = await reads
+        if RSL in policies:
+            named = licences_named(read, checked.values())
+            licences = asyncio.gather(*(fetcher.policy_file(o, rsl.policy_name(u)) for u in named if (o := origin(u))))
+            await licences
     finally:
         reads.cancel()  # a no-op once done; a policy read never outlives its batch
+        if licences is not None:
+            licences.cancel()
     return checked
+
+
+def licences_named(reads: list[PolicyFile], checked: Iterable[Checked]) -> list[str]:
+    """The RSL licence URLs the robots.txt files read and the responses' Link headers name, each once."""
+    named = [u for r in reads if r.name == "robots.txt" and (text := r.served) for u in licence_urls(text)]
+    named += [u for c in checked if c.checks for u in rsl.link_licences(c.last.link)[: rsl.MAX_LICENCES]]
+    return list(dict.fromkeys(named))
 
 
 def _outcome(checked: Checked | None, hashes: ContentHashes | None) -> dict:

@@ -71,10 +71,11 @@ import uvloop
 
 from scrutineer.core.children import die_with
 from scrutineer.core.config import FetchConfig
-from scrutineer.flows.content import Checked, Hasher, check_urls
+from scrutineer.flows.content import Checked, Hasher, check_urls, licences_named
 from scrutineer.observing.fetch import Fetcher
 from scrutineer.observing.hashing import ContentHashes, exact_hashes, hash_fetched
-from scrutineer.observing.policy_files import PolicyCache, PolicyFile, origin
+from scrutineer.observing.optouts import rsl
+from scrutineer.observing.policy_files import RSL, PolicyCache, PolicyFile, origin
 from scrutineer.samples.domains import host_and_domain
 
 #: What a worker runs on each body, ``(body, fetch options)``: :func:`hash_fetched`. A test-only
@@ -495,12 +496,17 @@ class _Serving:
 
     def policy_reads(self, fetcher: Fetcher, job: _Job, checked: dict[str, Checked]) -> list[PolicyFile]:
         """The policy files the fetcher read (or took from the cache) for the job's URLs: those of
-        ``job.policies`` and robots.txt, of their origins and of the origins their checks ended on."""
+        ``job.policies`` and robots.txt, of their origins and of the origins their checks ended on,
+        and (``rsl`` among the policies) the RSL licences those robots.txt files and the checks'
+        Link headers name."""
         for read in fetcher.new_policy_files():
             self.reads.setdefault((read.origin, read.name), []).append(read)
         names = {*job.policies, *(("robots.txt",) if job.cfg.respect_robots else ())}
         origins = {origin(u) for u in job.urls} | {origin(f.final_url) for c in checked.values() for f in c.checks if f.final_url}
-        return [r for o in origins for n in names for r in self.reads.get((o, n), ())]
+        found = [r for o in origins for n in names for r in self.reads.get((o, n), ())]
+        if RSL in names:
+            found += [r for u in licences_named(found, checked.values()) for r in self.reads.get((origin(u), rsl.policy_name(u)), ())]
+        return found
 
     def hashing(self, job: _Job) -> Hasher:
         """The job's hasher: inline, naming the body in the slot while it hashes; or, for an

@@ -13,8 +13,8 @@ import pytest
 from protego import Protego
 
 from scrutineer.detectors.optouts import OptoutsParams
-from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, iptc, tdmrep
-from scrutineer.observing.optouts.robots import RobotsPolicy, default_agents
+from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, iptc, rsl, tdmrep
+from scrutineer.observing.optouts.robots import RobotsPolicy, default_agents, licence_urls
 from scrutineer.observing.policy_files import origin, policy_file
 
 URL = "https://example.org/img/photo.jpg"
@@ -355,6 +355,114 @@ def test_c2pa_constrained_is_for_review():
                            "constraints": {"cawg.ai_training": "licence required"}, "validation_state": "Valid"})
     found = c2pa.judge(observed)
     assert found.reason == "optout.constrained" and found.evidence["constraints"] == {"cawg.ai_training": "licence required"}
+
+
+# --- RSL licences -----------------------------------------------------------------------------------------
+
+RSL = {
+    # licence file: (the sample URL, the reason, the rule or conditions, why)
+    "mezzode.com__license.xml": ("https://mezzode.com/img/a.jpg", "optout.rsl", '<prohibits type="usage">ai-all all</prohibits>',
+                                 "'<prohibits type=\"usage\">all ai-all search</prohibits>' on url '/'"),
+    "dylmye.me__license.xml": ("https://dylmye.me/a.png", "optout.constrained", ["licence server: https://api.rslcollective.org", "payment: attribution"],
+                               "ai-train is permitted, but with attribution and a token from the RSL Collective's server"),
+    "sourcelibrary.org__license.xml": ("https://sourcelibrary.org/book/1.jpg", "optout.rsl", '<prohibits type="usage">ai-train</prohibits>',
+                                       "the second licence prohibits 'train-ai' (the drafts' name of ai-train): prohibited beats permitted"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RSL))
+def test_rsl_licence_files(optout, name):
+    url, reason, said, _why = RSL[name]
+    found = rsl.judge(rsl.parse((optout / "rsl" / name).read_text()), url)
+    assert found.reason == reason and found.evidence["spec"] == rsl.SPEC
+    assert found.evidence["conditions" if reason == "optout.constrained" else "rule"] == said
+    # a URL no <content> covers: sourcelibrary's scope is its own site's URL
+    if name.startswith("sourcelibrary"):
+        assert rsl.judge(rsl.parse((optout / "rsl" / name).read_text()), "https://elsewhere.example/book/1.jpg") is None
+
+
+def test_rsl_licence_lines_in_robots_txt(optout):
+    """RSL 1.0 §4.4: a License line outside any group holds for every agent; one in a group holds
+    for that group's agents instead."""
+    mezzode = (optout / "rsl" / "mezzode.com__robots.txt").read_text()  # 'License: https://mezzode.com/license.xml' before 'User-Agent: *'
+    assert licence_urls(mezzode) == ["https://mezzode.com/license.xml"]
+    assert RobotsPolicy(mezzode, default_agents()).licences() == {"*": ["https://mezzode.com/license.xml"]}
+    # dylmye.me: after 'Sitemap:' at the end, in the 'User-agent: *' group; its named group (img2dataset, GPTBot ...) has none
+    dylmye = (optout / "rsl" / "dylmye.me__robots.txt").read_text()
+    assert RobotsPolicy(dylmye, default_agents()).licences() == {"*": ["https://dylmye.me/license.xml"]}
+    assert RobotsPolicy(dylmye, ("img2dataset",)).licences() == {}
+    scoped = "License: https://a.example/all.xml\nUser-agent: GPTBot\nLicense: https://a.example/gpt.xml\nDisallow: /\nUser-agent: *\nAllow: /\n"
+    assert RobotsPolicy(scoped, default_agents()).licences() == {"*": ["https://a.example/all.xml"], "gptbot": ["https://a.example/gpt.xml"]}
+    assert RobotsPolicy("License: https://a.example/l.xml\n", ("img2dataset",)).licences() == {"": ["https://a.example/l.xml"]}  # no group at all
+    assert licence_urls("License: /relative.xml\nLicense: ftp://a.example/l.xml\n") == []  # "must be a fully qualified URL"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('<https://example.com/license.xml>; rel="license"; type="application/rsl+xml"', ["https://example.com/license.xml"]),  # RSL's guide
+        ('<https://creativecommons.org/licenses/by/4.0/>; rel="license"', []),  # a licence, not an RSL one
+        ('<https://e.example/cc>; rel="license", <https://e.example/l.xml>; rel="license nofollow"; type="application/rsl+xml"', ["https://e.example/l.xml"]),
+        ("<https://e.example/a,b.xml>; rel=license; type=application/rsl+xml", ["https://e.example/a,b.xml"]),
+        ('</relative.xml>; rel="license"; type="application/rsl+xml"', []),  # the target MUST be absolute (§4.5)
+    ],
+)
+def test_rsl_link_header(value, expected):
+    assert rsl.link_licences(value) == expected
+
+
+def test_rsl_link_header_agrees_with_httpx_on_single_links():
+    """httpx's Response.links is the reference; it keeps one link per rel, so it is compared on
+    headers of one link each."""
+    import httpx
+
+    for value in ['<https://e.example/l.xml>; rel="license"; type="application/rsl+xml"', "<https://e.example/l.xml>;rel=license;type=application/rsl+xml",
+                  '<https://e.example/l.xml> ; rel="license" ; type="application/rsl+xml"']:
+        link = httpx.Response(200, headers={"link": value}).links["license"]
+        assert rsl.link_licences(value) == [link["url"]] and link["type"] == "application/rsl+xml"
+
+
+@pytest.mark.parametrize(
+    ("document", "url", "reason"),
+    [
+        # permits training, nothing asked: licensed
+        ('<content url="/"><license><permits type="usage">ai-train search</permits></license></content>', "/a.jpg", None),
+        ('<content url="/"><license><payment type="free"/></license></content>', "/a.jpg", None),  # no permits: every use
+        # a closed list without training: not licensed (§3.5)
+        ('<content url="/"><license><permits type="usage">search ai-input</permits></license></content>', "/a.jpg", "optout.rsl"),
+        # permitted and prohibited: not licensed; the narrowest scope decides (§3.1.2's example)
+        ('<content url="/"><license><permits type="usage">all</permits></license></content>'
+         '<content url="/articles/"><license><prohibits type="usage">ai-train</prohibits></license></content>', "/articles/a.jpg", "optout.rsl"),
+        ('<content url="/"><license><permits type="usage">all</permits></license></content>'
+         '<content url="/articles/"><license><prohibits type="usage">ai-train</prohibits></license></content>', "/img/a.jpg", None),
+        # paid, or for some users only: for a reviewer
+        ('<content url="/"><license><permits type="usage">ai-train</permits><payment type="training"><amount currency="USD">0.01</amount></payment></license></content>',
+         "/a.jpg", "optout.constrained"),
+        ('<content url="/"><license><permits type="usage">ai-all</permits><permits type="user">non-commercial</permits></license></content>', "/a.jpg", "optout.constrained"),
+        # one free licence among paid ones: licensed
+        ('<content url="/"><license><payment type="subscription"/></license><license><permits type="usage">ai-train</permits></license></content>', "/a.jpg", None),
+        ('<content url="/*.png$"><license><prohibits type="usage">ai-train</prohibits></license></content>', "/a.jpg", None),  # RFC 9309 patterns
+        ('<content url="/*.png$"><license><prohibits type="usage">ai-train</prohibits></license></content>', "/x/a.png", "optout.rsl"),
+    ],
+)
+def test_rsl_rules(document, url, reason):
+    found = rsl.judge(rsl.parse(f'<rsl xmlns="{rsl.NAMESPACE}">{document}</rsl>'), "https://a.example" + url)
+    assert (found.reason if found else None) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"),
+    [
+        ("not xml", "not an XML document"),
+        ('<rsl xmlns="https://example.org/other"><content url="/"/></rsl>', "not <rsl>"),
+        ('<rsl xmlns="https://rslstandard.org/rsl"></rsl>', "no <content>"),
+        ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><rsl xmlns="https://rslstandard.org/rsl">&b;</rsl>',
+         "EntitiesForbidden"),  # defusedxml refuses entity declarations: no billion laughs
+    ],
+)
+def test_rsl_documents_that_are_not_rsl(text, fault):
+    with pytest.raises(ValueError, match=fault):
+        rsl.parse(text)
 
 
 # --- IPTC Data Mining -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Every reader of a website's opt-out signals holds a time and a memory bound on hostile input
 (issue 23, acceptance 2): robots.txt, ai.txt, tdmrep.json, the X-Robots-Tag, Content-Usage and
-tdm-reservation headers, robots.txt's Content-Signal lines, and C2PA manifests.
+tdm-reservation and Link headers, robots.txt's Content-Signal lines, RSL licences, and C2PA and IPTC XMP in images.
 
 Inputs: generated hostile ones (deep nesting, 10 MB, binary, wildcard storms, 100k lines, user
 agent storms, escapes, the issue's ReDoS pattern), Hypothesis-written motifs tiled to 64 KB, and
@@ -41,7 +41,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, iptc, tdmrep
+from scrutineer.observing.optouts import ai_txt, c2pa, content_signals, headers, iptc, rsl, tdmrep
 from scrutineer.observing.optouts.robots import RobotsPolicy, default_agents
 from scrutineer.observing.policy_files import MAX_BYTES
 
@@ -80,6 +80,20 @@ def _tdmrep(text: str) -> None:
         tdmrep.from_file(rules, url)
 
 
+def _rsl(text: str) -> None:
+    try:
+        scopes = rsl.parse(text)
+    except ValueError:
+        return  # optout.invalid: the detector's answer to a document that is not RSL
+    for url in URLS:
+        rsl.judge(scopes, url)
+
+
+def _entity_bomb() -> str:
+    entities = "".join(f'<!ENTITY e{i} "{("&e" + str(i - 1) + ";") * 10 if i else "x"}">' for i in range(10))
+    return f'<?xml version="1.0"?><!DOCTYPE r [{entities}]><rsl xmlns="{rsl.NAMESPACE}">&e9;</rsl>'
+
+
 TEXT_READERS: dict[str, tuple[Callable[[str], None], int]] = {
     # reader -> (parse and judge, the most characters it reads)
     "robots.txt": (_robots, MAX_BYTES),
@@ -88,6 +102,8 @@ TEXT_READERS: dict[str, tuple[Callable[[str], None], int]] = {
     "X-Robots-Tag": (lambda v: headers.x_robots_tag(v, DIRECTIVES, TOKENS), headers.MAX_VALUE),
     "Content-Usage": (headers.content_usage, headers.MAX_VALUE),
     "Content-Signal": (lambda v: content_signals.judge(v, {}), headers.MAX_VALUE),
+    "RSL licence": (_rsl, MAX_BYTES),
+    "Link": (rsl.link_licences, headers.MAX_VALUE),
     "tdm-reservation": (lambda v: tdmrep.from_headers(v, v), headers.MAX_VALUE),
 }
 
@@ -166,6 +182,13 @@ def _hostile() -> dict[str, str]:
         "content-signal storm": "User-agent: *\n" + "".join(f"Content-Signal: search=yes, ai-train=yes, x{i}=no\n" for i in range(10_000)),
         "content-signal storm, groups": "".join(f"User-agent: {rnd.choice(names)}\nContent-Signal: ai-train=no\n" for i in range(5000)),
         "content-signal item storm": tile("ai-train=yes,=,,x=", headers.MAX_VALUE - 1),
+        "RSL scope storm": f'<rsl xmlns="{rsl.NAMESPACE}">'
+        + tile(f'<content url="{redos}"><license><prohibits type="usage">ai-train</prohibits></license></content>', MAX_BYTES - 100) + "</rsl>",
+        "RSL licence storm": f'<rsl xmlns="{rsl.NAMESPACE}"><content url="/">'
+        + tile('<license><permits type="usage">search a b c</permits><payment type="crawl"/></license>', MAX_BYTES - 100) + "</content></rsl>",
+        "RSL deep nesting": f'<rsl xmlns="{rsl.NAMESPACE}">' + "<a>" * 50_000 + "</a>" * 50_000 + "</rsl>",
+        "RSL entity bomb": _entity_bomb(),
+        "link storm": tile('<https://a.example/l.xml>; rel="license"; type="application/rsl+xml", ', headers.MAX_VALUE - 1),
         "colons": ":" * KB64,
         "one 64 KB line": "x" * KB64,
         "header comma storm": tile("noai,"),
@@ -199,7 +222,8 @@ def test_the_deeply_nested_tdmrep_json_is_invalid_not_an_error():
 # --- Hypothesis: small motifs of policy-file lines, tiled to 64 KB ------------------------------
 
 _pieces = st.sampled_from([
-    "User-agent: ", "user agent ", "Allow: ", "Disallow: ", "Content-Usage: ", "Content-Signal: ", "ai-train=no", "Sitemap: ", "*", "$", "/", "a", "b", "%", "%41", "é",
+    "User-agent: ", "user agent ", "Allow: ", "Disallow: ", "Content-Usage: ", "Content-Signal: ", "ai-train=no", "License: https://a.example/l", "Sitemap: ",
+    '<rsl xmlns="https://rslstandard.org/rsl">', '<content url="/*">', "<license>", '<prohibits type="usage">', "</license>", "<", "</", "*", "$", "/", "a", "b", "%", "%41", "é",
     "\n", "\r", "\r\n", " ", "\t", "#", ":", "GPTBot", "ccbot", "train-ai=n", "=", ",", ";", "(", ")", '"', "[", "]", "{", "}",
     '"location": ', '"tdm-reservation": 1', "\0", "\u2028",
 ])

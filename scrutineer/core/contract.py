@@ -105,6 +105,7 @@ OPT_OUT_SIGNALS = [
     column("tdm_reservation", pa.string(), "The last response's tdm-reservation header (W3C TDMRep)."),
     column("tdm_policy", pa.string(), "The last response's tdm-policy header (W3C TDMRep)."),
     column("content_usage", pa.string(), "The last response's Content-Usage header (IETF aipref)."),
+    column("link", pa.string(), "The last response's Link header (an RSL licence is a link with rel=\"license\")."),
     json_column("c2pa", "The C2PA/CAWG training-mining assertion in the image bytes: label, entries and their use, validation state."),
     json_column("iptc", "The IPTC Data Mining property (plus:DataMining) in the image's XMP, with plus:OtherConstraints."),
 ]
@@ -148,7 +149,7 @@ HASHED_COLUMNS = tuple(f.name for f in HASHED)
 POLICY_FILE = pa.schema(
     [
         column("origin", pa.string(), "scheme://host[:port] the file belongs to."),
-        column("name", pa.string(), "robots.txt, ai.txt or tdmrep.json."),
+        column("name", pa.string(), "robots.txt, ai.txt, tdmrep.json, or rsl:<URL> for an RSL licence."),
         URL,
         column("fetched_at", UTC_TIME, "When the read started (a read taken from the policy cache keeps its own time)."),
         column("status", pa.string(), f"Status class of the read: {', '.join(FETCH_STATUSES)}."),

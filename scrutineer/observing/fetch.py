@@ -82,17 +82,17 @@ from scrutineer.core.errors import NetworkDownError, RefusedAddress
 from scrutineer.observing.optouts.robots import RobotsPolicy
 from scrutineer.observing.policy_files import (
     MAX_BYTES,
-    POLICY_PATHS,
     READ_IN_PART,
     PolicyCache,
     PolicyFile,
     policy_file,
+    policy_url,
 )
 from scrutineer.observing.policy_files import origin as url_origin
 from scrutineer.samples.domains import host_and_domain, registrable_domain
 
 #: Response headers kept for the opt-out signals (``x_robots_tag`` is the header X-Robots-Tag).
-OPT_OUT_HEADERS = ("x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage")
+OPT_OUT_HEADERS = ("x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage", "link")
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 T = TypeVar("T")
@@ -117,6 +117,7 @@ class Fetched:
     tdm_reservation: str | None = None
     tdm_policy: str | None = None
     content_usage: str | None = None
+    link: str | None = None
     body: bytes | None = field(default=None, repr=False)
     retry_after: float | None = field(default=None, repr=False)
     connection_failed: bool = field(default=False, repr=False)
@@ -420,7 +421,8 @@ class Fetcher:
         return RobotsPolicy(read.text or "", (self.cfg.robots_agent,))
 
     async def policy_file(self, origin: str, name: str) -> PolicyFile:
-        """Policy file ``name`` (:data:`~scrutineer.observing.policy_files.POLICY_PATHS`) of ``origin``
+        """Policy file ``name`` (:data:`~scrutineer.observing.policy_files.POLICY_PATHS`, or an RSL
+        licence: :func:`~scrutineer.observing.policy_files.policy_url`) of ``origin``
         (``scheme://host[:port]``), read once for every request waiting on it: from the policy
         cache when fresh there, else fetched (redirects followed, robots.txt not consulted, within
         the bounds in the module's docstring) and cached unless ``transient``."""
@@ -451,9 +453,9 @@ class Fetcher:
         seconds = self.cfg.total_timeout * (self.cfg.retries + 1)
         try:
             async with asyncio.timeout(seconds):
-                result, _ = await self._follow(origin + POLICY_PATHS[name], obey_robots=False, policy=name)
+                result, _ = await self._follow(policy_url(origin, name), obey_robots=False, policy=name)
         except TimeoutError:
-            result = Fetched(origin + POLICY_PATHS[name], "transient", fetched_at, error=f"no complete response within {seconds:g} s")
+            result = Fetched(policy_url(origin, name), "transient", fetched_at, error=f"no complete response within {seconds:g} s")
         answered = result.status in ("alive", "too_large") or 400 <= (result.http_status or 0) < 500
         served = result.body if result.status == "alive" else None
         read = policy_file(origin, name, fetched_at, result.status if answered else "transient", served, http_status=result.http_status,

@@ -1,5 +1,6 @@
-"""A host's policy files (robots.txt, Spawning's ai.txt, TDMRep's ``/.well-known/tdmrep.json``), as
-the fetcher read them, and the workspace's cache of them.
+"""A host's policy files (robots.txt, Spawning's ai.txt, TDMRep's ``/.well-known/tdmrep.json``, and
+the RSL licences a robots.txt or a response names), as the fetcher read them, and the workspace's
+cache of them.
 
 Each origin's files are fetched once per ``fetch.policy_ttl`` seconds (default one day: RFC 9309
 §2.4 asks crawlers not to use a cached robots.txt for longer than 24 hours) by every shard task and
@@ -32,6 +33,17 @@ from scrutineer.core.files import temporary_sibling
 
 #: Policy file name -> its path on an origin.
 POLICY_PATHS = {"robots.txt": "/robots.txt", "ai.txt": "/ai.txt", "tdmrep.json": "/.well-known/tdmrep.json"}
+#: The name of what the content stage reads to get the RSL licences a robots.txt or a response names
+#: (:mod:`scrutineer.observing.optouts.rsl`); each licence read is the policy file ``rsl:<its URL>``
+#: of the licence URL's origin.
+RSL = "rsl"
+LICENCE_PREFIX = "rsl:"
+
+
+def policy_url(origin: str, name: str) -> str:
+    """The URL of policy file ``name`` of ``origin``: a :data:`POLICY_PATHS` path, or the URL a
+    licence's name holds (``rsl:<URL>``)."""
+    return name.removeprefix(LICENCE_PREFIX) if name.startswith(LICENCE_PREFIX) else origin + POLICY_PATHS[name]
 #: The most of a policy file that is read, in bytes (and, by the readers, in characters): RFC 9309
 #: §2.5 asks a crawler to parse at least the first 500 KiB of a robots.txt, and lets it stop there.
 MAX_BYTES = 500 * 1024
@@ -107,7 +119,7 @@ class PolicyFile:
 def policy_file(origin: str, name: str, fetched_at: datetime, status: str, body: bytes | None = None, **fields) -> PolicyFile:
     """A :class:`PolicyFile` from what a fetch returned (``body`` only for a 2xx)."""
     digest = {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body), "text": body.decode("utf-8", errors="replace")} if body is not None else {}
-    return PolicyFile(origin, name, origin + POLICY_PATHS[name], fetched_at, status, **fields, **digest)
+    return PolicyFile(origin, name, policy_url(origin, name), fetched_at, status, **fields, **digest)
 
 
 class PolicyCache:

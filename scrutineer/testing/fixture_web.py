@@ -33,6 +33,8 @@ Routes, on every host (``{name}`` is an image name):
                             ``DIR/robots.txt`` on a host given as ``--site HOST=DIR``
 ``/ai.txt``                 ``DIR/ai.txt`` on a ``--site`` host (else 404)
 ``/.well-known/tdmrep.json``  ``DIR/tdmrep.json`` on a ``--site`` host (else 404)
+``/license.xml``            ``DIR/license.xml`` (an RSL licence, ``application/rsl+xml``) on a
+                            ``--site`` host (else 404)
 ``/_stats``                 JSON: requests per host and path, the most requests in flight at
                             once per host (``max_in_flight``), each request's time
 ``/_reset`` (POST)          zero the counters
@@ -271,13 +273,17 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
         folder = sites.get(request.transport.get_extra_info("sockname")[0])
         if folder is None or not (folder / name).is_file():
             return None
-        return web.Response(body=(folder / name).read_bytes(), content_type="application/json" if name.endswith(".json") else "text/plain")
+        types = {".json": "application/json", ".xml": "application/rsl+xml"}
+        return web.Response(body=(folder / name).read_bytes(), content_type=types.get(Path(name).suffix, "text/plain"))
 
     async def ai_txt(request):
         return site_file(request, "ai.txt") or web.Response(status=404, text="not found")
 
     async def tdmrep_json(request):
         return site_file(request, "tdmrep.json") or web.Response(status=404, text="not found")
+
+    async def license_xml(request):
+        return site_file(request, "license.xml") or web.Response(status=404, text="not found")
 
     async def big_header(request):
         return image(request, {"X-Padding": "x" * int(request.query.get("bytes", "9000"))})
@@ -338,6 +344,7 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
             web.get("/with/{name}", with_headers),
             web.get("/ai.txt", ai_txt),
             web.get("/.well-known/tdmrep.json", tdmrep_json),
+            web.get("/license.xml", license_xml),
             web.get("/big-header/{name}", big_header),
             web.get("/private/{name}", img),
             web.get("/hold/{name}", hold),
@@ -390,8 +397,8 @@ class FixtureWeb:
             cropped from the ``photo_sources`` files and sized by the COCO annotations file
             ``photo_sizes`` (:func:`coco_sizes`).
         slow_robots: host -> seconds its ``/robots.txt`` takes to answer.
-        sites: host -> a directory whose ``robots.txt``, ``ai.txt`` and ``tdmrep.json`` that host
-            serves (at ``/robots.txt``, ``/ai.txt``, ``/.well-known/tdmrep.json``).
+        sites: host -> a directory whose ``robots.txt``, ``ai.txt``, ``tdmrep.json`` and ``license.xml``
+            that host serves (at ``/robots.txt``, ``/ai.txt``, ``/.well-known/tdmrep.json``, ``/license.xml``).
         behaviours: host -> {path: behaviour} (see the module: ``drip=S``, ``redirect=URL``,
             ``status=N``), answered instead of the route.
 
@@ -475,7 +482,7 @@ def main() -> None:
     ap.add_argument("--photo-source", type=Path, action="append", default=[], help="a photo the photographic JPEGs are cropped from")
     ap.add_argument("--photo-sizes", type=Path, help="a COCO annotations JSON file: the photos' sizes are its images' width and height")
     ap.add_argument("--slow-robots", action="append", default=[], metavar="HOST=SECONDS", help="answer HOST's /robots.txt after SECONDS")
-    ap.add_argument("--site", action="append", default=[], metavar="HOST=DIR", help="serve DIR's robots.txt, ai.txt and tdmrep.json on HOST")
+    ap.add_argument("--site", action="append", default=[], metavar="HOST=DIR", help="serve DIR's robots.txt, ai.txt, tdmrep.json and license.xml on HOST")
     ap.add_argument("--behave", action="append", default=[], metavar="HOST:PATH=BEHAVIOUR", help="answer PATH on HOST so: drip=S, redirect=URL or status=N")
     args = ap.parse_args()
     for host in args.hosts:

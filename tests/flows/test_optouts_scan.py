@@ -99,6 +99,17 @@ def judged(tmp_path_factory, test_data):
         # the managed block's 'User-agent: *' says ai-train=no; GPTBot and others are disallowed by their own groups
         case(f"127.0.5.{i + 1}", {"robots_txt": signals / site}, f"/img/{IMAGE}", {"optout.content_signal", "optout.robots"},
              f"{site}: 'Content-Signal: ... ai-train=no' (Content Signals Policy (b): 'you may not collect content for the corresponding use')")
+    # RSL: robots.txt names a licence on the host itself ("{port}" is the fixture's, filled in when it listens)
+    licence = "License: http://{host}:{port}/license.xml\nUser-agent: *\nAllow: /\n"
+    rsl_dir = optout / "rsl"
+    case("127.0.6.1", {"robots_txt": licence, "license_xml": rsl_dir / "mezzode.com__license.xml"}, f"/img/{IMAGE}", {"optout.rsl"},
+         "mezzode.com's licence: '<prohibits type=\"usage\">all ai-all search</prohibits>'")
+    case("127.0.6.2", {"robots_txt": licence, "license_xml": rsl_dir / "dylmye.me__license.xml"}, f"/img/{IMAGE}", {"optout.constrained"},
+         "dylmye.me's licence: ai-train permitted with attribution, through a licence server")
+    case("127.0.6.3", {"license_xml": rsl_dir / "mezzode.com__license.xml"},
+         f"/with/{IMAGE}?h=Link:<http://127.0.6.3:{{port}}/license.xml>;%20rel=%22license%22;%20type=%22application/rsl%2Bxml%22", {"optout.rsl"},
+         "the response's 'Link: <...>; rel=\"license\"; type=\"application/rsl+xml\"' (RSL 1.0 §4.5)")
+    case("127.0.6.4", {"robots_txt": licence}, f"/img/{IMAGE}", {"optout.invalid"}, "robots.txt names a licence its URL does not serve (404)")
     # one host with no policy files of its own (the fixture's robots.txt disallows /private/ to Scrutineer)
     plain = "127.0.4.1"
     for path, expected, why in [
@@ -133,7 +144,10 @@ def judged(tmp_path_factory, test_data):
             sites[host] = _site(sites_dir, host, **files)
     images = [test_data / "images" / "skimage", optout / "c2pa", optout / "iptc"]
     with FixtureWeb(hosts, images=images, sites=sites) as web:
-        urls = {key: f"http://{key.split()[0]}:{web.port}{path}" for key, (_f, path, _e, _w) in cases.items()}
+        for host, folder in sites.items():  # a file naming the fixture's own URLs: read at each request, so written now
+            for file in folder.iterdir():
+                file.write_text(file.read_text().replace("{host}", host).replace("{port}", str(web.port)))
+        urls = {key: f"http://{key.split()[0]}:{web.port}{path.replace('{port}', str(web.port))}" for key, (_f, path, _e, _w) in cases.items()}
         config = _optout_config(tmp / "scan", "optouts-real-files", list(urls.values()))
         summary = scan(config)
         yield {"cases": cases, "urls": urls, "findings": _findings(tmp / "scan" / "work"), "summary": summary,

@@ -16,6 +16,7 @@ observations.
   preferences of its groups: ``Content-Usage`` rules (draft-ietf-aipref-attach-05) and
   ``Content-Signal`` lines;
 - :mod:`~scrutineer.observing.optouts.content_signals`: Cloudflare's Content Signals (``ai-train=no``);
+- :mod:`~scrutineer.observing.optouts.rsl`: RSL 1.0 licences named by robots.txt or a ``Link`` header;
 - :mod:`~scrutineer.observing.optouts.c2pa`: C2PA / CAWG ``training-mining`` assertions in the bytes;
 - :mod:`~scrutineer.observing.optouts.iptc`: IPTC ``plus:DataMining`` in the image's XMP;
 - :mod:`~scrutineer.observing.optouts.rules`: the one reader of robots.txt's syntax (groups, lines, path

@@ -46,11 +46,11 @@ from functools import cache
 from importlib import resources
 
 from scrutineer.core.config import FetchConfig
-from scrutineer.observing.optouts import Signal, content_signals
+from scrutineer.observing.optouts import Signal, content_signals, rsl
 from scrutineer.observing.optouts.headers import content_usage
 from scrutineer.observing.optouts.rules import Pattern, read, url_path
 
-_FIELDS = frozenset({"user-agent", "allow", "disallow", "content-usage", "content-signal"})
+_FIELDS = frozenset({"user-agent", "allow", "disallow", "content-usage", "content-signal", "license"})
 #: Characters after which a group's name may start inside an agent's name (protego's token start).
 _IN_TOKEN = set("-_")
 
@@ -109,6 +109,8 @@ class RobotsPolicy:
         #: Group name -> its Content-Usage rules (path, preferences, line) and Content-Signal lines (value, line).
         self._usage: dict[str, list[tuple[Pattern, str, int]]] = {}
         self._content_signal: dict[str, list[tuple[str, int]]] = {}
+        #: Group name ("" for the lines outside any group) -> its RSL License URLs.
+        self._licences: dict[str, list[str]] = {}
         self._judged: dict[tuple, Signal | None] = {}  # a line's signal, parsed when first deciding
         for line in read(text, _FIELDS):
             if line.field == "user-agent":
@@ -120,6 +122,9 @@ class RobotsPolicy:
                 rule = (Pattern(path), rest[0] if rest else "", line.number)
                 for name in line.agents:
                     self._usage.setdefault(name, []).append(rule)
+            elif line.field == "license":
+                for name in line.agents or ("",):
+                    self._licences.setdefault(name, []).append(line.value)
             elif line.field == "content-signal":
                 for name in line.agents:
                     self._content_signal.setdefault(name, []).append((line.value, line.number))
@@ -181,6 +186,19 @@ class RobotsPolicy:
                 found.append(next((s for s in said if s.reason != "optout.invalid"), said[0]))
         return found
 
+    def licences(self) -> dict[str, list[str]]:
+        """The RSL licences that hold for the agents, by the group they obey ("" when no group covers
+        any): a group's own ``License`` lines, else those outside any group (RSL 1.0 §4.4.2-3);
+        absolute http(s) URLs only, at most :data:`~scrutineer.observing.optouts.rsl.MAX_LICENCES`
+        per group."""
+        groups = dict.fromkeys(self.group_of.values()) or {"": None}
+        found = {}
+        for group in groups:
+            urls = [u for v in self._licences.get(group) or self._licences.get("", ()) if (u := rsl.licence_url(v))]
+            if urls:
+                found[group] = list(dict.fromkeys(urls))[: rsl.MAX_LICENCES]
+        return found
+
     def _usage_of(self, group: str, path: str) -> list[Signal | None]:
         """The signals of the group's Content-Usage rules of the longest path matching ``path``."""
         matching = [(pattern, value, number) for pattern, value, number in self._usage[group] if pattern.match(path)]
@@ -195,6 +213,14 @@ class RobotsPolicy:
         if key not in self._judged:
             self._judged[key] = judge()
         return self._judged[key]
+
+
+def licence_urls(text: str) -> list[str]:
+    """Every RSL licence URL a robots.txt names (``License:`` lines, in any group or none; absolute
+    http(s) URLs, first :data:`~scrutineer.observing.optouts.rsl.MAX_LICENCES` distinct): what the
+    content stage reads for its origin."""
+    urls = (u for line in read(text, frozenset({"license"})) if (u := rsl.licence_url(line.value)))
+    return list(dict.fromkeys(urls))[: rsl.MAX_LICENCES]
 
 
 def _placed(signal: Signal | None, group: str, number: int) -> Signal | None:

@@ -1,11 +1,12 @@
 """robots.txt's syntax (RFC 9309), read once for every policy file written in it: robots.txt itself
-(``Allow``/``Disallow``, aipref ``Content-Usage`` and ``Content-Signal`` lines), Spawning's ai.txt, and the ``location``
+(``Allow``/``Disallow``, aipref ``Content-Usage``, ``Content-Signal`` and RSL ``License`` lines), Spawning's ai.txt, and the ``location``
 patterns of TDMRep's ``tdmrep.json``. One reader of groups and lines, one matcher of path
 patterns, both in time linear in their input, whatever a website writes.
 
 - Lines (RFC 9309 §2.2): ``field: value``, ``#`` starts a comment; a ``User-agent`` line after any
   other rule line starts a new group, and consecutive ``User-agent`` lines share one group
-  (§2.2.1). Rules before any ``User-agent`` line belong to no group and are dropped. Read as protego
+  (§2.2.1). Rules before any ``User-agent`` line belong to no group and are dropped (RSL's ``License``
+  lines there hold for every agent: :data:`UNGROUPED`). Read as protego
   reads them (the reference the tests compare with): field names are case-insensitive, protego's
   spellings are accepted (``User agent``, ``Useragent``, ``Dissallow`` …), a line with no colon is
   read as ``field value`` when its first one or two words are a known field, and ``Sitemap``/
@@ -38,7 +39,7 @@ from scrutineer.observing.policy_files import MAX_BYTES
 MAX_RULES = 10_000
 
 #: Field spellings -> the field (protego 0.7's spellings; ``content-usage`` is aipref's,
-#: ``content-signal`` Cloudflare's Content Signals').
+#: ``content-signal`` Cloudflare's Content Signals', ``license`` RSL's).
 FIELDS = {
     **dict.fromkeys(("user-agent", "useragent", "user agent"), "user-agent"),
     **dict.fromkeys(("disallow", "dissallow", "dissalow", "disalow", "diasllow", "disallaw"), "disallow"),
@@ -50,15 +51,19 @@ FIELDS = {
     **dict.fromkeys(("visit-time", "visit time"), "visit-time"),
     "content-usage": "content-usage",
     "content-signal": "content-signal",
+    "license": "license",
 }
 #: Fields that belong to no group and do not end one (RFC 9309 §2.2.4: "other records").
 SITE_WIDE = frozenset({"sitemap", "host"})
+#: Fields whose lines before any User-agent line are read too, holding for every agent: RSL's
+#: ``License`` (RSL 1.0 §4.4: outside any group it is global; in a group, that group's).
+UNGROUPED = frozenset({"license"})
 #: The spellings a line without a colon may start with and still be read (``User-agent bot``):
 #: protego's. aipref's ``Content-Usage`` rule and a ``Content-Signal`` line are written with their
 #: colon, as robots.txt's grammar writes every rule (RFC 9309 §2.2; draft-ietf-aipref-attach-05
 #: §3); without one such a line is nothing, as protego reads it, so it neither holds a preference
 #: nor ends a run of User-agent lines.
-SPACED = {k: v for k, v in FIELDS.items() if v not in ("content-usage", "content-signal")}
+SPACED = {k: v for k, v in FIELDS.items() if v not in ("content-usage", "content-signal", "license")}
 
 
 def head(text: str) -> str:
@@ -117,7 +122,7 @@ _BREAK = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 #: otherwise is, for the groups, either nothing (no colon) or a field no reader wants, which only
 #: ends a run of User-agent lines (a colon before any ``#``): its first words cannot name a known
 #: field. Only the lines starting so are read one by one; the others are searched in C, each once.
-_KNOWN = r"(?:user|allow|dis|diasllow|site|host|crawl|request|visit|content-usage|content-signal)"
+_KNOWN = r"(?:user|allow|dis|diasllow|site|host|crawl|request|visit|content-usage|content-signal|license)"
 #: Such a line, from its first non-blank character. Blanks exclude LF, so each try stays in its
 #: line: linear in the text.
 _LINE = re.compile(rf"^[^\S\n]*({_KNOWN}[^\n]*)", re.IGNORECASE | re.MULTILINE)
@@ -128,7 +133,8 @@ def read(text: str, fields: frozenset[str]) -> list[Line]:
     """The lines of ``fields`` in ``text``'s groups, in file order: at most :data:`MAX_RULES`, from
     the first ``MAX_BYTES`` characters (:func:`head`); lines with an empty value are dropped. With
     ``user-agent`` in ``fields``, each ``User-agent`` line is one too, its ``agents`` the names it
-    adds to its group.
+    adds to its group. A line of :data:`UNGROUPED` before any ``User-agent`` line is read with no
+    agents (``()``: it holds for all).
 
     Args:
         text: a policy file's text, any size.
@@ -166,6 +172,8 @@ def read(text: str, fields: frozenset[str]) -> list[Line]:
             if field in fields and value and names:
                 agents = agents or tuple(names)
                 lines.append(Line(agents, field, value, number))
+            elif field in fields and value and field in UNGROUPED and not names:
+                lines.append(Line((), field, value, number))  # before any group: for every agent
         if len(lines) == MAX_RULES:
             break
     return lines
