@@ -1,8 +1,8 @@
 """The ``scrutineer`` command line (typer + rich): the app and the list of its commands.
 
 Each command lives in the module of what it serves: :mod:`scrutineer.cli.scan` (scan, rematch,
-recheck, banks), :mod:`scrutineer.cli.outputs` (release, takedown, report, query),
-:mod:`scrutineer.cli.gc` (gc), :mod:`scrutineer.cli.service` (deploy), :mod:`scrutineer.cli.crowd`
+recheck, banks), :mod:`scrutineer.cli.outputs` (release, takedown, report, summary,
+query), :mod:`scrutineer.cli.gc` (gc), :mod:`scrutineer.cli.service` (deploy), :mod:`scrutineer.cli.crowd`
 (users, flags, sync, serve), :mod:`scrutineer.cli.holds` (holds) and :mod:`scrutineer.cli.demo`; :mod:`scrutineer.cli.console` says how
 they print and exit (exit status 0 success, 1 error, 3 a scan that finished with failed or
 inconclusive shards).
@@ -30,7 +30,7 @@ def main() -> None:
     keep_private()
 
 
-for command in (scan.scan, outputs.release, outputs.takedown, outputs.report, scan.rematch, scan.recheck,
+for command in (scan.scan, outputs.release, outputs.takedown, outputs.report, outputs.summary, scan.rematch, scan.recheck,
                 gc.gc, service.deploy, scan.banks, outputs.query):
     app.command()(command)
 app.add_typer(crowd.users, name="users")

@@ -1,4 +1,4 @@
-"""The commands that write or read what a scan found: ``release``, ``takedown``, ``report`` and ``query``."""
+"""The commands that write or read what a scan found: ``release``, ``takedown``, ``report``, ``summary`` and ``query``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,24 @@ def report(
         cfg = load_config(config)
         path = write_report(cfg, run_id, crowd_counts(cfg))
     out.print(f"report: {path}", highlight=False)
+
+
+def summary(
+    config: ConfigArg,
+    sme: Annotated[bool, typer.Option("--sme", help="The SME variant of the cut-off: the top 5% of domains or 1,000, whichever is lower.")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder to write to (default: <workspace>/summary/).", file_okay=False)] = None,
+) -> None:
+    """Write the crawled-data part of the EU AI Act's public summary of training content (template of
+    24 July 2025, section 2.3): the top registrable domains of the latest finished scan, and its
+    opt-outs by signal, as CSV and Markdown."""
+    # start-up: scrutineer.reports.summary costs 110 ms at import (tldextract, pyarrow.parquet, the optouts detector; measured 2026-12-06)
+    from scrutineer.reports.summary import write_summary
+
+    with reported(OSError):
+        csv_path, md_path, s = write_summary(load_config(config), sme, out_dir)
+    of_bytes = f", {s.listed_share_of_bytes:.2%} of the bytes measured" if s.listed_share_of_bytes is not None else ""
+    out.print(f"summary: {csv_path} and {md_path} ({s.listed} of {len(s.domains)} registrable domains listed, ranked by {s.ranked_by}; "
+              f"they hold {s.listed_share_of_samples:.2%} of the samples{of_bytes})", highlight=False, soft_wrap=True)
 
 
 def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run on the store, read-only.")]) -> None:

@@ -17,7 +17,7 @@ PACKAGES = ["scrutineer", "flows", "crowd", "reports", "detectors", "cli"]
 FILES = {"scrutineer.duckdb", "review.duckdb", "review-search.sqlite", "crowd.sqlite", ".duckdb_tmp", Layout.ROWS, Layout.CONTENT, Layout.FETCHES,
          Layout.POLICY_FILES, Layout.STATS, Layout.FINDINGS, Layout.SIGNATURES, Layout.MANIFEST, Layout.REMOVED}
 #: Names of the workspace's folders (as the right operand of ``/``: they are table names and JSON keys too).
-FOLDERS = {"observations", "judgements", "banks", "policy_files", "releases", "reports", "takedown"}
+FOLDERS = {"observations", "judgements", "banks", "policy_files", "releases", "reports", "takedown", "summary"}
 #: Names spelled for another folder than a workspace: the demo dataset's bank files, beside its config.
 ELSEWHERE = {("scrutineer/testing/demo.py", "banks")}
 

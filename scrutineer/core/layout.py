@@ -17,6 +17,7 @@ Every other module asks :class:`Layout` where a file is; none spells a workspace
       releases/<name>/              a release: data/, manifest.json, README.md, removed.parquet
       reports/<run_id>.html         a run's report, and its <run_id>-findings.csv and <run_id>-domains.csv
       takedown/<dataset>.csv|.json  the takedown manifest
+      summary/<dataset>.csv|.md     the AI Act summary of crawled domains (<dataset>-sme.* for SMEs)
 
 Sets are named by the sha256 of their key, which the plan builds (:mod:`scrutineer.flows.plan`).
 Sets, bank entries and releases are made under a temporary name and renamed into place
@@ -150,6 +151,11 @@ class Layout:
     @property
     def takedown(self) -> Path:
         return self.workspace / "takedown"
+
+    @property
+    def summary(self) -> Path:
+        """The AI Act summaries of crawled domains (:mod:`scrutineer.reports.summary`)."""
+        return self.workspace / "summary"
 
     def takedown_csv(self, dataset: str) -> Path:
         """A dataset's takedown manifest, spreadsheet-safe CSV."""

@@ -322,7 +322,7 @@ def test_optouts_count_samples_per_signal_and_reserved_share(optouts_report):
     optouts = optouts_report["optouts"]
     assert {r["reason"]: r["samples"] for r in optouts["reasons"]} == {
         "optout.header": 1, "optout.tdmrep": 1, "optout.aipref": 1, "optout.content_signal": 1, "optout.ai_txt": 1, "optout.robots": 1,
-        "optout.c2pa": 1, "optout.constrained": 1, "optout.invalid": 3,
+        "optout.rsl": 0, "optout.c2pa": 1, "optout.iptc": 0, "optout.constrained": 1, "optout.invalid": 3,
     }
     # rows 0 (two signals, once), 1, 4, 5, 6; not rows 2 (constrained), 3 and 7 (invalid) or the earlier run's row 9
     assert optouts["reserved"] == 5 and optouts["share"] == 5 / OPTOUT_ROWS
