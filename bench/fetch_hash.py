@@ -35,10 +35,14 @@ In each leg, one after another (never two at once: the machine has 2 cores):
    launched before timing (``PREFECT_API_URL`` set, as scheduled runs have: the whole scan's);
 5. **scrutineer on img2dataset's output**: a ``format: webdataset`` scan of the tars img2dataset
    wrote in the first round: every image it stored, hashed from its tars with no HTTP;
-6. **opt-outs** (issue 13): ``scrutineer scan`` with ``content_hashlist`` and with
+6. **opt-outs** (issues 13, 27): ``scrutineer scan`` with ``content_hashlist`` and with
    ``content_hashlist`` + ``optouts``, back to back and then in the other order, every host serving
-   a real robots.txt, ai.txt and tdmrep.json from ``../shared/data/optout``; target: with opt-outs
-   >= 0.9 x without;
+   a real robots.txt, ai.txt and tdmrep.json from ``../shared/data/optout``, with every signal of
+   issue 27 on: each robots.txt names an RSL licence the host serves (a real one, from
+   ``tests/data/optout/rsl``), and a third of them are the real Content-Signal files of
+   ``tests/data/optout/robots_txt/content_signal``, another third end with a ``Content-Usage``
+   group (the images' XMP is read in both scans, as every content scan reads it); target: with
+   opt-outs >= 0.9 x without;
 7. **runners** (issue 12): the URL list as 2 shards, scanned by the local runner and by ``runner:
    {kind: dask, workers: 2}``.
 
@@ -166,7 +170,11 @@ def _leg(args: argparse.Namespace, work: Path, leg: str, versions: list[tuple[st
     started = time.perf_counter()
     print(f"\n=== leg {leg} ===", flush=True)
     results: dict = {}
-    with FixtureWeb(hosts, sites=_policy_sites(work, hosts, args.shared_data), **images) as web:
+    sites = _policy_sites(work, hosts, args.shared_data)
+    with FixtureWeb(hosts, sites=sites, **images) as web:
+        for host, folder in sites.items():  # the licence each robots.txt names is the host's own: its URL holds the port
+            robots = folder / "robots.txt"
+            robots.write_text(robots.read_text().replace("{licence}", f"http://{host}:{web.port}/license.xml"))
         print(f"fixture web: {args.images:,} {prefix} JPEGs on {len(hosts)} hosts, up in {time.perf_counter() - started:.1f} s", flush=True)
         urls = [web.url(f"/img/{prefix}-{i:05d}.jpg", host=i % len(hosts)) for i in range(args.images)]
         data = work / "data"
@@ -492,9 +500,12 @@ def _runners(args: argparse.Namespace, work: Path, web, data: Path, urls: list[s
 
 
 def _policy_sites(work: Path, hosts: list[str], shared: Path) -> dict[str, Path]:
-    """host -> a directory of real policy files: the robots.txt of a news site (from the 2025
-    snapshot, in rank order, among those that let Scrutineer fetch ``/img/``), an ai.txt and a
-    tdmrep.json, taken in turn; none without the shared data."""
+    """host -> a directory of real policy files: a robots.txt (by turns, that of a news site from
+    the 2025 snapshot, in rank order, among those that let Scrutineer fetch ``/img/``; a real
+    Content-Signal file; a news site's with a ``User-agent: *`` / ``Content-Usage: train-ai=n``
+    group after it), each with a ``License: {licence}`` line first (the caller writes in the host's
+    licence URL); an ai.txt, a tdmrep.json and an RSL ``license.xml``, taken in turn; none without
+    the shared data."""
     optout = shared / "optout"
     if not optout.is_dir():
         print(f"no policy files: {optout} not found (set SCRUTINEER_SHARED_DATA)", flush=True)
@@ -508,11 +519,16 @@ def _policy_sites(work: Path, hosts: list[str], shared: Path) -> dict[str, Path]
         # those that let Scrutineer fetch the images, so both scans fetch every one
         robots = [text for r in csv.DictReader(f) if (text := r["robots"]) and Protego.parse(text).can_fetch("/img/synthetic-00000.jpg", "Scrutineer")]
     ai_txts, tdmreps = sorted((optout / "ai_txt").iterdir()), sorted((optout / "tdmrep").glob("*__tdmrep.json"))
+    ours = BENCH.parent / "tests" / "data" / "optout"  # issue 27's real files, in the repository
+    signals = [p.read_text() for p in sorted((ours / "robots_txt" / "content_signal").iterdir())]
+    licences = sorted((ours / "rsl").glob("*__license.xml"))
     sites = {}
     for i, host in enumerate(hosts):
         folder = work / "sites" / host
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "robots.txt").write_text(robots[i % len(robots)])
+        text = [robots[i % len(robots)], signals[i % len(signals)], robots[i % len(robots)] + "\nUser-agent: *\nContent-Usage: train-ai=n\n"][i % 3]
+        (folder / "robots.txt").write_text("License: {licence}\n" + text)
+        (folder / "license.xml").write_bytes(licences[i % len(licences)].read_bytes())
         (folder / "ai.txt").write_bytes(ai_txts[i % len(ai_txts)].read_bytes())
         (folder / "tdmrep.json").write_bytes(tdmreps[i % len(tdmreps)].read_bytes())
         sites[host] = folder
