@@ -71,7 +71,9 @@ def release_files(out: Path) -> dict[str, bytes]:
     files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     manifest = json.loads(files.pop(Layout.MANIFEST))
     manifest.pop("created_at")
+    manifest.pop("croissant")  # the sha256 of croissant.json, which names the time too
     files.pop(Layout.CARD)  # the card names the time too
+    files.pop(Layout.CROISSANT)  # so does croissant.json
     return files | {Layout.MANIFEST: json.dumps(manifest, sort_keys=True).encode()}
 
 

@@ -49,6 +49,7 @@ from scrutineer.core.layout import Layout
 from scrutineer.core.policy import matches
 from scrutineer.core.registry import get_detector_class, registered_reasons
 from scrutineer.matching.signals import SIGNAL_TYPES
+from scrutineer.samples.licenses import is_spdx_id
 
 #: Default bound on decoded pixels. Hashing holds about 33 bytes per pixel at its peak (a 9000 x
 #: 9000 PNG of 236 KB took 2.7 GB), so 32 million pixels (a 6,500 x 5,000 photo) bound a hash
@@ -123,6 +124,18 @@ class DatasetConfig(Strict):
     )
     hf: HFOptions = Field(default_factory=HFOptions, description="Options for `format: hf`.")
     batch_rows: int = Field(131_072, gt=0, description="Rows per Arrow record batch; bounds memory per shard task.")
+    license: str | None = Field(
+        None,
+        description="The licence the source dataset declares for itself (not its rows'), as an SPDX id such as CC-BY-4.0: "
+        "a release's croissant.json and dataset card give it. None: the dataset declares none.",
+    )
+
+    @field_validator("license")
+    @classmethod
+    def _spdx_license(cls, value: str | None) -> str | None:
+        if value is not None and not is_spdx_id(value):
+            raise ValueError(f"{value!r} is not an SPDX license id (see https://spdx.org/licenses/; ids are case-sensitive, e.g. CC-BY-4.0)")
+        return value
 
 
 class BankConfig(Strict):

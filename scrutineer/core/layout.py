@@ -14,7 +14,7 @@ Every other module asks :class:`Layout` where a file is; none spells a workspace
                                     signatures.parquet
       banks/<sha256>.parquet        a registered bank's entries (scrutineer.core.banks)
       policy_files/                 the latest read of each origin's policy files (scrutineer.observing.policy_files)
-      releases/<name>/              a release: data/, manifest.json, README.md, removed.parquet
+      releases/<name>/              a release: data/, manifest.json, croissant.json, README.md, removed.parquet
       reports/<run_id>.html         a run's report, and its <run_id>-findings.csv and <run_id>-domains.csv
       takedown/<dataset>.csv|.json  the takedown manifest
       summary/<dataset>.csv|.md     the AI Act summary of crawled domains (<dataset>-sme.* for SMEs)
@@ -62,6 +62,8 @@ class Layout:
     MANIFEST: ClassVar[str] = "manifest.json"
     #: A release's Hugging Face dataset card.
     CARD: ClassVar[str] = "README.md"
+    #: A release's Croissant 1.1 metadata (:mod:`scrutineer.release.croissant`).
+    CROISSANT: ClassVar[str] = "croissant.json"
     #: A release's list of removed rows anyone holding the original can recompute.
     REMOVED: ClassVar[str] = "removed.parquet"
 

@@ -18,7 +18,11 @@
   restricted, recomputable, per policy entry), the anonymity set of the restricted rows
   (:mod:`scrutineer.release.anonymity`), the flood guard's decided entries (``flood_guard``:
   confirmed and dismissed, by hold id, bank, version, signal, matches, who and when; never the
-  entry), and each input and output shard with its sha256 and row count.
+  entry), each input and output shard with its sha256 and row count, the licence the dataset
+  declares (``license``: an SPDX id, or null), when the run had the ``optouts`` detector the
+  opt-out policy (``opt_out``, :func:`opt_out_policy`), and the sha256 of ``croissant.json``
+  (``croissant``).
+- ``croissant.json``: Croissant 1.1 metadata with its RAI fields (:mod:`scrutineer.release.croissant`).
 - ``README.md``: a Hugging Face dataset card (:mod:`scrutineer.release.card`).
 
 The directory is built under a temporary name and renamed into place.
@@ -47,11 +51,14 @@ from scrutineer.core.files import (
     temporary_sibling,
 )
 from scrutineer.core.layout import Layout
-from scrutineer.core.policy import reason_filter_sql, recomputable_sql
+from scrutineer.core.policy import matches, reason_filter_sql, recomputable_sql
+from scrutineer.core.registry import get_detector_class
 from scrutineer.formats.registry import FORMATS
 from scrutineer.formats.sources import Shard
+from scrutineer.observing.optouts import content_signals, headers, iptc, robots, rsl
 from scrutineer.release.anonymity import anonymity_set
 from scrutineer.release.card import dataset_card
+from scrutineer.release.croissant import write_croissant
 
 
 def build_release(cfg: Config, variant: str) -> Path:
@@ -115,6 +122,8 @@ def build_release(cfg: Config, variant: str) -> Path:
             "SELECT shard_id, location, format, sha256, rows FROM shards WHERE run_id = ? ORDER BY shard_id", params=[run_id]
         ).fetchall()
         detectors, banks = con.sql("SELECT detectors, banks FROM runs WHERE run_id = ?", params=[run_id]).fetchall()[0]
+        detectors = json.loads(detectors)
+        opt_out = opt_out_policy(con, run_id, acting, patterns, detectors)
 
         out.parent.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out.parent)
@@ -146,12 +155,13 @@ def build_release(cfg: Config, variant: str) -> Path:
             manifest = {
                 "release": name,
                 "dataset": cfg.dataset.name,
+                "license": cfg.dataset.license,
                 "variant": variant,
                 "tool": {"name": "scrutineer", "version": __version__},
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "run_ids": [run_id],
                 "policy": policy.model_dump(exclude_none=True) | {"max_restricted_share": cfg.release.max_restricted_share},
-                "detectors": json.loads(detectors),
+                "detectors": detectors,
                 "banks": json.loads(banks),
                 "removed": {
                     "rows": removed.num_rows,
@@ -171,6 +181,10 @@ def build_release(cfg: Config, variant: str) -> Path:
                 "rows": {"input": sum(e["input"]["rows"] for e in entries), "output": sum(e["output"]["rows"] for e in entries)},
                 "shards": entries,
             }
+            if opt_out is not None:
+                manifest["opt_out"] = opt_out
+            croissant = write_croissant(manifest, tmp, cfg.dataset)
+            manifest["croissant"] = {"path": croissant.name, "sha256": file_sha256(croissant)}
             (tmp / Layout.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             dataset_card(manifest).save(tmp / Layout.CARD)
             replace_dir(tmp, out)
@@ -184,6 +198,81 @@ def build_release(cfg: Config, variant: str) -> Path:
     finally:
         con.close()
     return out
+
+
+#: The optouts detector's reasons that do not reserve a sample: they are kept or removed as the
+#: variant's ``remove`` says, and the manifest says which (``detectors/optouts.py``).
+NOT_RESERVATIONS = {"constrained": "optout.constrained", "invalid": "optout.invalid"}
+
+
+def opt_out_policy(con, run_id: str, acting: str, patterns: list[str], detectors: dict) -> dict | None:
+    """The release's opt-out policy (rom1504/img2dataset#304: which signals a dataset honoured, for
+    whom and how many rows each removed), or None when the run had no ``optouts`` detector.
+
+    Returns:
+        ``{"detector_version", "signals": {reason: {"label", "honoured", "rows", "removed"}},
+        "honoured": [reason], "rows_removed", "constrained": "removed"|"kept", "invalid": ...,
+        "agents": {"source": "params"|"default", "description", "count", "names"?},
+        "header_directives", "specs": {signal: spec}}``. Per reason, ``rows`` counts the rows with
+        such an acting finding in the run and ``removed`` those of them the release removed (a row
+        with several signals counts under each); ``rows_removed`` counts the rows removed with at
+        least one honoured signal, each once. A reason is honoured when a ``remove`` pattern
+        matches it (:func:`scrutineer.core.policy.matches`). Agents given in the detector's params
+        are listed; the default list is described and counted
+        (:func:`scrutineer.observing.optouts.robots.default_agents`).
+    """
+    if "optouts" not in detectors:
+        return None
+    declared = get_detector_class("optouts").reasons
+    where, params = reason_filter_sql(patterns)
+    counted = dict.fromkeys(declared, (0, 0))
+    for reason, rows, removed in con.sql(
+        f"WITH removed AS (SELECT shard_id, row_index FROM findings f WHERE run_id = ? AND {acting} "
+        f"GROUP BY shard_id, row_index HAVING bool_or({where})), "
+        f"opt AS (SELECT DISTINCT shard_id, row_index, reason FROM findings f WHERE run_id = ? AND {acting} AND starts_with(reason, 'optout.')) "
+        "SELECT o.reason, count(*), count(r.row_index) FROM opt o LEFT JOIN removed r ON o.shard_id = r.shard_id AND o.row_index = r.row_index "
+        "GROUP BY o.reason ORDER BY o.reason",
+        params=[run_id, *params, run_id],
+    ).fetchall():
+        counted[reason] = (rows, removed)
+    honoured = [r for r in counted if any(matches(p, r) for p in patterns)]
+    honoured_sql, honoured_params = reason_filter_sql(honoured) if honoured else ("false", [])
+    rows_removed = con.sql(
+        f"SELECT count(DISTINCT (shard_id, row_index)) FROM findings f WHERE run_id = ? AND {acting} AND {honoured_sql}",
+        params=[run_id, *honoured_params],
+    ).fetchall()[0][0]
+    params = detectors["optouts"]["params"]
+    if params.get("agents") is not None:
+        names = params["agents"]
+        agents = {"source": "params", "description": "optouts.agents: " + ", ".join(names[:10]) + (", ..." if len(names) > 10 else ""),
+                  "count": len(names), "names": names}
+    else:
+        agents = {"source": "default", "description": "default: ai-robots-txt list + img2dataset + Scrutineer",
+                  "count": len(robots.default_agents())}
+    return {
+        "detector_version": detectors["optouts"]["version"],
+        "signals": {r: {"label": declared[r].label if r in declared else r, "honoured": r in honoured, "rows": n, "removed": k}
+                    for r, (n, k) in counted.items()},
+        "honoured": honoured,
+        "rows_removed": rows_removed,
+        **{kind: "removed" if reason in honoured else "kept" for kind, reason in NOT_RESERVATIONS.items()},
+        "agents": agents,
+        "header_directives": params.get("header_directives", sorted(headers.DIRECTIVES)),
+        "specs": reader_specs(),
+    }
+
+
+def reader_specs() -> dict[str, str]:
+    """The specification and version each opt-out reader that names one implements, by reader:
+    aipref's drafts (:data:`~scrutineer.observing.optouts.headers.AIPREF_DRAFTS`, which the
+    robots.txt reader follows too), the X-Robots-Tag directives' sources, and each reader's ``SPEC``."""
+    return {
+        "aipref": headers.AIPREF_DRAFTS,
+        "x_robots_tag": "; ".join(dict.fromkeys(headers.DIRECTIVES.values())),
+        "content_signals": content_signals.SPEC,
+        "rsl": rsl.SPEC,
+        "iptc": iptc.SPEC,
+    }
 
 
 def _check_stricter(con, run_id: str, cfg: Config, variant: str, looser: str, acting: str) -> None:

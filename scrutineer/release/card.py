@@ -1,9 +1,10 @@
 """A release's ``README.md``: a Hugging Face dataset card (``huggingface_hub.DatasetCard``), made
 from its manifest.
 
-Its YAML metadata gives the pretty name, the tags and the data files; its text the provenance, the
-removal policy and counts, the detectors, the hash lists (never their entries) and the flood
-guard's decisions on held entries (:mod:`scrutineer.core.flood`). It says the
+Its YAML metadata gives the pretty name, the tags, the data files and, when the dataset declares
+one, the licence (:func:`hf_license`); its text the provenance, the removal policy and counts, the
+opt-out policy, the detectors, the hash lists (never their entries) and the flood guard's decisions
+on held entries (:mod:`scrutineer.core.flood`). It says the
 original must be withdrawn: a diff of the original and the release shows every removed row,
 restricted ones included (LAION withdrew LAION-5B before publishing Re-LAION-5B), and how far that
 narrows the restricted rows (their anonymity set, :mod:`scrutineer.release.anonymity`).
@@ -13,14 +14,45 @@ from __future__ import annotations
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from scrutineer.release.croissant import opt_out_sentence, spdx_url
+
+#: The Hub's licence identifiers that are an SPDX id in lower case (huggingface/hub-docs,
+#: ``docs/hub/repositories-licenses.md``, "License identifier (to use in repo card)").
+HF_LICENSES = frozenset({
+    "apache-2.0", "mit", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear", "cc0-1.0",
+    "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0",
+    "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0",
+    "cc-by-nc-sa-4.0", "cdla-sharing-1.0", "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0",
+    "epl-2.0", "etalab-2.0", "eupl-1.1", "isc", "lppl-1.3c", "ms-pl", "mpl-2.0", "osl-3.0", "postgresql", "ofl-1.1", "ncsa",
+    "unlicense", "zlib"
+})
+#: SPDX ids the Hub spells otherwise (the same page): its families of the GNU licences and the
+#: Open Data Commons ones.
+HF_SPELLINGS = {"agpl-3.0-only": "agpl-3.0", "agpl-3.0-or-later": "agpl-3.0", "gpl-2.0-only": "gpl-2.0", "gpl-2.0-or-later": "gpl-2.0",
+                "gpl-3.0-only": "gpl-3.0", "gpl-3.0-or-later": "gpl-3.0", "lgpl-2.1-only": "lgpl-2.1", "lgpl-2.1-or-later": "lgpl-2.1",
+                "lgpl-3.0-only": "lgpl-3.0", "lgpl-3.0-or-later": "lgpl-3.0", "odbl-1.0": "odbl", "odc-by-1.0": "odc-by", "pddl-1.0": "pddl"}
+
+
+def hf_license(spdx_id: str) -> dict[str, str]:
+    """The card's licence metadata for an SPDX id: ``{"license": <the Hub's id>}`` when the Hub
+    lists it, else ``{"license": "other", "license_name": <the id in lower case>, "license_link":
+    <its SPDX page>}``, as the Hub asks for a licence it does not list."""
+    low = spdx_id.lower()
+    hub = HF_SPELLINGS.get(low, low)
+    if hub in HF_LICENSES or hub in HF_SPELLINGS.values():
+        return {"license": hub}
+    return {"license": "other", "license_name": low, "license_link": spdx_url(spdx_id)}
+
 
 def dataset_card(m: dict) -> DatasetCard:
     """The release's dataset card, from its manifest ``m``: Hugging Face metadata (pretty name,
-    tags, the data files) and the provenance, removal policy and counts, the withdrawal notice,
-    the anonymity set of the restricted rows, the detectors, and the hash lists without their
-    entries."""
+    tags, the data files, the licence the dataset declares) and the provenance, removal policy and
+    counts, the opt-out policy, the withdrawal notice, the anonymity set of the restricted rows,
+    the detectors, and the hash lists without their entries."""
+    license = m.get("license")
     data = DatasetCardData(
-        pretty_name=m["release"], tags=["scrutineer", "filtered"], configs=[{"config_name": "default", "data_files": "data/**"}]
+        pretty_name=m["release"], tags=["scrutineer", "filtered"], configs=[{"config_name": "default", "data_files": "data/**"}],
+        **(hf_license(license) if license else {}),
     )
     removed = m["removed"]
     policy = "\n".join(f"- `{p}`: {n} rows" for p, n in removed["by_policy_entry"].items())
@@ -80,6 +112,10 @@ Rows out: {m["rows"]["output"]}. A row removed for several reasons is counted on
 
 {detectors}
 """
+    if opt := m.get("opt_out"):
+        text += f"\n## Opt-out policy\n\n{opt_out_sentence(opt)} `manifest.json` (`opt_out`) counts every signal.\n"
+    if license:
+        text += f"\n## Licence\n\nThe source dataset declares the licence {license} ({spdx_url(license)}).\n"
     if banks:
         text += f"\n## Hash lists\n\nMatched by hash only; the list entries are not published.\n\n{banks}\n"
     guard = m.get("flood_guard", {})
