@@ -112,6 +112,7 @@ class Optouts(Detector):
         self.agent_tokens = frozenset(a.lower() for a in self.agents)
         self.directives = frozenset(d.lower() for d in self.params.header_directives)
         self._read: dict[tuple[str, str], object] = {}
+        self._wheres: dict[tuple, dict] = {}
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
         columns = ("url", "checked_at", "x_robots_tag", "tdm_reservation", "tdm_policy", "content_usage", "link", "c2pa", "iptc")
@@ -152,16 +153,14 @@ class Optouts(Detector):
             parsed = self._parsed(read)
             if parsed is None:
                 continue
-            where = {"file": read.url, "file_sha256": read.sha256, "read_at": _iso(read.fetched_at)}
-            found += [(s, where) for s in self._judge_file(name, parsed, row["url"])]
+            found += [(s, self._where(read)) for s in self._judge_file(name, parsed, row["url"])]
             if name == "robots.txt" and not isinstance(parsed, Signal):
-                for group, urls in parsed.licences().items():
-                    licences |= {u: f"robots.txt License ({f'group {group}' if group else 'outside any group'})" for u in urls if u not in licences}
+                licences |= {u: by for u, by in parsed.licences.items() if u not in licences}
         for url, named_by in licences.items():
             read = self.ctx.policy_files.get(origin(url) or "", {}).get(rsl.policy_name(url))
             if read is None or read.status == "transient":
                 continue  # not read (yet): the next run or recheck reads it
-            where = {"file": url, "file_sha256": read.sha256, "read_at": _iso(read.fetched_at), "named_by": named_by}
+            where = self._where(read) | {"named_by": named_by}
             parsed = self._parsed(read)
             if parsed is None:  # named, but not served (a 4xx, or an HTML page)
                 found.append((Signal("optout.invalid", {"signal": "RSL", "fault": f"the licence is not served at its URL ({read.status})"}), where))
@@ -170,6 +169,13 @@ class Optouts(Detector):
             elif signal := rsl.judge(parsed, row["url"]):
                 found.append((signal, where))
         return found
+
+    def _where(self, read: PolicyFile) -> dict:
+        """The evidence of where a policy file was read: its URL, sha256 and read time (made once per read)."""
+        key = (read.url, read.sha256, read.fetched_at)
+        if key not in self._wheres:
+            self._wheres[key] = {"file": read.url, "file_sha256": read.sha256, "read_at": _iso(read.fetched_at)}
+        return self._wheres[key]
 
     def _parsed(self, read: PolicyFile) -> object | None:
         """A served policy file, parsed once per task (by name and sha256: hosts serving the same file

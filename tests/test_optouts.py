@@ -386,14 +386,16 @@ def test_rsl_licence_lines_in_robots_txt(optout):
     for that group's agents instead."""
     mezzode = (optout / "rsl" / "mezzode.com__robots.txt").read_text()  # 'License: https://mezzode.com/license.xml' before 'User-Agent: *'
     assert licence_urls(mezzode) == ["https://mezzode.com/license.xml"]
-    assert RobotsPolicy(mezzode, default_agents()).licences() == {"*": ["https://mezzode.com/license.xml"]}
+    assert RobotsPolicy(mezzode, default_agents()).licences == {"https://mezzode.com/license.xml": "robots.txt License (outside any group)"}
     # dylmye.me: after 'Sitemap:' at the end, in the 'User-agent: *' group; its named group (img2dataset, GPTBot ...) has none
     dylmye = (optout / "rsl" / "dylmye.me__robots.txt").read_text()
-    assert RobotsPolicy(dylmye, default_agents()).licences() == {"*": ["https://dylmye.me/license.xml"]}
-    assert RobotsPolicy(dylmye, ("img2dataset",)).licences() == {}
+    assert RobotsPolicy(dylmye, default_agents()).licences == {"https://dylmye.me/license.xml": "robots.txt License (group *)"}
+    assert RobotsPolicy(dylmye, ("img2dataset",)).licences == {}
     scoped = "License: https://a.example/all.xml\nUser-agent: GPTBot\nLicense: https://a.example/gpt.xml\nDisallow: /\nUser-agent: *\nAllow: /\n"
-    assert RobotsPolicy(scoped, default_agents()).licences() == {"*": ["https://a.example/all.xml"], "gptbot": ["https://a.example/gpt.xml"]}
-    assert RobotsPolicy("License: https://a.example/l.xml\n", ("img2dataset",)).licences() == {"": ["https://a.example/l.xml"]}  # no group at all
+    assert RobotsPolicy(scoped, default_agents()).licences == {"https://a.example/all.xml": "robots.txt License (outside any group)",
+                                                               "https://a.example/gpt.xml": "robots.txt License (group gptbot)"}
+    assert RobotsPolicy(scoped, ("img2dataset",)).licences == {"https://a.example/all.xml": "robots.txt License (outside any group)"}
+    assert RobotsPolicy("License: https://a.example/l.xml\n", ("img2dataset",)).licences == {"https://a.example/l.xml": "robots.txt License (outside any group)"}  # no group at all
     assert licence_urls("License: /relative.xml\nLicense: ftp://a.example/l.xml\n") == []  # "must be a fully qualified URL"
 
 

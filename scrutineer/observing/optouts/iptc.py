@@ -16,7 +16,10 @@ the three ``SEE…`` values prohibit and point to the details), and ``DMI-UNSPEC
 :func:`read_data_mining` runs in the content workers beside the C2PA read
 (:func:`scrutineer.observing.hashing.hash_content`); the detector judges its JSON (:func:`judge`).
 The XMP packet is parsed by Pillow's ``Image.getxmp``, which uses defusedxml (no entity
-expansion, no external entities).
+expansion, no external entities). An XMP toolkit (python-xmp-toolkit over Adobe's XMP SDK in
+exempi) reads the same property, but needs a system library pip cannot install, and Pillow already
+opens every image here: measured on IPTC's 2023.2 reference image (a 30 KB packet), ``getxmp``
+takes 2.6 ms, and it runs only on the images whose bytes name the property.
 
 Bounds: a body without the bytes ``DataMining`` and the PLUS namespace is not parsed (two byte
 searches, ~15 µs per 150 KB: most images cost nothing more). Only JPEG, PNG, WebP and GIF

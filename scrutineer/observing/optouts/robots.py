@@ -42,7 +42,7 @@ judged once per URL.
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 from scrutineer.core.config import FetchConfig
@@ -106,6 +106,7 @@ class RobotsPolicy:
         order: dict[str, int] = {}
         self._rules: dict[str, list[tuple[str, bool]]] = {}
         self._sorted: dict[str, list[tuple[Pattern, bool]]] = {}
+        self._constant: dict[str, bool] = {}  # the groups whose verdict is the same for every path
         #: Group name -> its Content-Usage rules (path, preferences, line) and Content-Signal lines (value, line).
         self._usage: dict[str, list[tuple[Pattern, str, int]]] = {}
         self._content_signal: dict[str, list[tuple[str, int]]] = {}
@@ -133,6 +134,8 @@ class RobotsPolicy:
                     self._rules.setdefault(name, []).append((line.value, line.field == "allow"))
         #: Agent -> the group it obeys ("*" for the catch-all group), for the agents some group covers.
         self.group_of = _groups_of(tuple(agents), order)
+        self._groups = tuple(dict.fromkeys(self.group_of.values()))  # the groups some agent obeys
+        self._refused: dict[frozenset[str], list[str]] = {}  # the agents of each set of refusing groups
 
     def _group(self, name: str) -> list[tuple[Pattern, bool]]:
         """The rules of group ``name``, longest pattern first and ``Allow`` first on a tie (RFC 9309
@@ -140,22 +143,26 @@ class RobotsPolicy:
         if name not in self._sorted:
             found = [p for value, allow in dict.fromkeys(self._rules.get(name, ())) for p in _patterns(value, allow)]
             self._sorted[name] = sorted(found, key=lambda r: (len(r[0].text), r[1]), reverse=True)
+            if all(pattern.text == "/" for pattern, _ in found):  # "Disallow: /", "Allow: /" or none: every path alike
+                self._constant[name] = self._sorted[name][0][1] if found else True
         return self._sorted[name]
 
     def _allowed(self, group: str, path: str) -> bool:
-        return next((allow for pattern, allow in self._group(group) if pattern.match(path)), True)
+        """Whether group ``group`` may crawl ``path`` (normalised): its longest matching rule's verdict."""
+        rules = self._group(group)
+        if group in self._constant:
+            return self._constant[group]
+        return next((allow for pattern, allow in rules if pattern.match(path)), True)
 
-    def disallowed(self, url: str) -> list[str]:
-        """The agents robots.txt disallows for ``url``, in the order given, each group judged once."""
-        path = url_path(url)
-        verdicts: dict[str, bool] = {}
-        out = []
-        for agent, group in self.group_of.items():
-            if group not in verdicts:
-                verdicts[group] = self._allowed(group, path)
-            if not verdicts[group]:
-                out.append(agent)
-        return out
+    def disallowed(self, url: str, path: str | None = None) -> list[str]:
+        """The agents robots.txt disallows for ``url`` (whose :func:`url_path` is ``path``, if given),
+        in the order given: each group an agent obeys is judged once, and the agents of the groups
+        that disallow are listed once per such set of groups."""
+        path = path or url_path(url)
+        refusing = frozenset(g for g in self._groups if not self._allowed(g, path))
+        if refusing not in self._refused:
+            self._refused[refusing] = [a for a, g in self.group_of.items() if g in refusing]
+        return self._refused[refusing]
 
     def judge(self, url: str) -> list[Signal]:
         """``optout.robots`` when an agent is disallowed for ``url``; what the ``Content-Usage``
@@ -170,12 +177,12 @@ class RobotsPolicy:
         ``User-agent`` name of the group it was read in) and ``"line"`` (its number in the file).
         """
         found = []
-        if disallowed := self.disallowed(url):
+        path = url_path(url)
+        if disallowed := self.disallowed(url, path):
             named = [a for a in disallowed if self.group_of[a] != "*"]
             found.append(Signal("optout.robots", {"signal": "robots.txt", "agents": len(disallowed), "named": named, "others": len(named) < len(disallowed)}))
-        path = url_path(url)
         usage, signals = [], []
-        for group in dict.fromkeys(self.group_of.values()):
+        for group in self._groups:
             if self._usage.get(group) and self._allowed(group, path):
                 usage += self._usage_of(group, path)
             signals += [self._line(("signal", group, number), lambda v=value, g=group, n=number: content_signals.judge(v, {"group": g, "line": n}))
@@ -186,17 +193,20 @@ class RobotsPolicy:
                 found.append(next((s for s in said if s.reason != "optout.invalid"), said[0]))
         return found
 
-    def licences(self) -> dict[str, list[str]]:
-        """The RSL licences that hold for the agents, by the group they obey ("" when no group covers
-        any): a group's own ``License`` lines, else those outside any group (RSL 1.0 §4.4.2-3);
-        absolute http(s) URLs only, at most :data:`~scrutineer.observing.optouts.rsl.MAX_LICENCES`
-        per group."""
+    @cached_property
+    def licences(self) -> dict[str, str]:
+        """The RSL licences that hold for the agents, each URL with the ``License`` lines it was read
+        from: a group's own, else those outside any group (RSL 1.0 §4.4.2-3), for each group an agent
+        obeys (all agents when no group covers any); absolute http(s) URLs only, at most
+        :data:`~scrutineer.observing.optouts.rsl.MAX_LICENCES` per group. Made once per file."""
         groups = dict.fromkeys(self.group_of.values()) or {"": None}
-        found = {}
+        found: dict[str, str] = {}
         for group in groups:
-            urls = [u for v in self._licences.get(group) or self._licences.get("", ()) if (u := rsl.licence_url(v))]
-            if urls:
-                found[group] = list(dict.fromkeys(urls))[: rsl.MAX_LICENCES]
+            own = self._licences.get(group) if group else None
+            urls = [u for v in own or self._licences.get("", ()) if (u := rsl.licence_url(v))]
+            where = f"robots.txt License (group {group})" if own else "robots.txt License (outside any group)"
+            for url in list(dict.fromkeys(urls))[: rsl.MAX_LICENCES]:
+                found.setdefault(url, where)
         return found
 
     def _usage_of(self, group: str, path: str) -> list[Signal | None]:

@@ -28,6 +28,7 @@ patterns, both in time linear in their input, whatever a website writes.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
@@ -219,6 +220,7 @@ def normalized(text: str, pattern: bool = False) -> str:
     return quote(body, safe="/%=*" if pattern else "/%=") + anchor
 
 
+@lru_cache(maxsize=1 << 12)
 def url_path(url: str, query: bool = True) -> str:
     """The part of ``url`` that patterns match: its path (``/`` if empty) and, with ``query``, its
     ``?query`` (RFC 9309 §2.2.2), normalised (:func:`normalized`)."""
