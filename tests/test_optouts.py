@@ -397,6 +397,8 @@ def test_rsl_licence_lines_in_robots_txt(optout):
     assert RobotsPolicy(scoped, ("img2dataset",)).licences == {"https://a.example/all.xml": "robots.txt License (outside any group)"}
     assert RobotsPolicy("License: https://a.example/l.xml\n", ("img2dataset",)).licences == {"https://a.example/l.xml": "robots.txt License (outside any group)"}  # no group at all
     assert licence_urls("License: /relative.xml\nLicense: ftp://a.example/l.xml\n") == []  # "must be a fully qualified URL"
+    # a URL that does not parse, or carries credentials (never fetched), names no licence
+    assert licence_urls("License: http://[x/l.xml\nLicense: https://u:p@a.example/l.xml\nLicense: https://a.example/l.xml\n") == ["https://a.example/l.xml"]
 
 
 @pytest.mark.parametrize(

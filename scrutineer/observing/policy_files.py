@@ -39,17 +39,18 @@ POLICY_PATHS = {"robots.txt": "/robots.txt", "ai.txt": "/ai.txt", "tdmrep.json":
 RSL = "rsl"
 LICENCE_PREFIX = "rsl:"
 
-
-def policy_url(origin: str, name: str) -> str:
-    """The URL of policy file ``name`` of ``origin``: a :data:`POLICY_PATHS` path, or the URL a
-    licence's name holds (``rsl:<URL>``)."""
-    return name.removeprefix(LICENCE_PREFIX) if name.startswith(LICENCE_PREFIX) else origin + POLICY_PATHS[name]
 #: The most of a policy file that is read, in bytes (and, by the readers, in characters): RFC 9309
 #: §2.5 asks a crawler to parse at least the first 500 KiB of a robots.txt, and lets it stop there.
 MAX_BYTES = 500 * 1024
 #: The files read as lines, whose first ``MAX_BYTES`` are read when they are larger (to the last
 #: whole line); a larger ``tdmrep.json`` (one JSON value) cannot be read in part and is ``too_large``.
 READ_IN_PART = ("robots.txt", "ai.txt")
+
+
+def policy_url(origin: str, name: str) -> str:
+    """The URL of policy file ``name`` of ``origin``: a :data:`POLICY_PATHS` path, or the URL a
+    licence's name holds (``rsl:<URL>``)."""
+    return name.removeprefix(LICENCE_PREFIX) if name.startswith(LICENCE_PREFIX) else origin + POLICY_PATHS[name]
 
 
 _AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*")

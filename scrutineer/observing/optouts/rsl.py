@@ -101,8 +101,9 @@ def policy_name(url: str) -> str:
 def licence_url(value: str) -> str | None:
     """A ``License:`` value, if it is an absolute http(s) URL (RSL 1.0 §4.4), else None."""
     value = value.strip()
-    parts = urlsplit(value) if len(value) <= MAX_VALUE else None
-    return value if parts and parts.scheme in ("http", "https") and parts.netloc and origin(value) else None
+    if len(value) > MAX_VALUE or not origin(value):  # origin: an http(s) URL whose authority parses
+        return None
+    return value
 
 
 def link_licences(value: str | None) -> list[str]:
@@ -203,9 +204,15 @@ def _scope(content: Element) -> Scope:
 
 
 def _pattern_text(url: str) -> str:
-    """A scope's path pattern: a full URL's path (and query), else the value as written."""
-    parts = urlsplit(url) if "://" in url else None
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "") if parts else url
+    """A scope's path pattern: a full URL's path (and query), else the value as written ("" for a
+    URL that does not parse: it covers nothing)."""
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _covers(scope: str, url: str, path: str) -> bool:
