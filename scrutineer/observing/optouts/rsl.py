@@ -68,6 +68,8 @@ FREE = frozenset({"free"})
 #: The most licence URLs read from one robots.txt, and the most ``<content>`` scopes read from one document.
 MAX_LICENCES = 8
 MAX_CONTENTS = 10_000
+#: The most tokens of a list the evidence shows.
+SHOWN = 20
 _TOKENS = re.compile(r"[\s,]+")
 _LINKS = re.compile(r",\s*(?=<)")  # a link-value starts with "<" (RFC 8288 §3): split before each
 _LINK = re.compile(r"\s*<([^>]*)>(.*)", re.DOTALL)
@@ -164,14 +166,14 @@ def judge(scopes: tuple[Scope, ...], url: str) -> Signal | None:
     if not covering:
         return None
     scope = max(covering, key=lambda s: len(_pattern_text(s.url)))  # the first of the narrowest
-    base = {"signal": "RSL", "content": scope.url, "spec": SPEC}
+    base = {"signal": "RSL", "content": scope.url[:200], "spec": SPEC}
     for licence in scope.licences:
         if refused := sorted(licence.prohibits.get("usage", frozenset()) & TRAINING):
             return Signal("optout.rsl", {**base, "rule": f"<prohibits type=\"usage\">{' '.join(refused)}</prohibits>"})
     permitting = [lic for lic in scope.licences if "usage" not in lic.permits or lic.permits["usage"] & TRAINING]
     if not permitting:
         listed = sorted(set().union(*(lic.permits.get("usage", frozenset()) for lic in scope.licences)))
-        return Signal("optout.rsl", {**base, "rule": f"<permits type=\"usage\"> lists only {' '.join(listed) or 'nothing'}: AI training is not licensed"})
+        return Signal("optout.rsl", {**base, "rule": f"<permits type=\"usage\"> lists only {_shown(listed) or 'nothing'}: AI training is not licensed"})
     conditions = [_conditions(lic, scope) for lic in permitting]
     if any(not c for c in conditions):
         return None  # one licence permits training, free and unconditioned
@@ -182,9 +184,16 @@ def judge(scopes: tuple[Scope, ...], url: str) -> Signal | None:
 def _conditions(licence: Licence, scope: Scope) -> set[str]:
     """What a licence permitting AI training asks: its payment type, a licence server, and
     permits of types other than usage (``user``, ``geo``)."""
-    asked = {f"payment: {licence.payment}"} if licence.payment and licence.payment not in FREE else set()
-    asked |= {f"permits {kind}: {' '.join(sorted(tokens))}" for kind, tokens in licence.permits.items() if kind != "usage"}
-    return asked | ({f"licence server: {scope.server}"} if scope.server else set())
+    asked = {f"payment: {licence.payment[:40]}"} if licence.payment and licence.payment not in FREE else set()
+    asked |= {f"permits {kind[:40]}: {_shown(sorted(tokens))}" for kind, tokens in licence.permits.items() if kind != "usage"}
+    return asked | ({f"licence server: {scope.server[:200]}"} if scope.server else set())
+
+
+def _shown(tokens: list[str]) -> str:
+    """Tokens as evidence shows them: the first :data:`SHOWN` of them, each cut to 40 characters (a
+    document a website wrote may list thousands)."""
+    shown = " ".join(t[:40] for t in tokens[:SHOWN])
+    return shown + (f" and {len(tokens) - SHOWN:,} more" if len(tokens) > SHOWN else "")
 
 
 def _scope(content: Element) -> Scope:
