@@ -60,6 +60,8 @@ VOCABULARY = {
 NOT_RESERVING = ("DMI-UNSPECIFIED", "DMI-ALLOWED")
 #: The largest XMP packet parsed, in bytes.
 MAX_XMP = 256 * 1024
+#: The most characters of the value and of plus:OtherConstraints kept (a packet may hold 256 KiB of text).
+MAX_TEXT = 1000
 #: What the evidence names as the rule's source.
 SPEC = "IPTC Photo Metadata Standard 2023.1+, Data Mining (plus:DataMining)"
 #: The formats whose packet Pillow keeps in ``info``, by their magic bytes.
@@ -68,8 +70,9 @@ _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"RIFF", b"GIF8")
 
 def read_data_mining(body: bytes) -> str | None:
     """The ``plus:DataMining`` value of ``body``'s XMP and its ``plus:OtherConstraints``, as JSON
-    text ``{"data_mining": <URI as written>, "other_constraints": <text> | null}``; None when the
-    image declares none. Never raises: a packet that cannot be read is ``{"error": "<why>"}``."""
+    text ``{"data_mining": <URI as written>, "other_constraints": <text> | null}`` (each cut to
+    :data:`MAX_TEXT` characters); None when the image declares none. Never raises: a packet that
+    cannot be read is ``{"error": "<why>"}``."""
     if b"DataMining" not in body or NAMESPACE not in body or not body.startswith(_MAGIC):
         return None
     try:
@@ -89,7 +92,8 @@ def read_data_mining(body: bytes) -> str | None:
         if isinstance(value, dict):  # element form with attributes: its text
             value = value.get("text")
         if isinstance(value, str) and value.strip():
-            return json.dumps({"data_mining": value.strip(), "other_constraints": _text(description.get("OtherConstraints"))}, sort_keys=True)
+            other = _text(description.get("OtherConstraints"))
+            return json.dumps({"data_mining": value.strip()[:MAX_TEXT], "other_constraints": other[:MAX_TEXT] if other else None}, sort_keys=True)
     return None
 
 
