@@ -5,6 +5,7 @@ and the links' fetch history in DuckDB. Every process the test starts is stopped
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -57,7 +58,11 @@ def started(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
             yield proc
         finally:
             try:
-                family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+                # stopped, a worker starts no flow run while its family is listed (CI once saw a run
+                # it started during the listing outlive the stop, holding the store's lock)
+                head = psutil.Process(proc.pid)
+                head.suspend()
+                family = [head, *head.children(recursive=True)]
             except psutil.NoSuchProcess:
                 family = []
             for p in family:
@@ -65,6 +70,9 @@ def started(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                     p.terminate()
                 except psutil.NoSuchProcess:
                     pass
+            if family:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    family[0].resume()  # so it takes its SIGTERM
             _, alive = psutil.wait_procs(family, timeout=30)
             for p in alive:
                 p.kill()

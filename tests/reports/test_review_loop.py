@@ -67,6 +67,7 @@ def test_a_claim_holds_a_flag_for_its_reviewer_until_it_runs_out_or_they_decide(
     assert store.review(ben, second, "reject", "insufficient_evidence", "") == "rejected"
     with pytest.raises(NotPending, match="no longer pending"):
         store.review(ana, second, "reject", "not_in_category", "", pending_only=True)
+    store.clock = now_utc  # back to now: 61 minutes on, after 22:59 UTC, "today" would be tomorrow (CI failed on it at 23:05)
     assert store.decided_today(ana) == (1, 2) and store.decided_today(casey) == (0, 2)
     assert not any(a["action"] == "claim" for a in store.flag_detail(ana, second)["audit"])  # claims are working state
 
