@@ -61,15 +61,12 @@ def parse(value: str) -> dict[str, str]:
     return stated
 
 
-def judge(value: str, where: dict) -> Signal | None:
+def judge(value: str) -> Signal | None:
     """``optout.content_signal`` when a ``Content-Signal`` value says ``ai-train=no``,
     ``optout.invalid`` when it is not one (:func:`parse`) or is too long, else None.
 
-    Args:
-        where: evidence of where the line was read (its group and line number).
-
     Evidence: ``{"signal": "robots.txt Content-Signal", "rule": "ai-train=no", "value", "signals":
-    every signal stated, "spec"}`` and ``where``.
+    every signal stated, "spec"}`` (the robots.txt reader adds the line's group and number).
     """
     signal = "robots.txt Content-Signal"
     if len(value) > MAX_VALUE:
@@ -77,7 +74,7 @@ def judge(value: str, where: dict) -> Signal | None:
     try:
         stated = parse(value)
     except ValueError as e:
-        return Signal("optout.invalid", {"signal": signal, "value": value, "fault": str(e), **where})
+        return Signal("optout.invalid", {"signal": signal, "value": value, "fault": str(e)})
     if stated.get("ai-train") != "no":
         return None
-    return Signal("optout.content_signal", {"signal": signal, "rule": "ai-train=no", "value": value, "signals": stated, "spec": SPEC, **where})
+    return Signal("optout.content_signal", {"signal": signal, "rule": "ai-train=no", "value": value, "signals": stated, "spec": SPEC})

@@ -185,7 +185,7 @@ class RobotsPolicy:
         for group in self._groups:
             if self._usage.get(group) and self._allowed(group, path):
                 usage += self._usage_of(group, path)
-            signals += [self._line(("signal", group, number), lambda v=value, g=group, n=number: content_signals.judge(v, {"group": g, "line": n}))
+            signals += [self._line(("signal", group, number), lambda v=value, g=group, n=number: _placed(content_signals.judge(v), g, n))
                         for value, number in self._content_signal.get(group, ())]
         for said in (usage, signals):
             said = [s for s in said if s]
@@ -199,9 +199,8 @@ class RobotsPolicy:
         from: a group's own, else those outside any group (RSL 1.0 §4.4.2-3), for each group an agent
         obeys (all agents when no group covers any); absolute http(s) URLs only, at most
         :data:`~scrutineer.observing.optouts.rsl.MAX_LICENCES` per group. Made once per file."""
-        groups = dict.fromkeys(self.group_of.values()) or {"": None}
         found: dict[str, str] = {}
-        for group in groups:
+        for group in self._groups or ("",):
             own = self._licences.get(group) if group else None
             urls = [u for v in own or self._licences.get("", ()) if (u := rsl.licence_url(v))]
             where = f"robots.txt License (group {group})" if own else "robots.txt License (outside any group)"
