@@ -143,7 +143,7 @@ def report_data(con: duckdb.DuckDBPyConnection, workspace: Path, dataset: str, r
             [run_id],
         ),
         "top_domains_matches": _top_domains(con, run_id),
-        "optouts": _optouts(con, run_id, total_rows) if "optouts" in run["detectors"] else None,
+        "optouts": optout_counts(con, run_id, total_rows) if "optouts" in run["detectors"] else None,
         "licences": _licences(rows_files.values()),
         "clusters": _clusters(con, run_id, rows_files),
         "crowd": crowd,
@@ -234,34 +234,36 @@ def _changes(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> dict 
     return {"previous": previous[0], "added": added, "gone": gone, "reasons": reasons}
 
 
-def _by_domain(con: duckdb.DuckDBPyConnection, query: str, params: list) -> dict[str, list[int]]:
-    """The sample counts of ``query`` (columns: a URL's authority, ``AUTHORITY_RE``, then counts)
-    summed per registrable domain (NO_HOST for URLs without one); a sample has one URL, so its
-    counts add up over the authorities of a domain."""
+def domain_counts(rows: Iterable[tuple]) -> dict[str, list[int]]:
+    """Counts by a URL's authority (rows: the authority, ``AUTHORITY_RE``'s group, "" or None for
+    none, then counts) summed per registrable domain (NO_HOST for URLs without one); a sample has
+    one URL, so its counts add up over the authorities of a domain. Each authority is parsed once."""
     domains: dict[str, list[int]] = {}
-    for authority, *counts in con.sql(query, params=params).fetchall():
-        domain = host_and_domain("//" + authority)[1] or NO_HOST
+    for authority, *counts in rows:
+        domain = host_and_domain("//" + (authority or ""))[1] or NO_HOST
         domains[domain] = [a + b for a, b in zip(domains.get(domain, [0] * len(counts)), counts)]
     return domains
 
 
 def _top_domains(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
-    domains = _by_domain(
-        con,
+    domains = domain_counts(con.sql(
         "SELECT regexp_extract(url, ?, 1) AS authority, count(DISTINCT (shard_id, row_index)) "
         "FROM findings WHERE run_id = ? AND restricted GROUP BY authority",
-        [AUTHORITY_RE, run_id],
-    )
+        params=[AUTHORITY_RE, run_id],
+    ).fetchall())
     return [{"domain": d, "samples": n} for d, (n,) in sorted(domains.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_DOMAINS]]
 
 
-def _optouts(con: duckdb.DuckDBPyConnection, run_id: str, total_rows: int) -> dict:
+def optout_counts(con: duckdb.DuckDBPyConnection, run_id: str, total_rows: int) -> dict:
+    """The report's opt-out section (``optouts`` of :func:`report_data`): samples per opt-out
+    reason, reserved samples and their share, and the top domains by reserved samples."""
     samples = "count(DISTINCT (shard_id, row_index))"
     counts = ", ".join([f"{samples} FILTER (list_contains(?, reason))"] + [f"{samples} FILTER (reason = ?)"] * len(OPTOUT_REASONS))
     params = [list(OPTOUT_RESERVATIONS), *OPTOUT_REASONS, run_id]
     where = "FROM findings WHERE run_id = ? AND detector = 'optouts'"
     ((reserved, *by_reason),) = con.sql(f"SELECT {counts} {where}", params=params).fetchall()
-    domains = _by_domain(con, f"SELECT regexp_extract(url, ?, 1) AS authority, {counts} {where} GROUP BY authority", [AUTHORITY_RE, *params])
+    domains = domain_counts(con.sql(f"SELECT regexp_extract(url, ?, 1) AS authority, {counts} {where} GROUP BY authority",
+                                    params=[AUTHORITY_RE, *params]).fetchall())
     ranked = sorted(((d, n) for d, n in domains.items() if n[0]), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_DOMAINS]
     return {
         "reasons": [{"reason": r, "samples": n} for r, n in zip(OPTOUT_REASONS, by_reason)],

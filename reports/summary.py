@@ -54,11 +54,9 @@ from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
 from scrutineer.core.layout import Layout
 from scrutineer.core.registry import reason_label
-from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
 from scrutineer.detectors.optouts import RESERVATIONS as OPTOUT_RESERVATIONS
 from scrutineer.reports.csvsafe import csv_text
-from scrutineer.reports.data import AUTHORITY_RE
-from scrutineer.samples.domains import host_and_domain
+from scrutineer.reports.data import AUTHORITY_RE, NO_HOST, domain_counts, optout_counts
 
 #: The template, as the output names it.
 TEMPLATE = {
@@ -108,8 +106,8 @@ class Summary:
         ranked_by: ``bytes`` when every sample was measured, else ``samples``.
         domains: every registrable domain, ranked (largest first, then by name).
         listed: how many of ``domains`` the cut-off lists (:func:`cutoff`).
-        optouts: samples per ``optout.*`` reason (every :data:`OPTOUT_REASONS`, then any other found),
-            None if the run did not configure the ``optouts`` detector.
+        optouts: samples per ``optout.*`` reason (every :data:`scrutineer.detectors.optouts.REASONS`, as the report's
+            opt-out section counts them), None if the run did not configure the ``optouts`` detector.
         reserved: samples with any reservation (:data:`OPTOUT_RESERVATIONS`), None likewise.
     """
 
@@ -172,8 +170,8 @@ def summarise(cfg: Config, sme: bool = False) -> Summary:
         ).fetchall()
         samples, by_domain = _samples_by_domain(store.rows_files(ws.con, ws.path, run_id).values())
         measured, total_bytes, bytes_by_domain = _bytes_by_domain(ws, run_id)
-        optouts = _optouts(ws, run_id) if "optouts" in json.loads(detectors) else None
-    no_host = by_domain.pop("", 0)
+        optouts = optout_counts(ws.con, run_id, samples) if "optouts" in json.loads(detectors) else None
+    no_host = by_domain.pop(NO_HOST, 0)
     ranked_by = "bytes" if samples and measured == samples else "samples"
     domains = [
         Domain(
@@ -189,28 +187,22 @@ def summarise(cfg: Config, sme: bool = False) -> Summary:
     return Summary(
         dataset=cfg.dataset.name, run_id=run_id, status=status, started_at=started_at.astimezone(UTC), finished_at=finished_at.astimezone(UTC),
         sme=sme, samples=samples, no_host=no_host, measured=measured, bytes=total_bytes, ranked_by=ranked_by, domains=domains,
-        listed=cutoff(len(domains), sme), optouts=None if optouts is None else optouts[0], reserved=None if optouts is None else optouts[1],
+        listed=cutoff(len(domains), sme), optouts=None if optouts is None else {r["reason"]: r["samples"] for r in optouts["reasons"]},
+        reserved=None if optouts is None else optouts["reserved"],
     )
 
 
-def _domain_of(authority: str | None) -> str:
-    """The registrable domain of a URL's authority (``user@host:port``); "" for none."""
-    return host_and_domain("//" + authority)[1] if authority else ""
-
-
 def _samples_by_domain(rows_files) -> tuple[int, dict[str, int]]:
-    """(samples, {registrable domain: samples}) over the rows observations ``rows_files``; "" holds
-    the samples whose URL has no host. Each shard's URLs are reduced to their authorities' counts
-    (pyarrow), and each distinct authority is parsed once."""
-    total, by_domain = 0, {}
+    """(samples, {registrable domain: samples}) over the rows observations ``rows_files``
+    (:data:`NO_HOST` holds the samples whose URL has no host). Each shard's URLs are reduced to their
+    authorities' counts (pyarrow), each distinct authority parsed once (:func:`domain_counts`)."""
+    total, authorities = 0, []
     for path in rows_files:
         urls = pq.read_table(path, columns=["url"])["url"]
         total += len(urls)
-        authorities = pc.struct_field(pc.extract_regex(urls, _AUTHORITY), [0])
-        for vc in pc.value_counts(authorities).to_pylist():
-            domain = _domain_of(vc["values"])
-            by_domain[domain] = by_domain.get(domain, 0) + vc["counts"]
-    return total, by_domain
+        counted = pc.value_counts(pc.struct_field(pc.extract_regex(urls, _AUTHORITY), [0])).to_pylist()
+        authorities += [(vc["values"], vc["counts"]) for vc in counted]
+    return total, {d: n for d, (n,) in domain_counts(authorities).items()}
 
 
 def _bytes_by_domain(ws: Workspace, run_id: str) -> tuple[int, int | None, dict[str, int]]:
@@ -222,29 +214,11 @@ def _bytes_by_domain(ws: Workspace, run_id: str) -> tuple[int, int | None, dict[
     rows = ws.content_hashes(run_id).query(
         "h", f"SELECT regexp_extract(url, {pattern}, 1) AS authority, count(*), sum(bytes)::BIGINT FROM h WHERE bytes IS NOT NULL GROUP BY authority"
     ).fetchall()
-    measured, by_domain = 0, {}
-    for authority, n, size in rows:
-        measured += n
-        domain = _domain_of(authority)
-        by_domain[domain] = by_domain.get(domain, 0) + size
-    total = sum(by_domain.values()) if measured else None
-    by_domain.pop("", None)
-    return measured, total, by_domain
-
-
-def _optouts(ws: Workspace, run_id: str) -> tuple[dict[str, int], int]:
-    """({reason: samples} for every ``optout.*`` reason of the run, every :data:`OPTOUT_REASONS`
-    first (0 where none), then any other found, sorted; samples with any reservation)."""
-    found = dict(ws.sql(
-        "SELECT reason, count(DISTINCT (shard_id, row_index)) FROM findings WHERE run_id = ? AND detector = 'optouts' GROUP BY reason",
-        [run_id],
-    ).fetchall())
-    ((reserved,),) = ws.sql(
-        "SELECT count(DISTINCT (shard_id, row_index)) FROM findings WHERE run_id = ? AND detector = 'optouts' AND list_contains(?, reason)",
-        [run_id, list(OPTOUT_RESERVATIONS)],
-    ).fetchall()
-    reasons = [*OPTOUT_REASONS, *sorted(set(found) - set(OPTOUT_REASONS))]
-    return {r: found.get(r, 0) for r in reasons}, reserved
+    by_domain = domain_counts(rows)
+    measured = sum(n for n, _ in by_domain.values())
+    total = sum(size for _, size in by_domain.values()) if measured else None
+    by_domain.pop(NO_HOST, None)
+    return measured, total, {d: size for d, (_, size) in by_domain.items()}
 
 
 def _share(value: float | None) -> str | None:
