@@ -42,6 +42,7 @@ judged once per URL.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache, cached_property
 from importlib import resources
 
@@ -107,12 +108,14 @@ class RobotsPolicy:
         self._rules: dict[str, list[tuple[str, bool]]] = {}
         self._sorted: dict[str, list[tuple[Pattern, bool]]] = {}
         self._constant: dict[str, bool] = {}  # the groups whose verdict is the same for every path
-        #: Group name -> its Content-Usage rules (path, preferences, line) and Content-Signal lines (value, line).
-        self._usage: dict[str, list[tuple[Pattern, str, int]]] = {}
+        #: Group name -> its Content-Usage rules (path as written -> its pattern and its (preferences,
+        #: line)s: a path is made a pattern once, however many rules give it) and its Content-Signal
+        #: lines (value, line).
+        self._usage: dict[str, dict[str, tuple[Pattern, list[tuple[str, int]]]]] = {}
         self._content_signal: dict[str, list[tuple[str, int]]] = {}
         #: Group name ("" for the lines outside any group) -> its RSL License URLs.
         self._licences: dict[str, list[str]] = {}
-        self._judged: dict[tuple, Signal | None] = {}  # a line's signal, parsed when first deciding
+        self._judged: dict[tuple, Signal | None] = {}  # the signal of a set of lines, judged when first deciding
         for line in read(text, _FIELDS):
             if line.field == "user-agent":
                 for name in line.agents:
@@ -120,9 +123,9 @@ class RobotsPolicy:
             elif line.field == "content-usage":
                 # a value starting with "/" starts with its path, up to the first SP or HTAB (attach-05 §3.2)
                 path, *rest = line.value.split(None, 1) if line.value.startswith("/") else ("/", line.value)
-                rule = (Pattern(path), rest[0] if rest else "", line.number)
                 for name in line.agents:
-                    self._usage.setdefault(name, []).append(rule)
+                    rules = self._usage.setdefault(name, {})
+                    rules.setdefault(path, (Pattern(path), []))[1].append((rest[0] if rest else "", line.number))
             elif line.field == "license":
                 for name in line.agents or ("",):
                     self._licences.setdefault(name, []).append(line.value)
@@ -181,12 +184,9 @@ class RobotsPolicy:
         if disallowed := self.disallowed(url, path):
             named = [a for a in disallowed if self.group_of[a] != "*"]
             found.append(Signal("optout.robots", {"signal": "robots.txt", "agents": len(disallowed), "named": named, "others": len(named) < len(disallowed)}))
-        usage, signals = [], []
-        for group in self._groups:
-            if self._usage.get(group) and self._allowed(group, path):
-                usage += self._usage_of(group, path)
-            signals += [self._line(("signal", group, number), lambda v=value, g=group, n=number: _placed(content_signals.judge(v), g, n))
-                        for value, number in self._content_signal.get(group, ())]
+        usage = [self._usage_of(group, path) for group in self._groups if self._usage.get(group) and self._allowed(group, path)]
+        signals = [self._decided(("signal", group), group, self._content_signal[group], content_signals.judge)
+                   for group in self._groups if group in self._content_signal]
         for said in (usage, signals):
             said = [s for s in said if s]
             if said:
@@ -208,19 +208,33 @@ class RobotsPolicy:
                 found.setdefault(url, where)
         return found
 
-    def _usage_of(self, group: str, path: str) -> list[Signal | None]:
-        """The signals of the group's Content-Usage rules of the longest path matching ``path``."""
-        matching = [(pattern, value, number) for pattern, value, number in self._usage[group] if pattern.match(path)]
+    def _usage_of(self, group: str, path: str) -> Signal | None:
+        """The signal of the group's Content-Usage rules of the longest path matching ``path``
+        (:meth:`_decided`): each distinct path is matched once per URL."""
+        matching = [(written, pattern) for written, (pattern, _) in self._usage[group].items() if pattern.match(path)]
         if not matching:
-            return []
-        longest = max(len(pattern.text) for pattern, _, _ in matching)
-        return [self._line(("usage", group, number), lambda v=value, g=group, n=number: _placed(content_usage(v, "robots.txt Content-Usage"), g, n))
-                for pattern, value, number in matching if len(pattern.text) == longest]
+            return None
+        longest = max(len(pattern.text) for _, pattern in matching)
+        paths = tuple(written for written, pattern in matching if len(pattern.text) == longest)
+        lines = sorted(line for written in paths for line in self._usage[group][written][1]) if len(paths) > 1 else self._usage[group][paths[0]][1]
+        return self._decided(("usage", group, paths), group, lines, lambda value: content_usage(value, "robots.txt Content-Usage"))
 
-    def _line(self, key: tuple, judge) -> Signal | None:
-        """A line's signal, judged once per policy (its URLs share it)."""
+    def _decided(self, key: tuple, group: str, lines: list[tuple[str, int]], judge: Callable[[str], Signal | None]) -> Signal | None:
+        """What the ``lines`` (value, number; in file order) of ``group`` say together, judged once
+        per policy under ``key`` (its URLs share it): the first reservation (any one wins), else the
+        first ``optout.invalid``, else None; with the group and the deciding line in its evidence.
+        The lines after the first reservation are not read."""
         if key not in self._judged:
-            self._judged[key] = judge()
+            invalid = None
+            for value, number in lines:
+                signal = judge(value)
+                if signal and signal.reason != "optout.invalid":
+                    self._judged[key] = _placed(signal, group, number)
+                    break
+                if signal and invalid is None:
+                    invalid = _placed(signal, group, number)
+            else:
+                self._judged[key] = invalid
         return self._judged[key]
 
 
