@@ -271,6 +271,10 @@ def test_robots_content_usage_rules_as_attach_05_shows_them():
     # rules of equal length combine, any n winning (attach-05 §3.1), whatever their order (§3.1: "no semantics")
     for rules in ("Content-Usage: /a/ train-ai=y\nContent-Usage: /a/\ttrain-ai=n\n", "Content-Usage: /a/ train-ai=n\nContent-Usage: /a/ train-ai=y\n"):
         assert [s.reason for s in RobotsPolicy("User-agent: *\n" + rules, default_agents()).judge("https://a.example/a/x.jpg")] == ["optout.aipref"]
+    # two spellings of one path (RFC 9309 §2.2.2 decodes %61 to a) combine too, and the evidence
+    # names the first reservation in file order
+    spelled = RobotsPolicy("User-agent: *\nContent-Usage: /%61 train-ai=n\nContent-Usage: /a bots=n\n", default_agents())
+    assert [(s.evidence["rule"], s.evidence["line"]) for s in spelled.judge("https://a.example/a/x.jpg")] == [("train-ai=n", 2)]
     other = RobotsPolicy("User-Agent: somebot\nContent-Usage: train-ai=n\n", default_agents())
     assert other.judge("https://a.example/x.jpg") == []  # a group for an agent not on the list
 

@@ -216,7 +216,9 @@ class RobotsPolicy:
             return None
         longest = max(len(pattern.text) for _, pattern in matching)
         paths = tuple(written for written, pattern in matching if len(pattern.text) == longest)
-        lines = sorted(line for written in paths for line in self._usage[group][written][1]) if len(paths) > 1 else self._usage[group][paths[0]][1]
+        lines = [line for written in paths for line in self._usage[group][written][1]]
+        if len(paths) > 1:
+            lines.sort(key=lambda line: line[1])  # file order
         return self._decided(("usage", group, paths), group, lines, lambda value: content_usage(value, "robots.txt Content-Usage"))
 
     def _decided(self, key: tuple, group: str, lines: list[tuple[str, int]], judge: Callable[[str], Signal | None]) -> Signal | None:
