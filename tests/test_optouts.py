@@ -328,8 +328,11 @@ def test_content_signal_of_a_named_group_holds_for_its_agent_only():
     text = "User-agent: GPTBot\nContent-Signal: ai-train=no\nAllow: /\n\nUser-agent: *\nContent-Signal: ai-train=yes\n"
     assert [s.evidence["group"] for s in RobotsPolicy(text, default_agents()).judge("https://a.example/x.jpg")] == ["gptbot"]
     assert RobotsPolicy(text, ("img2dataset",)).judge("https://a.example/x.jpg") == []
-    # a line before any User-agent line belongs to no group (RFC 9309 §2.2)
-    assert RobotsPolicy("Content-Signal: ai-train=no\nUser-agent: *\nAllow: /\n", default_agents()).judge("https://a.example/x.jpg") == []
+    # a line before any User-agent line (gujianjun.net's generator writes it there) holds for every
+    # agent, as RSL's License lines there do: the policy states no placement
+    for agents in (default_agents(), ("img2dataset",)):
+        found = RobotsPolicy("Content-Signal: search=yes, ai-input=yes, ai-train=no\nUser-agent: GPTBot\nAllow: /\n", agents).judge("https://a.example/x.jpg")
+        assert [(s.reason, s.evidence["group"], s.evidence["line"]) for s in found] == [("optout.content_signal", None, 1)]
 
 
 def test_an_html_page_is_not_a_policy_file():

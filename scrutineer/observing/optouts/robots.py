@@ -30,7 +30,8 @@ reserves it:
   combine, any ``n`` winning (attach-05 §3.1, vocab-07 §5.1); and they hold only on a path the
   group may crawl: "paths that cannot be crawled have no associated usage preferences" (§3.1).
 - ``Content-Signal: search=yes, ai-train=no``: the group's lines, whatever the path (the policy
-  gives them none), any ``no`` winning.
+  gives them none), any ``no`` winning; lines before any ``User-agent`` line hold for every agent
+  (:data:`~scrutineer.observing.optouts.rules.UNGROUPED`), their evidence's group ``null``.
 
 protego itself is not used: on a 64 KB file of wildcard or ``$`` rules it spends 30-60 ms parsing
 and up to 4 ms per URL, and choosing a group costs it (agents x groups) name searches, 130 ms for
@@ -130,7 +131,7 @@ class RobotsPolicy:
                 for name in line.agents or ("",):
                     self._licences.setdefault(name, []).append(line.value)
             elif line.field == "content-signal":
-                for name in line.agents:
+                for name in line.agents or ("",):  # "": before any group, for every agent
                     self._content_signal.setdefault(name, []).append((line.value, line.number))
             else:
                 for name in line.agents:
@@ -186,7 +187,7 @@ class RobotsPolicy:
             found.append(Signal("optout.robots", {"signal": "robots.txt", "agents": len(disallowed), "named": named, "others": len(named) < len(disallowed)}))
         usage = [self._usage_of(group, path) for group in self._groups if self._usage.get(group) and self._allowed(group, path)]
         signals = [self._decided(("signal", group), group, self._content_signal[group], content_signals.judge)
-                   for group in self._groups if group in self._content_signal]
+                   for group in ("", *self._groups) if group in self._content_signal]
         for said in (usage, signals):
             said = [s for s in said if s]
             if said:
@@ -249,8 +250,8 @@ def licence_urls(text: str) -> list[str]:
 
 
 def _placed(signal: Signal | None, group: str, number: int) -> Signal | None:
-    """``signal`` with the group and the line it was read at in its evidence."""
-    return Signal(signal.reason, {**signal.evidence, "group": group, "line": number}) if signal else None
+    """``signal`` with the group (null for ``""``: before any group) and the line it was read at in its evidence."""
+    return Signal(signal.reason, {**signal.evidence, "group": group or None, "line": number}) if signal else None
 
 
 def _patterns(value: str, allow: bool) -> list[tuple[Pattern, bool]]:

@@ -57,8 +57,11 @@ FIELDS = {
 #: Fields that belong to no group and do not end one (RFC 9309 §2.2.4: "other records").
 SITE_WIDE = frozenset({"sitemap", "host"})
 #: Fields whose lines before any User-agent line are read too, holding for every agent: RSL's
-#: ``License`` (RSL 1.0 §4.4: outside any group it is global; in a group, that group's).
-UNGROUPED = frozenset({"license"})
+#: ``License`` (RSL 1.0 §4.4: outside any group it is global; in a group, that group's), and
+#: Cloudflare's ``Content-Signal``, whose policy states no placement (its examples put it in the
+#: ``*`` group) and which some sites' generators write above the first group: a reservation a site
+#: wrote for everyone is not dropped for being in no group.
+UNGROUPED = frozenset({"license", "content-signal"})
 #: The spellings a line without a colon may start with and still be read (``User-agent bot``):
 #: protego's. aipref's ``Content-Usage`` rule and a ``Content-Signal`` line are written with their
 #: colon, as robots.txt's grammar writes every rule (RFC 9309 §2.2; draft-ietf-aipref-attach-05
