@@ -527,6 +527,26 @@ def test_iptc_hostile_xmp_is_a_value_not_an_error(optout):
     assert "over 262,144" in iptc.judge(iptc.read_data_mining(big)).evidence["fault"]
 
 
+_PROHIBITED = iptc.VOCABULARY_URI + "DMI-PROHIBITED-AIMLTRAINING"
+
+
+@pytest.mark.parametrize("form", [
+    f'plus:DataMining="{_PROHIBITED}"/>',  # an attribute (how ExifTool writes it)
+    f'><plus:DataMining>{_PROHIBITED}</plus:DataMining></rdf:Description>',  # an element
+    f'><plus:DataMining rdf:resource="{_PROHIBITED}"/></rdf:Description>',  # a URI value
+    f'><plus:DataMining rdf:parseType="Resource"><rdf:value>{_PROHIBITED}</rdf:value></plus:DataMining></rdf:Description>',  # qualified
+    f'><plus:DataMining><rdf:Description><rdf:value rdf:resource="{_PROHIBITED}"/></rdf:Description></plus:DataMining></rdf:Description>',
+])
+def test_iptc_data_mining_in_each_rdf_form_xmp_writes(optout, form):
+    """XMP's RDF/XML serialisation (XMP Part 1, ISO 16684-1) writes one simple value in several
+    forms; the PLUS value is a URI of the vocabulary in each, and each reserves."""
+    photo = (optout / "iptc" / "coffee_DMI-ALLOWED.jpg").read_bytes()
+    packet = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+              f'<rdf:Description rdf:about="" xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/" {form}</rdf:RDF></x:xmpmeta>')
+    found = iptc.judge(iptc.read_data_mining(_with_xmp(photo, packet.encode())))
+    assert (found.reason, found.evidence["value"]) == ("optout.iptc", _PROHIBITED)
+
+
 def _with_xmp(jpeg: bytes, packet: bytes, png: bool = False) -> bytes:
     """The photo re-encoded (in memory) with ``packet`` as its XMP (PNG: an iTXt chunk, which may exceed JPEG's 64 KB segment)."""
     from PIL import Image, PngImagePlugin

@@ -88,10 +88,8 @@ def read_data_mining(body: bytes) -> str | None:
     except Exception as e:  # noqa: BLE001 - Pillow and defusedxml raise many types for bad data
         return json.dumps({"error": type(e).__name__})
     for description in _descriptions(xmp):
-        value = description.get("DataMining")
-        if isinstance(value, dict):  # element form with attributes: its text
-            value = value.get("text")
-        if isinstance(value, str) and value.strip():
+        value = _simple(description.get("DataMining"))
+        if value and value.strip():
             other = _text(description.get("OtherConstraints"))
             return json.dumps({"data_mining": value.strip()[:MAX_TEXT], "other_constraints": other[:MAX_TEXT] if other else None}, sort_keys=True)
     return None
@@ -124,6 +122,20 @@ def _descriptions(xmp: dict) -> list[dict]:
     rdf = xmp.get("xmpmeta", {}).get("RDF", {}) if isinstance(xmp.get("xmpmeta"), dict) else {}
     found = rdf.get("Description", []) if isinstance(rdf, dict) else []
     return [d for d in (found if isinstance(found, list) else [found]) if isinstance(d, dict)]
+
+
+def _simple(value: object, depth: int = 3) -> str | None:
+    """The value of a simple XMP property as ``Image.getxmp`` gives it, in each RDF/XML form XMP
+    writes one (XMP Specification Part 1, ISO 16684-1, "Serializing XMP"): an attribute or element's text (a ``text`` key beside
+    attributes such as ``xml:lang``), a URI as ``rdf:resource``, or a qualified value's
+    ``rdf:value`` (in an ``rdf:parseType="Resource"`` element or a nested ``rdf:Description``,
+    at most ``depth`` deep)."""
+    if isinstance(value, str) or depth == 0 or not isinstance(value, dict):
+        return value if isinstance(value, str) else None
+    for key in ("text", "resource", "value", "Description"):
+        if (found := _simple(value.get(key), depth - 1)) is not None:
+            return found
+    return None
 
 
 def _text(value: object) -> str | None:
