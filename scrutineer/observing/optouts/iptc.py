@@ -126,10 +126,10 @@ def _descriptions(xmp: dict) -> list[dict]:
 
 def _simple(value: object, depth: int = 3) -> str | None:
     """The value of a simple XMP property as ``Image.getxmp`` gives it, in each RDF/XML form XMP
-    writes one (XMP Specification Part 1, ISO 16684-1, "Serializing XMP"): an attribute or element's text (a ``text`` key beside
-    attributes such as ``xml:lang``), a URI as ``rdf:resource``, or a qualified value's
-    ``rdf:value`` (in an ``rdf:parseType="Resource"`` element or a nested ``rdf:Description``,
-    at most ``depth`` deep)."""
+    writes one (XMP Specification Part 1, ISO 16684-1, "Serializing XMP"): an attribute or an
+    element's text (a ``text`` key beside attributes such as ``xml:lang``), a URI as
+    ``rdf:resource``, or a qualified value's ``rdf:value`` (in an ``rdf:parseType="Resource"``
+    element or a nested ``rdf:Description``, at most ``depth`` deep); None for none of these."""
     if isinstance(value, str) or depth == 0 or not isinstance(value, dict):
         return value if isinstance(value, str) else None
     for key in ("text", "resource", "value", "Description"):
