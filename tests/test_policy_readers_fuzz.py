@@ -20,9 +20,10 @@ robots.txt and ai.txt, whose every line costs Python work, took 0.7-0.8 of it, t
 ``Content-Usage`` storm 0.35-0.55 (1.3 before its values were split without http-sf:
 :func:`~scrutineer.observing.optouts.headers.tokens`). A reading above the bound is taken again,
 at most twice, so that cache pressure from another process cannot fail it, and the objects alive
-before a reading are frozen (``gc.freeze``), so that the garbage collector's passes over the test
-process's heap do not count as the reader's; a reader that breaks its bound (the regex engine's
-backtracking took seconds to minutes) fails every time.
+before a reading are frozen (``gc.freeze``, a constant-time move), so that the garbage collector's
+passes over the test process's heap do not count as the reader's (with no ``gc.collect()`` first,
+which costs ~0.3 s per 3M live objects, on every reading); a reader that breaks its bound (the
+regex engine's backtracking took seconds to minutes) fails every time.
 
 Memory bound: the peak of Python allocations (``tracemalloc``) while reading, at most 64 bytes per
 character read plus 4 MB (c2pa-rs allocates outside Python: its peak resident memory was measured
@@ -121,7 +122,6 @@ def within_bounds(read: Callable, value: str | bytes, bound: float, reads: int) 
     reading over it is taken again, at most twice) and allocates at most 64 bytes per character
     read (``reads``) plus 4 MB at its peak."""
     for _ in range(3):
-        gc.collect()
         gc.freeze()  # the test process's heap (Prefect's, earlier tests') is not the reader's to collect
         try:
             started = time.thread_time()
