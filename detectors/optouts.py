@@ -144,7 +144,7 @@ class Optouts(Detector):
             if s
         ]
         files = self.ctx.policy_files.get(origin(row["url"]) or "", {})
-        licences = {u: "Link header" for u in rsl.link_licences(row["link"])[: rsl.MAX_LICENCES]}
+        licences = {u: "Link header" for u in rsl.link_licences(row["link"])}
         for name, read in files.items():
             if name == "tdmrep.json" and row["tdm_reservation"] is not None:
                 continue  # the response's own tdm-reservation header overrides the site-wide file

@@ -138,7 +138,7 @@ async def check_urls(fetcher: Fetcher, urls: list[str], cfg: FetchConfig, hasher
 def licences_named(reads: list[PolicyFile], checked: Iterable[Checked]) -> list[str]:
     """The RSL licence URLs the robots.txt files read and the responses' Link headers name, each once."""
     named = [u for r in reads if r.name == "robots.txt" and (text := r.served) for u in licence_urls(text)]
-    named += [u for c in checked if c.checks for u in rsl.link_licences(c.last.link)[: rsl.MAX_LICENCES]]
+    named += [u for c in checked if c.checks for u in rsl.link_licences(c.last.link)]
     return list(dict.fromkeys(named))
 
 

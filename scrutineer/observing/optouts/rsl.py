@@ -36,7 +36,7 @@ Bounds: the document is a policy file (at most
 :data:`~scrutineer.observing.policy_files.MAX_BYTES`, else ``too_large``) parsed by defusedxml
 (no DTD entities, no external entities) into at most :data:`MAX_CONTENTS` scopes; a Link header
 value is read up to :data:`~scrutineer.observing.optouts.headers.MAX_VALUE` characters; robots.txt
-gives at most :data:`MAX_LICENCES` licence URLs per file. Every fault is a value, never an
+and a Link header each give at most :data:`MAX_LICENCES` licence URLs. Every fault is a value, never an
 exception.
 """
 
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
@@ -88,11 +89,14 @@ class Licence:
 @dataclass(frozen=True)
 class Scope:
     """One ``<content>``: its URL pattern (``url`` as written), whether it asks for a licence
-    server, and its licences."""
+    server, and its licences; ``path`` is the pattern's path (:func:`_pattern_text`, whose length
+    ranks scopes) and ``pattern`` it as matched, made once (None: it covers nothing)."""
 
     url: str
     server: str | None
     licences: tuple[Licence, ...]
+    path: str = ""
+    pattern: Pattern | None = None
 
 
 def policy_name(url: str) -> str:
@@ -111,7 +115,8 @@ def licence_url(value: str) -> str | None:
 def link_licences(value: str | None) -> list[str]:
     """The RSL licence URLs of a ``Link`` header value: its links with ``rel`` ``license`` and
     ``type`` ``application/rsl+xml`` and an absolute http(s) target (RSL 1.0 §4.5; RFC 8288's
-    syntax). A longer value than :data:`MAX_VALUE` characters gives none.
+    syntax), the first :data:`MAX_LICENCES` distinct ones. A longer value than :data:`MAX_VALUE`
+    characters gives none.
 
     Not httpx's ``Response.links``: it keeps one link per ``rel``, and a page may link both a
     Creative Commons licence and an RSL one; tests compare this with it on single links.
@@ -130,6 +135,8 @@ def link_licences(value: str | None) -> list[str]:
         if "license" in params.get("rel", "").lower().split() and params.get("type", "").lower() == "application/rsl+xml":
             if (url := licence_url(link[1])) and url not in found:
                 found.append(url)
+                if len(found) == MAX_LICENCES:
+                    break
     return found
 
 
@@ -148,7 +155,7 @@ def parse(text: str) -> tuple[Scope, ...]:
         raise ValueError(f"not an XML document: {type(e).__name__}: {str(e)[:200]}") from None
     if root.tag != f"{{{NAMESPACE}}}rsl":
         raise ValueError(f"the root is {root.tag[:200]!r}, not <rsl> in {NAMESPACE}")
-    scopes = tuple(_scope(c) for c in root.iterfind(f"{{{NAMESPACE}}}content"))[:MAX_CONTENTS]
+    scopes = tuple(_scope(c) for c in islice(root.iterfind(f"{{{NAMESPACE}}}content"), MAX_CONTENTS))
     if not scopes:
         raise ValueError("no <content> element")
     return scopes
@@ -162,10 +169,10 @@ def judge(scopes: tuple[Scope, ...], url: str) -> Signal | None:
     for ``optout.constrained`` ``"conditions"``: the payment types and other terms asked.
     """
     path = url_path(url)
-    covering = [s for s in scopes if _covers(s.url, url, path)]
+    covering = [s for s in scopes if _covers(s, url, path)]
     if not covering:
         return None
-    scope = max(covering, key=lambda s: len(_pattern_text(s.url)))  # the first of the narrowest
+    scope = max(covering, key=lambda s: len(s.path))  # the first of the narrowest
     base = {"signal": "RSL", "content": scope.url[:200], "spec": SPEC}
     for licence in scope.licences:
         if refused := sorted(licence.prohibits.get("usage", frozenset()) & TRAINING):
@@ -209,7 +216,9 @@ def _scope(content: Element) -> Scope:
         payment = element.find(f"{{{NAMESPACE}}}payment")
         kind = (payment.get("type") or "unspecified").strip().lower() if payment is not None else None
         licences.append(Licence(permits, prohibits, ALIASES.get(kind, kind)))
-    return Scope(content.get("url") or "", content.get("server"), tuple(licences))
+    url = content.get("url") or ""
+    path = _pattern_text(url)
+    return Scope(url, content.get("server"), tuple(licences), path, Pattern(path) if path.startswith("/") else None)
 
 
 def _pattern_text(url: str) -> str:
@@ -224,10 +233,9 @@ def _pattern_text(url: str) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
-def _covers(scope: str, url: str, path: str) -> bool:
-    """Whether ``<content url=scope>`` covers ``url`` (its normalised ``path``): a full URL on the
-    URL's origin whose path matches as a pattern, or a path pattern (RFC 9309 §2.2.2)."""
-    if "://" in scope and origin(scope) != origin(url):
+def _covers(scope: Scope, url: str, path: str) -> bool:
+    """Whether ``scope`` covers ``url`` (its normalised ``path``): a full URL on the URL's origin
+    whose path matches as a pattern, or a path pattern (RFC 9309 §2.2.2)."""
+    if scope.pattern is None or "://" in scope.url and origin(scope.url) != origin(url):
         return False
-    text = _pattern_text(scope)
-    return text.startswith("/") and Pattern(text).match(path)
+    return scope.pattern.match(path)
