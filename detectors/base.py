@@ -15,8 +15,8 @@
   (``dead_links``); its :meth:`RecheckingDetector.due_urls` says which links a recheck checks
   again, and a recheck needs one.
 
-A detector whose needs or judged parameters depend on its parameters defines the class methods
-``needs_for(params)`` (metadata or content; else :attr:`Detector.needs`) and
+A detector whose needs or judged parameters depend on its parameters overrides the class method
+:meth:`Detector.needs_for` (metadata or content; by default :attr:`Detector.needs`) and defines
 ``judged_params(params)`` (else all of ``params``); the plan asks for them
 (:class:`scrutineer.flows.plan.ScanPlan`). ``dedup`` does.
 
@@ -94,8 +94,8 @@ class Detector(ABC):
     Params: ClassVar[type[BaseModel]] = NoParams
     #: ``metadata``: :meth:`detect` sees ``DETECT`` batches. ``content``: it sees ``CONTENT``
     #: batches (with ``caption`` and ``license``), and the scan fetches and hashes the shard's
-    #: URLs (or reads its tar) for it. A ``needs_for(params)`` class method may decide it by
-    #: parameters (see the module docstring).
+    #: URLs (or reads its tar) for it. :meth:`needs_for` may decide it by parameters (see the
+    #: module docstring).
     needs: ClassVar[Literal["metadata", "content"]] = "metadata"
     #: Signal types of the banks it matches (:mod:`scrutineer.matching.signals`); the config must give at
     #: least one bank of them, and only those banks are part of its judgements' keys.
@@ -103,6 +103,12 @@ class Detector(ABC):
     #: Policy files (:data:`scrutineer.observing.policy_files.POLICY_PATHS` names) of each URL's origin the
     #: content stage reads for it; they reach :meth:`detect` as ``ctx.policy_files``.
     policy_files: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def needs_for(cls, params: BaseModel) -> Literal["metadata", "content"]:
+        """What the detector judges with ``params``: metadata or content batches. By default
+        :attr:`needs`, whatever the parameters."""
+        return cls.needs
 
     @classmethod
     def source_columns(cls, params: BaseModel) -> list[str]:

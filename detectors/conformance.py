@@ -65,10 +65,10 @@ class DetectorConformance:
         return pa.schema([*base, *(pa.field(c, pa.string()) for c in extra if c not in base.names)])
 
     def content(self) -> bool:
-        """Whether the detector, with :attr:`params`, judges content batches (its
-        ``needs_for(params)`` when it has one, else its ``needs``)."""
+        """Whether the detector, with :attr:`params`, judges content batches
+        (:meth:`~scrutineer.detectors.base.Detector.needs_for`)."""
         cls = self.detector_class
-        return (cls.needs_for(cls.Params.model_validate(self.params)) if hasattr(cls, "needs_for") else cls.needs) == "content"
+        return cls.needs_for(cls.Params.model_validate(self.params)) == "content"
 
     def extra_values(self) -> dict[str, list]:
         """Values of the detector's source columns for :meth:`sample_batch` (default: null)."""

@@ -106,10 +106,9 @@ class ScanPlan:
         return [n for n in self.params if self.needs(n) == needs]
 
     def needs(self, name: str) -> str:
-        """What detector ``name`` judges with its configured parameters: metadata or content (its
-        ``needs_for(params)`` when it has one, as dedup does, else its ``needs``)."""
-        cls = self.detector_class(name)
-        return cls.needs_for(self.params[name]) if hasattr(cls, "needs_for") else cls.needs
+        """What detector ``name`` judges with its configured parameters: metadata or content
+        (:meth:`~scrutineer.detectors.base.Detector.needs_for`)."""
+        return self.detector_class(name).needs_for(self.params[name])
 
     def rechecking(self) -> list[str]:
         """Configured detectors whose findings a recheck can change: they say which links are due

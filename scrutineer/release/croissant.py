@@ -140,7 +140,7 @@ NESTED_NOTE = "Struct and map columns ({names}) have no field: mlcroissant 1.1.1
 def data_type(t: pa.DataType) -> str | None:
     """The Croissant ``dataType`` of an Arrow type (a list is its items' type, with ``isArray``),
     or None for a struct or map."""
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+    if _is_list(t):
         return data_type(t.value_type)
     if pa.types.is_boolean(t):
         return "sc:Boolean"
@@ -155,6 +155,10 @@ def data_type(t: pa.DataType) -> str | None:
     if pa.types.is_struct(t) or pa.types.is_map(t):
         return None
     return "sc:Text"  # strings, binary, and anything else mlcroissant casts to bytes
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
 @dataclass
@@ -293,8 +297,7 @@ def _schema(path: Path, fmt: str, ds: DatasetConfig, shard_id: str, rows: int) -
         if dtype is None:
             nested.append(f.name)
             continue
-        is_array = pa.types.is_list(f.type) or pa.types.is_large_list(f.type) or pa.types.is_fixed_size_list(f.type)
-        columns.append((f.name, "sc:URL" if f.name == url and dtype == "sc:Text" else dtype, is_array))
+        columns.append((f.name, "sc:URL" if f.name == url and dtype == "sc:Text" else dtype, _is_list(f.type)))
     return tuple(columns), tuple(nested)
 
 
@@ -332,10 +335,10 @@ def _collection(m: dict) -> str:
 
 
 def _needs(name: str, params: dict) -> str:
-    """``metadata`` or ``content``: what the detector read with these parameters
-    (``needs_for(params)`` where it defines one, else ``needs``; :mod:`scrutineer.detectors.base`)."""
+    """``metadata`` or ``content``: what the detector read with these parameters (its class's
+    ``needs_for``, :mod:`scrutineer.detectors.base`)."""
     cls = get_detector_class(name)
-    return cls.needs_for(cls.Params(**params)) if hasattr(cls, "needs_for") else cls.needs
+    return cls.needs_for(cls.Params(**params))
 
 
 def _preprocessing(m: dict) -> list[str]:
