@@ -6,7 +6,7 @@ patterns, both in time linear in their input, whatever a website writes.
 - Lines (RFC 9309 §2.2): ``field: value``, ``#`` starts a comment; a ``User-agent`` line after any
   other rule line starts a new group, and consecutive ``User-agent`` lines share one group
   (§2.2.1). Rules before any ``User-agent`` line belong to no group and are dropped (RSL's ``License``
-  lines there hold for every agent: :data:`UNGROUPED`). Read as protego
+  and Cloudflare's ``Content-Signal`` lines there hold for every agent: :data:`UNGROUPED`). Read as protego
   reads them (the reference the tests compare with): field names are case-insensitive, protego's
   spellings are accepted (``User agent``, ``Useragent``, ``Dissallow`` …), a line with no colon is
   read as ``field value`` when its first one or two words are a known field, and ``Sitemap``/
