@@ -15,9 +15,9 @@
   (``dead_links``); its :meth:`RecheckingDetector.due_urls` says which links a recheck checks
   again, and a recheck needs one.
 
-A detector whose needs or judged parameters depend on its parameters overrides the class method
-:meth:`Detector.needs_for` (metadata or content; by default :attr:`Detector.needs`) and defines
-``judged_params(params)`` (else all of ``params``); the plan asks for them
+A detector whose needs or judged parameters depend on its parameters overrides the class methods
+:meth:`Detector.needs_for` (metadata or content; by default :attr:`Detector.needs`) and
+:meth:`Detector.judged_params` (by default all of ``params``); the plan asks for them
 (:class:`scrutineer.flows.plan.ScanPlan`). ``dedup`` does.
 
 A detector's findings are cached per shard under a key of its name, version and parameters, the
@@ -109,6 +109,12 @@ class Detector(ABC):
         """What the detector judges with ``params``: metadata or content batches. By default
         :attr:`needs`, whatever the parameters."""
         return cls.needs
+
+    @classmethod
+    def judged_params(cls, params: BaseModel) -> dict:
+        """The parameters the detector's judgements depend on, as JSON values: by default all of
+        ``params``."""
+        return params.model_dump(mode="json")
 
     @classmethod
     def source_columns(cls, params: BaseModel) -> list[str]:

@@ -156,10 +156,9 @@ class ScanPlan:
         return {"kind": "content", "version": CONTENT_VERSION, "base": base, "recheck_of": previous, "checked_at": self.recheck.isoformat()}
 
     def judged_params(self, name: str) -> dict:
-        """The parameters detector ``name``'s judgements depend on: its ``judged_params(params)``
-        when it has one, as dedup does, else all of them."""
-        cls, params = self.detector_class(name), self.params[name]
-        return cls.judged_params(params) if hasattr(cls, "judged_params") else params.model_dump(mode="json")
+        """The parameters detector ``name``'s judgements depend on
+        (:meth:`~scrutineer.detectors.base.Detector.judged_params`)."""
+        return self.detector_class(name).judged_params(self.params[name])
 
     def judgement_key(self, name: str, rows: str, content: str | None) -> dict:
         return {
