@@ -1,5 +1,6 @@
 import csv
 import hashlib
+import json
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,6 +76,7 @@ def test_fast_path_agrees_with_reference_on_real_urls(test_data):
     )
     found = det.detect(batch)
     assert found["row_index"].to_pylist() == [i for i, d in enumerate(digests) if d in listed]
+    assert [json.loads(e)["entry"] for e in found["evidence"].to_pylist()] == [d for d in digests if d in listed]
 
 
 def test_bank_file_formats(tmp_path):
