@@ -416,6 +416,15 @@ def test_rsl_licence_lines_in_robots_txt(optout):
         ('<https://e.example/cc>; rel="license", <https://e.example/l.xml>; rel="license nofollow"; type="application/rsl+xml"', ["https://e.example/l.xml"]),
         ("<https://e.example/a,b.xml>; rel=license; type=application/rsl+xml", ["https://e.example/a,b.xml"]),
         ('</relative.xml>; rel="license"; type="application/rsl+xml"', []),  # the target MUST be absolute (§4.5)
+        # a comma, "<" or ";" inside a quoted string is the value's (RFC 9110 §5.6.4), not a new link or parameter
+        ('<https://e.example/a.xml>; title="a, <https://e.example/b.xml>; rel=license"; rel="license"; type="application/rsl+xml"',
+         ["https://e.example/a.xml"]),
+        ('<https://e.example/a.xml>; title="x\\"; type=text/html"; rel=LICENSE; type=Application/RSL+XML', ["https://e.example/a.xml"]),
+        # what does not parse is skipped up to the next link-value
+        ('junk, "quoted, <x>", <https://e.example/l.xml>; rel="license"; type="application/rsl+xml"', ["https://e.example/l.xml"]),
+        ('<https://e.example/a.xml>; rel="license"; type="application/rsl+xml"; type="text/html"', ["https://e.example/a.xml"]),  # the first
+        ('<https://e.example/a.xml>; rel="license"; type="application/rsl+xml', ["https://e.example/a.xml"]),  # unterminated: to the end
+        ("<https://e.example/a.xml", []),
     ],
 )
 def test_rsl_link_header(value, expected):

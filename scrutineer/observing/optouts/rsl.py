@@ -43,6 +43,7 @@ exception.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from urllib.parse import urlsplit
@@ -72,8 +73,6 @@ MAX_CONTENTS = 10_000
 #: The most tokens of a list the evidence shows.
 SHOWN = 20
 _TOKENS = re.compile(r"[\s,]+")
-_LINKS = re.compile(r",\s*(?=<)")  # a link-value starts with "<" (RFC 8288 §3): split before each
-_LINK = re.compile(r"\s*<([^>]*)>(.*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -124,20 +123,77 @@ def link_licences(value: str | None) -> list[str]:
     if not value or len(value) > MAX_VALUE:
         return []
     found = []
-    for part in _LINKS.split(value):
-        link = _LINK.match(part)
-        if not link:
-            continue
-        params = {}
-        for param in link[2].split(";"):
-            key, _, said = param.partition("=")
-            params.setdefault(key.strip().lower(), said.strip().strip('"').strip())
+    for target, params in _links(value):
         if "license" in params.get("rel", "").lower().split() and params.get("type", "").lower() == "application/rsl+xml":
-            if (url := licence_url(link[1])) and url not in found:
+            if (url := licence_url(target)) and url not in found:
                 found.append(url)
                 if len(found) == MAX_LICENCES:
                     break
     return found
+
+
+def _links(value: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """Each link-value of a ``Link`` header value (RFC 8288 §3), in one pass: its target and its
+    parameters (names lowercased, the first of a repeated name kept, a quoted-string's value
+    unquoted as RFC 9110 §5.6.4 says). A comma or semicolon inside a quoted string belongs to the
+    value. A link-value that does not parse is skipped up to the next comma outside quotes."""
+    i, n = 0, len(value)
+    while i < n:
+        while i < n and value[i] in " \t,":
+            i += 1
+        if i == n:
+            return
+        if value[i] != "<":
+            i = _after_comma(value, i)
+            continue
+        end = value.find(">", i)
+        if end < 0:
+            return
+        target, i, params = value[i + 1 : end], end + 1, {}
+        while True:
+            while i < n and value[i] in " \t":
+                i += 1
+            if i >= n or value[i] != ";":
+                break
+            start = i = i + 1
+            while i < n and value[i] not in "=;,":
+                i += 1
+            name, said = value[start:i].strip().lower(), ""
+            if i < n and value[i] == "=":
+                i += 1
+                while i < n and value[i] in " \t":
+                    i += 1
+                if i < n and value[i] == '"':
+                    said, i = _quoted(value, i)
+                else:
+                    start = i
+                    while i < n and value[i] not in ";,":
+                        i += 1
+                    said = value[start:i].strip()
+            params.setdefault(name, said)
+        yield target, params
+        i = _after_comma(value, i)
+
+
+def _quoted(value: str, i: int) -> tuple[str, int]:
+    """The quoted string opening at ``value[i]`` (a ``"``), unquoted, and the index after it (an
+    unterminated one runs to the end)."""
+    out, i, n = [], i + 1, len(value)
+    while i < n and value[i] != '"':
+        if value[i] == "\\" and i + 1 < n:
+            i += 1
+        out.append(value[i])
+        i += 1
+    return "".join(out), min(i + 1, n)
+
+
+def _after_comma(value: str, i: int) -> int:
+    """The index after the first comma at or after ``i`` that is outside a quoted string (the
+    value's length if there is none)."""
+    n = len(value)
+    while i < n and value[i] != ",":
+        i = _quoted(value, i)[1] if value[i] == '"' else i + 1
+    return i + 1
 
 
 def parse(text: str) -> tuple[Scope, ...]:
