@@ -14,9 +14,8 @@ What it measures, on one synthetic LAION-shaped parquet file of ``--rows`` rows 
    timed up to the connection's close (its checkpoint), as the pipeline's time includes its store's.
    It runs in a fresh subprocess: run in this process after the pipeline, it took 31.4 s where a
    fresh process took 25.0 s (2026-12-07; the pipeline's ~3.6 GB of working files were still being
-   written back while raw's DuckDB took ~7.5 GB), which flattered the ratio.
-
-Before each timed leg, ``os.sync()`` writes back what the leg before left dirty, untimed.
+   written back while raw's DuckDB took ~7.5 GB), which flattered the ratio. Before each timed
+   leg, ``os.sync()`` writes back what the leg before left dirty, untimed.
 
 3. **Raw in a Prefect flow**: the same query as one task of one Prefect flow, in a subprocess,
    Prefect imported inside its timed wall (DuckDB before it, as for raw). Its ratio to raw is the
