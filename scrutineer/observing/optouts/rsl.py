@@ -193,7 +193,7 @@ def _after_comma(value: str, i: int) -> int:
     n = len(value)
     while i < n and value[i] != ",":
         i = _quoted(value, i)[1] if value[i] == '"' else i + 1
-    return i + 1
+    return min(i + 1, n)
 
 
 def parse(text: str) -> tuple[Scope, ...]:
