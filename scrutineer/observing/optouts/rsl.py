@@ -94,8 +94,8 @@ class Scope:
     url: str
     server: str | None
     licences: tuple[Licence, ...]
-    path: str = ""
-    pattern: Pattern | None = None
+    path: str
+    pattern: Pattern | None
 
 
 def policy_name(url: str) -> str:
@@ -118,7 +118,9 @@ def link_licences(value: str | None) -> list[str]:
     characters gives none.
 
     Not httpx's ``Response.links``: it keeps one link per ``rel``, and a page may link both a
-    Creative Commons licence and an RSL one; tests compare this with it on single links.
+    Creative Commons licence and an RSL one; tests compare this with it on single links. Nor the
+    standard library's ``urllib.request.parse_http_list``: it splits a target at its commas
+    (``<https://e.example/a,b.xml>``), and parameters are not split at all.
     """
     if not value or len(value) > MAX_VALUE:
         return []
