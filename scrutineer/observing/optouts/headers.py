@@ -149,7 +149,7 @@ def usage_preferences(value: str) -> dict[str, tuple[str, str]]:
             key included: it states no preference (draft-ietf-aipref-vocab-07 §6.5).
     """
     stated = {k: token for k, token in tokens(value).items() if k in _KEYS and token in ("y", "n")}
-    return {category: (stated[key], key) for category, key in _deciding(frozenset(stated)).items()} if stated else {}
+    return {category: (stated[key], key) for category, key in _deciding(frozenset(stated)).items()}
 
 
 @cache
