@@ -17,10 +17,13 @@ size measure; here it is:
 - the *domain* is the registrable domain (eTLD+1, :func:`scrutineer.samples.domains.registrable_domain`:
   ``cdn.example.co.uk`` is ``example.co.uk``) of each sample's URL as the dataset gives it; a URL
   with no host is in no domain (counted apart, :attr:`Summary.no_host`);
-- the *size* of a domain's content is its bytes, summed over its samples whose bytes a content
-  scan measured (``content_hashes.bytes``, the body as served or read from a tar), when every
-  sample of the run was measured; otherwise its number of samples (:attr:`Summary.ranked_by` says
-  which). Domains are ranked by size, largest first, ties broken by domain name;
+- the *size* of a domain's content is the bytes scraped from it: summed over its samples whose
+  bytes a content scan measured (``content_hashes.bytes``, the body as served or read from a tar),
+  when a content scan checked every sample of the run. A sample it checked but did not fetch (a
+  dead link, one robots.txt disallows, a body over ``fetch.max_bytes``) had nothing scraped and
+  counts 0 bytes. When some shard had no content scan, the size is the domain's number of samples
+  (:attr:`Summary.ranked_by` says which). Domains are ranked by size, largest first, ties broken by
+  domain name;
 - the *cut-off* (:func:`cutoff`) lists the first ⌈10 % of the number of domains⌉, at least one; with
   ``sme``, ⌈5 %⌉ (at least one) or 1,000, whichever is lower.
 
@@ -80,9 +83,9 @@ _AUTHORITY = AUTHORITY_RE.replace("(", "(?P<authority>", 1)
 
 @dataclass(frozen=True)
 class Domain:
-    """One registrable domain of a run: its samples, and its bytes where a content scan measured
-    any (None if none of the run's samples was measured); shares are fractions (0 to 1) of all the
-    run's samples and of all the bytes measured."""
+    """One registrable domain of a run: its samples, and its bytes measured (None if a content scan
+    checked none of the run's samples); shares are fractions (0 to 1) of all the run's samples and
+    of all the bytes measured."""
 
     domain: str
     samples: int
@@ -101,9 +104,10 @@ class Summary:
         sme: the SME variant of the cut-off.
         samples: the run's samples (rows read).
         no_host: samples whose URL has no host (in no domain).
+        checked: samples a content scan checked (those of the shards with a content observation).
         measured: samples whose bytes a content scan measured.
-        bytes: the bytes measured, None if no sample was.
-        ranked_by: ``bytes`` when every sample was measured, else ``samples``.
+        bytes: the bytes measured, None if a content scan checked no sample.
+        ranked_by: ``bytes`` when a content scan checked every sample, else ``samples``.
         domains: every registrable domain, ranked (largest first, then by name).
         listed: how many of ``domains`` the cut-off lists (:func:`cutoff`).
         optouts: samples per ``optout.*`` reason (every :data:`scrutineer.detectors.optouts.REASONS`, as the report's
@@ -119,6 +123,7 @@ class Summary:
     sme: bool
     samples: int
     no_host: int
+    checked: int
     measured: int
     bytes: int | None
     ranked_by: Literal["bytes", "samples"]
@@ -170,23 +175,28 @@ def summarise(cfg: Config, sme: bool = False) -> Summary:
         ).fetchall()
         samples, by_domain = _samples_by_domain(store.rows_files(ws.con, ws.path, run_id).values())
         measured, total_bytes, bytes_by_domain = _bytes_by_domain(ws, run_id)
+        ((checked,),) = ws.sql(
+            "SELECT coalesce(sum(o.rows), 0)::BIGINT FROM shards s JOIN observations o ON o.observation_id = s.rows_observation "
+            "WHERE s.run_id = ? AND s.content_observation IS NOT NULL", [run_id]
+        ).fetchall()
         optouts = optout_counts(ws.con, run_id, samples) if "optouts" in json.loads(detectors) else None
     no_host = by_domain.pop(NO_HOST, 0)
-    ranked_by = "bytes" if samples and measured == samples else "samples"
+    ranked_by = "bytes" if samples and checked == samples else "samples"
+    total_bytes = total_bytes or (0 if checked else None)
     domains = [
         Domain(
             domain=d,
             samples=n,
             share_of_samples=n / samples,
-            bytes=bytes_by_domain.get(d, 0) if measured else None,
-            share_of_bytes=bytes_by_domain.get(d, 0) / total_bytes if total_bytes else (0.0 if measured else None),
+            bytes=bytes_by_domain.get(d, 0) if checked else None,
+            share_of_bytes=bytes_by_domain.get(d, 0) / total_bytes if total_bytes else (0.0 if checked else None),
         )
         for d, n in by_domain.items()
     ]
     domains.sort(key=lambda d: (-(d.bytes if ranked_by == "bytes" else d.samples), d.domain))
     return Summary(
         dataset=cfg.dataset.name, run_id=run_id, status=status, started_at=started_at.astimezone(UTC), finished_at=finished_at.astimezone(UTC),
-        sme=sme, samples=samples, no_host=no_host, measured=measured, bytes=total_bytes, ranked_by=ranked_by, domains=domains,
+        sme=sme, samples=samples, no_host=no_host, checked=checked, measured=measured, bytes=total_bytes, ranked_by=ranked_by, domains=domains,
         listed=cutoff(len(domains), sme), optouts=None if optouts is None else {r["reason"]: r["samples"] for r in optouts["reasons"]},
         reserved=None if optouts is None else optouts["reserved"],
     )
@@ -264,12 +274,15 @@ def summary_markdown(summary: Summary) -> str:
     the dataset goes through :func:`markdown_text`."""
     s, t = summary, TEMPLATE
     percent = f"top {SME_PERCENT} % or {SME_CAP} domains, whichever is lower (SME variant)" if s.sme else f"top {PERCENT} %"
-    if s.ranked_by == "bytes":
+    if s.ranked_by == "bytes" and s.measured == s.samples:
         size = "bytes (a content scan measured every sample's)"
-    elif s.measured:
-        size = f"samples (a content scan measured the bytes of {s.measured:,} of the {s.samples:,} samples, not all)"
+    elif s.ranked_by == "bytes":
+        size = (f"bytes scraped (a content scan checked every sample; the {s.samples - s.measured:,} it did not fetch, "
+                "dead, disallowed or too large, count 0 bytes)")
+    elif s.checked:
+        size = f"samples (a content scan checked {s.checked:,} of the {s.samples:,} samples, not all)"
     else:
-        size = "samples (no content scan measured bytes)"
+        size = "samples (no content scan checked them)"
     applied = (f"Applied here: the {percent} of the {len(s.domains):,} registrable domains (eTLD+1) of the samples' URLs, "
                f"rounded up, at least one: **{s.listed:,} listed**, ranked by {size}; ties broken by domain name.")
     measured = "none (no content scan)" if s.bytes is None else f"{s.bytes:,} over {s.measured:,} samples"

@@ -69,7 +69,7 @@ def test_laion_domains_and_shares_agree_with_pandas(laion):
     top = ranked[: math.ceil(len(ranked) / 10)]
     assert s.samples == len(df) == 5000 and s.no_host == len(df) - sum(n for _, n in ranked) == 1  # "UNLIKELY", a URL without a scheme
     assert len(s.domains) == len(ranked) and s.listed == len(top) == 202
-    assert s.ranked_by == "samples" and s.bytes is None and s.measured == 0
+    assert s.ranked_by == "samples" and s.bytes is None and s.checked == s.measured == 0
     assert [(d.domain, d.samples) for d in s.listed_domains] == top
     assert [d.share_of_samples for d in s.listed_domains] == pytest.approx([n / len(df) for _, n in top])
     assert sum(d.share_of_samples for d in s.listed_domains) == pytest.approx(s.listed_share_of_samples)
@@ -169,14 +169,18 @@ def test_every_sample_measured_ranks_by_bytes(content):
     assert f"of the samples and {s.listed_share_of_bytes:.2%} of the bytes measured" in md
 
 
-def test_a_sample_not_measured_ranks_by_samples_and_keeps_bytes_shown(content):
+def test_a_sample_checked_but_not_fetched_counts_0_bytes_scraped(content):
+    """The BLOCKED sample was checked (robots.txt disallows it) and nothing was scraped: 127.0.27.1
+    has the most samples (4) but the ranking is still by bytes, the blocked one counting 0."""
     s, sizes = summarise(content["part"]), content["sizes"]
-    assert (s.samples, s.measured, s.ranked_by) == (7, 6, "samples")
-    assert [(d.domain, d.samples, d.bytes) for d in s.domains] == [
-        ("127.0.27.1", 4, sizes["127.0.27.1"]), ("127.0.27.3", 2, sizes["127.0.27.3"]), ("127.0.27.2", 1, sizes["127.0.27.2"])]
-    assert s.listed_domains[0].share_of_samples == pytest.approx(4 / 7)
-    assert s.listed_domains[0].share_of_bytes == pytest.approx(sizes["127.0.27.1"] / sum(sizes.values()))
-    assert "ranked by samples (a content scan measured the bytes of 6 of the 7 samples, not all)" in summary_markdown(s)
+    assert (s.samples, s.checked, s.measured, s.ranked_by) == (7, 7, 6, "bytes")
+    assert s.bytes == sum(sizes.values())
+    assert [(d.domain, d.samples, d.bytes) for d in s.domains] == sorted(
+        ((h, len(SITES[h]) + (h == BLOCKED[0]), sizes[h]) for h in SITES), key=lambda d: -d[2])
+    assert s.listed_domains[0].domain == "127.0.27.2" and s.listed_domains[0].share_of_samples == pytest.approx(1 / 7)
+    assert s.listed_domains[0].share_of_bytes == pytest.approx(sizes["127.0.27.2"] / sum(sizes.values()))
+    assert ("ranked by bytes scraped (a content scan checked every sample; the 1 it did not fetch, dead, disallowed or too large, "
+            "count 0 bytes)") in summary_markdown(s)
 
 
 def test_optouts_are_counted_by_signal(content):
