@@ -25,10 +25,11 @@ What it measures, on one synthetic LAION-shaped parquet file of ``--rows`` rows 
    cached so that a re-judgement does not reread the shard), written as an uncompressed parquet
    file. While DuckDB runs the query, a second thread hashes the file, then streams it through
    pyarrow into the observation. That reads the shard twice, and is still cheaper than reading it
-   once into an Arrow table that both the query and the writer use (+2 s against +3-7 s over raw,
-   10M rows, 2026-12-07). Nothing else is counted: no findings or signatures files, no load, no
-   canonical URL or Unicode caption key. Its ratio to raw is the ceiling of a pipeline that
-   follows the design, as far as this bench knows how to build one.
+   once into an Arrow table that both the query and the writer use: +2.1 s against +4.0 s over
+   raw's 18.8-20.5 s (medians of three alternated runs without Prefect, 10M rows, 2026-12-07).
+   Nothing else is counted: no findings or signatures files, no load, no canonical URL or Unicode
+   caption key. Its ratio to raw is the ceiling of a pipeline that follows the design, as far as
+   this bench knows how to build one.
 
 4. **Unchanged rescan**: ``run_scan`` again, with nothing changed, after the first: its wall and
    its load's (``scrutineer.flows.load.load``, timed through the name ``scrutineer.flows.scan``
