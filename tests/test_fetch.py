@@ -14,6 +14,7 @@ from scrutineer.core.errors import NetworkDownError
 from scrutineer.flows.content import check_urls
 from scrutineer.observing.fetch import Fetcher, refused_address
 from scrutineer.observing.hashing import hash_fetched
+from scrutineer.observing.optouts.headers import MAX_VALUE, x_robots_tag
 from scrutineer.testing.fixture_web import FixtureWeb
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -185,6 +186,35 @@ def test_a_response_header_over_aiohttps_limit_is_transient(web):
     assert r.status == "transient" and "8190 bytes" in r.error
 
 
+def test_one_content_coding_is_decoded(web, test_data):
+    (r,) = fetch_all(cfg(), [web.url("/encoded/coins.png?coding=gzip")])
+    assert r.status == "alive" and r.body == (test_data / "images/skimage/coins.png").read_bytes()
+
+
+def test_stacked_content_codings_are_never_decoded(web):
+    """Two gzip layers over 64 MiB of zeros (~100 bytes on the wire; a few KB for gigabytes): a
+    decompression bomb that httpx would decode whole, a layer at a time. Refused before any byte
+    is decoded, and not retried (the server would send the same)."""
+    (r,) = fetch_all(cfg(), [web.url("/encoded/zeros?mib=64&coding=gzip&coding=gzip")])
+    assert r.status == "transient" and r.attempts == 1 and r.body is None
+    assert r.error == "Content-Encoding stacks 2 content codings (gzip, gzip); at most one is decoded"
+
+
+def test_a_body_that_does_not_decode_is_transient_and_says_why(web):
+    (r,) = fetch_all(cfg(), [web.url("/encoded/coins.png?coding=raw")])  # declared gzip, sent as it is
+    assert r.status == "transient" and r.attempts == 1
+    assert r.error.startswith("the body does not decode as its Content-Encoding gzip says: ") and "header" in r.error
+
+
+def test_a_repeated_header_is_kept_to_the_readers_bound(web):
+    """120 X-Robots-Tag headers of 8,000 characters join to ~960,000: kept as the first MAX_VALUE
+    characters and "…", still too long for the reader, which calls it invalid as before."""
+    (r,) = fetch_all(cfg(), [web.url("/big-header/coins.png?name=X-Robots-Tag&bytes=8000&repeat=120")])
+    assert r.status == "alive" and r.x_robots_tag == ", ".join(["x" * 8000] * 120)[:MAX_VALUE] + "…"  # httpx joins a repeated header
+    signal = x_robots_tag(r.x_robots_tag, frozenset({"noai"}), frozenset({"scrutineer"}))
+    assert signal.reason == "optout.invalid" and signal.evidence["value"] == "x" * 200 + "…"
+
+
 @pytest.mark.parametrize("respect_robots", [True, False])
 def test_urls_the_http_client_refuses_are_invalid(web, respect_robots):
     config = cfg(respect_robots=respect_robots)
@@ -211,9 +241,11 @@ def test_ssrf_guard_refuses_a_redirect_to_a_private_address(web):
 
 
 def test_refused_addresses():
-    for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "::1", "fe80::1", "0.0.0.0", "::ffff:127.0.0.1", "240.0.0.1"]:
+    for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "::1", "fe80::1", "0.0.0.0", "::ffff:127.0.0.1", "240.0.0.1",
+               "100.64.0.1", "100.100.100.200", "100.127.255.254",  # shared address space (RFC 6598): carrier NAT, cloud metadata
+               "2002:7f00:1::", "2002:a01:203::", "224.0.0.1", "2001:db8::1"]:  # 6to4 of 127.0.0.1 and 10.1.2.3; multicast; documentation
         assert refused_address(ip), ip
-    for ip in ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]:
+    for ip in ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", "100.128.0.1", "2002:5db8:d70e::"]:  # 6to4 of 93.184.215.14
         assert not refused_address(ip), ip
 
 

@@ -21,10 +21,17 @@ default transport costs ~5 ms of client CPU per request against ~0.3 ms for aioh
   waiting on it, and one request's timeout never cancels that load; it is one of the origin's
   policy files (:meth:`Fetcher.policy_file`, with ai.txt and tdmrep.json);
 - at most ``max_redirects`` (≤ 5) redirects, each hop checked again;
-- SSRF guard: only http/https, and hosts resolving to loopback, private, link-local, reserved,
-  multicast or unspecified addresses are refused unless ``allow_private_networks``; the check
-  runs before each hop and again in the resolver aiohttp connects with, so a DNS answer that
-  changes between the two cannot slip through;
+- SSRF guard: only http/https, and hosts resolving to an address that is not globally reachable
+  (:func:`refused_address`) are refused unless ``allow_private_networks``; the check runs before
+  each hop and again in the resolver aiohttp connects with, so a DNS answer that changes between
+  the two cannot slip through;
+- at most one content coding: a response whose ``Content-Encoding`` stacks two or more (``gzip,
+  gzip``) is ``transient`` and never decoded. httpx decodes a stack with no output limit, so a
+  5 KB response of two gzip layers grew one process by ~6 GB; one layer grows a 16 KiB read by at
+  most ~1,032x (deflate's limit) before ``max_bytes`` stops the read. urllib3 2.6 caps its
+  decoder chain at 5 for the same reason (CVE-2025-66418), but two layers already make a bomb;
+  real servers apply one. A body that does not decode as its coding says is ``transient`` too,
+  not retried;
 - a circuit breaker: connection-level failures spreading across many hosts mean the network is
   down, not the links; :class:`~scrutineer.core.errors.NetworkDownError` is raised and nothing may be called dead.
 
@@ -47,7 +54,10 @@ says what the origin holds (a 2xx body, or a 4xx) is kept by the policy cache fo
 seconds across fetchers; any other outcome is ``transient``, recorded with its reason, never
 cached, and read again by the next shard task or run (within one fetcher, by the next request
 only after a connection-level failure, which is quick to find again). The response headers of the opt-out signals
-(:data:`OPT_OUT_HEADERS`) are kept with it.
+(:data:`OPT_OUT_HEADERS`) are kept with it, each (and ``Content-Type``) to at most
+:data:`~scrutineer.observing.optouts.headers.MAX_VALUE` characters and "…": a longer value is one
+no reader reads (each calls it too long), and a server repeating a header 100 times would
+otherwise store ~1 MB for every URL.
 
 :meth:`Fetcher.fetch` raises nothing but :class:`~scrutineer.core.errors.NetworkDownError`: every transport error is a
 status. Connection failures and timeouts are ``transient``; so is a response aiohttp refuses to
@@ -79,6 +89,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from scrutineer.core.config import FetchConfig
 from scrutineer.core.errors import NetworkDownError, RefusedAddress
+from scrutineer.observing.optouts.headers import MAX_VALUE
 from scrutineer.observing.optouts.robots import RobotsPolicy
 from scrutineer.observing.policy_files import (
     MAX_BYTES,
@@ -125,15 +136,19 @@ class Fetched:
 
 
 def refused_address(ip: str, allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()) -> bool:
-    """True for addresses an internet crawler must not reach: loopback, private, link-local,
-    reserved, multicast, unspecified (IPv4-mapped IPv6 is checked as IPv4), unless inside one of
-    the ``allowed`` networks."""
+    """True for addresses an internet crawler must not reach, unless inside one of the ``allowed``
+    networks: loopback, private, link-local, reserved, multicast, unspecified, and any other
+    address Python's ``is_global`` says is not globally reachable (the IANA special-purpose
+    address registries, RFC 6890: the shared address space 100.64.0.0/10 of RFC 6598, which cloud
+    metadata services and carrier NAT use, among them). An IPv6 address that carries an IPv4 one
+    (IPv4-mapped ``::ffff:a.b.c.d``, 6to4 ``2002:aabb:ccdd::``, RFC 3056) is checked as that IPv4."""
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv6Address):
+        addr = addr.ipv4_mapped or addr.sixtofour or addr
     if any(addr in net for net in allowed):
         return False
-    return addr.is_loopback or addr.is_private or addr.is_link_local or addr.is_reserved or addr.is_multicast or addr.is_unspecified
+    return (addr.is_loopback or addr.is_private or addr.is_link_local or addr.is_reserved or addr.is_multicast or addr.is_unspecified
+            or not addr.is_global)
 
 
 class GuardedResolver(aiohttp.ThreadedResolver):
@@ -150,6 +165,12 @@ class GuardedResolver(aiohttp.ThreadedResolver):
             if refused_address(a["host"], self.allowed):
                 raise RefusedAddress(f"{host} resolves to a refused address")
         return answers
+
+
+def _kept(value: str | None) -> str | None:
+    """A response header's value as kept: at most :data:`MAX_VALUE` characters and "…" (so a cut
+    value stays longer than any reader reads)."""
+    return value if value is None or len(value) <= MAX_VALUE else value[:MAX_VALUE] + "…"
 
 
 def _connection_level(e: httpx.HTTPError) -> bool:
@@ -326,8 +347,8 @@ class Fetcher:
                     base = {
                         "http_status": r.status_code,
                         "final_url": current,
-                        "content_type": r.headers.get("content-type"),
-                        **{name: r.headers.get(name.replace("_", "-")) for name in OPT_OUT_HEADERS},
+                        "content_type": _kept(r.headers.get("content-type")),
+                        **{name: _kept(r.headers.get(name.replace("_", "-"))) for name in OPT_OUT_HEADERS},
                     }
                     if r.is_redirect:
                         location = r.headers.get("location")
@@ -341,11 +362,21 @@ class Fetcher:
                     if not 200 <= r.status_code < 300:
                         return Fetched(url, "transient", now, error=f"HTTP {r.status_code}",
                                        retry_after=_retry_after(r.headers.get("retry-after")), **base)
+                    codings = [c for c in (v.strip().lower() for v in r.headers.get_list("content-encoding", split_commas=True))
+                               if c not in ("", "identity")]
+                    if len(codings) > 1:
+                        shown = ", ".join(codings[:3]) + (", …" if len(codings) > 3 else "")
+                        return Fetched(url, "transient", now, retry=False, **base,
+                                       error=f"Content-Encoding stacks {len(codings)} content codings ({shown}); at most one is decoded")
                     in_part = policy in READ_IN_PART
                     declared = r.headers.get("content-length")
                     if not in_part and declared and declared.isdigit() and int(declared) > cap:
                         return Fetched(url, "too_large", now, error=f"body larger than {limit}", **base)
-                    body, more = await self._read_capped(r, cap)
+                    try:
+                        body, more = await self._read_capped(r, cap)
+                    except httpx.DecodingError as e:
+                        return Fetched(url, "transient", now, retry=False, **base,
+                                       error=f"the body does not decode as its Content-Encoding {codings[0] if codings else ''} says: {e}")
                     if more and not in_part:
                         return Fetched(url, "too_large", now, error=f"body larger than {limit}", **base)
                     error = None

@@ -23,8 +23,12 @@ Routes, on every host (``{name}`` is an image name):
 ``/redirect?to=URL``        302 to URL (another host, a parking page, a private address …)
 ``/noai/{name}``            the image with ``X-Robots-Tag: noai, noimageai``
 ``/with/{name}?h=N:V``      the image with header ``N: V`` (``h`` may repeat)
-``/big-header/{name}``      the image with an ``X-Padding`` header of ``?bytes=N`` bytes
-                            (default 9000, over aiohttp's 8190-byte limit)
+``/big-header/{name}``      the image with an ``X-Padding`` header (``&name=H``: header H) of
+                            ``?bytes=N`` bytes (default 9000, over aiohttp's 8190-byte limit),
+                            ``&repeat=K`` times
+``/encoded/{name}``         the image (``zeros?mib=N``: N MiB of zero bytes) gzipped once per
+                            ``?coding=gzip`` (``coding=raw``: declared gzip, left as it is), with
+                            ``Content-Encoding`` listing the codings and no ``Content-Length``
 ``/hold/{name}``            the image, once ``/_release`` has been posted; until then the request
                             waits (``/_stats`` counts the requests waiting, ``holding``)
 ``/private/{name}``         the image, but ``/robots.txt`` disallows ``/private/`` for Scrutineer
@@ -56,6 +60,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gzip
 import io
 import json
 import mimetypes
@@ -286,7 +291,30 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
         return site_file(request, "license.xml") or web.Response(status=404, text="not found")
 
     async def big_header(request):
-        return image(request, {"X-Padding": "x" * int(request.query.get("bytes", "9000"))})
+        """``?bytes=N`` (default 9000) characters of header ``?name=`` (default X-Padding),
+        ``?repeat=K`` times (default 1)."""
+        value = "x" * int(request.query.get("bytes", "9000"))
+        return image(request, [(request.query.get("name", "X-Padding"), value)] * int(request.query.get("repeat", "1")))
+
+    async def encoded(request):
+        """The image (or ``zeros``: ``?mib=N`` MiB of zero bytes) compressed by each ``?coding=``
+        (``gzip`` or ``raw``: not compressed, declared anyway) in turn, declared so in
+        Content-Encoding (no ``Content-Length``, so the client cannot refuse it before reading)."""
+        name = request.match_info["name"]
+        if name == "zeros":
+            body, kind = bytes(int(request.query.get("mib", "1")) << 20), "image/jpeg"
+        elif name in images:
+            body, kind = images[name]
+        else:
+            raise web.HTTPNotFound()
+        codings = request.query.getall("coding", [])
+        for coding in codings:
+            body = gzip.compress(body) if coding == "gzip" else body
+        response = web.StreamResponse(headers={"Content-Type": kind, "Content-Encoding": ", ".join(c if c != "raw" else "gzip" for c in codings)})
+        await response.prepare(request)
+        await response.write(body)
+        await response.write_eof()
+        return response
 
     async def gone(request):
         return web.Response(status=410, text="gone")
@@ -346,6 +374,7 @@ def _app(images: dict[str, tuple[bytes, str]], slow_robots: dict[str, float], si
             web.get("/.well-known/tdmrep.json", tdmrep_json),
             web.get("/license.xml", license_xml),
             web.get("/big-header/{name}", big_header),
+            web.get("/encoded/{name}", encoded),
             web.get("/private/{name}", img),
             web.get("/hold/{name}", hold),
             web.post("/_release", release),
