@@ -1,6 +1,6 @@
 """The crawled-data part of the EU AI Act's public summary of training content (Article 53(1)(d) of
-Regulation (EU) 2024/1689): the most relevant registrable domains of a dataset's latest finished
-scan, to the template's cut-off, and the opt-outs that scan found, by signal.
+Regulation (EU) 2024/1689): the most relevant registrable domains of a dataset's latest scan
+(which must have completed), to the template's cut-off, and the opt-outs that scan found, by signal.
 
 The template: European Commission, "Explanatory Notice and Template for the Public Summary of
 Training Content for general-purpose AI models required by Article 53(1)(d) of Regulation (EU)
@@ -99,7 +99,8 @@ class Summary:
     """The crawled-data summary of one run (module docstring).
 
     Attributes:
-        dataset, run_id, status: the run (``completed`` or ``partial``).
+        dataset, run_id: the run, which completed (:func:`scrutineer.core.store.complete_run`).
+        kind: what the run did: ``scan``, ``rematch`` or ``recheck``.
         started_at, finished_at: when it ran (UTC).
         sme: the SME variant of the cut-off.
         samples: the run's samples (rows read).
@@ -117,7 +118,7 @@ class Summary:
 
     dataset: str
     run_id: str
-    status: str
+    kind: str
     started_at: datetime
     finished_at: datetime
     sme: bool
@@ -162,16 +163,17 @@ def cutoff(domains: int, sme: bool = False) -> int:
 
 
 def summarise(cfg: Config, sme: bool = False) -> Summary:
-    """The summary of the dataset's latest finished scan (module docstring).
+    """The summary of the dataset's latest scan, which must have completed (module docstring).
 
     Raises:
-        WorkspaceError: no store in the workspace, or no finished scan of the dataset.
+        WorkspaceError: no store in the workspace, no finished scan of the dataset, or the latest is
+            partial (:func:`scrutineer.core.store.complete_run`).
         OSError: a rows observation the store records is missing or unreadable.
     """
     with Workspace(cfg.workspace) as ws:
-        run_id = ws.latest_run(cfg.dataset.name)
-        ((status, started_at, finished_at, detectors),) = ws.sql(
-            "SELECT status, started_at, finished_at, detectors FROM runs WHERE run_id = ?", [run_id]
+        run_id = store.complete_run(ws.con, cfg.dataset.name, ws.path, "a public summary")
+        ((kind, started_at, finished_at, detectors),) = ws.sql(
+            "SELECT kind, started_at, finished_at, detectors FROM runs WHERE run_id = ?", [run_id]
         ).fetchall()
         samples, by_domain = _samples_by_domain(store.rows_files(ws.con, ws.path, run_id).values())
         measured, total_bytes, bytes_by_domain = _bytes_by_domain(ws, run_id)
@@ -195,7 +197,7 @@ def summarise(cfg: Config, sme: bool = False) -> Summary:
     ]
     domains.sort(key=lambda d: (-(d.bytes if ranked_by == "bytes" else d.samples), d.domain))
     return Summary(
-        dataset=cfg.dataset.name, run_id=run_id, status=status, started_at=started_at.astimezone(UTC), finished_at=finished_at.astimezone(UTC),
+        dataset=cfg.dataset.name, run_id=run_id, kind=kind, started_at=started_at.astimezone(UTC), finished_at=finished_at.astimezone(UTC),
         sme=sme, samples=samples, no_host=no_host, checked=checked, measured=measured, bytes=total_bytes, ranked_by=ranked_by, domains=domains,
         listed=cutoff(len(domains), sme), optouts=None if optouts is None else {r["reason"]: r["samples"] for r in optouts["reasons"]},
         reserved=None if optouts is None else optouts["reserved"],
@@ -296,7 +298,7 @@ def summary_markdown(summary: Summary) -> str:
         applied,
         "",
         f"- Dataset: {markdown_text(s.dataset)}",
-        f"- Run: `{s.run_id}` ({s.status}), scan from {_when(s.started_at)} to {_when(s.finished_at)} (UTC)",
+        f"- Run: `{s.run_id}`, a complete {s.kind} from {_when(s.started_at)} to {_when(s.finished_at)} (UTC)",
         f"- Samples: {s.samples:,}" + (f" ({s.no_host:,} with no host in their URL, in no domain)" if s.no_host else ""),
         f"- Registrable domains: {len(s.domains):,}",
         f"- Bytes measured: {measured}",
@@ -342,14 +344,14 @@ def summary_paths(out: Path, dataset: str, sme: bool) -> tuple[Path, Path]:
 
 
 def write_summary(cfg: Config, sme: bool = False, out: Path | None = None) -> tuple[Path, Path, Summary]:
-    """Write the summary of the dataset's latest finished scan as CSV and Markdown, each atomically
+    """Write the summary of the dataset's latest (completed) scan as CSV and Markdown, each atomically
     (:func:`summary_paths`), in ``out`` (made if missing), by default ``<workspace>/summary/``.
 
     Returns:
         (CSV path, Markdown path, the summary).
 
     Raises:
-        WorkspaceError: no finished scan of the dataset in the workspace.
+        WorkspaceError: as :func:`summarise`.
         OSError: ``out`` cannot be made or written.
     """
     summary = summarise(cfg, sme)

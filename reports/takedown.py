@@ -5,7 +5,7 @@ and host, ready to send to a host's abuse contact or a hotline. A bank entry the
 Written as ``<workspace>/takedown/<dataset>.csv`` and ``.json`` by ``scrutineer takedown``, and
 downloaded from the review app's takedown page (maintainers only; from the review snapshot, whose
 rows the same query gives: :data:`TAKEDOWN_SQL`). One row per restricted
-finding of the dataset's latest finished scan, sorted by registrable domain, host, URL and reason.
+finding of the dataset's latest scan (which must have completed), sorted by registrable domain, host, URL and reason.
 The registrable domain comes from tldextract with its bundled Public Suffix List snapshot (no
 network). :func:`located` makes the rows, :func:`manifest_csv` and :func:`manifest_json` the files.
 
@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 
 from scrutineer import Workspace
+from scrutineer.core import store
 from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
 from scrutineer.core.flood import idle_sql
@@ -59,13 +60,16 @@ def query_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, An
 
 
 def takedown_rows(cfg: Config) -> tuple[str, list[dict]]:
-    """(run_id, rows) for the dataset's latest finished scan; rows are :func:`located`'s.
+    """(run_id, rows) for the dataset's latest scan, which must have completed; rows are
+    :func:`located`'s.
 
     Raises:
-        WorkspaceError: no finished scan in the workspace.
+        WorkspaceError: no finished scan in the workspace, or the latest is partial
+            (:func:`scrutineer.core.store.complete_run`: a manifest from it would leave out the
+            failed shards' URLs, and replace the last complete one).
     """
     with Workspace(cfg.workspace) as ws:
-        run_id = ws.latest_run(cfg.dataset.name)
+        run_id = store.complete_run(ws.con, cfg.dataset.name, ws.path, "a takedown manifest")
         found = query_rows(ws.con, run_id)
     return run_id, located(found)
 
@@ -124,7 +128,7 @@ def write_takedown(cfg: Config) -> tuple[Path, Path, int]:
         (csv path, json path, number of rows).
 
     Raises:
-        WorkspaceError: no finished scan in the workspace.
+        WorkspaceError: as :func:`takedown_rows`.
     """
     run_id, rows = takedown_rows(cfg)
     layout = Layout(cfg.workspace)

@@ -184,6 +184,23 @@ def latest_run(con: duckdb.DuckDBPyConnection, dataset: str | None, workspace: P
     return rows[0]
 
 
+def complete_run(con: duckdb.DuckDBPyConnection, dataset: str, workspace: Path, making: str) -> str:
+    """The id of ``dataset``'s latest finished run, which must have completed: a partial run's
+    failed shards have no findings, so a release, takedown manifest or public summary made from it
+    would leave their rows out, and would replace one made from the last complete run.
+
+    Args:
+        making: what is being made, for the message (``"releasing"``, ``"a takedown manifest"``).
+
+    Raises:
+        WorkspaceError: no run has finished, or the latest is partial.
+    """
+    run_id, status = latest_run(con, dataset, workspace)
+    if status != "completed":
+        raise WorkspaceError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before {making}")
+    return run_id
+
+
 def insert(con: duckdb.DuckDBPyConnection, table: Table, rows: list[dict], on_conflict: Literal["replace", "ignore"] | None = None) -> None:
     """Insert rows into a store table, by the contract's column names.
 

@@ -70,10 +70,11 @@ def build_release(cfg: Config, variant: str) -> Path:
 
     Raises:
         ReleaseError: unknown variant, a release directory outside ``<workspace>/releases`` (a
-            dataset or variant name holding a ``/``), no completed scan, restricted rows more than
+            dataset or variant name holding a ``/``), restricted rows more than
             ``release.max_restricted_share`` of the anonymity set and not acknowledged (one line:
             the numbers, the limit and the key that acknowledges), or a shard's bytes changed
             since the scan.
+        WorkspaceError: no finished scan, or the latest is partial (:func:`scrutineer.core.store.complete_run`).
         HeldError: the flood guard holds a bank entry of the run, undecided
             (:func:`scrutineer.core.flood.refuse_held`: the message names each). A dismissed
             entry's findings remove no row.
@@ -90,9 +91,7 @@ def build_release(cfg: Config, variant: str) -> Path:
         raise ReleaseError(f"release {name!r} would be written outside {layout.releases}; dataset and variant names must be plain names")
     con = store.connect(cfg.workspace)
     try:
-        run_id, status = store.latest_run(con, cfg.dataset.name, cfg.workspace)
-        if status != "completed":
-            raise ReleaseError(f"the latest scan {run_id} is {status}: fix the failed shards and rescan before releasing")
+        run_id = store.complete_run(con, cfg.dataset.name, cfg.workspace, "releasing")
         flood.refuse_held(con, run_id)
         decided = [h for h in flood.run_holds(con, run_id) if h["decision"]]
         acting = flood.acting_sql(con, run_id)

@@ -21,8 +21,10 @@ from conftest import (
 
 from scrutineer.core.banks import url_md5
 from scrutineer.core.config import load_config
-from scrutineer.core.errors import ConfigError
+from scrutineer.core.errors import WorkspaceError
 from scrutineer.release.build import build_release
+from scrutineer.reports.summary import write_summary
+from scrutineer.reports.takedown import write_takedown
 
 SCRUTINEER = [str(Path(sys.executable).parent / "scrutineer")]
 
@@ -123,7 +125,7 @@ def test_corrupt_shard_fails_alone_and_the_run_is_partial(tmp_path):
     assert [(s, st) for s, st, _ in shards] == [("part-000.parquet", "observed"), ("part-001.parquet", "failed"), ("part-002.parquet", "observed")]
     assert str(corrupt) in shards[1][2]
     assert set(per_shard) == {"part-000.parquet", "part-002.parquet"}
-    with pytest.raises(ConfigError, match="partial"):
+    with pytest.raises(WorkspaceError, match="partial"):
         build_release(cfg, "clean")
 
     # repair the shard: the rerun redoes only that one and completes
@@ -131,6 +133,32 @@ def test_corrupt_shard_fails_alone_and_the_run_is_partial(tmp_path):
     rerun = scan(config)
     assert rerun["status"] == "completed"
     assert [s["status"] for s in rerun["shards"]] == ["reused", "observed", "reused"]
+
+
+def test_a_partial_rescan_replaces_no_takedown_manifest_or_public_summary(tmp_path):
+    """After a complete scan's takedown manifest and AI Act summary, a rescan whose shard fails
+    (partial: that shard's findings are missing) makes neither again, nor a release: each refuses,
+    naming the run, and the files stay the complete run's."""
+    data = tmp_path / "data"
+    make_shards(data, shards=2, rows=300)
+    bank = tmp_path / "bank.txt"
+    bank.write_text(url_md5("https://img1.example.com/1.jpg") + "\n")
+    config = write_config(tmp_path, base_config(data, bank))
+    cfg = load_config(config)
+    assert scan(config)["status"] == "completed"
+    csv_path, json_path, n = write_takedown(cfg)
+    summary_csv, summary_md, _ = write_summary(cfg)
+    assert n >= 1
+    written = {p: p.read_bytes() for p in (csv_path, json_path, summary_csv, summary_md)}
+
+    shard = data / "part-000.parquet"  # the one holding the banked URL
+    shard.write_bytes(shard.read_bytes()[:300] + b"\x00garbage" * 50)
+    partial = scan(config)
+    assert partial["status"] == "partial"
+    for make in (write_takedown, write_summary, lambda c: build_release(c, "clean")):
+        with pytest.raises(WorkspaceError, match=f"the latest scan {partial['run_id']} is partial: fix the failed shards and rescan"):
+            make(cfg)
+    assert {p: p.read_bytes() for p in written} == written
 
 
 def test_malformed_csv_row_fails_its_shard_naming_the_row(tmp_path):
