@@ -1,13 +1,16 @@
 """Docs that stay true (the datasette way: the docs are tested against the code).
 
 docs/architecture.md's module map lists every module, and nothing else; the README's Layout names
-every room and wing; the README's command list is exactly the CLI's commands.
+every room and wing; the README's command list is exactly the CLI's commands, and its ``python -c``
+snippets run.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import typer
@@ -75,6 +78,15 @@ def test_the_readme_command_list_is_the_clis_commands():
     for line in re.findall(r"^scrutineer ([a-z][a-z -]*?)(?= [A-Z\[\"'-]|$| +#)", block, re.M):
         listed.add(line.strip())
     assert listed == commands(typer.main.get_command(app))
+
+
+def test_the_readmes_python_snippets_run():
+    """Each ``python -c "…"`` the README gives runs (``from scrutineer import contract`` did not)."""
+    snippets = re.findall(r'python -c "([^"]+)"', README.read_text(encoding="utf-8"))
+    assert snippets
+    for code in snippets:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, (code, result.stderr)
 
 
 def test_the_architecture_doc_names_the_files_it_points_at():
