@@ -19,7 +19,6 @@ through :func:`plural`.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import jinja2
@@ -30,14 +29,8 @@ from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
 from scrutineer.core.layout import Layout
 from scrutineer.core.registry import reason_label
-from scrutineer.reports.csvsafe import csv_text
+from scrutineer.reports.csvsafe import BIDI_CONTROLS, csv_text
 from scrutineer.reports.data import report_data
-
-#: Unicode's explicit bidirectional formatting characters (UAX #9 section 2: the embeddings,
-#: overrides and isolates, and the marks LRM, RLM and ALM). Obeyed, one in a caption or a note
-#: reorders what the reader sees ("Trojan Source", CVE-2021-42574).
-BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
 
 def visible(text: object) -> Markup:
     """``text`` HTML-escaped, each of :data:`BIDI_CONTROLS` shown as ``<U+202E>`` (in a

@@ -58,7 +58,7 @@ from scrutineer.core.files import atomic_write_text
 from scrutineer.core.layout import Layout
 from scrutineer.core.registry import reason_label
 from scrutineer.detectors.optouts import RESERVATIONS as OPTOUT_RESERVATIONS
-from scrutineer.reports.csvsafe import csv_text
+from scrutineer.reports.csvsafe import csv_text, shown_controls
 from scrutineer.reports.data import AUTHORITY_RE, NO_HOST, domain_counts, optout_counts
 
 #: The template, as the output names it.
@@ -256,9 +256,9 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 def markdown_text(text: str) -> str:
     """``text`` as literal Markdown inline text, safe in a table cell: HTML special characters as
     entities (``<`` as ``&lt;``, so no tag or autolink), Markdown's punctuation (pipes, backticks,
-    emphasis, links, ...) backslash-escaped, and line breaks and other control characters as
-    spaces (a cell is one line)."""
-    text = re.sub(r"[\x00-\x1f\x7f]", " ", text)
+    emphasis, links, ...) backslash-escaped, line breaks and other control characters as spaces (a
+    cell is one line), and bidi controls shown as ``<U+202E>`` (:func:`~scrutineer.reports.csvsafe.shown_controls`)."""
+    text = shown_controls(re.sub(r"[\x00-\x1f\x7f]", " ", text))
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 

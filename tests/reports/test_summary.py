@@ -201,6 +201,7 @@ HOSTILE = {  # URL -> copies; each host is its own registrable domain
     "http://cdn.<img src=x onerror=alert(1)>.com/b.jpg": 3,
     "http://a|b`c`*d*_e_.com/c.jpg": 2,
     "http://+plus.com/d.jpg": 1,
+    "http://r\u202eev.com/e.jpg": 1,  # a right-to-left override
 }
 
 
@@ -210,24 +211,31 @@ def test_hostile_domains_are_escaped_in_markdown_and_csv(tmp_path):
     assert scan(config)["status"] == "completed"
     cfg = load_config(config)
     s = summarise(cfg, sme=False)
-    assert [d.domain for d in s.domains] == ["=evil.com", "<img src=x onerror=alert(1)>.com", "a|b`c`*d*_e_.com", "+plus.com"]
+    assert [d.domain for d in s.domains] == ["=evil.com", "<img src=x onerror=alert(1)>.com", "a|b`c`*d*_e_.com", "+plus.com", "r\u202eev.com"]
     # every domain listed, so that each is rendered: a Summary with the same domains and a wider cut
-    wide = replace(s, listed=4)
+    wide = replace(s, listed=5)
     md = summary_markdown(wide)
     assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;.com" in md
+    assert "\u202e" not in md and "r&lt;U+202E&gt;ev.com" in md
     assert "a\\|b\\`c\\`\\*d\\*\\_e\\_.com" in md
     table = [line for line in md.splitlines() if re.match(r"\| \d+ \|", line)]
     cells = [re.split(r"(?<!\\)\|", line)[1:-1] for line in table]
-    assert [len(c) for c in cells] == [6, 6, 6, 6]  # no pipe of a domain splits a cell
+    assert [len(c) for c in cells] == [6, 6, 6, 6, 6]  # no pipe of a domain splits a cell
     assert [c[1].strip() for c in cells] == [markdown_text(d.domain) for d in s.domains]
     assert not any("`" in c[1].replace("\\`", "") for c in cells)  # no backtick opens a code span
     rows = list(csv.reader(io.StringIO(summary_csv(wide))))[1:]
-    assert [r[1] for r in rows] == ["'=evil.com", "<img src=x onerror=alert(1)>.com", "a|b`c`*d*_e_.com", "'+plus.com"]
+    assert [r[1] for r in rows] == ["'=evil.com", "<img src=x onerror=alert(1)>.com", "a|b`c`*d*_e_.com", "'+plus.com", "r<U+202E>ev.com"]
 
 
 def test_markdown_text_leaves_no_markup_and_one_line():
     assert markdown_text("a\nb|c\r<b>&") == "a b\\|c &lt;b&gt;&amp;"
     assert markdown_text("example.com") == "example.com"
+
+
+def test_markdown_text_shows_bidi_controls():
+    """A right-to-left override in a host reverses what follows it where it is obeyed: shown as
+    <U+202E>, as the review app shows it."""
+    assert markdown_text("a\u202eb.com") == "a&lt;U+202E&gt;b.com"
 
 
 def test_summary_command_end_to_end(laion, tmp_path):
