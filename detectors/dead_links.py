@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 #: Fetch status class -> reason. ``dead`` only counts once ``min_checks`` checks agree.
 REASONS = {
     "dead": "link.dead",
+    "invalid": "link.invalid",
     "moved": "link.moved",
     "not_image": "link.not_image",
     "too_large": "link.too_large",
@@ -49,17 +50,20 @@ class DeadLinks(RecheckingDetector):
     ``link.moved`` (redirected to another registrable domain, or to HTML), ``link.not_image``
     (the body is not an image), ``link.too_large`` (more than ``fetch.max_bytes`` bytes or
     ``fetch.max_pixels`` pixels: not hashed, so not checked against perceptual banks) and
-    ``link.transient`` (timeouts, 429, 5xx, resets after retries). Evidence
-    ``{"status", "http_status", "final_url", "error", "checks"}``; not restricted. A dead-looking
-    link with fewer agreeing checks gets no finding: one failed check is not link rot.
+    ``link.transient`` (timeouts, 429, 5xx, resets after retries) and ``link.invalid`` (no URL,
+    or one no crawler can fetch: not http(s), no host, credentials in it, characters the HTTP
+    client refuses; never requested). Evidence ``{"status", "http_status", "final_url", "error",
+    "checks"}`` (for a row with no URL: status ``invalid``, error ``no URL``); not restricted. A
+    dead-looking link with fewer agreeing checks gets no finding: one failed check is not link rot.
 
     A recheck (``scrutineer recheck``) checks again the links it calls due (:meth:`due_urls`).
     """
 
     name = "dead_links"
-    version = "2"
+    version = "3"
     reasons = {
         "link.dead": Reason(False, "Dead link"),
+        "link.invalid": Reason(False, "No fetchable URL (missing, not http(s), or malformed)"),
         "link.moved": Reason(False, "Link moved to another site or to a web page"),
         "link.not_image": Reason(False, "Link serves no image"),
         "link.too_large": Reason(False, "Image too large to check"),
@@ -69,7 +73,10 @@ class DeadLinks(RecheckingDetector):
     needs = "content"
 
     def detect(self, batch: pa.RecordBatch) -> pa.Table:
-        status = batch.column("status")
+        no_url = pc.equal(pc.utf8_trim_whitespace(pc.fill_null(batch.column("url"), "")), "")  # never checked: no status
+        status = pc.if_else(no_url, "invalid", batch.column("status"))
+        batch = batch.set_column(batch.schema.get_field_index("status"), "status", status)
+        batch = batch.set_column(batch.schema.get_field_index("error"), "error", pc.if_else(no_url, "no URL", batch.column("error")))
         confirmed = pc.or_(pc.not_equal(status, "dead"), pc.greater_equal(batch.column("checks"), self.params.min_checks))
         flagged = pc.and_(pc.is_in(status, pa.array(list(REASONS))), confirmed)
         rows = pa.Table.from_batches([batch]).filter(flagged)

@@ -155,6 +155,17 @@ class TestDeadLinks(DetectorConformance):
         found = DeadLinks(DeadLinks.Params(min_checks=3), self.context()).detect(self.sample_batch())
         assert "link.dead" not in found["reason"].to_pylist()
 
+    def test_a_url_no_crawler_can_fetch_or_no_url_is_invalid(self):
+        batch = self.sample_batch()
+        batch = batch.set_column(batch.schema.get_field_index("url"), "url", pa.array(["javascript:alert(1)", None, " ", "http://a.example/3.jpg"]))
+        batch = batch.set_column(batch.schema.get_field_index("status"), "status", pa.array(["invalid", None, None, "alive"]))
+        batch = batch.set_column(batch.schema.get_field_index("error"), "error", pa.array(["not an http(s) URL with a host", None, None, None]))
+        found = self.make().detect(batch)
+        assert list(zip(found["row_index"].to_pylist(), found["reason"].to_pylist(), strict=True)) == [
+            (0, "link.invalid"), (1, "link.invalid"), (2, "link.invalid")]
+        errors = [json.loads(e)["error"] for e in found["evidence"].to_pylist()]
+        assert errors == ["not an http(s) URL with a host", "no URL", "no URL"]
+
 
 class TestVerifyHash(DetectorConformance):
     detector_class = VerifyHash
