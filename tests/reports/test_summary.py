@@ -227,6 +227,14 @@ def test_hostile_domains_are_escaped_in_markdown_and_csv(tmp_path):
     assert [r[1] for r in rows] == ["'=evil.com", "<img src=x onerror=alert(1)>.com", "a|b`c`*d*_e_.com", "'+plus.com", "r<U+202E>ev.com"]
 
 
+def test_an_internationalised_domain_is_one_domain_in_both_spellings(tmp_path):
+    urls = ["http://café.com/a.jpg", "http://xn--caf-dma.com/b.jpg", "http://CAFÉ.com/c.jpg", "http://other.example/d.jpg"]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"url": u}) + "\n" for u in urls))
+    config = write_config(tmp_path, {"dataset": {"name": "idn", "shards": ["d.jsonl"]}, "detectors": {"license_gaps": {}}})
+    assert scan(config)["status"] == "completed"
+    assert [(d.domain, d.samples) for d in summarise(load_config(config)).domains] == [("xn--caf-dma.com", 3), ("other.example", 1)]
+
+
 def test_markdown_text_leaves_no_markup_and_one_line():
     assert markdown_text("a\nb|c\r<b>&") == "a b\\|c &lt;b&gt;&amp;"
     assert markdown_text("example.com") == "example.com"
