@@ -13,6 +13,7 @@ from scrutineer.cli.outputs import build_release
 from scrutineer.cli.scan import findings_table, run_with_progress
 from scrutineer.core.config import load_config
 from scrutineer.core.layout import Layout
+from scrutineer.core.wording import plural
 from scrutineer.testing import demo as demo_data
 
 
@@ -57,7 +58,7 @@ def demo(
     out.print(f"findings:  {Layout(cfg.workspace).store}  (try: scrutineer query {config_path} \"{latest}\")", highlight=False, soft_wrap=True)
     for path in releases:
         out.print(f"release:   {path}", highlight=False, soft_wrap=True)
-    out.print(f"takedown:  {csv_path} ({n} URLs, restricted)", highlight=False, soft_wrap=True)
+    out.print(f"takedown:  {csv_path} ({plural(n, 'row')}, restricted)", highlight=False, soft_wrap=True)
     out.print(f"report:    {report_path}", highlight=False, soft_wrap=True)
     with reported():
         people = add_people(cfg)

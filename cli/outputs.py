@@ -14,6 +14,7 @@ from scrutineer import Workspace
 from scrutineer.cli.console import ConfigArg, out, reported
 from scrutineer.core.config import Config, load_config
 from scrutineer.core.layout import Layout
+from scrutineer.core.wording import plural
 
 
 def build_release(cfg: Config, variant: str) -> Path:
@@ -49,7 +50,7 @@ def takedown(config: ConfigArg) -> None:
 
     with reported():
         csv_path, json_path, n = write_takedown(load_config(config))
-    out.print(f"takedown manifest: {csv_path} and {json_path} ({n} URLs)", highlight=False)
+    out.print(f"takedown manifest: {csv_path} and {json_path} ({plural(n, 'row')}: one per hash-listed URL and reason)", highlight=False)
 
 
 def report(

@@ -23,6 +23,7 @@ from scrutineer.cli.console import EXIT_PARTIAL, ConfigArg, err, out, reported
 from scrutineer.core.banks import load_banks
 from scrutineer.core.config import Config, load_config
 from scrutineer.core.layout import Layout
+from scrutineer.core.wording import plural
 from scrutineer.flows import configure_prefect
 from scrutineer.formats.sources import list_shards
 
@@ -72,7 +73,7 @@ def print_summary(summary: dict, cfg: Config) -> None:
     out.print("shards: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False)
     out.print(f"findings: {Layout(cfg.workspace).store} (view findings, run_id = '{summary['run_id']}')", highlight=False)
     if (held := summary.get("held", {})).get("entries"):
-        out.print(f"held for review (flood guard): {held['entries']} bank entries, {held['findings']} findings; they do not act until a "
+        out.print(f"held for review (flood guard): {plural(held['entries'], 'bank entry', 'bank entries')}, {plural(held['findings'], 'finding')}; they do not act until a "
                   "maintainer decides: `scrutineer holds list CONFIG`", highlight=False)
     if summary["status"] != "completed":
         raise typer.Exit(EXIT_PARTIAL)

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from scrutineer.reports.html import plural
+from scrutineer.core.wording import plural
 
 #: Characters of a hash or another long value kept at each end in a sentence (the whole value
 #: stays in the raw JSON).

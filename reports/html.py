@@ -29,6 +29,7 @@ from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
 from scrutineer.core.layout import Layout
 from scrutineer.core.registry import reason_label
+from scrutineer.core.wording import number, plural
 from scrutineer.reports.csvsafe import BIDI_CONTROLS, csv_text
 from scrutineer.reports.data import report_data
 
@@ -37,18 +38,6 @@ def visible(text: object) -> Markup:
     ``<code class="control">``) instead of obeyed; None is shown as nothing."""
     escaped = escape("" if text is None else text)
     return Markup(BIDI_CONTROLS.sub(lambda m: f'<code class="control">&lt;U+{ord(m[0]):04X}&gt;</code>', escaped))
-
-
-def number(count: int) -> str:
-    """``count`` with thousands separators: ``number(1200)`` is ``"1,200"``."""
-    return f"{count:,}"
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``count`` and its noun, singular for 1 and plural otherwise (``nouns``, default ``noun + "s"``),
-    the count with thousands separators: ``plural(1, "sample")`` is ``"1 sample"``,
-    ``plural(1200, "entry", "entries")`` is ``"1,200 entries"``."""
-    return f"{number(count)} {noun if count == 1 else nouns or noun + 's'}"
 
 
 @jinja2.pass_context

@@ -57,6 +57,7 @@ from scrutineer.core.config import Config
 from scrutineer.core.files import atomic_write_text
 from scrutineer.core.layout import Layout
 from scrutineer.core.registry import reason_label
+from scrutineer.core.wording import plural
 from scrutineer.detectors.optouts import RESERVATIONS as OPTOUT_RESERVATIONS
 from scrutineer.reports.csvsafe import csv_text, shown_controls
 from scrutineer.reports.data import AUTHORITY_RE, NO_HOST, domain_counts, optout_counts
@@ -316,7 +317,7 @@ def summary_markdown(summary: Summary) -> str:
     combined = f"{_percent(s.listed_share_of_samples)} of the samples"
     if s.listed_share_of_bytes is not None:
         combined += f" and {_percent(s.listed_share_of_bytes)} of the bytes measured"
-    lines += ["", f"The {s.listed:,} listed domains hold {combined}.", "", "## Opt-outs found, by signal", ""]
+    lines += ["", f"Together, the {plural(s.listed, 'listed domain')} hold {combined}.", "", "## Opt-outs found, by signal", ""]
     if s.optouts is None:
         lines.append("The optouts detector was not configured for this run: no opt-out signal was read.")
         return "\n".join(lines) + "\n"

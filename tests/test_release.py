@@ -205,7 +205,7 @@ def test_a_release_whose_restricted_rows_are_too_large_a_share_refuses_unless_ac
         build_release(cfg, "v")
     assert str(refused.value) == (
         "release v refused: 4 of the 4 removed rows no recomputable reason explains are restricted (100%), more than "
-        "release.max_restricted_share (0.1): whoever holds the original narrows them down to these 4 rows. "
+        "release.max_restricted_share (0.1): whoever holds the original narrows them down to 4 rows. "
         "Set release.variants.v.acknowledge_restricted_share: 1.0 to release anyway"
     )
     assert (manifest.read_bytes() if manifest.exists() else None) == before  # nothing written

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scrutineer.core.config import Config
+from scrutineer.core.wording import plural
 from scrutineer.core.errors import ReleaseError
 
 
@@ -46,7 +47,7 @@ def anonymity_set(removed: pa.Table, cfg: Config, variant: str) -> dict:
         over = f"release.max_restricted_share ({limit})" + (f" and {key} ({acknowledged})" if acknowledged is not None else "")
         raise ReleaseError(
             f"release {variant} refused: {restricted} of the {rows} removed rows no recomputable reason explains are restricted "
-            f"({share:.0%}), more than {over}: whoever holds the original narrows them down to these {rows} rows. "
+            f"({share:.0%}), more than {over}: whoever holds the original narrows them down to {plural(rows, 'row')}. "
             f"Set {key}: {math.ceil(share * 100) / 100} to release anyway"
         )
     return {"rows": rows, "restricted": restricted, "restricted_share": round(share, 4)}

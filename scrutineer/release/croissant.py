@@ -61,6 +61,7 @@ from scrutineer.core.config import DatasetConfig
 from scrutineer.core.errors import ShardError
 from scrutineer.core.layout import Layout
 from scrutineer.core.registry import get_detector_class
+from scrutineer.core.wording import plural
 from scrutineer.formats.registry import FORMATS
 from scrutineer.formats.sources import Shard, column_mapping
 
@@ -330,7 +331,7 @@ def _collection(m: dict) -> str:
     fetched = [n for n, d in m["detectors"].items() if _needs(n, d.get("params", {})) == "content"]
     how = (f"for {', '.join(fetched)}, the scan's content stage read each sample's image (fetched from its URL, or from a "
            "webdataset's tar) and hashed it in memory, storing no image bytes" if fetched else "only the rows' metadata was read; no URL was fetched")
-    return (f"The rows of the source dataset {m['dataset']} ({_count(len(m['shards']), 'shard')}, each named in prov:wasDerivedFrom by "
+    return (f"The rows of the source dataset {m['dataset']} ({plural(len(m['shards']), 'shard')}, each named in prov:wasDerivedFrom by "
             f"its sha256), as scan {m['run_ids'][0]} read them. Detectors: {detectors}; {how}. This release collected no new data.")
 
 
@@ -343,7 +344,7 @@ def _needs(name: str, params: dict) -> str:
 
 def _preprocessing(m: dict) -> list[str]:
     removed = m["removed"]
-    steps = [f"Rows with a finding whose reason matches {p!r} were removed ({_count(n, 'row')})." for p, n in removed["by_policy_entry"].items()]
+    steps = [f"Rows with a finding whose reason matches {p!r} were removed ({plural(n, 'row')})." for p, n in removed["by_policy_entry"].items()]
     steps.append(f"{removed['rows']} rows were removed in all, a row removed for several reasons counted once; {m['rows']['output']} "
                  "remain, in the input's order, with the input's columns.")
     if opt := m.get("opt_out"):
@@ -354,15 +355,13 @@ def _preprocessing(m: dict) -> list[str]:
 def opt_out_sentence(opt: dict) -> str:
     """The manifest's ``opt_out`` in one paragraph (the card and ``croissant.json`` both say it)."""
     honoured = [r for r, s in opt["signals"].items() if s["honoured"]]
-    signals = ", ".join(f"{r} ({_count(opt['signals'][r]['removed'], 'row')})" for r in honoured) or "none"
-    return (f"Opt-out policy: the release honours the opt-out signals {signals}; {_count(opt['rows_removed'], 'row')} removed for an "
+    signals = ", ".join(f"{r} ({plural(opt['signals'][r]['removed'], 'row')})" for r in honoured) or "none"
+    return (f"Opt-out policy: the release honours the opt-out signals {signals}; {plural(opt['rows_removed'], 'row')} removed for an "
             f"opt-out in all. Agents: {opt['agents']['description']} ({opt['agents']['count']}). X-Robots-Tag directives: "
             f"{', '.join(opt['header_directives'])}. Specifications: {'; '.join(opt['specs'].values())}. Conditional permissions "
             f"(optout.constrained) were {opt['constrained']}; malformed signals (optout.invalid) were {opt['invalid']}.")
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _limitations(m: dict) -> list[str]:

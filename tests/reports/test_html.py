@@ -25,9 +25,10 @@ from scrutineer.core.config import load_config
 from scrutineer.core.contract import JUDGEMENT, RUNS, SHARDS
 from scrutineer.core.errors import WorkspaceError
 from scrutineer.core.registry import reason_label
+from scrutineer.core.wording import plural
 from scrutineer.detectors.optouts import REASONS as OPTOUT_REASONS
 from scrutineer.reports.data import report_data
-from scrutineer.reports.html import ENV, plural, write_report
+from scrutineer.reports.html import ENV, write_report
 from scrutineer.testing.fixture_web import FixtureWeb
 
 SCRIPT, IMG, JS = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"

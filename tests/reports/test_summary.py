@@ -91,7 +91,7 @@ def test_laion_files_state_the_template_rule_and_run(laion):
                    "## 2.3 Data crawled and scraped from online sources", "### (vii) Summary of the most relevant domain names crawled",
                    "top 10 % of all domain names determined by the size of the content scraped", "- Dataset: laion400m-sample",
                    f"`{s.run_id}`, a complete scan from", "- Samples: 5,000 (1 with no host", "**202 listed**", "ranked by samples (no content scan",
-                   f"The 202 listed domains hold {s.listed_share_of_samples:.2%} of the samples."):
+                   f"Together, the 202 listed domains hold {s.listed_share_of_samples:.2%} of the samples."):
         assert stated in md
     assert "The optouts detector was not configured for this run" in md and s.optouts is None
     table = [line for line in md.splitlines() if re.match(r"\| \d+ \|", line)]
