@@ -20,8 +20,8 @@ size measure; here it is:
 - the *size* of a domain's content is the bytes scraped from it: summed over its samples whose
   bytes a content scan measured (``content_hashes.bytes``, the body as served or read from a tar),
   when a content scan checked every sample of the run. A sample it checked but did not fetch (a
-  dead link, one robots.txt disallows, a body over ``fetch.max_bytes``) had nothing scraped and
-  counts 0 bytes. When some shard had no content scan, the size is the domain's number of samples
+  dead link, an invalid URL, one robots.txt disallows, a body over ``fetch.max_bytes``) had
+  nothing scraped and counts 0 bytes. When some shard had no content scan, the size is the domain's number of samples
   (:attr:`Summary.ranked_by` says which). Domains are ranked by size, largest first, ties broken by
   domain name;
 - the *cut-off* (:func:`cutoff`) lists the first ⌈10 % of the number of domains⌉, at least one; with
@@ -281,7 +281,7 @@ def summary_markdown(summary: Summary) -> str:
         size = "bytes (a content scan measured every sample's)"
     elif s.ranked_by == "bytes":
         size = (f"bytes scraped (a content scan checked every sample; the {s.samples - s.measured:,} it did not fetch, "
-                "dead, disallowed or too large, count 0 bytes)")
+                "dead, invalid, disallowed or too large, count 0 bytes)")
     elif s.checked:
         size = f"samples (a content scan checked {s.checked:,} of the {s.samples:,} samples, not all)"
     else:

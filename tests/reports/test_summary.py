@@ -179,7 +179,7 @@ def test_a_sample_checked_but_not_fetched_counts_0_bytes_scraped(content):
         ((h, len(SITES[h]) + (h == BLOCKED[0]), sizes[h]) for h in SITES), key=lambda d: -d[2])
     assert s.listed_domains[0].domain == "127.0.27.2" and s.listed_domains[0].share_of_samples == pytest.approx(1 / 7)
     assert s.listed_domains[0].share_of_bytes == pytest.approx(sizes["127.0.27.2"] / sum(sizes.values()))
-    assert ("ranked by bytes scraped (a content scan checked every sample; the 1 it did not fetch, dead, disallowed or too large, "
+    assert ("ranked by bytes scraped (a content scan checked every sample; the 1 it did not fetch, dead, invalid, disallowed or too large, "
             "count 0 bytes)") in summary_markdown(s)
 
 
