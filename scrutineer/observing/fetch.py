@@ -61,8 +61,9 @@ otherwise store ~1 MB for every URL.
 
 :meth:`Fetcher.fetch` raises nothing but :class:`~scrutineer.core.errors.NetworkDownError`: every transport error is a
 status. Connection failures and timeouts are ``transient``; so is a response aiohttp refuses to
-parse (a header line over its 8190-byte limit, a malformed status line), since a server may
-answer better later. A URL the HTTP client refuses (non-printable characters) is ``invalid``,
+parse (a header line over its 8190-byte limit, more than 128 headers, a malformed status line),
+since a server may answer better later, but it is not retried at once: the same server would
+send the same response. A URL the HTTP client refuses (non-printable characters) is ``invalid``,
 and so is a URL, or a redirect target, carrying ``user:password@``: those credentials are never
 sent (httpx would send them as Basic authorization, which aiohttp then rejects anyway).
 """
@@ -388,7 +389,7 @@ class Fetcher:
                 return Fetched(url, "invalid", now, final_url=current, error=f"URL refused by the HTTP client: {e}")
             except aiohttp.ClientError as e:  # outside httpx-aiohttp's exception map: an oversized or malformed response
                 reason = getattr(e, "message", type(e).__name__)
-                return Fetched(url, "transient", now, final_url=current, error=f"response refused by the HTTP client: {reason}")
+                return Fetched(url, "transient", now, final_url=current, error=f"response refused by the HTTP client: {reason}", retry=False)
             except httpx.HTTPError as e:
                 cause = e.__cause__
                 if isinstance(cause, aiohttp.ClientConnectorError) and isinstance(cause.os_error, RefusedAddress):
