@@ -81,6 +81,37 @@ def test_malformed_jsonl_names_line(tmp_path):
         read_all(config(tmp_path, {"shards": ["bad.jsonl"]}))
 
 
+def test_jsonl_fields_that_change_type_are_read_as_text(tmp_path):
+    """pyarrow infers one type per field and refused a key that is a number on one line and a
+    string on the next (and any field doing so, mapped or not): the chunk is read with its values
+    as text, as pyarrow writes a number as text."""
+    rows = [{"key": 5, "url": "http://a/1", "extra": 1}, {"key": "x", "url": "http://a/2", "extra": "s"},
+            {"key": 7.5, "url": None, "extra": {"n": [1, True]}}]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = read_all(config(tmp_path, {"shards": ["d.jsonl"], "columns": {"sample_id": "key"}}))
+    assert table["sample_id"].to_pylist() == ["5", "x", "7.5"]
+    assert table["url"].to_pylist() == ["http://a/1", "http://a/2", None]
+    (tmp_path / "same.jsonl").write_text(json.dumps({"key": 5, "url": "http://a/1"}) + "\n")  # pyarrow's own reading
+    assert read_all(config(tmp_path, {"shards": ["same.jsonl"], "columns": {"sample_id": "key"}}))["sample_id"].to_pylist() == ["5"]
+
+
+def test_a_jsonl_line_nested_too_deep_fails_its_shard_not_the_process(tmp_path):
+    """A line nested 100,000 levels deep crashed the scan's process (pyarrow's JSON reader, a
+    segmentation fault). Run as a command, so that a crash fails this test and not pytest."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "good.jsonl").write_text(json.dumps({"url": "http://a.example/1.jpg"}) + "\n")
+    deep = '{"url": "http://a.example/2.jpg", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    (tmp_path / "deep.jsonl").write_text(json.dumps({"url": "http://a.example/3.jpg"}) + "\n" + deep + "\n")
+    (tmp_path / "c.yaml").write_text('dataset: {name: deep, shards: ["*.jsonl"]}\nworkspace: work\ndetectors: {license_gaps: {}}\n')
+    exe = Path(sys.executable).parent / "scrutineer"
+    result = subprocess.run([str(exe), "scan", str(tmp_path / "c.yaml")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 3, result.stderr  # partial: one shard failed, the process did not
+    assert "deep.jsonl: line 2: invalid JSON (or nested deeper than 1,024 levels)" in " ".join(result.stderr.split())
+
+
 def test_missing_mapped_column_is_a_shard_error(tmp_path, test_data):
     path = test_data / "metadata" / "laion400m_img2dataset_test_1000.parquet"
     with pytest.raises(ShardError, match="column 'LINK'"):
