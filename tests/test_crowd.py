@@ -136,6 +136,16 @@ def test_import_is_all_or_nothing_and_names_each_bad_line(scanned, tmp_path):
     assert {f["sample_id"] for f in crowd.flags(crowd.by_name("rev"))} == {"k1", "k4"}
 
 
+def test_a_jsonl_line_nested_too_deep_is_a_bad_line_not_a_traceback(scanned, tmp_path):
+    """The standard library's parser raised RecursionError on a line nested 100,000 levels deep;
+    orjson refuses past 1,024, and the import names the line."""
+    people(CrowdStore(scanned.crowd))
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"sample_id": "k1", "category": "copyright", "note": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(CrowdError, match="line 1: not JSON, or nested deeper than 1,024 levels"):
+        import_flags(scanned, deep, "ann")
+
+
 def test_a_disabled_account_imports_no_flags(scanned, tmp_path):
     """`users disable` takes an account's access back everywhere: `flags import --by` it too."""
     crowd = CrowdStore(scanned.crowd)

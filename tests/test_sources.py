@@ -112,6 +112,13 @@ def test_a_jsonl_line_nested_too_deep_fails_its_shard_not_the_process(tmp_path):
     assert "deep.jsonl: line 2: invalid JSON (or nested deeper than 1,024 levels)" in " ".join(result.stderr.split())
 
 
+def test_a_coco_file_nested_too_deep_is_a_shard_error(tmp_path):
+    """The standard library's parser raised RecursionError (not a ShardError) at 100,000 levels."""
+    (tmp_path / "captions.json").write_text('{"images": [], "annotations": [], "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ShardError, match=r"captions\.json: invalid JSON \(or nested deeper than 1,024 levels\)"):
+        read_all(config(tmp_path, {"shards": ["captions.json"], "format": "coco"}))
+
+
 def test_missing_mapped_column_is_a_shard_error(tmp_path, test_data):
     path = test_data / "metadata" / "laion400m_img2dataset_test_1000.parquet"
     with pytest.raises(ShardError, match="column 'LINK'"):

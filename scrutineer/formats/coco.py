@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from scrutineer.core.config import DatasetConfig
@@ -19,16 +20,18 @@ from scrutineer.formats.base import ShardFormat
 
 
 def load_coco(path: str) -> dict:
-    """Parse a COCO captions JSON (``images``, ``annotations``, ``licenses``).
+    """Parse a COCO captions JSON (``images``, ``annotations``, ``licenses``), with orjson: nesting
+    past 1,024 levels is refused, where the standard library's parser raised RecursionError.
 
     Raises:
-        ShardError: invalid JSON or a missing key.
+        ShardError: invalid JSON (or nested deeper than 1,024 levels) or a missing key.
     """
     try:
-        with open(path, "rb") as f:
-            doc = json.load(f)
-    except ValueError as e:
-        raise ShardError(f"{path}: invalid JSON: {e}") from None
+        doc = orjson.loads(Path(path).read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise ShardError(f"{path}: invalid JSON (or nested deeper than 1,024 levels): {e}") from None
+    if not isinstance(doc, dict):
+        raise ShardError(f"{path}: not a COCO captions file: not a JSON object")
     for key in ("images", "annotations"):
         if not isinstance(doc.get(key), list):
             raise ShardError(f"{path}: not a COCO captions file: no {key!r} list")
