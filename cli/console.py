@@ -18,8 +18,10 @@ from rich.markup import escape
 
 from scrutineer.core.errors import ScrutineerError
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: a line is never broken at the console's width (80 columns when piped), so a path or a
+# run id stays whole for whoever copies it or reads the output with grep
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
 
@@ -32,5 +34,5 @@ def reported(*errors: type[Exception]) -> Iterator[None]:
     try:
         yield
     except (ScrutineerError, *errors) as e:
-        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # as written: [serve] is no markup
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)  # as written: [serve] is no markup
         raise typer.Exit(EXIT_ERROR) from None

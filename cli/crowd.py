@@ -146,7 +146,7 @@ def flags_export(
     where = f" to {out_file} (readable by its owner only)" if out_file else ""
     view = "a maintainer's view" if as_account is None else f"as {as_account} ({who.role}) sees them"
     restricted = ": it holds restricted facts (URLs and reviewers' notes of restricted samples)" if who.reviews else ""
-    err.print(f"{n} flags exported{where}, {view}{restricted}.", highlight=False, soft_wrap=True)
+    err.print(f"{n} flags exported{where}, {view}{restricted}.", highlight=False)
 
 
 def sync(config: ConfigArg) -> None:
@@ -179,7 +179,7 @@ def serve(
     from scrutineer.crowd.server import Server, plain_http_warning
 
     if warning := plain_http_warning(host):
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     with reported():
         cfg = load_config(config)
         create_app(cfg).state.services.close()  # a bad config or crowd store fails here, in one line

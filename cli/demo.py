@@ -55,14 +55,14 @@ def demo(
         csv_path, json_path, n = write_takedown(cfg)
         report_path = write_report(cfg, crowd=crowd_counts(cfg))
     latest = f"SELECT reason, count(*) FROM findings WHERE run_id = '{result['run_id']}' GROUP BY reason"
-    out.print(f"findings:  {Layout(cfg.workspace).store}  (try: scrutineer query {config_path} \"{latest}\")", highlight=False, soft_wrap=True)
+    out.print(f"findings:  {Layout(cfg.workspace).store}  (try: scrutineer query {config_path} \"{latest}\")", highlight=False)
     for path in releases:
-        out.print(f"release:   {path}", highlight=False, soft_wrap=True)
-    out.print(f"takedown:  {csv_path} ({plural(n, 'row')}, restricted)", highlight=False, soft_wrap=True)
-    out.print(f"report:    {report_path}", highlight=False, soft_wrap=True)
+        out.print(f"release:   {path}", highlight=False)
+    out.print(f"takedown:  {csv_path} ({plural(n, 'row')}, restricted)", highlight=False)
+    out.print(f"report:    {report_path}", highlight=False)
     with reported():
         people = add_people(cfg)
     out.print("review app accounts (shown once; only their hashes are stored):", highlight=False)
     for role, name, password, token in people:
-        out.print(f"  {role:<11} {name:<7} password {password}  API token {token}", highlight=False, soft_wrap=True)
-    out.print(f"review:    scrutineer serve {config_path}  then open http://127.0.0.1:8000/queue (one flag is pending review)", highlight=False, soft_wrap=True)
+        out.print(f"  {role:<11} {name:<7} password {password}  API token {token}", highlight=False)
+    out.print(f"review:    scrutineer serve {config_path}  then open http://127.0.0.1:8000/queue (one flag is pending review)", highlight=False)

@@ -27,7 +27,7 @@ def gc(
     another process (a scan) holds it."""
     with reported():
         done = collect(load_config(config), keep_runs, dry_run)
-    out.print(f"kept runs: {', '.join(done.kept_runs) or 'none'}", highlight=False, soft_wrap=True)
+    out.print(f"kept runs: {', '.join(done.kept_runs) or 'none'}", highlight=False)
     for kind, paths in done.deleted.items():
         out.print(f"{'would delete' if dry_run else 'deleted'} {len(paths)} {KINDS[kind]}", highlight=False)
     if done.stored[0]:

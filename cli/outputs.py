@@ -40,7 +40,7 @@ def release(
     manifest = json.loads((path / Layout.MANIFEST).read_text())
     removed, hidden = manifest["removed"], manifest["removed"]["anonymity_set"]
     out.print(f"release: {path} ({manifest['rows']['input']} rows in, {removed['rows']} removed, {manifest['rows']['output']} out; "
-              f"restricted: {hidden['restricted']} of the {hidden['rows']} removals no recomputable reason explains)", highlight=False, soft_wrap=True)
+              f"restricted: {hidden['restricted']} of the {hidden['rows']} removals no recomputable reason explains)", highlight=False)
 
 
 def takedown(config: ConfigArg) -> None:
@@ -85,7 +85,7 @@ def summary(
         csv_path, md_path, s = write_summary(load_config(config), sme, out_dir)
     of_bytes = f", {s.listed_share_of_bytes:.2%} of the bytes measured" if s.listed_share_of_bytes is not None else ""
     out.print(f"summary: {csv_path} and {md_path} ({s.listed} of {len(s.domains)} registrable domains listed, ranked by {s.ranked_by}; "
-              f"they hold {s.listed_share_of_samples:.2%} of the samples{of_bytes})", highlight=False, soft_wrap=True)
+              f"they hold {s.listed_share_of_samples:.2%} of the samples{of_bytes})", highlight=False)
 
 
 def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run on the store, read-only.")]) -> None:

@@ -30,7 +30,8 @@ from scrutineer.formats.sources import list_shards
 
 def findings_table(summary: dict, title: str) -> Table:
     """A table of ``summary['findings']`` (reason -> count), titled with the run id and status."""
-    table = Table(title=f"{title} {summary['run_id']}: {summary['status']}")
+    heading = f"{title} {summary['run_id']}: {summary['status']}"
+    table = Table(title=heading, min_width=len(heading))  # the title on one line, its run id whole
     table.add_column("reason")
     table.add_column("findings", justify="right")
     for reason, n in summary["findings"].items():
@@ -68,7 +69,7 @@ def print_summary(summary: dict, cfg: Config) -> None:
     out.print(findings_table(summary, summary["kind"]))
     for s in summary["shards"]:
         if s["status"] in ("failed", "inconclusive"):
-            err.print(f"[red]{s['status']} shard[/] {escape(s['shard_id'])}: {escape(str(s['error']))}", highlight=False, soft_wrap=True)
+            err.print(f"[red]{s['status']} shard[/] {escape(s['shard_id'])}: {escape(str(s['error']))}", highlight=False)
     counts = Counter(s["status"] for s in summary["shards"])
     out.print("shards: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False)
     out.print(f"findings: {Layout(cfg.workspace).store} (view findings, run_id = '{summary['run_id']}')", highlight=False)
