@@ -53,7 +53,7 @@ def test_dry_run_prints_defaults_and_touches_nothing(tmp_path):
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dedup": {}}, "extra": 1}, "extra\n  Extra inputs are not permitted"),
+        ({"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dedup": {}}, "extra": 1}, "extra: Extra inputs are not permitted"),
         ({"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"nsfw": {}}}, "unknown detector 'nsfw'; available: content_hashlist, dead_links, dedup, license_gaps, optouts, url_hashlist"),
         ({"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"dedup": {"on": ["pixels"]}}}, "detectors.dedup"),
         ({"dataset": {"name": "d", "shards": ["x"]}, "detectors": {"license_gaps": {"allow": ["CC BY"]}}}, "not SPDX license ids"),

@@ -575,11 +575,18 @@ class Config(Strict):
             try:
                 out[name] = cls.Params.model_validate(raw)
             except ValidationError as e:
-                raise ConfigError(f"detectors.{name}: {e}") from None
+                raise ConfigError(f"detectors.{name}: {validation_errors(e)}") from None
             if cls.signals and not cls.signals & types:
                 raise ConfigError(f"detectors.{name} matches banks of signal type {', '.join(sorted(cls.signals))}, and no bank has one")
             cls.check_config(out[name], self)
         return out
+
+
+def validation_errors(e: ValidationError) -> str:
+    """pydantic's errors as one line each, ``where: what`` (``dataset.name: String should match
+    pattern …``), without pydantic's documentation links or the rejected value (which a user
+    wrote, and may be long)."""
+    return "; ".join(f"{'.'.join(str(part) for part in err['loc']) or 'config'}: {err['msg']}" for err in e.errors())
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -646,7 +653,7 @@ def load_config(path: str | Path) -> Config:
     try:
         cfg = Config.model_validate({**raw, "config_path": path})
     except ValidationError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(f"{path}: {validation_errors(e)}") from None
     cfg = _resolve(cfg, path.parent)
     cfg.detector_params()  # fail now on unknown detectors or bad params
     cfg.release.check(cfg.detectors, cfg.crowd.finding_reasons())
