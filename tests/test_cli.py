@@ -19,6 +19,15 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+def test_example_configs_read_the_bundled_samples_in_a_fresh_clone(config, test_data, monkeypatch):
+    monkeypatch.delenv("SCRUTINEER_SHARED_DATA", raising=False)
+    result = runner.invoke(app, ["scan", str(config), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    shards = yaml.safe_load(result.output)["shards_resolved"]
+    assert shards and all(Path(s["path"]).is_relative_to(test_data.resolve()) for s in shards)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
 def test_example_configs_resolve(config, test_data, tmp_path, monkeypatch):
     # outside a checkout beside shared/: SCRUTINEER_SHARED_DATA says where the data is (tests/data
     # holds the samples under the names the examples' globs match)
