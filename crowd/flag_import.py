@@ -51,13 +51,13 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
         unknown = sorted(set(row) - set(FIELDS) - set(EXPORTED))
         key = [k for k in ("sample_id", "url") if row.get(k)]
         if unknown:
-            errors.append(f"line {line}: unknown column(s) {', '.join(unknown)}; columns: {', '.join(FIELDS)}")
+            errors.append((line, f"unknown column(s) {', '.join(unknown)}; columns: {', '.join(FIELDS)}"))
         elif len(key) != 1:
-            errors.append(f"line {line}: needs exactly one of sample_id and url")
+            errors.append((line, "needs exactly one of sample_id and url"))
         elif row.get("category") not in cfg.crowd.categories:
-            errors.append(f"line {line}: unknown category {row.get('category')!r}; categories: {', '.join(cfg.crowd.categories) or 'none configured'}")
+            errors.append((line, f"unknown category {row.get('category')!r}; categories: {', '.join(cfg.crowd.categories) or 'none configured'}"))
         elif not isinstance(row[key[0]], str) or not isinstance(row.get("note") or "", str):
-            errors.append(f"line {line}: {key[0]} and note must be strings")
+            errors.append((line, f"{key[0]} and note must be strings"))
         else:
             rows.append((line, key[0], row[key[0]], row["category"], row.get("note") or ""))
     with Snapshot(cfg.workspace) as snapshot:
@@ -65,11 +65,12 @@ def import_flags(cfg: Config, path: Path, by: str) -> tuple[int, int]:
     items = []
     for (line, key, value, category, note), samples in zip(rows, found):
         if not samples:
-            errors.append(f"line {line}: unknown {key} {value!r} (not in the latest scan)")
+            errors.append((line, f"unknown {key} {value!r} (not in the latest scan)"))
         items += [FlagItem(s, category, note) for s in samples]
     if errors:
         more = f"\n  … and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
-        raise CrowdError(f"{path}: nothing imported, {len(errors)} bad row(s):\n  " + "\n  ".join(errors[:SHOWN_ERRORS]) + more)
+        listed = [f"line {line}: {message}" for line, message in sorted(errors)[:SHOWN_ERRORS]]  # in file order
+        raise CrowdError(f"{path}: nothing imported, {len(errors)} bad row(s):\n  " + "\n  ".join(listed) + more)
     with CrowdStore(cfg.crowd) as crowd:
         who = crowd.by_name(by, enabled=True)
         if who is None and crowd.by_name(by):

@@ -127,6 +127,7 @@ def test_import_is_all_or_nothing_and_names_each_bad_line(scanned, tmp_path):
     with pytest.raises(CrowdError) as e:
         import_flags(scanned, bad, "ann")
     assert "line 3: unknown sample_id 'nope'" in str(e.value) and "line 5: unknown category 'weird'" in str(e.value)
+    assert str(e.value).index("line 3:") < str(e.value).index("line 5:")  # in file order, whichever check found each
     assert crowd.counts()["by_status"]["pending"] == 0  # nothing imported
     good = tmp_path / "flags.jsonl"
     good.write_text(json.dumps({"url": "http://h1.example/4.jpg", "category": "copyright", "note": "n"}) + "\n\n"
