@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import duckdb
 import typer
@@ -15,6 +15,7 @@ from scrutineer.cli.console import ConfigArg, out, reported
 from scrutineer.core.config import Config, load_config
 from scrutineer.core.layout import Layout
 from scrutineer.core.wording import plural
+from scrutineer.reports.csvsafe import csv_text
 
 
 def build_release(cfg: Config, variant: str) -> Path:
@@ -88,12 +89,25 @@ def summary(
               f"they hold {s.listed_share_of_samples:.2%} of the samples{of_bytes})", highlight=False)
 
 
-def query(config: ConfigArg, sql: Annotated[str, typer.Argument(help="SQL to run on the store, read-only.")]) -> None:
+def query(
+    config: ConfigArg,
+    sql: Annotated[str, typer.Argument(help="SQL to run on the store, read-only.")],
+    fmt: Annotated[Literal["table", "csv", "jsonl"], typer.Option(
+        "--format", help="table (to read), csv (spreadsheet-safe, as every CSV Scrutineer writes) or jsonl (one object per row, exact)."
+    )] = "table",
+) -> None:
     """Run a read-only SQL query on the workspace's DuckDB store and print the result. The query
     reads the store and nothing else: DuckDB's access to other files is disabled."""
     with reported(duckdb.Error), Workspace(load_config(config).workspace) as ws:
         rel = ws.sql(sql)
-        table = Table(*rel.columns)
-        for row in rel.fetchall():
+        columns, rows = rel.columns, rel.fetchall()
+    if fmt == "csv":
+        typer.echo(csv_text(columns, rows), nl=False)
+    elif fmt == "jsonl":
+        for row in rows:  # a time, a decimal or a UUID as its text
+            typer.echo(json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False, default=str))
+    else:
+        table = Table(*columns)
+        for row in rows:
             table.add_row(*("" if v is None else str(v) for v in row))
-    out.print(table)
+        out.print(table)

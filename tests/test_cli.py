@@ -1,6 +1,9 @@
 """The command line: dry run, config errors, query, a busy or unusable workspace, and the README's
 demo command."""
 
+import csv
+import io
+import json
 import os
 import re
 import subprocess
@@ -172,6 +175,23 @@ def test_a_detector_without_a_bank_of_its_signal_stops_the_scan(tmp_path):
     config = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["d.jsonl"]}, "detectors": {"url_hashlist": {}}})
     result = runner.invoke(app, ["scan", str(config)])
     assert result.exit_code == 1 and "no bank has one" in result.output, result.output
+
+
+def test_query_prints_csv_and_jsonl_for_scripts(tmp_path):
+    """A table is cut to the console's width (80 columns when piped): csv and jsonl are whole."""
+    from scrutineer.core import store
+
+    config = write_store_config(tmp_path)
+    store.connect(tmp_path / "work").close()
+    sql = "SELECT 'a' || repeat('x', 200) AS long, 1 AS n, '=1+1' AS formula, NULL AS nothing UNION ALL SELECT 'b', 2, 'c,d', 'e'"
+    result = runner.invoke(app, ["query", str(config), sql, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert list(csv.reader(io.StringIO(result.output, newline=""))) == [
+        ["long", "n", "formula", "nothing"], ["a" + "x" * 200, "1", "'=1+1", ""], ["b", "2", "c,d", "e"]]
+    result = runner.invoke(app, ["query", str(config), sql, "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in result.output.splitlines()] == [
+        {"long": "a" + "x" * 200, "n": 1, "formula": "=1+1", "nothing": None}, {"long": "b", "n": 2, "formula": "c,d", "nothing": "e"}]
 
 
 def test_query_reads_the_store_and_no_other_file(tmp_path):
