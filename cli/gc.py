@@ -34,7 +34,8 @@ def gc(
         out.print(f"{'would delete' if dry_run else 'deleted'} {done.stored[0]} judgements no run uses from the store "
                   f"({done.stored[1]} findings)", highlight=False)
     verb = "would free" if dry_run else "freed"
-    out.print(f"{verb} {done.bytes} bytes ({_readable(done.bytes)})" + ("; nothing deleted (--dry-run)" if dry_run else ""), highlight=False)
+    readable = f" ({_readable(done.bytes)})" if done.bytes >= 1000 else ""  # "0 bytes (0 bytes)" said it twice
+    out.print(f"{verb} {done.bytes} bytes{readable}" + ("; nothing deleted (--dry-run)" if dry_run else ""), highlight=False)
 
 
 def _readable(size: int) -> str:
