@@ -12,10 +12,9 @@ and the error lists every bad row by line.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
-
-import orjson
 
 from scrutineer.core.config import Config
 from scrutineer.core.errors import CrowdError, NotAllowed, NotFound
@@ -101,9 +100,13 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
                     if not text.strip():
                         continue
                     try:
-                        row = orjson.loads(text)  # nesting past 1,024 levels refused, not recursed into
-                    except orjson.JSONDecodeError as e:
-                        raise CrowdError(f"{path} line {n}: not JSON, or nested deeper than 1,024 levels ({e.msg})") from None
+                        # the standard library's parser, not orjson: it reads a lone surrogate
+                        # ("\ud800"), which the crowd store then writes as U+FFFD (crowd/flags.py)
+                        row = json.loads(text)
+                    except json.JSONDecodeError as e:
+                        raise CrowdError(f"{path} line {n}: not JSON ({e.msg})") from None
+                    except RecursionError:
+                        raise CrowdError(f"{path} line {n}: nested too deep to read") from None
                     if not isinstance(row, dict):
                         raise CrowdError(f"{path} line {n}: expected a JSON object")
                     yield n, row
