@@ -224,8 +224,8 @@ def test_the_limit_and_the_acknowledgement_are_shares(tmp_path):
     config = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["d.jsonl"]}, "detectors": {"dedup": {}}, "release": release})
     with pytest.raises(ConfigError) as e:
         load_config(config)
-    assert "release.variants.v.acknowledge_restricted_share\n  Input should be greater than 0" in str(e.value)
-    assert "release.max_restricted_share\n  Input should be less than or equal to 1" in str(e.value)
+    assert "release.variants.v.acknowledge_restricted_share: Input should be greater than 0" in str(e.value)
+    assert "release.max_restricted_share: Input should be less than or equal to 1" in str(e.value)
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,7 @@ def test_a_coco_release_passes_mlcroissant_with_its_licence(tmp_path, test_data)
 def test_the_dataset_licence_is_an_spdx_id(tmp_path):
     (tmp_path / "d.jsonl").write_text('{"url": "http://x.org/a.jpg"}\n')
     config = write_config(tmp_path, {"dataset": {"name": "d", "shards": ["d.jsonl"], "license": "cc-by-4.0"}, "detectors": {"dedup": {}}})
-    with pytest.raises(ConfigError, match=r"dataset.license\n.*'cc-by-4.0' is not an SPDX license id"):
+    with pytest.raises(ConfigError, match=r"dataset.license: .*'cc-by-4.0' is not an SPDX license id"):
         load_config(config)
 
 
