@@ -183,7 +183,7 @@ def test_query_prints_csv_and_jsonl_for_scripts(tmp_path):
 
     config = write_store_config(tmp_path)
     store.connect(tmp_path / "work").close()
-    sql = "SELECT 'a' || repeat('x', 200) AS long, 1 AS n, '=1+1' AS formula, NULL AS nothing UNION ALL SELECT 'b', 2, 'c,d', 'e'"
+    sql = "SELECT 'a' || repeat('x', 200) AS long, 1 AS n, '=1+1' AS formula, NULL AS nothing UNION ALL SELECT 'b', 2, 'c,d', 'e' ORDER BY n"
     result = runner.invoke(app, ["query", str(config), sql, "--format", "csv"])
     assert result.exit_code == 0, result.output
     assert list(csv.reader(io.StringIO(result.output, newline=""))) == [
