@@ -33,6 +33,7 @@ from scrutineer.core.wording import number, plural
 from scrutineer.reports.csvsafe import BIDI_CONTROLS, csv_text
 from scrutineer.reports.data import report_data
 
+
 def visible(text: object) -> Markup:
     """``text`` HTML-escaped, each of :data:`BIDI_CONTROLS` shown as ``<U+202E>`` (in a
     ``<code class="control">``) instead of obeyed; None is shown as nothing."""

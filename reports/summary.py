@@ -21,9 +21,9 @@ size measure; here it is:
   bytes a content scan measured (``content_hashes.bytes``, the body as served or read from a tar),
   when a content scan checked every sample of the run. A sample it checked but did not fetch (a
   dead link, an invalid URL, one robots.txt disallows, a body over ``fetch.max_bytes``) had
-  nothing scraped and counts 0 bytes. When some shard had no content scan, the size is the domain's number of samples
-  (:attr:`Summary.ranked_by` says which). Domains are ranked by size, largest first, ties broken by
-  domain name;
+  nothing scraped and counts 0 bytes. When some shard had no content scan, the size is the
+  domain's number of samples (:attr:`Summary.ranked_by` says which). Domains are ranked by size,
+  largest first, ties broken by domain name;
 - the *cut-off* (:func:`cutoff`) lists the first ⌈10 % of the number of domains⌉, at least one; with
   ``sme``, ⌈5 %⌉ (at least one) or 1,000, whichever is lower.
 
